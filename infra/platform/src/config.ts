@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** Thrown with every problem found, so an operator fixes the environment in one go. */
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** Parses an env object (never process.env itself) against a schema, reporting every issue at once. */
+export function parseConfig<TSchema extends z.ZodType>(schema: TSchema, env: Env): z.infer<TSchema> {
+  // Empty strings mean "unset" in shells and compose files; treat them that way so defaults apply.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = schema.safeParse(cleaned);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
+    );
+  }
+  return result.data;
+}
+
+/** Composition roots call this: print every config problem and exit non-zero. */
+export function loadConfigOrExit<TSchema extends z.ZodType>(schema: TSchema, env: Env): z.infer<TSchema> {
+  try {
+    return parseConfig(schema, env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+
+export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
+
+export const nodeEnv = z.enum(['development', 'production', 'test']).default('development');
+
+export const postgresUrl = z
+  .string()
+  .url()
+  .refine((url) => /^postgres(ql)?:\/\//.test(url), 'must be a postgres:// URL');
+
+export const redisUrl = z
+  .string()
+  .url()
+  .refine((url) => /^rediss?:\/\//.test(url), 'must be a redis:// or rediss:// URL');
+
+export const milliseconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);

@@ -1,0 +1,76 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+
+/**
+ * The one database type repositories see. Both drivers (postgres.js for real Postgres, PGlite for the
+ * embedded default) implement it, so no repository knows which one it runs on.
+ */
+export type Database<TSchema extends Record<string, unknown>> = PgDatabase<PgQueryResultHKT, TSchema>;
+
+/** Where a database lives: a Postgres URL, or a directory for an embedded PGlite ("memory://" keeps it in RAM). */
+export type DatabaseLocation = { url: string } | { dataDir: string };
+
+export interface DatabaseOptions<TSchema extends Record<string, unknown>> {
+  location: DatabaseLocation;
+  schema: TSchema;
+  /** Pool size for real Postgres. PGlite is always a single connection. */
+  maxConnections?: number;
+  /** Sees every SQL statement drizzle sends; used for query counting and debug logging. */
+  onQuery?: (sql: string) => void;
+}
+
+export interface DatabaseHandle<TSchema extends Record<string, unknown>> {
+  db: Database<TSchema>;
+  kind: 'postgres' | 'pglite';
+  location: DatabaseLocation;
+  close(): Promise<void>;
+}
+
+export async function createDatabase<TSchema extends Record<string, unknown>>(
+  options: DatabaseOptions<TSchema>,
+): Promise<DatabaseHandle<TSchema>> {
+  const { location, schema, onQuery } = options;
+  const logger = onQuery ? { logQuery: (query: string) => onQuery(query) } : false;
+
+  if ('url' in location) {
+    const client = postgres(location.url, {
+      max: options.maxConnections ?? 10,
+      // Fail fast when Postgres is down instead of hanging requests; reconnects happen on the next query.
+      connect_timeout: 5,
+      idle_timeout: 30,
+      onnotice: () => {},
+    });
+    const db = drizzlePostgres(client, { schema, logger });
+    return {
+      db: db as unknown as Database<TSchema>,
+      kind: 'postgres',
+      location,
+      close: () => client.end({ timeout: 5 }),
+    };
+  }
+
+  if (!location.dataDir.startsWith('memory://')) mkdirSync(location.dataDir, { recursive: true });
+  const client = await PGlite.create(location.dataDir);
+  const db = drizzlePglite(client, { schema, logger });
+  return {
+    db: db as unknown as Database<TSchema>,
+    kind: 'pglite',
+    location,
+    close: () => client.close(),
+  };
+}
+
+/** The Postgres error code behind a failed query, whichever driver raised it (drizzle wraps it in `cause`). */
+export function pgErrorCode(error: unknown): string | undefined {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+export const isUniqueViolation = (error: unknown) => pgErrorCode(error) === '23505';

@@ -1,0 +1,37 @@
+import { sql } from 'drizzle-orm';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import type { PgliteDatabase } from 'drizzle-orm/pglite';
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
+import type { PostgresJsDatabase } from 'drizzle-orm/postgres-js';
+import { createDatabase, type DatabaseHandle } from './index.ts';
+
+// drizzle's migrator takes no lock, so two replicas starting together would race. Any constant works as
+// long as every migrator of the same database agrees on it.
+const MIGRATION_LOCK_KEY = 727_001;
+
+/**
+ * Applies a subgraph's committed drizzle-kit migrations under a Postgres advisory lock, so concurrent runs
+ * serialise instead of racing.
+ */
+export async function migrateDatabase(
+  handle: DatabaseHandle<Record<string, unknown>>,
+  migrationsFolder: string,
+): Promise<void> {
+  if (handle.kind === 'pglite') {
+    // PGlite is one connection inside this process: nothing else can race it.
+    await migratePglite(handle.db as unknown as PgliteDatabase, { migrationsFolder });
+    return;
+  }
+  // A session-level lock must be taken and released on the same connection, so use a dedicated one.
+  const session = await createDatabase({ location: handle.location, schema: {}, maxConnections: 1 });
+  try {
+    await session.db.execute(sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
+    try {
+      await migratePostgres(session.db as unknown as PostgresJsDatabase, { migrationsFolder });
+    } finally {
+      await session.db.execute(sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`);
+    }
+  } finally {
+    await session.close();
+  }
+}

@@ -1,0 +1,55 @@
+import { ApolloServerErrorCode, unwrapResolverError } from '@apollo/server/errors';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { Logger } from './logger.ts';
+
+export const INTERNAL_SERVER_ERROR = ApolloServerErrorCode.INTERNAL_SERVER_ERROR;
+
+/** Codes Apollo Server itself produces for bad requests; they describe the client's input, so they are safe. */
+const APOLLO_CLIENT_CODES = new Set<string>([
+  ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
+  ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,
+  ApolloServerErrorCode.BAD_USER_INPUT,
+  ApolloServerErrorCode.BAD_REQUEST,
+  ApolloServerErrorCode.OPERATION_RESOLUTION_FAILURE,
+  ApolloServerErrorCode.PERSISTED_QUERY_NOT_FOUND,
+  ApolloServerErrorCode.PERSISTED_QUERY_NOT_SUPPORTED,
+]);
+
+/** Extension keys a client may see; everything else (stack traces, upstream responses, URLs) is dropped. */
+const PUBLIC_EXTENSIONS = ['code', 'field', 'serviceName', 'http'] as const;
+
+export interface ErrorFormatterOptions {
+  /** The service's own ErrorCode values: errors carrying one were raised on purpose and pass through. */
+  knownCodes: Iterable<string>;
+  logger: Logger;
+}
+
+/**
+ * Apollo `formatError`: errors the service raised on purpose keep their message and code; anything
+ * unexpected (a driver error with SQL in it, a bug, an upstream URL) is logged and replaced by a generic one.
+ */
+export function createErrorFormatter({ knownCodes, logger }: ErrorFormatterOptions) {
+  const known = new Set([...knownCodes, ...APOLLO_CLIENT_CODES]);
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const code = formatted.extensions?.code;
+    if (typeof code === 'string' && known.has(code)) {
+      const extensions: Record<string, unknown> = {};
+      for (const key of PUBLIC_EXTENSIONS) {
+        if (key !== 'http' && formatted.extensions?.[key] !== undefined) extensions[key] = formatted.extensions[key];
+      }
+      return { message: formatted.message, locations: formatted.locations, path: formatted.path, extensions };
+    }
+    logger.error({ err: unwrapResolverError(error), path: formatted.path }, 'unexpected error (masked)');
+    return {
+      message: 'Internal server error',
+      locations: formatted.locations,
+      path: formatted.path,
+      extensions: { code: INTERNAL_SERVER_ERROR },
+    };
+  };
+}
+
+/** An error raised on purpose: a stable code, a message safe for clients, and optionally the offending field. */
+export function publicError(code: string, message: string, field?: string): GraphQLError {
+  return new GraphQLError(message, { extensions: field ? { code, field } : { code } });
+}

@@ -1,0 +1,138 @@
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
+
+export interface GraphQLHttpOptions<TContext extends BaseContext> {
+  apollo: ApolloServer<TContext>;
+  /** Builds per-request state (DataLoaders, the viewer) from the incoming request. */
+  context: (req: IncomingMessage) => Promise<TContext>;
+  path?: string;
+  /** Request bodies above this are refused with 413 before they are parsed. */
+  maxBodyBytes?: number;
+  /** Browser origins allowed to call the endpoint; empty means no CORS headers at all. */
+  corsOrigins?: string[] | '*';
+  /** Extra readiness probe (e.g. "the gateway has loaded a schema"). */
+  ready?: () => boolean;
+}
+
+const json = (res: ServerResponse, status: number, body: unknown) => {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify(body));
+};
+
+const httpError = (res: ServerResponse, status: number, code: string, message: string) =>
+  json(res, status, { errors: [{ message, extensions: { code } }] });
+
+class BodyTooLarge extends Error {}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) throw new BodyTooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] | '*' | undefined): void {
+  const origin = req.headers.origin;
+  if (!origins || !origin) return;
+  if (origins !== '*' && !origins.includes(origin)) return;
+  res.setHeader('access-control-allow-origin', origins === '*' ? '*' : origin);
+  res.setHeader('vary', 'origin');
+  res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
+  res.setHeader(
+    'access-control-allow-headers',
+    'content-type, authorization, apollo-require-preflight, x-apollo-operation-name, x-request-id',
+  );
+  res.setHeader('access-control-max-age', '600');
+}
+
+/**
+ * A plain node:http front for Apollo Server: health probes, a bounded JSON body, CORS, and streaming of
+ * incremental responses. Attach it with `server.on('request', ...)`; the composition root (or a test) listens.
+ */
+export function graphqlRequestListener<TContext extends BaseContext>(
+  options: GraphQLHttpOptions<TContext>,
+): RequestListener {
+  const { apollo, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready } = options;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/healthz') return json(res, 200, { status: 'ok' });
+    if (url.pathname === '/readyz') {
+      const isReady = ready?.() ?? true;
+      return json(res, isReady ? 200 : 503, { status: isReady ? 'ready' : 'starting' });
+    }
+    if (url.pathname !== path) return httpError(res, 404, 'NOT_FOUND', `Not found; GraphQL is served at ${path}`);
+
+    applyCors(req, res, corsOrigins);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204);
+      return res.end();
+    }
+
+    let body: unknown;
+    if (req.method === 'POST') {
+      let raw: string;
+      try {
+        raw = await readBody(req, maxBodyBytes);
+      } catch (error) {
+        if (error instanceof BodyTooLarge) {
+          return httpError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${maxBodyBytes} bytes`);
+        }
+        throw error;
+      }
+      const contentType = req.headers['content-type'] ?? '';
+      if (contentType.includes('json') && raw.length > 0) {
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          return httpError(res, 400, 'BAD_REQUEST', 'Request body is not valid JSON');
+        }
+      } else {
+        body = raw;
+      }
+    }
+
+    const headers = new HeaderMap();
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+    }
+
+    const result = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: (req.method ?? 'GET').toUpperCase(), headers, search: url.search, body },
+      context: () => context(req),
+    });
+
+    for (const [key, value] of result.headers) res.setHeader(key, value);
+    res.statusCode = result.status ?? 200;
+    if (result.body.kind === 'complete') return res.end(result.body.string);
+    for await (const chunk of result.body.asyncIterator) res.write(chunk);
+    res.end();
+  };
+
+  return (req, res) => {
+    handle(req, res).catch(() => {
+      // Apollo turns every GraphQL failure into a response; reaching here means the socket itself failed.
+      if (!res.headersSent) httpError(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+      else res.destroy();
+    });
+  };
+}
+
+/** Listens and resolves with the bound port (port 0 picks a free one, which tests rely on). */
+export async function listen(server: Server, port: number, host?: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}

@@ -1,0 +1,54 @@
+import { publicError } from './errors.ts';
+
+export const MAX_PAGE_SIZE = 100;
+
+export interface PageInfo {
+  hasNextPage: boolean;
+  endCursor: string | null;
+}
+
+export interface Connection<TNode> {
+  edges: { cursor: string; node: TNode }[];
+  pageInfo: PageInfo;
+}
+
+/** `first` is bounded rather than clamped: a client asking for 10 000 rows should learn that it can't. */
+export function parseFirst(first: number | null | undefined, field = 'first'): number {
+  const value = first ?? 20;
+  if (!Number.isInteger(value) || value < 0 || value > MAX_PAGE_SIZE) {
+    throw publicError('BAD_USER_INPUT', `"${field}" must be between 0 and ${MAX_PAGE_SIZE}`, field);
+  }
+  return value;
+}
+
+/** Cursors are opaque to clients: base64url of a versioned, typed key. */
+export function encodeCursor(kind: string, id: number): string {
+  return Buffer.from(`v1:${kind}:${id}`).toString('base64url');
+}
+
+export function decodeCursor(kind: string, cursor: string | null | undefined, field = 'after'): number | undefined {
+  if (cursor === null || cursor === undefined) return undefined;
+  const match = /^v1:([a-z]+):(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match || match[1] !== kind) throw publicError('BAD_USER_INPUT', `"${field}" is not a valid cursor`, field);
+  return Number(match[2]);
+}
+
+/** Turns `first + 1` fetched rows into a Relay connection; the extra row only tells whether a next page exists. */
+export function toConnection<TRow extends { id: number }>(
+  kind: string,
+  rows: TRow[],
+  first: number,
+): Connection<TRow> {
+  const page = rows.slice(0, first);
+  const edges = page.map((node) => ({ cursor: encodeCursor(kind, node.id), node }));
+  return {
+    edges,
+    pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null },
+  };
+}
+
+/** Ids are positive integers rendered as strings; anything else cannot name a row, so it is bad input. */
+export function parseId(id: string, field = 'id'): number {
+  if (!/^[1-9]\d{0,14}$/.test(id)) throw publicError('BAD_USER_INPUT', `"${field}" is not a valid id`, field);
+  return Number(id);
+}

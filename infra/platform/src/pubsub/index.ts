@@ -1,0 +1,93 @@
+import type { Redis } from 'ioredis';
+
+export type Unsubscribe = () => Promise<void>;
+export type Listener = (message: unknown) => void;
+
+/**
+ * The pub/sub edge. Messages are JSON values; every implementation delivers a copy, so a listener can never
+ * share state with the publisher (exactly as across processes). Delivery is at-most-once.
+ */
+export interface PubSub {
+  publish(channel: string, message: unknown): Promise<void>;
+  subscribe(channel: string, listener: Listener): Promise<Unsubscribe>;
+  close(): Promise<void>;
+}
+
+export class MemoryPubSub implements PubSub {
+  private readonly channels = new Map<string, Set<Listener>>();
+
+  async publish(channel: string, message: unknown): Promise<void> {
+    const payload = JSON.stringify(message);
+    for (const listener of [...(this.channels.get(channel) ?? [])]) {
+      // Asynchronous, like Redis: a publisher never runs its subscribers' code on its own stack.
+      queueMicrotask(() => listener(JSON.parse(payload)));
+    }
+  }
+
+  async subscribe(channel: string, listener: Listener): Promise<Unsubscribe> {
+    const listeners = this.channels.get(channel) ?? new Set<Listener>();
+    this.channels.set(channel, listeners);
+    // Wrap so the same function subscribed twice gets two independent subscriptions.
+    const entry: Listener = (message) => listener(message);
+    listeners.add(entry);
+    return async () => {
+      listeners.delete(entry);
+      if (listeners.size === 0) this.channels.delete(channel);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.channels.clear();
+  }
+}
+
+/**
+ * One subscriber connection per process, with reference-counted SUBSCRIBE/UNSUBSCRIBE per channel, so
+ * thousands of listeners on one channel cost Redis a single subscription.
+ */
+export class RedisPubSub implements PubSub {
+  private readonly subscriber: Redis;
+  private readonly channels = new Map<string, Set<Listener>>();
+
+  constructor(
+    private readonly publisher: Redis,
+    private readonly prefix = '',
+  ) {
+    // A subscribed connection can run nothing else, and it must queue commands while reconnecting.
+    this.subscriber = publisher.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
+    this.subscriber.on('message', (channel: string, raw: string) => {
+      const listeners = this.channels.get(channel.slice(this.prefix.length));
+      if (!listeners) return;
+      for (const listener of [...listeners]) listener(JSON.parse(raw));
+    });
+    this.subscriber.on('error', () => {
+      // ioredis reconnects by itself; without a listener an outage would crash the process.
+    });
+  }
+
+  async publish(channel: string, message: unknown): Promise<void> {
+    await this.publisher.publish(this.prefix + channel, JSON.stringify(message));
+  }
+
+  async subscribe(channel: string, listener: Listener): Promise<Unsubscribe> {
+    let listeners = this.channels.get(channel);
+    if (!listeners) {
+      listeners = new Set();
+      this.channels.set(channel, listeners);
+      await this.subscriber.subscribe(this.prefix + channel);
+    }
+    const entry: Listener = (message) => listener(message);
+    listeners.add(entry);
+    return async () => {
+      const current = this.channels.get(channel);
+      if (!current?.delete(entry) || current.size > 0) return;
+      this.channels.delete(channel);
+      await this.subscriber.unsubscribe(this.prefix + channel);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.channels.clear();
+    this.subscriber.disconnect();
+  }
+}

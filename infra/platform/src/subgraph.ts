@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { ApolloServer, type BaseContext } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import {
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
+import { parse, type DocumentNode } from 'graphql';
+import { createErrorFormatter } from './errors.ts';
+import { graphqlRequestListener } from './http/server.ts';
+import type { Logger } from './logger.ts';
+
+/** What every app factory returns: an HTTP server that is not yet listening, and a way to stop it cleanly. */
+export interface GraphQLApp {
+  httpServer: Server;
+  stop(): Promise<void>;
+}
+
+export interface SubgraphAppOptions<TContext extends BaseContext> {
+  name: string;
+  typeDefs: DocumentNode;
+  resolvers: GraphQLResolverMap<TContext>;
+  context: (req: IncomingMessage) => Promise<TContext>;
+  logger: Logger;
+  /** The subgraph's ErrorCode values; errors with other codes are masked. */
+  knownCodes: Iterable<string>;
+  introspection?: boolean;
+}
+
+/** Reads a subgraph's SDL contract (its schema.graphql) from disk. */
+export function loadTypeDefs(fileUrl: URL): DocumentNode {
+  return parse(readFileSync(fileUrl, 'utf8'));
+}
+
+/** The shared server bootstrap for subgraphs: schema, hardening defaults, error masking and the HTTP front. */
+export async function createSubgraphApp<TContext extends BaseContext>(
+  options: SubgraphAppOptions<TContext>,
+): Promise<GraphQLApp> {
+  const { typeDefs, resolvers, context, logger, knownCodes, introspection = true } = options;
+  // The HTTP server exists before Apollo so the drain plugin can close it gracefully on stop().
+  const httpServer = createServer();
+  const apollo = new ApolloServer<TContext>({
+    schema: buildSubgraphSchema([{ typeDefs, resolvers: resolvers as GraphQLResolverMap<unknown> }]),
+    introspection,
+    includeStacktraceInErrorResponses: false,
+    hideSchemaDetailsFromClientErrors: true,
+    allowBatchedHttpRequests: false,
+    formatError: createErrorFormatter({ knownCodes, logger }),
+    logger,
+    plugins: [
+      // Inline traces would hand query timings and error details to anyone who can reach the subgraph.
+      ApolloServerPluginInlineTraceDisabled(),
+      ApolloServerPluginLandingPageDisabled(),
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+    ],
+  });
+  await apollo.start();
+  httpServer.on('request', graphqlRequestListener({ apollo, context }));
+
+  return {
+    httpServer,
+    stop: async () => {
+      await apollo.stop();
+    },
+  };
+}

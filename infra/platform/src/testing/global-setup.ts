@@ -1,0 +1,5 @@
+import { assertServicesUp } from './services.ts';
+
+export default async function setup(): Promise<void> {
+  await assertServicesUp();
+}

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import { Redis } from 'ioredis';
+
+/** Tests find Postgres and Redis at the standard loopback ports unless these variables point elsewhere. */
+export const testPostgresUrl = () => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const testRedisUrl = () => process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+
+const HOW_TO_START = {
+  postgres: 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start   (or set TEST_DATABASE_URL)',
+  redis:
+    'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no   (or set TEST_REDIS_URL)',
+};
+
+/** A unique, short-lived name so parallel runs and leftovers from crashed runs never collide. */
+export const uniqueName = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+
+/**
+ * vitest globalSetup: fail the whole run at once, with the command that fixes it, when a service is down,
+ * instead of letting every test time out separately.
+ */
+export async function assertServicesUp(): Promise<void> {
+  const problems: string[] = [];
+  const sql = postgres(testPostgresUrl(), { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await sql`select 1`;
+  } catch (error) {
+    problems.push(`Postgres is not reachable at ${testPostgresUrl()} (${(error as Error).message}).\n  Start it: ${HOW_TO_START.postgres}`);
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+  const redis = new Redis(testRedisUrl(), { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2_000, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    problems.push(`Redis is not reachable at ${testRedisUrl()} (${(error as Error).message}).\n  Start it: ${HOW_TO_START.redis}`);
+  } finally {
+    redis.disconnect();
+  }
+  if (problems.length > 0) throw new Error(`The tests need real services:\n${problems.join('\n')}`);
+}
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+/** Creates a fresh, uniquely named database on the test server; drop() removes it. */
+export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase> {
+  const adminUrl = testPostgresUrl();
+  const name = uniqueName(prefix).toLowerCase();
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database "${name}"`);
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    name,
+    drop: async () => {
+      const dropper = postgres(adminUrl, { max: 1, onnotice: () => {} });
+      try {
+        await dropper.unsafe(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await dropper.end({ timeout: 1 });
+      }
+    },
+  };
+}
