@@ -10,3 +10,5 @@ export * from './scalars.ts';
 export * from './pagination.ts';
 export * from './http/server.ts';
 export * from './subgraph.ts';
+export * from './resolvers.ts';
+export * from './runtime.ts';

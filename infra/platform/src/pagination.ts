@@ -47,8 +47,14 @@ export function toConnection<TRow extends { id: number }>(
   };
 }
 
-/** Ids are positive integers rendered as strings; anything else cannot name a row, so it is bad input. */
+const ID = /^[1-9]\d{0,14}$/;
+
+/** Ids are positive integers rendered as strings; anything else cannot name a row. */
+export const tryParseId = (id: string): number | undefined => (ID.test(id) ? Number(id) : undefined);
+
+/** For ids a client typed: one that cannot name a row is bad input. */
 export function parseId(id: string, field = 'id'): number {
-  if (!/^[1-9]\d{0,14}$/.test(id)) throw publicError('BAD_USER_INPUT', `"${field}" is not a valid id`, field);
-  return Number(id);
+  const parsed = tryParseId(id);
+  if (parsed === undefined) throw publicError('BAD_USER_INPUT', `"${field}" is not a valid id`, field);
+  return parsed;
 }

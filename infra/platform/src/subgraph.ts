@@ -22,7 +22,8 @@ export interface GraphQLApp {
 export interface SubgraphAppOptions<TContext extends BaseContext> {
   name: string;
   typeDefs: DocumentNode;
-  resolvers: GraphQLResolverMap<TContext>;
+  /** The subgraph's strictly typed resolver map (see Resolver); checked against the SDL at startup. */
+  resolvers: object;
   context: (req: IncomingMessage) => Promise<TContext>;
   logger: Logger;
   /** The subgraph's ErrorCode values; errors with other codes are masked. */

@@ -1,0 +1,58 @@
+import type { Logger } from './logger.ts';
+import { createMemoryCache, RedisCache, resilientCache, type KeyValueCache } from './cache/index.ts';
+import { MemoryPubSub, RedisPubSub, type PubSub } from './pubsub/index.ts';
+import { createRedis, waitForRedis, type Redis } from './redis.ts';
+
+/** The shared-state edges of a process: Redis when REDIS_URL is set, in-memory otherwise. */
+export interface Infrastructure {
+  kind: 'redis' | 'memory';
+  pubsub: PubSub;
+  cache: KeyValueCache<string>;
+  close(): Promise<void>;
+}
+
+export interface InfrastructureOptions {
+  redisUrl?: string;
+  logger: Logger;
+  /** Namespaces keys and channels, so several deployments (or test runs) can share one Redis. */
+  keyPrefix?: string;
+}
+
+export async function createInfrastructure({ redisUrl, logger, keyPrefix = '' }: InfrastructureOptions): Promise<Infrastructure> {
+  if (!redisUrl) {
+    const pubsub = new MemoryPubSub();
+    return { kind: 'memory', pubsub, cache: createMemoryCache(), close: () => pubsub.close() };
+  }
+  const redis: Redis = createRedis(redisUrl);
+  redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis error'));
+  await waitForRedis(redis);
+  const pubsub = new RedisPubSub(redis, keyPrefix);
+  return {
+    kind: 'redis',
+    pubsub,
+    cache: resilientCache(new RedisCache(redis, `${keyPrefix}cache:`), logger),
+    close: async () => {
+      await pubsub.close();
+      redis.disconnect();
+    },
+  };
+}
+
+/** Runs `stop` once on SIGINT/SIGTERM, then exits; a second signal exits at once. */
+export function onShutdown(logger: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+}

@@ -1,0 +1,49 @@
+import {
+  createSubgraphApp,
+  DateTimeScalar,
+  loadTypeDefs,
+  type GraphQLApp,
+  type Logger,
+  type PubSub,
+  type Viewer,
+} from '@fed/platform';
+import type { UsersContext } from './context.ts';
+import type { UsersDatabase } from './db/index.ts';
+import { ErrorCode } from './errors.ts';
+import { createUserEventPublisher } from './user/events.ts';
+import { createUserLoaders } from './user/loaders.ts';
+import { createUserRepository } from './user/repository.ts';
+import { userResolvers } from './user/resolvers.ts';
+import { createUserService } from './user/service.ts';
+
+export { ErrorCode } from './errors.ts';
+export { userEventsChannel, type UserEvent } from './user/events.ts';
+
+export interface UsersServerDeps {
+  db: UsersDatabase;
+  /** Where user events go: in-memory in the embedded default, Redis when scaled out. */
+  pubsub: PubSub;
+  logger: Logger;
+  introspection?: boolean;
+}
+
+/** The users subgraph as an app: it neither reads the environment nor listens. */
+export async function createUsersServer({ db, pubsub, logger, introspection }: UsersServerDeps): Promise<GraphQLApp> {
+  const users = createUserRepository(db);
+  const userService = createUserService(users, createUserEventPublisher(pubsub, logger));
+
+  return createSubgraphApp<UsersContext>({
+    name: 'users',
+    typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
+    resolvers: { DateTime: DateTimeScalar, ...userResolvers },
+    context: async () => ({
+      viewer: null as Viewer | null,
+      loaders: createUserLoaders(users),
+      users,
+      userService,
+    }),
+    logger,
+    knownCodes: Object.values(ErrorCode),
+    introspection,
+  });
+}

@@ -1,0 +1,77 @@
+import {
+  decodeCursor,
+  parseFirst,
+  parseId,
+  publicError,
+  toConnection,
+  tryParseId,
+  type Connection,
+  type ReferenceResolver,
+  type Resolver,
+} from '@fed/platform';
+import type { UsersContext } from '../context.ts';
+import { ErrorCode } from '../errors.ts';
+import type { UserRow } from './repository.ts';
+
+type R<TParent, TArgs, TResult> = Resolver<TParent, TArgs, UsersContext, TResult>;
+
+interface UserResolvers {
+  Query: {
+    me: R<unknown, Record<string, never>, UserRow | null>;
+    user: R<unknown, { id: string }, UserRow>;
+    users: R<unknown, { first?: number | null; after?: string | null }, Connection<UserRow>>;
+  };
+  Mutation: {
+    createUser: R<unknown, { input: { email: string; name: string } }, UserRow>;
+    updateUser: R<unknown, { id: string; input: { email?: string | null; name?: string | null } }, UserRow>;
+    deleteUser: R<unknown, { id: string }, string>;
+  };
+  User: {
+    __resolveReference: ReferenceResolver<{ id: string }, UsersContext, UserRow | null>;
+  };
+  UserConnection: {
+    totalCount: R<Connection<UserRow>, Record<string, never>, number>;
+  };
+}
+
+const CURSOR_KIND = 'user';
+
+export const userResolvers: UserResolvers = {
+  Query: {
+    // Authentication lands later; until then nobody is signed in.
+    me: (_parent, _args, { viewer, loaders }) => (viewer ? loaders.byId.load(Number(viewer.userId)) : null),
+
+    user: async (_parent, { id }, { loaders }) => {
+      const row = await loaders.byId.load(parseId(id));
+      if (!row) throw publicError(ErrorCode.NotFound, `No user with id ${id}`, 'id');
+      return row;
+    },
+
+    users: async (_parent, { first, after }, { users, loaders }) => {
+      const size = parseFirst(first);
+      const rows = await users.list({ after: decodeCursor(CURSOR_KIND, after), limit: size + 1 });
+      // Prime the loader so entity lookups later in the same request cost nothing.
+      for (const row of rows) loaders.byId.prime(row.id, row);
+      return toConnection(CURSOR_KIND, rows, size);
+    },
+  },
+
+  Mutation: {
+    createUser: (_parent, { input }, { userService }) => userService.create(input),
+    updateUser: (_parent, { id, input }, { userService }) => userService.update(parseId(id), input),
+    deleteUser: async (_parent, { id }, { userService }) => String(await userService.delete(parseId(id))),
+  },
+
+  User: {
+    // References come from other subgraphs; an id that can't exist resolves to null like a deleted user.
+    __resolveReference: ({ id }, { loaders }) => {
+      const parsed = tryParseId(id);
+      return parsed === undefined ? null : loaders.byId.load(parsed);
+    },
+  },
+
+  UserConnection: {
+    // Counting is a separate statement, so it only runs when a client asks for it.
+    totalCount: (_connection, _args, { users }) => users.count(),
+  },
+};
