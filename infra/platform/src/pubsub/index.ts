@@ -32,7 +32,8 @@ export class MemoryPubSub implements PubSub {
     listeners.add(entry);
     return async () => {
       listeners.delete(entry);
-      if (listeners.size === 0) this.channels.delete(channel);
+      // Only drop the channel if it is still this set: a repeated unsubscribe must not remove a newer one.
+      if (listeners.size === 0 && this.channels.get(channel) === listeners) this.channels.delete(channel);
     };
   }
 
@@ -47,7 +48,11 @@ export class MemoryPubSub implements PubSub {
  */
 export class RedisPubSub implements PubSub {
   private readonly subscriber: Redis;
-  private readonly channels = new Map<string, Set<Listener>>();
+  /**
+   * Per channel: its listeners, and the SUBSCRIBE every subscribe() call on it waits for, so none returns
+   * before Redis routes the channel to this connection (a message published right after would be lost).
+   */
+  private readonly channels = new Map<string, { listeners: Set<Listener>; ready: Promise<unknown> }>();
 
   constructor(
     private readonly publisher: Redis,
@@ -56,9 +61,9 @@ export class RedisPubSub implements PubSub {
     // A subscribed connection can run nothing else, and it must queue commands while reconnecting.
     this.subscriber = publisher.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
     this.subscriber.on('message', (channel: string, raw: string) => {
-      const listeners = this.channels.get(channel.slice(this.prefix.length));
-      if (!listeners) return;
-      for (const listener of [...listeners]) listener(JSON.parse(raw));
+      const state = this.channels.get(channel.slice(this.prefix.length));
+      if (!state) return;
+      for (const listener of [...state.listeners]) listener(JSON.parse(raw));
     });
     this.subscriber.on('error', () => {
       // ioredis reconnects by itself; without a listener an outage would crash the process.
@@ -70,17 +75,26 @@ export class RedisPubSub implements PubSub {
   }
 
   async subscribe(channel: string, listener: Listener): Promise<Unsubscribe> {
-    let listeners = this.channels.get(channel);
-    if (!listeners) {
-      listeners = new Set();
-      this.channels.set(channel, listeners);
-      await this.subscriber.subscribe(this.prefix + channel);
+    let state = this.channels.get(channel);
+    if (!state) {
+      state = { listeners: new Set(), ready: this.subscriber.subscribe(this.prefix + channel) };
+      this.channels.set(channel, state);
     }
+    const { listeners, ready } = state;
+    const owner = state;
+    // Counted at once, so an unsubscribe by another listener while this SUBSCRIBE is in flight keeps the channel.
     const entry: Listener = (message) => listener(message);
     listeners.add(entry);
+    try {
+      await ready;
+    } catch (error) {
+      listeners.delete(entry);
+      if (listeners.size === 0 && this.channels.get(channel) === owner) this.channels.delete(channel);
+      throw error;
+    }
     return async () => {
-      const current = this.channels.get(channel);
-      if (!current?.delete(entry) || current.size > 0) return;
+      // A repeated call, or a call after the channel was torn down and subscribed anew, changes nothing.
+      if (!listeners.delete(entry) || listeners.size > 0 || this.channels.get(channel) !== owner) return;
       this.channels.delete(channel);
       await this.subscriber.unsubscribe(this.prefix + channel);
     };

@@ -1,0 +1,45 @@
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+
+/**
+ * Polls `check` until it stops throwing (an `expect` inside it), or fails with its last error after `timeoutMs`.
+ * Used instead of fixed sleeps: it returns as soon as the condition holds.
+ */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 2_000, intervalMs = 5): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  }
+}
+
+/** Times one call, so a test can bound how long a degraded dependency makes a caller wait. */
+export async function timed<T>(call: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await call();
+  return { value, ms: performance.now() - started };
+}
+
+export interface CapturedLog {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** A real pino logger whose output lands in memory as parsed JSON lines. */
+export function captureLogger(): { logger: Logger; lines: CapturedLog[] } {
+  const lines: CapturedLog[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (line.trim() !== '') lines.push(JSON.parse(line) as CapturedLog);
+      }
+      callback();
+    },
+  });
+  return { logger: pino({ level: 'trace' }, stream), lines };
+}

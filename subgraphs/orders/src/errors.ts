@@ -1,0 +1,9 @@
+/** Every code this subgraph returns on purpose. Anything else reaching a client is masked as INTERNAL_SERVER_ERROR. */
+export enum ErrorCode {
+  BadUserInput = 'BAD_USER_INPUT',
+  NotFound = 'NOT_FOUND',
+  OrderNotCancellable = 'ORDER_NOT_CANCELLABLE',
+  /** A service this one depends on (the users subgraph) could not answer; nothing was written. */
+  SubgraphUnavailable = 'SUBGRAPH_UNAVAILABLE',
+  Internal = 'INTERNAL_SERVER_ERROR',
+}

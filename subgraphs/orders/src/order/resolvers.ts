@@ -1,0 +1,120 @@
+import {
+  decodeCursor,
+  parseFirst,
+  parseId,
+  publicError,
+  toConnection,
+  tryParseId,
+  type Connection,
+  type ReferenceResolver,
+  type Resolver,
+} from '@fed/platform';
+import type { OrdersContext } from '../context.ts';
+import { ErrorCode } from '../errors.ts';
+import type { OrderItemRow, OrderRow, OrderStatus } from './repository.ts';
+import type { PlaceOrderInput } from './service.ts';
+
+type R<TParent, TArgs, TResult> = Resolver<TParent, TArgs, OrdersContext, TResult>;
+
+/** A page of orders plus a deferred count: the count is its own statement, run only if a client asks. */
+export type OrderConnection = Connection<OrderRow> & { countTotal: () => Promise<number> };
+
+interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+  status?: OrderStatus | null;
+}
+
+interface UserRef {
+  id: string;
+}
+
+interface OrderResolvers {
+  Query: {
+    order: R<unknown, { id: string }, OrderRow>;
+    orders: R<unknown, PageArgs, OrderConnection>;
+  };
+  Mutation: {
+    placeOrder: R<unknown, { input: PlaceOrderInput }, OrderRow>;
+    cancelOrder: R<unknown, { id: string }, OrderRow>;
+  };
+  Order: {
+    __resolveReference: ReferenceResolver<{ id: string }, OrdersContext, OrderRow | null>;
+    items: R<OrderRow, Record<string, never>, OrderItemRow[]>;
+    user: R<OrderRow, Record<string, never>, UserRef>;
+  };
+  User: {
+    orders: R<UserRef, PageArgs, OrderConnection | null>;
+    orderCount: R<UserRef, Record<string, never>, number | null>;
+    totalSpentCents: R<UserRef, Record<string, never>, number | null>;
+  };
+  OrderConnection: {
+    totalCount: R<OrderConnection, Record<string, never>, number>;
+  };
+}
+
+const CURSOR_KIND = 'order';
+
+export const orderResolvers: OrderResolvers = {
+  Query: {
+    order: async (_parent, { id }, { loaders }) => {
+      const row = await loaders.byId.load(parseId(id));
+      if (!row) throw publicError(ErrorCode.NotFound, `No order with id ${id}`, 'id');
+      return row;
+    },
+
+    orders: async (_parent, { first, after, status }, { orders, loaders }) => {
+      const size = parseFirst(first);
+      const filter = status ?? undefined;
+      const rows = await orders.list({ after: decodeCursor(CURSOR_KIND, after), limit: size + 1, status: filter });
+      for (const row of rows) loaders.byId.prime(row.id, row);
+      return { ...toConnection(CURSOR_KIND, rows, size), countTotal: () => orders.count({ status: filter }) };
+    },
+  },
+
+  Mutation: {
+    placeOrder: async (_parent, { input }, { orderService, loaders }) => {
+      const { order, items } = await orderService.place(input);
+      loaders.itemsByOrderId.prime(order.id, items);
+      return order;
+    },
+    cancelOrder: (_parent, { id }, { orderService }) => orderService.cancel(parseId(id)),
+  },
+
+  Order: {
+    __resolveReference: ({ id }, { loaders }) => {
+      const parsed = tryParseId(id);
+      return parsed === undefined ? null : loaders.byId.load(parsed);
+    },
+    items: (order, _args, { loaders }) => loaders.itemsByOrderId.load(order.id),
+    // A reference only: the gateway asks the users subgraph for the rest.
+    user: (order) => ({ id: String(order.userId) }),
+  },
+
+  User: {
+    orders: async (user, { first, after, status }, { loaders }) => {
+      const size = parseFirst(first);
+      const cursor = decodeCursor(CURSOR_KIND, after);
+      const userId = tryParseId(user.id);
+      if (userId === undefined) return null;
+      const filter = status ?? undefined;
+      const rows = await loaders.pageByUser.load({ userId, limit: size + 1, after: cursor, status: filter });
+      return {
+        ...toConnection(CURSOR_KIND, rows, size),
+        countTotal: () => loaders.countByUser.load({ userId, status: filter }),
+      };
+    },
+    orderCount: async (user, _args, { loaders }) => {
+      const userId = tryParseId(user.id);
+      return userId === undefined ? null : (await loaders.statsByUser.load(userId)).orderCount;
+    },
+    totalSpentCents: async (user, _args, { loaders }) => {
+      const userId = tryParseId(user.id);
+      return userId === undefined ? null : (await loaders.statsByUser.load(userId)).spentCents;
+    },
+  },
+
+  OrderConnection: {
+    totalCount: (connection) => connection.countTotal(),
+  },
+};

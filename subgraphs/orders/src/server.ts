@@ -1,0 +1,41 @@
+import { createSubgraphApp, DateTimeScalar, loadTypeDefs, type GraphQLApp, type Logger, type Viewer } from '@fed/platform';
+import type { OrdersContext } from './context.ts';
+import type { OrdersDatabase } from './db/index.ts';
+import { ErrorCode } from './errors.ts';
+import { createOrderLoaders } from './order/loaders.ts';
+import { createOrderRepository } from './order/repository.ts';
+import { orderResolvers } from './order/resolvers.ts';
+import { createOrderService } from './order/service.ts';
+import type { UserDirectory } from './user/directory.ts';
+
+export { ErrorCode } from './errors.ts';
+export { createHttpUserDirectory, type UserDirectory } from './user/directory.ts';
+
+export interface OrdersServerDeps {
+  db: OrdersDatabase;
+  /** How placeOrder learns whether a user exists (the users subgraph owns that fact). */
+  users: UserDirectory;
+  logger: Logger;
+  introspection?: boolean;
+}
+
+/** The orders subgraph as an app: it neither reads the environment nor listens. */
+export async function createOrdersServer({ db, users, logger, introspection }: OrdersServerDeps): Promise<GraphQLApp> {
+  const orders = createOrderRepository(db);
+  const orderService = createOrderService(orders, users);
+
+  return createSubgraphApp<OrdersContext>({
+    name: 'orders',
+    typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
+    resolvers: { DateTime: DateTimeScalar, ...orderResolvers },
+    context: async () => ({
+      viewer: null as Viewer | null,
+      loaders: createOrderLoaders(orders),
+      orders,
+      orderService,
+    }),
+    logger,
+    knownCodes: Object.values(ErrorCode),
+    introspection,
+  });
+}

@@ -1,0 +1,40 @@
+import { publicError } from '@fed/platform';
+import { ErrorCode } from '../errors.ts';
+
+/**
+ * Answers "does this user exist?" for placeOrder. Orders never reads the users database; it asks the users
+ * subgraph, the owner of that fact, through its federation entity endpoint.
+ */
+export interface UserDirectory {
+  exists(userId: number): Promise<boolean>;
+}
+
+const ENTITY_QUERY = 'query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { id } } }';
+
+export function createHttpUserDirectory({ url, timeoutMs = 2_000 }: { url: string; timeoutMs?: number }): UserDirectory {
+  const unavailable = () =>
+    publicError(ErrorCode.SubgraphUnavailable, 'The users service is unavailable; nothing was written. Try again.');
+  return {
+    async exists(userId) {
+      let body: { data?: { _entities?: ({ id: string } | null)[] } | null };
+      try {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            query: ENTITY_QUERY,
+            variables: { representations: [{ __typename: 'User', id: String(userId) }] },
+          }),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        if (!response.ok) throw unavailable();
+        body = (await response.json()) as typeof body;
+      } catch {
+        throw unavailable();
+      }
+      const entities = body.data?._entities;
+      if (!entities) throw unavailable();
+      return entities[0] != null;
+    },
+  };
+}
