@@ -5,7 +5,7 @@ import type { Logger } from './logger.ts';
 export const INTERNAL_SERVER_ERROR = ApolloServerErrorCode.INTERNAL_SERVER_ERROR;
 
 /** Codes Apollo Server itself produces for bad requests; they describe the client's input, so they are safe. */
-const APOLLO_CLIENT_CODES = new Set<string>([
+export const APOLLO_CLIENT_CODES = new Set<string>([
   ApolloServerErrorCode.GRAPHQL_PARSE_FAILED,
   ApolloServerErrorCode.GRAPHQL_VALIDATION_FAILED,
   ApolloServerErrorCode.BAD_USER_INPUT,
@@ -16,7 +16,26 @@ const APOLLO_CLIENT_CODES = new Set<string>([
 ]);
 
 /** Extension keys a client may see; everything else (stack traces, upstream responses, URLs) is dropped. */
-const PUBLIC_EXTENSIONS = ['code', 'field', 'serviceName', 'http'] as const;
+const PUBLIC_EXTENSIONS = ['code', 'field', 'serviceName'] as const;
+
+/** The client-facing shape of an error that was raised on purpose: message, location, path, public extensions. */
+export function publicShape(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  const extensions: Record<string, unknown> = {};
+  for (const key of PUBLIC_EXTENSIONS) {
+    if (formatted.extensions?.[key] !== undefined) extensions[key] = formatted.extensions[key];
+  }
+  return { message: formatted.message, locations: formatted.locations, path: formatted.path, extensions };
+}
+
+/** What a client sees instead of an unexpected error: no message, SQL, URL or stack from the original. */
+export function maskedShape(formatted: GraphQLFormattedError, extra: Record<string, unknown> = {}): GraphQLFormattedError {
+  return {
+    message: 'Internal server error',
+    locations: formatted.locations,
+    path: formatted.path,
+    extensions: { code: INTERNAL_SERVER_ERROR, ...extra },
+  };
+}
 
 export interface ErrorFormatterOptions {
   /** The service's own ErrorCode values: errors carrying one were raised on purpose and pass through. */
@@ -32,20 +51,9 @@ export function createErrorFormatter({ knownCodes, logger }: ErrorFormatterOptio
   const known = new Set([...knownCodes, ...APOLLO_CLIENT_CODES]);
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const code = formatted.extensions?.code;
-    if (typeof code === 'string' && known.has(code)) {
-      const extensions: Record<string, unknown> = {};
-      for (const key of PUBLIC_EXTENSIONS) {
-        if (key !== 'http' && formatted.extensions?.[key] !== undefined) extensions[key] = formatted.extensions[key];
-      }
-      return { message: formatted.message, locations: formatted.locations, path: formatted.path, extensions };
-    }
+    if (typeof code === 'string' && known.has(code)) return publicShape(formatted);
     logger.error({ err: unwrapResolverError(error), path: formatted.path }, 'unexpected error (masked)');
-    return {
-      message: 'Internal server error',
-      locations: formatted.locations,
-      path: formatted.path,
-      extensions: { code: INTERNAL_SERVER_ERROR },
-    };
+    return maskedShape(formatted);
   };
 }
 

@@ -1,0 +1,22 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError } from 'graphql';
+import { ErrorCode } from '../errors/codes.ts';
+
+/**
+ * @apollo/gateway plans subscriptions but refuses to execute them, which over HTTP surfaces as a 500. Answer
+ * with a clear 400 before execution instead: subscriptions belong on a WebSocket.
+ */
+export function rejectSubscriptionsOverHttp(): ApolloServerPlugin {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation }) {
+          if (operation?.operation !== 'subscription') return;
+          throw new GraphQLError('Subscriptions are not served over HTTP; use a graphql-ws WebSocket connection.', {
+            extensions: { code: ErrorCode.SubscriptionOverHttp, http: { status: 400 } },
+          });
+        },
+      };
+    },
+  };
+}
