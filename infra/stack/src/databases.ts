@@ -1,0 +1,46 @@
+import { join } from 'node:path';
+import { createDatabase, migrateDatabase, type DatabaseHandle, type DatabaseLocation } from '@fed/platform';
+import * as orders from '@fed/orders/db';
+import * as users from '@fed/users/db';
+
+export interface Databases {
+  users: DatabaseHandle<typeof users.schema>;
+  orders: DatabaseHandle<typeof orders.schema>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseLocations {
+  users: DatabaseLocation;
+  orders: DatabaseLocation;
+}
+
+/** A URL means real Postgres; without one each subgraph gets its own embedded PGlite under DATA_DIR. */
+export function locationsFrom(config: { USERS_DATABASE_URL?: string; ORDERS_DATABASE_URL?: string; DATA_DIR: string }): DatabaseLocations {
+  return {
+    users: config.USERS_DATABASE_URL ? { url: config.USERS_DATABASE_URL } : { dataDir: join(config.DATA_DIR, 'users') },
+    orders: config.ORDERS_DATABASE_URL ? { url: config.ORDERS_DATABASE_URL } : { dataDir: join(config.DATA_DIR, 'orders') },
+  };
+}
+
+export interface OpenOptions {
+  /** Sees every statement each subgraph sends (query counting in tests, debug logging). */
+  onQuery?: { users?: (sql: string) => void; orders?: (sql: string) => void };
+  migrate?: boolean;
+}
+
+/** Opens (and by default migrates) both subgraphs' databases. They are separate: neither reads the other. */
+export async function openDatabases(locations: DatabaseLocations, options: OpenOptions = {}): Promise<Databases> {
+  const usersDb = await createDatabase({ location: locations.users, schema: users.schema, onQuery: options.onQuery?.users });
+  const ordersDb = await createDatabase({ location: locations.orders, schema: orders.schema, onQuery: options.onQuery?.orders });
+  if (options.migrate ?? true) {
+    await migrateDatabase(usersDb, users.migrationsFolder);
+    await migrateDatabase(ordersDb, orders.migrationsFolder);
+  }
+  return {
+    users: usersDb,
+    orders: ordersDb,
+    close: async () => {
+      await Promise.all([usersDb.close(), ordersDb.close()]);
+    },
+  };
+}
