@@ -1,0 +1,52 @@
+import { readFileSync } from 'node:fs';
+import { createLogger, type Logger } from '@fed/platform';
+import { createTestDatabase, testRedisUrl, uniqueName, type TestDatabase } from '@fed/platform/testing';
+import { startStack, type RunningStack, type StackOptions } from '../src/stack.ts';
+
+export const supergraphSdl = readFileSync(new URL('../../../schema/supergraph.graphql', import.meta.url), 'utf8');
+
+export interface TestStack extends RunningStack {
+  /** Statements each subgraph sent since the last reset. */
+  statements: { users: string[]; orders: string[] };
+  resetStatements(): void;
+  teardown(): Promise<void>;
+}
+
+export const silentLogger = (): Logger => createLogger({ name: 'test', level: 'silent' });
+
+/**
+ * The real thing on loopback: both subgraphs on their own fresh Postgres databases, Redis with a per-run
+ * key prefix, and the gateway in front, each HTTP server on a free port.
+ */
+export async function startTestStack(overrides: Partial<StackOptions> = {}): Promise<TestStack> {
+  const created: TestDatabase[] = [await createTestDatabase('users'), await createTestDatabase('orders')];
+  const [usersDb, ordersDb] = created as [TestDatabase, TestDatabase];
+  const statements = { users: [] as string[], orders: [] as string[] };
+  try {
+    const stack = await startStack({
+      databases: { users: { url: usersDb.url }, orders: { url: ordersDb.url } },
+      redisUrl: testRedisUrl(),
+      keyPrefix: `${uniqueName('test')}:`,
+      supergraphSdl,
+      logger: silentLogger(),
+      seedIfEmpty: false,
+      onQuery: { users: (sql) => statements.users.push(sql), orders: (sql) => statements.orders.push(sql) },
+      ...overrides,
+    });
+    return {
+      ...stack,
+      statements,
+      resetStatements: () => {
+        statements.users.length = 0;
+        statements.orders.length = 0;
+      },
+      teardown: async () => {
+        await stack.stop();
+        await Promise.all(created.map((db) => db.drop()));
+      },
+    };
+  } catch (error) {
+    await Promise.all(created.map((db) => db.drop()));
+    throw error;
+  }
+}

@@ -1,0 +1,69 @@
+import { graphql } from '@fed/platform/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seed } from '../src/seed.ts';
+import { startTestStack, type TestStack } from './harness.ts';
+
+const QUERY = /* GraphQL */ `
+  query Nested($users: Int!, $orders: Int!) {
+    users(first: $users) {
+      edges { node { id orders(first: $orders) { edges { node { id items { sku } } } } orderCount } }
+    }
+  }
+`;
+
+interface Result {
+  users: { edges: { node: { id: string; orderCount: number; orders: { edges: { node: { id: string; items: { sku: string }[] } }[] } } }[] };
+}
+
+describe('N+1: SQL statements per gateway request', () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    // 60 users with 8 orders each, so both page sizes below are really filled.
+    await seed({ users: stack.databases.users.db, orders: stack.databases.orders.db }, { users: 60, ordersPerUser: 8 });
+  });
+  afterAll(() => stack?.teardown());
+
+  const run = async (users: number, orders: number) => {
+    stack.resetStatements();
+    const response = await graphql<Result>(stack.urls.gateway, QUERY, { users, orders });
+    expect(response.errors).toBeUndefined();
+    return { data: response.data as Result, users: stack.statements.users.length, orders: stack.statements.orders.length };
+  };
+
+  it('does not grow with the number of users or orders in the response', async () => {
+    const small = await run(5, 5);
+    const large = await run(50, 5);
+    const wide = await run(50, 8);
+
+    expect(small.data.users.edges).toHaveLength(5);
+    expect(large.data.users.edges).toHaveLength(50);
+    for (const { node } of large.data.users.edges) {
+      expect(node.orders.edges).toHaveLength(5);
+      expect(node.orderCount).toBe(8);
+      for (const order of node.orders.edges) expect(order.node.items.length).toBeGreaterThan(0);
+    }
+    expect(wide.data.users.edges[0]?.node.orders.edges).toHaveLength(8);
+
+    // users: 1 statement (the page of users; totalCount is not asked for, so no count runs).
+    // orders: 3 statements, for any number of users: the per-user pages (one window-function query), the
+    // order counts (one GROUP BY), and the items of every order on those pages (one IN query).
+    for (const measured of [small, large, wide]) {
+      expect({ users: measured.users, orders: measured.orders }).toEqual({ users: 1, orders: 3 });
+    }
+  });
+
+  it('resolves 50 orders back to their users with one statement in each subgraph', async () => {
+    stack.resetStatements();
+    const response = await graphql<{ orders: { edges: { node: { user: { name: string } | null } }[] } }>(
+      stack.urls.gateway,
+      '{ orders(first: 50) { edges { node { id user { name } } } } }',
+    );
+    expect(response.errors).toBeUndefined();
+    expect(response.data?.orders.edges).toHaveLength(50);
+    for (const edge of response.data?.orders.edges ?? []) expect(edge.node.user?.name).toMatch(/\w+ \w+/);
+    // orders: the page of orders; users: one batched lookup for every distinct user on it.
+    expect({ users: stack.statements.users.length, orders: stack.statements.orders.length }).toEqual({ users: 1, orders: 1 });
+  });
+});
