@@ -1,0 +1,92 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { graphql } from '@fed/platform/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const NESTED = '{ users(first: 3) { totalCount edges { node { id name orders(first: 2) { edges { node { id totalCents items { sku quantity unitPriceCents } } } } } } } }';
+
+interface Nested {
+  users: {
+    totalCount: number;
+    edges: { node: { name: string; orders: { edges: { node: { totalCents: number; items: { quantity: number; unitPriceCents: number }[] } }[] } } }[];
+  };
+}
+
+/**
+ * `npm start` as a newcomer runs it: no database or Redis URLs at all, so PGlite and the in-memory cache and
+ * pub/sub. Ports are 0 so the test never collides with a running copy; the URLs are read from its banner.
+ */
+describe('the embedded default (npm start)', () => {
+  let child: ChildProcess;
+  let dataDir: string;
+  let gatewayUrl: string;
+  let output = '';
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'fed-embedded-'));
+    const cwd = fileURLToPath(new URL('..', import.meta.url));
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, GATEWAY_PORT: '0', USERS_PORT: '0', ORDERS_PORT: '0', LOG_LEVEL: 'warn' };
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    gatewayUrl = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner within 60 s:\n${output}`)), 60_000);
+      child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
+      const poll = setInterval(() => {
+        const match = /Gateway\s+(http:\/\/\S+)/.exec(output);
+        if (match?.[1] && /ready in/.test(output)) {
+          clearInterval(poll);
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
+      }, 50);
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('prints the gateway and subgraph URLs and says it runs on PGlite and in-memory pub/sub', () => {
+    expect(output).toMatch(/users\s+http:\/\/localhost:\d+\/graphql\s+PGlite/);
+    expect(output).toMatch(/orders\s+http:\/\/localhost:\d+\/graphql\s+PGlite/);
+    expect(output).toMatch(/cache and pub\/sub: in memory/);
+  });
+
+  it('answers a nested users → orders → items query on the seeded data, with totals that add up', async () => {
+    const response = await graphql<Nested>(gatewayUrl, NESTED);
+    expect(response.errors).toBeUndefined();
+    const users = response.data?.users;
+    expect(users?.totalCount).toBeGreaterThanOrEqual(100);
+    expect(users?.edges).toHaveLength(3);
+    for (const { node } of users?.edges ?? []) {
+      expect(node.orders.edges.length).toBeGreaterThan(0);
+      for (const { node: order } of node.orders.edges) {
+        expect(order.totalCents).toBe(order.items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0));
+      }
+    }
+  });
+
+  it('accepts writes through the gateway: a new user places an order', async () => {
+    const created = await graphql<{ createUser: { id: string } }>(
+      gatewayUrl,
+      'mutation { createUser(input: { email: "newcomer@example.com", name: "New Comer" }) { id } }',
+    );
+    expect(created.errors).toBeUndefined();
+    const placed = await graphql<{ placeOrder: { totalCents: number; user: { name: string } } }>(
+      gatewayUrl,
+      'mutation ($u: ID!) { placeOrder(input: { userId: $u, items: [{ sku: "A", quantity: 3, unitPriceCents: 250 }] }) { totalCents user { name } } }',
+      { u: created.data?.createUser.id },
+    );
+    expect(placed.errors).toBeUndefined();
+    expect(placed.data?.placeOrder).toEqual({ totalCents: 750, user: { name: 'New Comer' } });
+  });
+});

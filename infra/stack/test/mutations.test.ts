@@ -1,0 +1,110 @@
+import { schema as ordersSchema } from '@fed/orders/db';
+import { errorCodes, graphql } from '@fed/platform/testing';
+import { schema as usersSchema } from '@fed/users/db';
+import { count, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestStack, type TestStack } from './harness.ts';
+
+describe('mutations through the gateway', () => {
+  let stack: TestStack;
+  let userId: string;
+
+  const rowCounts = async () => {
+    const [users] = await stack.databases.users.db.select({ n: count() }).from(usersSchema.users);
+    const [orders] = await stack.databases.orders.db.select({ n: count() }).from(ordersSchema.orders);
+    const [items] = await stack.databases.orders.db.select({ n: count() }).from(ordersSchema.orderItems);
+    return { users: users?.n, orders: orders?.n, items: items?.n };
+  };
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    const created = await graphql<{ createUser: { id: string } }>(
+      stack.urls.gateway,
+      'mutation { createUser(input: { email: "ada@example.com", name: "Ada" }) { id } }',
+    );
+    userId = created.data?.createUser.id ?? '';
+    expect(userId).not.toBe('');
+  });
+  afterAll(() => stack?.teardown());
+
+  const placeOrder = (input: Record<string, unknown>) =>
+    graphql(stack.urls.gateway, 'mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { id totalCents } }', { input });
+
+  it.each([
+    ['a malformed email', 'BAD_USER_INPUT', 'input.email', { email: 'not-an-email', name: 'X' }],
+    ['a taken email (any case)', 'EMAIL_TAKEN', 'input.email', { email: 'ADA@example.com', name: 'Other Ada' }],
+    ['an empty name', 'BAD_USER_INPUT', 'input.name', { email: 'x@example.com', name: '   ' }],
+  ])('createUser with %s fails with %s on %s and writes nothing', async (_case, code, field, input) => {
+    const before = await rowCounts();
+    const response = await graphql(stack.urls.gateway, 'mutation ($input: CreateUserInput!) { createUser(input: $input) { id } }', { input });
+    expect(response.data).toBeNull();
+    expect(response.errors?.[0]?.extensions).toEqual({ code, field, serviceName: 'users' });
+    expect(await rowCounts()).toEqual(before);
+  });
+
+  it.each([
+    ['an empty item list', 'BAD_USER_INPUT', 'input.items', { items: [] }],
+    ['a zero quantity', 'BAD_USER_INPUT', 'input.items[0].quantity', { items: [{ sku: 'A', quantity: 0, unitPriceCents: 100 }] }],
+    ['a negative price', 'BAD_USER_INPUT', 'input.items[1].unitPriceCents', { items: [{ sku: 'A', quantity: 1, unitPriceCents: 100 }, { sku: 'B', quantity: 1, unitPriceCents: -1 }] }],
+    ['an oversized item list', 'BAD_USER_INPUT', 'input.items', { items: Array.from({ length: 101 }, (_, i) => ({ sku: `S${i}`, quantity: 1, unitPriceCents: 1 })) }],
+    ['an unknown user', 'NOT_FOUND', 'input.userId', { userId: '987654', items: [{ sku: 'A', quantity: 1, unitPriceCents: 1 }] }],
+  ])('placeOrder with %s fails with %s on %s and writes nothing', async (_case, code, field, partial) => {
+    const before = await rowCounts();
+    const response = await placeOrder({ userId, ...partial });
+    expect(response.data).toBeNull();
+    expect(response.errors?.[0]?.extensions).toEqual({ code, field, serviceName: 'orders' });
+    expect(await rowCounts()).toEqual(before);
+  });
+
+  it('computes the total on write, and the user sees it in orderCount and totalSpentCents', async () => {
+    const placed = await placeOrder({
+      userId,
+      items: [
+        { sku: 'BOOK', quantity: 2, unitPriceCents: 1250 },
+        { sku: 'PEN', quantity: 3, unitPriceCents: 199 },
+      ],
+    });
+    expect(placed.errors).toBeUndefined();
+    expect(placed.data).toMatchObject({ placeOrder: { totalCents: 2 * 1250 + 3 * 199 } });
+
+    const user = await graphql<{ user: { orderCount: number; totalSpentCents: number; orders: { totalCount: number } } }>(
+      stack.urls.gateway,
+      'query ($id: ID!) { user(id: $id) { orderCount totalSpentCents orders { totalCount } } }',
+      { id: userId },
+    );
+    expect(user.data?.user).toEqual({ orderCount: 1, totalSpentCents: 3097, orders: { totalCount: 1 } });
+  });
+
+  it('refuses to cancel a shipped order and leaves it shipped', async () => {
+    const placed = await graphql<{ placeOrder: { id: string } }>(
+      stack.urls.gateway,
+      'mutation ($u: ID!) { placeOrder(input: { userId: $u, items: [{ sku: "A", quantity: 1, unitPriceCents: 5 }] }) { id } }',
+      { u: userId },
+    );
+    const orderId = placed.data?.placeOrder.id;
+    await stack.databases.orders.db.execute(sql`update orders set status = 'SHIPPED' where id = ${Number(orderId)}`);
+
+    const cancelled = await graphql(stack.urls.gateway, 'mutation ($id: ID!) { cancelOrder(id: $id) { status } }', { id: orderId });
+    expect(errorCodes(cancelled)).toEqual(['ORDER_NOT_CANCELLABLE']);
+    const order = await graphql<{ order: { status: string } }>(stack.urls.gateway, 'query ($id: ID!) { order(id: $id) { status } }', { id: orderId });
+    expect(order.data?.order.status).toBe('SHIPPED');
+  });
+
+  it('answers unknown ids with null and NOT_FOUND, and bad ids or page sizes with BAD_USER_INPUT', async () => {
+    const unknown = await graphql<{ user: null; order: null }>(stack.urls.gateway, '{ user(id: "424242") { id } order(id: "424242") { id } }');
+    expect(unknown.data).toEqual({ user: null, order: null });
+    expect(errorCodes(unknown).sort()).toEqual(['NOT_FOUND', 'NOT_FOUND']);
+
+    const badId = await graphql(stack.urls.gateway, '{ user(id: "abc") { id } }');
+    expect(badId.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'id', serviceName: 'users' });
+
+    for (const first of [101, -1]) {
+      const page = await graphql(stack.urls.gateway, 'query ($first: Int) { users(first: $first) { totalCount } }', { first });
+      expect(page.data).toBeNull();
+      expect(page.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'first', serviceName: 'users' });
+    }
+    const nested = await graphql<{ user: { orders: null } }>(stack.urls.gateway, 'query ($id: ID!) { user(id: $id) { name orders(first: 1000) { totalCount } } }', { id: userId });
+    expect(nested.data?.user).toEqual({ name: 'Ada', orders: null });
+    expect(nested.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'first' });
+  });
+});
