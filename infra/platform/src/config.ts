@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
 /** Thrown with every problem found, so an operator fixes the environment in one go. */
@@ -53,3 +54,7 @@ export const redisUrl = z
   .refine((url) => /^rediss?:\/\//.test(url), 'must be a redis:// or rediss:// URL');
 
 export const milliseconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** Embedded PGlite data lives in the repo's git-ignored .data folder, wherever a command is run from. */
+export const DEFAULT_DATA_DIR = fileURLToPath(new URL('../../../.data', import.meta.url));
+export const dataDir = z.string().default(DEFAULT_DATA_DIR);

@@ -1,4 +1,4 @@
-import { logLevel, milliseconds, nodeEnv, port, postgresUrl } from '@fed/platform';
+import { dataDir, logLevel, milliseconds, nodeEnv, port, postgresUrl } from '@fed/platform';
 import { z } from 'zod';
 
 export const ordersConfigSchema = z.object({
@@ -6,7 +6,7 @@ export const ordersConfigSchema = z.object({
   HOST: z.string().optional(),
   /** Unset: an embedded PGlite database under DATA_DIR/orders. */
   ORDERS_DATABASE_URL: postgresUrl.optional(),
-  DATA_DIR: z.string().default('.data'),
+  DATA_DIR: dataDir,
   /** The users subgraph, asked whether a user exists before an order is placed. */
   USERS_URL: z.string().url().default('http://localhost:4001/graphql'),
   USERS_TIMEOUT_MS: milliseconds(2_000),

@@ -1,4 +1,4 @@
-import { logLevel, nodeEnv, port, postgresUrl, redisUrl } from '@fed/platform';
+import { dataDir, logLevel, nodeEnv, port, postgresUrl, redisUrl } from '@fed/platform';
 import { z } from 'zod';
 
 export const usersConfigSchema = z.object({
@@ -6,7 +6,7 @@ export const usersConfigSchema = z.object({
   HOST: z.string().optional(),
   /** Unset: an embedded PGlite database under DATA_DIR/users. */
   USERS_DATABASE_URL: postgresUrl.optional(),
-  DATA_DIR: z.string().default('.data'),
+  DATA_DIR: dataDir,
   /** Unset: in-memory pub/sub, which only reaches services in the same process. */
   REDIS_URL: redisUrl.optional(),
   LOG_LEVEL: logLevel,
