@@ -1,3 +1,3 @@
-import { defineConfig } from 'vitest/config';
+import { serviceTestConfig } from '@fed/platform/vitest';
 
-export default defineConfig({ test: { include: ['test/**/*.test.ts'] } });
+export default serviceTestConfig('schema', { needsServices: false });

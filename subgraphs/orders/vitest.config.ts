@@ -1,12 +1,3 @@
-import { defineConfig } from 'vitest/config';
+import { serviceTestConfig } from '@fed/platform/vitest';
 
-export default defineConfig({
-  test: {
-    include: ['test/**/*.test.ts'],
-    // Fails the run at once, saying how to start them, when Postgres or Redis is down.
-    globalSetup: ['../../infra/platform/src/testing/global-setup.ts'],
-    env: { APOLLO_TELEMETRY_DISABLED: '1' },
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-  },
-});
+export default serviceTestConfig('orders');

@@ -1,0 +1,25 @@
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { defineConfig } from 'vitest/config';
+
+const globalSetup = fileURLToPath(new URL('./global-setup.ts', import.meta.url));
+
+/**
+ * Every package's vitest config. With VITEST_REPORT_DIR set (as .ci/run does) each package also writes a JSON
+ * report there, which CI sums into one "N passed, N failed" line.
+ */
+export function serviceTestConfig(name: string, { needsServices = true } = {}) {
+  const reportDir = process.env.VITEST_REPORT_DIR;
+  return defineConfig({
+    test: {
+      include: ['test/**/*.test.ts'],
+      // Fails the run at once, saying how to start them, when Postgres or Redis is down.
+      globalSetup: needsServices ? [globalSetup] : [],
+      env: { APOLLO_TELEMETRY_DISABLED: '1' },
+      testTimeout: 30_000,
+      hookTimeout: 90_000,
+      reporters: reportDir ? ['default', 'json'] : ['default'],
+      outputFile: reportDir ? { json: join(reportDir, `${name}.json`) } : undefined,
+    },
+  });
+}
