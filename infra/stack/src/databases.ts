@@ -30,11 +30,15 @@ export interface OpenOptions {
 
 /** Opens (and by default migrates) both subgraphs' databases. They are separate: neither reads the other. */
 export async function openDatabases(locations: DatabaseLocations, options: OpenOptions = {}): Promise<Databases> {
-  const usersDb = await createDatabase({ location: locations.users, schema: users.schema, onQuery: options.onQuery?.users });
-  const ordersDb = await createDatabase({ location: locations.orders, schema: orders.schema, onQuery: options.onQuery?.orders });
+  const [usersDb, ordersDb] = await Promise.all([
+    createDatabase({ location: locations.users, schema: users.schema, onQuery: options.onQuery?.users }),
+    createDatabase({ location: locations.orders, schema: orders.schema, onQuery: options.onQuery?.orders }),
+  ]);
   if (options.migrate ?? true) {
-    await migrateDatabase(usersDb, users.migrationsFolder);
-    await migrateDatabase(ordersDb, orders.migrationsFolder);
+    await Promise.all([
+      migrateDatabase(usersDb, users.migrationsFolder),
+      migrateDatabase(ordersDb, orders.migrationsFolder),
+    ]);
   }
   return {
     users: usersDb,
