@@ -1,3 +1,3 @@
-import { serviceTestConfig } from '@fed/platform/vitest';
+import { serviceTestConfig } from '../platform/src/testing/vitest.ts';
 
 export default serviceTestConfig('stack');

@@ -1,3 +1,3 @@
-import { serviceTestConfig } from '@fed/platform/vitest';
+import { serviceTestConfig } from '../../infra/platform/src/testing/vitest.ts';
 
 export default serviceTestConfig('orders');

@@ -49,6 +49,8 @@ export interface ErrorFormatterOptions {
  */
 export function createErrorFormatter({ knownCodes, logger }: ErrorFormatterOptions) {
   const known = new Set([...knownCodes, ...APOLLO_CLIENT_CODES]);
+  // Apollo gives every unexpected error this code, so it can never vouch for a message.
+  known.delete(INTERNAL_SERVER_ERROR);
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && known.has(code)) return publicShape(formatted);

@@ -16,7 +16,7 @@ export function createHttpUserDirectory({ url, timeoutMs = 2_000 }: { url: strin
     publicError(ErrorCode.SubgraphUnavailable, 'The users service is unavailable; nothing was written. Try again.');
   return {
     async exists(userId) {
-      let body: { data?: { _entities?: ({ id: string } | null)[] } | null };
+      let body: { data?: { _entities?: ({ id: string } | null)[] } | null; errors?: unknown[] };
       try {
         const response = await fetch(url, {
           method: 'POST',
@@ -32,8 +32,9 @@ export function createHttpUserDirectory({ url, timeoutMs = 2_000 }: { url: strin
       } catch {
         throw unavailable();
       }
+      // A null entity only means "no such user" when the users subgraph reports no error alongside it.
       const entities = body.data?._entities;
-      if (!entities) throw unavailable();
+      if (!entities || entities.length !== 1 || (body.errors?.length ?? 0) > 0) throw unavailable();
       return entities[0] != null;
     },
   };

@@ -1,0 +1,198 @@
+// Real subgraphs for tests: each on its own freshly created Postgres database, migrated with the committed
+// migrations and served over real HTTP on a free port. Orders asks a real users subgraph whether a user
+// exists, exactly as in production. Nothing is mocked.
+import { createDatabase, createLogger, listen, MemoryPubSub, migrateDatabase, type DatabaseHandle, type GraphQLApp } from '@fed/platform';
+import { createTestDatabase, graphql, type GraphQLResponse } from '@fed/platform/testing';
+import { createUsersServer } from '@fed/users';
+import * as usersDb from '@fed/users/db';
+import { count } from 'drizzle-orm';
+import { migrationsFolder, schema } from '../src/db/index.ts';
+import { createHttpUserDirectory, createOrdersServer } from '../src/server.ts';
+
+const silentLogger = () => createLogger({ name: 'test', level: 'silent' });
+
+type Request = <TData = Record<string, unknown>>(query: string, variables?: Record<string, unknown>) => Promise<GraphQLResponse<TData>>;
+
+async function serve(app: GraphQLApp): Promise<string> {
+  const port = await listen(app.httpServer, 0, '127.0.0.1');
+  return `http://127.0.0.1:${port}/graphql`;
+}
+
+async function stopApp(app: GraphQLApp): Promise<void> {
+  await app.stop();
+  app.httpServer.closeAllConnections();
+}
+
+/** A fresh, migrated database on the test Postgres server, dropped again by close(). */
+async function openTestDatabase<TSchema extends Record<string, unknown>>(
+  prefix: string,
+  schemaModule: TSchema,
+  folder: string,
+  onQuery?: (sql: string) => void,
+): Promise<{ handle: DatabaseHandle<TSchema>; close(): Promise<void> }> {
+  const database = await createTestDatabase(prefix);
+  let handle: DatabaseHandle<TSchema> | undefined;
+  try {
+    handle = await createDatabase({ location: { url: database.url }, schema: schemaModule, onQuery });
+    await migrateDatabase(handle, folder);
+  } catch (error) {
+    await handle?.close();
+    await database.drop();
+    throw error;
+  }
+  const opened = handle;
+  return {
+    handle: opened,
+    close: async () => {
+      try {
+        await opened.close();
+      } finally {
+        await database.drop();
+      }
+    },
+  };
+}
+
+export interface UsersSubgraph {
+  url: string;
+  handle: DatabaseHandle<typeof usersDb.schema>;
+  request: Request;
+  /** Creates a user through the users subgraph's own createUser mutation; returns its id. */
+  createUser(input: { email: string; name: string }): Promise<string>;
+  /** Stops serving HTTP (the port then refuses connections); the database stays until close(). */
+  stop(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startUsersSubgraph(prefix = 'orders_it_users'): Promise<UsersSubgraph> {
+  const database = await openTestDatabase(prefix, usersDb.schema, usersDb.migrationsFolder);
+  let app: GraphQLApp;
+  let url: string;
+  try {
+    app = await createUsersServer({ db: database.handle.db, pubsub: new MemoryPubSub(), logger: silentLogger() });
+    url = await serve(app);
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await stopApp(app);
+  };
+  const request: Request = (query, variables) => graphql(url, query, variables);
+  return {
+    url,
+    handle: database.handle,
+    request,
+    createUser: async (input) => {
+      const response = await request<{ createUser: { id: string } }>(
+        'mutation ($input: CreateUserInput!) { createUser(input: $input) { id } }',
+        { input },
+      );
+      if (!response.data?.createUser) throw new Error(`createUser failed: ${JSON.stringify(response.errors)}`);
+      return response.data.createUser.id;
+    },
+    stop,
+    close: async () => {
+      try {
+        await stop();
+      } finally {
+        await database.close();
+      }
+    },
+  };
+}
+
+export interface OrdersSubgraph {
+  url: string;
+  handle: DatabaseHandle<typeof schema>;
+  /** Every SQL statement drizzle sent, in order (the createDatabase onQuery hook). */
+  statements: string[];
+  request: Request;
+  /** Runs `action` and returns the SQL statements sent while it ran. */
+  statementsDuring(action: () => Promise<unknown>): Promise<string[]>;
+  /** Rows in `orders` and `order_items`, counted straight from the database. */
+  countRows(): Promise<{ orders: number; items: number }>;
+  close(): Promise<void>;
+}
+
+export async function startOrdersSubgraph({ usersUrl, prefix = 'orders_it' }: { usersUrl: string; prefix?: string }): Promise<OrdersSubgraph> {
+  const statements: string[] = [];
+  const database = await openTestDatabase(prefix, schema, migrationsFolder, (sql) => statements.push(sql));
+  let app: GraphQLApp;
+  let url: string;
+  try {
+    app = await createOrdersServer({
+      db: database.handle.db,
+      users: createHttpUserDirectory({ url: usersUrl }),
+      logger: silentLogger(),
+    });
+    url = await serve(app);
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  const { db } = database.handle;
+  return {
+    url,
+    handle: database.handle,
+    statements,
+    request: (query, variables) => graphql(url, query, variables),
+    statementsDuring: async (action) => {
+      const start = statements.length;
+      await action();
+      return statements.slice(start);
+    },
+    countRows: async () => {
+      const [orders] = await db.select({ total: count() }).from(schema.orders);
+      const [items] = await db.select({ total: count() }).from(schema.orderItems);
+      return { orders: orders?.total ?? 0, items: items?.total ?? 0 };
+    },
+    close: async () => {
+      try {
+        await stopApp(app);
+      } finally {
+        await database.close();
+      }
+    },
+  };
+}
+
+export interface OrderItem {
+  sku: string;
+  quantity: number;
+  unitPriceCents: number;
+}
+
+export interface OrderFields {
+  id: string;
+  status: string;
+  totalCents: number;
+  currency: string;
+  createdAt: string;
+  items: OrderItem[];
+  user: { id: string } | null;
+}
+
+export const ORDER_FIELDS = 'id status totalCents currency createdAt items { sku quantity unitPriceCents } user { id }';
+
+export const PLACE_ORDER = `mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { ${ORDER_FIELDS} } }`;
+
+/** Places an order through the public mutation and fails loudly if that did not work. */
+export async function placeOrder(
+  orders: OrdersSubgraph,
+  input: { userId: string; items: OrderItem[]; currency?: string },
+): Promise<OrderFields> {
+  const response = await orders.request<{ placeOrder: OrderFields }>(PLACE_ORDER, { input });
+  if (!response.data?.placeOrder) throw new Error(`placeOrder failed: ${JSON.stringify(response.errors)}`);
+  return response.data.placeOrder;
+}
+
+/** Σ quantity × unitPriceCents: what an order's total must be. */
+export const totalOf = (items: readonly OrderItem[]) => items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0);
+
+let sequence = 0;
+/** A unique address per call, so users created by different tests never collide. */
+export const uniqueEmail = (local = 'buyer') => `${local}.${Date.now().toString(36)}.${++sequence}@example.com`;

@@ -1,0 +1,90 @@
+// A real users subgraph for tests: its own freshly created Postgres database, migrated with the committed
+// migrations, served over real HTTP on a free port. Nothing is mocked.
+import { createDatabase, createLogger, listen, MemoryPubSub, migrateDatabase, type DatabaseHandle } from '@fed/platform';
+import { createTestDatabase, graphql, type GraphQLResponse } from '@fed/platform/testing';
+import { count } from 'drizzle-orm';
+import { migrationsFolder, schema } from '../src/db/index.ts';
+import { createUsersServer } from '../src/server.ts';
+
+export interface UsersHarness {
+  /** The GraphQL endpoint, e.g. http://127.0.0.1:PORT/graphql */
+  url: string;
+  /** Direct drizzle access to the subgraph's own database (the same pool the app uses). */
+  handle: DatabaseHandle<typeof schema>;
+  /** Every SQL statement drizzle sent, in order (the createDatabase onQuery hook). */
+  statements: string[];
+  /** Sends a GraphQL request to the subgraph over HTTP. */
+  request<TData = Record<string, unknown>>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<TData>>;
+  /** Runs `action` and returns the SQL statements sent while it ran. */
+  statementsDuring(action: () => Promise<unknown>): Promise<string[]>;
+  /** Rows in the `users` table, counted straight from the database. */
+  countUsers(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHarness> {
+  const database = await createTestDatabase(prefix);
+  const statements: string[] = [];
+  let handle: DatabaseHandle<typeof schema> | undefined;
+  try {
+    handle = await createDatabase({ location: { url: database.url }, schema, onQuery: (sql) => statements.push(sql) });
+    await migrateDatabase(handle, migrationsFolder);
+    const app = await createUsersServer({
+      db: handle.db,
+      pubsub: new MemoryPubSub(),
+      logger: createLogger({ name: 'test', level: 'silent' }),
+    });
+    const port = await listen(app.httpServer, 0, '127.0.0.1');
+    const url = `http://127.0.0.1:${port}/graphql`;
+    const db = handle;
+
+    return {
+      url,
+      handle: db,
+      statements,
+      request: (query, variables) => graphql(url, query, variables),
+      statementsDuring: async (action) => {
+        const start = statements.length;
+        await action();
+        return statements.slice(start);
+      },
+      countUsers: async () => {
+        const [row] = await db.db.select({ total: count() }).from(schema.users);
+        return row?.total ?? 0;
+      },
+      close: async () => {
+        try {
+          await app.stop();
+          app.httpServer.closeAllConnections();
+        } finally {
+          await db.close();
+          await database.drop();
+        }
+      },
+    };
+  } catch (error) {
+    await handle?.close();
+    await database.drop();
+    throw error;
+  }
+}
+
+export interface UserFields {
+  id: string;
+  email: string | null;
+  name: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const USER_FIELDS = 'id email name createdAt updatedAt';
+
+/** Creates a user through the public mutation and fails loudly if that did not work. */
+export async function createUser(harness: UsersHarness, input: { email: string; name: string }): Promise<UserFields> {
+  const response = await harness.request<{ createUser: UserFields }>(
+    `mutation ($input: CreateUserInput!) { createUser(input: $input) { ${USER_FIELDS} } }`,
+    { input },
+  );
+  if (!response.data?.createUser) throw new Error(`createUser failed: ${JSON.stringify(response.errors)}`);
+  return response.data.createUser;
+}
