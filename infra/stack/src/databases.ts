@@ -1,5 +1,4 @@
-import { join } from 'node:path';
-import { createDatabase, migrateDatabase, type DatabaseHandle, type DatabaseLocation } from '@fed/platform';
+import { createDatabase, databaseLocation, migrateDatabase, type DatabaseHandle, type DatabaseLocation } from '@fed/platform';
 import * as orders from '@fed/orders/db';
 import * as users from '@fed/users/db';
 
@@ -17,8 +16,8 @@ export interface DatabaseLocations {
 /** A URL means real Postgres; without one each subgraph gets its own embedded PGlite under DATA_DIR. */
 export function locationsFrom(config: { USERS_DATABASE_URL?: string; ORDERS_DATABASE_URL?: string; DATA_DIR: string }): DatabaseLocations {
   return {
-    users: config.USERS_DATABASE_URL ? { url: config.USERS_DATABASE_URL } : { dataDir: join(config.DATA_DIR, 'users') },
-    orders: config.ORDERS_DATABASE_URL ? { url: config.ORDERS_DATABASE_URL } : { dataDir: join(config.DATA_DIR, 'orders') },
+    users: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users'),
+    orders: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders'),
   };
 }
 

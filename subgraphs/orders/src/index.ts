@@ -1,6 +1,5 @@
 // Composition root of a standalone orders process: config, clients, app, listen, shutdown.
-import { join } from 'node:path';
-import { createDatabase, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown } from '@fed/platform';
+import { createDatabase, databaseLocation, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown } from '@fed/platform';
 import { ordersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
 import { createHttpUserDirectory, createOrdersServer } from './server.ts';
@@ -9,7 +8,7 @@ const config = loadConfigOrExit(ordersConfigSchema, process.env);
 const logger = createLogger({ name: 'orders', level: config.LOG_LEVEL });
 
 const database = await createDatabase({
-  location: config.ORDERS_DATABASE_URL ? { url: config.ORDERS_DATABASE_URL } : { dataDir: join(config.DATA_DIR, 'orders') },
+  location: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders'),
   schema,
 });
 // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.

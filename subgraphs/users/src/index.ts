@@ -1,6 +1,5 @@
 // Composition root of a standalone users process: config, clients, app, listen, shutdown.
-import { join } from 'node:path';
-import { createDatabase, createInfrastructure, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown } from '@fed/platform';
+import { createDatabase, databaseLocation, createInfrastructure, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown } from '@fed/platform';
 import { usersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
 import { createUsersServer } from './server.ts';
@@ -9,7 +8,7 @@ const config = loadConfigOrExit(usersConfigSchema, process.env);
 const logger = createLogger({ name: 'users', level: config.LOG_LEVEL });
 
 const database = await createDatabase({
-  location: config.USERS_DATABASE_URL ? { url: config.USERS_DATABASE_URL } : { dataDir: join(config.DATA_DIR, 'users') },
+  location: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users'),
   schema,
 });
 // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -13,6 +14,10 @@ export type Database<TSchema extends Record<string, unknown>> = PgDatabase<PgQue
 
 /** Where a database lives: a Postgres URL, or a directory for an embedded PGlite ("memory://" keeps it in RAM). */
 export type DatabaseLocation = { url: string } | { dataDir: string };
+
+/** A URL means real Postgres; without one the service gets an embedded PGlite in `dataDir/name`. */
+export const databaseLocation = (url: string | undefined, dataDir: string, name: string): DatabaseLocation =>
+  url ? { url } : { dataDir: join(dataDir, name) };
 
 export interface DatabaseOptions<TSchema extends Record<string, unknown>> {
   location: DatabaseLocation;
