@@ -28,7 +28,7 @@ export function encodeCursor(kind: string, id: number): string {
 
 export function decodeCursor(kind: string, cursor: string | null | undefined, field = 'after'): number | undefined {
   if (cursor === null || cursor === undefined) return undefined;
-  const match = /^v1:([a-z]+):(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  const match = /^v1:([A-Za-z]+):(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!match || match[1] !== kind) throw publicError('BAD_USER_INPUT', `"${field}" is not a valid cursor`, field);
   return Number(match[2]);
 }

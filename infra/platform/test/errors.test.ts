@@ -1,10 +1,19 @@
+import { createRequire } from 'node:module';
 import { ApolloServer } from '@apollo/server';
+import type * as graphqlModule from 'graphql';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { createErrorFormatter, INTERNAL_SERVER_ERROR, publicError } from '../src/errors.ts';
 import { captureLogger } from './support.ts';
 
 const KNOWN_CODES = ['NOT_FOUND', 'FORBIDDEN'];
+
+/**
+ * The graphql module exactly as Node (and so Apollo Server) loads it. Under Vite, a bare `graphql` import in
+ * transformed code may resolve to graphql's index.mjs while Apollo uses index.js: two GraphQLError classes, and
+ * `instanceof` across them fails. In production there is one copy, and the error formatError receives is Apollo's.
+ */
+const ApolloGraphQL = createRequire(import.meta.url)('graphql') as typeof graphqlModule;
 
 describe('createErrorFormatter', () => {
   it('keeps message, code and public extensions of a known error, dropping stacktrace and upstream details', () => {
@@ -52,7 +61,11 @@ describe('createErrorFormatter', () => {
     const { logger, lines } = captureLogger();
     const format = createErrorFormatter({ knownCodes: KNOWN_CODES, logger });
     const driverError = new Error('Failed query: select * from users where email = $1\nparams: ada@example.com');
-    const resolverError = new GraphQLError(driverError.message, { path: ['userByEmail'], originalError: driverError });
+    // What graphql-js inside Apollo hands formatError for a resolver that threw: a located error wrapping it.
+    const resolverError = new ApolloGraphQL.GraphQLError(driverError.message, {
+      path: ['userByEmail'],
+      originalError: driverError,
+    });
 
     const result = format(
       {
@@ -131,7 +144,9 @@ describe('createErrorFormatter as Apollo formatError', () => {
         { message: 'Internal server error', locations: [{ line: 1, column: 3 }], path: ['broken'], extensions: { code: 'INTERNAL_SERVER_ERROR' } },
         { message: 'Nothing here', locations: [{ line: 1, column: 10 }], path: ['missing'], extensions: { code: 'NOT_FOUND' } },
       ]);
-      expect(lines.filter((line) => line.msg === 'unexpected error (masked)')).toHaveLength(1);
+      const masked = lines.filter((line) => line.msg === 'unexpected error (masked)');
+      expect(masked).toHaveLength(1);
+      expect(masked[0]).toMatchObject({ path: ['broken'], err: { type: 'Error', message: 'Failed query: select * from users' } });
     } finally {
       await apollo.stop();
     }

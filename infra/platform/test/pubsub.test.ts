@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryPubSub, RedisPubSub, type Listener, type PubSub } from '../src/pubsub/index.ts';
 import { createRedis, waitForRedis } from '../src/redis.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
-import { waitFor } from './support.ts';
+import { startTcpProxy, waitFor } from './support.ts';
 
 /** Every key and channel this file touches starts with this, so parallel runs never see each other. */
 const RUN_PREFIX = `${uniqueName('platform_pubsub_test')}:`;
@@ -342,7 +342,7 @@ describe('RedisPubSub against a real Redis', () => {
     const channel = freshChannel('refcount');
     expect(await numsub(prefix + channel)).toBe(0);
 
-    const unsubscribers = [];
+    const unsubscribers: (() => Promise<void>)[] = [];
     for (let index = 0; index < 3; index++) unsubscribers.push(await pubsub.subscribe(channel, () => {}));
     expect(await numsub(prefix + channel)).toBe(1);
 
@@ -366,13 +366,43 @@ describe('RedisPubSub against a real Redis', () => {
     try {
       const channel = freshChannel('concurrent');
       const calls = [own.subscribe(channel, () => {}), own.subscribe(channel, () => {}), own.subscribe(channel, () => {})];
-      const resolvedEarly: Promise<void>[] = calls.map(async (call) => {
+      const checks = calls.map(async (call) => {
         await call;
         // At the moment each subscribe() resolves, Redis must already route the channel to us.
         expect(await numsub(prefix + channel)).toBe(1);
       });
-      await Promise.all(resolvedEarly);
+      await Promise.all(checks);
       for (const unsubscribe of await Promise.all(calls)) await unsubscribe();
+      expect(await numsub(prefix + channel)).toBe(0);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('keeps a subscription made while its connection is still in the handshake', async () => {
+    const own = new RedisPubSub(publisher, prefix);
+    try {
+      const channel = freshChannel('handshake');
+      const { received, listener } = recorder();
+      // White-box timing only: call subscribe() the moment the subscriber connection reports 'connect', i.e.
+      // TCP is up but ioredis's handshake (CLIENT SETINFO, INFO ready check) has not run yet.
+      const subscriber = (own as unknown as { subscriber: Redis }).subscriber;
+      expect(subscriber.status).toBe('connecting');
+      const subscribed = new Promise<() => Promise<void>>((resolve, reject) => {
+        subscriber.once('connect', () => {
+          own.subscribe(channel, listener).then(resolve, reject);
+        });
+      });
+      const unsubscribe = await subscribed;
+
+      await own.publish(channel, 'first');
+      await waitFor(() => expect(received).toEqual(['first']));
+      // Still subscribed afterwards: the handshake did not tear the connection down and lose the channel.
+      await waitFor(async () => expect(subscriber.status).toBe('ready'));
+      expect(await numsub(prefix + channel)).toBe(1);
+      await own.publish(channel, 'second');
+      await waitFor(() => expect(received).toEqual(['first', 'second']));
+      await unsubscribe();
       expect(await numsub(prefix + channel)).toBe(0);
     } finally {
       await own.close();
@@ -407,7 +437,7 @@ describe('RedisPubSub against a real Redis', () => {
       await pubsub.publish(channel, 'for mine');
       await waitFor(() => expect(mine.received).toEqual(['for mine']));
       // A raw PUBLISH on the prefixed name reaches the instance using that prefix, and only it.
-      await probe.publish(otherPrefix + channel, JSON.stringify('for theirs'));
+      expect(await probe.publish(otherPrefix + channel, JSON.stringify('for theirs'))).toBe(1);
       await waitFor(() => expect(theirs.received).toEqual(['for theirs']));
 
       await settle(pubsub);
@@ -420,5 +450,60 @@ describe('RedisPubSub against a real Redis', () => {
     } finally {
       await isolated.close();
     }
+  });
+
+  describe('through an outage', () => {
+    it('rejects subscribe() while Redis is unreachable, and the channel works once Redis is back', async () => {
+      const proxy = await startTcpProxy(testRedisUrl());
+      const outagePublisher = createRedis(proxy.url);
+      openClients.push(outagePublisher);
+      outagePublisher.on('error', () => {});
+      const outagePubSub = new RedisPubSub(outagePublisher, prefix);
+      try {
+        proxy.setUp(false);
+        const channel = freshChannel('outage');
+        const { received, listener } = recorder();
+        await expect(outagePubSub.subscribe(channel, listener)).rejects.toThrow();
+
+        proxy.setUp(true);
+        await waitForRedis(outagePublisher);
+        // The failed attempt must not leave the channel looking subscribed (or permanently failed).
+        const unsubscribe = await waitFor(() => outagePubSub.subscribe(channel, listener), 5_000);
+        expect(await numsub(prefix + channel)).toBe(1);
+        await outagePubSub.publish(channel, 'after the outage');
+        await waitFor(() => expect(received).toEqual(['after the outage']));
+        await unsubscribe();
+      } finally {
+        await outagePubSub.close();
+        outagePublisher.disconnect();
+        await proxy.close();
+      }
+    });
+
+    it('resubscribes by itself after the connection to Redis drops', async () => {
+      const proxy = await startTcpProxy(testRedisUrl());
+      const outagePublisher = createRedis(proxy.url);
+      openClients.push(outagePublisher);
+      outagePublisher.on('error', () => {});
+      const outagePubSub = new RedisPubSub(outagePublisher, prefix);
+      try {
+        await waitForRedis(outagePublisher);
+        const channel = freshChannel('reconnect');
+        const { received, listener } = recorder();
+        const unsubscribe = await outagePubSub.subscribe(channel, listener);
+
+        proxy.dropConnections();
+        // Delivery is at-most-once: keep publishing (straight to Redis) until one arrives after the reconnect.
+        await waitFor(async () => {
+          await probe.publish(prefix + channel, JSON.stringify('after the drop'));
+          expect(received).toContain('after the drop');
+        }, 10_000, 50);
+        await unsubscribe();
+      } finally {
+        await outagePubSub.close();
+        outagePublisher.disconnect();
+        await proxy.close();
+      }
+    });
   });
 });

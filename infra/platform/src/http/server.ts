@@ -83,7 +83,12 @@ export function graphqlRequestListener<TContext extends BaseContext>(
         raw = await readBody(req, maxBodyBytes);
       } catch (error) {
         if (error instanceof BodyTooLarge) {
-          return httpError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${maxBodyBytes} bytes`);
+          // The rest of the body is still on the socket; close it rather than read it or let a keep-alive
+          // client send its next request into it.
+          res.setHeader('connection', 'close');
+          httpError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${maxBodyBytes} bytes`);
+          res.once('finish', () => req.destroy());
+          return;
         }
         throw error;
       }

@@ -74,14 +74,36 @@ export class RedisPubSub implements PubSub {
     await this.publisher.publish(this.prefix + channel, JSON.stringify(message));
   }
 
+  /**
+   * ioredis writes SUBSCRIBE at once even while a new connection is still in its handshake (status 'connect',
+   * before CLIENT SETINFO and the INFO ready check). The connection then enters subscriber mode, the handshake
+   * commands are refused, ioredis drops the connection and, as it never was 'ready', does not resubscribe: the
+   * channel is silently lost although subscribe() resolved. So (UN)SUBSCRIBE waits for the handshake to end;
+   * while disconnected, ioredis's offline queue holds it until the connection is ready.
+   */
+  private async afterHandshake(): Promise<void> {
+    while (this.subscriber.status === 'connect') {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.subscriber.off('ready', done);
+          this.subscriber.off('close', done);
+          resolve();
+        };
+        this.subscriber.on('ready', done);
+        this.subscriber.on('close', done);
+      });
+    }
+  }
+
   async subscribe(channel: string, listener: Listener): Promise<Unsubscribe> {
     let state = this.channels.get(channel);
     if (!state) {
-      state = { listeners: new Set(), ready: this.subscriber.subscribe(this.prefix + channel) };
+      const ready = this.afterHandshake().then(() => this.subscriber.subscribe(this.prefix + channel));
+      state = { listeners: new Set(), ready };
       this.channels.set(channel, state);
     }
-    const { listeners, ready } = state;
     const owner = state;
+    const { listeners, ready } = owner;
     // Counted at once, so an unsubscribe by another listener while this SUBSCRIBE is in flight keeps the channel.
     const entry: Listener = (message) => listener(message);
     listeners.add(entry);
@@ -96,6 +118,7 @@ export class RedisPubSub implements PubSub {
       // A repeated call, or a call after the channel was torn down and subscribed anew, changes nothing.
       if (!listeners.delete(entry) || listeners.size > 0 || this.channels.get(channel) !== owner) return;
       this.channels.delete(channel);
+      await this.afterHandshake();
       await this.subscriber.unsubscribe(this.prefix + channel);
     };
   }

@@ -11,6 +11,9 @@ const globalSetup = fileURLToPath(new URL('./global-setup.ts', import.meta.url))
 export function serviceTestConfig(name: string, { needsServices = true } = {}) {
   const reportDir = process.env.VITEST_REPORT_DIR;
   return defineConfig({
+    // graphql 16 ships ESM and CJS builds; under vitest our code would load one and Apollo the other, and
+    // `instanceof GraphQLError` would fail between them. Node itself never mixes them, so neither must tests.
+    resolve: { alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }] },
     test: {
       include: ['test/**/*.test.ts'],
       // Fails the run at once, saying how to start them, when Postgres or Redis is down.
