@@ -3,6 +3,35 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from './logger.ts';
 
 export const INTERNAL_SERVER_ERROR = ApolloServerErrorCode.INTERNAL_SERVER_ERROR;
+/** The service's own database could not be reached; the request changed nothing and may be retried. */
+export const DATABASE_UNAVAILABLE = 'DATABASE_UNAVAILABLE';
+
+// Socket-level failures (Node), postgres.js connection states, and Postgres "shutting down / starting up".
+const CONNECTION_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P01',
+  '57P02',
+  '57P03',
+]);
+
+/** True when an error, or anything in its cause chain, says the database connection failed. */
+export function isConnectionFailure(error: unknown): boolean {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && CONNECTION_FAILURES.has(code)) return true;
+    if (current instanceof AggregateError && current.errors.some(isConnectionFailure)) return true;
+  }
+  return false;
+}
 
 /** Codes Apollo Server itself produces for bad requests; they describe the client's input, so they are safe. */
 export const APOLLO_CLIENT_CODES = new Set<string>([
@@ -54,7 +83,17 @@ export function createErrorFormatter({ knownCodes, logger }: ErrorFormatterOptio
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && known.has(code)) return publicShape(formatted);
-    logger.error({ err: unwrapResolverError(error), path: formatted.path }, 'unexpected error (masked)');
+    const original = unwrapResolverError(error);
+    if (isConnectionFailure(original)) {
+      logger.warn({ err: original, path: formatted.path }, 'database unavailable');
+      return {
+        message: 'The database is unavailable. Try again shortly.',
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { code: DATABASE_UNAVAILABLE },
+      };
+    }
+    logger.error({ err: original, path: formatted.path }, 'unexpected error (masked)');
     return maskedShape(formatted);
   };
 }

@@ -133,3 +133,37 @@ describe('a database fails underneath a subgraph', () => {
     }
   });
 });
+
+describe('a database goes away and comes back', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack();
+    await seed({ users: stack.databases.users.db, orders: stack.databases.orders.db }, { users: 3, ordersPerUser: 2 });
+  });
+  afterAll(() => stack?.teardown());
+
+  it('answers DATABASE_UNAVAILABLE for that subgraph’s fields, writes nothing, and recovers on its own', async () => {
+    await stack.proxies.orders.setListening(false);
+
+    const read = await fetch(stack.urls.gateway, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: NESTED }),
+    });
+    const text = await read.text();
+    const body = JSON.parse(text) as { data: Nested; errors: { extensions: Record<string, unknown> }[] };
+    expect(body.data.users.edges).toHaveLength(3);
+    for (const { node } of body.data.users.edges) expect(node.orders).toBeNull();
+    expect(body.errors.map((error) => error.extensions)).toContainEqual({ code: 'DATABASE_UNAVAILABLE', serviceName: 'orders' });
+    expectNoLeaks(text, stack);
+
+    const write = await graphql(stack.urls.gateway, 'mutation { placeOrder(input: { userId: "1", items: [{ sku: "A", quantity: 1, unitPriceCents: 1 }] }) { id } }');
+    expect(write.errors?.[0]?.extensions).toEqual({ code: 'DATABASE_UNAVAILABLE', serviceName: 'orders' });
+
+    await stack.proxies.orders.setListening(true);
+    const again = await graphql<Nested>(stack.urls.gateway, NESTED);
+    expect(again.errors).toBeUndefined();
+    // Two seeded orders each, and the failed placeOrder above left no third one behind.
+    for (const { node } of again.data?.users.edges ?? []) expect(node.orderCount).toBe(2);
+  });
+});

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { createLogger, type Logger } from '@fed/platform';
-import { createTestDatabase, testRedisUrl, uniqueName, type TestDatabase } from '@fed/platform/testing';
+import { createTestDatabase, startTcpProxy, testRedisUrl, uniqueName, type TcpProxy, type TestDatabase } from '@fed/platform/testing';
 import { startStack, type RunningStack, type StackOptions } from '../src/stack.ts';
 
 export const supergraphSdl = readFileSync(new URL('../../../schema/supergraph.graphql', import.meta.url), 'utf8');
 
 export interface TestStack extends RunningStack {
+  /** TCP proxies in front of each subgraph's Postgres, to take a database away and bring it back. */
+  proxies: { users: TcpProxy; orders: TcpProxy };
   /** Statements each subgraph sent since the last reset. */
   statements: { users: string[]; orders: string[] };
   resetStatements(): void;
@@ -22,9 +24,14 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}): Pro
   const created: TestDatabase[] = [await createTestDatabase('users'), await createTestDatabase('orders')];
   const [usersDb, ordersDb] = created as [TestDatabase, TestDatabase];
   const statements = { users: [] as string[], orders: [] as string[] };
+  const proxies = { users: await startTcpProxy(usersDb.url), orders: await startTcpProxy(ordersDb.url) };
+  const closeAll = async () => {
+    await Promise.all([proxies.users.close(), proxies.orders.close()]);
+    await Promise.all(created.map((db) => db.drop()));
+  };
   try {
     const stack = await startStack({
-      databases: { users: { url: usersDb.url }, orders: { url: ordersDb.url } },
+      databases: { users: { url: proxies.users.url }, orders: { url: proxies.orders.url } },
       redisUrl: testRedisUrl(),
       keyPrefix: `${uniqueName('test')}:`,
       supergraphSdl,
@@ -35,6 +42,7 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}): Pro
     });
     return {
       ...stack,
+      proxies,
       statements,
       resetStatements: () => {
         statements.users.length = 0;
@@ -42,11 +50,11 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}): Pro
       },
       teardown: async () => {
         await stack.stop();
-        await Promise.all(created.map((db) => db.drop()));
+        await closeAll();
       },
     };
   } catch (error) {
-    await Promise.all(created.map((db) => db.drop()));
+    await closeAll();
     throw error;
   }
 }

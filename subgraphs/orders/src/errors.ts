@@ -5,5 +5,7 @@ export enum ErrorCode {
   OrderNotCancellable = 'ORDER_NOT_CANCELLABLE',
   /** A service this one depends on (the users subgraph) could not answer; nothing was written. */
   SubgraphUnavailable = 'SUBGRAPH_UNAVAILABLE',
+  /** This subgraph's database could not be reached; nothing was changed. */
+  DatabaseUnavailable = 'DATABASE_UNAVAILABLE',
   Internal = 'INTERNAL_SERVER_ERROR',
 }

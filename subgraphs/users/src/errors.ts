@@ -3,5 +3,7 @@ export enum ErrorCode {
   BadUserInput = 'BAD_USER_INPUT',
   NotFound = 'NOT_FOUND',
   EmailTaken = 'EMAIL_TAKEN',
+  /** This subgraph's database could not be reached; nothing was changed. */
+  DatabaseUnavailable = 'DATABASE_UNAVAILABLE',
   Internal = 'INTERNAL_SERVER_ERROR',
 }

@@ -1,2 +1,3 @@
 export * from './services.ts';
 export * from './graphql.ts';
+export * from './tcp-proxy.ts';

@@ -1,0 +1,73 @@
+import { connect, createServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+export interface TcpProxy {
+  /** A URL like `target`, pointing at the proxy instead. */
+  url: string;
+  /** While down, the proxy accepts connections and closes them at once, like a service that is not there. */
+  setUp(up: boolean): void;
+  /** Cuts every open connection, like a server restart. */
+  dropConnections(): void;
+  /**
+   * Stops listening (new connections are refused, as when the service's process is gone) and cuts open ones;
+   * `true` listens again on the same port.
+   */
+  setListening(listening: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A loopback TCP proxy in front of a service, so a test can take the service "down" without touching it. */
+export async function startTcpProxy(target: string): Promise<TcpProxy> {
+  const targetUrl = new URL(target);
+  const sockets = new Set<Socket>();
+  let up = true;
+  const server = createServer((client) => {
+    if (!up) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(Number(targetUrl.port), targetUrl.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const proxyUrl = new URL(targetUrl);
+  proxyUrl.hostname = '127.0.0.1';
+  proxyUrl.port = String(port);
+  const dropConnections = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  const setListening = async (listening: boolean) => {
+    if (listening === server.listening) return;
+    if (listening) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } else {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      dropConnections();
+      await closed;
+    }
+  };
+  return {
+    url: proxyUrl.toString(),
+    setUp: (value) => {
+      up = value;
+    },
+    dropConnections,
+    setListening,
+    close: () => setListening(false),
+  };
+}
