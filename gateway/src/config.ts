@@ -36,6 +36,11 @@ export const gatewayConfigSchema = z.object({
   REDIS_URL: redisUrl.optional(),
   CORS_ORIGINS: origins,
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** Extra subgraph error codes (comma-separated) whose messages may reach clients, for other supergraphs. */
+  PUBLIC_ERROR_CODES: z
+    .string()
+    .transform((value) => value.split(',').map((code) => code.trim()).filter(Boolean))
+    .default([]),
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });

@@ -11,7 +11,7 @@ import { createGatewayErrorFormatter } from './errors/format.ts';
 import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
 
-export { ErrorCode } from './errors/codes.ts';
+export { DOWNSTREAM_PUBLIC_CODES, ErrorCode } from './errors/codes.ts';
 
 /** Per-request state every plugin and data source can rely on. */
 export interface GatewayContext extends BaseContext {
@@ -32,6 +32,8 @@ export interface GatewayDeps {
   mode?: 'development' | 'production';
   corsOrigins?: string[] | '*';
   maxBodyBytes?: number;
+  /** Codes whose messages subgraphs write for clients; others are masked. Defaults to this graph's codes. */
+  publicErrorCodes?: Iterable<string>;
 }
 
 export interface Gateway extends GraphQLApp {
@@ -44,13 +46,15 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const { supergraphSdl, subgraphUrls = {}, subgraphTimeoutMs = 10_000, logger, cache, mode = 'production' } = deps;
   const development = mode === 'development';
 
+  const routed = new Set<string>();
   const gateway = new ApolloGateway({
     supergraphSdl,
     logger,
     buildService: ({ name, url }) => {
+      routed.add(name);
       const target = subgraphUrls[name] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no URL in the supergraph and none was configured`);
-      return new SubgraphDataSource({ name, url: target, timeoutMs: subgraphTimeoutMs });
+      return new SubgraphDataSource({ name, url: target, timeoutMs: subgraphTimeoutMs, logger });
     },
   });
 
@@ -65,7 +69,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     allowBatchedHttpRequests: false,
     maxRecursiveSelections: true,
     parseOptions: { maxTokens: 10_000 },
-    formatError: createGatewayErrorFormatter(logger),
+    formatError: createGatewayErrorFormatter(logger, deps.publicErrorCodes),
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       development
@@ -75,6 +79,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     ],
   });
   await apollo.start();
+  // A typo in an override (`order=` for `orders=`) would otherwise silently route to the supergraph's URL.
+  const unknown = Object.keys(subgraphUrls).filter((name) => !routed.has(name));
+  if (unknown.length > 0) {
+    await apollo.stop();
+    throw new Error(`Subgraph URL overrides name subgraphs the supergraph does not have: ${unknown.join(', ')} (it has: ${[...routed].join(', ')})`);
+  }
 
   httpServer.on(
     'request',

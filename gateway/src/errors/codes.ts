@@ -8,3 +8,19 @@ export enum ErrorCode {
   SubscriptionOverHttp = 'SUBSCRIPTION_OVER_HTTP',
   Internal = 'INTERNAL_SERVER_ERROR',
 }
+
+/**
+ * Codes a subgraph returns on purpose, whose messages were written for clients. A downstream error with any
+ * other code is masked, so a subgraph that puts SQL or a URL in an error under a code of its own cannot leak
+ * it. Deployments with other subgraphs extend the list (PUBLIC_ERROR_CODES).
+ */
+export const DOWNSTREAM_PUBLIC_CODES: readonly string[] = [
+  'BAD_USER_INPUT',
+  'NOT_FOUND',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'EMAIL_TAKEN',
+  'ORDER_NOT_CANCELLABLE',
+  'SUBGRAPH_UNAVAILABLE',
+  'DATABASE_UNAVAILABLE',
+];

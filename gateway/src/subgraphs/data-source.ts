@@ -1,6 +1,7 @@
 import { RemoteGraphQLDataSource } from '@apollo/gateway';
 import type { Fetcher } from '@apollo/utils.fetcher';
 import { GraphQLError } from 'graphql';
+import type { Logger } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 
 export interface SubgraphDataSourceOptions {
@@ -8,6 +9,7 @@ export interface SubgraphDataSourceOptions {
   url: string;
   /** The default fetcher has no timeout at all; a hung subgraph would hang every request that touches it. */
   timeoutMs: number;
+  logger: Logger;
 }
 
 const isTimeout = (error: unknown) =>
@@ -19,16 +21,20 @@ const isTimeout = (error: unknown) =>
  */
 export class SubgraphDataSource extends RemoteGraphQLDataSource {
   private readonly subgraphName: string;
+  private readonly logger: Logger;
 
-  constructor({ name, url, timeoutMs }: SubgraphDataSourceOptions) {
+  constructor({ name, url, timeoutMs, logger }: SubgraphDataSourceOptions) {
     const fetcher: Fetcher = (input, init) =>
       fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) }) as unknown as ReturnType<Fetcher>;
     super({ url, fetcher });
     this.subgraphName = name;
+    this.logger = logger;
   }
 
   override didEncounterError(error: Error): never {
     const serviceName = this.subgraphName;
+    // Clients get a safe summary; operators need the real cause (refused, reset, HTTP 502 with a body...).
+    this.logger.warn({ err: error, serviceName }, 'subgraph request failed');
     if (isTimeout(error)) {
       throw new GraphQLError(`The ${serviceName} service did not answer in time`, {
         extensions: { code: ErrorCode.SubgraphTimeout, serviceName },

@@ -1,5 +1,6 @@
 // `npm start`: the whole product in one process. With no database or Redis URLs it needs no services at all.
 import { createLogger, loadConfigOrExit, onShutdown } from '@fed/platform';
+import { DOWNSTREAM_PUBLIC_CODES } from '@fed/gateway';
 import { readSupergraph } from '@fed/gateway/supergraph';
 import { stackConfigSchema } from './config.ts';
 import { locationsFrom } from './databases.ts';
@@ -12,6 +13,7 @@ const config = loadConfigOrExit(stackConfigSchema, process.env);
 const logger = createLogger({ name: 'stack', level: config.LOG_LEVEL });
 const databases = locationsFrom(config);
 
+const production = config.NODE_ENV === 'production';
 const stack = await startStack({
   databases,
   redisUrl: config.REDIS_URL,
@@ -19,9 +21,12 @@ const stack = await startStack({
   ports: { gateway: config.GATEWAY_PORT, users: config.USERS_PORT, orders: config.ORDERS_PORT },
   host: config.HOST,
   logger,
-  mode: config.NODE_ENV === 'production' ? 'production' : 'development',
+  mode: production ? 'production' : 'development',
   subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
-  corsOrigins: config.CORS_ORIGINS ?? '*',
+  usersTimeoutMs: config.USERS_TIMEOUT_MS,
+  corsOrigins: config.CORS_ORIGINS ?? (production ? undefined : '*'),
+  maxBodyBytes: config.MAX_BODY_BYTES,
+  publicErrorCodes: [...DOWNSTREAM_PUBLIC_CODES, ...config.PUBLIC_ERROR_CODES],
   seedIfEmpty: config.SEED_ON_FIRST_START ? undefined : false,
 });
 

@@ -17,7 +17,11 @@ export interface StackOptions {
   logger: Logger;
   mode?: 'development' | 'production';
   subgraphTimeoutMs?: number;
+  /** How long orders waits for the users subgraph when checking that a user exists. */
+  usersTimeoutMs?: number;
   corsOrigins?: string[] | '*';
+  maxBodyBytes?: number;
+  publicErrorCodes?: Iterable<string>;
   /** Seed when the users database is empty; false to never seed. */
   seedIfEmpty?: Omit<SeedOptions, 'log'> | false;
   onQuery?: OpenOptions['onQuery'];
@@ -31,15 +35,22 @@ export interface RunningStack {
   stop(): Promise<void>;
 }
 
-const url = (server: { address(): AddressInfo | string | null }, host = 'localhost') =>
+// In one process the subgraphs are internal: they listen on loopback only, whatever HOST the gateway uses.
+const SUBGRAPH_HOST = '127.0.0.1';
+
+const url = (server: { address(): AddressInfo | string | null }, host: string) =>
   `http://${host}:${(server.address() as AddressInfo).port}/graphql`;
+
+/** The address to print for a server bound to `host` (all interfaces print as localhost). */
+const displayHost = (host: string | undefined) => (!host || host === '0.0.0.0' || host === '::' ? 'localhost' : host);
 
 /**
  * Users, orders and the gateway in one process, each on its own port. This is the embedded default behind
  * `npm start`, and what the end-to-end tests run: the same factories the standalone processes use.
  */
 export async function startStack(options: StackOptions): Promise<RunningStack> {
-  const { logger, ports = {}, host } = options;
+  const { logger, ports = {}, host, mode = 'production' } = options;
+  const introspection = mode === 'development';
   const databases = await openDatabases(options.databases, { onQuery: options.onQuery });
   if (options.seedIfEmpty !== false && (await isEmpty(databases.users.db))) {
     const size = options.seedIfEmpty ?? DEFAULT_SEED;
@@ -48,18 +59,23 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   }
   const infrastructure = await createInfrastructure({ redisUrl: options.redisUrl, logger, keyPrefix: options.keyPrefix });
 
-  const users = await createUsersServer({ db: databases.users.db, pubsub: infrastructure.pubsub, logger: logger.child({ service: 'users' }), introspection: true });
-  await listen(users.httpServer, ports.users ?? 0, host);
-  const usersUrl = url(users.httpServer);
+  const users = await createUsersServer({
+    db: databases.users.db,
+    pubsub: infrastructure.pubsub,
+    logger: logger.child({ service: 'users' }),
+    introspection,
+  });
+  await listen(users.httpServer, ports.users ?? 0, SUBGRAPH_HOST);
+  const usersUrl = url(users.httpServer, SUBGRAPH_HOST);
 
   const orders = await createOrdersServer({
     db: databases.orders.db,
-    users: createHttpUserDirectory({ url: usersUrl }),
+    users: createHttpUserDirectory({ url: usersUrl, timeoutMs: options.usersTimeoutMs }),
     logger: logger.child({ service: 'orders' }),
-    introspection: true,
+    introspection,
   });
-  await listen(orders.httpServer, ports.orders ?? 0, host);
-  const ordersUrl = url(orders.httpServer);
+  await listen(orders.httpServer, ports.orders ?? 0, SUBGRAPH_HOST);
+  const ordersUrl = url(orders.httpServer, SUBGRAPH_HOST);
 
   const gateway = await createGateway({
     supergraphSdl: options.supergraphSdl,
@@ -67,8 +83,10 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     subgraphTimeoutMs: options.subgraphTimeoutMs,
     logger: logger.child({ service: 'gateway' }),
     cache: infrastructure.cache,
-    mode: options.mode,
+    mode,
     corsOrigins: options.corsOrigins,
+    maxBodyBytes: options.maxBodyBytes,
+    publicErrorCodes: options.publicErrorCodes,
   });
   await listen(gateway.httpServer, ports.gateway ?? 0, host);
 
@@ -81,7 +99,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   };
 
   return {
-    urls: { gateway: url(gateway.httpServer), users: usersUrl, orders: ordersUrl },
+    urls: { gateway: url(gateway.httpServer, displayHost(host)), users: usersUrl, orders: ordersUrl },
     databases,
     stopSubgraph,
     stop: async () => {

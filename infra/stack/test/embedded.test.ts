@@ -56,8 +56,8 @@ describe('the embedded default (npm start)', () => {
   });
 
   it('prints the gateway and subgraph URLs and says it runs on PGlite and in-memory pub/sub', () => {
-    expect(output).toMatch(/users\s+http:\/\/localhost:\d+\/graphql\s+PGlite/);
-    expect(output).toMatch(/orders\s+http:\/\/localhost:\d+\/graphql\s+PGlite/);
+    expect(output).toMatch(/users\s+http:\/\/127\.0\.0\.1:\d+\/graphql\s+PGlite/);
+    expect(output).toMatch(/orders\s+http:\/\/127\.0\.0\.1:\d+\/graphql\s+PGlite/);
     expect(output).toMatch(/cache and pub\/sub: in memory/);
   });
 
