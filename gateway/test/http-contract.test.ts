@@ -11,10 +11,14 @@ import { createGateway, type Gateway } from '../src/gateway.ts';
 const NOWHERE = { users: 'http://127.0.0.1:9/graphql', orders: 'http://127.0.0.1:9/graphql' };
 const committedSupergraph = readFileSync(new URL('../../schema/supergraph.graphql', import.meta.url), 'utf8');
 
-async function start(supergraphSdl: string, mode: 'development' | 'production'): Promise<{ gateway: Gateway; url: string }> {
+async function start(
+  supergraphSdl: string,
+  mode: 'development' | 'production',
+  subgraphUrls: Record<string, string> = NOWHERE,
+): Promise<{ gateway: Gateway; url: string }> {
   const gateway = await createGateway({
     supergraphSdl,
-    subgraphUrls: NOWHERE,
+    subgraphUrls,
     logger: createLogger({ name: 'test', level: 'silent' }),
     cache: createMemoryCache(),
     mode,
@@ -100,7 +104,7 @@ describe('subscriptions over HTTP', () => {
       },
     ]);
     if (composed.errors) throw composed.errors[0];
-    app = await start(composed.supergraphSdl, 'production');
+    app = await start(composed.supergraphSdl, 'production', { users: NOWHERE.users, events: NOWHERE.users });
   });
   afterAll(() => app?.gateway.stop());
 
@@ -132,6 +136,14 @@ describe('development mode', () => {
     expect(response.errors).toBeUndefined();
     expect(response.data?.__type.fields.map((field) => field.name)).toEqual(
       expect.arrayContaining(['id', 'email', 'name', 'orders', 'orderCount', 'totalSpentCents']),
+    );
+  });
+});
+
+describe('subgraph URL overrides', () => {
+  it('refuse to start when an override names a subgraph the supergraph does not have (a typo would misroute)', async () => {
+    await expect(start(committedSupergraph, 'production', { users: NOWHERE.users, order: NOWHERE.orders })).rejects.toThrow(
+      /order\b.*does not have|does not have.*\border\b/,
     );
   });
 });
