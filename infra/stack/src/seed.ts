@@ -60,9 +60,6 @@ export async function seed(dbs: { users: UsersDatabase; orders: OrdersDatabase }
   const rng = random(20261122);
   const every = (label: string, total: number) => (n: number) => log(`${label}: ${n}/${total}`);
 
-  await dbs.orders.execute(sql`truncate table order_items, orders restart identity`);
-  await dbs.users.execute(sql`truncate table users restart identity`);
-
   function* users() {
     for (let id = 1; id <= userCount; id++) {
       const first = pick(rng, FIRST);
@@ -71,7 +68,6 @@ export async function seed(dbs: { users: UsersDatabase; orders: OrdersDatabase }
       yield { id, name: `${first} ${last}`, email: `${first}.${last}.${id}@example.com`.toLowerCase(), createdAt, updatedAt: createdAt };
     }
   }
-  await inBatches(users(), batchSize, (batch) => dbs.users.insert(usersSchema.users).values(batch), every('users', userCount));
 
   const orderTotal = userCount * ordersPerUser;
   const items: (typeof ordersSchema.orderItems.$inferInsert)[] = [];
@@ -92,16 +88,29 @@ export async function seed(dbs: { users: UsersDatabase; orders: OrdersDatabase }
       }
     }
   }
-  await inBatches(orders(), batchSize, (batch) => dbs.orders.insert(ordersSchema.orders).values(batch), every('orders', orderTotal));
-  await inBatches(items, batchSize, (batch) => dbs.orders.insert(ordersSchema.orderItems).values(batch), every('items', items.length));
 
-  // Explicit ids leave the identity sequences behind; move them past the seeded rows.
-  await dbs.users.execute(sql`select setval(pg_get_serial_sequence('users', 'id'), greatest(${userCount}, 1), ${userCount > 0})`);
-  await dbs.orders.execute(sql`select setval(pg_get_serial_sequence('orders', 'id'), greatest(${orderTotal}, 1), ${orderTotal > 0})`);
+  // Each database is replaced in one transaction, sequences included: an interrupted seed leaves that
+  // database as it was, never half-filled with ids the sequence would hand out again.
+  await dbs.users.transaction(async (tx) => {
+    await tx.execute(sql`truncate table users restart identity`);
+    await inBatches(users(), batchSize, (batch) => tx.insert(usersSchema.users).values(batch), every('users', userCount));
+    // Explicit ids leave the identity sequence behind; move it past the seeded rows.
+    await tx.execute(sql`select setval(pg_get_serial_sequence('users', 'id'), greatest(${userCount}, 1), ${userCount > 0})`);
+  });
+  await dbs.orders.transaction(async (tx) => {
+    await tx.execute(sql`truncate table order_items, orders restart identity`);
+    await inBatches(orders(), batchSize, (batch) => tx.insert(ordersSchema.orders).values(batch), every('orders', orderTotal));
+    await inBatches(items, batchSize, (batch) => tx.insert(ordersSchema.orderItems).values(batch), every('items', items.length));
+    await tx.execute(sql`select setval(pg_get_serial_sequence('orders', 'id'), greatest(${orderTotal}, 1), ${orderTotal > 0})`);
+  });
 }
 
-/** True when the users database has no rows yet: the signal for seeding on a first start. */
-export async function isEmpty(db: UsersDatabase): Promise<boolean> {
-  const rows = await db.select({ id: usersSchema.users.id }).from(usersSchema.users).limit(1);
-  return rows.length === 0;
+/**
+ * True when neither database has rows: the signal for seeding on a first start. Both must be empty, so a
+ * start never wipes data someone created.
+ */
+export async function isEmpty(dbs: { users: UsersDatabase; orders: OrdersDatabase }): Promise<boolean> {
+  const [user] = await dbs.users.select({ id: usersSchema.users.id }).from(usersSchema.users).limit(1);
+  const [order] = await dbs.orders.select({ id: ordersSchema.orders.id }).from(ordersSchema.orders).limit(1);
+  return !user && !order;
 }

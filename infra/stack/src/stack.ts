@@ -52,7 +52,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const { logger, ports = {}, host, mode = 'production' } = options;
   const introspection = mode === 'development';
   const databases = await openDatabases(options.databases, { onQuery: options.onQuery });
-  if (options.seedIfEmpty !== false && (await isEmpty(databases.users.db))) {
+  if (options.seedIfEmpty !== false && (await isEmpty({ users: databases.users.db, orders: databases.orders.db }))) {
     const size = options.seedIfEmpty ?? DEFAULT_SEED;
     logger.info(size, 'empty database: seeding');
     await seed({ users: databases.users.db, orders: databases.orders.db }, size);
