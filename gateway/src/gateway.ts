@@ -93,6 +93,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       context: async (_req: IncomingMessage) => ({ viewer: null }),
       corsOrigins: deps.corsOrigins,
       maxBodyBytes: deps.maxBodyBytes,
+      logger,
     }),
   );
 

@@ -102,3 +102,11 @@ export function createErrorFormatter({ knownCodes, logger }: ErrorFormatterOptio
 export function publicError(code: string, message: string, field?: string): GraphQLError {
   return new GraphQLError(message, { extensions: field ? { code, field } : { code } });
 }
+
+// NUL and other control characters are never meaningful in names, emails or SKUs, and Postgres rejects NUL
+// in text outright; refusing them up front keeps that a clear input error instead of a masked 500.
+export const hasControlCharacters = (value: string) =>
+  [...value].some((char) => {
+    const code = char.charCodeAt(0);
+    return code < 0x20 || code === 0x7f;
+  });

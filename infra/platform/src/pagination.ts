@@ -2,6 +2,9 @@ import { publicError } from './errors.ts';
 
 export const MAX_PAGE_SIZE = 100;
 
+/** GraphQL Int is 32-bit: an amount beyond it can be stored but never returned. */
+export const GRAPHQL_MAX_INT = 2_147_483_647;
+
 export interface PageInfo {
   hasNextPage: boolean;
   endCursor: string | null;

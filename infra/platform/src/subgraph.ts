@@ -8,7 +8,7 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
-import { parse, type DocumentNode } from 'graphql';
+import { isInterfaceType, isObjectType, isScalarType, parse, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { createErrorFormatter } from './errors.ts';
 import { graphqlRequestListener } from './http/server.ts';
 import type { Logger } from './logger.ts';
@@ -23,7 +23,7 @@ export interface SubgraphAppOptions<TContext extends BaseContext> {
   name: string;
   typeDefs: DocumentNode;
   /** The subgraph's strictly typed resolver map (see Resolver); checked against the SDL at startup. */
-  resolvers: object;
+  resolvers: Record<string, object>;
   context: (req: IncomingMessage) => Promise<TContext>;
   logger: Logger;
   /** The subgraph's ErrorCode values; errors with other codes are masked. */
@@ -36,15 +36,39 @@ export function loadTypeDefs(fileUrl: URL): DocumentNode {
   return parse(readFileSync(fileUrl, 'utf8'));
 }
 
+/**
+ * @apollo/subgraph silently ignores resolvers for types or fields the SDL lacks, so a field renamed in
+ * schema.graphql would quietly resolve to null. Refuse to start instead.
+ */
+export function assertResolversMatchSchema(schema: GraphQLSchema, resolvers: Record<string, object>): void {
+  const problems: string[] = [];
+  for (const [typeName, fields] of Object.entries(resolvers)) {
+    const type = schema.getType(typeName);
+    if (!type) {
+      problems.push(`type ${typeName} is not in the schema`);
+      continue;
+    }
+    if (isScalarType(type)) continue;
+    if (!isObjectType(type) && !isInterfaceType(type)) continue;
+    const schemaFields = type.getFields();
+    for (const fieldName of Object.keys(fields)) {
+      if (!fieldName.startsWith('__') && !schemaFields[fieldName]) problems.push(`${typeName}.${fieldName} is not in the schema`);
+    }
+  }
+  if (problems.length > 0) throw new Error(`Resolvers do not match schema.graphql:\n  - ${problems.join('\n  - ')}`);
+}
+
 /** The shared server bootstrap for subgraphs: schema, hardening defaults, error masking and the HTTP front. */
 export async function createSubgraphApp<TContext extends BaseContext>(
   options: SubgraphAppOptions<TContext>,
 ): Promise<GraphQLApp> {
   const { typeDefs, resolvers, context, logger, knownCodes, introspection = true } = options;
   // The HTTP server exists before Apollo so the drain plugin can close it gracefully on stop().
+  const schema = buildSubgraphSchema([{ typeDefs, resolvers: resolvers as GraphQLResolverMap<unknown> }]);
+  assertResolversMatchSchema(schema, resolvers);
   const httpServer = createServer();
   const apollo = new ApolloServer<TContext>({
-    schema: buildSubgraphSchema([{ typeDefs, resolvers: resolvers as GraphQLResolverMap<unknown> }]),
+    schema,
     introspection,
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: true,
@@ -59,7 +83,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
     ],
   });
   await apollo.start();
-  httpServer.on('request', graphqlRequestListener({ apollo, context }));
+  httpServer.on('request', graphqlRequestListener({ apollo, context, logger }));
 
   return {
     httpServer,

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { createServer, request, type Server } from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -149,6 +150,20 @@ describe('graphqlRequestListener on a real HTTP server', () => {
     const response = await postJson(body);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ data: { hello: `hello ${'z'.repeat(padding)}` } });
+  });
+
+  it('answers a malformed request target with 400 BAD_REQUEST, not a 500', async () => {
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write('GET http://a%20b/graphql HTTP/1.1\r\nHost: example\r\nConnection: close\r\n\r\n');
+      });
+      let received = '';
+      socket.on('data', (chunk) => (received += chunk.toString()));
+      socket.on('end', () => resolve(received));
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    expect(raw).toContain('"code":"BAD_REQUEST"');
   });
 
   it('answers invalid JSON with 400 BAD_REQUEST', async () => {

@@ -34,6 +34,7 @@ describe('mutations through the gateway', () => {
     ['a malformed email', 'BAD_USER_INPUT', 'input.email', { email: 'not-an-email', name: 'X' }],
     ['a taken email (any case)', 'EMAIL_TAKEN', 'input.email', { email: 'ADA@example.com', name: 'Other Ada' }],
     ['an empty name', 'BAD_USER_INPUT', 'input.name', { email: 'x@example.com', name: '   ' }],
+    ['a NUL in the name', 'BAD_USER_INPUT', 'input.name', { email: 'nul@example.com', name: 'A\u0000B' }],
   ])('createUser with %s fails with %s on %s and writes nothing', async (_case, code, field, input) => {
     const before = await rowCounts();
     const response = await graphql(stack.urls.gateway, 'mutation ($input: CreateUserInput!) { createUser(input: $input) { id } }', { input });
@@ -47,6 +48,7 @@ describe('mutations through the gateway', () => {
     ['a zero quantity', 'BAD_USER_INPUT', 'input.items[0].quantity', { items: [{ sku: 'A', quantity: 0, unitPriceCents: 100 }] }],
     ['a negative price', 'BAD_USER_INPUT', 'input.items[1].unitPriceCents', { items: [{ sku: 'A', quantity: 1, unitPriceCents: 100 }, { sku: 'B', quantity: 1, unitPriceCents: -1 }] }],
     ['an oversized item list', 'BAD_USER_INPUT', 'input.items', { items: Array.from({ length: 101 }, (_, i) => ({ sku: `S${i}`, quantity: 1, unitPriceCents: 1 })) }],
+    ['a NUL in a SKU', 'BAD_USER_INPUT', 'input.items[0].sku', { items: [{ sku: 'B\u0000AD', quantity: 1, unitPriceCents: 1 }] }],
     ['an unknown user', 'NOT_FOUND', 'input.userId', { userId: '987654', items: [{ sku: 'A', quantity: 1, unitPriceCents: 1 }] }],
   ])('placeOrder with %s fails with %s on %s and writes nothing', async (_case, code, field, partial) => {
     const before = await rowCounts();
@@ -106,5 +108,43 @@ describe('mutations through the gateway', () => {
     const nested = await graphql<{ user: { orders: null } }>(stack.urls.gateway, 'query ($id: ID!) { user(id: $id) { name orders(first: 1000) { totalCount } } }', { id: userId });
     expect(nested.data?.user).toEqual({ name: 'Ada', orders: null });
     expect(nested.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'first' });
+  });
+
+  it('writes neither the order nor any item when the item insert fails inside the transaction', async () => {
+    const before = await rowCounts();
+    // A real database-side failure after the order row is already written: only the transaction can undo it.
+    await stack.databases.orders.db.execute(sql`
+      create function refuse_items() returns trigger language plpgsql as $$
+      begin raise exception 'items refused for this test'; end $$`);
+    await stack.databases.orders.db.execute(sql`create trigger refuse_items before insert on order_items for each row execute function refuse_items()`);
+    try {
+      const response = await placeOrder({ userId, items: [{ sku: 'A', quantity: 1, unitPriceCents: 100 }] });
+      expect(response.data).toBeNull();
+      expect(response.errors?.[0]?.extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR', serviceName: 'orders' });
+      expect(JSON.stringify(response)).not.toContain('refused');
+    } finally {
+      await stack.databases.orders.db.execute(sql`drop trigger refuse_items on order_items`);
+      await stack.databases.orders.db.execute(sql`drop function refuse_items()`);
+    }
+    expect(await rowCounts()).toEqual(before);
+  });
+
+  it('answers a lifetime total beyond a GraphQL Int with VALUE_OUT_OF_RANGE rather than a wrong number', async () => {
+    const created = await graphql<{ createUser: { id: string } }>(
+      stack.urls.gateway,
+      'mutation { createUser(input: { email: "big.spender@example.com", name: "Big Spender" }) { id } }',
+    );
+    const id = created.data?.createUser.id;
+    for (let i = 0; i < 2; i++) {
+      const placed = await placeOrder({ userId: id, items: [{ sku: 'YACHT', quantity: 1, unitPriceCents: 2_000_000_000 }] });
+      expect(placed.errors).toBeUndefined();
+    }
+    const user = await graphql<{ user: { name: string; orderCount: number; totalSpentCents: number | null } }>(
+      stack.urls.gateway,
+      'query ($id: ID!) { user(id: $id) { name orderCount totalSpentCents } }',
+      { id },
+    );
+    expect(user.data?.user).toEqual({ name: 'Big Spender', orderCount: 2, totalSpentCents: null });
+    expect(user.errors?.[0]?.extensions).toEqual({ code: 'VALUE_OUT_OF_RANGE', serviceName: 'orders' });
   });
 });

@@ -5,6 +5,8 @@ export enum ErrorCode {
   OrderNotCancellable = 'ORDER_NOT_CANCELLABLE',
   /** A service this one depends on (the users subgraph) could not answer; nothing was written. */
   SubgraphUnavailable = 'SUBGRAPH_UNAVAILABLE',
+  /** A value exists but does not fit its GraphQL type (a lifetime total beyond a 32-bit Int). */
+  ValueOutOfRange = 'VALUE_OUT_OF_RANGE',
   /** This subgraph's database could not be reached; nothing was changed. */
   DatabaseUnavailable = 'DATABASE_UNAVAILABLE',
   Internal = 'INTERNAL_SERVER_ERROR',

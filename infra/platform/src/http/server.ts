@@ -1,6 +1,7 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
+import type { Logger } from '../logger.ts';
 
 export interface GraphQLHttpOptions<TContext extends BaseContext> {
   apollo: ApolloServer<TContext>;
@@ -13,6 +14,8 @@ export interface GraphQLHttpOptions<TContext extends BaseContext> {
   corsOrigins?: string[] | '*';
   /** Extra readiness probe (e.g. "the gateway has loaded a schema"). */
   ready?: () => boolean;
+  /** Where failures outside GraphQL (a broken socket, a bug here) are reported. */
+  logger?: Logger;
 }
 
 const json = (res: ServerResponse, status: number, body: unknown) => {
@@ -59,10 +62,15 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
 export function graphqlRequestListener<TContext extends BaseContext>(
   options: GraphQLHttpOptions<TContext>,
 ): RequestListener {
-  const { apollo, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready } = options;
+  const { apollo, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, logger } = options;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      return httpError(res, 400, 'BAD_REQUEST', 'Malformed request target');
+    }
     if (url.pathname === '/healthz') return json(res, 200, { status: 'ok' });
     if (url.pathname === '/readyz') {
       const isReady = ready?.() ?? true;
@@ -122,8 +130,9 @@ export function graphqlRequestListener<TContext extends BaseContext>(
   };
 
   return (req, res) => {
-    handle(req, res).catch(() => {
-      // Apollo turns every GraphQL failure into a response; reaching here means the socket itself failed.
+    handle(req, res).catch((error: unknown) => {
+      // Apollo turns every GraphQL failure into a response; reaching here means the socket or this code failed.
+      logger?.error({ err: error, method: req.method }, 'HTTP request failed outside GraphQL');
       if (!res.headersSent) httpError(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
       else res.destroy();
     });

@@ -3,8 +3,8 @@ import postgres from 'postgres';
 import { Redis } from 'ioredis';
 
 /** Tests find Postgres and Redis at the standard loopback ports unless these variables point elsewhere. */
-export const testPostgresUrl = () => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-export const testRedisUrl = () => process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+export const testPostgresUrl = () => process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+export const testRedisUrl = () => process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379/0';
 
 const HOW_TO_START = {
   postgres: 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start   (or set TEST_DATABASE_URL)',

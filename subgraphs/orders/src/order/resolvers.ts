@@ -1,5 +1,6 @@
 import {
   decodeCursor,
+  GRAPHQL_MAX_INT,
   parseFirst,
   parseId,
   publicError,
@@ -110,7 +111,12 @@ export const orderResolvers: OrderResolvers = {
     },
     totalSpentCents: async (user, _args, { loaders }) => {
       const userId = tryParseId(user.id);
-      return userId === undefined ? null : (await loaders.statsByUser.load(userId)).spentCents;
+      if (userId === undefined) return null;
+      const { spentCents } = await loaders.statsByUser.load(userId);
+      if (spentCents > GRAPHQL_MAX_INT) {
+        throw publicError(ErrorCode.ValueOutOfRange, 'This total is larger than a GraphQL Int can carry');
+      }
+      return spentCents;
     },
   },
 

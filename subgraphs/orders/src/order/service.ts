@@ -1,4 +1,4 @@
-import { parseId, publicError } from '@fed/platform';
+import { GRAPHQL_MAX_INT, hasControlCharacters, parseId, publicError } from '@fed/platform';
 import { ErrorCode } from '../errors.ts';
 import type { UserDirectory } from '../user/directory.ts';
 import type { OrderItemRow, OrderRepository, OrderRow } from './repository.ts';
@@ -6,8 +6,7 @@ import type { OrderItemRow, OrderRepository, OrderRow } from './repository.ts';
 export const MAX_ITEMS = 100;
 const MAX_QUANTITY = 10_000;
 const MAX_SKU = 64;
-// GraphQL Int is 32-bit: a total beyond it could be stored but never returned.
-const MAX_TOTAL_CENTS = 2_147_483_647;
+export const MAX_TOTAL_CENTS = GRAPHQL_MAX_INT;
 const CURRENCY = /^[A-Z]{3}$/;
 
 export interface PlaceOrderInput {
@@ -25,6 +24,7 @@ function validateItems(items: PlaceOrderInput['items']) {
     const field = `input.items[${index}]`;
     const sku = item.sku.trim();
     if (sku.length === 0 || sku.length > MAX_SKU) throw bad(`SKU must be 1 to ${MAX_SKU} characters`, `${field}.sku`);
+    if (hasControlCharacters(sku)) throw bad('SKU must not contain control characters', `${field}.sku`);
     if (item.quantity < 1) throw bad('Quantity must be at least 1', `${field}.quantity`);
     if (item.quantity > MAX_QUANTITY) throw bad(`Quantity must be at most ${MAX_QUANTITY}`, `${field}.quantity`);
     if (item.unitPriceCents < 0) throw bad('Unit price must not be negative', `${field}.unitPriceCents`);

@@ -1,4 +1,4 @@
-import { isUniqueViolation, publicError } from '@fed/platform';
+import { hasControlCharacters, isUniqueViolation, publicError } from '@fed/platform';
 import { ErrorCode } from '../errors.ts';
 import type { PublishUserEvent } from './events.ts';
 import type { UserRepository, UserRow } from './repository.ts';
@@ -9,7 +9,7 @@ const MAX_NAME = 200;
 
 function normaliseEmail(raw: string, field: string): string {
   const email = raw.trim().toLowerCase();
-  if (email.length > MAX_EMAIL || !EMAIL.test(email)) {
+  if (email.length > MAX_EMAIL || !EMAIL.test(email) || hasControlCharacters(email)) {
     throw publicError(ErrorCode.BadUserInput, 'Email address is not valid', field);
   }
   return email;
@@ -18,6 +18,7 @@ function normaliseEmail(raw: string, field: string): string {
 function normaliseName(raw: string, field: string): string {
   const name = raw.trim();
   if (name.length === 0) throw publicError(ErrorCode.BadUserInput, 'Name must not be empty', field);
+  if (hasControlCharacters(name)) throw publicError(ErrorCode.BadUserInput, 'Name must not contain control characters', field);
   if (name.length > MAX_NAME) throw publicError(ErrorCode.BadUserInput, `Name must be at most ${MAX_NAME} characters`, field);
   return name;
 }
