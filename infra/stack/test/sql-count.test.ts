@@ -66,4 +66,18 @@ describe('N+1: SQL statements per gateway request', () => {
     // orders: the page of orders; users: one batched lookup for every distinct user on it.
     expect({ users: stack.statements.users.length, orders: stack.statements.orders.length }).toEqual({ users: 1, orders: 1 });
   });
+
+  it('serves the README example with the 5 statements the README promises, for 3 users or 50', async () => {
+    const readme = `query ($n: Int!) { users(first: $n) { totalCount pageInfo { hasNextPage endCursor } edges { node {
+      id name email orderCount totalSpentCents
+      orders(first: 2, status: PAID) { edges { node { id status totalCents currency createdAt items { sku quantity unitPriceCents } } } }
+    } } } }`;
+    for (const n of [3, 50]) {
+      stack.resetStatements();
+      const response = await graphql<{ users: { edges: unknown[] } }>(stack.urls.gateway, readme, { n });
+      expect(response.errors).toBeUndefined();
+      expect(response.data?.users.edges).toHaveLength(n);
+      expect({ users: stack.statements.users.length, orders: stack.statements.orders.length }).toEqual({ users: 2, orders: 3 });
+    }
+  });
 });
