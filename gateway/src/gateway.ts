@@ -64,6 +64,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     cache,
     logger,
     introspection: development,
+    // The composition root owns shutdown; Apollo's own signal handler would re-raise SIGTERM and kill the
+    // process before databases and Redis are closed.
+    stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: true,
     allowBatchedHttpRequests: false,

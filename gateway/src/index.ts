@@ -1,5 +1,5 @@
 // Composition root of a standalone gateway process: config, clients, app, listen, shutdown.
-import { createInfrastructure, createLogger, listen, loadConfigOrExit, onShutdown } from '@fed/platform';
+import { createInfrastructure, createLogger, listen, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
 import { gatewayConfigSchema } from './config.ts';
 import { createGateway, DOWNSTREAM_PUBLIC_CODES } from './gateway.ts';
 import { readSupergraph } from './supergraph/load.ts';
@@ -9,23 +9,26 @@ process.env.APOLLO_TELEMETRY_DISABLED ??= '1';
 
 const config = loadConfigOrExit(gatewayConfigSchema, process.env);
 const logger = createLogger({ name: 'gateway', level: config.LOG_LEVEL });
-const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger });
 
-const app = await createGateway({
-  supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
-  subgraphUrls: config.SUBGRAPH_URLS,
-  subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
-  logger,
-  cache: infrastructure.cache,
-  mode: config.NODE_ENV === 'production' ? 'production' : 'development',
-  corsOrigins: config.CORS_ORIGINS ?? (config.NODE_ENV === 'production' ? undefined : '*'),
-  maxBodyBytes: config.MAX_BODY_BYTES,
-  publicErrorCodes: [...DOWNSTREAM_PUBLIC_CODES, ...config.PUBLIC_ERROR_CODES],
-});
-const port = await listen(app.httpServer, config.GATEWAY_PORT, config.HOST);
-logger.info({ port, cache: infrastructure.kind }, `gateway ready at http://localhost:${port}/graphql`);
+await startOrExit(async () => {
+  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger });
 
-onShutdown(logger, async () => {
-  await app.stop();
-  await infrastructure.close();
+  const app = await createGateway({
+    supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
+    subgraphUrls: config.SUBGRAPH_URLS,
+    subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+    logger,
+    cache: infrastructure.cache,
+    mode: config.NODE_ENV === 'production' ? 'production' : 'development',
+    corsOrigins: config.CORS_ORIGINS ?? (config.NODE_ENV === 'production' ? undefined : '*'),
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    publicErrorCodes: [...DOWNSTREAM_PUBLIC_CODES, ...config.PUBLIC_ERROR_CODES],
+  });
+  const port = await listen(app.httpServer, config.GATEWAY_PORT, config.HOST);
+  logger.info({ port, cache: infrastructure.kind }, `gateway ready at http://localhost:${port}/graphql`);
+
+  onShutdown(logger, async () => {
+    await app.stop();
+    await infrastructure.close();
+  });
 });

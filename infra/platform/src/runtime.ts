@@ -1,4 +1,6 @@
 import type { Logger } from './logger.ts';
+import { DataDirInUseError } from './db/index.ts';
+import { PortInUseError } from './http/server.ts';
 import { createMemoryCache, RedisCache, resilientCache, type KeyValueCache } from './cache/index.ts';
 import { MemoryPubSub, RedisPubSub, type PubSub } from './pubsub/index.ts';
 import { createRedis, waitForRedis, type Redis } from './redis.ts';
@@ -55,4 +57,21 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>): void {
   };
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);
+}
+
+/**
+ * Runs a composition root's startup. Failures a user can fix (a taken port, a data dir in use) are printed as
+ * one line; anything else keeps its stack. Either way the process exits non-zero.
+ */
+export async function startOrExit(start: () => Promise<void>): Promise<void> {
+  try {
+    await start();
+  } catch (error) {
+    if (error instanceof PortInUseError || error instanceof DataDirInUseError) {
+      process.stderr.write(`Cannot start: ${error.message}\n`);
+    } else {
+      process.stderr.write(`Cannot start: ${(error as Error).stack ?? String(error)}\n`);
+    }
+    process.exit(1);
+  }
 }

@@ -70,6 +70,9 @@ export async function createSubgraphApp<TContext extends BaseContext>(
   const apollo = new ApolloServer<TContext>({
     schema,
     introspection,
+    // The composition root owns shutdown; Apollo's own signal handler would re-raise SIGTERM and kill the
+    // process before databases and Redis are closed.
+    stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: true,
     allowBatchedHttpRequests: false,

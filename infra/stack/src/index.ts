@@ -1,5 +1,5 @@
 // `npm start`: the whole product in one process. With no database or Redis URLs it needs no services at all.
-import { createLogger, loadConfigOrExit, onShutdown } from '@fed/platform';
+import { createLogger, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
 import { DOWNSTREAM_PUBLIC_CODES } from '@fed/gateway';
 import { readSupergraph } from '@fed/gateway/supergraph';
 import { stackConfigSchema } from './config.ts';
@@ -13,34 +13,36 @@ const config = loadConfigOrExit(stackConfigSchema, process.env);
 const logger = createLogger({ name: 'stack', level: config.LOG_LEVEL });
 const databases = locationsFrom(config);
 
-const production = config.NODE_ENV === 'production';
-const stack = await startStack({
-  databases,
-  redisUrl: config.REDIS_URL,
-  supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
-  ports: { gateway: config.GATEWAY_PORT, users: config.USERS_PORT, orders: config.ORDERS_PORT },
-  host: config.HOST,
-  logger,
-  mode: production ? 'production' : 'development',
-  subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
-  usersTimeoutMs: config.USERS_TIMEOUT_MS,
-  corsOrigins: config.CORS_ORIGINS ?? (production ? undefined : '*'),
-  maxBodyBytes: config.MAX_BODY_BYTES,
-  publicErrorCodes: [...DOWNSTREAM_PUBLIC_CODES, ...config.PUBLIC_ERROR_CODES],
-  seedIfEmpty: config.SEED_ON_FIRST_START ? undefined : false,
+await startOrExit(async () => {
+  const production = config.NODE_ENV === 'production';
+  const stack = await startStack({
+    databases,
+    redisUrl: config.REDIS_URL,
+    supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
+    ports: { gateway: config.GATEWAY_PORT, users: config.USERS_PORT, orders: config.ORDERS_PORT },
+    host: config.HOST,
+    logger,
+    mode: production ? 'production' : 'development',
+    subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+    usersTimeoutMs: config.USERS_TIMEOUT_MS,
+    corsOrigins: config.CORS_ORIGINS ?? (production ? undefined : '*'),
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    publicErrorCodes: [...DOWNSTREAM_PUBLIC_CODES, ...config.PUBLIC_ERROR_CODES],
+    seedIfEmpty: config.SEED_ON_FIRST_START ? undefined : false,
+  });
+
+  const where = (location: (typeof databases)['users']) => ('url' in location ? 'Postgres' : `PGlite in ${location.dataDir}`);
+  process.stdout.write(
+    [
+      '',
+      `  Gateway   ${stack.urls.gateway}   (Apollo Sandbox in a browser)`,
+      `  users     ${stack.urls.users}   ${where(databases.users)}`,
+      `  orders    ${stack.urls.orders}   ${where(databases.orders)}`,
+      `  cache and pub/sub: ${config.REDIS_URL ? 'Redis' : 'in memory'}`,
+      `  ready in ${Math.round(performance.now() - startedAt)} ms; Ctrl+C to stop`,
+      '',
+    ].join('\n') + '\n',
+  );
+
+  onShutdown(logger, () => stack.stop());
 });
-
-const where = (location: (typeof databases)['users']) => ('url' in location ? 'Postgres' : `PGlite in ${location.dataDir}`);
-process.stdout.write(
-  [
-    '',
-    `  Gateway   ${stack.urls.gateway}   (Apollo Sandbox in a browser)`,
-    `  users     ${stack.urls.users}   ${where(databases.users)}`,
-    `  orders    ${stack.urls.orders}   ${where(databases.orders)}`,
-    `  cache and pub/sub: ${config.REDIS_URL ? 'Redis' : 'in memory'}`,
-    `  ready in ${Math.round(performance.now() - startedAt)} ms; Ctrl+C to stop`,
-    '',
-  ].join('\n') + '\n',
-);
-
-onShutdown(logger, () => stack.stop());

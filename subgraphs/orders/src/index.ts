@@ -1,5 +1,5 @@
 // Composition root of a standalone orders process: config, clients, app, listen, shutdown.
-import { createDatabase, databaseLocation, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown } from '@fed/platform';
+import { createDatabase, databaseLocation, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown, startOrExit } from '@fed/platform';
 import { ordersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
 import { createHttpUserDirectory, createOrdersServer } from './server.ts';
@@ -7,23 +7,25 @@ import { createHttpUserDirectory, createOrdersServer } from './server.ts';
 const config = loadConfigOrExit(ordersConfigSchema, process.env);
 const logger = createLogger({ name: 'orders', level: config.LOG_LEVEL });
 
-const database = await createDatabase({
-  location: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders'),
-  schema,
-});
-// Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
-if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
+await startOrExit(async () => {
+  const database = await createDatabase({
+    location: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders'),
+    schema,
+  });
+  // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
+  if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
 
-const app = await createOrdersServer({
-  db: database.db,
-  users: createHttpUserDirectory({ url: config.USERS_URL, timeoutMs: config.USERS_TIMEOUT_MS }),
-  logger,
-  introspection: config.NODE_ENV !== 'production',
-});
-const port = await listen(app.httpServer, config.ORDERS_PORT, config.HOST);
-logger.info({ port, database: database.kind }, 'orders subgraph ready');
+  const app = await createOrdersServer({
+    db: database.db,
+    users: createHttpUserDirectory({ url: config.USERS_URL, timeoutMs: config.USERS_TIMEOUT_MS }),
+    logger,
+    introspection: config.NODE_ENV !== 'production',
+  });
+  const port = await listen(app.httpServer, config.ORDERS_PORT, config.HOST);
+  logger.info({ port, database: database.kind }, 'orders subgraph ready');
 
-onShutdown(logger, async () => {
-  await app.stop();
-  await database.close();
+  onShutdown(logger, async () => {
+    await app.stop();
+    await database.close();
+  });
 });

@@ -1,5 +1,5 @@
 // Composition root of a standalone users process: config, clients, app, listen, shutdown.
-import { createDatabase, databaseLocation, createInfrastructure, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown } from '@fed/platform';
+import { createDatabase, databaseLocation, createInfrastructure, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown, startOrExit } from '@fed/platform';
 import { usersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
 import { createUsersServer } from './server.ts';
@@ -7,25 +7,27 @@ import { createUsersServer } from './server.ts';
 const config = loadConfigOrExit(usersConfigSchema, process.env);
 const logger = createLogger({ name: 'users', level: config.LOG_LEVEL });
 
-const database = await createDatabase({
-  location: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users'),
-  schema,
-});
-// Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
-if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
-const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger });
+await startOrExit(async () => {
+  const database = await createDatabase({
+    location: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users'),
+    schema,
+  });
+  // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
+  if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
+  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger });
 
-const app = await createUsersServer({
-  db: database.db,
-  pubsub: infrastructure.pubsub,
-  logger,
-  introspection: config.NODE_ENV !== 'production',
-});
-const port = await listen(app.httpServer, config.USERS_PORT, config.HOST);
-logger.info({ port, database: database.kind, bus: infrastructure.kind }, 'users subgraph ready');
+  const app = await createUsersServer({
+    db: database.db,
+    pubsub: infrastructure.pubsub,
+    logger,
+    introspection: config.NODE_ENV !== 'production',
+  });
+  const port = await listen(app.httpServer, config.USERS_PORT, config.HOST);
+  logger.info({ port, database: database.kind, bus: infrastructure.kind }, 'users subgraph ready');
 
-onShutdown(logger, async () => {
-  await app.stop();
-  await infrastructure.close();
-  await database.close();
+  onShutdown(logger, async () => {
+    await app.stop();
+    await infrastructure.close();
+    await database.close();
+  });
 });

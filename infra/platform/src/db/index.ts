@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -58,15 +58,59 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
     };
   }
 
-  if (!location.dataDir.startsWith('memory://')) mkdirSync(location.dataDir, { recursive: true });
-  const client = await PGlite.create(location.dataDir);
+  const inMemory = location.dataDir.startsWith('memory://');
+  const release = inMemory ? () => {} : lockDataDir(location.dataDir);
+  let client: PGlite;
+  try {
+    client = await PGlite.create(location.dataDir);
+  } catch (error) {
+    release();
+    throw error;
+  }
   const db = drizzlePglite(client, { schema, logger });
   return {
     db: db as unknown as Database<TSchema>,
     kind: 'pglite',
     location,
-    close: () => client.close(),
+    close: async () => {
+      await client.close();
+      release();
+    },
   };
+}
+
+export class DataDirInUseError extends Error {}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * PGlite is one process's private Postgres: a second process opening the same directory would corrupt it.
+ * A pid file next to the directory makes the second start fail with a clear message instead.
+ */
+function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const lockFile = `${dataDir}.pid`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+      return () => rmSync(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(readFileSync(lockFile, 'utf8'));
+      if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
+        throw new DataDirInUseError(`${dataDir} is in use by process ${owner} (another npm start?). Stop it, or set DATA_DIR.`);
+      }
+      rmSync(lockFile, { force: true }); // left behind by a process that died
+    }
+  }
+  throw new DataDirInUseError(`Could not lock ${dataDir}`);
 }
 
 /** The Postgres error code behind a failed query, whichever driver raised it (drizzle wraps it in `cause`). */

@@ -139,12 +139,16 @@ export function graphqlRequestListener<TContext extends BaseContext>(
   };
 }
 
+export class PortInUseError extends Error {}
+
 /** Listens and resolves with the bound port (port 0 picks a free one, which tests rely on). */
 export async function listen(server: Server, port: number, host?: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'EADDRINUSE' ? new PortInUseError(`Port ${port} is already in use (another npm start?)`) : error);
+    server.once('error', onError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });
