@@ -63,14 +63,14 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>): void {
  * Runs a composition root's startup. Failures a user can fix (a taken port, a data dir in use) are printed as
  * one line; anything else keeps its stack. Either way the process exits non-zero.
  */
-export async function startOrExit(start: () => Promise<void>): Promise<void> {
+export async function startOrExit(start: () => Promise<void>, label = 'Cannot start'): Promise<void> {
   try {
     await start();
   } catch (error) {
     if (error instanceof PortInUseError || error instanceof DataDirInUseError) {
-      process.stderr.write(`Cannot start: ${error.message}\n`);
+      process.stderr.write(`${label}: ${error.message}\n`);
     } else {
-      process.stderr.write(`Cannot start: ${(error as Error).stack ?? String(error)}\n`);
+      process.stderr.write(`${label}: ${(error as Error).stack ?? String(error)}\n`);
     }
     process.exit(1);
   }

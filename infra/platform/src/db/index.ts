@@ -104,7 +104,7 @@ function lockDataDir(dataDir: string): () => void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const owner = Number(readFileSync(lockFile, 'utf8'));
-      if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
+      if (Number.isInteger(owner) && (owner === process.pid || isAlive(owner))) {
         throw new DataDirInUseError(`${dataDir} is in use by process ${owner} (another npm start?). Stop it, or set DATA_DIR.`);
       }
       rmSync(lockFile, { force: true }); // left behind by a process that died

@@ -1,13 +1,14 @@
 // `npm run db:migrate`: one-shot migration of both subgraphs' databases (advisory-locked on Postgres).
-import { loadConfigOrExit } from '@fed/platform';
+import { loadConfigOrExit, startOrExit } from '@fed/platform';
 import { stackConfigSchema } from '../config.ts';
-import { locationsFrom } from '../databases.ts';
-import { openDatabases } from '../databases.ts';
+import { locationsFrom, openDatabases } from '../databases.ts';
 
 const config = loadConfigOrExit(stackConfigSchema, process.env);
 const locations = locationsFrom(config);
-const databases = await openDatabases(locations, { migrate: true });
-await databases.close();
-for (const [name, location] of Object.entries(locations)) {
-  process.stderr.write(`migrated ${name} (${'url' in location ? 'Postgres' : `PGlite in ${location.dataDir}`})\n`);
-}
+await startOrExit(async () => {
+  const databases = await openDatabases(locations, { migrate: true });
+  await databases.close();
+  for (const [name, location] of Object.entries(locations)) {
+    process.stderr.write(`migrated ${name} (${'url' in location ? 'Postgres' : `PGlite in ${location.dataDir}`})\n`);
+  }
+}, 'Migration failed');

@@ -1,6 +1,6 @@
 // `npm run seed -- --users N --orders-per-user M`: replaces all data with a deterministic dataset.
 import { parseArgs } from 'node:util';
-import { loadConfigOrExit } from '@fed/platform';
+import { loadConfigOrExit, startOrExit } from '@fed/platform';
 import { stackConfigSchema } from '../config.ts';
 import { locationsFrom, openDatabases } from '../databases.ts';
 import { DEFAULT_SEED, seed } from '../seed.ts';
@@ -33,12 +33,15 @@ const users = count(values.users, DEFAULT_SEED.users, 'users');
 const ordersPerUser = count(values['orders-per-user'], DEFAULT_SEED.ordersPerUser, 'orders-per-user');
 
 const config = loadConfigOrExit(stackConfigSchema, process.env);
-const databases = await openDatabases(locationsFrom(config), { migrate: true });
-const started = performance.now();
-try {
-  // Progress is a diagnostic: stderr, so stdout stays clean for scripts.
-  await seed({ users: databases.users.db, orders: databases.orders.db }, { users, ordersPerUser, log: (line) => process.stderr.write(`${line}\n`) });
-} finally {
-  await databases.close();
-}
-process.stderr.write(`seeded ${users} users with ${ordersPerUser} orders each in ${Math.round(performance.now() - started)} ms\n`);
+await startOrExit(async () => {
+  const databases = await openDatabases(locationsFrom(config), { migrate: true });
+  const started = performance.now();
+  try {
+    // Progress is a diagnostic: stderr, so stdout stays clean for scripts.
+    const log = (line: string) => process.stderr.write(`${line}\n`);
+    await seed({ users: databases.users.db, orders: databases.orders.db }, { users, ordersPerUser, log });
+  } finally {
+    await databases.close();
+  }
+  process.stderr.write(`seeded ${users} users with ${ordersPerUser} orders each in ${Math.round(performance.now() - started)} ms\n`);
+}, 'Seeding failed');
