@@ -27,7 +27,9 @@ export async function createInfrastructure({ redisUrl, logger, keyPrefix = '' }:
   }
   const redis: Redis = createRedis(redisUrl);
   redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis error'));
-  await waitForRedis(redis);
+  // Redis is shared state, not a dependency to die for: start degraded (cache misses, events dropped and
+  // logged) and let ioredis reconnect, rather than refuse to serve during a Redis restart.
+  await waitForRedis(redis).catch((error: unknown) => logger.warn({ err: error }, 'redis not ready; starting without it'));
   const pubsub = new RedisPubSub(redis, keyPrefix);
   return {
     kind: 'redis',

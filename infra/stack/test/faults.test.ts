@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createGateway } from '@fed/gateway';
 import { createMemoryCache, listen } from '@fed/platform';
-import { graphql } from '@fed/platform/testing';
+import { graphql, startTcpProxy, testRedisUrl, type TcpProxy } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
@@ -165,5 +165,31 @@ describe('a database goes away and comes back', () => {
     expect(again.errors).toBeUndefined();
     // Two seeded orders each, and the failed placeOrder above left no third one behind.
     for (const { node } of again.data?.users.edges ?? []) expect(node.orderCount).toBe(2);
+  });
+});
+
+describe('Redis goes away', () => {
+  let stack: TestStack;
+  let redis: TcpProxy;
+  beforeAll(async () => {
+    redis = await startTcpProxy(testRedisUrl());
+    stack = await startTestStack({ redisUrl: redis.url });
+    await seed({ users: stack.databases.users.db, orders: stack.databases.orders.db }, { users: 3, ordersPerUser: 1 });
+  });
+  afterAll(async () => {
+    await stack?.teardown();
+    await redis?.close();
+  });
+
+  it('keeps answering reads and writes quickly; only the cache and events are lost', async () => {
+    await redis.setListening(false);
+    const started = Date.now();
+    const read = await graphql<Nested>(stack.urls.gateway, NESTED);
+    expect(read.errors).toBeUndefined();
+    expect(read.data?.users.edges).toHaveLength(3);
+    const write = await graphql<{ updateUser: { name: string } }>(stack.urls.gateway, 'mutation { updateUser(id: "1", input: { name: "Still Here" }) { name } }');
+    expect(write.errors).toBeUndefined();
+    expect(write.data?.updateUser.name).toBe('Still Here');
+    expect(Date.now() - started).toBeLessThan(3_000);
   });
 });
