@@ -24,7 +24,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/src/index.ts', '**/src/testing/**', '**/src/cli/**', '**/src/cli.ts', '**/vitest.config.ts', '**/drizzle.config.ts', '**/test/**'],
+    files: ['**/src/index.ts', '**/src/testing/**', '**/src/cli/**', '**/src/cli.ts', '**/vitest.config.ts', '**/drizzle.config.ts', '**/test/**', '**/bench/**'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );
