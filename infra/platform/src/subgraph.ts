@@ -7,7 +7,6 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
-import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper/resolverMap.js';
 import { isInterfaceType, isObjectType, isScalarType, parse, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { createErrorFormatter } from './errors.ts';
 import { graphqlRequestListener } from './http/server.ts';
@@ -64,7 +63,9 @@ export async function createSubgraphApp<TContext extends BaseContext>(
 ): Promise<GraphQLApp> {
   const { typeDefs, resolvers, context, logger, knownCodes, introspection = true } = options;
   // The HTTP server exists before Apollo so the drain plugin can close it gracefully on stop().
-  const schema = buildSubgraphSchema([{ typeDefs, resolvers: resolvers as GraphQLResolverMap<unknown> }]);
+  // Our resolver maps are typed more strictly than @apollo/subgraph's loose map; the SDL check below is what
+  // keeps the two in step.
+  const schema = buildSubgraphSchema([{ typeDefs, resolvers }] as Parameters<typeof buildSubgraphSchema>[0]);
   assertResolversMatchSchema(schema, resolvers);
   const httpServer = createServer();
   const apollo = new ApolloServer<TContext>({
