@@ -51,15 +51,18 @@ export function createOrderLoaders(repository: OrderRepository) {
   const pageByUser = new DataLoader<UserPageKey, OrderRow[], string>(
     async (keys) => {
       const results = new Map<string, OrderRow[]>();
-      for (const group of groupBy(keys, pageSignature)) {
-        const [{ limit, after, status }] = group as [UserPageKey];
-        const rows = await repository.pagesByUser({ userIds: group.map((key) => key.userId), limit, after, status });
-        for (const key of group) results.set(pageCacheKey(key), []);
-        for (const row of rows) {
-          results.get(pageCacheKey({ userId: row.userId, limit, after, status }))?.push(row);
-          byId.prime(row.id, row);
-        }
-      }
+      // Distinct argument sets (aliases with other page sizes, say) run side by side on the pool.
+      await Promise.all(
+        groupBy(keys, pageSignature).map(async (group) => {
+          const [{ limit, after, status }] = group as [UserPageKey];
+          const rows = await repository.pagesByUser({ userIds: group.map((key) => key.userId), limit, after, status });
+          for (const key of group) results.set(pageCacheKey(key), []);
+          for (const row of rows) {
+            results.get(pageCacheKey({ userId: row.userId, limit, after, status }))?.push(row);
+            byId.prime(row.id, row);
+          }
+        }),
+      );
       return keys.map((key) => results.get(pageCacheKey(key)) ?? []);
     },
     { cacheKeyFn: pageCacheKey },
@@ -68,11 +71,13 @@ export function createOrderLoaders(repository: OrderRepository) {
   const countByUser = new DataLoader<UserCountKey, number, string>(
     async (keys) => {
       const results = new Map<string, number>();
-      for (const group of groupBy(keys, ({ status }) => status ?? '')) {
-        const status = group[0]?.status;
-        const rows = await repository.countByUser({ userIds: group.map((key) => key.userId), status });
-        for (const row of rows) results.set(countCacheKey({ userId: row.userId, status }), row.total);
-      }
+      await Promise.all(
+        groupBy(keys, ({ status }) => status ?? '').map(async (group) => {
+          const status = group[0]?.status;
+          const rows = await repository.countByUser({ userIds: group.map((key) => key.userId), status });
+          for (const row of rows) results.set(countCacheKey({ userId: row.userId, status }), row.total);
+        }),
+      );
       return keys.map((key) => results.get(countCacheKey(key)) ?? 0);
     },
     { cacheKeyFn: countCacheKey },
