@@ -80,4 +80,20 @@ describe('N+1: SQL statements per gateway request', () => {
       expect({ users: stack.statements.users.length, orders: stack.statements.orders.length }).toEqual({ users: 2, orders: 3 });
     }
   });
+
+  it('gives each alias its own page size, one statement per distinct argument set', async () => {
+    stack.resetStatements();
+    type Page = { edges: { node: { id: string } }[] };
+    const response = await graphql<{ users: { edges: { node: { recent: Page; more: Page } }[] } }>(
+      stack.urls.gateway,
+      '{ users(first: 20) { edges { node { recent: orders(first: 1) { edges { node { id } } } more: orders(first: 3) { edges { node { id } } } } } } }',
+    );
+    expect(response.errors).toBeUndefined();
+    for (const { node } of response.data?.users.edges ?? []) {
+      expect(node.recent.edges).toHaveLength(1);
+      expect(node.more.edges).toHaveLength(3);
+      expect(node.recent.edges[0]?.node.id).toBe(node.more.edges[0]?.node.id);
+    }
+    expect(stack.statements.orders).toHaveLength(2);
+  });
 });
