@@ -7,6 +7,7 @@ import {
   ApolloServerPluginLandingPageProductionDefault,
 } from '@apollo/server/plugin/landingPage/default';
 import { graphqlRequestListener, type GraphQLApp, type KeyValueCache, type Logger, type Viewer } from '@fed/platform';
+import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
 import { createGatewayErrorFormatter } from './errors/format.ts';
 import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
@@ -30,10 +31,11 @@ export interface GatewayDeps {
   cache: KeyValueCache<string>;
   /** Development turns on introspection and the Apollo Sandbox landing page. */
   mode?: 'development' | 'production';
+  /** Browser origins allowed to call; unset means `*` in development and none in production. */
   corsOrigins?: string[] | '*';
   maxBodyBytes?: number;
-  /** Codes whose messages subgraphs write for clients; others are masked. Defaults to this graph's codes. */
-  publicErrorCodes?: Iterable<string>;
+  /** Subgraph error codes whose messages may reach clients, on top of this graph's own (other supergraphs). */
+  extraPublicErrorCodes?: Iterable<string>;
 }
 
 export interface Gateway extends GraphQLApp {
@@ -72,7 +74,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     allowBatchedHttpRequests: false,
     maxRecursiveSelections: true,
     parseOptions: { maxTokens: 10_000 },
-    formatError: createGatewayErrorFormatter(logger, deps.publicErrorCodes),
+    formatError: createGatewayErrorFormatter(logger, [...DOWNSTREAM_PUBLIC_CODES, ...(deps.extraPublicErrorCodes ?? [])]),
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       development
@@ -94,7 +96,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     graphqlRequestListener<GatewayContext>({
       apollo,
       context: async (_req: IncomingMessage) => ({ viewer: null }),
-      corsOrigins: deps.corsOrigins,
+      corsOrigins: deps.corsOrigins ?? (development ? '*' : undefined),
       maxBodyBytes: deps.maxBodyBytes,
       logger,
     }),

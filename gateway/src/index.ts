@@ -1,7 +1,7 @@
 // Composition root of a standalone gateway process: config, clients, app, listen, shutdown.
 import { createInfrastructure, createLogger, listen, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
 import { gatewayConfigSchema } from './config.ts';
-import { createGateway, DOWNSTREAM_PUBLIC_CODES } from './gateway.ts';
+import { createGateway } from './gateway.ts';
 import { readSupergraph } from './supergraph/load.ts';
 
 // @apollo/gateway reports anonymous usage hourly unless told not to.
@@ -20,9 +20,9 @@ await startOrExit(async () => {
     logger,
     cache: infrastructure.cache,
     mode: config.NODE_ENV === 'production' ? 'production' : 'development',
-    corsOrigins: config.CORS_ORIGINS ?? (config.NODE_ENV === 'production' ? undefined : '*'),
+    corsOrigins: config.CORS_ORIGINS,
     maxBodyBytes: config.MAX_BODY_BYTES,
-    publicErrorCodes: [...DOWNSTREAM_PUBLIC_CODES, ...config.PUBLIC_ERROR_CODES],
+    extraPublicErrorCodes: config.PUBLIC_ERROR_CODES,
   });
   const port = await listen(app.httpServer, config.GATEWAY_PORT, config.HOST);
   logger.info({ port, cache: infrastructure.kind }, `gateway ready at http://localhost:${port}/graphql`);

@@ -5,11 +5,13 @@ import { createLogger, createMemoryCache, listen } from '@fed/platform';
 import { graphql } from '@fed/platform/testing';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SUPERGRAPH_PATH } from '../src/config.ts';
 import { createGateway, type Gateway } from '../src/gateway.ts';
+import { readSupergraph } from '../src/supergraph/load.ts';
 
 // Requests in this file are all refused before any subgraph is called, so the subgraph URLs point nowhere.
 const NOWHERE = { users: 'http://127.0.0.1:9/graphql', orders: 'http://127.0.0.1:9/graphql' };
-const committedSupergraph = readFileSync(new URL('../../schema/supergraph.graphql', import.meta.url), 'utf8');
+const committedSupergraph = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
 
 async function start(
   supergraphSdl: string,

@@ -1,6 +1,5 @@
 // `npm start`: the whole product in one process. With no database or Redis URLs it needs no services at all.
 import { createLogger, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
-import { DOWNSTREAM_PUBLIC_CODES } from '@fed/gateway';
 import { readSupergraph } from '@fed/gateway/supergraph';
 import { stackConfigSchema } from './config.ts';
 import { locationsFrom } from './databases.ts';
@@ -25,9 +24,9 @@ await startOrExit(async () => {
     mode: production ? 'production' : 'development',
     subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
     usersTimeoutMs: config.USERS_TIMEOUT_MS,
-    corsOrigins: config.CORS_ORIGINS ?? (production ? undefined : '*'),
+    corsOrigins: config.CORS_ORIGINS,
     maxBodyBytes: config.MAX_BODY_BYTES,
-    publicErrorCodes: [...DOWNSTREAM_PUBLIC_CODES, ...config.PUBLIC_ERROR_CODES],
+    extraPublicErrorCodes: config.PUBLIC_ERROR_CODES,
     seedIfEmpty: config.SEED_ON_FIRST_START ? undefined : false,
   });
 

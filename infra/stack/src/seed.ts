@@ -12,6 +12,12 @@ export interface SeedOptions {
   log?: (line: string) => void;
 }
 
+/** Both subgraphs' databases, as `openDatabases` returns them. */
+export interface SeedTarget {
+  users: { db: UsersDatabase };
+  orders: { db: OrdersDatabase };
+}
+
 export const DEFAULT_SEED = { users: 300, ordersPerUser: 4 } as const;
 
 const FIRST = ['Ada', 'Alan', 'Barbara', 'Claude', 'Donald', 'Edsger', 'Frances', 'Grace', 'Hedy', 'John', 'Katherine', 'Linus', 'Margaret', 'Niklaus', 'Radia', 'Tim'];
@@ -55,7 +61,7 @@ async function inBatches<T>(rows: Iterable<T>, size: number, insert: (batch: T[]
  * Replaces all data with a deterministic dataset: ids 1..N, and for each user `ordersPerUser` orders of
  * one to four items whose totals add up. Writes in batches and reports progress.
  */
-export async function seed(dbs: { users: UsersDatabase; orders: OrdersDatabase }, options: SeedOptions): Promise<void> {
+export async function seed({ users: { db: usersDb }, orders: { db: ordersDb } }: SeedTarget, options: SeedOptions): Promise<void> {
   const { users: userCount, ordersPerUser, batchSize = 1_000, log = () => {} } = options;
   const rng = random(20261122);
   const every = (label: string, total: number) => (n: number) => log(`${label}: ${n}/${total}`);
@@ -91,13 +97,13 @@ export async function seed(dbs: { users: UsersDatabase; orders: OrdersDatabase }
 
   // Each database is replaced in one transaction, sequences included: an interrupted seed leaves that
   // database as it was, never half-filled with ids the sequence would hand out again.
-  await dbs.users.transaction(async (tx) => {
+  await usersDb.transaction(async (tx) => {
     await tx.execute(sql`truncate table users restart identity`);
     await inBatches(users(), batchSize, (batch) => tx.insert(usersSchema.users).values(batch), every('users', userCount));
     // Explicit ids leave the identity sequence behind; move it past the seeded rows.
     await tx.execute(sql`select setval(pg_get_serial_sequence('users', 'id'), greatest(${userCount}, 1), ${userCount > 0})`);
   });
-  await dbs.orders.transaction(async (tx) => {
+  await ordersDb.transaction(async (tx) => {
     await tx.execute(sql`truncate table order_items, orders restart identity`);
     await inBatches(orders(), batchSize, (batch) => tx.insert(ordersSchema.orders).values(batch), every('orders', orderTotal));
     await inBatches(items, batchSize, (batch) => tx.insert(ordersSchema.orderItems).values(batch), every('items', items.length));
@@ -109,8 +115,8 @@ export async function seed(dbs: { users: UsersDatabase; orders: OrdersDatabase }
  * True when neither database has rows: the signal for seeding on a first start. Both must be empty, so a
  * start never wipes data someone created.
  */
-export async function isEmpty(dbs: { users: UsersDatabase; orders: OrdersDatabase }): Promise<boolean> {
-  const [user] = await dbs.users.select({ id: usersSchema.users.id }).from(usersSchema.users).limit(1);
-  const [order] = await dbs.orders.select({ id: ordersSchema.orders.id }).from(ordersSchema.orders).limit(1);
+export async function isEmpty({ users, orders }: SeedTarget): Promise<boolean> {
+  const [user] = await users.db.select({ id: usersSchema.users.id }).from(usersSchema.users).limit(1);
+  const [order] = await orders.db.select({ id: ordersSchema.orders.id }).from(ordersSchema.orders).limit(1);
   return !user && !order;
 }

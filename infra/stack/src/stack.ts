@@ -21,7 +21,7 @@ export interface StackOptions {
   usersTimeoutMs?: number;
   corsOrigins?: string[] | '*';
   maxBodyBytes?: number;
-  publicErrorCodes?: Iterable<string>;
+  extraPublicErrorCodes?: Iterable<string>;
   /** Seed when the users database is empty; false to never seed. */
   seedIfEmpty?: Omit<SeedOptions, 'log'> | false;
   onQuery?: OpenOptions['onQuery'];
@@ -52,10 +52,10 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const { logger, ports = {}, host, mode = 'production' } = options;
   const introspection = mode === 'development';
   const databases = await openDatabases(options.databases, { onQuery: options.onQuery });
-  if (options.seedIfEmpty !== false && (await isEmpty({ users: databases.users.db, orders: databases.orders.db }))) {
+  if (options.seedIfEmpty !== false && (await isEmpty(databases))) {
     const size = options.seedIfEmpty ?? DEFAULT_SEED;
     logger.info(size, 'empty database: seeding');
-    await seed({ users: databases.users.db, orders: databases.orders.db }, size);
+    await seed(databases, size);
   }
   const infrastructure = await createInfrastructure({ redisUrl: options.redisUrl, logger, keyPrefix: options.keyPrefix });
 
@@ -86,7 +86,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     mode,
     corsOrigins: options.corsOrigins,
     maxBodyBytes: options.maxBodyBytes,
-    publicErrorCodes: options.publicErrorCodes,
+    extraPublicErrorCodes: options.extraPublicErrorCodes,
   });
   await listen(gateway.httpServer, ports.gateway ?? 0, host);
 

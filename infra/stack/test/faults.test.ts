@@ -29,7 +29,7 @@ describe('a subgraph goes down', () => {
   let stack: TestStack;
   beforeAll(async () => {
     stack = await startTestStack();
-    await seed({ users: stack.databases.users.db, orders: stack.databases.orders.db }, { users: 5, ordersPerUser: 2 });
+    await seed(stack.databases, { users: 5, ordersPerUser: 2 });
   });
   afterAll(() => stack?.teardown());
 
@@ -73,7 +73,7 @@ describe('a subgraph hangs', () => {
     await listen(hung, 0, '127.0.0.1');
     const port = (hung.address() as AddressInfo).port;
     stack = await startTestStack({ subgraphTimeoutMs: 300 });
-    await seed({ users: stack.databases.users.db, orders: stack.databases.orders.db }, { users: 2, ordersPerUser: 1 });
+    await seed(stack.databases, { users: 2, ordersPerUser: 1 });
     // A second gateway on the same supergraph, with orders re-routed to the hung server.
     const gateway = await createGateway({
       supergraphSdl,
@@ -106,7 +106,7 @@ describe('a database fails underneath a subgraph', () => {
   let stack: TestStack;
   beforeAll(async () => {
     stack = await startTestStack();
-    await seed({ users: stack.databases.users.db, orders: stack.databases.orders.db }, { users: 3, ordersPerUser: 1 });
+    await seed(stack.databases, { users: 3, ordersPerUser: 1 });
   });
   afterAll(() => stack?.teardown());
 
@@ -138,7 +138,7 @@ describe('a database goes away and comes back', () => {
   let stack: TestStack;
   beforeAll(async () => {
     stack = await startTestStack();
-    await seed({ users: stack.databases.users.db, orders: stack.databases.orders.db }, { users: 3, ordersPerUser: 2 });
+    await seed(stack.databases, { users: 3, ordersPerUser: 2 });
   });
   afterAll(() => stack?.teardown());
 
@@ -174,7 +174,7 @@ describe('Redis goes away', () => {
   beforeAll(async () => {
     redis = await startTcpProxy(testRedisUrl());
     stack = await startTestStack({ redisUrl: redis.url });
-    await seed({ users: stack.databases.users.db, orders: stack.databases.orders.db }, { users: 3, ordersPerUser: 1 });
+    await seed(stack.databases, { users: 3, ordersPerUser: 1 });
   });
   afterAll(async () => {
     await stack?.teardown();

@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { DEFAULT_SUPERGRAPH_PATH } from '@fed/gateway/config';
+import { readSupergraph } from '@fed/gateway/supergraph';
 import { createLogger, type Logger } from '@fed/platform';
 import { createTestDatabase, startTcpProxy, testRedisUrl, uniqueName, type TcpProxy, type TestDatabase } from '@fed/platform/testing';
 import { startStack, type RunningStack, type StackOptions } from '../src/stack.ts';
 
-export const supergraphSdl = readFileSync(new URL('../../../schema/supergraph.graphql', import.meta.url), 'utf8');
+export const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
 
 export interface TestStack extends RunningStack {
   /** TCP proxies in front of each subgraph's Postgres, to take a database away and bring it back. */

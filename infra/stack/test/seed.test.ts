@@ -12,7 +12,6 @@ describe('the seed', () => {
   });
   afterAll(() => stack?.teardown());
 
-  const dbs = () => ({ users: stack.databases.users.db, orders: stack.databases.orders.db });
   const snapshot = async () => ({
     users: await stack.databases.users.db.select().from(usersSchema.users).orderBy(asc(usersSchema.users.id)),
     orders: await stack.databases.orders.db.select().from(ordersSchema.orders).orderBy(asc(ordersSchema.orders.id)),
@@ -23,11 +22,11 @@ describe('the seed', () => {
   });
 
   it('produces exactly the same rows for the same arguments, with totals that add up', async () => {
-    expect(await isEmpty(dbs())).toBe(true);
+    expect(await isEmpty(stack.databases)).toBe(true);
     const progress: string[] = [];
-    await seed(dbs(), { users: 40, ordersPerUser: 3, batchSize: 25, log: (line) => progress.push(line) });
+    await seed(stack.databases, { users: 40, ordersPerUser: 3, batchSize: 25, log: (line) => progress.push(line) });
     const first = await snapshot();
-    await seed(dbs(), { users: 40, ordersPerUser: 3 });
+    await seed(stack.databases, { users: 40, ordersPerUser: 3 });
     expect(await snapshot()).toEqual(first);
 
     expect(first.users).toHaveLength(40);
@@ -41,11 +40,11 @@ describe('the seed', () => {
     // It wrote in batches and said so.
     expect(progress).toContain('users: 25/40');
     expect(progress).toContain('users: 40/40');
-    expect(await isEmpty(dbs())).toBe(false);
+    expect(await isEmpty(stack.databases)).toBe(false);
   });
 
   it('leaves the identity sequences past the seeded ids, so new rows never collide', async () => {
-    await seed(dbs(), { users: 5, ordersPerUser: 1 });
+    await seed(stack.databases, { users: 5, ordersPerUser: 1 });
     const [user] = await stack.databases.users.db
       .insert(usersSchema.users)
       .values({ email: 'after-seed@example.com', name: 'After Seed' })
@@ -54,12 +53,12 @@ describe('the seed', () => {
   });
 
   it('rolls a database back whole when seeding fails part-way', async () => {
-    await seed(dbs(), { users: 5, ordersPerUser: 2 });
+    await seed(stack.databases, { users: 5, ordersPerUser: 2 });
     const before = await snapshot();
     // Items of orders past id 50 are refused: the orders transaction fails after several batches went in.
     await stack.databases.orders.db.execute(sql`alter table order_items add constraint seed_test_fail check (order_id <= 50) not valid`);
     try {
-      await expect(seed(dbs(), { users: 5, ordersPerUser: 40, batchSize: 10 })).rejects.toThrow();
+      await expect(seed(stack.databases, { users: 5, ordersPerUser: 40, batchSize: 10 })).rejects.toThrow();
     } finally {
       await stack.databases.orders.db.execute(sql`alter table order_items drop constraint seed_test_fail`);
     }

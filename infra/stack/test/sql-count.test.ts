@@ -21,7 +21,7 @@ describe('N+1: SQL statements per gateway request', () => {
   beforeAll(async () => {
     stack = await startTestStack();
     // 60 users with 8 orders each, so both page sizes below are really filled.
-    await seed({ users: stack.databases.users.db, orders: stack.databases.orders.db }, { users: 60, ordersPerUser: 8 });
+    await seed(stack.databases, { users: 60, ordersPerUser: 8 });
   });
   afterAll(() => stack?.teardown());
 

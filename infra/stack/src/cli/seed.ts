@@ -39,7 +39,7 @@ await startOrExit(async () => {
   try {
     // Progress is a diagnostic: stderr, so stdout stays clean for scripts.
     const log = (line: string) => process.stderr.write(`${line}\n`);
-    await seed({ users: databases.users.db, orders: databases.orders.db }, { users, ordersPerUser, log });
+    await seed(databases, { users, ordersPerUser, log });
   } finally {
     await databases.close();
   }
