@@ -1,38 +1,54 @@
 import { fileURLToPath } from 'node:url';
-import { logLevel, milliseconds, nodeEnv, port, redisUrl } from '@fed/platform';
+import { developmentSecret, isDevelopmentSecret, logLevel, milliseconds, nodeEnv, port, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
+import type { AuthenticatorOptions } from './auth/authenticate.ts';
+import type { GatewayDeps } from './gateway.ts';
+import { DEFAULT_OPERATION_LIMITS } from './limits/operation-limits.ts';
+import { DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 
-/** `users=http://users:4001/graphql,orders=http://orders:4002/graphql` → { users: ..., orders: ... } */
-const subgraphUrls = z
-  .string()
-  .transform((value, ctx) => {
-    const urls: Record<string, string> = {};
-    for (const pair of value.split(',').map((part) => part.trim()).filter(Boolean)) {
-      const [name, url] = pair.split(/=(.*)/s, 2);
-      if (!name || !url || !URL.canParse(url)) {
-        ctx.addIssue({ code: 'custom', message: `"${pair}" is not name=url` });
-        continue;
+/** `users=a,orders=b` → { users: 'a', orders: 'b' }, each value checked by `value`. */
+const namedValues = (value: z.ZodType<string>, example: string) =>
+  z
+    .string()
+    .transform((text, ctx) => {
+      const entries: Record<string, string> = {};
+      for (const pair of text.split(',').map((part) => part.trim()).filter(Boolean)) {
+        const [name, raw] = pair.split(/=(.*)/s, 2);
+        const parsed = value.safeParse(raw?.trim());
+        if (!name || !parsed.success) {
+          ctx.addIssue({ code: 'custom', message: `"${name ?? pair}=…" is not name=${example}` });
+          continue;
+        }
+        entries[name.trim()] = parsed.data;
       }
-      urls[name.trim()] = url.trim();
-    }
-    return urls;
-  })
-  .default({});
+      return entries;
+    })
+    .default({});
 
 const origins = z
   .string()
   .transform((value): string[] | '*' => (value.trim() === '*' ? '*' : value.split(',').map((o) => o.trim()).filter(Boolean)))
   .optional();
 
+const count = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+
+// Asymmetric algorithms only: a JWKS publishes public keys, and HS* with a public key is the classic forgery.
+const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
 export const DEFAULT_SUPERGRAPH_PATH = fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url));
 
-export const gatewayConfigSchema = z.object({
+/** What development tokens (`npm run token`) and the gateway agree on when nothing is configured. */
+export const DEVELOPMENT_JWT = { issuer: 'federated-graph-dev', audience: 'federated-graph' } as const;
+
+export const gatewayConfigShape = z.object({
   GATEWAY_PORT: port(4000),
   HOST: z.string().optional(),
   SUPERGRAPH_PATH: z.string().default(DEFAULT_SUPERGRAPH_PATH),
-  SUBGRAPH_URLS: subgraphUrls,
+  SUBGRAPH_URLS: namedValues(z.string().url(), 'url'),
+  /** Each subgraph's secret (`users=…,orders=…`). Unset in development: fixed development values. */
+  SUBGRAPH_SECRETS: namedValues(secret, 'secret of 32+ characters'),
   SUBGRAPH_TIMEOUT_MS: milliseconds(10_000),
-  /** Unset: in-memory cache, private to this process. */
+  /** Unset: in-memory cache and rate limits, private to this process. */
   REDIS_URL: redisUrl.optional(),
   CORS_ORIGINS: origins,
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
@@ -41,8 +57,80 @@ export const gatewayConfigSchema = z.object({
     .string()
     .transform((value) => value.split(',').map((code) => code.trim()).filter(Boolean))
     .default([]),
+
+  /** HS256 tokens. Unset in development: a fixed development secret. Production needs it or JWKS_URL. */
+  JWT_SECRET: secret.optional(),
+  /** Verify tokens against this remote key set instead (production with an identity provider). */
+  JWKS_URL: z.string().url().optional(),
+  JWT_ALGORITHMS: z
+    .string()
+    .transform((value) => value.split(',').map((alg) => alg.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(JWKS_ALGORITHMS)).min(1))
+    .default(['RS256']),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  JWT_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(5),
+
+  MAX_DEPTH: count(DEFAULT_OPERATION_LIMITS.maxDepth),
+  MAX_ALIASES: count(DEFAULT_OPERATION_LIMITS.maxAliases),
+  MAX_DIRECTIVES: count(DEFAULT_OPERATION_LIMITS.maxDirectives),
+  MAX_COST: count(DEFAULT_OPERATION_LIMITS.maxCost),
+  MAX_TOKENS: z.coerce.number().int().positive().default(10_000),
+  MAX_VALIDATION_ERRORS: z.coerce.number().int().positive().default(20),
+  /** Requests per client per window; 0 turns the rate limit off. */
+  RATE_LIMIT_MAX: count(DEFAULT_RATE_LIMIT.limit),
+  RATE_LIMIT_WINDOW_MS: milliseconds(DEFAULT_RATE_LIMIT.windowMs),
+  /** Proxies in front of the gateway whose X-Forwarded-For entries are trusted (1 behind one load balancer). */
+  TRUST_PROXY_HOPS: count(0),
+
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });
 
+/** Checks across variables, and what production refuses; the stack config applies them again. */
+export function gatewayConfigRules(config: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  if (config.JWT_SECRET && config.JWKS_URL) {
+    ctx.addIssue({ code: 'custom', path: ['JWKS_URL'], message: 'set either JWT_SECRET or JWKS_URL, not both' });
+  }
+  if (config.NODE_ENV !== 'production') return;
+  productionRules(config.JWKS_URL ? ['JWT_ISSUER', 'JWT_AUDIENCE'] : ['JWT_SECRET'])(config, ctx);
+  for (const [name, value] of Object.entries((config.SUBGRAPH_SECRETS ?? {}) as Record<string, string>)) {
+    if (isDevelopmentSecret(value)) {
+      ctx.addIssue({ code: 'custom', path: ['SUBGRAPH_SECRETS', name], message: 'is a development secret; set a real one in production' });
+    }
+  }
+}
+
+export const gatewayConfigSchema = gatewayConfigShape.superRefine(gatewayConfigRules);
+
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+
+/**
+ * The plain settings createAuthenticator and createGateway take, from a parsed config: shared by the
+ * gateway's composition root and the embedded stack's. Subgraph secrets are left to each root.
+ */
+export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>) {
+  const auth: AuthenticatorOptions = {
+    issuer: config.JWT_ISSUER ?? DEVELOPMENT_JWT.issuer,
+    audience: config.JWT_AUDIENCE ?? DEVELOPMENT_JWT.audience,
+    clockToleranceSeconds: config.JWT_CLOCK_TOLERANCE_S,
+    // Production refuses to start without one of the two (gatewayConfigRules).
+    ...(config.JWKS_URL
+      ? { jwksUrl: config.JWKS_URL, algorithms: config.JWT_ALGORITHMS }
+      : { secret: config.JWT_SECRET ?? developmentSecret('jwt') }),
+  };
+  const gateway = {
+    mode: config.NODE_ENV === 'production' ? 'production' : 'development',
+    subgraphUrls: config.SUBGRAPH_URLS,
+    subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+    corsOrigins: config.CORS_ORIGINS,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    extraPublicErrorCodes: config.PUBLIC_ERROR_CODES,
+    rateLimit: config.RATE_LIMIT_MAX > 0 ? { limit: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS } : null,
+    trustedProxyHops: config.TRUST_PROXY_HOPS,
+    limits: { maxDepth: config.MAX_DEPTH, maxAliases: config.MAX_ALIASES, maxDirectives: config.MAX_DIRECTIVES, maxCost: config.MAX_COST },
+    maxTokens: config.MAX_TOKENS,
+    maxValidationErrors: config.MAX_VALIDATION_ERRORS,
+  } satisfies Partial<GatewayDeps>;
+  return { auth, gateway };
+}

@@ -6,17 +6,32 @@ import {
   ApolloServerPluginLandingPageLocalDefault,
   ApolloServerPluginLandingPageProductionDefault,
 } from '@apollo/server/plugin/landingPage/default';
-import { graphqlRequestListener, type GraphQLApp, type KeyValueCache, type Logger, type Viewer } from '@fed/platform';
+import {
+  graphqlRequestListener,
+  type GraphQLApp,
+  type KeyValueCache,
+  type Logger,
+  type RateLimiter,
+  type RateLimitPolicy,
+  type Viewer,
+} from '@fed/platform';
+import type { Authenticator } from './auth/authenticate.ts';
 import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
 import { createGatewayErrorFormatter } from './errors/format.ts';
+import { DEFAULT_OPERATION_LIMITS, operationLimitsPlugin, type OperationLimits } from './limits/operation-limits.ts';
+import { createRateLimitGate, DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
 
 export { DOWNSTREAM_PUBLIC_CODES, ErrorCode } from './errors/codes.ts';
+export { createAuthenticator, type Authenticator, type AuthenticatorOptions } from './auth/authenticate.ts';
+export { mintToken } from './auth/tokens.ts';
+export { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/operation-limits.ts';
+export { DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 
 /** Per-request state every plugin and data source can rely on. */
 export interface GatewayContext extends BaseContext {
-  /** Null until authentication lands; the seam exists so nothing reads identity from raw headers. */
+  /** Who the verified bearer token says is asking; null for an anonymous viewer. */
   viewer: Viewer | null;
 }
 
@@ -36,6 +51,23 @@ export interface GatewayDeps {
   maxBodyBytes?: number;
   /** Subgraph error codes whose messages may reach clients, on top of this graph's own (other supergraphs). */
   extraPublicErrorCodes?: Iterable<string>;
+  /** Verifies the bearer token of each request (createAuthenticator). */
+  authenticate: Authenticator;
+  /** Each subgraph's own secret, by name: the gateway signs the verified viewer with it. */
+  subgraphSecrets: Record<string, string>;
+  /** For subgraphs without an entry in subgraphSecrets (development); without it they fail the start. */
+  defaultSubgraphSecret?: (name: string) => string;
+  /** Where request counts live: in memory, or Redis so that the limit holds across replicas. */
+  rateLimiter: RateLimiter;
+  /** Per client (verified `sub`, else address); null turns it off. */
+  rateLimit?: RateLimitPolicy | null;
+  /** Proxies in front whose X-Forwarded-For entry names the client (0: the socket's address). */
+  trustedProxyHops?: number;
+  limits?: Partial<OperationLimits>;
+  /** Longer documents are refused while parsing (GRAPHQL_PARSE_FAILED). */
+  maxTokens?: number;
+  /** Validation stops after this many errors. */
+  maxValidationErrors?: number;
 }
 
 export interface Gateway extends GraphQLApp {
@@ -56,7 +88,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       routed.add(name);
       const target = subgraphUrls[name] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no URL in the supergraph and none was configured`);
-      return new SubgraphDataSource({ name, url: target, timeoutMs: subgraphTimeoutMs, logger });
+      const secret = deps.subgraphSecrets[name] ?? deps.defaultSubgraphSecret?.(name);
+      if (!secret) throw new Error(`Subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
+      return new SubgraphDataSource({ name, url: target, timeoutMs: subgraphTimeoutMs, secret, logger });
     },
   });
 
@@ -73,7 +107,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     hideSchemaDetailsFromClientErrors: true,
     allowBatchedHttpRequests: false,
     maxRecursiveSelections: true,
-    parseOptions: { maxTokens: 10_000 },
+    parseOptions: { maxTokens: deps.maxTokens ?? 10_000 },
+    validationOptions: { maxErrors: deps.maxValidationErrors ?? 20 },
     formatError: createGatewayErrorFormatter(logger, [...DOWNSTREAM_PUBLIC_CODES, ...(deps.extraPublicErrorCodes ?? [])]),
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
@@ -81,21 +116,44 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageProductionDefault({ footer: false }),
       rejectSubscriptionsOverHttp(),
+      operationLimitsPlugin({ ...DEFAULT_OPERATION_LIMITS, ...deps.limits }),
     ],
   });
   await apollo.start();
-  // A typo in an override (`order=` for `orders=`) would otherwise silently route to the supergraph's URL.
-  const unknown = Object.keys(subgraphUrls).filter((name) => !routed.has(name));
-  if (unknown.length > 0) {
-    await apollo.stop();
-    throw new Error(`Subgraph URL overrides name subgraphs the supergraph does not have: ${unknown.join(', ')} (it has: ${[...routed].join(', ')})`);
+  // A typo in an override (`order=` for `orders=`) would otherwise silently route to the supergraph's URL,
+  // or leave a subgraph on the development secret.
+  for (const [setting, names] of [['URL overrides', Object.keys(subgraphUrls)], ['secrets', Object.keys(deps.subgraphSecrets)]] as const) {
+    const unknown = names.filter((name) => !routed.has(name));
+    if (unknown.length > 0) {
+      await apollo.stop();
+      throw new Error(`Subgraph ${setting} name subgraphs the supergraph does not have: ${unknown.join(', ')} (it has: ${[...routed].join(', ')})`);
+    }
   }
+
+  const rateLimit = deps.rateLimit === undefined ? DEFAULT_RATE_LIMIT : deps.rateLimit;
+  const limitRate = rateLimit
+    ? createRateLimitGate({ limiter: deps.rateLimiter, policy: rateLimit, trustedHops: deps.trustedProxyHops ?? 0 })
+    : undefined;
 
   httpServer.on(
     'request',
-    graphqlRequestListener<GatewayContext>({
+    graphqlRequestListener<GatewayContext, Viewer | null>({
       apollo,
-      context: async (_req: IncomingMessage) => ({ viewer: null }),
+      // Before anything is parsed: who is asking, and whether they may ask again so soon. A refused token
+      // still counts against its address, so a flood of bad tokens is rate limited too.
+      admit: async (req: IncomingMessage) => {
+        let viewer: Viewer | null = null;
+        let refusal: unknown;
+        try {
+          viewer = await deps.authenticate(req.headers.authorization);
+        } catch (error) {
+          refusal = error;
+        }
+        await limitRate?.(req, viewer);
+        if (refusal) throw refusal;
+        return viewer;
+      },
+      context: async (_req, viewer) => ({ viewer }),
       corsOrigins: deps.corsOrigins ?? (development ? '*' : undefined),
       maxBodyBytes: deps.maxBodyBytes,
       logger,

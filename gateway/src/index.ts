@@ -1,6 +1,7 @@
 // Composition root of a standalone gateway process: config, clients, app, listen, shutdown.
-import { createInfrastructure, createLogger, listen, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
-import { gatewayConfigSchema } from './config.ts';
+import { createInfrastructure, createLogger, developmentSecret, listen, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
+import { createAuthenticator } from './auth/authenticate.ts';
+import { gatewayConfigSchema, gatewaySettings } from './config.ts';
 import { createGateway } from './gateway.ts';
 import { readSupergraph } from './supergraph/load.ts';
 
@@ -9,20 +10,21 @@ process.env.APOLLO_TELEMETRY_DISABLED ??= '1';
 
 const config = loadConfigOrExit(gatewayConfigSchema, process.env);
 const logger = createLogger({ name: 'gateway', level: config.LOG_LEVEL });
+const settings = gatewaySettings(config);
 
 await startOrExit(async () => {
   const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger });
 
   const app = await createGateway({
+    ...settings.gateway,
     supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
-    subgraphUrls: config.SUBGRAPH_URLS,
-    subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
     logger,
     cache: infrastructure.cache,
-    mode: config.NODE_ENV === 'production' ? 'production' : 'development',
-    corsOrigins: config.CORS_ORIGINS,
-    maxBodyBytes: config.MAX_BODY_BYTES,
-    extraPublicErrorCodes: config.PUBLIC_ERROR_CODES,
+    rateLimiter: infrastructure.rateLimiter,
+    authenticate: createAuthenticator(settings.auth),
+    subgraphSecrets: config.SUBGRAPH_SECRETS,
+    // Production has no fallback: a subgraph without a configured secret stops the start.
+    defaultSubgraphSecret: config.NODE_ENV === 'production' ? undefined : (name) => developmentSecret(`${name}-subgraph`),
   });
   const port = await listen(app.httpServer, config.GATEWAY_PORT, config.HOST);
   logger.info({ port, cache: infrastructure.kind }, `gateway ready at http://localhost:${port}/graphql`);

@@ -1,5 +1,19 @@
 /** Every code the gateway itself returns. Codes from subgraphs pass through; anything else is masked. */
 export enum ErrorCode {
+  /** HTTP 401: a bearer token that is malformed, expired, wrongly signed or not for this graph. */
+  Unauthenticated = 'UNAUTHENTICATED',
+  /** HTTP 503: the key set that verifies tokens could not be fetched; the token may be fine. */
+  AuthUnavailable = 'AUTH_UNAVAILABLE',
+  /** HTTP 429, with Retry-After: this client sent more than RATE_LIMIT_MAX requests per window. */
+  RateLimited = 'RATE_LIMITED',
+  /** HTTP 400: the operation nests deeper than MAX_DEPTH. */
+  DepthLimitExceeded = 'DEPTH_LIMIT_EXCEEDED',
+  /** HTTP 400: the operation has more aliases than MAX_ALIASES. */
+  AliasLimitExceeded = 'ALIAS_LIMIT_EXCEEDED',
+  /** HTTP 400: the operation uses more directives than MAX_DIRECTIVES. */
+  DirectiveLimitExceeded = 'DIRECTIVE_LIMIT_EXCEEDED',
+  /** HTTP 400: the operation could return more than MAX_COST fields. */
+  CostLimitExceeded = 'COST_LIMIT_EXCEEDED',
   /** A subgraph could not be reached or failed; the fields it owns are null. `serviceName` names it. */
   SubgraphUnavailable = 'SUBGRAPH_UNAVAILABLE',
   /** A subgraph did not answer within SUBGRAPH_TIMEOUT_MS. */

@@ -1,7 +1,7 @@
-import { RemoteGraphQLDataSource } from '@apollo/gateway';
+import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import type { Fetcher } from '@apollo/utils.fetcher';
 import { GraphQLError } from 'graphql';
-import type { Logger } from '@fed/platform';
+import { IDENTITY_HEADER, signIdentity, type Logger, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 
 export interface SubgraphDataSourceOptions {
@@ -9,26 +9,49 @@ export interface SubgraphDataSourceOptions {
   url: string;
   /** The default fetcher has no timeout at all; a hung subgraph would hang every request that touches it. */
   timeoutMs: number;
+  /** The subgraph's own secret: the gateway signs the viewer it verified with it. */
+  secret: string;
   logger: Logger;
 }
+
+/** What the data source reads from the gateway's per-request context. */
+interface ViewerContext {
+  viewer?: Viewer | null;
+}
+
+// Carries the viewer from willSendRequest to the fetcher, which alone sees the exact body to sign. It never
+// leaves the process: the fetcher always replaces it with the signed identity.
+const VIEWER_HANDOFF = 'x-fed-viewer-unsigned';
 
 const isTimeout = (error: unknown) =>
   error instanceof Error && (error.name === 'TimeoutError' || (error.cause instanceof Error && error.cause.name === 'TimeoutError'));
 
 /**
- * A subgraph fetch with a deadline, whose failures become one of two stable errors naming the subgraph.
- * The stock errors carry the subgraph's internal URL and raw response body; these carry neither.
+ * A subgraph fetch with a deadline and a signed identity, whose failures become one of two stable errors
+ * naming the subgraph. The stock errors carry the subgraph's internal URL and raw response body; these carry
+ * neither. Nothing the client sent is forwarded: only the viewer the gateway verified, signed.
  */
-export class SubgraphDataSource extends RemoteGraphQLDataSource {
+export class SubgraphDataSource extends RemoteGraphQLDataSource<ViewerContext> {
   private readonly subgraphName: string;
   private readonly logger: Logger;
 
-  constructor({ name, url, timeoutMs, logger }: SubgraphDataSourceOptions) {
-    const fetcher: Fetcher = (input, init) =>
-      fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) }) as unknown as ReturnType<Fetcher>;
+  constructor({ name, url, timeoutMs, secret, logger }: SubgraphDataSourceOptions) {
+    const fetcher: Fetcher = (input, init) => {
+      const headers = { ...init?.headers } as Record<string, string>;
+      const handoff = headers[VIEWER_HANDOFF];
+      delete headers[VIEWER_HANDOFF];
+      const viewer = handoff ? (JSON.parse(handoff) as Viewer) : null;
+      headers[IDENTITY_HEADER] = signIdentity({ secret, caller: 'gateway', audience: name, viewer, body: String(init?.body ?? '') });
+      return fetch(input, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) }) as unknown as ReturnType<Fetcher>;
+    };
     super({ url, fetcher });
     this.subgraphName = name;
     this.logger = logger;
+  }
+
+  override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<ViewerContext>): void {
+    const viewer = context?.viewer ?? null;
+    if (viewer) request.http?.headers.set(VIEWER_HANDOFF, JSON.stringify(viewer));
   }
 
   override didEncounterError(error: Error): never {

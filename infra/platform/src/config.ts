@@ -58,3 +58,33 @@ export const milliseconds = (fallback: number) => z.coerce.number().int().positi
 /** Embedded PGlite data lives in the repo's git-ignored .data folder, wherever a command is run from. */
 export const DEFAULT_DATA_DIR = fileURLToPath(new URL('../../../.data', import.meta.url));
 export const dataDir = z.string().default(DEFAULT_DATA_DIR);
+
+/** A shared secret (HMAC key, JWT secret): long enough that guessing it is hopeless. */
+export const secret = z.string().min(32, 'must be at least 32 characters');
+
+const DEVELOPMENT_SECRET_PREFIX = 'development-only-';
+
+/**
+ * Development needs no configuration, so each secret has a fixed, public development value. Production
+ * refuses it (see productionRules).
+ */
+export const developmentSecret = (purpose: string) => `${DEVELOPMENT_SECRET_PREFIX}${purpose}-secret-do-not-use-in-production`;
+
+export const isDevelopmentSecret = (value: unknown) => typeof value === 'string' && value.startsWith(DEVELOPMENT_SECRET_PREFIX);
+
+/**
+ * A zod refinement: with NODE_ENV=production each of `keys` must be set, and none may hold a development
+ * secret. Composition roots that merge several services' schemas apply each service's rules again.
+ */
+export function productionRules(keys: readonly string[]) {
+  return (config: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    if (config.NODE_ENV !== 'production') return;
+    for (const key of keys) {
+      const value = config[key];
+      if (value === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'is required in production' });
+      else if (isDevelopmentSecret(value)) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'is a development secret; set a real one in production' });
+      }
+    }
+  };
+}

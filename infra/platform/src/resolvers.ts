@@ -14,12 +14,3 @@ export type ReferenceResolver<TRef, TContext, TResult> = (
   context: TContext,
   info: GraphQLResolveInfo,
 ) => TResult | Promise<TResult>;
-
-/**
- * Who is asking. Authentication arrives in a later issue; until then every request is anonymous, but the
- * seam exists so resolvers already read the viewer from context rather than from headers.
- */
-export interface Viewer {
-  userId: string;
-  roles: string[];
-}

@@ -3,6 +3,7 @@ import { DataDirInUseError } from './db/index.ts';
 import { PortInUseError } from './http/server.ts';
 import { createMemoryCache, RedisCache, resilientCache, type KeyValueCache } from './cache/index.ts';
 import { MemoryPubSub, RedisPubSub, type PubSub } from './pubsub/index.ts';
+import { failOpenRateLimiter, MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit/index.ts';
 import { createRedis, waitForRedis, type Redis } from './redis.ts';
 
 /** The shared-state edges of a process: Redis when REDIS_URL is set, in-memory otherwise. */
@@ -10,6 +11,7 @@ export interface Infrastructure {
   kind: 'redis' | 'memory';
   pubsub: PubSub;
   cache: KeyValueCache<string>;
+  rateLimiter: RateLimiter;
   close(): Promise<void>;
 }
 
@@ -23,7 +25,7 @@ export interface InfrastructureOptions {
 export async function createInfrastructure({ redisUrl, logger, keyPrefix = '' }: InfrastructureOptions): Promise<Infrastructure> {
   if (!redisUrl) {
     const pubsub = new MemoryPubSub();
-    return { kind: 'memory', pubsub, cache: createMemoryCache(), close: () => pubsub.close() };
+    return { kind: 'memory', pubsub, cache: createMemoryCache(), rateLimiter: new MemoryRateLimiter(), close: () => pubsub.close() };
   }
   const redis: Redis = createRedis(redisUrl);
   redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis error'));
@@ -35,6 +37,7 @@ export async function createInfrastructure({ redisUrl, logger, keyPrefix = '' }:
     kind: 'redis',
     pubsub,
     cache: resilientCache(new RedisCache(redis, `${keyPrefix}cache:`), logger),
+    rateLimiter: failOpenRateLimiter(new RedisRateLimiter(redis, `${keyPrefix}ratelimit:`), logger),
     close: async () => {
       await pubsub.close();
       redis.disconnect();

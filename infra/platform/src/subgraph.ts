@@ -9,8 +9,11 @@ import {
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { isInterfaceType, isObjectType, isScalarType, parse, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { createErrorFormatter } from './errors.ts';
-import { graphqlRequestListener } from './http/server.ts';
+import { graphqlRequestListener, HttpError } from './http/server.ts';
+import { createIdentityVerifier, IDENTITY_HEADER, InvalidIdentityError, type CallerIdentity } from './identity/internal-token.ts';
 import type { Logger } from './logger.ts';
+
+export const UNAUTHENTICATED = 'UNAUTHENTICATED';
 
 /** What every app factory returns: an HTTP server that is not yet listening, and a way to stop it cleanly. */
 export interface GraphQLApp {
@@ -23,7 +26,13 @@ export interface SubgraphAppOptions<TContext extends BaseContext> {
   typeDefs: DocumentNode;
   /** The subgraph's strictly typed resolver map (see Resolver); checked against the SDL at startup. */
   resolvers: Record<string, object>;
-  context: (req: IncomingMessage) => Promise<TContext>;
+  /** Per-request state, built from the identity the caller signed (the viewer it acts for, if any). */
+  context: (identity: CallerIdentity) => Promise<TContext>;
+  /**
+   * This subgraph's own secret. Every request must carry an identity signed with it (the gateway, or a
+   * service calling this one); anything else, `_service` and `_entities` included, is refused with 401.
+   */
+  secret: string;
   logger: Logger;
   /** The subgraph's ErrorCode values; errors with other codes are masked. */
   knownCodes: Iterable<string>;
@@ -61,7 +70,7 @@ export function assertResolversMatchSchema(schema: GraphQLSchema, resolvers: Rec
 export async function createSubgraphApp<TContext extends BaseContext>(
   options: SubgraphAppOptions<TContext>,
 ): Promise<GraphQLApp> {
-  const { typeDefs, resolvers, context, logger, knownCodes, introspection = true } = options;
+  const { name, typeDefs, resolvers, context, secret, logger, knownCodes, introspection = true } = options;
   // The HTTP server exists before Apollo so the drain plugin can close it gracefully on stop().
   // Our resolver maps are typed more strictly than @apollo/subgraph's loose map; the SDL check below is what
   // keeps the two in step.
@@ -87,7 +96,28 @@ export async function createSubgraphApp<TContext extends BaseContext>(
     ],
   });
   await apollo.start();
-  httpServer.on('request', graphqlRequestListener({ apollo, context, logger }));
+  const verify = createIdentityVerifier({ audience: name, secret });
+  httpServer.on(
+    'request',
+    graphqlRequestListener<TContext, CallerIdentity>({
+      apollo,
+      admit: (req: IncomingMessage, body: string) => {
+        try {
+          // Only POST carries a body the signature covers; a signed GET could be replayed with any query.
+          if (req.method !== 'POST') throw new InvalidIdentityError(`${req.method ?? 'no'} method`);
+          const header = req.headers[IDENTITY_HEADER];
+          return verify(Array.isArray(header) ? header[0] : header, body);
+        } catch (error) {
+          if (!(error instanceof InvalidIdentityError)) throw error;
+          // Inside the network someone is calling a subgraph directly: operators want to know.
+          logger.warn({ reason: error.message, remoteAddress: req.socket.remoteAddress }, 'refused a request without a valid identity signature');
+          throw new HttpError(401, UNAUTHENTICATED, 'This service only answers requests signed by the gateway');
+        }
+      },
+      context: (_req, identity) => context(identity),
+      logger,
+    }),
+  );
 
   return {
     httpServer,

@@ -1,19 +1,31 @@
-import { gatewayConfigSchema } from '@fed/gateway/config';
-import { ordersConfigSchema } from '@fed/orders/config';
-import { usersConfigSchema } from '@fed/users/config';
+import { gatewayConfigRules, gatewayConfigShape } from '@fed/gateway/config';
+import { ordersConfigShape } from '@fed/orders/config';
+import { isDevelopmentSecret } from '@fed/platform';
+import { usersConfigShape } from '@fed/users/config';
 import { z } from 'zod';
 
 /** One process, three services: the union of their settings, parsed once. */
-export const stackConfigSchema = usersConfigSchema
-  .extend(ordersConfigSchema.shape)
-  .extend(gatewayConfigSchema.shape)
-  .omit({ USERS_URL: true })
+export const stackConfigSchema = usersConfigShape
+  .extend(ordersConfigShape.shape)
+  .extend(gatewayConfigShape.shape)
+  // In one process the services find each other by themselves, and the subgraph secrets are generated at
+  // start-up unless USERS_SUBGRAPH_SECRET / ORDERS_SUBGRAPH_SECRET are set.
+  .omit({ USERS_URL: true, SUBGRAPH_URLS: true, SUBGRAPH_SECRETS: true })
   .extend({
     /** Seed a small dataset when the users database is empty (the first start). */
     SEED_ON_FIRST_START: z
       .enum(['true', 'false'])
       .default('true')
       .transform((value) => value === 'true'),
+  })
+  .superRefine((config, ctx) => {
+    gatewayConfigRules(config, ctx);
+    // Generated secrets are fine in one process; secrets that are set must not be development values.
+    for (const key of ['USERS_SUBGRAPH_SECRET', 'ORDERS_SUBGRAPH_SECRET'] as const) {
+      if (config.NODE_ENV === 'production' && isDevelopmentSecret(config[key])) {
+        ctx.addIssue({ code: 'custom', path: [key], message: 'is a development secret; set a real one in production' });
+      }
+    }
   });
 
 export type StackConfig = z.infer<typeof stackConfigSchema>;

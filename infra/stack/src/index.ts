@@ -1,5 +1,6 @@
 // `npm start`: the whole product in one process. With no database or Redis URLs it needs no services at all.
 import { createLogger, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
+import { gatewaySettings } from '@fed/gateway/config';
 import { readSupergraph } from '@fed/gateway/supergraph';
 import { stackConfigSchema } from './config.ts';
 import { locationsFrom } from './databases.ts';
@@ -12,8 +13,9 @@ const config = loadConfigOrExit(stackConfigSchema, process.env);
 const logger = createLogger({ name: 'stack', level: config.LOG_LEVEL });
 const databases = locationsFrom(config);
 
+const { auth, gateway } = gatewaySettings({ ...config, SUBGRAPH_URLS: {} });
+
 await startOrExit(async () => {
-  const production = config.NODE_ENV === 'production';
   const stack = await startStack({
     databases,
     redisUrl: config.REDIS_URL,
@@ -21,12 +23,11 @@ await startOrExit(async () => {
     ports: { gateway: config.GATEWAY_PORT, users: config.USERS_PORT, orders: config.ORDERS_PORT },
     host: config.HOST,
     logger,
-    mode: production ? 'production' : 'development',
-    subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+    mode: gateway.mode,
+    gateway,
+    auth,
+    secrets: { users: config.USERS_SUBGRAPH_SECRET, orders: config.ORDERS_SUBGRAPH_SECRET },
     usersTimeoutMs: config.USERS_TIMEOUT_MS,
-    corsOrigins: config.CORS_ORIGINS,
-    maxBodyBytes: config.MAX_BODY_BYTES,
-    extraPublicErrorCodes: config.PUBLIC_ERROR_CODES,
     seedIfEmpty: config.SEED_ON_FIRST_START ? undefined : false,
   });
 

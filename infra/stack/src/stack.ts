@@ -1,7 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createGateway } from '@fed/gateway';
+import { createAuthenticator, createGateway, type AuthenticatorOptions, type GatewayDeps } from '@fed/gateway';
+import { DEVELOPMENT_JWT } from '@fed/gateway/config';
 import { createHttpUserDirectory, createOrdersServer } from '@fed/orders';
-import { createInfrastructure, listen, type Logger } from '@fed/platform';
+import { createInfrastructure, developmentSecret, listen, type Logger } from '@fed/platform';
 import { createUsersServer } from '@fed/users';
 import { openDatabases, type DatabaseLocations, type Databases, type OpenOptions } from './databases.ts';
 import { DEFAULT_SEED, isEmpty, seed, type SeedOptions } from './seed.ts';
@@ -16,12 +19,14 @@ export interface StackOptions {
   host?: string;
   logger: Logger;
   mode?: 'development' | 'production';
-  subgraphTimeoutMs?: number;
+  /** Gateway settings (timeouts, CORS, limits, rate limit), as gatewaySettings() derives them from config. */
+  gateway?: Partial<Omit<GatewayDeps, 'supergraphSdl' | 'subgraphUrls' | 'logger' | 'cache' | 'rateLimiter' | 'authenticate' | 'subgraphSecrets' | 'mode'>>;
+  /** How the gateway verifies bearer tokens. Default: HS256 with the development secret (`npm run token`). */
+  auth?: AuthenticatorOptions;
+  /** The subgraphs' secrets. Default: generated at start-up, since nothing outside this process calls them. */
+  secrets?: { users?: string; orders?: string };
   /** How long orders waits for the users subgraph when checking that a user exists. */
   usersTimeoutMs?: number;
-  corsOrigins?: string[] | '*';
-  maxBodyBytes?: number;
-  extraPublicErrorCodes?: Iterable<string>;
   /** Seed when the users database is empty; false to never seed. */
   seedIfEmpty?: Omit<SeedOptions, 'log'> | false;
   onQuery?: OpenOptions['onQuery'];
@@ -29,6 +34,10 @@ export interface StackOptions {
 
 export interface RunningStack {
   urls: { gateway: string; users: string; orders: string };
+  /** The listening servers, for tests that watch what reaches each service. */
+  httpServers: { gateway: Server; users: Server; orders: Server };
+  /** The secrets the subgraphs verify signatures with. */
+  secrets: { users: string; orders: string };
   databases: Databases;
   /** Stops one subgraph (for fault tests) without touching the rest. */
   stopSubgraph(name: 'users' | 'orders'): Promise<void>;
@@ -58,11 +67,14 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     await seed(databases, size);
   }
   const infrastructure = await createInfrastructure({ redisUrl: options.redisUrl, logger, keyPrefix: options.keyPrefix });
+  const generated = () => randomBytes(32).toString('base64url');
+  const secrets = { users: options.secrets?.users ?? generated(), orders: options.secrets?.orders ?? generated() };
 
   const users = await createUsersServer({
     db: databases.users.db,
     pubsub: infrastructure.pubsub,
     logger: logger.child({ service: 'users' }),
+    secret: secrets.users,
     introspection,
   });
   await listen(users.httpServer, ports.users ?? 0, SUBGRAPH_HOST);
@@ -70,23 +82,24 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
 
   const orders = await createOrdersServer({
     db: databases.orders.db,
-    users: createHttpUserDirectory({ url: usersUrl, timeoutMs: options.usersTimeoutMs }),
+    users: createHttpUserDirectory({ url: usersUrl, secret: secrets.users, timeoutMs: options.usersTimeoutMs }),
     logger: logger.child({ service: 'orders' }),
+    secret: secrets.orders,
     introspection,
   });
   await listen(orders.httpServer, ports.orders ?? 0, SUBGRAPH_HOST);
   const ordersUrl = url(orders.httpServer, SUBGRAPH_HOST);
 
   const gateway = await createGateway({
+    ...options.gateway,
     supergraphSdl: options.supergraphSdl,
     subgraphUrls: { users: usersUrl, orders: ordersUrl },
-    subgraphTimeoutMs: options.subgraphTimeoutMs,
+    subgraphSecrets: secrets,
     logger: logger.child({ service: 'gateway' }),
     cache: infrastructure.cache,
+    rateLimiter: infrastructure.rateLimiter,
+    authenticate: createAuthenticator(options.auth ?? { ...DEVELOPMENT_JWT, secret: developmentSecret('jwt') }),
     mode,
-    corsOrigins: options.corsOrigins,
-    maxBodyBytes: options.maxBodyBytes,
-    extraPublicErrorCodes: options.extraPublicErrorCodes,
   });
   await listen(gateway.httpServer, ports.gateway ?? 0, host);
 
@@ -100,6 +113,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
 
   return {
     urls: { gateway: url(gateway.httpServer, displayHost(host)), users: usersUrl, orders: ordersUrl },
+    httpServers: { gateway: gateway.httpServer, users: users.httpServer, orders: orders.httpServer },
+    secrets,
     databases,
     stopSubgraph,
     stop: async () => {

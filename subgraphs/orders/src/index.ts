@@ -1,5 +1,15 @@
 // Composition root of a standalone orders process: config, clients, app, listen, shutdown.
-import { createDatabase, databaseLocation, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown, startOrExit } from '@fed/platform';
+import {
+  createDatabase,
+  createLogger,
+  databaseLocation,
+  developmentSecret,
+  listen,
+  loadConfigOrExit,
+  migrateDatabase,
+  onShutdown,
+  startOrExit,
+} from '@fed/platform';
 import { ordersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
 import { createHttpUserDirectory, createOrdersServer } from './server.ts';
@@ -17,8 +27,14 @@ await startOrExit(async () => {
 
   const app = await createOrdersServer({
     db: database.db,
-    users: createHttpUserDirectory({ url: config.USERS_URL, timeoutMs: config.USERS_TIMEOUT_MS }),
+    users: createHttpUserDirectory({
+      url: config.USERS_URL,
+      // Production refuses to start without these (see the config); development uses fixed dev values.
+      secret: config.USERS_SUBGRAPH_SECRET ?? developmentSecret('users-subgraph'),
+      timeoutMs: config.USERS_TIMEOUT_MS,
+    }),
     logger,
+    secret: config.ORDERS_SUBGRAPH_SECRET ?? developmentSecret('orders-subgraph'),
     introspection: config.NODE_ENV !== 'production',
   });
   const port = await listen(app.httpServer, config.ORDERS_PORT, config.HOST);

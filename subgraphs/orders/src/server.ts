@@ -1,4 +1,4 @@
-import { createSubgraphApp, DateTimeScalar, loadTypeDefs, type GraphQLApp, type Logger, type Viewer } from '@fed/platform';
+import { createSubgraphApp, DateTimeScalar, loadTypeDefs, type GraphQLApp, type Logger } from '@fed/platform';
 import type { OrdersContext } from './context.ts';
 import type { OrdersDatabase } from './db/index.ts';
 import { ErrorCode } from './errors.ts';
@@ -16,11 +16,13 @@ export interface OrdersServerDeps {
   /** How placeOrder learns whether a user exists (the users subgraph owns that fact). */
   users: UserDirectory;
   logger: Logger;
+  /** This subgraph's own secret: every caller must sign its requests with it. */
+  secret: string;
   introspection?: boolean;
 }
 
 /** The orders subgraph as an app: it neither reads the environment nor listens. */
-export async function createOrdersServer({ db, users, logger, introspection }: OrdersServerDeps): Promise<GraphQLApp> {
+export async function createOrdersServer({ db, users, logger, secret, introspection }: OrdersServerDeps): Promise<GraphQLApp> {
   const orders = createOrderRepository(db);
   const orderService = createOrderService(orders, users);
 
@@ -28,12 +30,13 @@ export async function createOrdersServer({ db, users, logger, introspection }: O
     name: 'orders',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...orderResolvers },
-    context: async () => ({
-      viewer: null as Viewer | null,
+    context: async ({ viewer }) => ({
+      viewer,
       loaders: createOrderLoaders(orders),
       orders,
       orderService,
     }),
+    secret,
     logger,
     knownCodes: Object.values(ErrorCode),
     introspection,

@@ -3,6 +3,10 @@ export enum ErrorCode {
   BadUserInput = 'BAD_USER_INPUT',
   NotFound = 'NOT_FOUND',
   EmailTaken = 'EMAIL_TAKEN',
+  /** The viewer may not read this field or run this mutation; the field is null, nothing was written. */
+  Forbidden = 'FORBIDDEN',
+  /** HTTP 401: the request carried no valid signature from the gateway or a trusted service. */
+  Unauthenticated = 'UNAUTHENTICATED',
   /** This subgraph's database could not be reached; nothing was changed. */
   DatabaseUnavailable = 'DATABASE_UNAVAILABLE',
   Internal = 'INTERNAL_SERVER_ERROR',

@@ -1,5 +1,16 @@
 // Composition root of a standalone users process: config, clients, app, listen, shutdown.
-import { createDatabase, databaseLocation, createInfrastructure, createLogger, listen, loadConfigOrExit, migrateDatabase, onShutdown, startOrExit } from '@fed/platform';
+import {
+  createDatabase,
+  createInfrastructure,
+  createLogger,
+  databaseLocation,
+  developmentSecret,
+  listen,
+  loadConfigOrExit,
+  migrateDatabase,
+  onShutdown,
+  startOrExit,
+} from '@fed/platform';
 import { usersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
 import { createUsersServer } from './server.ts';
@@ -20,6 +31,8 @@ await startOrExit(async () => {
     db: database.db,
     pubsub: infrastructure.pubsub,
     logger,
+    // Production refuses to start without it (see the config); development signs with a fixed dev value.
+    secret: config.USERS_SUBGRAPH_SECRET ?? developmentSecret('users-subgraph'),
     introspection: config.NODE_ENV !== 'production',
   });
   const port = await listen(app.httpServer, config.USERS_PORT, config.HOST);

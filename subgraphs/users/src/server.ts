@@ -5,7 +5,6 @@ import {
   type GraphQLApp,
   type Logger,
   type PubSub,
-  type Viewer,
 } from '@fed/platform';
 import type { UsersContext } from './context.ts';
 import type { UsersDatabase } from './db/index.ts';
@@ -24,11 +23,13 @@ export interface UsersServerDeps {
   /** Where user events go: in-memory in the embedded default, Redis when scaled out. */
   pubsub: PubSub;
   logger: Logger;
+  /** This subgraph's own secret: every caller must sign its requests with it. */
+  secret: string;
   introspection?: boolean;
 }
 
 /** The users subgraph as an app: it neither reads the environment nor listens. */
-export async function createUsersServer({ db, pubsub, logger, introspection }: UsersServerDeps): Promise<GraphQLApp> {
+export async function createUsersServer({ db, pubsub, logger, secret, introspection }: UsersServerDeps): Promise<GraphQLApp> {
   const users = createUserRepository(db);
   const userService = createUserService(users, createUserEventPublisher(pubsub, logger));
 
@@ -36,12 +37,13 @@ export async function createUsersServer({ db, pubsub, logger, introspection }: U
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...userResolvers },
-    context: async () => ({
-      viewer: null as Viewer | null,
+    context: async ({ viewer }) => ({
+      viewer,
       loaders: createUserLoaders(users),
       users,
       userService,
     }),
+    secret,
     logger,
     knownCodes: Object.values(ErrorCode),
     introspection,

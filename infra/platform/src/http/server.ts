@@ -3,10 +3,15 @@ import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
 import type { Logger } from '../logger.ts';
 
-export interface GraphQLHttpOptions<TContext extends BaseContext> {
+export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = undefined> {
   apollo: ApolloServer<TContext>;
-  /** Builds per-request state (DataLoaders, the viewer) from the incoming request. */
-  context: (req: IncomingMessage) => Promise<TContext>;
+  /**
+   * Runs before GraphQL parses anything (authentication, rate limits), with the raw body ('' for GET). Throw
+   * an HttpError to refuse the request; what it returns is handed to `context`.
+   */
+  admit?: (req: IncomingMessage, body: string) => Promise<TAdmission> | TAdmission;
+  /** Builds per-request state (DataLoaders, the viewer) from the incoming request and its admission. */
+  context: (req: IncomingMessage, admission: TAdmission) => Promise<TContext>;
   path?: string;
   /** Request bodies above this are refused with 413 before they are parsed. */
   maxBodyBytes?: number;
@@ -23,8 +28,23 @@ const json = (res: ServerResponse, status: number, body: unknown) => {
   res.end(JSON.stringify(body));
 };
 
-const httpError = (res: ServerResponse, status: number, code: string, message: string) =>
+const httpError = (res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) => {
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   json(res, status, { errors: [{ message, extensions: { code } }] });
+};
+
+/** A refusal before GraphQL runs: an HTTP status, a stable code, a message safe for clients, extra headers. */
+export class HttpError extends Error {
+  override name = 'HttpError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
 
 class BodyTooLarge extends Error {}
 
@@ -59,10 +79,10 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
  * A plain node:http front for Apollo Server: health probes, a bounded JSON body, CORS, and streaming of
  * incremental responses. Attach it with `server.on('request', ...)`; the composition root (or a test) listens.
  */
-export function graphqlRequestListener<TContext extends BaseContext>(
-  options: GraphQLHttpOptions<TContext>,
+export function graphqlRequestListener<TContext extends BaseContext, TAdmission = undefined>(
+  options: GraphQLHttpOptions<TContext, TAdmission>,
 ): RequestListener {
-  const { apollo, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, logger } = options;
+  const { apollo, admit, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, logger } = options;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     let url: URL;
@@ -79,14 +99,15 @@ export function graphqlRequestListener<TContext extends BaseContext>(
     if (url.pathname !== path) return httpError(res, 404, 'NOT_FOUND', `Not found; GraphQL is served at ${path}`);
 
     applyCors(req, res, corsOrigins);
-    if (req.method === 'OPTIONS') {
+    // A preflight is only answered where browsers may call; elsewhere it is refused like any other request.
+    if (req.method === 'OPTIONS' && corsOrigins) {
       res.writeHead(204);
       return res.end();
     }
 
     let body: unknown;
+    let raw = '';
     if (req.method === 'POST') {
-      let raw: string;
       try {
         raw = await readBody(req, maxBodyBytes);
       } catch (error) {
@@ -100,6 +121,17 @@ export function graphqlRequestListener<TContext extends BaseContext>(
         }
         throw error;
       }
+    }
+
+    let admission: TAdmission;
+    try {
+      admission = admit ? await admit(req, raw) : (undefined as TAdmission);
+    } catch (error) {
+      if (error instanceof HttpError) return httpError(res, error.status, error.code, error.message, error.headers);
+      throw error;
+    }
+
+    if (req.method === 'POST') {
       const contentType = req.headers['content-type'] ?? '';
       if (contentType.includes('json') && raw.length > 0) {
         try {
@@ -119,7 +151,7 @@ export function graphqlRequestListener<TContext extends BaseContext>(
 
     const result = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: (req.method ?? 'GET').toUpperCase(), headers, search: url.search, body },
-      context: () => context(req),
+      context: () => context(req, admission),
     });
 
     for (const [key, value] of result.headers) res.setHeader(key, value);

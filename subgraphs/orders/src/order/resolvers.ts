@@ -1,4 +1,6 @@
 import {
+  assertAdmin,
+  assertSelfOrAdmin,
   decodeCursor,
   GRAPHQL_MAX_INT,
   parseFirst,
@@ -58,13 +60,15 @@ const CURSOR_KIND = 'order';
 
 export const orderResolvers: OrderResolvers = {
   Query: {
-    order: async (_parent, { id }, { loaders }) => {
+    order: async (_parent, { id }, { viewer, loaders }) => {
       const row = await loaders.byId.load(parseId(id));
       if (!row) throw publicError(ErrorCode.NotFound, `No order with id ${id}`, 'id');
+      assertSelfOrAdmin(viewer, row.userId, 'read this order');
       return row;
     },
 
-    orders: async (_parent, { first, after, status }, { orders, loaders }) => {
+    orders: async (_parent, { first, after, status }, { viewer, orders, loaders }) => {
+      assertAdmin(viewer, "list every user's orders");
       const size = parseFirst(first);
       const filter = status ?? undefined;
       const rows = await orders.list({ after: decodeCursor(CURSOR_KIND, after), limit: size + 1, status: filter });
@@ -74,18 +78,29 @@ export const orderResolvers: OrderResolvers = {
   },
 
   Mutation: {
-    placeOrder: async (_parent, { input }, { orderService, loaders }) => {
+    placeOrder: async (_parent, { input }, { viewer, orderService, loaders }) => {
+      assertSelfOrAdmin(viewer, parseId(input.userId, 'input.userId'), 'place an order for this user');
       const { order, items } = await orderService.place(input);
       loaders.itemsByOrderId.prime(order.id, items);
       return order;
     },
-    cancelOrder: (_parent, { id }, { orderService }) => orderService.cancel(parseId(id)),
+    cancelOrder: async (_parent, { id }, { viewer, orderService, loaders }) => {
+      const orderId = parseId(id);
+      const row = await loaders.byId.load(orderId);
+      if (!row) throw publicError(ErrorCode.NotFound, `No order with id ${id}`, 'id');
+      // The owner never changes, so checking before the (atomic) cancel leaves no window.
+      assertSelfOrAdmin(viewer, row.userId, 'cancel this order');
+      return orderService.cancel(orderId);
+    },
   },
 
   Order: {
-    __resolveReference: ({ id }, { loaders }) => {
+    // Another subgraph holding an order id is no licence to read the order.
+    __resolveReference: async ({ id }, { viewer, loaders }) => {
       const parsed = tryParseId(id);
-      return parsed === undefined ? null : loaders.byId.load(parsed);
+      const row = parsed === undefined ? null : await loaders.byId.load(parsed);
+      if (row) assertSelfOrAdmin(viewer, row.userId, 'read this order');
+      return row;
     },
     items: (order, _args, { loaders }) => loaders.itemsByOrderId.load(order.id),
     // A reference only: the gateway asks the users subgraph for the rest.
@@ -93,7 +108,8 @@ export const orderResolvers: OrderResolvers = {
   },
 
   User: {
-    orders: async (user, { first, after, status }, { loaders }) => {
+    orders: async (user, { first, after, status }, { viewer, loaders }) => {
+      assertSelfOrAdmin(viewer, user.id, "read this user's orders");
       const size = parseFirst(first);
       const cursor = decodeCursor(CURSOR_KIND, after);
       const userId = tryParseId(user.id);
@@ -105,11 +121,13 @@ export const orderResolvers: OrderResolvers = {
         countTotal: () => loaders.countByUser.load({ userId, status: filter }),
       };
     },
-    orderCount: async (user, _args, { loaders }) => {
+    orderCount: async (user, _args, { viewer, loaders }) => {
+      assertSelfOrAdmin(viewer, user.id, "read this user's orders");
       const userId = tryParseId(user.id);
       return userId === undefined ? null : (await loaders.statsByUser.load(userId)).orderCount;
     },
-    totalSpentCents: async (user, _args, { loaders }) => {
+    totalSpentCents: async (user, _args, { viewer, loaders }) => {
+      assertSelfOrAdmin(viewer, user.id, "read this user's orders");
       const userId = tryParseId(user.id);
       if (userId === undefined) return null;
       const { spentCents } = await loaders.statsByUser.load(userId);

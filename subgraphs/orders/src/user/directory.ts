@@ -1,4 +1,4 @@
-import { publicError } from '@fed/platform';
+import { IDENTITY_HEADER, publicError, signIdentity } from '@fed/platform';
 import { ErrorCode } from '../errors.ts';
 
 /**
@@ -11,20 +11,29 @@ export interface UserDirectory {
 
 const ENTITY_QUERY = 'query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on User { id } } }';
 
-export function createHttpUserDirectory({ url, timeoutMs = 2_000 }: { url: string; timeoutMs?: number }): UserDirectory {
+export interface HttpUserDirectoryOptions {
+  url: string;
+  /** The users subgraph's secret: this call is signed as the service `orders`, acting for no user. */
+  secret: string;
+  timeoutMs?: number;
+}
+
+export function createHttpUserDirectory({ url, secret, timeoutMs = 2_000 }: HttpUserDirectoryOptions): UserDirectory {
   const unavailable = () =>
     publicError(ErrorCode.SubgraphUnavailable, 'The users service is unavailable; nothing was written. Try again.');
   return {
     async exists(userId) {
       let body: { data?: { _entities?: ({ id: string } | null)[] } | null; errors?: unknown[] };
+      const payload = JSON.stringify({
+        query: ENTITY_QUERY,
+        variables: { representations: [{ __typename: 'User', id: String(userId) }] },
+      });
+      const identity = signIdentity({ secret, caller: 'orders', audience: 'users', viewer: null, body: payload });
       try {
         const response = await fetch(url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({
-            query: ENTITY_QUERY,
-            variables: { representations: [{ __typename: 'User', id: String(userId) }] },
-          }),
+          headers: { 'content-type': 'application/json', [IDENTITY_HEADER]: identity },
+          body: payload,
           signal: AbortSignal.timeout(timeoutMs),
         });
         if (!response.ok) throw unavailable();

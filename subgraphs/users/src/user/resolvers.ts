@@ -1,4 +1,6 @@
 import {
+  assertAdmin,
+  assertSelfOrAdmin,
   decodeCursor,
   parseFirst,
   parseId,
@@ -28,6 +30,7 @@ interface UserResolvers {
   };
   User: {
     __resolveReference: ReferenceResolver<{ id: string }, UsersContext, UserRow | null>;
+    email: R<UserRow, Record<string, never>, string>;
   };
   UserConnection: {
     totalCount: R<Connection<UserRow>, Record<string, never>, number>;
@@ -38,7 +41,6 @@ const CURSOR_KIND = 'user';
 
 export const userResolvers: UserResolvers = {
   Query: {
-    // Authentication lands later; until then nobody is signed in.
     me: (_parent, _args, { viewer, loaders }) => (viewer ? loaders.byId.load(Number(viewer.userId)) : null),
 
     user: async (_parent, { id }, { loaders }) => {
@@ -57,9 +59,20 @@ export const userResolvers: UserResolvers = {
   },
 
   Mutation: {
-    createUser: (_parent, { input }, { userService }) => userService.create(input),
-    updateUser: (_parent, { id, input }, { userService }) => userService.update(parseId(id), input),
-    deleteUser: async (_parent, { id }, { userService }) => String(await userService.delete(parseId(id))),
+    createUser: (_parent, { input }, { viewer, userService }) => {
+      assertAdmin(viewer, 'create users');
+      return userService.create(input);
+    },
+    updateUser: (_parent, { id, input }, { viewer, userService }) => {
+      const userId = parseId(id);
+      assertSelfOrAdmin(viewer, userId, 'update a user');
+      return userService.update(userId, input);
+    },
+    deleteUser: async (_parent, { id }, { viewer, userService }) => {
+      const userId = parseId(id);
+      assertAdmin(viewer, 'delete users');
+      return String(await userService.delete(userId));
+    },
   },
 
   User: {
@@ -67,6 +80,10 @@ export const userResolvers: UserResolvers = {
     __resolveReference: ({ id }, { loaders }) => {
       const parsed = tryParseId(id);
       return parsed === undefined ? null : loaders.byId.load(parsed);
+    },
+    email: (user, _args, { viewer }) => {
+      assertSelfOrAdmin(viewer, user.id, 'read email');
+      return user.email;
     },
   },
 

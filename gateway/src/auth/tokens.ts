@@ -1,0 +1,26 @@
+import { SignJWT } from 'jose';
+import type { Role } from '@fed/platform';
+
+export interface DevTokenOptions {
+  secret: string;
+  issuer: string;
+  audience: string;
+  sub: string;
+  role?: Role;
+  ttlSeconds?: number;
+  /** Seconds since the epoch; tests back-date tokens with it. */
+  issuedAt?: number;
+}
+
+/** An HS256 token the gateway accepts when it runs on a shared secret (development, tests, `npm run token`). */
+export function mintToken({ secret, issuer, audience, sub, role = 'user', ttlSeconds = 3600, issuedAt }: DevTokenOptions): Promise<string> {
+  const iat = issuedAt ?? Math.floor(Date.now() / 1000);
+  return new SignJWT({ role })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(sub)
+    .setIssuer(issuer)
+    .setAudience(audience)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + ttlSeconds)
+    .sign(new TextEncoder().encode(secret));
+}

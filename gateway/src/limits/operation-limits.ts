@@ -1,0 +1,55 @@
+import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
+import { GraphQLError } from 'graphql';
+import { ErrorCode } from '../errors/codes.ts';
+import { measureOperation, type OperationMeasure } from './measure.ts';
+
+export interface OperationLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxDirectives: number;
+  maxCost: number;
+}
+
+/**
+ * Measured, not guessed: the widest and deepest legitimate operations of the contract
+ * (test/fixtures/contract-operations.graphql) need depth 8, 4 aliases, 1 directive and a cost of 8 201;
+ * each default leaves at least twice that (test/limits.test.ts checks it).
+ */
+export const DEFAULT_OPERATION_LIMITS: OperationLimits = {
+  maxDepth: 16,
+  maxAliases: 15,
+  maxDirectives: 20,
+  maxCost: 20_000,
+};
+
+const CHECKS: { measure: keyof OperationMeasure; limit: keyof OperationLimits; code: ErrorCode; what: string }[] = [
+  { measure: 'depth', limit: 'maxDepth', code: ErrorCode.DepthLimitExceeded, what: 'Query depth' },
+  { measure: 'aliases', limit: 'maxAliases', code: ErrorCode.AliasLimitExceeded, what: 'Number of aliases' },
+  { measure: 'directives', limit: 'maxDirectives', code: ErrorCode.DirectiveLimitExceeded, what: 'Number of directives' },
+  { measure: 'cost', limit: 'maxCost', code: ErrorCode.CostLimitExceeded, what: 'Query cost' },
+];
+
+/**
+ * Depth, alias, directive and cost limits. They run once the operation is parsed, validated and resolved
+ * (variables known, so `first: $n` is priced at its value), before the gateway plans it: a refused
+ * operation never reaches a subgraph. Each limit has its own code and answers HTTP 400.
+ */
+export function operationLimitsPlugin(limits: OperationLimits): ApolloServerPlugin<BaseContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ schema, document, operation, request }) {
+          if (!operation) return;
+          const measured = measureOperation(schema, document, operation, request.variables ?? {});
+          for (const { measure, limit, code, what } of CHECKS) {
+            if (measured[measure] > limits[limit]) {
+              throw new GraphQLError(`${what} ${measured[measure]} exceeds the limit of ${limits[limit]}`, {
+                extensions: { code, http: { status: 400 } },
+              });
+            }
+          }
+        },
+      };
+    },
+  };
+}

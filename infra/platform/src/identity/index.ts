@@ -1,0 +1,2 @@
+export * from './viewer.ts';
+export * from './internal-token.ts';
