@@ -1,8 +1,9 @@
 // Real subgraphs for tests: each on its own freshly created Postgres database, migrated with the committed
 // migrations and served over real HTTP on a free port. Orders asks a real users subgraph whether a user
 // exists, exactly as in production. Nothing is mocked.
-import { createDatabase, createLogger, listen, MemoryPubSub, migrateDatabase, type DatabaseHandle, type GraphQLApp } from '@fed/platform';
-import { createTestDatabase, graphql, type GraphQLResponse } from '@fed/platform/testing';
+import { randomBytes } from 'node:crypto';
+import { createDatabase, createLogger, listen, MemoryPubSub, migrateDatabase, type DatabaseHandle, type GraphQLApp, type Viewer } from '@fed/platform';
+import { createTestDatabase, signedGraphql, type GraphQLResponse, type Signing } from '@fed/platform/testing';
 import { createUsersServer } from '@fed/users';
 import * as usersDb from '@fed/users/db';
 import { count } from 'drizzle-orm';
@@ -11,7 +12,17 @@ import { createHttpUserDirectory, createOrdersServer } from '../src/server.ts';
 
 const silentLogger = () => createLogger({ name: 'test', level: 'silent' });
 
-type Request = <TData = Record<string, unknown>>(query: string, variables?: Record<string, unknown>) => Promise<GraphQLResponse<TData>>;
+/** Who the suites act as unless a test says otherwise: business rules are tested apart from authorization. */
+export const ADMIN: Viewer = { userId: '1000000', role: 'admin' };
+
+/** Signed as the gateway acting for `as` (an admin by default). */
+type Request = <TData = Record<string, unknown>>(
+  query: string,
+  variables?: Record<string, unknown>,
+  as?: Viewer | null,
+) => Promise<GraphQLResponse<TData>>;
+
+const newSecret = () => randomBytes(32).toString('base64url');
 
 async function serve(app: GraphQLApp): Promise<string> {
   const port = await listen(app.httpServer, 0, '127.0.0.1');
@@ -55,6 +66,8 @@ async function openTestDatabase<TSchema extends Record<string, unknown>>(
 
 export interface UsersSubgraph {
   url: string;
+  /** The secret the users subgraph verifies signatures with; orders signs its calls with it. */
+  secret: string;
   handle: DatabaseHandle<typeof usersDb.schema>;
   request: Request;
   /** Creates a user through the users subgraph's own createUser mutation; returns its id. */
@@ -66,10 +79,11 @@ export interface UsersSubgraph {
 
 export async function startUsersSubgraph(prefix = 'orders_it_users'): Promise<UsersSubgraph> {
   const database = await openTestDatabase(prefix, usersDb.schema, usersDb.migrationsFolder);
+  const secret = newSecret();
   let app: GraphQLApp;
   let url: string;
   try {
-    app = await createUsersServer({ db: database.handle.db, pubsub: new MemoryPubSub(), logger: silentLogger() });
+    app = await createUsersServer({ db: database.handle.db, pubsub: new MemoryPubSub(), logger: silentLogger(), secret });
     url = await serve(app);
   } catch (error) {
     await database.close();
@@ -81,9 +95,10 @@ export async function startUsersSubgraph(prefix = 'orders_it_users'): Promise<Us
     stopped = true;
     await stopApp(app);
   };
-  const request: Request = (query, variables) => graphql(url, query, variables);
+  const request: Request = (query, variables, as = ADMIN) => signedGraphql(url, { secret, audience: 'users', viewer: as }, query, variables);
   return {
     url,
+    secret,
     handle: database.handle,
     request,
     createUser: async (input) => {
@@ -107,6 +122,10 @@ export async function startUsersSubgraph(prefix = 'orders_it_users'): Promise<Us
 
 export interface OrdersSubgraph {
   url: string;
+  /** The secret the orders subgraph verifies signatures with. */
+  secret: string;
+  /** How the gateway would sign a request acting for `viewer`. */
+  signing(viewer: Viewer | null): Signing;
   handle: DatabaseHandle<typeof schema>;
   /** Every SQL statement drizzle sent, in order (the createDatabase onQuery hook). */
   statements: string[];
@@ -118,16 +137,18 @@ export interface OrdersSubgraph {
   close(): Promise<void>;
 }
 
-export async function startOrdersSubgraph({ usersUrl, prefix = 'orders_it' }: { usersUrl: string; prefix?: string }): Promise<OrdersSubgraph> {
+export async function startOrdersSubgraph({ users, prefix = 'orders_it' }: { users: Pick<UsersSubgraph, 'url' | 'secret'>; prefix?: string }): Promise<OrdersSubgraph> {
   const statements: string[] = [];
+  const secret = newSecret();
   const database = await openTestDatabase(prefix, schema, migrationsFolder, (sql) => statements.push(sql));
   let app: GraphQLApp;
   let url: string;
   try {
     app = await createOrdersServer({
       db: database.handle.db,
-      users: createHttpUserDirectory({ url: usersUrl }),
+      users: createHttpUserDirectory({ url: users.url, secret: users.secret }),
       logger: silentLogger(),
+      secret,
     });
     url = await serve(app);
   } catch (error) {
@@ -135,11 +156,14 @@ export async function startOrdersSubgraph({ usersUrl, prefix = 'orders_it' }: { 
     throw error;
   }
   const { db } = database.handle;
+  const signing = (viewer: Viewer | null): Signing => ({ secret, audience: 'orders', viewer });
   return {
     url,
+    secret,
+    signing,
     handle: database.handle,
     statements,
-    request: (query, variables) => graphql(url, query, variables),
+    request: (query, variables, as = ADMIN) => signedGraphql(url, signing(as), query, variables),
     statementsDuring: async (action) => {
       const start = statements.length;
       await action();

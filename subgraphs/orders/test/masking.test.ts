@@ -1,9 +1,9 @@
 // A database failure must reach clients as a generic error: drizzle's messages carry SQL text, table names and
 // Postgres details. This file has its own databases, because it breaks the schema on purpose.
-import { errorCodes } from '@fed/platform/testing';
+import { errorCodes, signedFetch } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { placeOrder, startOrdersSubgraph, startUsersSubgraph, uniqueEmail, type OrderFields, type OrdersSubgraph, type UsersSubgraph } from './harness.ts';
+import { ADMIN, placeOrder, startOrdersSubgraph, startUsersSubgraph, uniqueEmail, type OrderFields, type OrdersSubgraph, type UsersSubgraph } from './harness.ts';
 
 let users: UsersSubgraph;
 let orders: OrdersSubgraph;
@@ -11,7 +11,7 @@ let existing: OrderFields;
 
 beforeAll(async () => {
   users = await startUsersSubgraph('orders_mask_users');
-  orders = await startOrdersSubgraph({ usersUrl: users.url, prefix: 'orders_mask' });
+  orders = await startOrdersSubgraph({ users, prefix: 'orders_mask' });
   const buyer = await users.createUser({ email: uniqueEmail(), name: 'Buyer' });
   existing = await placeOrder(orders, { userId: buyer, items: [{ sku: 'SKU-1', quantity: 1, unitPriceCents: 100 }] });
 });
@@ -22,11 +22,7 @@ afterAll(async () => {
 });
 
 async function rawPost(query: string, variables: Record<string, unknown>): Promise<string> {
-  const response = await fetch(orders.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
+  const response = await signedFetch(orders.url, orders.signing(ADMIN), JSON.stringify({ query, variables }));
   return response.text();
 }
 

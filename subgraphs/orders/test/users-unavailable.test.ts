@@ -13,7 +13,7 @@ const items = [{ sku: 'SKU-1', quantity: 2, unitPriceCents: 500 }];
 
 beforeAll(async () => {
   users = await startUsersSubgraph('orders_down_users');
-  orders = await startOrdersSubgraph({ usersUrl: users.url, prefix: 'orders_down' });
+  orders = await startOrdersSubgraph({ users, prefix: 'orders_down' });
   buyer = await users.createUser({ email: uniqueEmail(), name: 'Buyer' });
   // The path works while the users subgraph is healthy.
   await placeOrder(orders, { userId: buyer, items });

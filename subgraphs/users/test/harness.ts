@@ -1,20 +1,32 @@
 // A real users subgraph for tests: its own freshly created Postgres database, migrated with the committed
 // migrations, served over real HTTP on a free port. Nothing is mocked.
-import { createDatabase, createLogger, listen, MemoryPubSub, migrateDatabase, type DatabaseHandle } from '@fed/platform';
-import { createTestDatabase, graphql, type GraphQLResponse } from '@fed/platform/testing';
+import { randomBytes } from 'node:crypto';
+import { createDatabase, createLogger, listen, MemoryPubSub, migrateDatabase, type DatabaseHandle, type Viewer } from '@fed/platform';
+import { createTestDatabase, signedGraphql, type GraphQLResponse, type Signing } from '@fed/platform/testing';
 import { count } from 'drizzle-orm';
 import { migrationsFolder, schema } from '../src/db/index.ts';
 import { createUsersServer } from '../src/server.ts';
 
+/** Who the suites act as unless a test says otherwise: business rules are tested apart from authorization. */
+export const ADMIN: Viewer = { userId: '1000000', role: 'admin' };
+
 export interface UsersHarness {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:PORT/graphql */
   url: string;
+  /** The secret this subgraph verifies signatures with. */
+  secret: string;
+  /** How the gateway would sign a request acting for `viewer`. */
+  signing(viewer: Viewer | null): Signing;
   /** Direct drizzle access to the subgraph's own database (the same pool the app uses). */
   handle: DatabaseHandle<typeof schema>;
   /** Every SQL statement drizzle sent, in order (the createDatabase onQuery hook). */
   statements: string[];
-  /** Sends a GraphQL request to the subgraph over HTTP. */
-  request<TData = Record<string, unknown>>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<TData>>;
+  /** Sends a GraphQL request to the subgraph over HTTP, signed as the gateway acting for `as` (an admin by default). */
+  request<TData = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    as?: Viewer | null,
+  ): Promise<GraphQLResponse<TData>>;
   /** Runs `action` and returns the SQL statements sent while it ran. */
   statementsDuring(action: () => Promise<unknown>): Promise<string[]>;
   /** Rows in the `users` table, counted straight from the database. */
@@ -25,6 +37,7 @@ export interface UsersHarness {
 export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHarness> {
   const database = await createTestDatabase(prefix);
   const statements: string[] = [];
+  const secret = randomBytes(32).toString('base64url');
   let handle: DatabaseHandle<typeof schema> | undefined;
   try {
     handle = await createDatabase({ location: { url: database.url }, schema, onQuery: (sql) => statements.push(sql) });
@@ -33,16 +46,20 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
       db: handle.db,
       pubsub: new MemoryPubSub(),
       logger: createLogger({ name: 'test', level: 'silent' }),
+      secret,
     });
     const port = await listen(app.httpServer, 0, '127.0.0.1');
     const url = `http://127.0.0.1:${port}/graphql`;
     const db = handle;
+    const signing = (viewer: Viewer | null): Signing => ({ secret, audience: 'users', viewer });
 
     return {
       url,
+      secret,
+      signing,
       handle: db,
       statements,
-      request: (query, variables) => graphql(url, query, variables),
+      request: (query, variables, as = ADMIN) => signedGraphql(url, signing(as), query, variables),
       statementsDuring: async (action) => {
         const start = statements.length;
         await action();

@@ -1,9 +1,9 @@
 // A database failure must reach clients as a generic error: drizzle's messages carry SQL text, table names and
 // Postgres details. This file has its own database, because it breaks the schema on purpose.
-import { errorCodes } from '@fed/platform/testing';
+import { errorCodes, signedFetch } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser, startUsersSubgraph, type UserFields, type UsersHarness } from './harness.ts';
+import { ADMIN, createUser, startUsersSubgraph, type UserFields, type UsersHarness } from './harness.ts';
 
 let harness: UsersHarness;
 let existing: UserFields;
@@ -19,11 +19,7 @@ afterAll(async () => {
 
 /** The raw HTTP body, so the assertions see exactly what a client would, not a parsed subset. */
 async function rawPost(query: string, variables: Record<string, unknown>): Promise<{ status: number; text: string }> {
-  const response = await fetch(harness.url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
+  const response = await signedFetch(harness.url, harness.signing(ADMIN), JSON.stringify({ query, variables }));
   return { status: response.status, text: await response.text() };
 }
 
