@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { graphql } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -13,6 +14,15 @@ interface Nested {
     totalCount: number;
     edges: { node: { name: string; orders: { edges: { node: { totalCents: number; items: { quantity: number; unitPriceCents: number }[] } }[] } } }[];
   };
+}
+
+const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+
+/** `TOKEN=$(npm run -s token -- ...)` exactly as the README shows it: stdout must be the token and nothing else. */
+async function tokenFromCli(...args: string[]): Promise<Record<string, string>> {
+  const { stdout } = await promisify(execFile)('npm', ['run', '-s', 'token', '--', ...args], { cwd: REPO_ROOT });
+  expect(stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+  return { authorization: `Bearer ${stdout.trim()}` };
 }
 
 /**
@@ -62,7 +72,7 @@ describe('the embedded default (npm start)', () => {
   });
 
   it('answers a nested users → orders → items query on the seeded data, with totals that add up', async () => {
-    const response = await graphql<Nested>(gatewayUrl, NESTED);
+    const response = await graphql<Nested>(gatewayUrl, NESTED, {}, await tokenFromCli('--sub', '1', '--role', 'admin'));
     expect(response.errors).toBeUndefined();
     const users = response.data?.users;
     expect(users?.totalCount).toBeGreaterThanOrEqual(100);
@@ -75,16 +85,20 @@ describe('the embedded default (npm start)', () => {
     }
   });
 
-  it('accepts writes through the gateway: a new user places an order', async () => {
+  it('accepts writes through the gateway: an admin creates a user, who signs in and places an order', async () => {
     const created = await graphql<{ createUser: { id: string } }>(
       gatewayUrl,
       'mutation { createUser(input: { email: "newcomer@example.com", name: "New Comer" }) { id } }',
+      {},
+      await tokenFromCli('--sub', '1', '--role', 'admin'),
     );
     expect(created.errors).toBeUndefined();
+    const newcomer = created.data?.createUser.id ?? '';
     const placed = await graphql<{ placeOrder: { totalCents: number; user: { name: string } } }>(
       gatewayUrl,
       'mutation ($u: ID!) { placeOrder(input: { userId: $u, items: [{ sku: "A", quantity: 3, unitPriceCents: 250 }] }) { totalCents user { name } } }',
-      { u: created.data?.createUser.id },
+      { u: newcomer },
+      await tokenFromCli('--sub', newcomer),
     );
     expect(placed.errors).toBeUndefined();
     expect(placed.data?.placeOrder).toEqual({ totalCents: 750, user: { name: 'New Comer' } });

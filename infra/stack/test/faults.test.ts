@@ -1,12 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createGateway } from '@fed/gateway';
-import { createMemoryCache, listen } from '@fed/platform';
+import { createAuthenticator, createGateway } from '@fed/gateway';
+import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
 import { graphql, startTcpProxy, testRedisUrl, type TcpProxy } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
-import { silentLogger, startTestStack, supergraphSdl, type TestStack } from './harness.ts';
+import { silentLogger, startTestStack, supergraphSdl, TEST_AUTH, type TestStack } from './harness.ts';
 
 const NESTED = '{ users(first: 3) { edges { node { id name orders(first: 2) { edges { node { id } } } orderCount } } } }';
 
@@ -34,13 +34,13 @@ describe('a subgraph goes down', () => {
   afterAll(() => stack?.teardown());
 
   it('answers users with null orders plus a SUBGRAPH_UNAVAILABLE error naming orders', async () => {
-    const before = await graphql<Nested>(stack.urls.gateway, NESTED);
+    const before = await stack.request<Nested>(NESTED);
     expect(before.errors).toBeUndefined();
 
     await stack.stopSubgraph('orders');
     const response = await fetch(stack.urls.gateway, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.admin },
       body: JSON.stringify({ query: NESTED }),
     });
     const text = await response.text();
@@ -57,7 +57,7 @@ describe('a subgraph goes down', () => {
   });
 
   it('fails a mutation on the dead subgraph with the same clear code', async () => {
-    const response = await graphql(stack.urls.gateway, 'mutation { cancelOrder(id: "1") { id } }');
+    const response = await stack.request('mutation { cancelOrder(id: "1") { id } }');
     expect(response.data).toBeNull();
     expect(response.errors?.[0]?.extensions).toEqual({ code: 'SUBGRAPH_UNAVAILABLE', serviceName: 'orders' });
   });
@@ -72,15 +72,18 @@ describe('a subgraph hangs', () => {
     hung = createServer(() => {});
     await listen(hung, 0, '127.0.0.1');
     const port = (hung.address() as AddressInfo).port;
-    stack = await startTestStack({ subgraphTimeoutMs: 300 });
+    stack = await startTestStack({ gateway: { subgraphTimeoutMs: 300 } });
     await seed(stack.databases, { users: 2, ordersPerUser: 1 });
     // A second gateway on the same supergraph, with orders re-routed to the hung server.
     const gateway = await createGateway({
       supergraphSdl,
       subgraphUrls: { users: stack.urls.users, orders: `http://127.0.0.1:${port}/graphql` },
+      subgraphSecrets: stack.secrets,
       subgraphTimeoutMs: 300,
       logger: silentLogger(),
       cache: createMemoryCache(),
+      rateLimiter: new MemoryRateLimiter(),
+      authenticate: createAuthenticator(TEST_AUTH),
     });
     await listen(gateway.httpServer, 0, '127.0.0.1');
     hungGateway = { url: `http://127.0.0.1:${(gateway.httpServer.address() as AddressInfo).port}/graphql`, stop: gateway.stop };
@@ -94,7 +97,7 @@ describe('a subgraph hangs', () => {
 
   it('gives up after SUBGRAPH_TIMEOUT_MS with SUBGRAPH_TIMEOUT, keeping the users data', async () => {
     const started = Date.now();
-    const response = await graphql<Nested>(hungGateway.url, NESTED);
+    const response = await graphql<Nested>(hungGateway.url, NESTED, {}, stack.admin);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(response.data?.users.edges).toHaveLength(2);
     expect(response.data?.users.edges[0]?.node.orders).toBeNull();
@@ -115,7 +118,7 @@ describe('a database fails underneath a subgraph', () => {
     try {
       const response = await fetch(stack.urls.gateway, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...stack.admin },
         body: JSON.stringify({ query: '{ users(first: 3) { edges { node { name orders(first: 1) { edges { node { items { sku } } } } } } } }' }),
       });
       const text = await response.text();
@@ -147,7 +150,7 @@ describe('a database goes away and comes back', () => {
 
     const read = await fetch(stack.urls.gateway, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...stack.admin },
       body: JSON.stringify({ query: NESTED }),
     });
     const text = await read.text();
@@ -157,11 +160,11 @@ describe('a database goes away and comes back', () => {
     expect(body.errors.map((error) => error.extensions)).toContainEqual({ code: 'DATABASE_UNAVAILABLE', serviceName: 'orders' });
     expectNoLeaks(text, stack);
 
-    const write = await graphql(stack.urls.gateway, 'mutation { placeOrder(input: { userId: "1", items: [{ sku: "A", quantity: 1, unitPriceCents: 1 }] }) { id } }');
+    const write = await stack.request('mutation { placeOrder(input: { userId: "1", items: [{ sku: "A", quantity: 1, unitPriceCents: 1 }] }) { id } }');
     expect(write.errors?.[0]?.extensions).toEqual({ code: 'DATABASE_UNAVAILABLE', serviceName: 'orders' });
 
     await stack.proxies.orders.setListening(true);
-    const again = await graphql<Nested>(stack.urls.gateway, NESTED);
+    const again = await stack.request<Nested>(NESTED);
     expect(again.errors).toBeUndefined();
     // Two seeded orders each, and the failed placeOrder above left no third one behind.
     for (const { node } of again.data?.users.edges ?? []) expect(node.orderCount).toBe(2);
@@ -184,10 +187,10 @@ describe('Redis goes away', () => {
   it('keeps answering reads and writes quickly; only the cache and events are lost', async () => {
     await redis.setListening(false);
     const started = Date.now();
-    const read = await graphql<Nested>(stack.urls.gateway, NESTED);
+    const read = await stack.request<Nested>(NESTED);
     expect(read.errors).toBeUndefined();
     expect(read.data?.users.edges).toHaveLength(3);
-    const write = await graphql<{ updateUser: { name: string } }>(stack.urls.gateway, 'mutation { updateUser(id: "1", input: { name: "Still Here" }) { name } }');
+    const write = await stack.request<{ updateUser: { name: string } }>('mutation { updateUser(id: "1", input: { name: "Still Here" }) { name } }');
     expect(write.errors).toBeUndefined();
     expect(write.data?.updateUser.name).toBe('Still Here');
     expect(Date.now() - started).toBeLessThan(3_000);

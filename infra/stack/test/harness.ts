@@ -1,12 +1,35 @@
-import { DEFAULT_SUPERGRAPH_PATH } from '@fed/gateway/config';
+import { mintToken } from '@fed/gateway';
+import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_JWT } from '@fed/gateway/config';
 import { readSupergraph } from '@fed/gateway/supergraph';
-import { createLogger, type Logger } from '@fed/platform';
-import { createTestDatabase, startTcpProxy, testRedisUrl, uniqueName, type TcpProxy, type TestDatabase } from '@fed/platform/testing';
+import { createLogger, developmentSecret, type Logger, type Role } from '@fed/platform';
+import {
+  createTestDatabase,
+  graphql,
+  startTcpProxy,
+  testRedisUrl,
+  uniqueName,
+  type GraphQLResponse,
+  type TcpProxy,
+  type TestDatabase,
+} from '@fed/platform/testing';
 import { startStack, type RunningStack, type StackOptions } from '../src/stack.ts';
 
 export const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
 
+/** What the stack's gateway verifies tokens with when a test does not say otherwise (as `npm start` does). */
+export const TEST_AUTH = { ...DEVELOPMENT_JWT, secret: developmentSecret('jwt') };
+
+/** A bearer token for `sub`, as `npm run token` would mint it. */
+export const tokenFor = (sub: string, role: Role = 'user', ttlSeconds?: number) => mintToken({ ...TEST_AUTH, sub, role, ttlSeconds });
+
+/** Request headers that sign in as `sub`. */
+export const signedInAs = async (sub: string, role: Role = 'user') => ({ authorization: `Bearer ${await tokenFor(sub, role)}` });
+
 export interface TestStack extends RunningStack {
+  /** Headers of an admin (user 1 000 000, who does not exist): business rules are tested apart from authorization. */
+  admin: Record<string, string>;
+  /** A GraphQL request through the gateway, signed in as an admin unless `headers` say otherwise. */
+  request<TData = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<TData>>;
   /** TCP proxies in front of each subgraph's Postgres, to take a database away and bring it back. */
   proxies: { users: TcpProxy; orders: TcpProxy };
   /** Statements each subgraph sent since the last reset. */
@@ -41,8 +64,11 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}): Pro
       onQuery: { users: (sql) => statements.users.push(sql), orders: (sql) => statements.orders.push(sql) },
       ...overrides,
     });
+    const admin = await signedInAs('1000000', 'admin');
     return {
       ...stack,
+      admin,
+      request: (query, variables, headers = admin) => graphql(stack.urls.gateway, query, variables, headers),
       proxies,
       statements,
       resetStatements: () => {

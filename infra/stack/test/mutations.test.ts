@@ -1,5 +1,5 @@
 import { schema as ordersSchema } from '@fed/orders/db';
-import { errorCodes, graphql } from '@fed/platform/testing';
+import { errorCodes } from '@fed/platform/testing';
 import { schema as usersSchema } from '@fed/users/db';
 import { count, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,9 +18,7 @@ describe('mutations through the gateway', () => {
 
   beforeAll(async () => {
     stack = await startTestStack();
-    const created = await graphql<{ createUser: { id: string } }>(
-      stack.urls.gateway,
-      'mutation { createUser(input: { email: "ada@example.com", name: "Ada" }) { id } }',
+    const created = await stack.request<{ createUser: { id: string } }>('mutation { createUser(input: { email: "ada@example.com", name: "Ada" }) { id } }',
     );
     userId = created.data?.createUser.id ?? '';
     expect(userId).not.toBe('');
@@ -28,7 +26,7 @@ describe('mutations through the gateway', () => {
   afterAll(() => stack?.teardown());
 
   const placeOrder = (input: Record<string, unknown>) =>
-    graphql(stack.urls.gateway, 'mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { id totalCents } }', { input });
+    stack.request('mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { id totalCents } }', { input });
 
   it.each([
     ['a malformed email', 'BAD_USER_INPUT', 'input.email', { email: 'not-an-email', name: 'X' }],
@@ -37,7 +35,7 @@ describe('mutations through the gateway', () => {
     ['a NUL in the name', 'BAD_USER_INPUT', 'input.name', { email: 'nul@example.com', name: 'A\u0000B' }],
   ])('createUser with %s fails with %s on %s and writes nothing', async (_case, code, field, input) => {
     const before = await rowCounts();
-    const response = await graphql(stack.urls.gateway, 'mutation ($input: CreateUserInput!) { createUser(input: $input) { id } }', { input });
+    const response = await stack.request('mutation ($input: CreateUserInput!) { createUser(input: $input) { id } }', { input });
     expect(response.data).toBeNull();
     expect(response.errors?.[0]?.extensions).toEqual({ code, field, serviceName: 'users' });
     expect(await rowCounts()).toEqual(before);
@@ -69,43 +67,39 @@ describe('mutations through the gateway', () => {
     expect(placed.errors).toBeUndefined();
     expect(placed.data).toMatchObject({ placeOrder: { totalCents: 2 * 1250 + 3 * 199 } });
 
-    const user = await graphql<{ user: { orderCount: number; totalSpentCents: number; orders: { totalCount: number } } }>(
-      stack.urls.gateway,
-      'query ($id: ID!) { user(id: $id) { orderCount totalSpentCents orders { totalCount } } }',
+    const user = await stack.request<{ user: { orderCount: number; totalSpentCents: number; orders: { totalCount: number } } }>('query ($id: ID!) { user(id: $id) { orderCount totalSpentCents orders { totalCount } } }',
       { id: userId },
     );
     expect(user.data?.user).toEqual({ orderCount: 1, totalSpentCents: 3097, orders: { totalCount: 1 } });
   });
 
   it('refuses to cancel a shipped order and leaves it shipped', async () => {
-    const placed = await graphql<{ placeOrder: { id: string } }>(
-      stack.urls.gateway,
-      'mutation ($u: ID!) { placeOrder(input: { userId: $u, items: [{ sku: "A", quantity: 1, unitPriceCents: 5 }] }) { id } }',
+    const placed = await stack.request<{ placeOrder: { id: string } }>('mutation ($u: ID!) { placeOrder(input: { userId: $u, items: [{ sku: "A", quantity: 1, unitPriceCents: 5 }] }) { id } }',
       { u: userId },
     );
     const orderId = placed.data?.placeOrder.id;
     await stack.databases.orders.db.execute(sql`update orders set status = 'SHIPPED' where id = ${Number(orderId)}`);
 
-    const cancelled = await graphql(stack.urls.gateway, 'mutation ($id: ID!) { cancelOrder(id: $id) { status } }', { id: orderId });
+    const cancelled = await stack.request('mutation ($id: ID!) { cancelOrder(id: $id) { status } }', { id: orderId });
     expect(errorCodes(cancelled)).toEqual(['ORDER_NOT_CANCELLABLE']);
-    const order = await graphql<{ order: { status: string } }>(stack.urls.gateway, 'query ($id: ID!) { order(id: $id) { status } }', { id: orderId });
+    const order = await stack.request<{ order: { status: string } }>('query ($id: ID!) { order(id: $id) { status } }', { id: orderId });
     expect(order.data?.order.status).toBe('SHIPPED');
   });
 
   it('answers unknown ids with null and NOT_FOUND, and bad ids or page sizes with BAD_USER_INPUT', async () => {
-    const unknown = await graphql<{ user: null; order: null }>(stack.urls.gateway, '{ user(id: "424242") { id } order(id: "424242") { id } }');
+    const unknown = await stack.request<{ user: null; order: null }>('{ user(id: "424242") { id } order(id: "424242") { id } }');
     expect(unknown.data).toEqual({ user: null, order: null });
     expect(errorCodes(unknown).sort()).toEqual(['NOT_FOUND', 'NOT_FOUND']);
 
-    const badId = await graphql(stack.urls.gateway, '{ user(id: "abc") { id } }');
+    const badId = await stack.request('{ user(id: "abc") { id } }');
     expect(badId.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'id', serviceName: 'users' });
 
     for (const first of [101, -1]) {
-      const page = await graphql(stack.urls.gateway, 'query ($first: Int) { users(first: $first) { totalCount } }', { first });
+      const page = await stack.request('query ($first: Int) { users(first: $first) { totalCount } }', { first });
       expect(page.data).toBeNull();
       expect(page.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'first', serviceName: 'users' });
     }
-    const nested = await graphql<{ user: { orders: null } }>(stack.urls.gateway, 'query ($id: ID!) { user(id: $id) { name orders(first: 1000) { totalCount } } }', { id: userId });
+    const nested = await stack.request<{ user: { orders: null } }>('query ($id: ID!) { user(id: $id) { name orders(first: 1000) { totalCount } } }', { id: userId });
     expect(nested.data?.user).toEqual({ name: 'Ada', orders: null });
     expect(nested.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'first' });
   });
@@ -130,18 +124,14 @@ describe('mutations through the gateway', () => {
   });
 
   it('answers a lifetime total beyond a GraphQL Int with VALUE_OUT_OF_RANGE rather than a wrong number', async () => {
-    const created = await graphql<{ createUser: { id: string } }>(
-      stack.urls.gateway,
-      'mutation { createUser(input: { email: "big.spender@example.com", name: "Big Spender" }) { id } }',
+    const created = await stack.request<{ createUser: { id: string } }>('mutation { createUser(input: { email: "big.spender@example.com", name: "Big Spender" }) { id } }',
     );
     const id = created.data?.createUser.id;
     for (let i = 0; i < 2; i++) {
       const placed = await placeOrder({ userId: id, items: [{ sku: 'YACHT', quantity: 1, unitPriceCents: 2_000_000_000 }] });
       expect(placed.errors).toBeUndefined();
     }
-    const user = await graphql<{ user: { name: string; orderCount: number; totalSpentCents: number | null } }>(
-      stack.urls.gateway,
-      'query ($id: ID!) { user(id: $id) { name orderCount totalSpentCents } }',
+    const user = await stack.request<{ user: { name: string; orderCount: number; totalSpentCents: number | null } }>('query ($id: ID!) { user(id: $id) { name orderCount totalSpentCents } }',
       { id },
     );
     expect(user.data?.user).toEqual({ name: 'Big Spender', orderCount: 2, totalSpentCents: null });

@@ -1,4 +1,3 @@
-import { graphql } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
 import { startTestStack, type TestStack } from './harness.ts';
@@ -27,7 +26,7 @@ describe('N+1: SQL statements per gateway request', () => {
 
   const run = async (users: number, orders: number) => {
     stack.resetStatements();
-    const response = await graphql<Result>(stack.urls.gateway, QUERY, { users, orders });
+    const response = await stack.request<Result>(QUERY, { users, orders });
     expect(response.errors).toBeUndefined();
     return { data: response.data as Result, users: stack.statements.users.length, orders: stack.statements.orders.length };
   };
@@ -56,9 +55,7 @@ describe('N+1: SQL statements per gateway request', () => {
 
   it('resolves 50 orders back to their users with one statement in each subgraph', async () => {
     stack.resetStatements();
-    const response = await graphql<{ orders: { edges: { node: { user: { name: string } | null } }[] } }>(
-      stack.urls.gateway,
-      '{ orders(first: 50) { edges { node { id user { name } } } } }',
+    const response = await stack.request<{ orders: { edges: { node: { user: { name: string } | null } }[] } }>('{ orders(first: 50) { edges { node { id user { name } } } } }',
     );
     expect(response.errors).toBeUndefined();
     expect(response.data?.orders.edges).toHaveLength(50);
@@ -74,7 +71,7 @@ describe('N+1: SQL statements per gateway request', () => {
     } } } }`;
     for (const n of [3, 50]) {
       stack.resetStatements();
-      const response = await graphql<{ users: { edges: unknown[] } }>(stack.urls.gateway, readme, { n });
+      const response = await stack.request<{ users: { edges: unknown[] } }>(readme, { n });
       expect(response.errors).toBeUndefined();
       expect(response.data?.users.edges).toHaveLength(n);
       expect({ users: stack.statements.users.length, orders: stack.statements.orders.length }).toEqual({ users: 2, orders: 3 });
@@ -84,9 +81,7 @@ describe('N+1: SQL statements per gateway request', () => {
   it('gives each alias its own page size, one statement per distinct argument set', async () => {
     stack.resetStatements();
     type Page = { edges: { node: { id: string } }[] };
-    const response = await graphql<{ users: { edges: { node: { recent: Page; more: Page } }[] } }>(
-      stack.urls.gateway,
-      '{ users(first: 20) { edges { node { recent: orders(first: 1) { edges { node { id } } } more: orders(first: 3) { edges { node { id } } } } } } }',
+    const response = await stack.request<{ users: { edges: { node: { recent: Page; more: Page } }[] } }>('{ users(first: 20) { edges { node { recent: orders(first: 1) { edges { node { id } } } more: orders(first: 3) { edges { node { id } } } } } } }',
     );
     expect(response.errors).toBeUndefined();
     for (const { node } of response.data?.users.edges ?? []) {
