@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { composeServices } from '@apollo/composition';
-import { createLogger, createMemoryCache, listen } from '@fed/platform';
+import { createLogger, createMemoryCache, developmentSecret, listen, MemoryRateLimiter } from '@fed/platform';
 import { graphql } from '@fed/platform/testing';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SUPERGRAPH_PATH } from '../src/config.ts';
-import { createGateway, type Gateway } from '../src/gateway.ts';
+import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_JWT } from '../src/config.ts';
+import { createAuthenticator, createGateway, type Gateway } from '../src/gateway.ts';
 import { readSupergraph } from '../src/supergraph/load.ts';
 
 // Requests in this file are all refused before any subgraph is called, so the subgraph URLs point nowhere.
@@ -23,6 +23,10 @@ async function start(
     subgraphUrls,
     logger: createLogger({ name: 'test', level: 'silent' }),
     cache: createMemoryCache(),
+    rateLimiter: new MemoryRateLimiter(),
+    authenticate: createAuthenticator({ ...DEVELOPMENT_JWT, secret: developmentSecret('jwt') }),
+    subgraphSecrets: {},
+    defaultSubgraphSecret: (name) => developmentSecret(name),
     mode,
     maxBodyBytes: 64 * 1024,
   });
