@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { createServer, request, type Server } from 'node:http';
 import { ApolloServer } from '@apollo/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { graphqlRequestListener, listen } from '../src/http/server.ts';
+import { graphqlRequestListener, HttpError, listen } from '../src/http/server.ts';
 
 const MAX_BODY_BYTES = 2_048;
 
@@ -201,5 +201,57 @@ describe('graphqlRequestListener on a real HTTP server', () => {
     expect(preflight.status).toBe(204);
     expect(preflight.headers['access-control-allow-origin']).toBe('https://app.example');
     expect(preflight.headers['access-control-allow-methods']).toContain('POST');
+  });
+});
+
+describe('the admit step, before GraphQL', () => {
+  let apollo: ApolloServer<{ who: string }>;
+  let server: Server;
+  let url: string;
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    apollo = new ApolloServer<{ who: string }>({
+      typeDefs: 'type Query { whoami: String }',
+      resolvers: { Query: { whoami: (_: unknown, __: unknown, context: { who: string }) => context.who } },
+    });
+    await apollo.start();
+    server = createServer(
+      graphqlRequestListener<{ who: string }, string>({
+        apollo,
+        admit: (req, body) => {
+          seen.push(body);
+          if (req.headers['x-refuse']) throw new HttpError(429, 'RATE_LIMITED', 'Slow down', { 'retry-after': '3' });
+          return `admitted:${req.method}`;
+        },
+        context: async (_req, admission) => ({ who: admission }),
+        corsOrigins: ['https://app.example'],
+      }),
+    );
+    url = `http://127.0.0.1:${await listen(server, 0, '127.0.0.1')}/graphql`;
+  });
+
+  afterAll(async () => {
+    await stopServer(server);
+    await apollo.stop();
+  });
+
+  it('sees the raw body and hands what it returns to the context', async () => {
+    const body = JSON.stringify({ query: '{ whoami }' });
+    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect(await response.json()).toEqual({ data: { whoami: 'admitted:POST' } });
+    expect(seen.at(-1)).toBe(body);
+  });
+
+  it('answers an HttpError with its status, code and headers, keeps CORS headers, and never runs GraphQL', async () => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-refuse': '1', origin: 'https://app.example' },
+      body: JSON.stringify({ query: '{ whoami }' }),
+    });
+    expect(response.status).toBe(429);
+    expect(response.headers.get('retry-after')).toBe('3');
+    expect(response.headers.get('access-control-allow-origin')).toBe('https://app.example');
+    expect(await response.json()).toEqual({ errors: [{ message: 'Slow down', extensions: { code: 'RATE_LIMITED' } }] });
   });
 });

@@ -1,0 +1,97 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createIdentityVerifier, InvalidIdentityError, signIdentity, type SignIdentityOptions } from '../src/identity/internal-token.ts';
+import { assertAdmin, assertSelfOrAdmin, isSelfOrAdmin, type Viewer } from '../src/identity/viewer.ts';
+
+const SECRET = 'q'.repeat(43);
+const BODY = '{"query":"{ users { totalCount } }"}';
+const ALICE: Viewer = { userId: '7', role: 'user' };
+const verify = createIdentityVerifier({ audience: 'users', secret: SECRET });
+const sign = (overrides: Partial<SignIdentityOptions> = {}) =>
+  signIdentity({ secret: SECRET, caller: 'gateway', audience: 'users', viewer: ALICE, body: BODY, ...overrides });
+
+const refusal = (attempt: () => unknown) => {
+  try {
+    attempt();
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidIdentityError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a refusal');
+};
+
+/** Re-signs a token whose claims were edited, as someone holding the secret could. */
+function resign(token: string, edit: (claims: Record<string, unknown>) => void, secret = SECRET): string {
+  const [header, payload] = token.split('.') as [string, string];
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+  edit(claims);
+  const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
+
+describe('the signed identity a subgraph receives', () => {
+  it('carries the caller and the viewer, or no viewer for an anonymous request or a service acting as itself', () => {
+    expect(verify(sign(), BODY)).toEqual({ caller: 'gateway', viewer: ALICE });
+    expect(verify(sign({ viewer: null, caller: 'orders' }), BODY)).toEqual({ caller: 'orders', viewer: null });
+  });
+
+  it('is a standard HS256 JWT that names its audience and expires 30 s after it was issued', () => {
+    const [header, payload] = sign().split('.') as [string, string];
+    expect(JSON.parse(Buffer.from(header, 'base64url').toString())).toEqual({ alg: 'HS256', typ: 'JWT' });
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { aud: string; iat: number; exp: number };
+    expect(claims.aud).toBe('users');
+    expect(claims.exp - claims.iat).toBe(30);
+  });
+
+  it('is refused when missing, malformed, signed with another secret, or for another subgraph', () => {
+    expect(refusal(() => verify(undefined, BODY))).toMatch(/no identity/);
+    expect(refusal(() => verify('a.b', BODY))).toMatch(/malformed/);
+    expect(refusal(() => verify(sign({ secret: 'z'.repeat(43) }), BODY))).toMatch(/signature/);
+    expect(refusal(() => verify(sign({ audience: 'orders' }), BODY))).toMatch(/signed for orders/);
+  });
+
+  it('is refused when its payload was edited (a role raised to admin) without the secret', () => {
+    const [header, , signature] = sign().split('.') as [string, string, string];
+    const raised = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(sign().split('.')[1]!, 'base64url').toString()), role: 'admin' })).toString('base64url');
+    expect(refusal(() => verify(`${header}.${raised}.${signature}`, BODY))).toMatch(/signature/);
+  });
+
+  it('accepts no other header: alg none, or a payload under another header, is refused', () => {
+    const [, payload, signature] = sign().split('.') as [string, string, string];
+    const none = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
+    expect(refusal(() => verify(`${none}.${payload}.`, BODY))).toMatch(/malformed/);
+    expect(refusal(() => verify(`${none}.${payload}.${signature}`, BODY))).toMatch(/malformed/);
+  });
+
+  it('is refused once expired (beyond 5 s of skew), when issued in the future, or when it claims a long life', () => {
+    expect(refusal(() => verify(sign({ now: Date.now() - 36_000 }), BODY))).toMatch(/expired/);
+    expect(verify(sign({ now: Date.now() - 33_000 }), BODY).viewer).toEqual(ALICE);
+    expect(refusal(() => verify(sign({ now: Date.now() + 60_000 }), BODY))).toMatch(/future/);
+    expect(refusal(() => verify(resign(sign(), (claims) => (claims.exp = (claims.iat as number) + 3600)), BODY))).toMatch(/lifetime/);
+  });
+
+  it('is bound to the exact body: a captured signature cannot carry another query', () => {
+    expect(refusal(() => verify(sign(), BODY.replace('users', 'orders')))).toMatch(/body/);
+    expect(refusal(() => verify(sign(), `${BODY} `))).toMatch(/body/);
+  });
+
+  it('is refused when its viewer claims are not a user id and a known role', () => {
+    expect(refusal(() => verify(resign(sign(), (claims) => (claims.role = 'root')), BODY))).toMatch(/viewer/);
+    expect(refusal(() => verify(resign(sign(), (claims) => (claims.sub = 'admin')), BODY))).toMatch(/viewer/);
+    expect(refusal(() => verify(resign(sign(), (claims) => delete claims.role), BODY))).toMatch(/viewer/);
+  });
+});
+
+describe('self-or-admin rules', () => {
+  const ADMIN: Viewer = { userId: '1', role: 'admin' };
+  it('let the user themselves and admins through, and nobody else', () => {
+    expect([isSelfOrAdmin(ALICE, 7), isSelfOrAdmin(ALICE, '7'), isSelfOrAdmin(ADMIN, 7)]).toEqual([true, true, true]);
+    expect([isSelfOrAdmin(ALICE, 8), isSelfOrAdmin(null, 7)]).toEqual([false, false]);
+  });
+
+  it('fail with FORBIDDEN and a message that says who would be allowed', () => {
+    expect(() => assertSelfOrAdmin(ALICE, 8, 'read email')).toThrow(expect.objectContaining({ extensions: { code: 'FORBIDDEN' }, message: 'Only the user it belongs to or an admin may read email' }));
+    expect(() => assertAdmin(ALICE, 'delete users')).toThrow(expect.objectContaining({ extensions: { code: 'FORBIDDEN' }, message: 'Only an admin may delete users' }));
+    expect(() => assertAdmin(ADMIN, 'delete users')).not.toThrow();
+  });
+});

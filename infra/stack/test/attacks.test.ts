@@ -1,0 +1,282 @@
+// The attack matrix: hostile requests through the real gateway (and straight at the subgraphs) on loopback.
+// Each row asserts the exact HTTP status and error code and, where the request must not get through, that
+// no subgraph received anything.
+import type { AddressInfo } from 'node:net';
+import { createAuthenticator, createGateway, mintToken, type Gateway } from '@fed/gateway';
+import { createInfrastructure, IDENTITY_HEADER, listen, signIdentity, type Infrastructure } from '@fed/platform';
+import { testRedisUrl, uniqueName } from '@fed/platform/testing';
+import { UnsecuredJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { seed } from '../src/seed.ts';
+import { signedInAs, silentLogger, startTestStack, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
+
+interface Outcome {
+  status: number;
+  code: unknown;
+  body: { data?: Record<string, unknown> | null; errors?: { message: string; path?: unknown[]; extensions?: Record<string, unknown> }[] };
+  headers: Headers;
+  /** Requests the subgraphs received while this one was handled. */
+  reached: number;
+}
+
+let stack: TestStack;
+let subgraphRequests = 0;
+let userToken: Record<string, string>;
+
+beforeAll(async () => {
+  stack = await startTestStack();
+  await seed(stack.databases, { users: 5, ordersPerUser: 2 });
+  for (const server of [stack.httpServers.users, stack.httpServers.orders]) server.on('request', () => subgraphRequests++);
+  userToken = await signedInAs('1');
+});
+afterAll(() => stack?.teardown());
+
+async function send(url: string, init: RequestInit): Promise<Outcome> {
+  const before = subgraphRequests;
+  const response = await fetch(url, init);
+  const text = await response.text();
+  const body = JSON.parse(text) as Outcome['body'];
+  return { status: response.status, code: body.errors?.[0]?.extensions?.code, body, headers: response.headers, reached: subgraphRequests - before };
+}
+
+const post = (body: unknown, headers: Record<string, string> = {}, url = stack.urls.gateway) =>
+  send(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+const query = (source: string, headers: Record<string, string> = userToken) => post({ query: source }, headers);
+
+/** Refused at the gateway: exact status and code, and not one request reached a subgraph. */
+function expectStopped(outcome: Outcome, status: number, code: string) {
+  expect({ status: outcome.status, code: outcome.code, reached: outcome.reached }).toEqual({ status, code, reached: 0 });
+  expect(outcome.body.data ?? null).toBeNull();
+}
+
+const repeat = (n: number, piece: (i: number) => string) => Array.from({ length: n }, (_, i) => piece(i)).join(' ');
+
+describe('query-shape attacks are refused before any subgraph is called', () => {
+  it('1. deep nesting: 400 DEPTH_LIMIT_EXCEEDED', async () => {
+    const cycle = (inner: string) => `user { orders(first: 1) { edges { node { ${inner} } } } }`;
+    let inner = 'id';
+    for (let i = 0; i < 5; i++) inner = cycle(inner);
+    expectStopped(await query(`{ order(id: "1") { ${inner} } }`), 400, 'DEPTH_LIMIT_EXCEEDED');
+  });
+
+  it('2. alias amplification: 400 ALIAS_LIMIT_EXCEEDED', async () => {
+    expectStopped(await query(`{ ${repeat(100, (i) => `a${i}: users(first: 1) { totalCount }`)} }`), 400, 'ALIAS_LIMIT_EXCEEDED');
+  });
+
+  it('3. a batched JSON array: 400 BAD_REQUEST', async () => {
+    expectStopped(await post([{ query: '{ users { totalCount } }' }, { query: '{ users { totalCount } }' }], userToken), 400, 'BAD_REQUEST');
+  });
+
+  it('4. circular fragments: 400 GRAPHQL_VALIDATION_FAILED', async () => {
+    const outcome = await query('{ me { ...A } } fragment A on User { name ...B } fragment B on User { id ...A }');
+    expectStopped(outcome, 400, 'GRAPHQL_VALIDATION_FAILED');
+    expect(outcome.body.errors?.[0]?.message).toMatch(/cannot spread fragment "A" within itself/i);
+  });
+
+  it('5. a fragment explosion (2^20 selections from a few hundred bytes): 400 COST_LIMIT_EXCEEDED', async () => {
+    const fragments = repeat(20, (i) => `fragment F${i} on User { name ...F${i + 1} ...F${i + 1} }`);
+    expectStopped(await query(`{ me { ...F0 } } ${fragments} fragment F20 on User { id }`), 400, 'COST_LIMIT_EXCEEDED');
+  });
+
+  it('6. a token flood: 400 GRAPHQL_PARSE_FAILED', async () => {
+    const outcome = await query(`{ users { totalCount ${repeat(12_000, () => '__typename')} } }`);
+    expectStopped(outcome, 400, 'GRAPHQL_PARSE_FAILED');
+    expect(outcome.body.errors?.[0]?.message).toMatch(/more that 10000 tokens|more than 10000 tokens/);
+  });
+
+  it('7. a directive flood: on one field 400 GRAPHQL_VALIDATION_FAILED, spread over fields 400 DIRECTIVE_LIMIT_EXCEEDED', async () => {
+    expectStopped(await query(`{ me { name ${repeat(50, () => '@include(if: true)')} } }`), 400, 'GRAPHQL_VALIDATION_FAILED');
+    expectStopped(await query(`{ me { ${repeat(25, () => 'name @include(if: true)')} } }`), 400, 'DIRECTIVE_LIMIT_EXCEEDED');
+  });
+
+  it('8. introspection in production mode: 400 GRAPHQL_VALIDATION_FAILED', async () => {
+    expectStopped(await query('{ __schema { types { name } } }'), 400, 'GRAPHQL_VALIDATION_FAILED');
+    expectStopped(await query('{ __type(name: "User") { fields { name } } }'), 400, 'GRAPHQL_VALIDATION_FAILED');
+  });
+
+  it('9. field-suggestion probing: 400 GRAPHQL_VALIDATION_FAILED, with no "Did you mean"', async () => {
+    const outcome = await query('{ users { edges { node { emai passwrd } } } }');
+    expectStopped(outcome, 400, 'GRAPHQL_VALIDATION_FAILED');
+    expect(JSON.stringify(outcome.body)).not.toMatch(/did you mean|email/i);
+  });
+
+  it('10. _entities and _service through the gateway: 400 GRAPHQL_VALIDATION_FAILED', async () => {
+    const entities = await post({
+      query: 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { email } } }',
+      variables: { r: [{ __typename: 'User', id: '1' }] },
+    }, userToken);
+    expectStopped(entities, 400, 'GRAPHQL_VALIDATION_FAILED');
+    expectStopped(await query('{ _service { sdl } }'), 400, 'GRAPHQL_VALIDATION_FAILED');
+  });
+
+  it('15. first: 1000000: 400 COST_LIMIT_EXCEEDED', async () => {
+    expectStopped(await query('{ users(first: 1000000) { edges { node { id } } } }'), 400, 'COST_LIMIT_EXCEEDED');
+    expectStopped(await post({ query: 'query ($n: Int) { users(first: $n) { edges { node { id } } } }', variables: { n: 1_000_000 } }, userToken), 400, 'COST_LIMIT_EXCEEDED');
+  });
+});
+
+describe('protocol attacks', () => {
+  it('13. CSRF: a simple content type, and a GET without a preflight header: 400 BAD_REQUEST', async () => {
+    const simple = await send(stack.urls.gateway, { method: 'POST', headers: { 'content-type': 'text/plain', ...userToken }, body: '{"query":"{ me { email } }"}' });
+    expectStopped(simple, 400, 'BAD_REQUEST');
+    expect(simple.body.errors?.[0]?.message).toMatch(/Cross-Site Request Forgery/);
+    const get = await send(`${stack.urls.gateway}?query=${encodeURIComponent('{ me { email } }')}`, { headers: userToken });
+    expectStopped(get, 400, 'BAD_REQUEST');
+  });
+
+  it('14. a mutation over GET: 405 BAD_REQUEST, Allow: POST, and nothing is written', async () => {
+    const mutation = encodeURIComponent('mutation { deleteUser(id: "2") }');
+    const outcome = await send(`${stack.urls.gateway}?query=${mutation}`, { headers: { ...stack.admin, 'apollo-require-preflight': 'true' } });
+    expectStopped(outcome, 405, 'BAD_REQUEST');
+    expect(outcome.headers.get('allow')).toBe('POST');
+    const still = await stack.request<{ user: { id: string } }>('{ user(id: "2") { id } }');
+    expect(still.data?.user.id).toBe('2');
+  });
+
+  it('17. an oversized body: 413 PAYLOAD_TOO_LARGE', async () => {
+    expectStopped(await post({ query: `{ me { id } }${' '.repeat(2 * 1024 * 1024)}` }, userToken), 413, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('18. a subscription over HTTP: 400 SUBSCRIPTION_OVER_HTTP', async () => {
+    expectStopped(await query('subscription { userEvents { kind } }'), 400, 'SUBSCRIPTION_OVER_HTTP');
+  });
+});
+
+describe('identity attacks', () => {
+  it('19. an expired token: 401 UNAUTHENTICATED, never a downgrade to anonymous', async () => {
+    const expired = await mintToken({ ...TEST_AUTH, sub: '1', role: 'admin', issuedAt: Math.floor(Date.now() / 1000) - 7200, ttlSeconds: 3600 });
+    const outcome = await query('{ users { totalCount } }', { authorization: `Bearer ${expired}` });
+    expectStopped(outcome, 401, 'UNAUTHENTICATED');
+    expect(outcome.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
+    expect(outcome.body.errors?.[0]?.message).toMatch(/expired/);
+  });
+
+  it('20. a token with alg none, or signed with the wrong key: 401 UNAUTHENTICATED', async () => {
+    const none = new UnsecuredJWT({ role: 'admin' }).setSubject('1').setIssuer(TEST_AUTH.issuer).setAudience(TEST_AUTH.audience).setExpirationTime('1h').encode();
+    expectStopped(await query('{ me { email } }', { authorization: `Bearer ${none}` }), 401, 'UNAUTHENTICATED');
+    const wrongKey = await mintToken({ ...TEST_AUTH, secret: 'attacker'.repeat(5), sub: '1', role: 'admin' });
+    expectStopped(await query('{ me { email } }', { authorization: `Bearer ${wrongKey}` }), 401, 'UNAUTHENTICATED');
+  });
+
+  it('12. a forged identity header: the gateway ignores it and signs only what it verified', async () => {
+    const forged = signIdentity({ secret: 'guessed'.repeat(6), caller: 'gateway', audience: 'users', viewer: { userId: '1', role: 'admin' }, body: '' });
+    const outcome = await query('{ me { id email } }', { 'x-user-id': '1', 'x-user-role': 'admin', [IDENTITY_HEADER]: forged });
+    expect({ status: outcome.status, errors: outcome.body.errors }).toEqual({ status: 200, errors: undefined });
+    expect(outcome.body.data).toEqual({ me: null });
+
+    // Sent straight to the subgraph instead, the forgery is refused.
+    const body = JSON.stringify({ query: '{ me { id email } }' });
+    const direct = await post(body, { 'x-user-id': '1', [IDENTITY_HEADER]: forged }, stack.urls.users);
+    expect({ status: direct.status, code: direct.code }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
+  });
+
+  it('11. a direct subgraph call without a signature: 401 UNAUTHENTICATED, for _entities and _service alike', async () => {
+    for (const body of [
+      { query: '{ _service { sdl } }' },
+      { query: 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on User { email } } }', variables: { r: [{ __typename: 'User', id: '1' }] } },
+    ]) {
+      for (const url of [stack.urls.users, stack.urls.orders]) {
+        const outcome = await post(body, {}, url);
+        expect({ status: outcome.status, code: outcome.code, data: outcome.body.data }).toEqual({ status: 401, code: 'UNAUTHENTICATED', data: undefined });
+      }
+    }
+  });
+
+  it('21. a replayed subgraph signature: refused with another body, and refused once it is 30 s old', async () => {
+    // Capture a real signed request on its way from the gateway to the users subgraph.
+    let captured: { identity: string; body: string } | undefined;
+    stack.httpServers.users.once('request', (req) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => (captured = { identity: String(req.headers[IDENTITY_HEADER]), body: Buffer.concat(chunks).toString() }));
+    });
+    const admin = await query('{ users(first: 5) { edges { node { email } } } }', stack.admin);
+    expect(admin.status).toBe(200);
+    expect(captured).toBeDefined();
+    const { identity, body } = captured!;
+
+    const swapped = await post(JSON.stringify({ query: '{ users(first: 5) { edges { node { id email name } } } }' }), { [IDENTITY_HEADER]: identity }, stack.urls.users);
+    expect({ status: swapped.status, code: swapped.code }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
+
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 36_000);
+      const replayed = await post(body, { [IDENTITY_HEADER]: identity }, stack.urls.users);
+      expect({ status: replayed.status, code: replayed.code }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('16. one user reading another’s private fields: null plus FORBIDDEN at those fields, the rest intact', async () => {
+    type Users = { user: { id: string; name: string; email: string | null; orderCount: number | null; orders: unknown } };
+    const outcome = await query('{ user(id: "2") { id name email orderCount orders(first: 1) { totalCount } } }', userToken);
+    expect(outcome.status).toBe(200);
+    const { user } = outcome.body.data as Users;
+    expect(user).toEqual({ id: '2', name: expect.any(String), email: null, orderCount: null, orders: null });
+    expect(outcome.body.errors?.map((error) => [error.path?.join('.'), error.extensions?.code])).toEqual(
+      expect.arrayContaining([
+        ['user.email', 'FORBIDDEN'],
+        ['user.orderCount', 'FORBIDDEN'],
+        ['user.orders', 'FORBIDDEN'],
+      ]),
+    );
+    // Their own, the same request shows in full.
+    const own = await query('{ user(id: "1") { email orderCount } }', userToken);
+    expect(own.body.errors).toBeUndefined();
+    expect(own.body.data).toEqual({ user: { email: expect.stringContaining('@'), orderCount: 2 } });
+  });
+});
+
+describe('22. the rate limit holds across two gateway replicas sharing Redis', () => {
+  const replicas: { gateway: Gateway; url: string; infrastructure: Infrastructure }[] = [];
+
+  beforeAll(async () => {
+    const keyPrefix = `${uniqueName('ratelimit_replicas')}:`;
+    for (let i = 0; i < 2; i++) {
+      // Each replica has its own Redis connection, exactly as two processes would.
+      const infrastructure = await createInfrastructure({ redisUrl: testRedisUrl(), logger: silentLogger(), keyPrefix });
+      const gateway = await createGateway({
+        supergraphSdl,
+        subgraphUrls: { users: stack.urls.users, orders: stack.urls.orders },
+        subgraphSecrets: stack.secrets,
+        logger: silentLogger(),
+        cache: infrastructure.cache,
+        rateLimiter: infrastructure.rateLimiter,
+        rateLimit: { limit: 4, windowMs: 60_000 },
+        authenticate: createAuthenticator(TEST_AUTH),
+      });
+      await listen(gateway.httpServer, 0, '127.0.0.1');
+      replicas.push({ gateway, infrastructure, url: `http://127.0.0.1:${(gateway.httpServer.address() as AddressInfo).port}/graphql` });
+    }
+  });
+  afterAll(async () => {
+    for (const { gateway, infrastructure } of replicas) {
+      await gateway.stop();
+      await infrastructure.close();
+    }
+  });
+
+  it('counts a client’s requests on both replicas together; past the limit it is 429 RATE_LIMITED with Retry-After', async () => {
+    const headers = { authorization: `Bearer ${await tokenFor('3')}` };
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await post({ query: '{ me { id } }' }, headers, replicas[i % 2]!.url)).status);
+    expect(statuses).toEqual([200, 200, 200, 200]);
+
+    for (const { url } of replicas) {
+      const refused = await post({ query: '{ me { id } }' }, headers, url);
+      expectStopped(refused, 429, 'RATE_LIMITED');
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(15);
+    }
+  });
+
+  it('keys by verified sub: another user, and anonymous callers (by address), have their own allowance', async () => {
+    const other = await post({ query: '{ me { id } }' }, { authorization: `Bearer ${await tokenFor('4')}` }, replicas[0]!.url);
+    expect(other.status).toBe(200);
+    expect(other.body.data).toEqual({ me: { id: '4' } });
+    const anonymous = await post({ query: '{ users(first: 1) { totalCount } }' }, {}, replicas[1]!.url);
+    expect(anonymous.status).toBe(200);
+  });
+});
