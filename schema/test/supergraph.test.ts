@@ -9,14 +9,16 @@ describe('committed supergraph', () => {
     expect(committed).toBe(composeSupergraph().supergraphSdl);
   });
 
-  it('exposes the cross-subgraph fields as nullable, so one subgraph down degrades a response', () => {
+  it('exposes the cross-subgraph and private fields as nullable, so a subgraph down or a denial degrades a response', () => {
     const schema = buildSchema(composeSupergraph().supergraphSdl, { assumeValidSDL: true });
     const fieldType = (type: string, field: string) => {
       const object = schema.getType(type);
       if (!isObjectType(object)) throw new Error(`${type} is not an object type`);
       return object.getFields()[field]?.type;
     };
-    for (const [type, field] of [['User', 'orders'], ['User', 'orderCount'], ['User', 'totalSpentCents'], ['User', 'email'], ['Order', 'user']] as const) {
+    // The fields authorization may refuse must be nullable too, so a FORBIDDEN leaves the rest of a response intact.
+    const fields = [['User', 'orders'], ['User', 'orderCount'], ['User', 'totalSpentCents'], ['User', 'email'], ['Order', 'user'], ['Query', 'order'], ['Query', 'orders'], ['Query', 'me']] as const;
+    for (const [type, field] of fields) {
       expect(fieldType(type, field), `${type}.${field}`).toBeDefined();
       expect(isNonNullType(fieldType(type, field)), `${type}.${field} must be nullable`).toBe(false);
     }

@@ -11,6 +11,5 @@ export * from './scalars.ts';
 export * from './pagination.ts';
 export * from './http/server.ts';
 export * from './subgraph.ts';
-export * from './resolvers.ts';
 export * from './identity/index.ts';
 export * from './runtime.ts';

@@ -4,6 +4,7 @@ import type { OrdersDatabase } from './db/index.ts';
 import { ErrorCode } from './errors.ts';
 import { createOrderLoaders } from './order/loaders.ts';
 import { createOrderRepository } from './order/repository.ts';
+import type { Resolvers } from './generated/resolvers.ts';
 import { orderResolvers } from './order/resolvers.ts';
 import { createOrderService } from './order/service.ts';
 import type { UserDirectory } from './user/directory.ts';
@@ -29,7 +30,7 @@ export async function createOrdersServer({ db, users, logger, secret, introspect
   return createSubgraphApp<OrdersContext>({
     name: 'orders',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
-    resolvers: { DateTime: DateTimeScalar, ...orderResolvers },
+    resolvers: { DateTime: DateTimeScalar, ...orderResolvers } satisfies Resolvers,
     context: async ({ viewer }) => ({
       viewer,
       loaders: createOrderLoaders(orders),

@@ -12,6 +12,7 @@ import { ErrorCode } from './errors.ts';
 import { createUserEventPublisher } from './user/events.ts';
 import { createUserLoaders } from './user/loaders.ts';
 import { createUserRepository } from './user/repository.ts';
+import type { Resolvers } from './generated/resolvers.ts';
 import { userResolvers } from './user/resolvers.ts';
 import { createUserService } from './user/service.ts';
 
@@ -36,7 +37,7 @@ export async function createUsersServer({ db, pubsub, logger, secret, introspect
   return createSubgraphApp<UsersContext>({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
-    resolvers: { DateTime: DateTimeScalar, ...userResolvers },
+    resolvers: { DateTime: DateTimeScalar, ...userResolvers } satisfies Resolvers,
     context: async ({ viewer }) => ({
       viewer,
       loaders: createUserLoaders(users),

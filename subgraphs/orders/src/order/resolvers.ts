@@ -8,57 +8,13 @@ import {
   publicError,
   toConnection,
   tryParseId,
-  type Connection,
-  type ReferenceResolver,
-  type Resolver,
 } from '@fed/platform';
-import type { OrdersContext } from '../context.ts';
 import { ErrorCode } from '../errors.ts';
-import type { OrderItemRow, OrderRow, OrderStatus } from './repository.ts';
-import type { PlaceOrderInput } from './service.ts';
-
-type R<TParent, TArgs, TResult> = Resolver<TParent, TArgs, OrdersContext, TResult>;
-
-/** A page of orders plus a deferred count: the count is its own statement, run only if a client asks. */
-export type OrderConnection = Connection<OrderRow> & { countTotal: () => Promise<number> };
-
-interface PageArgs {
-  first?: number | null;
-  after?: string | null;
-  status?: OrderStatus | null;
-}
-
-interface UserRef {
-  id: string;
-}
-
-interface OrderResolvers {
-  Query: {
-    order: R<unknown, { id: string }, OrderRow>;
-    orders: R<unknown, PageArgs, OrderConnection>;
-  };
-  Mutation: {
-    placeOrder: R<unknown, { input: PlaceOrderInput }, OrderRow>;
-    cancelOrder: R<unknown, { id: string }, OrderRow>;
-  };
-  Order: {
-    __resolveReference: ReferenceResolver<{ id: string }, OrdersContext, OrderRow | null>;
-    items: R<OrderRow, Record<string, never>, OrderItemRow[]>;
-    user: R<OrderRow, Record<string, never>, UserRef>;
-  };
-  User: {
-    orders: R<UserRef, PageArgs, OrderConnection | null>;
-    orderCount: R<UserRef, Record<string, never>, number | null>;
-    totalSpentCents: R<UserRef, Record<string, never>, number | null>;
-  };
-  OrderConnection: {
-    totalCount: R<OrderConnection, Record<string, never>, number>;
-  };
-}
+import type { Resolvers } from '../generated/resolvers.ts';
 
 const CURSOR_KIND = 'order';
 
-export const orderResolvers: OrderResolvers = {
+export const orderResolvers = {
   Query: {
     order: async (_parent, { id }, { viewer, loaders }) => {
       const row = await loaders.byId.load(parseId(id));
@@ -141,4 +97,4 @@ export const orderResolvers: OrderResolvers = {
   OrderConnection: {
     totalCount: (connection) => connection.countTotal(),
   },
-};
+} satisfies Resolvers;

@@ -7,39 +7,13 @@ import {
   publicError,
   toConnection,
   tryParseId,
-  type Connection,
-  type ReferenceResolver,
-  type Resolver,
 } from '@fed/platform';
-import type { UsersContext } from '../context.ts';
 import { ErrorCode } from '../errors.ts';
-import type { UserRow } from './repository.ts';
-
-type R<TParent, TArgs, TResult> = Resolver<TParent, TArgs, UsersContext, TResult>;
-
-interface UserResolvers {
-  Query: {
-    me: R<unknown, Record<string, never>, UserRow | null>;
-    user: R<unknown, { id: string }, UserRow>;
-    users: R<unknown, { first?: number | null; after?: string | null }, Connection<UserRow>>;
-  };
-  Mutation: {
-    createUser: R<unknown, { input: { email: string; name: string } }, UserRow>;
-    updateUser: R<unknown, { id: string; input: { email?: string | null; name?: string | null } }, UserRow>;
-    deleteUser: R<unknown, { id: string }, string>;
-  };
-  User: {
-    __resolveReference: ReferenceResolver<{ id: string }, UsersContext, UserRow | null>;
-    email: R<UserRow, Record<string, never>, string>;
-  };
-  UserConnection: {
-    totalCount: R<Connection<UserRow>, Record<string, never>, number>;
-  };
-}
+import type { Resolvers } from '../generated/resolvers.ts';
 
 const CURSOR_KIND = 'user';
 
-export const userResolvers: UserResolvers = {
+export const userResolvers = {
   Query: {
     me: (_parent, _args, { viewer, loaders }) => (viewer ? loaders.byId.load(Number(viewer.userId)) : null),
 
@@ -91,4 +65,4 @@ export const userResolvers: UserResolvers = {
     // Counting is a separate statement, so it only runs when a client asks for it.
     totalCount: (_connection, _args, { users }) => users.count(),
   },
-};
+} satisfies Resolvers;
