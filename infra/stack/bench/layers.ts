@@ -1,0 +1,170 @@
+// `npm run -s bench:layers -w @fed/stack -- [--runs 5] [--duration 10] [--connections 16]`: what identity and
+// hardening cost on the nested users → orders → items query. Two copies of the one-process stack (the same
+// layout, on identical Postgres data and the same Redis) serve the same query side by side:
+//   baseline: the last commit before identity and hardening (BASELINE_COMMIT), checked out in .bench/ and
+//             installed on first use; every client was anonymous and nothing was checked;
+//   layered:  this tree with every layer on: JWT verification, rate limit (Redis, set high enough never to
+//             refuse, so each request still pays for the check), operation limits, signed identity to the
+//             subgraphs and its verification, and the authorization rules.
+// Both answers must be deep-equal before anything is timed. Runs alternate between the two. Throughput on a
+// shared 2-core machine is noisy (the load generator and Postgres compete with the stack), so each run also
+// reports the stack process's CPU time per request, read from /proc (Linux). Medians and ratios go to stdout
+// as JSON, progress to stderr.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { mintToken } from '@fed/gateway';
+import { DEVELOPMENT_JWT } from '@fed/gateway/config';
+import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '@fed/platform/testing';
+import { openDatabases } from '../src/databases.ts';
+import { seed } from '../src/seed.ts';
+import { median } from './stats.ts';
+
+const BASELINE_COMMIT = '9cd7990';
+const QUERY = `query Nested { users(first: 20) { edges { node {
+  id name email orderCount
+  orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } }
+} } } }`;
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '16' },
+  },
+});
+const runs = Number(values.runs);
+const duration = Number(values.duration);
+const connections = Number(values.connections);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+const repo = fileURLToPath(new URL('../../..', import.meta.url));
+const baselineTree = `${repo}.bench/baseline`;
+
+function ensureBaseline(): void {
+  if (existsSync(`${baselineTree}/node_modules`)) return;
+  log(`checking out ${BASELINE_COMMIT} into .bench/baseline and installing it (once)`);
+  if (!existsSync(baselineTree)) execFileSync('git', ['worktree', 'add', '--detach', baselineTree, BASELINE_COMMIT], { cwd: repo, stdio: 'inherit' });
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: baselineTree, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+interface Stack {
+  name: string;
+  url: string;
+  headers: Record<string, string>;
+  child: ChildProcess;
+}
+
+async function startStack(name: string, tree: string, env: Record<string, string>, headers: Record<string, string>): Promise<Stack> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
+    cwd: `${tree}/infra/stack`,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEWAY_PORT: '0', USERS_PORT: '0', ORDERS_PORT: '0', LOG_LEVEL: 'warn', NODE_ENV: 'production', SEED_ON_FIRST_START: 'false', APOLLO_TELEMETRY_DISABLED: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name}: no banner within 60 s:\n${output}`)), 60_000);
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}:\n${output}`)));
+    const poll = setInterval(() => {
+      const match = /Gateway\s+(http:\/\/\S+)/.exec(output);
+      if (match?.[1] && /ready in/.test(output)) {
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    }, 50);
+  });
+  return { name, url, headers: { 'content-type': 'application/json', ...headers }, child };
+}
+
+async function answer(stack: Stack): Promise<unknown> {
+  const response = await fetch(stack.url, { method: 'POST', headers: stack.headers, body: JSON.stringify({ query: QUERY }) });
+  const body = (await response.json()) as { data?: unknown; errors?: unknown };
+  if (response.status !== 200 || body.errors) throw new Error(`${stack.name} answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
+  return body.data;
+}
+
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** User plus system CPU time of a process so far, in ms (/proc/PID/stat fields 14 and 15). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+async function load(stack: Stack, seconds: number) {
+  const cpuBefore = cpuMs(stack.child.pid!);
+  const result = await autocannon({ url: stack.url, method: 'POST', headers: stack.headers, body: JSON.stringify({ query: QUERY }), connections, duration: seconds });
+  const cpu = cpuMs(stack.child.pid!) - cpuBefore;
+  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
+    throw new Error(`${stack.name}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+  }
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuMsPerRequest: Number((cpu / result.requests.total).toFixed(2)) };
+}
+
+ensureBaseline();
+const databases: TestDatabase[] = [];
+const stacks: Stack[] = [];
+try {
+  log(`seeding two identical pairs of databases on ${testPostgresUrl()}`);
+  const pairs = [];
+  for (const name of ['baseline', 'layered']) {
+    const users = await createTestDatabase(`bench_${name}_users`);
+    const orders = await createTestDatabase(`bench_${name}_orders`);
+    databases.push(users, orders);
+    const opened = await openDatabases({ users: { url: users.url }, orders: { url: orders.url } });
+    await seed(opened, { users: 300, ordersPerUser: 4 });
+    await opened.close();
+    pairs.push({ USERS_DATABASE_URL: users.url, ORDERS_DATABASE_URL: orders.url, REDIS_URL: testRedisUrl() });
+  }
+
+  const jwtSecret = randomBytes(32).toString('base64url');
+  const token = await mintToken({ ...DEVELOPMENT_JWT, secret: jwtSecret, sub: '1', role: 'admin' });
+  stacks.push(await startStack('baseline', baselineTree, pairs[0]!, {}));
+  stacks.push(
+    await startStack('layered', repo, { ...pairs[1]!, JWT_SECRET: jwtSecret, RATE_LIMIT_MAX: '1000000000' }, { authorization: `Bearer ${token}` }),
+  );
+  const [baseline, layered] = stacks as [Stack, Stack];
+
+  const expected = await answer(baseline);
+  if (!isDeepStrictEqual(await answer(layered), expected)) throw new Error('the two stacks answer differently; nothing was timed');
+  log('answers are deep-equal; warming up');
+  for (const stack of stacks) await load(stack, 3);
+
+  const rps: Record<string, number[]> = { baseline: [], layered: [] };
+  const p50: Record<string, number[]> = { baseline: [], layered: [] };
+  const cpu: Record<string, number[]> = { baseline: [], layered: [] };
+  for (let run = 1; run <= runs; run++) {
+    for (const stack of run % 2 ? [baseline, layered] : [layered, baseline]) {
+      const measured = await load(stack, duration);
+      rps[stack.name]!.push(measured.rps);
+      p50[stack.name]!.push(measured.p50);
+      cpu[stack.name]!.push(measured.cpuMsPerRequest);
+      log(JSON.stringify({ run, stack: stack.name, ...measured }));
+    }
+  }
+  const summary = {
+    query: 'users(first: 20) × orders(first: 5) × items, as admin',
+    runs,
+    durationSeconds: duration,
+    connections,
+    medianRps: { baseline: Math.round(median(rps.baseline!)), layered: Math.round(median(rps.layered!)) },
+    medianLatencyP50Ms: { baseline: median(p50.baseline!), layered: median(p50.layered!) },
+    medianCpuMsPerRequest: { baseline: median(cpu.baseline!), layered: median(cpu.layered!) },
+    rpsRatio: Number((median(rps.layered!) / median(rps.baseline!)).toFixed(3)),
+    cpuPerRequestRatio: Number((median(cpu.layered!) / median(cpu.baseline!)).toFixed(3)),
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+} finally {
+  for (const { child } of stacks) {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  for (const database of databases) await database.drop();
+}
