@@ -39,6 +39,7 @@ await startOrExit(async () => {
       `  users     ${stack.urls.users}   ${where(databases.users)}`,
       `  orders    ${stack.urls.orders}   ${where(databases.orders)}`,
       `  cache and pub/sub: ${config.REDIS_URL ? 'Redis' : 'in memory'}`,
+      auth.secret ? '  sign in:  TOKEN=$(npm run -s token -- --sub 1 --role admin), then send "Authorization: Bearer $TOKEN"' : `  tokens from ${auth.jwksUrl}`,
       `  ready in ${Math.round(performance.now() - startedAt)} ms; Ctrl+C to stop`,
       '',
     ].join('\n') + '\n',
