@@ -18,6 +18,7 @@ import {
 import type { Authenticator } from './auth/authenticate.ts';
 import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
 import { createGatewayErrorFormatter } from './errors/format.ts';
+import { readListSizes } from './limits/measure.ts';
 import { DEFAULT_OPERATION_LIMITS, operationLimitsPlugin, type OperationLimits } from './limits/operation-limits.ts';
 import { createRateLimitGate, DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.ts';
@@ -116,7 +117,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageProductionDefault({ footer: false }),
       rejectSubscriptionsOverHttp(),
-      operationLimitsPlugin({ ...DEFAULT_OPERATION_LIMITS, ...deps.limits }),
+      operationLimitsPlugin({ ...DEFAULT_OPERATION_LIMITS, ...deps.limits }, readListSizes(supergraphSdl)),
     ],
   });
   await apollo.start();

@@ -3,10 +3,12 @@ import { Supergraph } from '@apollo/federation-internals';
 import { Kind, parse, validate, type OperationDefinitionNode } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SUPERGRAPH_PATH } from '../src/config.ts';
-import { measureOperation, type OperationMeasure } from '../src/limits/measure.ts';
+import { measureOperation, readListSizes, type OperationMeasure } from '../src/limits/measure.ts';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from '../src/limits/operation-limits.ts';
 
-const schema = Supergraph.build(readFileSync(DEFAULT_SUPERGRAPH_PATH, 'utf8')).apiSchema().toGraphQLJSSchema();
+const supergraphSdl = readFileSync(DEFAULT_SUPERGRAPH_PATH, 'utf8');
+const schema = Supergraph.build(supergraphSdl).apiSchema().toGraphQLJSSchema();
+const listSizes = readListSizes(supergraphSdl);
 
 function measure(source: string, variables: Record<string, unknown> = {}, name?: string): OperationMeasure {
   const document = parse(source);
@@ -15,7 +17,7 @@ function measure(source: string, variables: Record<string, unknown> = {}, name?:
     (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION && (!name || definition.name?.value === name),
   );
   if (!operation) throw new Error('no operation');
-  return measureOperation(schema, document, operation, variables);
+  return measureOperation(schema, document, operation, variables, listSizes);
 }
 
 describe('the default limits, chosen from measurement', () => {
@@ -45,34 +47,55 @@ describe('the default limits, chosen from measurement', () => {
       depth: 8,
       aliases: 4,
       directives: 1,
-      cost: 8201,
+      cost: 154_756,
     });
   });
 });
 
 describe('measuring an operation', () => {
-  it('prices a page by its `first`: the literal, the variable, the variable’s default, or the schema default (20)', () => {
+  it('reads the @listSize of every list from the supergraph', () => {
+    expect(Object.fromEntries(listSizes)).toEqual({
+      'Query.users': { slicingArguments: ['first'], sizedFields: ['edges'] },
+      'Query.orders': { slicingArguments: ['first'], sizedFields: ['edges'] },
+      'User.orders': { slicingArguments: ['first'], sizedFields: ['edges'] },
+      'Order.items': { assumedSize: 100 },
+    });
+  });
+
+  it('sizes a connection’s edges by its `first`: the literal, the variable, the variable’s default, or the schema default (20)', () => {
     const page = (first: string) =>
-      `query ${first === '$n' ? '($n: Int = 7)' : ''} { users(first: ${first}) { edges { node { id name } } } }`;
-    // users (1) + first × (edges (1) + node (1) + id (1) + name (1))
-    expect(measure(page('5')).cost).toBe(1 + 5 * 4);
-    expect(measure(page('$n'), { n: 50 }).cost).toBe(1 + 50 * 4);
-    expect(measure(page('$n')).cost).toBe(1 + 7 * 4);
-    expect(measure('{ users { edges { node { id name } } } }').cost).toBe(1 + 20 * 4);
+      `query ${first === '$n' ? '($n: Int = 7)' : ''} { users(first: ${first}) { totalCount edges { node { id name } } } }`;
+    // users (1) + totalCount (1, not multiplied) + edges (1 + first × (node (1) + id (1) + name (1)))
+    expect(measure(page('5')).cost).toBe(1 + 1 + 1 + 5 * 3);
+    expect(measure(page('$n'), { n: 50 }).cost).toBe(3 + 50 * 3);
+    expect(measure(page('$n')).cost).toBe(3 + 7 * 3);
+    expect(measure('{ users { totalCount edges { node { id name } } } }').cost).toBe(3 + 20 * 3);
   });
 
-  it('multiplies nested pages, so a million-row request is priced as one', () => {
-    expect(measure('{ users(first: 1000000) { edges { node { id } } } }').cost).toBeGreaterThan(1_000_000);
+  it('prices a bounded list at its declared size, and multiplies nested pages', () => {
+    expect(measure('{ order(id: "1") { items { sku } } }').cost).toBe(1 + 1 + 100 * 1);
     const nested = measure('{ users(first: 100) { edges { node { orders(first: 100) { edges { node { id } } } } } } }');
-    expect(nested.cost).toBe(1 + 100 * (1 + 1 + (1 + 100 * (1 + 1 + 1))));
+    expect(nested.cost).toBe(1 + 1 + 100 * (1 + 1 + (1 + 100 * (1 + 1))));
+    expect(measure('{ users(first: 1000000) { edges { node { id } } } }').cost).toBeGreaterThan(1_000_000);
   });
 
-  it('expands fragments and inline fragments, and does not count introspection fields', () => {
+  it('counts __typename like any field, so an aliased __typename multiplies like one', () => {
+    const bomb = measure(`{ users(first: 100) { edges { node { ${Array.from({ length: 50 }, (_, i) => `t${i}: __typename`).join(' ')} } } } }`);
+    expect(bomb.aliases).toBe(50);
+    expect(bomb.cost).toBe(1 + 1 + 100 * (1 + 50));
+  });
+
+  it('expands fragments and inline fragments, and leaves the introspection roots unmeasured', () => {
     const result = measure(`
-      query { me { ...Card ... on User { renamed: name @include(if: true) } } }
+      query { me { ...Card ... on User { renamed: name @include(if: true) } } __type(name: "User") { fields { name } } }
       fragment Card on User { __typename id a: name b: name }
     `);
-    expect(result).toEqual({ depth: 2, aliases: 3, directives: 1, cost: 1 + 4 });
+    expect(result).toEqual({ depth: 2, aliases: 3, directives: 1, cost: 1 + 5 });
+  });
+
+  it('prices a fragment spread inside a connection with the connection’s size', () => {
+    const viaFragment = measure('{ users(first: 10) { ...Page } } fragment Page on UserConnection { edges { node { id } } }');
+    expect(viaFragment.cost).toBe(measure('{ users(first: 10) { edges { node { id } } } }').cost);
   });
 
   it('counts a fragment as often as it is spread, without expanding it: a 40-level explosion is measured at once', () => {

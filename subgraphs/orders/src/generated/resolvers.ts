@@ -46,6 +46,7 @@ export type Order = {
   createdAt: Scalars['DateTime']['output'];
   currency: Scalars['String']['output'];
   id: Scalars['ID']['output'];
+  /** At most 100 (placeOrder refuses more). */
   items: Array<OrderItem>;
   status: OrderStatus;
   /** Sum of quantity × unitPriceCents over the items, fixed when the order is placed. */
