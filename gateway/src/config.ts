@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { developmentSecret, isDevelopmentSecret, logLevel, milliseconds, nodeEnv, port, productionRules, redisUrl, secret } from '@fed/platform';
+import { developmentSecret, distinctSecrets, isDevelopmentSecret, logLevel, milliseconds, nodeEnv, port, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 import type { AuthenticatorOptions } from './auth/authenticate.ts';
 import type { GatewayDeps } from './gateway.ts';
@@ -12,15 +12,17 @@ const namedValues = (value: z.ZodType<string>, example: string) =>
     .string()
     .transform((text, ctx) => {
       const entries: Record<string, string> = {};
-      for (const pair of text.split(',').map((part) => part.trim()).filter(Boolean)) {
-        const [name, raw] = pair.split(/=(.*)/s, 2);
-        const parsed = value.safeParse(raw?.trim());
-        if (!name || !parsed.success) {
-          ctx.addIssue({ code: 'custom', message: `"${name ?? pair}=…" is not name=${example}` });
-          continue;
+      const pairs = text.split(',').map((part) => part.trim()).filter(Boolean);
+      pairs.forEach((pair, index) => {
+        const [name, raw] = pair.split(/=(.*)/s, 2).map((part) => part.trim());
+        const parsed = value.safeParse(raw);
+        if (!name || !/^[A-Za-z_][\w-]*$/.test(name) || !parsed.success) {
+          // Never echo the entry: it may be (part of) a secret.
+          ctx.addIssue({ code: 'custom', message: `entry ${index + 1} is not name=${example}` });
+          return;
         }
-        entries[name.trim()] = parsed.data;
-      }
+        entries[name] = parsed.data;
+      });
       return entries;
     })
     .default({});
@@ -31,6 +33,7 @@ const origins = z
   .optional();
 
 const count = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+const limit = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 // Asymmetric algorithms only: a JWKS publishes public keys, and HS* with a public key is the classic forgery.
 const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -71,10 +74,10 @@ export const gatewayConfigShape = z.object({
   JWT_AUDIENCE: z.string().min(1).optional(),
   JWT_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(5),
 
-  MAX_DEPTH: count(DEFAULT_OPERATION_LIMITS.maxDepth),
-  MAX_ALIASES: count(DEFAULT_OPERATION_LIMITS.maxAliases),
-  MAX_DIRECTIVES: count(DEFAULT_OPERATION_LIMITS.maxDirectives),
-  MAX_COST: count(DEFAULT_OPERATION_LIMITS.maxCost),
+  MAX_DEPTH: limit(DEFAULT_OPERATION_LIMITS.maxDepth),
+  MAX_ALIASES: limit(DEFAULT_OPERATION_LIMITS.maxAliases),
+  MAX_DIRECTIVES: limit(DEFAULT_OPERATION_LIMITS.maxDirectives),
+  MAX_COST: limit(DEFAULT_OPERATION_LIMITS.maxCost),
   MAX_TOKENS: z.coerce.number().int().positive().default(10_000),
   MAX_VALIDATION_ERRORS: z.coerce.number().int().positive().default(20),
   /** Requests per client per window; 0 turns the rate limit off. */
@@ -94,7 +97,16 @@ export function gatewayConfigRules(config: Record<string, unknown>, ctx: z.Refin
   }
   if (config.NODE_ENV !== 'production') return;
   productionRules(config.JWKS_URL ? ['JWT_ISSUER', 'JWT_AUDIENCE'] : ['JWT_SECRET'])(config, ctx);
-  for (const [name, value] of Object.entries((config.SUBGRAPH_SECRETS ?? {}) as Record<string, string>)) {
+  // Whoever can change the key set in transit can sign any token.
+  if (typeof config.JWKS_URL === 'string' && !config.JWKS_URL.startsWith('https://')) {
+    ctx.addIssue({ code: 'custom', path: ['JWKS_URL'], message: 'must be an https:// URL in production' });
+  }
+  const subgraphSecrets = Object.entries((config.SUBGRAPH_SECRETS ?? {}) as Record<string, string>);
+  distinctSecrets(['JWT_SECRET', ...subgraphSecrets.map(([name]) => name)])(
+    { JWT_SECRET: config.JWT_SECRET, ...Object.fromEntries(subgraphSecrets) },
+    ctx,
+  );
+  for (const [name, value] of subgraphSecrets) {
     if (isDevelopmentSecret(value)) {
       ctx.addIssue({ code: 'custom', path: ['SUBGRAPH_SECRETS', name], message: 'is a development secret; set a real one in production' });
     }

@@ -1,5 +1,5 @@
 // Composition root of a standalone gateway process: config, clients, app, listen, shutdown.
-import { createInfrastructure, createLogger, developmentSecret, listen, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
+import { createInfrastructure, createLogger, developmentSecret, listen, listenHost, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
 import { createAuthenticator } from './auth/authenticate.ts';
 import { gatewayConfigSchema, gatewaySettings } from './config.ts';
 import { createGateway } from './gateway.ts';
@@ -26,7 +26,7 @@ await startOrExit(async () => {
     // Production has no fallback: a subgraph without a configured secret stops the start.
     defaultSubgraphSecret: config.NODE_ENV === 'production' ? undefined : (name) => developmentSecret(`${name}-subgraph`),
   });
-  const port = await listen(app.httpServer, config.GATEWAY_PORT, config.HOST);
+  const port = await listen(app.httpServer, config.GATEWAY_PORT, listenHost(config));
   logger.info({ port, cache: infrastructure.kind }, `gateway ready at http://localhost:${port}/graphql`);
 
   onShutdown(logger, async () => {

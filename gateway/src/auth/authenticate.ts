@@ -69,7 +69,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       throw unauthenticated('The token is not valid');
     }
 
-    const role = payload.role ?? 'user';
+    const role = payload.role === undefined ? 'user' : payload.role;
     if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub) || !isRole(role)) {
       throw unauthenticated('The token is not valid');
     }

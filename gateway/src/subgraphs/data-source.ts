@@ -50,6 +50,8 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<ViewerContext> {
   }
 
   override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<ViewerContext>): void {
+    // Cleared first, so that forwarding client headers here one day could never smuggle one in.
+    request.http?.headers.delete(VIEWER_HANDOFF);
     const viewer = context?.viewer ?? null;
     if (viewer) request.http?.headers.set(VIEWER_HANDOFF, JSON.stringify(viewer));
   }

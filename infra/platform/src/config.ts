@@ -43,6 +43,13 @@ export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trac
 
 export const nodeEnv = z.enum(['development', 'production', 'test']).default('development');
 
+/**
+ * Where a server listens when HOST is unset: every interface in production (containers), loopback otherwise,
+ * because development secrets are public and anyone who could reach the port could mint an admin token.
+ */
+export const listenHost = (config: { HOST?: string; NODE_ENV: string }) =>
+  config.HOST ?? (config.NODE_ENV === 'production' ? undefined : '127.0.0.1');
+
 export const postgresUrl = z
   .string()
   .url()
@@ -71,6 +78,23 @@ const DEVELOPMENT_SECRET_PREFIX = 'development-only-';
 export const developmentSecret = (purpose: string) => `${DEVELOPMENT_SECRET_PREFIX}${purpose}-secret-do-not-use-in-production`;
 
 export const isDevelopmentSecret = (value: unknown) => typeof value === 'string' && value.startsWith(DEVELOPMENT_SECRET_PREFIX);
+
+/**
+ * A zod refinement: each secret of `keys` that is set differs from the others. A secret shared by two
+ * purposes lets whoever holds it for one act in the other (a service posing as the gateway, say).
+ */
+export function distinctSecrets(keys: readonly string[]) {
+  return (config: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    const seen = new Map<unknown, string>();
+    for (const key of keys) {
+      const value = config[key];
+      if (value === undefined) continue;
+      const other = seen.get(value);
+      if (other) ctx.addIssue({ code: 'custom', path: [key], message: `must differ from ${other}` });
+      seen.set(value, key);
+    }
+  };
+}
 
 /**
  * A zod refinement: with NODE_ENV=production each of `keys` must be set, and none may hold a development

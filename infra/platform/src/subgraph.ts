@@ -7,13 +7,26 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
-import { parse, type DocumentNode } from 'graphql';
+import { GraphQLError, parse, type DocumentNode } from 'graphql';
 import { createErrorFormatter } from './errors.ts';
+import { FORBIDDEN } from './identity/viewer.ts';
 import { graphqlRequestListener, HttpError } from './http/server.ts';
-import { createIdentityVerifier, IDENTITY_HEADER, InvalidIdentityError, type CallerIdentity } from './identity/internal-token.ts';
+import {
+  createIdentityVerifier,
+  createReplayGuard,
+  IDENTITY_HEADER,
+  InvalidIdentityError,
+  type CallerIdentity,
+  type TrustedCaller,
+} from './identity/internal-token.ts';
 import type { Logger } from './logger.ts';
+import type { RateLimiter } from './rate-limit/index.ts';
 
 export const UNAUTHENTICATED = 'UNAUTHENTICATED';
+
+// Apollo hands plugins a shallow copy of each request's context, so the verified identity travels inside it,
+// under a key no resolver can name.
+const IDENTITY = Symbol('callerIdentity');
 
 /** What every app factory returns: an HTTP server that is not yet listening, and a way to stop it cleanly. */
 export interface GraphQLApp {
@@ -29,10 +42,12 @@ export interface SubgraphAppOptions<TContext extends BaseContext> {
   /** Per-request state, built from the identity the caller signed (the viewer it acts for, if any). */
   context: (identity: CallerIdentity) => Promise<TContext>;
   /**
-   * This subgraph's own secret. Every request must carry an identity signed with it (the gateway, or a
-   * service calling this one); anything else, `_service` and `_entities` included, is refused with 401.
+   * Who may call this subgraph, each with a secret of its own: every request must carry an identity signed
+   * by one of them; anything else, `_service` and `_entities` included, is refused with 401.
    */
-  secret: string;
+  callers: Record<string, TrustedCaller>;
+  /** Where signatures that ran a mutation are remembered (the rate-limit edge), so each runs it only once. */
+  replayStore: RateLimiter;
   logger: Logger;
   /** The subgraph's ErrorCode values; errors with other codes are masked. */
   knownCodes: Iterable<string>;
@@ -48,7 +63,8 @@ export function loadTypeDefs(fileUrl: URL): DocumentNode {
 export async function createSubgraphApp<TContext extends BaseContext>(
   options: SubgraphAppOptions<TContext>,
 ): Promise<GraphQLApp> {
-  const { name, typeDefs, resolvers, context, secret, logger, knownCodes, introspection = true } = options;
+  const { name, typeDefs, resolvers, context, callers, replayStore, logger, knownCodes, introspection = true } = options;
+  const firstUse = createReplayGuard(replayStore, name);
   // Resolver maps are checked against types generated from the SDL (`satisfies Resolvers`), which are stricter
   // than @apollo/subgraph's loose map; hence the cast.
   const schema = buildSubgraphSchema([{ typeDefs, resolvers }] as Parameters<typeof buildSubgraphSchema>[0]);
@@ -63,17 +79,34 @@ export async function createSubgraphApp<TContext extends BaseContext>(
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: true,
     allowBatchedHttpRequests: false,
-    formatError: createErrorFormatter({ knownCodes, logger }),
+    // Platform rules raise these whatever the subgraph's own enum says; they must never be masked.
+    formatError: createErrorFormatter({ knownCodes: [...knownCodes, FORBIDDEN, UNAUTHENTICATED], logger }),
     logger,
     plugins: [
       // Inline traces would hand query timings and error details to anyone who can reach the subgraph.
       ApolloServerPluginInlineTraceDisabled(),
       ApolloServerPluginLandingPageDisabled(),
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      {
+        // A captured signature could otherwise repeat a write (a second placeOrder) while it is still valid.
+        async requestDidStart() {
+          return {
+            async didResolveOperation({ operation, contextValue }) {
+              if (operation?.operation !== 'mutation') return;
+              const identity = (contextValue as { [IDENTITY]?: CallerIdentity })[IDENTITY];
+              if (identity && (await firstUse(identity.tokenId))) return;
+              logger.warn({ caller: identity?.caller }, 'refused a replayed signature for a mutation');
+              throw new GraphQLError('This signature was already used for a write', {
+                extensions: { code: UNAUTHENTICATED, http: { status: 401 } },
+              });
+            },
+          };
+        },
+      },
     ],
   });
   await apollo.start();
-  const verify = createIdentityVerifier({ audience: name, secret });
+  const verify = createIdentityVerifier({ audience: name, callers });
   httpServer.on(
     'request',
     graphqlRequestListener<TContext, CallerIdentity>({
@@ -91,7 +124,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
           throw new HttpError(401, UNAUTHENTICATED, 'This service only answers requests signed by the gateway');
         }
       },
-      context: (_req, identity) => context(identity),
+      context: async (_req, identity) => Object.assign(await context(identity), { [IDENTITY]: identity }),
       logger,
     }),
   );

@@ -1,12 +1,23 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createIdentityVerifier, InvalidIdentityError, signIdentity, type SignIdentityOptions } from '../src/identity/internal-token.ts';
+import {
+  createIdentityVerifier,
+  createReplayGuard,
+  InvalidIdentityError,
+  signIdentity,
+  type SignIdentityOptions,
+} from '../src/identity/internal-token.ts';
+import { MemoryRateLimiter, type RateLimiter } from '../src/rate-limit/index.ts';
 import { assertAdmin, assertSelfOrAdmin, isSelfOrAdmin, type Viewer } from '../src/identity/viewer.ts';
 
 const SECRET = 'q'.repeat(43);
+const ORDERS_SECRET = 'o'.repeat(43);
 const BODY = '{"query":"{ users { totalCount } }"}';
 const ALICE: Viewer = { userId: '7', role: 'user' };
-const verify = createIdentityVerifier({ audience: 'users', secret: SECRET });
+const verify = createIdentityVerifier({
+  audience: 'users',
+  callers: { gateway: { secret: SECRET, actsForViewers: true }, orders: { secret: ORDERS_SECRET, actsForViewers: false } },
+});
 const sign = (overrides: Partial<SignIdentityOptions> = {}) =>
   signIdentity({ secret: SECRET, caller: 'gateway', audience: 'users', viewer: ALICE, body: BODY, ...overrides });
 
@@ -30,17 +41,33 @@ function resign(token: string, edit: (claims: Record<string, unknown>) => void, 
 }
 
 describe('the signed identity a subgraph receives', () => {
-  it('carries the caller and the viewer, or no viewer for an anonymous request or a service acting as itself', () => {
-    expect(verify(sign(), BODY)).toEqual({ caller: 'gateway', viewer: ALICE });
-    expect(verify(sign({ viewer: null, caller: 'orders' }), BODY)).toEqual({ caller: 'orders', viewer: null });
+  it('carries the caller, the viewer (none for an anonymous request or a service acting as itself) and its own id', () => {
+    expect(verify(sign(), BODY)).toEqual({ caller: 'gateway', viewer: ALICE, tokenId: expect.stringMatching(/^[\w-]{22}$/) });
+    expect(verify(sign({ viewer: null, caller: 'orders', secret: ORDERS_SECRET }), BODY)).toMatchObject({ caller: 'orders', viewer: null });
+    expect(verify(sign(), BODY).tokenId).not.toBe(verify(sign(), BODY).tokenId);
   });
 
-  it('is a standard HS256 JWT that names its audience and expires 30 s after it was issued', () => {
+  it('is an HS256 JWS of its own type that names its audience and expires 30 s after it was issued', () => {
     const [header, payload] = sign().split('.') as [string, string];
-    expect(JSON.parse(Buffer.from(header, 'base64url').toString())).toEqual({ alg: 'HS256', typ: 'JWT' });
+    expect(JSON.parse(Buffer.from(header, 'base64url').toString())).toEqual({ alg: 'HS256', typ: 'fed-identity+jwt' });
     const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as { aud: string; iat: number; exp: number };
     expect(claims.aud).toBe('users');
     expect(claims.exp - claims.iat).toBe(30);
+  });
+
+  it('is checked with the key of the caller it names: a service cannot pose as the gateway, nor act for a user', () => {
+    // orders knows only its own key: signing as "gateway" with it fails, and with its own name it names no viewer.
+    expect(refusal(() => verify(sign({ caller: 'gateway', secret: ORDERS_SECRET }), BODY))).toMatch(/signature/);
+    expect(refusal(() => verify(sign({ caller: 'orders', secret: ORDERS_SECRET, viewer: ALICE }), BODY))).toMatch(/may not act for a user/);
+    expect(refusal(() => verify(sign({ caller: 'payments' }), BODY))).toMatch(/unknown caller/);
+  });
+
+  it('accepts a signature in exactly one spelling: padding or stray characters make it another token', () => {
+    const token = sign();
+    expect(verify(token, BODY).viewer).toEqual(ALICE);
+    for (const variant of [`${token}=`, `${token}!!`, `${token}é`, `${token}A`]) {
+      expect(refusal(() => verify(variant, BODY))).toMatch(/malformed/);
+    }
   });
 
   it('is refused when missing, malformed, signed with another secret, or for another subgraph', () => {
@@ -79,6 +106,23 @@ describe('the signed identity a subgraph receives', () => {
     expect(refusal(() => verify(resign(sign(), (claims) => (claims.role = 'root')), BODY))).toMatch(/viewer/);
     expect(refusal(() => verify(resign(sign(), (claims) => (claims.sub = 'admin')), BODY))).toMatch(/viewer/);
     expect(refusal(() => verify(resign(sign(), (claims) => delete claims.role), BODY))).toMatch(/viewer/);
+  });
+});
+
+describe('the replay guard', () => {
+  it('lets a signature run a write once, per subgraph', async () => {
+    const firstUse = createReplayGuard(new MemoryRateLimiter(), 'orders');
+    expect(await firstUse('token-a')).toBe(true);
+    expect(await firstUse('token-a')).toBe(false);
+    expect(await firstUse('token-b')).toBe(true);
+    expect(await createReplayGuard(new MemoryRateLimiter(), 'users')('token-a')).toBe(true);
+  });
+
+  it('still refuses a replay to the same replica while the shared store lets everything through (Redis down)', async () => {
+    const failingOpen: RateLimiter = { consume: async () => ({ allowed: true, remaining: 1, retryAfterMs: 0 }) };
+    const firstUse = createReplayGuard(failingOpen, 'orders');
+    expect(await firstUse('token-c')).toBe(true);
+    expect(await firstUse('token-c')).toBe(false);
   });
 });
 

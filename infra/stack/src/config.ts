@@ -1,8 +1,10 @@
 import { gatewayConfigRules, gatewayConfigShape } from '@fed/gateway/config';
 import { ordersConfigShape } from '@fed/orders/config';
-import { isDevelopmentSecret } from '@fed/platform';
+import { distinctSecrets, isDevelopmentSecret } from '@fed/platform';
 import { usersConfigShape } from '@fed/users/config';
 import { z } from 'zod';
+
+const SUBGRAPH_SECRETS = ['USERS_SUBGRAPH_SECRET', 'ORDERS_SUBGRAPH_SECRET', 'ORDERS_TO_USERS_SECRET'] as const;
 
 /** One process, three services: the union of their settings, parsed once. */
 export const stackConfigSchema = usersConfigShape
@@ -21,7 +23,8 @@ export const stackConfigSchema = usersConfigShape
   .superRefine((config, ctx) => {
     gatewayConfigRules(config, ctx);
     // Generated secrets are fine in one process; secrets that are set must not be development values.
-    for (const key of ['USERS_SUBGRAPH_SECRET', 'ORDERS_SUBGRAPH_SECRET'] as const) {
+    distinctSecrets(['JWT_SECRET', ...SUBGRAPH_SECRETS])(config, ctx);
+    for (const key of SUBGRAPH_SECRETS) {
       if (config.NODE_ENV === 'production' && isDevelopmentSecret(config[key])) {
         ctx.addIssue({ code: 'custom', path: [key], message: 'is a development secret; set a real one in production' });
       }

@@ -1,5 +1,5 @@
 // `npm start`: the whole product in one process. With no database or Redis URLs it needs no services at all.
-import { createLogger, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
+import { createLogger, listenHost, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
 import { gatewaySettings } from '@fed/gateway/config';
 import { readSupergraph } from '@fed/gateway/supergraph';
 import { stackConfigSchema } from './config.ts';
@@ -21,12 +21,12 @@ await startOrExit(async () => {
     redisUrl: config.REDIS_URL,
     supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
     ports: { gateway: config.GATEWAY_PORT, users: config.USERS_PORT, orders: config.ORDERS_PORT },
-    host: config.HOST,
+    host: listenHost(config),
     logger,
     mode: gateway.mode,
     gateway,
     auth,
-    secrets: { users: config.USERS_SUBGRAPH_SECRET, orders: config.ORDERS_SUBGRAPH_SECRET },
+    secrets: { users: config.USERS_SUBGRAPH_SECRET, orders: config.ORDERS_SUBGRAPH_SECRET, ordersToUsers: config.ORDERS_TO_USERS_SECRET },
     usersTimeoutMs: config.USERS_TIMEOUT_MS,
     seedIfEmpty: config.SEED_ON_FIRST_START ? undefined : false,
   });

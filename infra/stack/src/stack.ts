@@ -23,8 +23,11 @@ export interface StackOptions {
   gateway?: Partial<Omit<GatewayDeps, 'supergraphSdl' | 'subgraphUrls' | 'logger' | 'cache' | 'rateLimiter' | 'authenticate' | 'subgraphSecrets' | 'mode'>>;
   /** How the gateway verifies bearer tokens. Default: HS256 with the development secret (`npm run token`). */
   auth?: AuthenticatorOptions;
-  /** The subgraphs' secrets. Default: generated at start-up, since nothing outside this process calls them. */
-  secrets?: { users?: string; orders?: string };
+  /**
+   * What callers sign with: the gateway to users and to orders, and orders to users. Default: generated at
+   * start-up, since nothing outside this process calls the subgraphs.
+   */
+  secrets?: { users?: string; orders?: string; ordersToUsers?: string };
   /** How long orders waits for the users subgraph when checking that a user exists. */
   usersTimeoutMs?: number;
   /** Seed when the users database is empty; false to never seed. */
@@ -37,7 +40,7 @@ export interface RunningStack {
   /** The listening servers, for tests that watch what reaches each service. */
   httpServers: { gateway: Server; users: Server; orders: Server };
   /** The secrets the subgraphs verify signatures with. */
-  secrets: { users: string; orders: string };
+  secrets: { users: string; orders: string; ordersToUsers: string };
   databases: Databases;
   /** Stops one subgraph (for fault tests) without touching the rest. */
   stopSubgraph(name: 'users' | 'orders'): Promise<void>;
@@ -51,7 +54,7 @@ const url = (server: { address(): AddressInfo | string | null }, host: string) =
   `http://${host}:${(server.address() as AddressInfo).port}/graphql`;
 
 /** The address to print for a server bound to `host` (all interfaces print as localhost). */
-const displayHost = (host: string | undefined) => (!host || host === '0.0.0.0' || host === '::' ? 'localhost' : host);
+const displayHost = (host: string | undefined) => (!host || ['0.0.0.0', '::', '127.0.0.1', '::1'].includes(host) ? 'localhost' : host);
 
 /**
  * Users, orders and the gateway in one process, each on its own port. This is the embedded default behind
@@ -68,13 +71,18 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   }
   const infrastructure = await createInfrastructure({ redisUrl: options.redisUrl, logger, keyPrefix: options.keyPrefix });
   const generated = () => randomBytes(32).toString('base64url');
-  const secrets = { users: options.secrets?.users ?? generated(), orders: options.secrets?.orders ?? generated() };
+  const secrets = {
+    users: options.secrets?.users ?? generated(),
+    orders: options.secrets?.orders ?? generated(),
+    ordersToUsers: options.secrets?.ordersToUsers ?? generated(),
+  };
 
   const users = await createUsersServer({
     db: databases.users.db,
     pubsub: infrastructure.pubsub,
     logger: logger.child({ service: 'users' }),
-    secret: secrets.users,
+    secrets: { gateway: secrets.users, orders: secrets.ordersToUsers },
+    replayStore: infrastructure.rateLimiter,
     introspection,
   });
   await listen(users.httpServer, ports.users ?? 0, SUBGRAPH_HOST);
@@ -82,9 +90,10 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
 
   const orders = await createOrdersServer({
     db: databases.orders.db,
-    users: createHttpUserDirectory({ url: usersUrl, secret: secrets.users, timeoutMs: options.usersTimeoutMs }),
+    users: createHttpUserDirectory({ url: usersUrl, secret: secrets.ordersToUsers, timeoutMs: options.usersTimeoutMs }),
     logger: logger.child({ service: 'orders' }),
-    secret: secrets.orders,
+    secrets: { gateway: secrets.orders },
+    replayStore: infrastructure.rateLimiter,
     introspection,
   });
   await listen(orders.httpServer, ports.orders ?? 0, SUBGRAPH_HOST);
@@ -94,7 +103,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     ...options.gateway,
     supergraphSdl: options.supergraphSdl,
     subgraphUrls: { users: usersUrl, orders: ordersUrl },
-    subgraphSecrets: secrets,
+    subgraphSecrets: { users: secrets.users, orders: secrets.orders },
     logger: logger.child({ service: 'gateway' }),
     cache: infrastructure.cache,
     rateLimiter: infrastructure.rateLimiter,

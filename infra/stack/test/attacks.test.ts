@@ -164,7 +164,13 @@ describe('identity attacks', () => {
 
   it('12. a forged identity header: the gateway ignores it and signs only what it verified', async () => {
     const forged = signIdentity({ secret: 'guessed'.repeat(6), caller: 'gateway', audience: 'users', viewer: { userId: '1', role: 'admin' }, body: '' });
-    const outcome = await query('{ me { id email } }', { 'x-user-id': '1', 'x-user-role': 'admin', [IDENTITY_HEADER]: forged });
+    const outcome = await query('{ me { id email } }', {
+      'x-user-id': '1',
+      'x-user-role': 'admin',
+      [IDENTITY_HEADER]: forged,
+      // The gateway's own in-process hand-off header, guessed: it is never taken from a client.
+      'x-fed-viewer-unsigned': JSON.stringify({ userId: '1', role: 'admin' }),
+    });
     expect({ status: outcome.status, errors: outcome.body.errors }).toEqual({ status: 200, errors: undefined });
     expect(outcome.body.data).toEqual({ me: null });
 
@@ -186,14 +192,19 @@ describe('identity attacks', () => {
     }
   });
 
-  it('21. a replayed subgraph signature: refused with another body, and refused once it is 30 s old', async () => {
-    // Capture a real signed request on its way from the gateway to the users subgraph.
-    let captured: { identity: string; body: string } | undefined;
-    stack.httpServers.users.once('request', (req) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => (captured = { identity: String(req.headers[IDENTITY_HEADER]), body: Buffer.concat(chunks).toString() }));
+  /** Captures the next signed request the gateway sends to the users subgraph. */
+  const captureNext = () =>
+    new Promise<{ identity: string; body: string }>((resolve) => {
+      stack.httpServers.users.once('request', (req) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (chunk: Buffer) => chunks.push(chunk));
+        req.on('end', () => resolve({ identity: String(req.headers[IDENTITY_HEADER]), body: Buffer.concat(chunks).toString() }));
+      });
     });
+
+  it('21. a replayed subgraph signature: refused with another body, refused once it is 30 s old, and a write runs once', async () => {
+    let captured: { identity: string; body: string } | undefined;
+    void captureNext().then((request) => (captured = request));
     const admin = await query('{ users(first: 5) { edges { node { email } } } }', stack.admin);
     expect(admin.status).toBe(200);
     expect(captured).toBeDefined();
@@ -210,6 +221,17 @@ describe('identity attacks', () => {
     } finally {
       vi.useRealTimers();
     }
+
+    // Within its lifetime, a captured write is refused the second time, and changes nothing.
+    const write = captureNext();
+    const renamed = await query('mutation { updateUser(id: "3", input: { name: "Renamed Once" }) { name } }', stack.admin);
+    expect(renamed.body.data).toEqual({ updateUser: { name: 'Renamed Once' } });
+    const { identity: writeIdentity, body: writeBody } = await write;
+    await stack.request('mutation { updateUser(id: "3", input: { name: "Changed Since" }) { name } }');
+    const again = await post(writeBody, { [IDENTITY_HEADER]: writeIdentity }, stack.urls.users);
+    expect({ status: again.status, code: again.code }).toEqual({ status: 401, code: 'UNAUTHENTICATED' });
+    const name = await stack.request<{ user: { name: string } }>('{ user(id: "3") { name } }');
+    expect(name.data?.user.name).toBe('Changed Since');
   });
 
   it('16. one user reading another’s private fields: null plus FORBIDDEN at those fields, the rest intact', async () => {
@@ -243,7 +265,7 @@ describe('22. the rate limit holds across two gateway replicas sharing Redis', (
       const gateway = await createGateway({
         supergraphSdl,
         subgraphUrls: { users: stack.urls.users, orders: stack.urls.orders },
-        subgraphSecrets: stack.secrets,
+        subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
         logger: silentLogger(),
         cache: infrastructure.cache,
         rateLimiter: infrastructure.rateLimiter,

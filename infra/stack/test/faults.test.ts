@@ -78,7 +78,7 @@ describe('a subgraph hangs', () => {
     const gateway = await createGateway({
       supergraphSdl,
       subgraphUrls: { users: stack.urls.users, orders: `http://127.0.0.1:${port}/graphql` },
-      subgraphSecrets: stack.secrets,
+      subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
       subgraphTimeoutMs: 300,
       logger: silentLogger(),
       cache: createMemoryCache(),

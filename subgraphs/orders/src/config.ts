@@ -1,4 +1,4 @@
-import { dataDir, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, secret } from '@fed/platform';
+import { dataDir, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const ordersConfigShape = z.object({
@@ -10,14 +10,18 @@ export const ordersConfigShape = z.object({
   /** The users subgraph, asked whether a user exists before an order is placed. */
   USERS_URL: z.string().url().default('http://localhost:4001/graphql'),
   USERS_TIMEOUT_MS: milliseconds(2_000),
-  /** Every caller (the gateway) signs its requests with this. Unset in development: a fixed dev value. */
+  /** The gateway signs its requests to orders with this. Unset in development: a fixed development value. */
   ORDERS_SUBGRAPH_SECRET: secret.optional(),
-  /** The users subgraph's secret: orders signs its own calls to users with it, as the caller `orders`. */
-  USERS_SUBGRAPH_SECRET: secret.optional(),
+  /** Orders signs its own calls to users with this, as the caller `orders`; users holds the same one. */
+  ORDERS_TO_USERS_SECRET: secret.optional(),
+  /** Unset: signatures that ran a write are remembered in this process only. */
+  REDIS_URL: redisUrl.optional(),
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });
 
-export const ordersConfigSchema = ordersConfigShape.superRefine(productionRules(['ORDERS_SUBGRAPH_SECRET', 'USERS_SUBGRAPH_SECRET']));
+const SECRETS = ['ORDERS_SUBGRAPH_SECRET', 'ORDERS_TO_USERS_SECRET'];
+
+export const ordersConfigSchema = ordersConfigShape.superRefine(productionRules(SECRETS)).superRefine(distinctSecrets(SECRETS));
 
 export type OrdersConfig = z.infer<typeof ordersConfigSchema>;

@@ -1,6 +1,7 @@
 // Composition root of a standalone orders process: config, clients, app, listen, shutdown.
 import {
   createDatabase,
+  createInfrastructure,
   createLogger,
   databaseLocation,
   developmentSecret,
@@ -9,6 +10,7 @@ import {
   migrateDatabase,
   onShutdown,
   startOrExit,
+  listenHost,
 } from '@fed/platform';
 import { ordersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
@@ -24,24 +26,27 @@ await startOrExit(async () => {
   });
   // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
   if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
+  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger });
 
   const app = await createOrdersServer({
     db: database.db,
     users: createHttpUserDirectory({
       url: config.USERS_URL,
-      // Production refuses to start without these (see the config); development uses fixed dev values.
-      secret: config.USERS_SUBGRAPH_SECRET ?? developmentSecret('users-subgraph'),
+      // Production refuses to start without these (see the config); development uses fixed development values.
+      secret: config.ORDERS_TO_USERS_SECRET ?? developmentSecret('orders-to-users'),
       timeoutMs: config.USERS_TIMEOUT_MS,
     }),
     logger,
-    secret: config.ORDERS_SUBGRAPH_SECRET ?? developmentSecret('orders-subgraph'),
+    secrets: { gateway: config.ORDERS_SUBGRAPH_SECRET ?? developmentSecret('orders-subgraph') },
+    replayStore: infrastructure.rateLimiter,
     introspection: config.NODE_ENV !== 'production',
   });
-  const port = await listen(app.httpServer, config.ORDERS_PORT, config.HOST);
+  const port = await listen(app.httpServer, config.ORDERS_PORT, listenHost(config));
   logger.info({ port, database: database.kind }, 'orders subgraph ready');
 
   onShutdown(logger, async () => {
     await app.stop();
+    await infrastructure.close();
     await database.close();
   });
 });

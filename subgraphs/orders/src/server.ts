@@ -1,4 +1,4 @@
-import { createSubgraphApp, DateTimeScalar, loadTypeDefs, type GraphQLApp, type Logger } from '@fed/platform';
+import { createSubgraphApp, DateTimeScalar, loadTypeDefs, type GraphQLApp, type Logger, type RateLimiter } from '@fed/platform';
 import type { OrdersContext } from './context.ts';
 import type { OrdersDatabase } from './db/index.ts';
 import { ErrorCode } from './errors.ts';
@@ -17,13 +17,15 @@ export interface OrdersServerDeps {
   /** How placeOrder learns whether a user exists (the users subgraph owns that fact). */
   users: UserDirectory;
   logger: Logger;
-  /** This subgraph's own secret: every caller must sign its requests with it. */
-  secret: string;
+  /** What the gateway signs its requests with; no other service calls orders. */
+  secrets: { gateway: string };
+  /** The rate-limit edge, where signatures that ran a write are remembered. */
+  replayStore: RateLimiter;
   introspection?: boolean;
 }
 
 /** The orders subgraph as an app: it neither reads the environment nor listens. */
-export async function createOrdersServer({ db, users, logger, secret, introspection }: OrdersServerDeps): Promise<GraphQLApp> {
+export async function createOrdersServer({ db, users, logger, secrets, replayStore, introspection }: OrdersServerDeps): Promise<GraphQLApp> {
   const orders = createOrderRepository(db);
   const orderService = createOrderService(orders, users);
 
@@ -37,7 +39,8 @@ export async function createOrdersServer({ db, users, logger, secret, introspect
       orders,
       orderService,
     }),
-    secret,
+    callers: { gateway: { secret: secrets.gateway, actsForViewers: true } },
+    replayStore,
     logger,
     knownCodes: Object.values(ErrorCode),
     introspection,

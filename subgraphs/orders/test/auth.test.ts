@@ -54,6 +54,22 @@ describe('reads', () => {
     }
   });
 
+  it('does not tell a non-admin whether an order exists: unknown and someone else’s look the same', async () => {
+    const unknown = String(Number(aliceOrder.id) + 100_000);
+    for (const id of [unknown, aliceOrder.id]) {
+      const read = await orders.request(ORDER, { id }, bob);
+      expect({ data: read.data, codes: errorCodes(read), message: read.errors?.[0]?.message }).toEqual({
+        data: { order: null },
+        codes: ['FORBIDDEN'],
+        message: 'Only the user it belongs to or an admin may read this order',
+      });
+      const cancel = await orders.request(CANCEL, { id }, bob);
+      expect(errorCodes(cancel)).toEqual(['FORBIDDEN']);
+    }
+    const admin = await orders.request(ORDER, { id: unknown }, ADMIN);
+    expect(errorCodes(admin)).toEqual(['NOT_FOUND']);
+  });
+
   it('orders (every user’s) is for admins only', async () => {
     const admin = await orders.request<{ orders: { totalCount: number } }>('{ orders { totalCount } }', {}, ADMIN);
     expect(admin.data?.orders.totalCount).toBeGreaterThan(0);
@@ -122,7 +138,7 @@ describe('writes', () => {
 
 describe('service-to-service calls', () => {
   it('are signed: orders holding the wrong users secret cannot check a buyer, and writes nothing', async () => {
-    const misconfigured = await startOrdersSubgraph({ users: { url: users.url, secret: 'w'.repeat(43) }, prefix: 'orders_auth_wrong' });
+    const misconfigured = await startOrdersSubgraph({ users: { url: users.url, ordersSecret: 'w'.repeat(43) }, prefix: 'orders_auth_wrong' });
     try {
       const response = await misconfigured.request(PLACE_ORDER, { input: { userId: alice.userId, items } });
       expect(response.data).toBeNull();

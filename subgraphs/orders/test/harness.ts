@@ -2,7 +2,17 @@
 // migrations and served over real HTTP on a free port. Orders asks a real users subgraph whether a user
 // exists, exactly as in production. Nothing is mocked.
 import { randomBytes } from 'node:crypto';
-import { createDatabase, createLogger, listen, MemoryPubSub, migrateDatabase, type DatabaseHandle, type GraphQLApp, type Viewer } from '@fed/platform';
+import {
+  createDatabase,
+  createLogger,
+  listen,
+  MemoryPubSub,
+  MemoryRateLimiter,
+  migrateDatabase,
+  type DatabaseHandle,
+  type GraphQLApp,
+  type Viewer,
+} from '@fed/platform';
 import { createTestDatabase, signedGraphql, type GraphQLResponse, type Signing } from '@fed/platform/testing';
 import { createUsersServer } from '@fed/users';
 import * as usersDb from '@fed/users/db';
@@ -66,8 +76,10 @@ async function openTestDatabase<TSchema extends Record<string, unknown>>(
 
 export interface UsersSubgraph {
   url: string;
-  /** The secret the users subgraph verifies signatures with; orders signs its calls with it. */
+  /** The secret users verifies the gateway's signatures with. */
   secret: string;
+  /** The secret users verifies orders' own calls with; orders signs with it. */
+  ordersSecret: string;
   handle: DatabaseHandle<typeof usersDb.schema>;
   request: Request;
   /** Creates a user through the users subgraph's own createUser mutation; returns its id. */
@@ -80,10 +92,17 @@ export interface UsersSubgraph {
 export async function startUsersSubgraph(prefix = 'orders_it_users'): Promise<UsersSubgraph> {
   const database = await openTestDatabase(prefix, usersDb.schema, usersDb.migrationsFolder);
   const secret = newSecret();
+  const ordersSecret = newSecret();
   let app: GraphQLApp;
   let url: string;
   try {
-    app = await createUsersServer({ db: database.handle.db, pubsub: new MemoryPubSub(), logger: silentLogger(), secret });
+    app = await createUsersServer({
+      db: database.handle.db,
+      pubsub: new MemoryPubSub(),
+      logger: silentLogger(),
+      secrets: { gateway: secret, orders: ordersSecret },
+      replayStore: new MemoryRateLimiter(),
+    });
     url = await serve(app);
   } catch (error) {
     await database.close();
@@ -99,6 +118,7 @@ export async function startUsersSubgraph(prefix = 'orders_it_users'): Promise<Us
   return {
     url,
     secret,
+    ordersSecret,
     handle: database.handle,
     request,
     createUser: async (input) => {
@@ -137,7 +157,7 @@ export interface OrdersSubgraph {
   close(): Promise<void>;
 }
 
-export async function startOrdersSubgraph({ users, prefix = 'orders_it' }: { users: Pick<UsersSubgraph, 'url' | 'secret'>; prefix?: string }): Promise<OrdersSubgraph> {
+export async function startOrdersSubgraph({ users, prefix = 'orders_it' }: { users: Pick<UsersSubgraph, 'url' | 'ordersSecret'>; prefix?: string }): Promise<OrdersSubgraph> {
   const statements: string[] = [];
   const secret = newSecret();
   const database = await openTestDatabase(prefix, schema, migrationsFolder, (sql) => statements.push(sql));
@@ -146,9 +166,10 @@ export async function startOrdersSubgraph({ users, prefix = 'orders_it' }: { use
   try {
     app = await createOrdersServer({
       db: database.handle.db,
-      users: createHttpUserDirectory({ url: users.url, secret: users.secret }),
+      users: createHttpUserDirectory({ url: users.url, secret: users.ordersSecret }),
       logger: silentLogger(),
-      secret,
+      secrets: { gateway: secret },
+      replayStore: new MemoryRateLimiter(),
     });
     url = await serve(app);
   } catch (error) {

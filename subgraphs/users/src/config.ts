@@ -1,4 +1,4 @@
-import { dataDir, logLevel, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
+import { dataDir, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const usersConfigShape = z.object({
@@ -9,12 +9,16 @@ export const usersConfigShape = z.object({
   DATA_DIR: dataDir,
   /** Unset: in-memory pub/sub, which only reaches services in the same process. */
   REDIS_URL: redisUrl.optional(),
-  /** Every caller (the gateway, orders) signs its requests with this. Unset in development: a fixed dev value. */
+  /** The gateway signs its requests to users with this. Unset in development: a fixed development value. */
   USERS_SUBGRAPH_SECRET: secret.optional(),
+  /** Orders signs its own calls to users (as itself, never for a user) with this one. */
+  ORDERS_TO_USERS_SECRET: secret.optional(),
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });
 
-export const usersConfigSchema = usersConfigShape.superRefine(productionRules(['USERS_SUBGRAPH_SECRET']));
+const SECRETS = ['USERS_SUBGRAPH_SECRET', 'ORDERS_TO_USERS_SECRET'];
+
+export const usersConfigSchema = usersConfigShape.superRefine(productionRules(SECRETS)).superRefine(distinctSecrets(SECRETS));
 
 export type UsersConfig = z.infer<typeof usersConfigSchema>;

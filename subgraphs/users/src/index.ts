@@ -10,6 +10,7 @@ import {
   migrateDatabase,
   onShutdown,
   startOrExit,
+  listenHost,
 } from '@fed/platform';
 import { usersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
@@ -31,11 +32,15 @@ await startOrExit(async () => {
     db: database.db,
     pubsub: infrastructure.pubsub,
     logger,
-    // Production refuses to start without it (see the config); development signs with a fixed dev value.
-    secret: config.USERS_SUBGRAPH_SECRET ?? developmentSecret('users-subgraph'),
+    // Production refuses to start without them (see the config); development uses fixed development values.
+    secrets: {
+      gateway: config.USERS_SUBGRAPH_SECRET ?? developmentSecret('users-subgraph'),
+      orders: config.ORDERS_TO_USERS_SECRET ?? developmentSecret('orders-to-users'),
+    },
+    replayStore: infrastructure.rateLimiter,
     introspection: config.NODE_ENV !== 'production',
   });
-  const port = await listen(app.httpServer, config.USERS_PORT, config.HOST);
+  const port = await listen(app.httpServer, config.USERS_PORT, listenHost(config));
   logger.info({ port, database: database.kind, bus: infrastructure.kind }, 'users subgraph ready');
 
   onShutdown(logger, async () => {

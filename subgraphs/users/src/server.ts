@@ -5,6 +5,7 @@ import {
   type GraphQLApp,
   type Logger,
   type PubSub,
+  type RateLimiter,
 } from '@fed/platform';
 import type { UsersContext } from './context.ts';
 import type { UsersDatabase } from './db/index.ts';
@@ -24,13 +25,15 @@ export interface UsersServerDeps {
   /** Where user events go: in-memory in the embedded default, Redis when scaled out. */
   pubsub: PubSub;
   logger: Logger;
-  /** This subgraph's own secret: every caller must sign its requests with it. */
-  secret: string;
+  /** What each caller signs with: the gateway (acting for end users) and orders (acting as itself). */
+  secrets: { gateway: string; orders: string };
+  /** The rate-limit edge, where signatures that ran a write are remembered. */
+  replayStore: RateLimiter;
   introspection?: boolean;
 }
 
 /** The users subgraph as an app: it neither reads the environment nor listens. */
-export async function createUsersServer({ db, pubsub, logger, secret, introspection }: UsersServerDeps): Promise<GraphQLApp> {
+export async function createUsersServer({ db, pubsub, logger, secrets, replayStore, introspection }: UsersServerDeps): Promise<GraphQLApp> {
   const users = createUserRepository(db);
   const userService = createUserService(users, createUserEventPublisher(pubsub, logger));
 
@@ -44,7 +47,8 @@ export async function createUsersServer({ db, pubsub, logger, secret, introspect
       users,
       userService,
     }),
-    secret,
+    callers: { gateway: { secret: secrets.gateway, actsForViewers: true }, orders: { secret: secrets.orders, actsForViewers: false } },
+    replayStore,
     logger,
     knownCodes: Object.values(ErrorCode),
     introspection,

@@ -71,6 +71,23 @@ describe('only signed requests are answered', () => {
     await expectRefused(await post(ENTITIES, { [IDENTITY_HEADER]: captured }));
   });
 
+  it('checks each caller with its own key: orders acts as itself, and cannot pose as the gateway or act for a user', async () => {
+    const asOrders = (viewer: Viewer | null, caller = 'orders') =>
+      post(ENTITIES, { [IDENTITY_HEADER]: signIdentity({ secret: harness.ordersSecret, caller, audience: 'users', viewer, body: ENTITIES }) });
+    expect((await asOrders(null)).status).toBe(200);
+    await expectRefused(await asOrders(ADMIN));
+    await expectRefused(await asOrders(ADMIN, 'gateway'));
+  });
+
+  it('runs a signed mutation once: the same signature sent again is refused, and nothing is written twice', async () => {
+    const body = JSON.stringify({ query: 'mutation { createUser(input: { email: "once@example.com", name: "Once" }) { id } }' });
+    const identity = signIdentity({ secret: harness.secret, caller: 'gateway', audience: 'users', viewer: ADMIN, body });
+    const before = await harness.countUsers();
+    expect((await post(body, { [IDENTITY_HEADER]: identity })).status).toBe(200);
+    await expectRefused(await post(body, { [IDENTITY_HEADER]: identity }));
+    expect(await harness.countUsers()).toBe(before + 1);
+  });
+
   it('answers the same request once it is signed, and keeps the probes open', async () => {
     const response = await signedFetch(harness.url, harness.signing(null), ENTITIES);
     expect(response.status).toBe(200);

@@ -1,7 +1,16 @@
 // A real users subgraph for tests: its own freshly created Postgres database, migrated with the committed
 // migrations, served over real HTTP on a free port. Nothing is mocked.
 import { randomBytes } from 'node:crypto';
-import { createDatabase, createLogger, listen, MemoryPubSub, migrateDatabase, type DatabaseHandle, type Viewer } from '@fed/platform';
+import {
+  createDatabase,
+  createLogger,
+  listen,
+  MemoryPubSub,
+  MemoryRateLimiter,
+  migrateDatabase,
+  type DatabaseHandle,
+  type Viewer,
+} from '@fed/platform';
 import { createTestDatabase, signedGraphql, type GraphQLResponse, type Signing } from '@fed/platform/testing';
 import { count } from 'drizzle-orm';
 import { migrationsFolder, schema } from '../src/db/index.ts';
@@ -13,8 +22,9 @@ export const ADMIN: Viewer = { userId: '1000000', role: 'admin' };
 export interface UsersHarness {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:PORT/graphql */
   url: string;
-  /** The secret this subgraph verifies signatures with. */
+  /** The secrets this subgraph verifies the gateway's and orders' signatures with. */
   secret: string;
+  ordersSecret: string;
   /** How the gateway would sign a request acting for `viewer`. */
   signing(viewer: Viewer | null): Signing;
   /** Direct drizzle access to the subgraph's own database (the same pool the app uses). */
@@ -38,6 +48,7 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
   const database = await createTestDatabase(prefix);
   const statements: string[] = [];
   const secret = randomBytes(32).toString('base64url');
+  const ordersSecret = randomBytes(32).toString('base64url');
   let handle: DatabaseHandle<typeof schema> | undefined;
   try {
     handle = await createDatabase({ location: { url: database.url }, schema, onQuery: (sql) => statements.push(sql) });
@@ -46,7 +57,8 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
       db: handle.db,
       pubsub: new MemoryPubSub(),
       logger: createLogger({ name: 'test', level: 'silent' }),
-      secret,
+      secrets: { gateway: secret, orders: ordersSecret },
+      replayStore: new MemoryRateLimiter(),
     });
     const port = await listen(app.httpServer, 0, '127.0.0.1');
     const url = `http://127.0.0.1:${port}/graphql`;
@@ -56,6 +68,7 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
     return {
       url,
       secret,
+      ordersSecret,
       signing,
       handle: db,
       statements,

@@ -1,6 +1,7 @@
 import {
   assertAdmin,
   assertSelfOrAdmin,
+  isAdmin,
   decodeCursor,
   GRAPHQL_MAX_INT,
   parseFirst,
@@ -9,19 +10,28 @@ import {
   toConnection,
   tryParseId,
 } from '@fed/platform';
+import type { OrdersContext } from '../context.ts';
 import { ErrorCode } from '../errors.ts';
 import type { Resolvers } from '../generated/resolvers.ts';
+import type { OrderRow } from './repository.ts';
 
 const CURSOR_KIND = 'order';
 
+/**
+ * An order the viewer may act on. Only admins learn that an id does not exist; anyone else gets the same
+ * FORBIDDEN for an unknown order as for someone else's, so order ids cannot be probed.
+ */
+async function ownedOrder(orderId: number, { viewer, loaders }: OrdersContext, action: string): Promise<OrderRow> {
+  const row = await loaders.byId.load(orderId);
+  if (!row && isAdmin(viewer)) throw publicError(ErrorCode.NotFound, `No order with id ${orderId}`, 'id');
+  assertSelfOrAdmin(viewer, row?.userId ?? 0, action);
+  if (!row) throw publicError(ErrorCode.NotFound, `No order with id ${orderId}`, 'id');
+  return row;
+}
+
 export const orderResolvers = {
   Query: {
-    order: async (_parent, { id }, { viewer, loaders }) => {
-      const row = await loaders.byId.load(parseId(id));
-      if (!row) throw publicError(ErrorCode.NotFound, `No order with id ${id}`, 'id');
-      assertSelfOrAdmin(viewer, row.userId, 'read this order');
-      return row;
-    },
+    order: (_parent, { id }, context) => ownedOrder(parseId(id), context, 'read this order'),
 
     orders: async (_parent, { first, after, status }, { viewer, orders, loaders }) => {
       assertAdmin(viewer, "list every user's orders");
@@ -40,23 +50,20 @@ export const orderResolvers = {
       loaders.itemsByOrderId.prime(order.id, items);
       return order;
     },
-    cancelOrder: async (_parent, { id }, { viewer, orderService, loaders }) => {
+    cancelOrder: async (_parent, { id }, context) => {
       const orderId = parseId(id);
-      const row = await loaders.byId.load(orderId);
-      if (!row) throw publicError(ErrorCode.NotFound, `No order with id ${id}`, 'id');
       // The owner never changes, so checking before the (atomic) cancel leaves no window.
-      assertSelfOrAdmin(viewer, row.userId, 'cancel this order');
-      return orderService.cancel(orderId);
+      await ownedOrder(orderId, context, 'cancel this order');
+      return context.orderService.cancel(orderId);
     },
   },
 
   Order: {
     // Another subgraph holding an order id is no licence to read the order.
-    __resolveReference: async ({ id }, { viewer, loaders }) => {
+    __resolveReference: async ({ id }, context) => {
       const parsed = tryParseId(id);
-      const row = parsed === undefined ? null : await loaders.byId.load(parsed);
-      if (row) assertSelfOrAdmin(viewer, row.userId, 'read this order');
-      return row;
+      if (parsed === undefined) return null;
+      return isAdmin(context.viewer) ? context.loaders.byId.load(parsed) : ownedOrder(parsed, context, 'read this order');
     },
     items: (order, _args, { loaders }) => loaders.itemsByOrderId.load(order.id),
     // A reference only: the gateway asks the users subgraph for the rest.

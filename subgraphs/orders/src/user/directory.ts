@@ -13,7 +13,7 @@ const ENTITY_QUERY = 'query ($representations: [_Any!]!) { _entities(representat
 
 export interface HttpUserDirectoryOptions {
   url: string;
-  /** The users subgraph's secret: this call is signed as the service `orders`, acting for no user. */
+  /** The secret users holds for orders: this call is signed as the service `orders`, acting for no user. */
   secret: string;
   timeoutMs?: number;
 }
