@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HttpError, listen } from '@fed/platform';
-import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type JWK } from 'jose';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../src/auth/authenticate.ts';
 import { mintToken } from '../src/auth/tokens.ts';
@@ -69,12 +69,12 @@ describe('a remote JWKS (production)', () => {
   let jwksUrl: string;
   let served: JWK[] = [];
   type PrivateKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
-  const keys: Record<string, { privateKey: PrivateKey; jwk: JWK }> = {};
+  const keys: Record<string, { privateKey: PrivateKey; jwk: JWK; pem: string }> = {};
 
   beforeAll(async () => {
     for (const kid of ['old', 'new']) {
       const { privateKey, publicKey } = await generateKeyPair('RS256');
-      keys[kid] = { privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
+      keys[kid] = { privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }, pem: await exportSPKI(publicKey) };
     }
     served = [keys.old!.jwk];
     server = createServer((_req, res) => {
@@ -112,9 +112,17 @@ describe('a remote JWKS (production)', () => {
 
   it('refuses an HS256 token that uses a published public key as its secret (algorithm confusion)', async () => {
     const authenticate = createAuthenticator({ ...CLAIMS, jwksUrl });
-    const publicKeyAsSecret = JSON.stringify(keys.old!.jwk);
-    const forged = await mintToken({ ...CLAIMS, secret: publicKeyAsSecret, sub: '1', role: 'admin' });
-    await expectRefused(authenticate(`Bearer ${forged}`));
+    // The classic forgery: HMAC-sign with the public key, in the forms a careless verifier would use as a secret.
+    for (const publicKeyAsSecret of [keys.old!.pem, JSON.stringify(keys.old!.jwk)]) {
+      const forged = await new SignJWT({ role: 'admin' })
+        .setProtectedHeader({ alg: 'HS256', kid: 'old' })
+        .setSubject('1')
+        .setIssuer(CLAIMS.issuer)
+        .setAudience(CLAIMS.audience)
+        .setExpirationTime('10m')
+        .sign(new TextEncoder().encode(publicKeyAsSecret));
+      await expectRefused(authenticate(`Bearer ${forged}`));
+    }
   });
 
   it('answers 503 AUTH_UNAVAILABLE, not 401, when the key set cannot be fetched', async () => {

@@ -209,11 +209,19 @@ describe('the admit step, before GraphQL', () => {
   let server: Server;
   let url: string;
   const seen: string[] = [];
+  let resolved = 0;
 
   beforeAll(async () => {
     apollo = new ApolloServer<{ who: string }>({
       typeDefs: 'type Query { whoami: String }',
-      resolvers: { Query: { whoami: (_: unknown, __: unknown, context: { who: string }) => context.who } },
+      resolvers: {
+        Query: {
+          whoami: (_: unknown, __: unknown, context: { who: string }) => {
+            resolved++;
+            return context.who;
+          },
+        },
+      },
     });
     await apollo.start();
     server = createServer(
@@ -244,6 +252,7 @@ describe('the admit step, before GraphQL', () => {
   });
 
   it('answers an HttpError with its status, code and headers, keeps CORS headers, and never runs GraphQL', async () => {
+    const before = resolved;
     const response = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-refuse': '1', origin: 'https://app.example' },
@@ -253,5 +262,6 @@ describe('the admit step, before GraphQL', () => {
     expect(response.headers.get('retry-after')).toBe('3');
     expect(response.headers.get('access-control-allow-origin')).toBe('https://app.example');
     expect(await response.json()).toEqual({ errors: [{ message: 'Slow down', extensions: { code: 'RATE_LIMITED' } }] });
+    expect(resolved).toBe(before);
   });
 });
