@@ -1,17 +1,9 @@
-import { ConfigError, developmentSecret, parseConfig } from '@fed/platform';
+import { developmentSecret, parseConfig } from '@fed/platform';
+import { configIssues } from '@fed/platform/testing';
 import { describe, expect, it } from 'vitest';
 import { gatewayConfigSchema, gatewaySettings } from '../src/config.ts';
 
 const SECRET = 'j'.repeat(40);
-const issues = (env: Record<string, string>) => {
-  try {
-    parseConfig(gatewayConfigSchema, env);
-    return [];
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    return error.issues;
-  }
-};
 
 describe('gateway configuration', () => {
   it('needs nothing in development: a development secret, issuer and audience, and every limit at its default', () => {
@@ -21,35 +13,35 @@ describe('gateway configuration', () => {
   });
 
   it('refuses production without a JWT secret or a key set, and with development secrets', () => {
-    expect(issues({ NODE_ENV: 'production' })).toEqual(['JWT_SECRET: is required in production']);
-    expect(issues({ NODE_ENV: 'production', JWT_SECRET: developmentSecret('jwt') })).toEqual([
+    expect(configIssues(gatewayConfigSchema, { NODE_ENV: 'production' })).toEqual(['JWT_SECRET: is required in production']);
+    expect(configIssues(gatewayConfigSchema, { NODE_ENV: 'production', JWT_SECRET: developmentSecret('jwt') })).toEqual([
       'JWT_SECRET: is a development secret; set a real one in production',
     ]);
-    expect(issues({ NODE_ENV: 'production', JWT_SECRET: SECRET, SUBGRAPH_SECRETS: `users=${developmentSecret('users-subgraph')}` })).toEqual([
+    expect(configIssues(gatewayConfigSchema, { NODE_ENV: 'production', JWT_SECRET: SECRET, SUBGRAPH_SECRETS: `users=${developmentSecret('users-subgraph')}` })).toEqual([
       'SUBGRAPH_SECRETS.users: is a development secret; set a real one in production',
     ]);
   });
 
   it('with a key set: production needs https, an issuer and an audience; and it cannot be combined with a secret', () => {
-    expect(issues({ NODE_ENV: 'production', JWKS_URL: 'http://idp.internal/jwks.json' }).sort()).toEqual([
+    expect(configIssues(gatewayConfigSchema, { NODE_ENV: 'production', JWKS_URL: 'http://idp.internal/jwks.json' }).sort()).toEqual([
       'JWKS_URL: must be an https:// URL in production',
       'JWT_AUDIENCE: is required in production',
       'JWT_ISSUER: is required in production',
     ]);
-    expect(issues({ NODE_ENV: 'production', JWKS_URL: 'https://idp.example/jwks.json', JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'shop' })).toEqual([]);
-    expect(issues({ JWKS_URL: 'https://idp.example/jwks.json', JWT_SECRET: SECRET })).toEqual(['JWKS_URL: set either JWT_SECRET or JWKS_URL, not both']);
-    expect(issues({ JWKS_URL: 'https://idp.example/jwks.json', JWT_ALGORITHMS: 'RS256,HS256' })).toHaveLength(1);
+    expect(configIssues(gatewayConfigSchema, { NODE_ENV: 'production', JWKS_URL: 'https://idp.example/jwks.json', JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'shop' })).toEqual([]);
+    expect(configIssues(gatewayConfigSchema, { JWKS_URL: 'https://idp.example/jwks.json', JWT_SECRET: SECRET })).toEqual(['JWKS_URL: set either JWT_SECRET or JWKS_URL, not both']);
+    expect(configIssues(gatewayConfigSchema, { JWKS_URL: 'https://idp.example/jwks.json', JWT_ALGORITHMS: 'RS256,HS256' })).toHaveLength(1);
   });
 
   it('refuses the same secret for two purposes in production', () => {
-    expect(issues({ NODE_ENV: 'production', JWT_SECRET: SECRET, SUBGRAPH_SECRETS: `users=${SECRET},orders=${'o'.repeat(40)}` })).toEqual([
+    expect(configIssues(gatewayConfigSchema, { NODE_ENV: 'production', JWT_SECRET: SECRET, SUBGRAPH_SECRETS: `users=${SECRET},orders=${'o'.repeat(40)}` })).toEqual([
       'users: must differ from JWT_SECRET',
     ]);
   });
 
   it('reports a malformed secret entry by its position, never echoing any part of it', () => {
     const leaked = 'sup3r-s3cret-with,a-comma-inside-it-0123456789';
-    const problems = issues({ SUBGRAPH_SECRETS: `users=${leaked}` });
+    const problems = configIssues(gatewayConfigSchema, { SUBGRAPH_SECRETS: `users=${leaked}` });
     expect(problems).toEqual([
       'SUBGRAPH_SECRETS: entry 1 is not name=secret of 32+ characters',
       'SUBGRAPH_SECRETS: entry 2 is not name=secret of 32+ characters',
@@ -58,7 +50,7 @@ describe('gateway configuration', () => {
   });
 
   it('refuses a limit of 0 (it would refuse every operation); RATE_LIMIT_MAX=0 turns the rate limit off', () => {
-    expect(issues({ MAX_DEPTH: '0' })).toHaveLength(1);
+    expect(configIssues(gatewayConfigSchema, { MAX_DEPTH: '0' })).toHaveLength(1);
     expect(gatewaySettings(parseConfig(gatewayConfigSchema, { RATE_LIMIT_MAX: '0' })).gateway.rateLimit).toBeNull();
   });
 });

@@ -10,7 +10,7 @@
 // shared 2-core machine is noisy (the load generator and Postgres compete with the stack), so each run also
 // reports the stack process's CPU time per request, read from /proc (Linux). Medians and ratios go to stdout
 // as JSON, progress to stderr.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
@@ -20,6 +20,7 @@ import { mintToken } from '@fed/gateway';
 import { DEVELOPMENT_JWT } from '@fed/gateway/config';
 import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '@fed/platform/testing';
 import { openDatabases } from '../src/databases.ts';
+import { startStackProcess, type StackProcess } from '../src/process.ts';
 import { seed } from '../src/seed.ts';
 import { median } from './stats.ts';
 
@@ -55,31 +56,23 @@ interface Stack {
   name: string;
   url: string;
   headers: Record<string, string>;
-  child: ChildProcess;
+  process: StackProcess;
 }
 
 async function startStack(name: string, tree: string, env: Record<string, string>, headers: Record<string, string>): Promise<Stack> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], {
-    cwd: `${tree}/infra/stack`,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, GATEWAY_PORT: '0', USERS_PORT: '0', ORDERS_PORT: '0', LOG_LEVEL: 'warn', NODE_ENV: 'production', SEED_ON_FIRST_START: 'false', APOLLO_TELEMETRY_DISABLED: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const started = await startStackProcess(tree, {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    GATEWAY_PORT: '0',
+    USERS_PORT: '0',
+    ORDERS_PORT: '0',
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'production',
+    SEED_ON_FIRST_START: 'false',
+    APOLLO_TELEMETRY_DISABLED: '1',
+    ...env,
   });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name}: no banner within 60 s:\n${output}`)), 60_000);
-    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}:\n${output}`)));
-    const poll = setInterval(() => {
-      const match = /Gateway\s+(http:\/\/\S+)/.exec(output);
-      if (match?.[1] && /ready in/.test(output)) {
-        clearInterval(poll);
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    }, 50);
-  });
-  return { name, url, headers: { 'content-type': 'application/json', ...headers }, child };
+  return { name, url: started.gatewayUrl, headers: { 'content-type': 'application/json', ...headers }, process: started };
 }
 
 async function answer(stack: Stack): Promise<unknown> {
@@ -98,9 +91,9 @@ function cpuMs(pid: number): number {
 }
 
 async function load(stack: Stack, seconds: number) {
-  const cpuBefore = cpuMs(stack.child.pid!);
+  const cpuBefore = cpuMs(stack.process.child.pid!);
   const result = await autocannon({ url: stack.url, method: 'POST', headers: stack.headers, body: JSON.stringify({ query: QUERY }), connections, duration: seconds });
-  const cpu = cpuMs(stack.child.pid!) - cpuBefore;
+  const cpu = cpuMs(stack.process.child.pid!) - cpuBefore;
   if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
     throw new Error(`${stack.name}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
   }
@@ -161,10 +154,6 @@ try {
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 } finally {
-  for (const { child } of stacks) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  for (const stack of stacks) await stack.process.stop();
   for (const database of databases) await database.drop();
 }

@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { graphql } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStackProcess, type StackProcess } from '../src/process.ts';
 
 const NESTED = '{ users(first: 3) { totalCount edges { node { id name orders(first: 2) { edges { node { id totalCents items { sku quantity unitPriceCents } } } } } } } }';
 
@@ -30,42 +31,23 @@ async function tokenFromCli(...args: string[]): Promise<Record<string, string>> 
  * pub/sub. Ports are 0 so the test never collides with a running copy; the URLs are read from its banner.
  */
 describe('the embedded default (npm start)', () => {
-  let child: ChildProcess;
+  let stack: StackProcess;
   let dataDir: string;
   let gatewayUrl: string;
-  let output = '';
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'fed-embedded-'));
-    const cwd = fileURLToPath(new URL('..', import.meta.url));
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, GATEWAY_PORT: '0', USERS_PORT: '0', ORDERS_PORT: '0', LOG_LEVEL: 'warn' };
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    gatewayUrl = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no banner within 60 s:\n${output}`)), 60_000);
-      child.once('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
-      const poll = setInterval(() => {
-        const match = /Gateway\s+(http:\/\/\S+)/.exec(output);
-        if (match?.[1] && /ready in/.test(output)) {
-          clearInterval(poll);
-          clearTimeout(timer);
-          resolve(match[1]);
-        }
-      }, 50);
-    });
+    stack = await startStackProcess(REPO_ROOT, { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, GATEWAY_PORT: '0', USERS_PORT: '0', ORDERS_PORT: '0', LOG_LEVEL: 'warn' });
+    gatewayUrl = stack.gatewayUrl;
   }, 90_000);
 
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stack?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('prints the gateway and subgraph URLs and says it runs on PGlite and in-memory pub/sub', () => {
+    const output = stack.output();
     expect(output).toMatch(/users\s+http:\/\/127\.0\.0\.1:\d+\/graphql\s+PGlite/);
     expect(output).toMatch(/orders\s+http:\/\/127\.0\.0\.1:\d+\/graphql\s+PGlite/);
     expect(output).toMatch(/cache and pub\/sub: in memory/);

@@ -1,3 +1,4 @@
 export * from './services.ts';
 export * from './graphql.ts';
 export * from './tcp-proxy.ts';
+export * from './config.ts';
