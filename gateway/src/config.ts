@@ -40,8 +40,8 @@ const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', '
 
 export const DEFAULT_SUPERGRAPH_PATH = fileURLToPath(new URL('../../schema/supergraph.graphql', import.meta.url));
 
-/** What development tokens (`npm run token`) and the gateway agree on when nothing is configured. */
-export const DEVELOPMENT_JWT = { issuer: 'federated-graph-dev', audience: 'federated-graph' } as const;
+/** What development tokens (`npm run token`) and the gateway agree on when nothing is configured: HS256. */
+export const DEVELOPMENT_AUTH = { issuer: 'federated-graph-dev', audience: 'federated-graph', secret: developmentSecret('jwt') } as const;
 
 export const gatewayConfigShape = z.object({
   GATEWAY_PORT: port(4000),
@@ -78,8 +78,8 @@ export const gatewayConfigShape = z.object({
   MAX_ALIASES: limit(DEFAULT_OPERATION_LIMITS.maxAliases),
   MAX_DIRECTIVES: limit(DEFAULT_OPERATION_LIMITS.maxDirectives),
   MAX_COST: limit(DEFAULT_OPERATION_LIMITS.maxCost),
-  MAX_TOKENS: z.coerce.number().int().positive().default(10_000),
-  MAX_VALIDATION_ERRORS: z.coerce.number().int().positive().default(20),
+  MAX_TOKENS: limit(10_000),
+  MAX_VALIDATION_ERRORS: limit(20),
   /** Requests per client per window; 0 turns the rate limit off. */
   RATE_LIMIT_MAX: count(DEFAULT_RATE_LIMIT.limit),
   RATE_LIMIT_WINDOW_MS: milliseconds(DEFAULT_RATE_LIMIT.windowMs),
@@ -123,13 +123,13 @@ export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
  */
 export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>) {
   const auth: AuthenticatorOptions = {
-    issuer: config.JWT_ISSUER ?? DEVELOPMENT_JWT.issuer,
-    audience: config.JWT_AUDIENCE ?? DEVELOPMENT_JWT.audience,
+    issuer: config.JWT_ISSUER ?? DEVELOPMENT_AUTH.issuer,
+    audience: config.JWT_AUDIENCE ?? DEVELOPMENT_AUTH.audience,
     clockToleranceSeconds: config.JWT_CLOCK_TOLERANCE_S,
     // Production refuses to start without one of the two (gatewayConfigRules).
     ...(config.JWKS_URL
       ? { jwksUrl: config.JWKS_URL, algorithms: config.JWT_ALGORITHMS }
-      : { secret: config.JWT_SECRET ?? developmentSecret('jwt') }),
+      : { secret: config.JWT_SECRET ?? DEVELOPMENT_AUTH.secret }),
   };
   const gateway = {
     mode: config.NODE_ENV === 'production' ? 'production' : 'development',

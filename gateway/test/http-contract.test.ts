@@ -5,7 +5,7 @@ import { createLogger, createMemoryCache, developmentSecret, listen, MemoryRateL
 import { graphql } from '@fed/platform/testing';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_JWT } from '../src/config.ts';
+import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '../src/config.ts';
 import { createAuthenticator, createGateway, type Gateway } from '../src/gateway.ts';
 import { readSupergraph } from '../src/supergraph/load.ts';
 
@@ -24,7 +24,7 @@ async function start(
     logger: createLogger({ name: 'test', level: 'silent' }),
     cache: createMemoryCache(),
     rateLimiter: new MemoryRateLimiter(),
-    authenticate: createAuthenticator({ ...DEVELOPMENT_JWT, secret: developmentSecret('jwt') }),
+    authenticate: createAuthenticator(DEVELOPMENT_AUTH),
     subgraphSecrets: {},
     defaultSubgraphSecret: (name) => developmentSecret(name),
     mode,

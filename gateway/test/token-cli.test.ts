@@ -1,11 +1,10 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { developmentSecret } from '@fed/platform';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../src/auth/authenticate.ts';
-import { DEVELOPMENT_JWT } from '../src/config.ts';
+import { DEVELOPMENT_AUTH } from '../src/config.ts';
 
 const cwd = fileURLToPath(new URL('..', import.meta.url));
 
@@ -28,7 +27,7 @@ describe('npm run -s token', () => {
     const { code, stdout } = await token(['--sub', '5', '--role', 'admin', '--ttl', '15m']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
-    const authenticate = createAuthenticator({ ...DEVELOPMENT_JWT, secret: developmentSecret('jwt') });
+    const authenticate = createAuthenticator(DEVELOPMENT_AUTH);
     expect(await authenticate(`Bearer ${stdout.trim()}`)).toEqual({ userId: '5', role: 'admin' });
     const { iat, exp } = decodeJwt(stdout.trim());
     expect(exp! - iat!).toBe(15 * 60);

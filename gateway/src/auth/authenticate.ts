@@ -1,6 +1,6 @@
 import { webcrypto } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { HttpError, isRole, type Viewer } from '@fed/platform';
+import { HttpError, isRole, tryParseId, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 
 export interface AuthenticatorOptions {
@@ -19,8 +19,6 @@ export interface AuthenticatorOptions {
 
 /** Reads a request's Authorization header: null means anonymous; a bad token is refused, never downgraded. */
 export type Authenticator = (authorization: string | undefined) => Promise<Viewer | null>;
-
-const USER_ID = /^[1-9]\d{0,14}$/;
 
 // The JWKS could not be fetched or read: the token may well be fine, so the client must not be told otherwise.
 const KEYS_UNAVAILABLE = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID', 'ERR_JOSE_GENERIC']);
@@ -70,7 +68,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     }
 
     const role = payload.role === undefined ? 'user' : payload.role;
-    if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub) || !isRole(role)) {
+    if (typeof payload.sub !== 'string' || tryParseId(payload.sub) === undefined || !isRole(role)) {
       throw unauthenticated('The token is not valid');
     }
     return { userId: payload.sub, role };

@@ -1,7 +1,7 @@
 // `npm run -s token -- --sub <id> [--role admin] [--ttl 1h]`: prints a development token, and nothing else,
 // on stdout, so that `TOKEN=$(npm run -s token -- --sub 1)` works. Problems go to stderr.
 import { parseArgs } from 'node:util';
-import { isRole, loadConfigOrExit } from '@fed/platform';
+import { isRole, loadConfigOrExit, tryParseId } from '@fed/platform';
 import { mintToken } from '../auth/tokens.ts';
 import { gatewayConfigSchema, gatewaySettings } from '../config.ts';
 
@@ -33,7 +33,7 @@ if (values.help) {
   process.stderr.write(`${USAGE}\n`);
   process.exit(0);
 }
-if (!values.sub || !/^[1-9]\d{0,14}$/.test(values.sub)) fail('--sub must be a user id (a positive integer)');
+if (!values.sub || tryParseId(values.sub) === undefined) fail('--sub must be a user id (a positive integer)');
 const role = values.role ?? 'user';
 if (!isRole(role)) fail(`--role must be user or admin (got "${role}")`);
 const ttlSeconds = seconds(values.ttl ?? '1h');

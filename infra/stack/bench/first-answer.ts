@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mintToken } from '@fed/gateway';
-import { DEVELOPMENT_JWT } from '@fed/gateway/config';
-import { developmentSecret } from '@fed/platform';
+import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { median } from './stats.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, port: { type: 'string', default: '4900' } } });
@@ -18,7 +17,7 @@ const port = Number(values.port);
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 const query = JSON.stringify({ query: '{ users(first: 2) { edges { node { name orders(first: 2) { edges { node { items { sku } } } } } } } }' });
 // npm start verifies tokens with the development secret; orders are private, so the query is sent as an admin.
-const authorization = `Bearer ${await mintToken({ ...DEVELOPMENT_JWT, secret: developmentSecret('jwt'), sub: '1', role: 'admin' })}`;
+const authorization = `Bearer ${await mintToken({ ...DEVELOPMENT_AUTH, sub: '1', role: 'admin' })}`;
 
 async function firstAnswer(dataDir: string): Promise<number> {
   const started = performance.now();

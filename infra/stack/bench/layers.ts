@@ -17,7 +17,7 @@ import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { mintToken } from '@fed/gateway';
-import { DEVELOPMENT_JWT } from '@fed/gateway/config';
+import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '@fed/platform/testing';
 import { openDatabases } from '../src/databases.ts';
 import { startStackProcess, type StackProcess } from '../src/process.ts';
@@ -117,7 +117,7 @@ try {
   }
 
   const jwtSecret = randomBytes(32).toString('base64url');
-  const token = await mintToken({ ...DEVELOPMENT_JWT, secret: jwtSecret, sub: '1', role: 'admin' });
+  const token = await mintToken({ ...DEVELOPMENT_AUTH, secret: jwtSecret, sub: '1', role: 'admin' });
   stacks.push(await startStack('baseline', baselineTree, pairs[0]!, {}));
   stacks.push(
     await startStack('layered', repo, { ...pairs[1]!, JWT_SECRET: jwtSecret, RATE_LIMIT_MAX: '1000000000' }, { authorization: `Bearer ${token}` }),

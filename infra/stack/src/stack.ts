@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAuthenticator, createGateway, type AuthenticatorOptions, type GatewayDeps } from '@fed/gateway';
-import { DEVELOPMENT_JWT } from '@fed/gateway/config';
+import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { createHttpUserDirectory, createOrdersServer } from '@fed/orders';
-import { createInfrastructure, developmentSecret, listen, type Logger } from '@fed/platform';
+import { createInfrastructure, listen, type Logger } from '@fed/platform';
 import { createUsersServer } from '@fed/users';
 import { openDatabases, type DatabaseLocations, type Databases, type OpenOptions } from './databases.ts';
 import { DEFAULT_SEED, isEmpty, seed, type SeedOptions } from './seed.ts';
@@ -107,7 +107,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     logger: logger.child({ service: 'gateway' }),
     cache: infrastructure.cache,
     rateLimiter: infrastructure.rateLimiter,
-    authenticate: createAuthenticator(options.auth ?? { ...DEVELOPMENT_JWT, secret: developmentSecret('jwt') }),
+    authenticate: createAuthenticator(options.auth ?? DEVELOPMENT_AUTH),
     mode,
   });
   await listen(gateway.httpServer, ports.gateway ?? 0, host);

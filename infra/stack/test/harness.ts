@@ -1,7 +1,7 @@
 import { mintToken } from '@fed/gateway';
-import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_JWT } from '@fed/gateway/config';
+import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { readSupergraph } from '@fed/gateway/supergraph';
-import { createLogger, developmentSecret, type Logger, type Role } from '@fed/platform';
+import { createLogger, type Logger, type Role } from '@fed/platform';
 import {
   createTestDatabase,
   graphql,
@@ -17,7 +17,7 @@ import { startStack, type RunningStack, type StackOptions } from '../src/stack.t
 export const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
 
 /** What the stack's gateway verifies tokens with when a test does not say otherwise (as `npm start` does). */
-export const TEST_AUTH = { ...DEVELOPMENT_JWT, secret: developmentSecret('jwt') };
+export const TEST_AUTH = DEVELOPMENT_AUTH;
 
 /** A bearer token for `sub`, as `npm run token` would mint it. */
 export const tokenFor = (sub: string, role: Role = 'user', ttlSeconds?: number) => mintToken({ ...TEST_AUTH, sub, role, ttlSeconds });

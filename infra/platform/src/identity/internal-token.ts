@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { tryParseId } from '../pagination.ts';
 import { MemoryRateLimiter, type RateLimiter } from '../rate-limit/index.ts';
 import { isRole, type Viewer } from './viewer.ts';
 
@@ -90,8 +91,6 @@ export interface IdentityVerifierOptions {
 
 export type IdentityVerifier = (token: string | undefined, body: string, now?: number) => CallerIdentity;
 
-const USER_ID = /^[1-9]\d{0,14}$/;
-
 export function createIdentityVerifier({ audience, callers, clockToleranceSeconds = 5 }: IdentityVerifierOptions): IdentityVerifier {
   return (token, body, now = Date.now()) => {
     const fail = (reason: string): never => {
@@ -125,7 +124,7 @@ export function createIdentityVerifier({ audience, callers, clockToleranceSecond
     const identity = { caller: claims.iss, tokenId: claims.jti };
     if (claims.sub === undefined && claims.role === undefined) return { ...identity, viewer: null };
     if (!caller.actsForViewers) return fail(`${claims.iss} may not act for a user`);
-    if (typeof claims.sub !== 'string' || !USER_ID.test(claims.sub) || !isRole(claims.role)) return fail('bad viewer claims');
+    if (typeof claims.sub !== 'string' || tryParseId(claims.sub) === undefined || !isRole(claims.role)) return fail('bad viewer claims');
     return { ...identity, viewer: { userId: claims.sub, role: claims.role } };
   };
 }
