@@ -7,11 +7,11 @@ import { DEFAULT_OPERATION_LIMITS } from './limits/operation-limits.ts';
 import { DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 
 /** `users=a,orders=b` → { users: 'a', orders: 'b' }, each value checked by `value`. */
-const namedValues = (value: z.ZodType<string>, example: string) =>
+const namedValues = <T>(value: z.ZodType<T>, example: string) =>
   z
     .string()
     .transform((text, ctx) => {
-      const entries: Record<string, string> = {};
+      const entries: Record<string, T> = {};
       const pairs = text.split(',').map((part) => part.trim()).filter(Boolean);
       pairs.forEach((pair, index) => {
         const [name, raw] = pair.split(/=(.*)/s, 2).map((part) => part.trim());
@@ -86,6 +86,13 @@ export const gatewayConfigShape = z.object({
   /** Proxies in front of the gateway whose X-Forwarded-For entries are trusted (1 behind one load balancer). */
   TRUST_PROXY_HOPS: count(0),
 
+  /** The full-response cache: `off` for benchmarks and debugging. */
+  RESPONSE_CACHE: z.enum(['on', 'off']).default('on'),
+  /** No response is cached longer than this, whatever the subgraphs' hints say. */
+  RESPONSE_CACHE_MAX_TTL_S: z.coerce.number().int().positive().default(300),
+  /** Lower caps for responses containing a type, in seconds (`Order=10,User=30`). */
+  RESPONSE_CACHE_TYPE_TTL_S: namedValues(z.coerce.number().int().min(0), 'seconds'),
+
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });
@@ -144,5 +151,8 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
     maxTokens: config.MAX_TOKENS,
     maxValidationErrors: config.MAX_VALIDATION_ERRORS,
   } satisfies Partial<GatewayDeps>;
-  return { auth, gateway };
+  // The store and the event bus come from the composition root's infrastructure.
+  const responseCache =
+    config.RESPONSE_CACHE === 'on' ? { maxTtlSeconds: config.RESPONSE_CACHE_MAX_TTL_S, typeTtlSeconds: config.RESPONSE_CACHE_TYPE_TTL_S } : null;
+  return { auth, gateway, responseCache };
 }

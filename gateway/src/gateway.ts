@@ -22,6 +22,7 @@ import { readListSizes } from './limits/measure.ts';
 import { DEFAULT_OPERATION_LIMITS, operationLimitsPlugin, type OperationLimits } from './limits/operation-limits.ts';
 import { createRateLimitGate, DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.ts';
+import { createResponseCache, type ResponseCache, type ResponseCacheOptions, type ResponseCacheRequest } from './response-cache/response-cache.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
 
 export { DOWNSTREAM_PUBLIC_CODES, ErrorCode } from './errors/codes.ts';
@@ -29,11 +30,20 @@ export { createAuthenticator, type Authenticator, type AuthenticatorOptions } fr
 export { mintToken } from './auth/tokens.ts';
 export { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/operation-limits.ts';
 export { DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
+export type { ResponseCacheOptions, ResponseCacheStats } from './response-cache/response-cache.ts';
 
 /** Per-request state every plugin and data source can rely on. */
 export interface GatewayContext extends BaseContext {
   /** Who the verified bearer token says is asking; null for an anonymous viewer. */
   viewer: Viewer | null;
+  /** What the response cache learns while the request runs (tags, committed events); unset when it is off. */
+  responseCache?: ResponseCacheRequest;
+}
+
+/** What the HTTP front knows before GraphQL runs, and hands to the context. */
+interface GatewayAdmission {
+  viewer: Viewer | null;
+  responseCache?: ResponseCacheRequest;
 }
 
 export interface GatewayDeps {
@@ -43,8 +53,10 @@ export interface GatewayDeps {
   subgraphUrls?: Record<string, string>;
   subgraphTimeoutMs?: number;
   logger: Logger;
-  /** Shared cache (APQ now, responses later): in-memory, or Redis when scaled out. */
+  /** Shared cache for automatic persisted queries: in-memory, or Redis when scaled out. */
   cache: KeyValueCache<string>;
+  /** The full-response cache (its store and the event bus that purges it); unset turns it off. */
+  responseCache?: ResponseCacheOptions | null;
   /** Development turns on introspection and the Apollo Sandbox landing page. */
   mode?: 'development' | 'production';
   /** Browser origins allowed to call; unset means `*` in development and none in production. */
@@ -74,12 +86,18 @@ export interface GatewayDeps {
 export interface Gateway extends GraphQLApp {
   apollo: ApolloServer<GatewayContext>;
   gateway: ApolloGateway;
+  /** Unset when caching is off. */
+  responseCache?: ResponseCache;
 }
 
 /** The gateway as an app: it neither reads the environment nor listens. */
 export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const { supergraphSdl, subgraphUrls = {}, subgraphTimeoutMs = 10_000, logger, cache, mode = 'production' } = deps;
   const development = mode === 'development';
+  const limits = { ...DEFAULT_OPERATION_LIMITS, ...deps.limits };
+  const responseCache = deps.responseCache
+    ? createResponseCache({ ...deps.responseCache, supergraphSdl, variant: JSON.stringify(limits), logger })
+    : undefined;
 
   const routed = new Set<string>();
   const gateway = new ApolloGateway({
@@ -91,7 +109,14 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       if (!target) throw new Error(`Subgraph "${name}" has no URL in the supergraph and none was configured`);
       const secret = deps.subgraphSecrets[name] ?? deps.defaultSubgraphSecret?.(name);
       if (!secret) throw new Error(`Subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
-      return new SubgraphDataSource({ name, url: target, timeoutMs: subgraphTimeoutMs, secret, logger });
+      return new SubgraphDataSource<GatewayContext>({
+        name,
+        url: target,
+        timeoutMs: subgraphTimeoutMs,
+        secret,
+        logger,
+        observer: responseCache?.observer,
+      });
     },
   });
 
@@ -117,15 +142,18 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageProductionDefault({ footer: false }),
       rejectSubscriptionsOverHttp(),
-      operationLimitsPlugin({ ...DEFAULT_OPERATION_LIMITS, ...deps.limits }, readListSizes(supergraphSdl)),
+      operationLimitsPlugin(limits, readListSizes(supergraphSdl)),
+      ...(responseCache ? [responseCache.plugin] : []),
     ],
   });
   await apollo.start();
+  await responseCache?.start();
   // A typo in an override (`order=` for `orders=`) would otherwise silently route to the supergraph's URL,
   // or leave a subgraph on the development secret.
   for (const [setting, names] of [['URL overrides', Object.keys(subgraphUrls)], ['secrets', Object.keys(deps.subgraphSecrets)]] as const) {
     const unknown = names.filter((name) => !routed.has(name));
     if (unknown.length > 0) {
+      await responseCache?.stop();
       await apollo.stop();
       throw new Error(`Subgraph ${setting} name subgraphs the supergraph does not have: ${unknown.join(', ')} (it has: ${[...routed].join(', ')})`);
     }
@@ -138,11 +166,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
   httpServer.on(
     'request',
-    graphqlRequestListener<GatewayContext, Viewer | null>({
+    graphqlRequestListener<GatewayContext, GatewayAdmission>({
       apollo,
       // Before anything is parsed: who is asking, and whether they may ask again so soon. A refused token
       // still counts against its address, so a flood of bad tokens is rate limited too.
-      admit: async (req: IncomingMessage) => {
+      admit: async (req: IncomingMessage): Promise<GatewayAdmission> => {
         let viewer: Viewer | null = null;
         let refusal: unknown;
         try {
@@ -152,9 +180,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         }
         await limitRate?.(req, viewer);
         if (refusal) throw refusal;
-        return viewer;
+        return { viewer };
       },
-      context: async (_req, viewer) => ({ viewer }),
+      around: responseCache?.around,
+      context: async (_req, { viewer, responseCache: cacheState }) => ({ viewer, responseCache: cacheState }),
       corsOrigins: deps.corsOrigins ?? (development ? '*' : undefined),
       maxBodyBytes: deps.maxBodyBytes,
       logger,
@@ -165,7 +194,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     httpServer,
     apollo,
     gateway,
+    responseCache,
     stop: async () => {
+      await responseCache?.stop();
       await apollo.stop();
     },
   };

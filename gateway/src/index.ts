@@ -20,6 +20,11 @@ await startOrExit(async () => {
     supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
     logger,
     cache: infrastructure.cache,
+    responseCache: settings.responseCache && {
+      ...settings.responseCache,
+      store: infrastructure.createResponseStore({ maxTtlSeconds: settings.responseCache.maxTtlSeconds }),
+      events: infrastructure.pubsub,
+    },
     rateLimiter: infrastructure.rateLimiter,
     authenticate: createAuthenticator(settings.auth),
     subgraphSecrets: config.SUBGRAPH_SECRETS,
@@ -27,7 +32,7 @@ await startOrExit(async () => {
     defaultSubgraphSecret: config.NODE_ENV === 'production' ? undefined : (name) => developmentSecret(`${name}-subgraph`),
   });
   const port = await listen(app.httpServer, config.GATEWAY_PORT, listenHost(config));
-  logger.info({ port, cache: infrastructure.kind }, `gateway ready at http://localhost:${port}/graphql`);
+  logger.info({ port, cache: infrastructure.kind, responseCache: settings.responseCache ? 'on' : 'off' }, `gateway ready at http://localhost:${port}/graphql`);
 
   onShutdown(logger, async () => {
     await app.stop();

@@ -4,7 +4,22 @@ import { GraphQLError } from 'graphql';
 import { IDENTITY_HEADER, signIdentity, type Logger, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 
-export interface SubgraphDataSourceOptions {
+/** What the data source reads from the gateway's per-request context. */
+interface ViewerContext {
+  viewer?: Viewer | null;
+}
+
+export type SubgraphRequest = GraphQLDataSourceProcessOptions['request'];
+export type SubgraphResponse = Awaited<ReturnType<RemoteGraphQLDataSource['process']>>;
+
+/** Sees every subgraph fetch made for an incoming operation (the response cache tags and purges from them). */
+export interface FetchObserver<TContext> {
+  /** May rewrite the subgraph operation before it is signed and sent. */
+  willSend(subgraph: string, request: SubgraphRequest, context: TContext | undefined): void;
+  didReceive(subgraph: string, request: SubgraphRequest, response: SubgraphResponse, context: TContext | undefined): void;
+}
+
+export interface SubgraphDataSourceOptions<TContext> {
   name: string;
   url: string;
   /** The default fetcher has no timeout at all; a hung subgraph would hang every request that touches it. */
@@ -12,11 +27,7 @@ export interface SubgraphDataSourceOptions {
   /** The subgraph's own secret: the gateway signs the viewer it verified with it. */
   secret: string;
   logger: Logger;
-}
-
-/** What the data source reads from the gateway's per-request context. */
-interface ViewerContext {
-  viewer?: Viewer | null;
+  observer?: FetchObserver<TContext>;
 }
 
 // Carries the viewer from willSendRequest to the fetcher, which alone sees the exact body to sign. It never
@@ -31,11 +42,12 @@ const isTimeout = (error: unknown) =>
  * naming the subgraph. The stock errors carry the subgraph's internal URL and raw response body; these carry
  * neither. Nothing the client sent is forwarded: only the viewer the gateway verified, signed.
  */
-export class SubgraphDataSource extends RemoteGraphQLDataSource<ViewerContext> {
+export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> extends RemoteGraphQLDataSource<TContext> {
   private readonly subgraphName: string;
   private readonly logger: Logger;
+  private readonly observer: FetchObserver<TContext> | undefined;
 
-  constructor({ name, url, timeoutMs, secret, logger }: SubgraphDataSourceOptions) {
+  constructor({ name, url, timeoutMs, secret, logger, observer }: SubgraphDataSourceOptions<TContext>) {
     const fetcher: Fetcher = (input, init) => {
       const headers = { ...init?.headers } as Record<string, string>;
       const handoff = headers[VIEWER_HANDOFF];
@@ -47,13 +59,23 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<ViewerContext> {
     super({ url, fetcher });
     this.subgraphName = name;
     this.logger = logger;
+    this.observer = observer;
   }
 
-  override willSendRequest({ request, context }: GraphQLDataSourceProcessOptions<ViewerContext>): void {
+  override willSendRequest(options: GraphQLDataSourceProcessOptions<TContext>): void {
+    const { request } = options;
     // Cleared first, so that forwarding client headers here one day could never smuggle one in.
     request.http?.headers.delete(VIEWER_HANDOFF);
+    // Only a client's operation has a gateway context (not health checks or schema loading).
+    const context = 'incomingRequestContext' in options ? options.context : undefined;
     const viewer = context?.viewer ?? null;
     if (viewer) request.http?.headers.set(VIEWER_HANDOFF, JSON.stringify(viewer));
+    this.observer?.willSend(this.subgraphName, request, context);
+  }
+
+  override didReceiveResponse({ response, request, context }: { response: SubgraphResponse; request: SubgraphRequest; context: TContext }): SubgraphResponse {
+    this.observer?.didReceive(this.subgraphName, request, response, context);
+    return response;
   }
 
   override didEncounterError(error: Error): never {

@@ -2,6 +2,7 @@ import type { Logger } from './logger.ts';
 import { DataDirInUseError } from './db/index.ts';
 import { PortInUseError } from './http/server.ts';
 import { createMemoryCache, RedisCache, resilientCache, type KeyValueCache } from './cache/index.ts';
+import { MemoryResponseStore, RedisResponseStore, type ResponseStore, type ResponseStoreOptions } from './response-cache/index.ts';
 import { MemoryPubSub, RedisPubSub, type PubSub } from './pubsub/index.ts';
 import { failOpenRateLimiter, MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit/index.ts';
 import { createRedis, waitForRedis, type Redis } from './redis.ts';
@@ -12,6 +13,8 @@ export interface Infrastructure {
   pubsub: PubSub;
   cache: KeyValueCache<string>;
   rateLimiter: RateLimiter;
+  /** The gateway's response cache, shared by every replica on Redis. */
+  createResponseStore(options: ResponseStoreOptions): ResponseStore;
   close(): Promise<void>;
 }
 
@@ -25,7 +28,14 @@ export interface InfrastructureOptions {
 export async function createInfrastructure({ redisUrl, logger, keyPrefix = '' }: InfrastructureOptions): Promise<Infrastructure> {
   if (!redisUrl) {
     const pubsub = new MemoryPubSub();
-    return { kind: 'memory', pubsub, cache: createMemoryCache(), rateLimiter: new MemoryRateLimiter(), close: () => pubsub.close() };
+    return {
+      kind: 'memory',
+      pubsub,
+      cache: createMemoryCache(),
+      rateLimiter: new MemoryRateLimiter(),
+      createResponseStore: (storeOptions) => new MemoryResponseStore(storeOptions),
+      close: () => pubsub.close(),
+    };
   }
   const redis: Redis = createRedis(redisUrl);
   redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis error'));
@@ -38,6 +48,7 @@ export async function createInfrastructure({ redisUrl, logger, keyPrefix = '' }:
     pubsub,
     cache: resilientCache(new RedisCache(redis, `${keyPrefix}cache:`), logger),
     rateLimiter: failOpenRateLimiter(new RedisRateLimiter(redis, `${keyPrefix}ratelimit:`), logger),
+    createResponseStore: (storeOptions) => new RedisResponseStore(redis, `${keyPrefix}responses:`, storeOptions),
     close: async () => {
       await pubsub.close();
       redis.disconnect();

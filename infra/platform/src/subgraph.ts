@@ -19,7 +19,9 @@ import {
   type CallerIdentity,
   type TrustedCaller,
 } from './identity/internal-token.ts';
+import { createEventPublisher, EVENTS_EXTENSION, type DomainEvent, type PublishEvent } from './events/index.ts';
 import type { Logger } from './logger.ts';
+import type { PubSub } from './pubsub/index.ts';
 import type { RateLimiter } from './rate-limit/index.ts';
 
 export const UNAUTHENTICATED = 'UNAUTHENTICATED';
@@ -27,6 +29,7 @@ export const UNAUTHENTICATED = 'UNAUTHENTICATED';
 // Apollo hands plugins a shallow copy of each request's context, so the verified identity travels inside it,
 // under a key no resolver can name.
 const IDENTITY = Symbol('callerIdentity');
+const EVENTS = Symbol('committedEvents');
 
 /** What every app factory returns: an HTTP server that is not yet listening, and a way to stop it cleanly. */
 export interface GraphQLApp {
@@ -39,8 +42,13 @@ export interface SubgraphAppOptions<TContext extends BaseContext> {
   typeDefs: DocumentNode;
   /** The subgraph's resolver map, checked at compile time against the types generated from its SDL. */
   resolvers: Record<string, object>;
-  /** Per-request state, built from the identity the caller signed (the viewer it acts for, if any). */
-  context: (identity: CallerIdentity) => Promise<TContext>;
+  /**
+   * Per-request state, built from the identity the caller signed (the viewer it acts for, if any), and the
+   * request's way to announce what it committed.
+   */
+  context: (identity: CallerIdentity, publish: PublishEvent) => Promise<TContext>;
+  /** Where domain events go: in-memory in the embedded default, Redis when scaled out. */
+  pubsub: PubSub;
   /**
    * Who may call this subgraph, each with a secret of its own: every request must carry an identity signed
    * by one of them; anything else, `_service` and `_entities` included, is refused with 401.
@@ -65,6 +73,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
 ): Promise<GraphQLApp> {
   const { name, typeDefs, resolvers, context, callers, replayStore, logger, knownCodes, introspection = true } = options;
   const firstUse = createReplayGuard(replayStore, name);
+  const publisher = createEventPublisher(options.pubsub, logger, name);
   // Resolver maps are checked against types generated from the SDL (`satisfies Resolvers`), which are stricter
   // than @apollo/subgraph's loose map; hence the cast.
   const schema = buildSubgraphSchema([{ typeDefs, resolvers }] as Parameters<typeof buildSubgraphSchema>[0]);
@@ -100,6 +109,14 @@ export async function createSubgraphApp<TContext extends BaseContext>(
                 extensions: { code: UNAUTHENTICATED, http: { status: 401 } },
               });
             },
+            // The caller learns what this request committed without waiting for pub/sub: the gateway purges
+            // its cache before it answers the mutation.
+            async willSendResponse({ response, contextValue }) {
+              const events = (contextValue as { [EVENTS]?: DomainEvent[] })[EVENTS];
+              if (!events?.length || response.body.kind !== 'single') return;
+              const result = response.body.singleResult;
+              result.extensions = { ...result.extensions, [EVENTS_EXTENSION]: events };
+            },
           };
         },
       },
@@ -124,7 +141,10 @@ export async function createSubgraphApp<TContext extends BaseContext>(
           throw new HttpError(401, UNAUTHENTICATED, 'This service only answers requests signed by the gateway');
         }
       },
-      context: async (_req, identity) => Object.assign(await context(identity), { [IDENTITY]: identity }),
+      context: async (_req, identity) => {
+        const events: DomainEvent[] = [];
+        return Object.assign(await context(identity, publisher(events)), { [IDENTITY]: identity, [EVENTS]: events });
+      },
       logger,
     }),
   );

@@ -13,7 +13,7 @@ const config = loadConfigOrExit(stackConfigSchema, process.env);
 const logger = createLogger({ name: 'stack', level: config.LOG_LEVEL });
 const databases = locationsFrom(config);
 
-const { auth, gateway } = gatewaySettings({ ...config, SUBGRAPH_URLS: {} });
+const { auth, gateway, responseCache } = gatewaySettings({ ...config, SUBGRAPH_URLS: {} });
 
 await startOrExit(async () => {
   const stack = await startStack({
@@ -25,6 +25,7 @@ await startOrExit(async () => {
     logger,
     mode: gateway.mode,
     gateway,
+    responseCache,
     auth,
     secrets: { users: config.USERS_SUBGRAPH_SECRET, orders: config.ORDERS_SUBGRAPH_SECRET, ordersToUsers: config.ORDERS_TO_USERS_SECRET },
     usersTimeoutMs: config.USERS_TIMEOUT_MS,
@@ -38,7 +39,7 @@ await startOrExit(async () => {
       `  Gateway   ${stack.urls.gateway}   (Apollo Sandbox in a browser)`,
       `  users     ${stack.urls.users}   ${where(databases.users)}`,
       `  orders    ${stack.urls.orders}   ${where(databases.orders)}`,
-      `  cache and pub/sub: ${config.REDIS_URL ? 'Redis' : 'in memory'}`,
+      `  cache and pub/sub: ${config.REDIS_URL ? 'Redis' : 'in memory'}; response cache ${responseCache ? 'on' : 'off'}`,
       auth.secret ? '  sign in:  TOKEN=$(npm run -s token -- --sub 1 --role admin), then send "Authorization: Bearer $TOKEN"' : `  tokens from ${auth.jwksUrl}`,
       `  ready in ${Math.round(performance.now() - startedAt)} ms; Ctrl+C to stop`,
       '',

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createAuthenticator, createGateway, type AuthenticatorOptions, type GatewayDeps } from '@fed/gateway';
+import { createAuthenticator, createGateway, type AuthenticatorOptions, type Gateway, type GatewayDeps } from '@fed/gateway';
 import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { createHttpUserDirectory, createOrdersServer } from '@fed/orders';
-import { createInfrastructure, listen, type Logger } from '@fed/platform';
+import { createInfrastructure, listen, type Infrastructure, type Logger } from '@fed/platform';
 import { createUsersServer } from '@fed/users';
 import { openDatabases, type DatabaseLocations, type Databases, type OpenOptions } from './databases.ts';
 import { DEFAULT_SEED, isEmpty, seed, type SeedOptions } from './seed.ts';
@@ -20,7 +20,9 @@ export interface StackOptions {
   logger: Logger;
   mode?: 'development' | 'production';
   /** Gateway settings (timeouts, CORS, limits, rate limit), as gatewaySettings() derives them from config. */
-  gateway?: Partial<Omit<GatewayDeps, 'supergraphSdl' | 'subgraphUrls' | 'logger' | 'cache' | 'rateLimiter' | 'authenticate' | 'subgraphSecrets' | 'mode'>>;
+  gateway?: Partial<Omit<GatewayDeps, 'supergraphSdl' | 'subgraphUrls' | 'logger' | 'cache' | 'responseCache' | 'rateLimiter' | 'authenticate' | 'subgraphSecrets' | 'mode'>>;
+  /** The response cache's limits; null turns it off. Default: on, 300 s at most. */
+  responseCache?: { maxTtlSeconds: number; typeTtlSeconds?: Record<string, number> } | null;
   /** How the gateway verifies bearer tokens. Default: HS256 with the development secret (`npm run token`). */
   auth?: AuthenticatorOptions;
   /**
@@ -42,6 +44,9 @@ export interface RunningStack {
   /** The secrets the subgraphs verify signatures with. */
   secrets: { users: string; orders: string; ordersToUsers: string };
   databases: Databases;
+  gateway: Gateway;
+  /** Another gateway replica on the same subgraphs, Redis and cache (as another process would be). */
+  addGateway(): Promise<{ url: string; gateway: Gateway }>;
   /** Stops one subgraph (for fault tests) without touching the rest. */
   stopSubgraph(name: 'users' | 'orders'): Promise<void>;
   stop(): Promise<void>;
@@ -91,6 +96,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const orders = await createOrdersServer({
     db: databases.orders.db,
     users: createHttpUserDirectory({ url: usersUrl, secret: secrets.ordersToUsers, timeoutMs: options.usersTimeoutMs }),
+    pubsub: infrastructure.pubsub,
     logger: logger.child({ service: 'orders' }),
     secrets: { gateway: secrets.orders },
     replayStore: infrastructure.rateLimiter,
@@ -99,18 +105,38 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   await listen(orders.httpServer, ports.orders ?? 0, SUBGRAPH_HOST);
   const ordersUrl = url(orders.httpServer, SUBGRAPH_HOST);
 
-  const gateway = await createGateway({
-    ...options.gateway,
-    supergraphSdl: options.supergraphSdl,
-    subgraphUrls: { users: usersUrl, orders: ordersUrl },
-    subgraphSecrets: { users: secrets.users, orders: secrets.orders },
-    logger: logger.child({ service: 'gateway' }),
-    cache: infrastructure.cache,
-    rateLimiter: infrastructure.rateLimiter,
-    authenticate: createAuthenticator(options.auth ?? DEVELOPMENT_AUTH),
-    mode,
-  });
-  await listen(gateway.httpServer, ports.gateway ?? 0, host);
+  const startGateway = async (infra: Infrastructure, port = 0): Promise<Gateway> => {
+    const gatewayLogger = logger.child({ service: 'gateway' });
+    const cacheLimits = options.responseCache === undefined ? { maxTtlSeconds: 300 } : options.responseCache;
+    const app = await createGateway({
+      ...options.gateway,
+      supergraphSdl: options.supergraphSdl,
+      subgraphUrls: { users: usersUrl, orders: ordersUrl },
+      subgraphSecrets: { users: secrets.users, orders: secrets.orders },
+      logger: gatewayLogger,
+      cache: infra.cache,
+      responseCache: cacheLimits && {
+        ...cacheLimits,
+        store: infra.createResponseStore({ maxTtlSeconds: cacheLimits.maxTtlSeconds }),
+        events: infra.pubsub,
+      },
+      rateLimiter: infra.rateLimiter,
+      authenticate: createAuthenticator(options.auth ?? DEVELOPMENT_AUTH),
+      mode,
+    });
+    await listen(app.httpServer, port, host);
+    return app;
+  };
+  const gateway = await startGateway(infrastructure, ports.gateway);
+
+  const replicas: { app: Gateway; infra: Infrastructure }[] = [];
+  const addGateway = async () => {
+    // A replica of its own: its own Redis connections, bus subscription and cache handle, as another process has.
+    const infra = options.redisUrl ? await createInfrastructure({ redisUrl: options.redisUrl, logger, keyPrefix: options.keyPrefix }) : infrastructure;
+    const app = await startGateway(infra);
+    replicas.push({ app, infra });
+    return { url: url(app.httpServer, displayHost(host)), gateway: app };
+  };
 
   const running = { users, orders };
   const stopped = new Set<string>();
@@ -125,8 +151,14 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     httpServers: { gateway: gateway.httpServer, users: users.httpServer, orders: orders.httpServer },
     secrets,
     databases,
+    gateway,
+    addGateway,
     stopSubgraph,
     stop: async () => {
+      for (const replica of replicas) {
+        await replica.app.stop();
+        if (replica.infra !== infrastructure) await replica.infra.close();
+      }
       await gateway.stop();
       await Promise.all([stopSubgraph('orders'), stopSubgraph('users')]);
       await infrastructure.close();

@@ -14,7 +14,7 @@ export const ordersConfigShape = z.object({
   ORDERS_SUBGRAPH_SECRET: secret.optional(),
   /** Orders signs its own calls to users with this, as the caller `orders`; users holds the same one. */
   ORDERS_TO_USERS_SECRET: secret.optional(),
-  /** Unset: signatures that ran a write are remembered in this process only. */
+  /** Unset: events and the signatures that ran a write stay in this process. */
   REDIS_URL: redisUrl.optional(),
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,

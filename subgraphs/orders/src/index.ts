@@ -36,6 +36,7 @@ await startOrExit(async () => {
       secret: config.ORDERS_TO_USERS_SECRET ?? developmentSecret('orders-to-users'),
       timeoutMs: config.USERS_TIMEOUT_MS,
     }),
+    pubsub: infrastructure.pubsub,
     logger,
     secrets: { gateway: config.ORDERS_SUBGRAPH_SECRET ?? developmentSecret('orders-subgraph') },
     replayStore: infrastructure.rateLimiter,

@@ -1,4 +1,4 @@
-import { createSubgraphApp, DateTimeScalar, loadTypeDefs, type GraphQLApp, type Logger, type RateLimiter } from '@fed/platform';
+import { createSubgraphApp, DateTimeScalar, loadTypeDefs, type GraphQLApp, type Logger, type PubSub, type RateLimiter } from '@fed/platform';
 import type { OrdersContext } from './context.ts';
 import type { OrdersDatabase } from './db/index.ts';
 import { ErrorCode } from './errors.ts';
@@ -16,6 +16,8 @@ export interface OrdersServerDeps {
   db: OrdersDatabase;
   /** How placeOrder learns whether a user exists (the users subgraph owns that fact). */
   users: UserDirectory;
+  /** Where order events go (after each commit): in-memory in the embedded default, Redis when scaled out. */
+  pubsub: PubSub;
   logger: Logger;
   /** What the gateway signs its requests with; no other service calls orders. */
   secrets: { gateway: string };
@@ -25,20 +27,20 @@ export interface OrdersServerDeps {
 }
 
 /** The orders subgraph as an app: it neither reads the environment nor listens. */
-export async function createOrdersServer({ db, users, logger, secrets, replayStore, introspection }: OrdersServerDeps): Promise<GraphQLApp> {
+export async function createOrdersServer({ db, users, pubsub, logger, secrets, replayStore, introspection }: OrdersServerDeps): Promise<GraphQLApp> {
   const orders = createOrderRepository(db);
-  const orderService = createOrderService(orders, users);
 
   return createSubgraphApp<OrdersContext>({
     name: 'orders',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...orderResolvers } satisfies Resolvers,
-    context: async ({ viewer }) => ({
+    context: async ({ viewer }, publish) => ({
       viewer,
       loaders: createOrderLoaders(orders),
       orders,
-      orderService,
+      orderService: createOrderService(orders, users, publish),
     }),
+    pubsub,
     callers: { gateway: { secret: secrets.gateway, actsForViewers: true } },
     replayStore,
     logger,

@@ -167,6 +167,7 @@ export async function startOrdersSubgraph({ users, prefix = 'orders_it' }: { use
     app = await createOrdersServer({
       db: database.handle.db,
       users: createHttpUserDirectory({ url: users.url, secret: users.ordersSecret }),
+      pubsub: new MemoryPubSub(),
       logger: silentLogger(),
       secrets: { gateway: secret },
       replayStore: new MemoryRateLimiter(),

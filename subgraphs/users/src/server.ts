@@ -10,7 +10,6 @@ import {
 import type { UsersContext } from './context.ts';
 import type { UsersDatabase } from './db/index.ts';
 import { ErrorCode } from './errors.ts';
-import { createUserEventPublisher } from './user/events.ts';
 import { createUserLoaders } from './user/loaders.ts';
 import { createUserRepository } from './user/repository.ts';
 import type { Resolvers } from './generated/resolvers.ts';
@@ -18,11 +17,10 @@ import { userResolvers } from './user/resolvers.ts';
 import { createUserService } from './user/service.ts';
 
 export { ErrorCode } from './errors.ts';
-export { userEventsChannel, type UserEvent } from './user/events.ts';
 
 export interface UsersServerDeps {
   db: UsersDatabase;
-  /** Where user events go: in-memory in the embedded default, Redis when scaled out. */
+  /** Where user events go (after each commit): in-memory in the embedded default, Redis when scaled out. */
   pubsub: PubSub;
   logger: Logger;
   /** What each caller signs with: the gateway (acting for end users) and orders (acting as itself). */
@@ -35,18 +33,18 @@ export interface UsersServerDeps {
 /** The users subgraph as an app: it neither reads the environment nor listens. */
 export async function createUsersServer({ db, pubsub, logger, secrets, replayStore, introspection }: UsersServerDeps): Promise<GraphQLApp> {
   const users = createUserRepository(db);
-  const userService = createUserService(users, createUserEventPublisher(pubsub, logger));
 
   return createSubgraphApp<UsersContext>({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...userResolvers } satisfies Resolvers,
-    context: async ({ viewer }) => ({
+    context: async ({ viewer }, publish) => ({
       viewer,
       loaders: createUserLoaders(users),
       users,
-      userService,
+      userService: createUserService(users, publish),
     }),
+    pubsub,
     callers: { gateway: { secret: secrets.gateway, actsForViewers: true }, orders: { secret: secrets.orders, actsForViewers: false } },
     replayStore,
     logger,

@@ -1,7 +1,18 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
+import { HeaderMap, type ApolloServer, type BaseContext, type HTTPGraphQLResponse } from '@apollo/server';
 import type { Logger } from '../logger.ts';
+
+/** A GraphQL request as it reached HTTP, with what `admit` made of it. */
+export interface GraphQLExchange<TAdmission> {
+  method: string;
+  headers: HeaderMap;
+  /** The query string, `?` included (GET requests carry the operation there). */
+  search: string;
+  /** The parsed JSON body of a POST; undefined for GET. */
+  body: unknown;
+  admission: TAdmission;
+}
 
 export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = undefined> {
   apollo: ApolloServer<TContext>;
@@ -10,6 +21,11 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
    * an HttpError to refuse the request; what it returns is handed to `context`.
    */
   admit?: (req: IncomingMessage, body: string) => Promise<TAdmission> | TAdmission;
+  /**
+   * Wraps GraphQL execution: it may answer without running it (a cache hit), or work on what it returns
+   * before it is sent. It may also add to the admission, before `execute` builds the context from it.
+   */
+  around?: (exchange: GraphQLExchange<TAdmission>, execute: () => Promise<HTTPGraphQLResponse>) => Promise<HTTPGraphQLResponse>;
   /** Builds per-request state (DataLoaders, the viewer) from the incoming request and its admission. */
   context: (req: IncomingMessage, admission: TAdmission) => Promise<TContext>;
   path?: string;
@@ -82,7 +98,7 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
 export function graphqlRequestListener<TContext extends BaseContext, TAdmission = undefined>(
   options: GraphQLHttpOptions<TContext, TAdmission>,
 ): RequestListener {
-  const { apollo, admit, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, logger } = options;
+  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, logger } = options;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     let url: URL;
@@ -149,10 +165,13 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
     }
 
-    const result = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: (req.method ?? 'GET').toUpperCase(), headers, search: url.search, body },
-      context: () => context(req, admission),
-    });
+    const method = (req.method ?? 'GET').toUpperCase();
+    const execute = () =>
+      apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: { method, headers, search: url.search, body },
+        context: () => context(req, admission),
+      });
+    const result = around ? await around({ method, headers, search: url.search, body, admission }, execute) : await execute();
 
     for (const [key, value] of result.headers) res.setHeader(key, value);
     res.statusCode = result.status ?? 200;

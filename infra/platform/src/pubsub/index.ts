@@ -10,6 +10,11 @@ export type Listener = (message: unknown) => void;
 export interface PubSub {
   publish(channel: string, message: unknown): Promise<void>;
   subscribe(channel: string, listener: Listener): Promise<Unsubscribe>;
+  /**
+   * Calls `listener` whenever messages may have been missed: the connection to the bus dropped and is back,
+   * subscriptions restored. Consumers that must not miss anything (cache purges) resynchronise then.
+   */
+  onGap(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -37,6 +42,11 @@ export class MemoryPubSub implements PubSub {
     };
   }
 
+  /** Nothing between a publisher and its listeners can drop in one process. */
+  onGap(): () => void {
+    return () => {};
+  }
+
   async close(): Promise<void> {
     this.channels.clear();
   }
@@ -53,6 +63,7 @@ export class RedisPubSub implements PubSub {
    * before Redis routes the channel to this connection (a message published right after would be lost).
    */
   private readonly channels = new Map<string, { listeners: Set<Listener>; ready: Promise<unknown> }>();
+  private readonly gapListeners = new Set<() => void>();
 
   constructor(
     private readonly publisher: Redis,
@@ -68,6 +79,28 @@ export class RedisPubSub implements PubSub {
     this.subscriber.on('error', () => {
       // ioredis reconnects by itself; without a listener an outage would crash the process.
     });
+    let dropped = false;
+    this.subscriber.on('close', () => {
+      dropped = true;
+    });
+    this.subscriber.on('ready', () => {
+      if (!dropped) return;
+      dropped = false;
+      // ioredis re-subscribes on reconnect; a PING on the same connection answers only after those SUBSCRIBEs.
+      this.subscriber.ping().then(
+        () => {
+          for (const listener of [...this.gapListeners]) listener();
+        },
+        () => {
+          dropped = true;
+        },
+      );
+    });
+  }
+
+  onGap(listener: () => void): () => void {
+    this.gapListeners.add(listener);
+    return () => this.gapListeners.delete(listener);
   }
 
   async publish(channel: string, message: unknown): Promise<void> {

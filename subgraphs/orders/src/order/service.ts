@@ -1,4 +1,4 @@
-import { GRAPHQL_MAX_INT, hasControlCharacters, parseId, publicError } from '@fed/platform';
+import { GRAPHQL_MAX_INT, hasControlCharacters, parseId, publicError, type PublishEvent } from '@fed/platform';
 import { ErrorCode } from '../errors.ts';
 import type { UserDirectory } from '../user/directory.ts';
 import type { OrderItemRow, OrderRepository, OrderRow } from './repository.ts';
@@ -32,8 +32,20 @@ function validateItems(items: PlaceOrderInput['items']) {
   });
 }
 
-/** Order writes: everything is validated before the one transaction that writes the order and its items. */
-export function createOrderService(repository: OrderRepository, users: UserDirectory) {
+/**
+ * Order writes: everything is validated before the one transaction that writes the order and its items, and
+ * the event follows the commit. An order's change also changes what this subgraph says about its user
+ * (orders, orderCount, totalSpentCents) and the list of all orders.
+ */
+export function createOrderService(repository: OrderRepository, users: UserDirectory, publish: PublishEvent) {
+  const announce = (kind: 'ORDER_PLACED' | 'ORDER_CANCELLED', order: OrderRow) =>
+    publish({
+      kind,
+      userId: String(order.userId),
+      orderId: String(order.id),
+      changed: [`Order:${order.id}`, `User:${order.userId}`, 'Query.orders'],
+    });
+
   return {
     async place(input: PlaceOrderInput): Promise<{ order: OrderRow; items: OrderItemRow[] }> {
       const userId = parseId(input.userId, 'input.userId');
@@ -45,12 +57,17 @@ export function createOrderService(repository: OrderRepository, users: UserDirec
       if (!(await users.exists(userId))) {
         throw publicError(ErrorCode.NotFound, `No user with id ${userId}`, 'input.userId');
       }
-      return repository.insert({ userId, currency, totalCents, items });
+      const placed = await repository.insert({ userId, currency, totalCents, items });
+      await announce('ORDER_PLACED', placed.order);
+      return placed;
     },
 
     async cancel(id: number): Promise<OrderRow> {
       const cancelled = await repository.cancel(id);
-      if (cancelled) return cancelled;
+      if (cancelled) {
+        await announce('ORDER_CANCELLED', cancelled);
+        return cancelled;
+      }
       const [existing] = await repository.findByIds([id]);
       if (!existing) throw publicError(ErrorCode.NotFound, `No order with id ${id}`, 'id');
       throw publicError(

@@ -1,6 +1,5 @@
-import { hasControlCharacters, isUniqueViolation, publicError } from '@fed/platform';
+import { hasControlCharacters, isUniqueViolation, publicError, type PublishEvent } from '@fed/platform';
 import { ErrorCode } from '../errors.ts';
-import type { PublishUserEvent } from './events.ts';
 import type { UserRepository, UserRow } from './repository.ts';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -26,15 +25,22 @@ function normaliseName(raw: string, field: string): string {
 const emailTaken = (field: string) => publicError(ErrorCode.EmailTaken, 'A user with this email already exists', field);
 const notFound = (id: number) => publicError(ErrorCode.NotFound, `No user with id ${id}`, 'id');
 
-/** User writes: validation first, then one statement, then the event. A rejected write touches nothing. */
-export function createUserService(repository: UserRepository, publish: PublishUserEvent) {
+/**
+ * User writes: validation first, then one statement, then the event. A rejected write touches nothing.
+ * `changed` names what the write changed in this subgraph's data: the user, and the list of users when one
+ * appears or goes.
+ */
+export function createUserService(repository: UserRepository, publish: PublishEvent) {
+  const announce = (kind: 'USER_CREATED' | 'USER_UPDATED' | 'USER_DELETED', id: number) =>
+    publish({ kind, userId: String(id), changed: kind === 'USER_UPDATED' ? [`User:${id}`] : [`User:${id}`, 'Query.users'] });
+
   return {
     async create(input: { email: string; name: string }): Promise<UserRow> {
       const email = normaliseEmail(input.email, 'input.email');
       const name = normaliseName(input.name, 'input.name');
       const row = await repository.insert({ email, name });
       if (!row) throw emailTaken('input.email');
-      await publish('USER_CREATED', row.id);
+      await announce('USER_CREATED', row.id);
       return row;
     },
 
@@ -50,13 +56,13 @@ export function createUserService(repository: UserRepository, publish: PublishUs
         throw error;
       }
       if (!row) throw notFound(id);
-      await publish('USER_UPDATED', row.id);
+      await announce('USER_UPDATED', row.id);
       return row;
     },
 
     async delete(id: number): Promise<number> {
       if (!(await repository.delete(id))) throw notFound(id);
-      await publish('USER_DELETED', id);
+      await announce('USER_DELETED', id);
       return id;
     },
   };

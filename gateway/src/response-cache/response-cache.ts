@@ -1,0 +1,294 @@
+import { HeaderMap, type ApolloServerPlugin, type BaseContext, type HTTPGraphQLResponse } from '@apollo/server';
+import { getNamedType, TypeInfo, visit, visitWithTypeInfo, type DocumentNode, type GraphQLSchema } from 'graphql';
+import {
+  DOMAIN_EVENTS_CHANNEL,
+  EVENTS_EXTENSION,
+  isDomainEvent,
+  ResponseStoreUnavailableError,
+  type CachedResponse,
+  type DomainEvent,
+  type GraphQLExchange,
+  type Logger,
+  type PubSub,
+  type ResponseStore,
+  type StoreTicket,
+  type Viewer,
+} from '@fed/platform';
+import type { FetchObserver, SubgraphRequest, SubgraphResponse } from '../subgraphs/data-source.ts';
+import { cacheKeys, readCacheableRequest, schemaIdOf } from './request-key.ts';
+import { createFetchTagger } from './tags.ts';
+
+export interface ResponseCacheOptions {
+  store: ResponseStore;
+  /** The bus every subgraph announces its commits on: writes that never pass through a gateway purge too. */
+  events: PubSub;
+  /** No response is cached longer than this (seconds), whatever the subgraphs allow. */
+  maxTtlSeconds: number;
+  /** Lower caps for responses that contain a type (`{ Order: 10 }`), in seconds. */
+  typeTtlSeconds?: Record<string, number>;
+}
+
+/** What one request contributes: filled in by the subgraph fetches and the Apollo plugin, read by the wrapper. */
+export interface ResponseCacheRequest {
+  /** Whether the subgraph fetches should be tagged (a query the cache may store). */
+  collecting: boolean;
+  /** `subgraph/Type:id` and `subgraph/Query.field`, for every entity and root field in the response. */
+  tags: Set<string>;
+  /** Committed by the subgraphs while answering this request (a mutation's writes). */
+  events: DomainEvent[];
+  verdict?: { operation: string | undefined; cacheable: boolean; maxAge: number; scope: CachedResponse['scope'] };
+}
+
+interface CacheContext extends BaseContext {
+  viewer: Viewer | null;
+  responseCache?: ResponseCacheRequest;
+}
+
+interface Outcome {
+  response?: HTTPGraphQLResponse;
+  shareable: boolean;
+}
+
+interface Flight {
+  generation: number;
+  outcome: Promise<Outcome>;
+}
+
+export interface ResponseCacheStats {
+  hits: number;
+  misses: number;
+  /** Misses answered by an identical request already running on this replica. */
+  coalesced: number;
+  stored: number;
+  /** Purges applied, from mutations through this replica and from the event bus. */
+  invalidations: number;
+  /** Store failures: each one a miss, a skipped write or a purge left to the recovery flush. */
+  errors: number;
+}
+
+const LOG_EVERY_MS = 10_000;
+
+/**
+ * The full-response cache: answers repeated queries from the store before Apollo parses them, and purges by
+ * tag when the subgraphs commit. Its parts plug into the gateway's seams: `around` wraps HTTP execution,
+ * `plugin` judges each response, `observer` tags the subgraph fetches and collects the events they report.
+ */
+export function createResponseCache(options: ResponseCacheOptions & { supergraphSdl: string; variant: string; logger: Logger }) {
+  const { store, events, logger, maxTtlSeconds } = options;
+  const typeTtl = Object.entries(options.typeTtlSeconds ?? {});
+  const schemaId = schemaIdOf(options.supergraphSdl, options.variant);
+  const tagger = createFetchTagger(options.supergraphSdl);
+  const stats: ResponseCacheStats = { hits: 0, misses: 0, coalesced: 0, stored: 0, invalidations: 0, errors: 0 };
+  const flights = new Map<string, Flight>();
+  /** Bumped by every purge this replica hears of: a request started before it must not be shared after it. */
+  let generation = 0;
+  const applied = new Set<string>();
+  let lastLogged = 0;
+
+  const failed = (operation: string, error: unknown) => {
+    stats.errors += 1;
+    const now = Date.now();
+    // An outage fails every request; one line per interval says so without flooding the log.
+    if (now - lastLogged < LOG_EVERY_MS) return;
+    lastLogged = now;
+    const err = error instanceof ResponseStoreUnavailableError ? { message: error.message } : error;
+    logger.warn({ err, operation, stats }, 'response cache unavailable; serving uncached');
+  };
+
+  const invalidate = async (committed: readonly DomainEvent[]) => {
+    const fresh = committed.filter((event) => !applied.has(event.id));
+    if (fresh.length === 0) return;
+    generation += 1;
+    try {
+      await store.invalidate([...new Set(fresh.flatMap((event) => event.changed.map((change) => `${event.source}/${change}`)))]);
+      stats.invalidations += fresh.length;
+      // A mutation's events are applied from its response and heard again on the bus: purge once.
+      for (const event of fresh) applied.add(event.id);
+      if (applied.size > 10_000) applied.clear();
+    } catch (error) {
+      // The store refuses to serve until it has recovered with a full invalidation, so nothing stale follows.
+      failed('invalidate', error);
+    }
+  };
+
+  const typesCache = new WeakMap<DocumentNode, string[]>();
+  const typesOf = (schema: GraphQLSchema, document: DocumentNode): string[] => {
+    let types = typesCache.get(document);
+    if (!types) {
+      const found = new Set<string>();
+      const typeInfo = new TypeInfo(schema);
+      visit(
+        document,
+        visitWithTypeInfo(typeInfo, {
+          Field() {
+            const type = typeInfo.getType();
+            if (type) found.add(getNamedType(type).name);
+          },
+        }),
+      );
+      types = [...found];
+      typesCache.set(document, types);
+    }
+    return types;
+  };
+
+  const ttlFor = (maxAge: number, schema: GraphQLSchema, document: DocumentNode | undefined) => {
+    let ttl = Math.min(maxAge, maxTtlSeconds);
+    if (typeTtl.length > 0 && document) {
+      const types = typesOf(schema, document);
+      for (const [type, cap] of typeTtl) if (types.includes(type)) ttl = Math.min(ttl, cap);
+    }
+    return ttl;
+  };
+
+  const plugin: ApolloServerPlugin<CacheContext> = {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ contextValue, response, operation, overallCachePolicy, schema, document }) {
+          const state = contextValue.responseCache;
+          if (!state) return;
+          const policy = overallCachePolicy.policyIfCacheable();
+          const single = response.body.kind === 'single' ? response.body.singleResult : undefined;
+          // Errors (partial data included), writes and anything without a cacheable policy are never stored.
+          const cacheable =
+            !!policy && operation?.operation === 'query' && !!single && !single.errors?.length && single.data != null && (response.http.status ?? 200) === 200;
+          const maxAge = policy ? ttlFor(policy.maxAge, schema, document) : 0;
+          state.verdict = { operation: operation?.operation, cacheable: cacheable && maxAge > 0, maxAge, scope: policy?.scope ?? 'PUBLIC' };
+          if (state.verdict.cacheable) response.http.headers.set('cache-control', `max-age=${maxAge}, ${state.verdict.scope.toLowerCase()}`);
+          // A write's answer is never fresh for long: the subgraphs' hints describe the types, not the write.
+          else if (operation && operation.operation !== 'query') response.http.headers.set('cache-control', 'no-store');
+        },
+      };
+    },
+  };
+
+  const observer: FetchObserver<CacheContext> = {
+    willSend(subgraph: string, request: SubgraphRequest, context: CacheContext | undefined): void {
+      if (!context?.responseCache?.collecting || !request.query) return;
+      const tagged = tagger.tag(subgraph, request.query);
+      request.query = tagged.query;
+      for (const tag of tagged.rootTags) context.responseCache.tags.add(tag);
+    },
+    didReceive(subgraph: string, request: SubgraphRequest, response: SubgraphResponse, context: CacheContext | undefined): void {
+      const state = context?.responseCache;
+      if (!state) return;
+      const reported = response.extensions?.[EVENTS_EXTENSION];
+      if (Array.isArray(reported)) state.events.push(...reported.filter(isDomainEvent));
+      if (state.collecting) tagger.collect(subgraph, response.data, request.variables?.representations, state.tags);
+    },
+  };
+
+  const hit = (cached: CachedResponse, contentType: string): HTTPGraphQLResponse => ({
+    status: 200,
+    headers: new HeaderMap([
+      ['content-type', contentType],
+      ['cache-control', `max-age=${cached.maxAge}, ${cached.scope.toLowerCase()}`],
+      ['age', String(Math.max(0, Math.floor((Date.now() - cached.storedAt) / 1000)))],
+    ]),
+    body: { kind: 'complete', string: cached.body },
+  });
+
+  /** After Apollo answered: purge what a mutation committed before the client hears of it, then store. */
+  const settle = async (
+    state: ResponseCacheRequest,
+    response: HTTPGraphQLResponse,
+    storing?: { key: (scope: CachedResponse['scope']) => string | undefined; ticket: StoreTicket },
+  ): Promise<HTTPGraphQLResponse> => {
+    if (state.events.length > 0) await invalidate(state.events);
+    const verdict = state.verdict;
+    if (!storing || !verdict?.cacheable || response.body.kind !== 'complete') return response;
+    const key = storing.key(verdict.scope);
+    if (!key) return response;
+    try {
+      const cached = { body: response.body.string, maxAge: verdict.maxAge, scope: verdict.scope, storedAt: Date.now() };
+      await store.store(key, cached, [...state.tags], storing.ticket);
+      stats.stored += 1;
+    } catch (error) {
+      failed('store', error);
+    }
+    return response;
+  };
+
+  const around = async <TAdmission extends { viewer: Viewer | null; responseCache?: ResponseCacheRequest }>(
+    exchange: GraphQLExchange<TAdmission>,
+    execute: () => Promise<HTTPGraphQLResponse>,
+  ): Promise<HTTPGraphQLResponse> => {
+    const state: ResponseCacheRequest = { collecting: false, tags: new Set(), events: [] };
+    exchange.admission.responseCache = state;
+    const request = readCacheableRequest(exchange.method, exchange.headers, exchange.search, exchange.body);
+    if (!request) return settle(state, await execute());
+
+    const { viewer } = exchange.admission;
+    const keys = cacheKeys(schemaId, request, viewer);
+    let ticket: StoreTicket | undefined;
+    try {
+      const found = await store.lookup(keys.private ? [keys.private, keys.public] : [keys.public]);
+      if (found.hit) {
+        stats.hits += 1;
+        return hit(found.hit, request.contentType);
+      }
+      ticket = found.ticket;
+    } catch (error) {
+      failed('lookup', error);
+    }
+    stats.misses += 1;
+
+    // Identical requests by the same viewer share one execution, unless a purge came in since it started.
+    const flightKey = `${keys.private ?? keys.public}\0${request.contentType}`;
+    const running = flights.get(flightKey);
+    if (running && running.generation === generation) {
+      const outcome = await running.outcome;
+      if (outcome.shareable && outcome.response) {
+        stats.coalesced += 1;
+        return outcome.response;
+      }
+    }
+    let finished!: (outcome: Outcome) => void;
+    const flight: Flight = { generation, outcome: new Promise((resolve) => (finished = resolve)) };
+    flights.set(flightKey, flight);
+    state.collecting = true;
+    try {
+      const response = await settle(
+        state,
+        await execute(),
+        // Anonymous viewers never create a private entry.
+        ticket && { key: (scope) => (scope === 'PRIVATE' ? keys.private : keys.public), ticket },
+      );
+      finished({ response, shareable: state.verdict?.operation === 'query' && response.body.kind === 'complete' });
+      return response;
+    } catch (error) {
+      finished({ shareable: false });
+      throw error;
+    } finally {
+      if (flights.get(flightKey) === flight) flights.delete(flightKey);
+    }
+  };
+
+  let stopListening: (() => Promise<void>) | undefined;
+
+  return {
+    around,
+    plugin,
+    observer,
+    stats,
+    /** Listens for commits on the bus; a gap in it (a lost connection) may have dropped some, so purge all. */
+    async start(): Promise<void> {
+      const unsubscribe = await events.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => {
+        if (isDomainEvent(message)) void invalidate([message]);
+      });
+      const offGap = events.onGap(() => {
+        generation += 1;
+        store.invalidateAll().catch((error: unknown) => failed('invalidateAll', error));
+      });
+      stopListening = async () => {
+        offGap();
+        await unsubscribe();
+      };
+    },
+    async stop(): Promise<void> {
+      await stopListening?.();
+    },
+  };
+}
+
+export type ResponseCache = ReturnType<typeof createResponseCache>;

@@ -1,0 +1,275 @@
+import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
+import type { Redis } from 'ioredis';
+
+/** A whole GraphQL response as it was sent, with what HTTP needs to serve it again. */
+export interface CachedResponse {
+  /** The exact response body. */
+  body: string;
+  /** Seconds it may be served for, from when it was stored. */
+  maxAge: number;
+  scope: 'PUBLIC' | 'PRIVATE';
+  /** When it was computed (ms since the epoch), for the Age header. */
+  storedAt: number;
+}
+
+/**
+ * Where a miss stands in the order of invalidations. A response computed after the lookup may be stored with
+ * it: if anything it is tagged with is invalidated after this point, the entry is never served.
+ */
+export interface StoreTicket {
+  readonly seq: number;
+  readonly epoch: number;
+}
+
+export type Lookup = { hit: CachedResponse } | { hit?: undefined; ticket: StoreTicket };
+
+/**
+ * The response-cache edge: whole responses, tagged with the entities and lists they contain, purged by tag.
+ *
+ * Invalidation is by sequence, not deletion: each purge takes the next number and stamps it on its tags, and
+ * an entry is valid only while none of its tags carries a stamp newer than the lookup that preceded it. So a
+ * response whose data was read before a commit can never be stored "after" the purge that commit caused and
+ * then served: the race between a slow read and a fast write is closed by construction, and a purge costs the
+ * same whatever the number of entries.
+ */
+export interface ResponseStore {
+  /** The first key (in order) holding a valid entry; on a miss, a ticket to store the response with. */
+  lookup(keys: readonly string[]): Promise<Lookup>;
+  /** Stores a response computed after `ticket` was issued, for `maxAge` seconds (capped by the store). */
+  store(key: string, response: CachedResponse, tags: readonly string[], ticket: StoreTicket): Promise<void>;
+  /** Entries tagged with any of `tags`, stored or still being computed, are never served from now on. */
+  invalidate(tags: readonly string[]): Promise<void>;
+  /** No entry stored or being computed before now is ever served (after missed invalidations). */
+  invalidateAll(): Promise<void>;
+}
+
+/** The store cannot answer now (Redis down or recovering); callers treat it as a miss and carry on. */
+export class ResponseStoreUnavailableError extends Error {
+  override name = 'ResponseStoreUnavailableError';
+}
+
+export interface ResponseStoreOptions {
+  /** No entry lives longer than this (seconds); tags are remembered this long after their last purge. */
+  maxTtlSeconds: number;
+}
+
+const ttlOf = (response: CachedResponse, maxTtlSeconds: number) => Math.min(response.maxAge, maxTtlSeconds);
+
+interface MemoryEntry {
+  response: CachedResponse;
+  tags: readonly string[];
+  seq: number;
+}
+
+/** The embedded default: one process, so one sequence in memory. Entries live in a size-bounded LRU. */
+export class MemoryResponseStore implements ResponseStore {
+  private seq = 0;
+  private floor = 0;
+  private readonly entries: InMemoryLRUCache<MemoryEntry>;
+  /** Tag → the sequence of its last purge and when that stops mattering (every entry from before has expired). */
+  private readonly stamps = new Map<string, { seq: number; until: number }>();
+  private readonly maxTtlMs: number;
+
+  constructor(
+    private readonly options: ResponseStoreOptions,
+    maxSizeBytes = 64 * 1024 * 1024,
+  ) {
+    this.maxTtlMs = options.maxTtlSeconds * 1000;
+    this.entries = new InMemoryLRUCache<MemoryEntry>({
+      maxSize: maxSizeBytes,
+      sizeCalculation: (entry) => Buffer.byteLength(entry.response.body, 'utf8') + entry.tags.length * 32 + 64,
+    });
+  }
+
+  async lookup(keys: readonly string[]): Promise<Lookup> {
+    const now = Date.now();
+    for (const key of keys) {
+      const entry = await this.entries.get(key);
+      if (entry && this.isValid(entry, now)) return { hit: entry.response };
+    }
+    return { ticket: { seq: this.seq, epoch: 0 } };
+  }
+
+  private isValid(entry: MemoryEntry, now: number): boolean {
+    if (entry.seq < this.floor) return false;
+    for (const tag of entry.tags) {
+      const stamp = this.stamps.get(tag);
+      if (stamp && stamp.until > now && stamp.seq > entry.seq) return false;
+    }
+    return true;
+  }
+
+  async store(key: string, response: CachedResponse, tags: readonly string[], ticket: StoreTicket): Promise<void> {
+    const ttl = ttlOf(response, this.options.maxTtlSeconds);
+    if (ttl <= 0) return;
+    await this.entries.set(key, { response, tags: [...tags], seq: ticket.seq }, { ttl });
+  }
+
+  async invalidate(tags: readonly string[]): Promise<void> {
+    const seq = ++this.seq;
+    const now = Date.now();
+    // Stamps older than the longest TTL protect nothing any more; dropping them keeps the map bounded.
+    if (this.stamps.size > 10_000) for (const [tag, stamp] of this.stamps) if (stamp.until <= now) this.stamps.delete(tag);
+    for (const tag of tags) this.stamps.set(tag, { seq, until: now + this.maxTtlMs + 1_000 });
+  }
+
+  async invalidateAll(): Promise<void> {
+    this.floor = ++this.seq;
+  }
+}
+
+// Entries are `meta \n tags \n body`: the scripts read the tags, Node reads the meta, nobody parses the body.
+const LOOKUP = `
+local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+for i = 3, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  if value then
+    local a = string.find(value, '\\n', 1, true)
+    local b = string.find(value, '\\n', a + 1, true)
+    local meta = string.sub(value, 1, a - 1)
+    local seq = cjson.decode(meta).s
+    local valid = seq >= floor
+    if valid then
+      for _, tag in ipairs(cjson.decode(string.sub(value, a + 1, b - 1))) do
+        local stamp = redis.call('GET', ARGV[1] .. tag)
+        if stamp and tonumber(stamp) > seq then
+          valid = false
+          break
+        end
+      end
+    end
+    if valid then return { meta, string.sub(value, b + 1) } end
+    redis.call('DEL', KEYS[i])
+  end
+end
+return { redis.call('GET', KEYS[1]) or '0' }
+`;
+
+const INVALIDATE = `
+local seq = redis.call('INCR', KEYS[1])
+for i = 3, #ARGV do redis.call('SET', ARGV[1] .. ARGV[i], seq, 'PX', ARGV[2]) end
+return seq
+`;
+
+const INVALIDATE_ALL = `
+local seq = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], seq)
+return seq
+`;
+
+type ScriptedRedis = Redis & {
+  responseCacheLookup(...args: (string | number)[]): Promise<string[]>;
+  responseCacheInvalidate(...args: (string | number)[]): Promise<number>;
+  responseCacheInvalidateAll(...args: (string | number)[]): Promise<number>;
+};
+
+interface Meta {
+  /** The ticket's sequence. */
+  s: number;
+  a: number;
+  p: CachedResponse['scope'];
+  t: number;
+}
+
+/**
+ * Shared by every gateway replica: one sequence, tags and entries in Redis, so a purge by any replica is seen
+ * by all. The scripts read keys they are not handed, which a standalone Redis (or a primary with replicas)
+ * allows and Redis Cluster does not.
+ *
+ * Whenever the connection drops, this replica may have missed purges (its own failed ones, or events it did
+ * not hear), so before it serves again it invalidates everything. Tickets from before the drop are refused:
+ * Redis may have restarted empty, and its sequence with it.
+ */
+export class RedisResponseStore implements ResponseStore {
+  private readonly redis: ScriptedRedis;
+  private usable = false;
+  private epoch = 0;
+  private recovering: Promise<void> | undefined;
+
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    private readonly options: ResponseStoreOptions,
+  ) {
+    if (!('responseCacheLookup' in redis)) {
+      redis.defineCommand('responseCacheLookup', { lua: LOOKUP });
+      redis.defineCommand('responseCacheInvalidate', { numberOfKeys: 1, lua: INVALIDATE });
+      redis.defineCommand('responseCacheInvalidateAll', { numberOfKeys: 2, lua: INVALIDATE_ALL });
+    }
+    this.redis = redis as ScriptedRedis;
+    redis.on('close', () => {
+      this.usable = false;
+      this.epoch += 1;
+    });
+    redis.on('ready', () => this.recover());
+    if (redis.status === 'ready') this.recover();
+  }
+
+  private get keys() {
+    return { seq: `${this.prefix}seq`, floor: `${this.prefix}floor`, tag: `${this.prefix}tag:`, entry: `${this.prefix}entry:` };
+  }
+
+  private recover(): void {
+    this.recovering ??= this.invalidateAll()
+      .catch(() => {
+        // Still unusable; the next call tries again.
+      })
+      .finally(() => {
+        this.recovering = undefined;
+      });
+  }
+
+  /** Fails at once while the connection is down or recovering, instead of queueing behind reconnects. */
+  private ensureUsable(): void {
+    if (this.usable) return;
+    if (this.redis.status === 'ready') this.recover();
+    throw new ResponseStoreUnavailableError('the response cache is unavailable');
+  }
+
+  /** A failed write or purge may have lost a purge: nothing is served until everything is invalidated. */
+  private async guarded<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      this.usable = false;
+      throw error;
+    }
+  }
+
+  async lookup(keys: readonly string[]): Promise<Lookup> {
+    this.ensureUsable();
+    const epoch = this.epoch;
+    const { seq, floor, tag, entry } = this.keys;
+    const reply = await this.redis.responseCacheLookup(2 + keys.length, seq, floor, ...keys.map((key) => entry + key), tag);
+    if (reply.length === 1) return { ticket: { seq: Number(reply[0]), epoch } };
+    const meta = JSON.parse(reply[0]!) as Meta;
+    return { hit: { body: reply[1]!, maxAge: meta.a, scope: meta.p, storedAt: meta.t } };
+  }
+
+  async store(key: string, response: CachedResponse, tags: readonly string[], ticket: StoreTicket): Promise<void> {
+    this.ensureUsable();
+    if (ticket.epoch !== this.epoch) return;
+    const ttl = ttlOf(response, this.options.maxTtlSeconds);
+    if (ttl <= 0) return;
+    const meta: Meta = { s: ticket.seq, a: response.maxAge, p: response.scope, t: response.storedAt };
+    const value = `${JSON.stringify(meta)}\n${JSON.stringify(tags)}\n${response.body}`;
+    await this.guarded(() => this.redis.set(this.keys.entry + key, value, 'PX', Math.ceil(ttl * 1000)));
+  }
+
+  async invalidate(tags: readonly string[]): Promise<void> {
+    this.ensureUsable();
+    if (tags.length === 0) return;
+    // A stamp must outlive every entry it can make stale.
+    const stampTtlMs = this.options.maxTtlSeconds * 1000 + 1_000;
+    await this.guarded(() => this.redis.responseCacheInvalidate(this.keys.seq, this.keys.tag, stampTtlMs, ...tags));
+  }
+
+  /** Also how this replica becomes usable again: after it, no purge it may have missed can matter. */
+  async invalidateAll(): Promise<void> {
+    if (this.redis.status !== 'ready') throw new ResponseStoreUnavailableError('the response cache is unavailable');
+    const epoch = this.epoch;
+    await this.guarded(() => this.redis.responseCacheInvalidateAll(this.keys.seq, this.keys.floor));
+    // A drop during the call means it may have run before a restart: wait for the next recovery.
+    this.usable = epoch === this.epoch && this.redis.status === 'ready';
+  }
+}

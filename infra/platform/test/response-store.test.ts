@@ -1,0 +1,212 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedis, waitForRedis } from '../src/redis.ts';
+import {
+  MemoryResponseStore,
+  RedisResponseStore,
+  ResponseStoreUnavailableError,
+  type CachedResponse,
+  type ResponseStore,
+  type StoreTicket,
+} from '../src/response-cache/index.ts';
+import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
+import { startTcpProxy, timed, waitFor } from './support.ts';
+
+/** Every Redis key this file writes starts with this; afterAll deletes exactly those keys. */
+const RUN_PREFIX = `${uniqueName('platform_response_store_test')}:`;
+let redis: Redis;
+let storeCounter = 0;
+
+beforeAll(async () => {
+  redis = createRedis(testRedisUrl());
+  await waitForRedis(redis);
+});
+
+afterAll(async () => {
+  const cleaner = new Redis(testRedisUrl());
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await cleaner.scan(cursor, 'MATCH', `${RUN_PREFIX}*`, 'COUNT', 1000);
+      if (keys.length > 0) await cleaner.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    cleaner.disconnect();
+    redis.disconnect();
+  }
+});
+
+const response = (body: string, overrides: Partial<CachedResponse> = {}): CachedResponse => ({
+  body,
+  maxAge: 60,
+  scope: 'PUBLIC',
+  storedAt: Date.now(),
+  ...overrides,
+});
+
+async function ticketOf(store: ResponseStore, key: string): Promise<StoreTicket> {
+  const lookup = await store.lookup([key]);
+  if (lookup.hit) throw new Error(`expected a miss for ${key}`);
+  return lookup.ticket;
+}
+
+/** Looks a key up and stores `body` under it with the ticket of that miss: a request's whole life. */
+async function fill(store: ResponseStore, key: string, body: string, tags: string[], overrides: Partial<CachedResponse> = {}) {
+  await store.store(key, response(body, overrides), tags, await ticketOf(store, key));
+}
+
+const bodyAt = async (store: ResponseStore, ...keys: string[]) => (await store.lookup(keys)).hit?.body;
+
+// Each store gets its own namespace, so one test's purges never touch another's entries.
+const implementations: { name: string; create: (maxTtlSeconds?: number) => Promise<ResponseStore> }[] = [
+  { name: 'MemoryResponseStore', create: async (maxTtlSeconds = 300) => new MemoryResponseStore({ maxTtlSeconds }) },
+  {
+    name: 'RedisResponseStore',
+    create: async (maxTtlSeconds = 300) => {
+      const store = new RedisResponseStore(redis, `${RUN_PREFIX}${++storeCounter}:`, { maxTtlSeconds });
+      // A new store first invalidates everything it might have missed; it serves once that is done.
+      await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
+      return store;
+    },
+  },
+];
+
+describe.each(implementations)('ResponseStore contract: $name', ({ create }) => {
+  it('misses, then serves exactly what was stored, with its policy and age', async () => {
+    const store = await create();
+    const stored = response('{"data":{"user":{"name":"Ada ✓"}}}\n', { maxAge: 42, scope: 'PRIVATE', storedAt: 1_700_000_000_000 });
+    const miss = await store.lookup(['k']);
+    expect(miss.hit).toBeUndefined();
+    await store.store('k', stored, ['users/User:1'], (miss as { ticket: StoreTicket }).ticket);
+    expect((await store.lookup(['k'])).hit).toEqual(stored);
+  });
+
+  it('answers from the first key that holds a valid entry', async () => {
+    const store = await create();
+    await fill(store, 'public', 'public body', []);
+    expect(await bodyAt(store, 'private', 'public')).toBe('public body');
+    await fill(store, 'private', 'private body', []);
+    expect(await bodyAt(store, 'private', 'public')).toBe('private body');
+  });
+
+  it('stops serving every entry tagged with a purged tag, and only those', async () => {
+    const store = await create();
+    await fill(store, 'ada', 'ada', ['users/User:1']);
+    await fill(store, 'list', 'list', ['users/Query.users', 'users/User:1', 'users/User:2']);
+    await fill(store, 'bob', 'bob', ['users/User:2']);
+    // The same entity seen through another subgraph is another tag.
+    await fill(store, 'ada-orders', 'ada-orders', ['orders/User:1']);
+
+    await store.invalidate(['users/User:1']);
+    expect(await bodyAt(store, 'ada')).toBeUndefined();
+    expect(await bodyAt(store, 'list')).toBeUndefined();
+    expect(await bodyAt(store, 'bob')).toBe('bob');
+    expect(await bodyAt(store, 'ada-orders')).toBe('ada-orders');
+
+    // Computed again after the purge, an entry with the same tag is served.
+    await fill(store, 'ada', 'ada v2', ['users/User:1']);
+    expect(await bodyAt(store, 'ada')).toBe('ada v2');
+  });
+
+  it('never serves a response whose data was read before a purge, even when it is stored after it', async () => {
+    const store = await create();
+    const slowRead = await ticketOf(store, 'user');
+    // A write commits and purges while the slow request is still reading the old data...
+    await store.invalidate(['users/User:1']);
+    // ...and only then does the slow request store what it read.
+    await store.store('user', response('old name'), ['users/User:1'], slowRead);
+    expect(await bodyAt(store, 'user')).toBeUndefined();
+
+    // A purge of other tags in between does not spoil an unrelated response.
+    const other = await ticketOf(store, 'other');
+    await store.invalidate(['users/User:99']);
+    await store.store('other', response('other'), ['users/User:2'], other);
+    expect(await bodyAt(store, 'other')).toBe('other');
+  });
+
+  it('after invalidateAll serves nothing stored or started before it, and caches again afterwards', async () => {
+    const store = await create();
+    await fill(store, 'a', 'a', ['users/User:1']);
+    await fill(store, 'b', 'b', []);
+    const inFlight = await ticketOf(store, 'c');
+
+    await store.invalidateAll();
+    expect(await bodyAt(store, 'a')).toBeUndefined();
+    expect(await bodyAt(store, 'b')).toBeUndefined();
+    await store.store('c', response('c'), [], inFlight);
+    expect(await bodyAt(store, 'c')).toBeUndefined();
+
+    await fill(store, 'a', 'a again', ['users/User:1']);
+    expect(await bodyAt(store, 'a')).toBe('a again');
+  });
+
+  it('expires entries after their max-age, and never keeps one longer than the store cap', async () => {
+    const store = await create(0.3);
+    const started = Date.now();
+    await fill(store, 'short', 'short', [], { maxAge: 0.15 });
+    await fill(store, 'capped', 'capped', [], { maxAge: 3_600 });
+    expect(await bodyAt(store, 'short')).toBe('short');
+    expect(await bodyAt(store, 'capped')).toBe('capped');
+
+    await waitFor(async () => expect(await bodyAt(store, 'short')).toBeUndefined(), 2_000);
+    await waitFor(async () => expect(await bodyAt(store, 'capped')).toBeUndefined(), 2_000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
+  it('stores nothing with a max-age of 0', async () => {
+    const store = await create();
+    await fill(store, 'zero', 'zero', [], { maxAge: 0 });
+    expect(await bodyAt(store, 'zero')).toBeUndefined();
+  });
+
+  it('keeps a purge in force for as long as an entry from before it could live', async () => {
+    const store = await create(0.4);
+    const before = await ticketOf(store, 'late');
+    await store.invalidate(['users/User:1']);
+    // Stored late but with the old ticket: it stays invalid until it expires by the cap, never "revives".
+    await store.store('late', response('late', { maxAge: 0.4 }), ['users/User:1'], before);
+    for (let i = 0; i < 4; i += 1) {
+      expect(await bodyAt(store, 'late')).toBeUndefined();
+      await new Promise((resolve) => setTimeout(resolve, 120));
+    }
+  });
+});
+
+describe('RedisResponseStore when Redis goes away', () => {
+  it('fails fast while Redis is unreachable, then invalidates everything it may have missed before it serves again', async () => {
+    const proxy = await startTcpProxy(testRedisUrl());
+    const viaProxy = createRedis(proxy.url);
+    viaProxy.on('error', () => {});
+    const prefix = `${RUN_PREFIX}outage:`;
+    const store = new RedisResponseStore(viaProxy, prefix, { maxTtlSeconds: 300 });
+    // A second replica with its own connection, which stays up throughout.
+    const other = new RedisResponseStore(redis, prefix, { maxTtlSeconds: 300 });
+    try {
+      await waitForRedis(viaProxy);
+      await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
+      await fill(store, 'user', 'before the outage', ['users/User:1']);
+      expect(await bodyAt(store, 'user')).toBe('before the outage');
+
+      await proxy.setListening(false);
+      await waitFor(() => expect(viaProxy.status).not.toBe('ready'));
+      const failed = await timed(() => store.lookup(['user']).catch((error: unknown) => error));
+      expect(failed.value).toBeInstanceOf(ResponseStoreUnavailableError);
+      expect(failed.ms).toBeLessThan(100);
+      await expect(store.invalidate(['users/User:1'])).rejects.toBeInstanceOf(ResponseStoreUnavailableError);
+
+      // The entry is still in Redis and, to a replica that missed nothing, still valid.
+      await waitFor(async () => expect((await other.lookup(['user'])).hit?.body).toBe('before the outage'));
+
+      await proxy.setListening(true);
+      // Back: the replica that was cut off may have missed the purge, so that entry is never served again.
+      await waitFor(async () => expect((await store.lookup(['user'])).hit).toBeUndefined(), 5_000);
+      expect((await other.lookup(['user'])).hit).toBeUndefined();
+      await fill(store, 'user', 'after the outage', ['users/User:1']);
+      expect(await bodyAt(store, 'user')).toBe('after the outage');
+    } finally {
+      viaProxy.disconnect();
+      await proxy.close();
+    }
+  });
+});
