@@ -492,12 +492,16 @@ describe('RedisPubSub against a real Redis', () => {
         const { received, listener } = recorder();
         const unsubscribe = await outagePubSub.subscribe(channel, listener);
 
+        const gaps: number[] = [];
+        outagePubSub.onGap(() => gaps.push(received.length));
         proxy.dropConnections();
         // Delivery is at-most-once: keep publishing (straight to Redis) until one arrives after the reconnect.
         await waitFor(async () => {
           await probe.publish(prefix + channel, JSON.stringify('after the drop'));
           expect(received).toContain('after the drop');
         }, 10_000, 50);
+        // Subscribers are told, once, that messages may have been missed while the connection was down.
+        await waitFor(() => expect(gaps).toHaveLength(1));
         await unsubscribe();
       } finally {
         await outagePubSub.close();

@@ -152,7 +152,9 @@ export class RedisPubSub implements PubSub {
       if (!listeners.delete(entry) || listeners.size > 0 || this.channels.get(channel) !== owner) return;
       this.channels.delete(channel);
       await this.afterHandshake();
-      await this.subscriber.unsubscribe(this.prefix + channel);
+      // During an outage UNSUBSCRIBE fails; the listeners are gone already, so at worst Redis keeps sending
+      // this connection messages that nobody hears. Shutting down must not fail on it.
+      await this.subscriber.unsubscribe(this.prefix + channel).catch(() => {});
     };
   }
 
