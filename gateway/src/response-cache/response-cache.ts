@@ -271,8 +271,14 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     plugin,
     observer,
     stats,
-    /** Listens for commits on the bus; a gap in it (a lost connection) may have dropped some, so purge all. */
+    /**
+     * Listens for commits on the bus; a gap in it (a lost connection) may have dropped some, so purge all.
+     * The first replica to listen purges all too: while no replica listened, writes outside a gateway purged
+     * nothing. A replica joining others that listen (a deploy, a scale-out) keeps the shared cache warm.
+     */
     async start(): Promise<void> {
+      const listened = await events.subscribers(DOMAIN_EVENTS_CHANNEL).catch(() => 0);
+      if (listened === 0) await store.invalidateAll().catch((error: unknown) => failed('invalidateAll', error));
       const unsubscribe = await events.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => {
         if (isDomainEvent(message)) void invalidate([message]);
       });

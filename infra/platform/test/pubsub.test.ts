@@ -107,6 +107,15 @@ describe.each(implementations)('PubSub contract: $name', ({ create }) => {
     return unsubscribe;
   };
 
+  it('tells whether anyone subscribes to a channel (how a first listener knows it may have missed messages)', async () => {
+    const channel = freshChannel('count');
+    expect(await pubsub.subscribers(channel)).toBe(0);
+    const unsubscribe = await pubsub.subscribe(channel, () => {});
+    expect(await pubsub.subscribers(channel)).toBeGreaterThan(0);
+    await unsubscribe();
+    expect(await pubsub.subscribers(channel)).toBe(0);
+  });
+
   it('delivers a published JSON value to a subscriber of the channel', async () => {
     const channel = freshChannel();
     const { received, listener } = recorder();

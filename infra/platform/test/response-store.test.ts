@@ -65,7 +65,7 @@ const implementations: { name: string; create: (maxTtlSeconds?: number) => Promi
     name: 'RedisResponseStore',
     create: async (maxTtlSeconds = 300) => {
       const store = new RedisResponseStore(redis, `${RUN_PREFIX}${++storeCounter}:`, { maxTtlSeconds });
-      // A new store first invalidates everything it might have missed; it serves once that is done.
+      // Usable once its connection is ready.
       await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
       return store;
     },

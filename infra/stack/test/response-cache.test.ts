@@ -72,6 +72,12 @@ describe('the response cache across two gateway replicas on one Redis', () => {
     const onB = await subgraphs.during(() => viaB(query));
     expect(isHit(onB.value)).toBe(true);
     expect(onB.users).toBe(0);
+
+    // A replica that joins while others listen (a deploy, a scale-out) finds the shared cache warm.
+    const joined = await stack.addGateway();
+    const onNew = await subgraphs.during(() => graphql(joined.url, query, undefined, stack.admin));
+    expect(isHit(onNew.value)).toBe(true);
+    expect(onNew.users).toBe(0);
   });
 
   it('serves the new name through replica A immediately after updateUser through replica B', async () => {
@@ -227,8 +233,10 @@ describe('the response cache across two gateway replicas on one Redis', () => {
     const post = (url: string, body: unknown) =>
       fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...stack.admin }, body: JSON.stringify(body) });
 
-    const unknownHash = await (await post(replicaB, { extensions: { persistedQuery: { version: 1, sha256Hash: 'f'.repeat(64) } } })).json();
-    expect(unknownHash.errors[0].extensions.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    const unknownHash = (await (await post(replicaB, { extensions: { persistedQuery: { version: 1, sha256Hash: 'f'.repeat(64) } } })).json()) as {
+      errors: { extensions: { code: string } }[];
+    };
+    expect(unknownHash.errors[0]?.extensions.code).toBe('PERSISTED_QUERY_NOT_FOUND');
 
     const registered = await post(stack.urls.gateway, { query, extensions });
     expect(registered.status).toBe(200);

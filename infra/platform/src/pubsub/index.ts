@@ -15,6 +15,8 @@ export interface PubSub {
    * subscriptions restored. Consumers that must not miss anything (cache purges) resynchronise then.
    */
   onGap(listener: () => void): () => void;
+  /** How many subscriptions a channel has right now, in every process on the bus. */
+  subscribers(channel: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -40,6 +42,10 @@ export class MemoryPubSub implements PubSub {
       // Only drop the channel if it is still this set: a repeated unsubscribe must not remove a newer one.
       if (listeners.size === 0 && this.channels.get(channel) === listeners) this.channels.delete(channel);
     };
+  }
+
+  async subscribers(channel: string): Promise<number> {
+    return this.channels.get(channel)?.size ?? 0;
   }
 
   /** Nothing between a publisher and its listeners can drop in one process. */
@@ -96,6 +102,12 @@ export class RedisPubSub implements PubSub {
         },
       );
     });
+  }
+
+  /** Counts connections subscribed to the channel (each process holds one per channel, however many listeners). */
+  async subscribers(channel: string): Promise<number> {
+    const [, count] = (await this.publisher.pubsub('NUMSUB', this.prefix + channel)) as [string, number];
+    return Number(count);
   }
 
   onGap(listener: () => void): () => void {

@@ -176,14 +176,18 @@ interface Meta {
  * by all. The scripts read keys they are not handed, which a standalone Redis (or a primary with replicas)
  * allows and Redis Cluster does not.
  *
- * Whenever the connection drops, this replica may have missed purges (its own failed ones, or events it did
- * not hear), so before it serves again it invalidates everything. Tickets from before the drop are refused:
- * Redis may have restarted empty, and its sequence with it.
+ * Whenever the connection drops, or a purge fails, this replica may have missed purges (its own failed ones,
+ * or events it did not hear), so before it serves again it invalidates everything. Tickets from before a drop
+ * are refused: Redis may have restarted empty, and its sequence with it. The first connection of a fresh
+ * process flushes nothing by itself (a deploy must not empty every replica's cache); whether anything was
+ * missed while no replica listened is the caller's call (see invalidateAll).
  */
 export class RedisResponseStore implements ResponseStore {
   private readonly redis: ScriptedRedis;
   private usable = false;
   private epoch = 0;
+  /** Set by a drop or a failed write or purge: the next connection must invalidate everything first. */
+  private missedPurges = false;
   private recovering: Promise<void> | undefined;
 
   constructor(
@@ -199,10 +203,16 @@ export class RedisResponseStore implements ResponseStore {
     this.redis = redis as ScriptedRedis;
     redis.on('close', () => {
       this.usable = false;
+      this.missedPurges = true;
       this.epoch += 1;
     });
-    redis.on('ready', () => this.recover());
-    if (redis.status === 'ready') this.recover();
+    redis.on('ready', () => this.connected());
+    if (redis.status === 'ready') this.connected();
+  }
+
+  private connected(): void {
+    if (this.missedPurges) this.recover();
+    else this.usable = true;
   }
 
   private get keys() {
@@ -222,7 +232,7 @@ export class RedisResponseStore implements ResponseStore {
   /** Fails at once while the connection is down or recovering, instead of queueing behind reconnects. */
   private ensureUsable(): void {
     if (this.usable) return;
-    if (this.redis.status === 'ready') this.recover();
+    if (this.redis.status === 'ready') this.connected();
     throw new ResponseStoreUnavailableError('the response cache is unavailable');
   }
 
@@ -232,6 +242,7 @@ export class RedisResponseStore implements ResponseStore {
       return await run();
     } catch (error) {
       this.usable = false;
+      this.missedPurges = true;
       throw error;
     }
   }
@@ -266,10 +277,17 @@ export class RedisResponseStore implements ResponseStore {
 
   /** Also how this replica becomes usable again: after it, no purge it may have missed can matter. */
   async invalidateAll(): Promise<void> {
-    if (this.redis.status !== 'ready') throw new ResponseStoreUnavailableError('the response cache is unavailable');
+    if (this.redis.status !== 'ready') {
+      // Owed, then: the next connection runs it before anything is served.
+      this.missedPurges = true;
+      this.usable = false;
+      throw new ResponseStoreUnavailableError('the response cache is unavailable');
+    }
     const epoch = this.epoch;
     await this.guarded(() => this.redis.responseCacheInvalidateAll(this.keys.seq, this.keys.floor));
     // A drop during the call means it may have run before a restart: wait for the next recovery.
-    this.usable = epoch === this.epoch && this.redis.status === 'ready';
+    if (epoch !== this.epoch || this.redis.status !== 'ready') return;
+    this.missedPurges = false;
+    this.usable = true;
   }
 }
