@@ -38,6 +38,15 @@ describe('HS256 tokens', () => {
     expect(await authenticate(`Bearer ${await token({ issuedAt: now() - 63, ttlSeconds: 60 })}`)).toEqual({ userId: '42', role: 'user' });
   });
 
+  it('stop accepting a token the moment it expires, even one verified (and remembered) before', async () => {
+    const shortLived = `Bearer ${await token({ ttlSeconds: 1 })}`;
+    const strict = createAuthenticator({ ...CLAIMS, secret: SECRET, clockToleranceSeconds: 0 });
+    expect(await strict(shortLived)).toEqual({ userId: '42', role: 'user' });
+    expect(await strict(shortLived)).toEqual({ userId: '42', role: 'user' });
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await expectRefused(strict(shortLived), /expired/);
+  });
+
   it('refuse a token signed with another key, or with alg none', async () => {
     await expectRefused(authenticate(`Bearer ${await mintToken({ ...CLAIMS, secret: 'x'.repeat(40), sub: '42', role: 'admin' })}`));
     const unsigned = new UnsecuredJWT({ role: 'admin' }).setSubject('42').setIssuer(CLAIMS.issuer).setAudience(CLAIMS.audience).setExpirationTime('1h').encode();

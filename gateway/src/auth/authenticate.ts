@@ -23,6 +23,10 @@ export type Authenticator = (authorization: string | undefined) => Promise<Viewe
 // The JWKS could not be fetched or read: the token may well be fine, so the client must not be told otherwise.
 const KEYS_UNAVAILABLE = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID', 'ERR_JOSE_GENERIC']);
 
+/** Verified tokens remembered (static secret only), and for how long at most. */
+const VERIFIED_TOKENS = 10_000;
+const REVERIFY_AFTER_MS = 60_000;
+
 const unauthenticated = (message: string, error: 'invalid_token' | 'invalid_request' = 'invalid_token') =>
   new HttpError(401, ErrorCode.Unauthenticated, message, { 'www-authenticate': `Bearer error="${error}"` });
 
@@ -45,14 +49,24 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     algorithms = ['HS256'];
   }
 
+  // A client sends the same token with every request, and verifying it costs ~110 µs, a third of a cache
+  // hit. With a static secret a verified token is remembered until it expires (a minute at most); a refused
+  // one never is. Not with a JWKS: a key withdrawn from the set must stop its tokens at once.
+  const verified = new Map<string, { viewer: Viewer; untilMs: number }>();
+  const remember = !options.jwksUrl;
+
   return async (authorization) => {
     if (authorization === undefined) return null;
     const match = /^Bearer ([A-Za-z0-9\-_.]+)$/.exec(authorization.trim());
     if (!match?.[1]) throw unauthenticated('The Authorization header must be "Bearer <token>"', 'invalid_request');
+    const token = match[1];
+    const known = verified.get(token);
+    if (known && Date.now() < known.untilMs) return known.viewer;
+    if (known) verified.delete(token);
 
     let payload;
     try {
-      ({ payload } = await jwtVerify(match[1], typeof key === 'function' ? key : await key, {
+      ({ payload } = await jwtVerify(token, typeof key === 'function' ? key : await key, {
         algorithms,
         issuer,
         audience,
@@ -71,6 +85,11 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     if (typeof payload.sub !== 'string' || tryParseId(payload.sub) === undefined || !isRole(role)) {
       throw unauthenticated('The token is not valid');
     }
-    return { userId: payload.sub, role };
+    const viewer: Viewer = { userId: payload.sub, role };
+    if (!remember) return viewer;
+    if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!);
+    // Never past its expiry, whatever the clock tolerance allowed at verification.
+    verified.set(token, { viewer, untilMs: Math.min((payload.exp ?? 0) * 1000, Date.now() + REVERIFY_AFTER_MS) });
+    return viewer;
   };
 }

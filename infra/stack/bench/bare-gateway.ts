@@ -1,0 +1,66 @@
+// The reference for benchmarks: a bare @apollo/gateway + @apollo/server with nothing of ours but what these
+// subgraphs demand to answer at all (a signed identity on each subgraph request, for a fixed admin viewer),
+// optionally with Apollo's own responseCachePlugin on Redis. A bench process, configured by its arguments:
+//   tsx bench/bare-gateway.ts --port P --supergraph FILE --users URL --users-secret S --orders URL
+//     --orders-secret S [--redis URL]   (with --redis: responseCachePlugin on that Redis)
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
+import { ApolloServer } from '@apollo/server';
+import responseCachePlugin from '@apollo/server-plugin-response-cache';
+import { startStandaloneServer } from '@apollo/server/standalone';
+import { createRedis, IDENTITY_HEADER, RedisCache, signIdentity, waitForRedis, type Viewer } from '@fed/platform';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    supergraph: { type: 'string' },
+    users: { type: 'string' },
+    'users-secret': { type: 'string' },
+    orders: { type: 'string' },
+    'orders-secret': { type: 'string' },
+    redis: { type: 'string' },
+  },
+});
+const required = (name: keyof typeof values) => {
+  const value = values[name];
+  if (!value) throw new Error(`--${name} is required`);
+  return value;
+};
+
+const ADMIN: Viewer = { userId: '1', role: 'admin' };
+const subgraphs: Record<string, { url: string; secret: string }> = {
+  users: { url: required('users'), secret: required('users-secret') },
+  orders: { url: required('orders'), secret: required('orders-secret') },
+};
+
+const gateway = new ApolloGateway({
+  supergraphSdl: readFileSync(required('supergraph'), 'utf8'),
+  buildService: ({ name }) => {
+    const target = subgraphs[name];
+    if (!target) throw new Error(`no URL for subgraph ${name}`);
+    return new RemoteGraphQLDataSource({
+      url: target.url,
+      fetcher: (input, init) => {
+        const identity = signIdentity({ secret: target.secret, caller: 'gateway', audience: name, viewer: ADMIN, body: String(init?.body ?? '') });
+        return fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), [IDENTITY_HEADER]: identity } }) as never;
+      },
+    });
+  },
+});
+
+let cache;
+if (values.redis) {
+  const redis = createRedis(values.redis);
+  await waitForRedis(redis);
+  cache = new RedisCache(redis, 'bench-bare:');
+}
+const server = new ApolloServer({
+  gateway,
+  ...(cache ? { cache } : {}),
+  // Private answers are cached per session; every request here is the same admin.
+  plugins: cache ? [responseCachePlugin({ sessionId: async () => 'bench-admin' })] : [],
+});
+const { url } = await startStandaloneServer(server, { listen: { port: Number(required('port')), host: '127.0.0.1' } });
+process.stdout.write(`ready ${url}\n`);
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void server.stop().then(() => process.exit(0)));

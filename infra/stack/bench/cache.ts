@@ -1,0 +1,282 @@
+// `npm run -s bench:cache -w @fed/stack -- [--runs 3] [--duration 10] [--connections 50]`: what the response
+// cache buys and costs on the nested users → orders → items query. One layout for everything: the users and
+// orders subgraphs as their own processes on seeded Postgres, one Redis, and three gateway processes in front
+// of the same subgraphs:
+//   cached:   this gateway, every default layer on, response cache on (Redis);
+//   uncached: the same gateway with RESPONSE_CACHE=off;
+//   apollo:   bare @apollo/gateway + @apollo/server with Apollo's responseCachePlugin on the same Redis
+//             (bench/bare-gateway.ts), the reference for hit throughput (it only expires by TTL).
+// Scenarios, at the same concurrency:
+//   hit:  one admin repeats the query: every cached answer is a hit (uncached runs it every time);
+//   miss: every request comes from another admin (a fresh token per request), so every cached request is a
+//         miss that looks up, runs, tags and stores its private answer; uncached runs the same requests.
+// All answers must be deep-equal before anything is timed. Runs alternate between gateways; medians of
+// requests/s, p50 and p99 (ms), and the gateway process's CPU per request (/proc, Linux) go to stdout as JSON,
+// a markdown table to stderr with the progress.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { mintToken } from '@fed/gateway';
+import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
+import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '@fed/platform/testing';
+import { openDatabases } from '../src/databases.ts';
+import { seed } from '../src/seed.ts';
+import { median } from './stats.ts';
+
+const QUERY = `query Nested { users(first: 20) { edges { node {
+  id name email orderCount
+  orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } }
+} } } }`;
+const BODY = JSON.stringify({ query: QUERY });
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '50' },
+  },
+});
+const runs = Number(values.runs);
+const duration = Number(values.duration);
+const connections = Number(values.connections);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const repo = fileURLToPath(new URL('../../..', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface Service {
+  name: string;
+  url: string;
+  child: ChildProcess;
+}
+
+/** Starts a TypeScript entry as its own process and waits until `probe` answers. */
+async function startService(name: string, entry: string, args: string[], env: Record<string, string>, url: string, probe: () => Promise<boolean>): Promise<Service> {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+    cwd: repo,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, APOLLO_TELEMETRY_DISABLED: '1', LOG_LEVEL: 'warn', NODE_ENV: 'production', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited: ${stderr}`);
+    if (await probe().catch(() => false)) return { name, url, child };
+    if (Date.now() > deadline) throw new Error(`${name} did not start: ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const httpOk = (url: string) => async () => (await fetch(url)).ok;
+const graphqlOk = (url: string) => async () =>
+  (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' })).ok;
+
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+async function answer(url: string, authorization: string): Promise<unknown> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: BODY });
+  const body = (await response.json()) as { data?: unknown; errors?: unknown };
+  if (response.status !== 200 || body.errors) throw new Error(`${url} answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
+  return body.data;
+}
+
+interface Measured {
+  rps: number;
+  p50: number;
+  p99: number;
+  cpuMsPerRequest: number;
+  requests: number;
+}
+
+/** One autocannon run; `authorizations` are used in turn, one per request. */
+async function load(gateway: Service, seconds: number, authorizations: () => string): Promise<Measured> {
+  const cpuBefore = cpuMs(gateway.child.pid!);
+  const result = await autocannon({
+    url: gateway.url,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        body: BODY,
+        setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'content-type': 'application/json', authorization: authorizations() } }),
+      },
+    ],
+  });
+  const cpu = cpuMs(gateway.child.pid!) - cpuBefore;
+  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
+    throw new Error(`${gateway.name}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+  }
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    cpuMsPerRequest: Number((cpu / result.requests.total).toFixed(3)),
+    requests: result.requests.total,
+  };
+}
+
+const databases: TestDatabase[] = [];
+const services: Service[] = [];
+try {
+  log(`seeding users and orders on ${testPostgresUrl()}`);
+  const usersDb = await createTestDatabase('bench_cache_users');
+  const ordersDb = await createTestDatabase('bench_cache_orders');
+  databases.push(usersDb, ordersDb);
+  const opened = await openDatabases({ users: { url: usersDb.url }, orders: { url: ordersDb.url } });
+  await seed(opened, { users: 1_000, ordersPerUser: 5 });
+  await opened.close();
+
+  const secret = () => randomBytes(32).toString('base64url');
+  const secrets = { users: secret(), orders: secret(), ordersToUsers: secret(), jwt: secret() };
+  const redisUrl = testRedisUrl();
+  const [usersPort, ordersPort] = [await freePort(), await freePort()];
+  const usersUrl = `http://127.0.0.1:${usersPort}/graphql`;
+  const ordersUrl = `http://127.0.0.1:${ordersPort}/graphql`;
+  const shared = { REDIS_URL: redisUrl, USERS_SUBGRAPH_SECRET: secrets.users, ORDERS_SUBGRAPH_SECRET: secrets.orders, ORDERS_TO_USERS_SECRET: secrets.ordersToUsers };
+  services.push(
+    await startService('users', 'subgraphs/users/src/index.ts', [], { ...shared, USERS_PORT: String(usersPort), USERS_DATABASE_URL: usersDb.url }, usersUrl, httpOk(`http://127.0.0.1:${usersPort}/healthz`)),
+    await startService(
+      'orders',
+      'subgraphs/orders/src/index.ts',
+      [],
+      { ...shared, ORDERS_PORT: String(ordersPort), ORDERS_DATABASE_URL: ordersDb.url, USERS_URL: usersUrl },
+      ordersUrl,
+      httpOk(`http://127.0.0.1:${ordersPort}/healthz`),
+    ),
+  );
+
+  const startOurs = async (name: string, cache: 'on' | 'off') => {
+    const port = await freePort();
+    return startService(
+      name,
+      'gateway/src/index.ts',
+      [],
+      {
+        GATEWAY_PORT: String(port),
+        HOST: '127.0.0.1',
+        REDIS_URL: redisUrl,
+        JWT_SECRET: secrets.jwt,
+        SUBGRAPH_URLS: `users=${usersUrl},orders=${ordersUrl}`,
+        SUBGRAPH_SECRETS: `users=${secrets.users},orders=${secrets.orders}`,
+        RESPONSE_CACHE: cache,
+        // Private entries of the miss scenario (one viewer each) leave Redis quickly.
+        RESPONSE_CACHE_MAX_TTL_S: '10',
+        // High enough never to refuse, so every request still pays for the check.
+        RATE_LIMIT_MAX: '1000000000',
+      },
+      `http://127.0.0.1:${port}/graphql`,
+      httpOk(`http://127.0.0.1:${port}/readyz`),
+    );
+  };
+  const cached = await startOurs('cached', 'on');
+  const uncached = await startOurs('uncached', 'off');
+  const apolloPort = await freePort();
+  const apollo = await startService(
+    'apollo',
+    'infra/stack/bench/bare-gateway.ts',
+    ['--port', String(apolloPort), '--supergraph', DEFAULT_SUPERGRAPH_PATH, '--users', usersUrl, '--users-secret', secrets.users, '--orders', ordersUrl, '--orders-secret', secrets.orders, '--redis', redisUrl],
+    {},
+    `http://127.0.0.1:${apolloPort}/`,
+    graphqlOk(`http://127.0.0.1:${apolloPort}/`),
+  );
+  services.push(cached, uncached, apollo);
+
+  const auth = { ...DEVELOPMENT_AUTH, secret: secrets.jwt };
+  const admin = `Bearer ${await mintToken({ ...auth, sub: '1', role: 'admin' })}`;
+  const expected = await answer(uncached.url, admin);
+  for (const gateway of [cached, apollo]) {
+    if (!isDeepStrictEqual(await answer(gateway.url, admin), expected)) throw new Error(`${gateway.name} answers differently; nothing was timed`);
+  }
+  log('answers are deep-equal');
+
+  // Enough distinct admins that no token repeats within a run of the miss scenario.
+  const tokenCount = Math.max(20_000, duration * 2_000);
+  log(`minting ${tokenCount} tokens for the miss scenario`);
+  const tokens: string[] = [];
+  for (let i = 0; i < tokenCount; i += 1) tokens.push(`Bearer ${await mintToken({ ...auth, sub: String(1_000_000 + i), role: 'admin' })}`);
+  let next = 0;
+  const freshViewer = () => tokens[next++ % tokens.length]!;
+  const sameViewer = () => admin;
+
+  log('warming up');
+  for (const gateway of [cached, uncached, apollo]) await load(gateway, 3, sameViewer);
+
+  type Key = 'hit:cached' | 'hit:uncached' | 'hit:apollo' | 'miss:cached' | 'miss:uncached';
+  const plan: { key: Key; gateway: Service; viewer: () => string }[] = [
+    { key: 'hit:cached', gateway: cached, viewer: sameViewer },
+    { key: 'hit:uncached', gateway: uncached, viewer: sameViewer },
+    { key: 'hit:apollo', gateway: apollo, viewer: sameViewer },
+    { key: 'miss:cached', gateway: cached, viewer: freshViewer },
+    { key: 'miss:uncached', gateway: uncached, viewer: freshViewer },
+  ];
+  const results = Object.fromEntries(plan.map(({ key }) => [key, [] as Measured[]])) as Record<Key, Measured[]>;
+  for (let run = 1; run <= runs; run += 1) {
+    for (const step of run % 2 ? plan : [...plan].reverse()) {
+      next = 0;
+      const measured = await load(step.gateway, duration, step.viewer);
+      if (step.key === 'miss:cached' && measured.requests > tokens.length) log('warning: tokens repeated within a miss run');
+      results[step.key].push(measured);
+      log(JSON.stringify({ run, scenario: step.key, ...measured }));
+    }
+  }
+
+  const summary = Object.fromEntries(
+    plan.map(({ key }) => {
+      const of = (field: keyof Measured) => median(results[key].map((measured) => measured[field]));
+      return [key, { rps: Math.round(of('rps')), p50Ms: of('p50'), p99Ms: of('p99'), cpuMsPerRequest: of('cpuMsPerRequest') }];
+    }),
+  ) as Record<Key, { rps: number; p50Ms: number; p99Ms: number; cpuMsPerRequest: number }>;
+  const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
+  const report = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cores: cpus().length,
+    loadAverage: loadavg().map((value) => Number(value.toFixed(2))),
+    query: 'users(first: 20) × orders(first: 5) × items, as admin',
+    runs,
+    durationSeconds: duration,
+    connections,
+    medians: summary,
+    ratios: {
+      hitOverUncached: ratio(summary['hit:cached'].rps, summary['hit:uncached'].rps),
+      hitOverApolloPlugin: ratio(summary['hit:cached'].rps, summary['hit:apollo'].rps),
+      missOverCacheOff: ratio(summary['miss:cached'].rps, summary['miss:uncached'].rps),
+      missCpuOverCacheOff: ratio(summary['miss:cached'].cpuMsPerRequest, summary['miss:uncached'].cpuMsPerRequest),
+    },
+  };
+  process.stdout.write(`${JSON.stringify(report)}\n`);
+  log('');
+  log('| scenario | gateway | req/s | p50 ms | p99 ms | CPU ms/req |');
+  log('|---|---|---:|---:|---:|---:|');
+  for (const { key } of plan) {
+    const [scenario, gateway] = key.split(':');
+    const row = summary[key];
+    log(`| ${scenario} | ${gateway} | ${row.rps} | ${row.p50Ms} | ${row.p99Ms} | ${row.cpuMsPerRequest} |`);
+  }
+} finally {
+  for (const service of services.reverse()) {
+    if (service.child.exitCode === null) {
+      const exited = new Promise((resolve) => service.child.once('exit', resolve));
+      service.child.kill('SIGTERM');
+      await exited;
+    }
+  }
+  for (const database of databases) await database.drop();
+}
