@@ -10,14 +10,15 @@
 //   hit:  one admin repeats the query: every cached answer is a hit (uncached runs it every time);
 //   miss: every request comes from another admin (a fresh token per request), so every cached request is a
 //         miss that looks up, runs, tags and stores its private answer; uncached runs the same requests.
+// Load comes from wrk when it is installed (it needs far less CPU than autocannon), else autocannon.
 // All answers must be deep-equal before anything is timed. Runs alternate between gateways; medians of
 // requests/s, p50 and p99 (ms), and the gateway process's CPU per request (/proc, Linux) go to stdout as JSON,
 // a markdown table to stderr with the progress.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -104,9 +105,57 @@ interface Measured {
   requests: number;
 }
 
-/** One autocannon run; `authorizations` are used in turn, one per request. */
-async function load(gateway: Service, seconds: number, authorizations: () => string): Promise<Measured> {
+const hasWrk = (() => {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch (error) {
+    // wrk prints its version and exits 1; only a missing binary fails to spawn.
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+})();
+const scratch = mkdtempSync(`${tmpdir()}/bench-cache-`);
+
+/**
+ * One wrk run (it uses far less CPU than autocannon, which shares these two cores with the gateway): a Lua
+ * script cycles through `authorizations` and prints the summary as JSON. One thread, so that no token is
+ * sent twice in the miss scenario (each wrk thread runs its own copy of the script).
+ */
+function loadWithWrk(gateway: Service, seconds: number, authorizations: readonly string[]): Omit<Measured, 'cpuMsPerRequest'> {
+  const script = `${scratch}/run.lua`;
+  writeFileSync(
+    script,
+    `local tokens = { ${authorizations.map((token) => JSON.stringify(token)).join(',')} }
+local body = ${JSON.stringify(BODY)}
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", nil, { ["content-type"] = "application/json", ["authorization"] = tokens[(counter % #tokens) + 1] }, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"durationUs":%d,"p50":%d,"p99":%d,"errors":%d,"non2xx":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, e.status))
+end
+`,
+  );
+  const output = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '30s', '-s', script, gateway.url], { encoding: 'utf8' });
+  const line = output.split('\n').find((candidate) => candidate.startsWith('{"requests"'));
+  if (!line) throw new Error(`wrk printed no summary:\n${output}`);
+  const result = JSON.parse(line) as { requests: number; durationUs: number; p50: number; p99: number; errors: number; non2xx: number };
+  if (result.errors > 0 || result.non2xx > 0) throw new Error(`${gateway.name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { rps: result.requests / (result.durationUs / 1e6), p50: result.p50 / 1000, p99: result.p99 / 1000, requests: result.requests };
+}
+
+/** One run; `authorizations` are used in turn, one per request. */
+async function load(gateway: Service, seconds: number, authorizations: readonly string[]): Promise<Measured> {
   const cpuBefore = cpuMs(gateway.child.pid!);
+  if (hasWrk) {
+    const measured = loadWithWrk(gateway, seconds, authorizations);
+    const cpu = cpuMs(gateway.child.pid!) - cpuBefore;
+    return { ...measured, cpuMsPerRequest: Number((cpu / measured.requests).toFixed(3)) };
+  }
+  let next = 0;
   const result = await autocannon({
     url: gateway.url,
     connections,
@@ -115,7 +164,10 @@ async function load(gateway: Service, seconds: number, authorizations: () => str
       {
         method: 'POST',
         body: BODY,
-        setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'content-type': 'application/json', authorization: authorizations() } }),
+        setupRequest: (request) => ({
+          ...request,
+          headers: { ...request.headers, 'content-type': 'application/json', authorization: authorizations[next++ % authorizations.length]! },
+        }),
       },
     ],
   });
@@ -211,15 +263,14 @@ try {
   log(`minting ${tokenCount} tokens for the miss scenario`);
   const tokens: string[] = [];
   for (let i = 0; i < tokenCount; i += 1) tokens.push(`Bearer ${await mintToken({ ...auth, sub: String(1_000_000 + i), role: 'admin' })}`);
-  let next = 0;
-  const freshViewer = () => tokens[next++ % tokens.length]!;
-  const sameViewer = () => admin;
+  const freshViewer = tokens;
+  const sameViewer = [admin];
 
-  log('warming up');
+  log(`warming up; load from ${hasWrk ? 'wrk' : 'autocannon'}`);
   for (const gateway of [cached, uncached, apollo]) await load(gateway, 3, sameViewer);
 
   type Key = 'hit:cached' | 'hit:uncached' | 'hit:apollo' | 'miss:cached' | 'miss:uncached';
-  const plan: { key: Key; gateway: Service; viewer: () => string }[] = [
+  const plan: { key: Key; gateway: Service; viewer: readonly string[] }[] = [
     { key: 'hit:cached', gateway: cached, viewer: sameViewer },
     { key: 'hit:uncached', gateway: uncached, viewer: sameViewer },
     { key: 'hit:apollo', gateway: apollo, viewer: sameViewer },
@@ -229,7 +280,6 @@ try {
   const results = Object.fromEntries(plan.map(({ key }) => [key, [] as Measured[]])) as Record<Key, Measured[]>;
   for (let run = 1; run <= runs; run += 1) {
     for (const step of run % 2 ? plan : [...plan].reverse()) {
-      next = 0;
       const measured = await load(step.gateway, duration, step.viewer);
       if (step.key === 'miss:cached' && measured.requests > tokens.length) log('warning: tokens repeated within a miss run');
       results[step.key].push(measured);
@@ -250,6 +300,7 @@ try {
     cores: cpus().length,
     loadAverage: loadavg().map((value) => Number(value.toFixed(2))),
     query: 'users(first: 20) × orders(first: 5) × items, as admin',
+    loadGenerator: hasWrk ? 'wrk' : 'autocannon',
     runs,
     durationSeconds: duration,
     connections,
@@ -279,4 +330,5 @@ try {
     }
   }
   for (const database of databases) await database.drop();
+  rmSync(scratch, { recursive: true, force: true });
 }
