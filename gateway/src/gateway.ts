@@ -96,7 +96,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const development = mode === 'development';
   const limits = { ...DEFAULT_OPERATION_LIMITS, ...deps.limits };
   const responseCache = deps.responseCache
-    ? createResponseCache({ ...deps.responseCache, supergraphSdl, variant: JSON.stringify(limits), logger })
+    ? createResponseCache({
+        ...deps.responseCache,
+        supergraphSdl,
+        // A hit skips validation: entries answer only under the rules that admitted them.
+        variant: JSON.stringify({ limits, mode, maxTokens: deps.maxTokens, maxValidationErrors: deps.maxValidationErrors }),
+        logger,
+      })
     : undefined;
 
   const routed = new Set<string>();

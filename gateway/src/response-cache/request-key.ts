@@ -43,10 +43,12 @@ const parseJsonParam = (text: string | null): unknown => {
   }
 };
 
+const essence = (contentType: string | undefined) => contentType?.split(';')[0]?.trim().toLowerCase();
+
 /** Apollo's CSRF rule for requests a browser could send without a preflight (GET, simple content types). */
 function passesCsrfCheck(headers: HeaderMap): boolean {
-  const contentType = headers.get('content-type');
-  if (contentType && !/^\s*(application\/x-www-form-urlencoded|multipart\/form-data|text\/plain)\s*(;|$)/i.test(contentType)) return true;
+  const type = essence(headers.get('content-type'));
+  if (type && !['application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain'].includes(type)) return true;
   return Boolean(headers.get('x-apollo-operation-name') || headers.get('apollo-require-preflight'));
 }
 
@@ -56,13 +58,18 @@ function passesCsrfCheck(headers: HeaderMap): boolean {
  * GET, an Accept header Apollo would refuse) returns undefined, and Apollo answers it as usual.
  */
 export function readCacheableRequest(method: string, headers: HeaderMap, search: string, body: unknown): CacheableRequest | undefined {
+  // Only what Apollo would surely execute is answered here; anything it might refuse goes to Apollo.
+  if (!passesCsrfCheck(headers)) return undefined;
   let fields: { query?: unknown; operationName?: unknown; variables?: unknown; extensions?: unknown };
   if (method === 'POST') {
+    if (essence(headers.get('content-type')) !== 'application/json') return undefined;
     if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined;
     fields = body;
   } else if (method === 'GET') {
-    if (!passesCsrfCheck(headers)) return undefined;
+    // A content type on a GET, a repeated parameter or a browser asking for HTML (the landing page).
+    if (headers.get('content-type') !== undefined || /text\/html/i.test(headers.get('accept') ?? '')) return undefined;
     const params = new URLSearchParams(search);
+    if (new Set(params.keys()).size !== [...params.keys()].length) return undefined;
     fields = {
       query: params.get('query') ?? undefined,
       operationName: params.get('operationName') ?? undefined,
@@ -75,11 +82,13 @@ export function readCacheableRequest(method: string, headers: HeaderMap, search:
 
   const { query, operationName, variables, extensions } = fields;
   if (query !== undefined && typeof query !== 'string') return undefined;
-  if (operationName !== undefined && operationName !== null && typeof operationName !== 'string') return undefined;
+  if (operationName !== undefined && operationName !== null && (typeof operationName !== 'string' || operationName === '')) return undefined;
   if (variables !== undefined && variables !== null && (typeof variables !== 'object' || Array.isArray(variables))) return undefined;
   if (extensions !== undefined && extensions !== null && (typeof extensions !== 'object' || Array.isArray(extensions))) return undefined;
 
-  const persisted = (extensions as { persistedQuery?: { sha256Hash?: unknown } } | undefined)?.persistedQuery?.sha256Hash;
+  const persistedQuery = (extensions as { persistedQuery?: { sha256Hash?: unknown; version?: unknown } } | undefined)?.persistedQuery;
+  if (persistedQuery !== undefined && persistedQuery?.version !== 1) return undefined;
+  const persisted = persistedQuery?.sha256Hash;
   let documentHash: string;
   if (typeof query === 'string') {
     if (NOT_A_QUERY.test(query)) return undefined;

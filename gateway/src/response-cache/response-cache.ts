@@ -15,7 +15,7 @@ import {
   type Viewer,
 } from '@fed/platform';
 import type { FetchObserver, SubgraphRequest, SubgraphResponse } from '../subgraphs/data-source.ts';
-import { cacheKeys, readCacheableRequest, schemaIdOf } from './request-key.ts';
+import { cacheKeys, readCacheableRequest, schemaIdOf, type CacheableRequest } from './request-key.ts';
 import { createFetchTagger } from './tags.ts';
 
 export interface ResponseCacheOptions {
@@ -36,6 +36,8 @@ export interface ResponseCacheRequest {
   tags: Set<string>;
   /** Committed by the subgraphs while answering this request (a mutation's writes). */
   events: DomainEvent[];
+  /** A subgraph operation could not be tagged (its selections clash with the key aliases): never stored. */
+  untaggable?: boolean;
   verdict?: { operation: string | undefined; cacheable: boolean; maxAge: number; scope: CachedResponse['scope'] };
 }
 
@@ -47,10 +49,13 @@ interface CacheContext extends BaseContext {
 interface Outcome {
   response?: HTTPGraphQLResponse;
   shareable: boolean;
+  /** What the answer contains, to check that nothing in it was purged since the leader's ticket. */
+  tags?: readonly string[];
 }
 
 interface Flight {
   generation: number;
+  ticket: StoreTicket;
   outcome: Promise<Outcome>;
 }
 
@@ -153,10 +158,18 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
           const cacheable =
             !!policy && operation?.operation === 'query' && !!single && !single.errors?.length && single.data != null && (response.http.status ?? 200) === 200;
           const maxAge = policy ? ttlFor(policy.maxAge, schema, document) : 0;
-          state.verdict = { operation: operation?.operation, cacheable: cacheable && maxAge > 0, maxAge, scope: policy?.scope ?? 'PUBLIC' };
-          if (state.verdict.cacheable) response.http.headers.set('cache-control', `max-age=${maxAge}, ${state.verdict.scope.toLowerCase()}`);
-          // A write's answer is never fresh for long: the subgraphs' hints describe the types, not the write.
-          else if (operation && operation.operation !== 'query') response.http.headers.set('cache-control', 'no-store');
+          state.verdict = {
+            operation: operation?.operation,
+            cacheable: cacheable && maxAge > 0 && !state.untaggable,
+            maxAge,
+            scope: policy?.scope ?? 'PUBLIC',
+          };
+          if (policy && maxAge > 0 && operation?.operation === 'query') {
+            response.http.headers.set('cache-control', `max-age=${maxAge}, ${state.verdict.scope.toLowerCase()}`);
+          } else if (operation) {
+            // A write's answer, or one a cap forbids caching: the subgraphs' hints describe types, not this.
+            response.http.headers.set('cache-control', 'no-store');
+          }
         },
       };
     },
@@ -166,6 +179,10 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     willSend(subgraph: string, request: SubgraphRequest, context: CacheContext | undefined): void {
       if (!context?.responseCache?.collecting || !request.query) return;
       const tagged = tagger.tag(subgraph, request.query);
+      if (!tagged) {
+        context.responseCache.untaggable = true;
+        return;
+      }
       request.query = tagged.query;
       for (const tag of tagged.rootTags) context.responseCache.tags.add(tag);
     },
@@ -193,20 +210,19 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     state: ResponseCacheRequest,
     response: HTTPGraphQLResponse,
     storing?: { key: (scope: CachedResponse['scope']) => string | undefined; ticket: StoreTicket },
-  ): Promise<HTTPGraphQLResponse> => {
+  ): Promise<{ response: HTTPGraphQLResponse; stored: Promise<unknown> }> => {
     if (state.events.length > 0) await invalidate(state.events);
     const verdict = state.verdict;
-    if (!storing || !verdict?.cacheable || response.body.kind !== 'complete') return response;
-    const key = storing.key(verdict.scope);
-    if (!key) return response;
-    try {
-      const cached = { body: response.body.string, maxAge: verdict.maxAge, scope: verdict.scope, storedAt: Date.now() };
-      await store.store(key, cached, [...state.tags], storing.ticket);
-      stats.stored += 1;
-    } catch (error) {
-      failed('store', error);
-    }
-    return response;
+    const key = verdict?.cacheable && response.body.kind === 'complete' ? storing?.key(verdict.scope) : undefined;
+    if (!storing || !verdict || !key || response.body.kind !== 'complete') return { response, stored: Promise.resolve() };
+    // The client does not wait for the write. One connection keeps commands in order, so this replica's
+    // next lookup still sees it.
+    const cached = { body: response.body.string, maxAge: verdict.maxAge, scope: verdict.scope, storedAt: Date.now() };
+    const stored = store.store(key, cached, [...state.tags], storing.ticket).then(
+      () => (stats.stored += 1),
+      (error: unknown) => failed('store', error),
+    );
+    return { response, stored };
   };
 
   const around = async <TAdmission extends { viewer: Viewer | null; responseCache?: ResponseCacheRequest }>(
@@ -215,11 +231,18 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
   ): Promise<HTTPGraphQLResponse> => {
     const state: ResponseCacheRequest = { collecting: false, tags: new Set(), events: [] };
     exchange.admission.responseCache = state;
-    const request = readCacheableRequest(exchange.method, exchange.headers, exchange.search, exchange.body);
-    if (!request) return settle(state, await execute());
-
     const { viewer } = exchange.admission;
-    const keys = cacheKeys(schemaId, request, viewer);
+    let request: CacheableRequest | undefined;
+    let keys: { public: string; private?: string } | undefined;
+    try {
+      request = readCacheableRequest(exchange.method, exchange.headers, exchange.search, exchange.body);
+      keys = request && cacheKeys(schemaId, request, viewer);
+    } catch {
+      // Variables too deep to key (a hostile body): Apollo answers it, uncached.
+    }
+    if (!request || !keys) return (await settle(state, await execute())).response;
+    const cacheKeysFound = keys;
+
     let ticket: StoreTicket | undefined;
     try {
       const found = await store.lookup(keys.private ? [keys.private, keys.public] : [keys.public]);
@@ -233,34 +256,51 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     }
     stats.misses += 1;
 
-    // Identical requests by the same viewer share one execution, unless a purge came in since it started.
+    // Identical requests by the same viewer share one execution, unless a purge came in since it started:
+    // one heard here (generation) or one already in the store (the sequence moved past the leader's ticket).
     const flightKey = `${keys.private ?? keys.public}\0${request.contentType}`;
     const running = flights.get(flightKey);
-    if (running && running.generation === generation) {
+    if (running && ticket && running.generation === generation) {
       const outcome = await running.outcome;
-      if (outcome.shareable && outcome.response) {
+      // A purge another replica made (this one may not have heard of it yet) shows in the store.
+      const fresh =
+        outcome.shareable &&
+        outcome.response &&
+        ((running.ticket.epoch === ticket.epoch && running.ticket.seq >= ticket.seq) || !(await store.purgedSince(outcome.tags ?? [], running.ticket).catch(() => true)));
+      if (fresh && outcome.response) {
         stats.coalesced += 1;
         return outcome.response;
       }
     }
     let finished!: (outcome: Outcome) => void;
-    const flight: Flight = { generation, outcome: new Promise((resolve) => (finished = resolve)) };
-    flights.set(flightKey, flight);
+    const flight: Flight | undefined = ticket && { generation, ticket, outcome: new Promise((resolve) => (finished = resolve)) };
+    if (flight) flights.set(flightKey, flight);
+    else finished = () => {};
     state.collecting = true;
+    // The flight stays open until its answer is stored: a lookup that missed just before still joins it.
+    let stored: Promise<unknown> = Promise.resolve();
     try {
-      const response = await settle(
+      const settled = await settle(
         state,
         await execute(),
         // Anonymous viewers never create a private entry.
-        ticket && { key: (scope) => (scope === 'PRIVATE' ? keys.private : keys.public), ticket },
+        ticket && { key: (scope) => (scope === 'PRIVATE' ? cacheKeysFound.private : cacheKeysFound.public), ticket },
       );
-      finished({ response, shareable: state.verdict?.operation === 'query' && response.body.kind === 'complete' });
+      stored = settled.stored;
+      const { response } = settled;
+      finished({
+        response,
+        shareable: state.verdict?.operation === 'query' && response.body.kind === 'complete' && !state.untaggable,
+        tags: [...state.tags],
+      });
       return response;
     } catch (error) {
       finished({ shareable: false });
       throw error;
     } finally {
-      if (flights.get(flightKey) === flight) flights.delete(flightKey);
+      void stored.then(() => {
+        if (flight && flights.get(flightKey) === flight) flights.delete(flightKey);
+      });
     }
   };
 
@@ -277,11 +317,12 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
      * nothing. A replica joining others that listen (a deploy, a scale-out) keeps the shared cache warm.
      */
     async start(): Promise<void> {
-      const listened = await events.subscribers(DOMAIN_EVENTS_CHANNEL).catch(() => 0);
-      if (listened === 0) await store.invalidateAll().catch((error: unknown) => failed('invalidateAll', error));
       const unsubscribe = await events.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => {
         if (isDomainEvent(message)) void invalidate([message]);
       });
+      // Subscribed first, so that two replicas starting together cannot both see the other and skip it.
+      const listening = await events.subscribers(DOMAIN_EVENTS_CHANNEL).catch(() => 0);
+      if (listening <= 1) await store.invalidateAll().catch((error: unknown) => failed('invalidateAll', error));
       const offGap = events.onGap(() => {
         generation += 1;
         store.invalidateAll().catch((error: unknown) => failed('invalidateAll', error));

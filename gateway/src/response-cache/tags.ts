@@ -77,9 +77,9 @@ export function createFetchTagger(supergraphSdl: string) {
   const document = parse(supergraphSdl);
   const schema = buildASTSchema(document, { assumeValidSDL: true });
   const entityKeys = readEntityKeys(document);
-  const rewritten = new Map<string, TaggedFetch>();
+  const rewritten = new Map<string, TaggedFetch | undefined>();
 
-  const rewrite = (subgraph: string, query: string): TaggedFetch => {
+  const rewrite = (subgraph: string, query: string): TaggedFetch | undefined => {
     const keys = entityKeys.get(subgraph);
     const operation = parse(query);
     const rootTags = new Set<string>();
@@ -90,6 +90,7 @@ export function createFetchTagger(supergraphSdl: string) {
       }
     }
     if (!keys) return { query, rootTags: [...rootTags] };
+    let untaggable = false;
     const typeInfo = new TypeInfo(schema);
     const tagged = visit(
       operation,
@@ -99,21 +100,33 @@ export function createFetchTagger(supergraphSdl: string) {
             const parent = typeInfo.getParentType();
             const keyFields = parent && isObjectType(parent) ? keys.get(parent.name) : undefined;
             if (!keyFields) return undefined;
+            const taken = new Map(
+              node.selections.flatMap((selection) => (selection.kind === Kind.FIELD ? [[(selection.alias ?? selection.name).value, selection.name.value]] : [])),
+            );
+            // A client alias already named like ours (or `__typename` on another field) would clash.
+            const clash = (alias: string, name: string) => taken.has(alias) && taken.get(alias) !== name;
+            if (clash('__typename', '__typename') || keyFields.some((name) => clash(keyAlias(name), name))) {
+              untaggable = true;
+              return undefined;
+            }
             const extra = [field('__typename'), ...keyFields.map((name) => field(name, keyAlias(name)))];
             return { ...node, selections: [...node.selections, ...extra] };
           },
         },
       }),
     );
-    return { query: print(tagged), rootTags: [...rootTags] };
+    return untaggable ? undefined : { query: print(tagged), rootTags: [...rootTags] };
   };
 
   return {
-    /** The tagged form of a subgraph operation; plans are cached, so each text is rewritten once. */
-    tag(subgraph: string, query: string): TaggedFetch {
+    /**
+     * The tagged form of a subgraph operation, or undefined when it cannot be tagged (then its answer is not
+     * cached). Plans are cached, so each text is rewritten once.
+     */
+    tag(subgraph: string, query: string): TaggedFetch | undefined {
       const cacheKey = `${subgraph}\n${query}`;
       let result = rewritten.get(cacheKey);
-      if (!result) {
+      if (!rewritten.has(cacheKey)) {
         result = rewrite(subgraph, query);
         // Bounded by the number of distinct plans; a flood of distinct operations only resets it.
         if (rewritten.size >= 5_000) rewritten.clear();

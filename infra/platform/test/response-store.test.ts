@@ -125,6 +125,19 @@ describe.each(implementations)('ResponseStore contract: $name', ({ create }) => 
     expect(await bodyAt(store, 'other')).toBe('other');
   });
 
+  it('tells whether any of some tags was purged since a ticket (is an answer computed since then still fresh?)', async () => {
+    const store = await create();
+    const ticket = await ticketOf(store, 'flight');
+    expect(await store.purgedSince(['users/User:1', 'users/Query.users'], ticket)).toBe(false);
+    await store.invalidate(['users/User:2']);
+    expect(await store.purgedSince(['users/User:1', 'users/Query.users'], ticket)).toBe(false);
+    await store.invalidate(['users/Query.users']);
+    expect(await store.purgedSince(['users/User:1', 'users/Query.users'], ticket)).toBe(true);
+    await store.invalidateAll();
+    expect(await store.purgedSince([], await ticketOf(store, 'after')).valueOf()).toBe(false);
+    expect(await store.purgedSince([], ticket)).toBe(true);
+  });
+
   it('after invalidateAll serves nothing stored or started before it, and caches again afterwards', async () => {
     const store = await create();
     await fill(store, 'a', 'a', ['users/User:1']);

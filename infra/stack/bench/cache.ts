@@ -143,7 +143,10 @@ end
   const line = output.split('\n').find((candidate) => candidate.startsWith('{"requests"'));
   if (!line) throw new Error(`wrk printed no summary:\n${output}`);
   const result = JSON.parse(line) as { requests: number; durationUs: number; p50: number; p99: number; errors: number; non2xx: number };
-  if (result.errors > 0 || result.non2xx > 0) throw new Error(`${gateway.name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  const failed = result.errors + result.non2xx;
+  // A run with more than a stray failure measures failures, not the gateway.
+  if (failed > result.requests / 1_000) throw new Error(`${gateway.name}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  if (failed > 0) log(`${gateway.name}: ${failed} of ${result.requests} requests failed`);
   return { rps: result.requests / (result.durationUs / 1e6), p50: result.p50 / 1000, p99: result.p99 / 1000, requests: result.requests };
 }
 

@@ -253,6 +253,24 @@ describe('the response cache across two gateway replicas on one Redis', () => {
     expect((await fetch(`${replicaB}?${search}`, { headers: stack.admin })).status).toBe(400);
   });
 
+  it('answers what Apollo would refuse as Apollo does, even when an identical query is cached', async () => {
+    const query = '{ user(id: "1") { name } }';
+    await viaA(query);
+    expect(isHit(await viaA(query))).toBe(true);
+    const send = (headers: Record<string, string>, body: string) => fetch(stack.urls.gateway, { method: 'POST', headers: { ...stack.admin, ...headers }, body });
+    // A content type a browser may send cross-site without a preflight: CSRF, even though the answer is cached.
+    const csrf = await send({ 'content-type': 'text/plain; a=json' }, JSON.stringify({ query }));
+    expect(csrf.status).toBe(400);
+    // A client alias that clashes with the key the cache adds to subgraph fetches still gets its answer.
+    const aliased = await viaA<{ user: { _cacheKey_id: string } }>('{ user(id: "1") { _cacheKey_id: name } }');
+    expect(aliased.errors).toBeUndefined();
+    expect(aliased.data?.user._cacheKey_id).toBeTruthy();
+    // Variables nested too deep to key are answered by Apollo, not a 500.
+    const deep = `${'['.repeat(200_000)}1${']'.repeat(200_000)}`;
+    const nested = await send({ 'content-type': 'application/json' }, `{"query":"query ($x: Int) { user(id: \\"1\\") { name } }","variables":{"x":${deep}}}`);
+    expect(nested.status).toBe(400);
+  });
+
   it('keeps serving a cached answer while the subgraph behind it is down (nothing could have changed it)', async () => {
     const query = '{ user(id: "1") { id name } }';
     const live = await viaA(query);

@@ -19,7 +19,17 @@ export interface CachedResponse {
 export interface StoreTicket {
   readonly seq: number;
   readonly epoch: number;
+  /** When it was issued (ms): a ticket older than MAX_TICKET_AGE_MS stores nothing. */
+  readonly issuedAt: number;
 }
+
+/**
+ * A response computed for longer than this is not stored. Purge stamps outlive the longest TTL by this much,
+ * so a purge that lands while a slow request runs is still there whenever that request's entry could be read.
+ */
+export const MAX_TICKET_AGE_MS = 30_000;
+const stampLifetimeMs = (maxTtlSeconds: number) => maxTtlSeconds * 1000 + MAX_TICKET_AGE_MS + 1_000;
+const expired = (ticket: StoreTicket) => Date.now() - ticket.issuedAt > MAX_TICKET_AGE_MS;
 
 export type Lookup = { hit: CachedResponse } | { hit?: undefined; ticket: StoreTicket };
 
@@ -37,6 +47,8 @@ export interface ResponseStore {
   lookup(keys: readonly string[]): Promise<Lookup>;
   /** Stores a response computed after `ticket` was issued, for `maxAge` seconds (capped by the store). */
   store(key: string, response: CachedResponse, tags: readonly string[], ticket: StoreTicket): Promise<void>;
+  /** Whether anything tagged with one of `tags` was purged after `ticket` (an answer computed since is stale). */
+  purgedSince(tags: readonly string[], ticket: StoreTicket): Promise<boolean>;
   /** Entries tagged with any of `tags`, stored or still being computed, are never served from now on. */
   invalidate(tags: readonly string[]): Promise<void>;
   /** No entry stored or being computed before now is ever served (after missed invalidations). */
@@ -68,13 +80,11 @@ export class MemoryResponseStore implements ResponseStore {
   private readonly entries: InMemoryLRUCache<MemoryEntry>;
   /** Tag → the sequence of its last purge and when that stops mattering (every entry from before has expired). */
   private readonly stamps = new Map<string, { seq: number; until: number }>();
-  private readonly maxTtlMs: number;
 
   constructor(
     private readonly options: ResponseStoreOptions,
     maxSizeBytes = 64 * 1024 * 1024,
   ) {
-    this.maxTtlMs = options.maxTtlSeconds * 1000;
     this.entries = new InMemoryLRUCache<MemoryEntry>({
       maxSize: maxSizeBytes,
       sizeCalculation: (entry) => Buffer.byteLength(entry.response.body, 'utf8') + entry.tags.length * 32 + 64,
@@ -87,7 +97,7 @@ export class MemoryResponseStore implements ResponseStore {
       const entry = await this.entries.get(key);
       if (entry && this.isValid(entry, now)) return { hit: entry.response };
     }
-    return { ticket: { seq: this.seq, epoch: 0 } };
+    return { ticket: { seq: this.seq, epoch: 0, issuedAt: now } };
   }
 
   private isValid(entry: MemoryEntry, now: number): boolean {
@@ -101,8 +111,14 @@ export class MemoryResponseStore implements ResponseStore {
 
   async store(key: string, response: CachedResponse, tags: readonly string[], ticket: StoreTicket): Promise<void> {
     const ttl = ttlOf(response, this.options.maxTtlSeconds);
-    if (ttl <= 0) return;
-    await this.entries.set(key, { response, tags: [...tags], seq: ticket.seq }, { ttl });
+    const entry = { response, tags: [...tags], seq: ticket.seq };
+    // Stale already: refused now, because the purge's stamp may expire before this entry would.
+    if (ttl <= 0 || expired(ticket) || !this.isValid(entry, Date.now())) return;
+    await this.entries.set(key, entry, { ttl });
+  }
+
+  async purgedSince(tags: readonly string[], ticket: StoreTicket): Promise<boolean> {
+    return !this.isValid({ response: { body: '', maxAge: 0, scope: 'PUBLIC', storedAt: 0 }, tags, seq: ticket.seq }, Date.now());
   }
 
   async invalidate(tags: readonly string[]): Promise<void> {
@@ -110,7 +126,7 @@ export class MemoryResponseStore implements ResponseStore {
     const now = Date.now();
     // Stamps older than the longest TTL protect nothing any more; dropping them keeps the map bounded.
     if (this.stamps.size > 10_000) for (const [tag, stamp] of this.stamps) if (stamp.until <= now) this.stamps.delete(tag);
-    for (const tag of tags) this.stamps.set(tag, { seq, until: now + this.maxTtlMs + 1_000 });
+    for (const tag of tags) this.stamps.set(tag, { seq, until: now + stampLifetimeMs(this.options.maxTtlSeconds) });
   }
 
   async invalidateAll(): Promise<void> {
@@ -121,6 +137,7 @@ export class MemoryResponseStore implements ResponseStore {
 // Entries are `meta \n tags \n body`: the scripts read the tags, Node reads the meta, nobody parses the body.
 const LOOKUP = `
 local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 for i = 3, #KEYS do
   local value = redis.call('GET', KEYS[i])
   if value then
@@ -128,7 +145,8 @@ for i = 3, #KEYS do
     local b = string.find(value, '\\n', a + 1, true)
     local meta = string.sub(value, 1, a - 1)
     local seq = cjson.decode(meta).s
-    local valid = seq >= floor
+    -- An entry from "the future" means the sequence went back (a failover): no purge could reach it.
+    local valid = seq >= floor and seq <= current
     if valid then
       for _, tag in ipairs(cjson.decode(string.sub(value, a + 1, b - 1))) do
         local stamp = redis.call('GET', ARGV[1] .. tag)
@@ -142,7 +160,29 @@ for i = 3, #KEYS do
     redis.call('DEL', KEYS[i])
   end
 end
-return { redis.call('GET', KEYS[1]) or '0' }
+return { tostring(current) }
+`;
+
+// Stores only if nothing the entry is tagged with was purged after its ticket: checked and written in one step.
+const STORE = `
+local seq = tonumber(ARGV[3])
+if seq < tonumber(redis.call('GET', KEYS[2]) or '0') then return 0 end
+for i = 5, #ARGV do
+  local stamp = redis.call('GET', ARGV[4] .. ARGV[i])
+  if stamp and tonumber(stamp) > seq then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+const PURGED_SINCE = `
+local seq = tonumber(ARGV[1])
+if seq < tonumber(redis.call('GET', KEYS[1]) or '0') then return 1 end
+for i = 3, #ARGV do
+  local stamp = redis.call('GET', ARGV[2] .. ARGV[i])
+  if stamp and tonumber(stamp) > seq then return 1 end
+end
+return 0
 `;
 
 const INVALIDATE = `
@@ -159,6 +199,8 @@ return seq
 
 type ScriptedRedis = Redis & {
   responseCacheLookup(...args: (string | number)[]): Promise<string[]>;
+  responseCacheStore(...args: (string | number)[]): Promise<number>;
+  responseCachePurgedSince(...args: (string | number)[]): Promise<number>;
   responseCacheInvalidate(...args: (string | number)[]): Promise<number>;
   responseCacheInvalidateAll(...args: (string | number)[]): Promise<number>;
 };
@@ -197,6 +239,8 @@ export class RedisResponseStore implements ResponseStore {
   ) {
     if (!('responseCacheLookup' in redis)) {
       redis.defineCommand('responseCacheLookup', { lua: LOOKUP });
+      redis.defineCommand('responseCacheStore', { numberOfKeys: 2, lua: STORE });
+      redis.defineCommand('responseCachePurgedSince', { numberOfKeys: 1, lua: PURGED_SINCE });
       redis.defineCommand('responseCacheInvalidate', { numberOfKeys: 1, lua: INVALIDATE });
       redis.defineCommand('responseCacheInvalidateAll', { numberOfKeys: 2, lua: INVALIDATE_ALL });
     }
@@ -229,8 +273,21 @@ export class RedisResponseStore implements ResponseStore {
       });
   }
 
+  /** Until then, calls fail at once: a Redis that times out must not cost every request the timeout. */
+  private brokenUntil = 0;
+
+  private async tripping<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      this.brokenUntil = Date.now() + 1_000;
+      throw error;
+    }
+  }
+
   /** Fails at once while the connection is down or recovering, instead of queueing behind reconnects. */
   private ensureUsable(): void {
+    if (this.brokenUntil > Date.now()) throw new ResponseStoreUnavailableError('the response cache is unavailable');
     if (this.usable) return;
     if (this.redis.status === 'ready') this.connected();
     throw new ResponseStoreUnavailableError('the response cache is unavailable');
@@ -251,28 +308,36 @@ export class RedisResponseStore implements ResponseStore {
     this.ensureUsable();
     const epoch = this.epoch;
     const { seq, floor, tag, entry } = this.keys;
-    const reply = await this.redis.responseCacheLookup(2 + keys.length, seq, floor, ...keys.map((key) => entry + key), tag);
-    if (reply.length === 1) return { ticket: { seq: Number(reply[0]), epoch } };
+    const reply = await this.tripping(() => this.redis.responseCacheLookup(2 + keys.length, seq, floor, ...keys.map((key) => entry + key), tag));
+    if (reply.length === 1) return { ticket: { seq: Number(reply[0]), epoch, issuedAt: Date.now() } };
     const meta = JSON.parse(reply[0]!) as Meta;
     return { hit: { body: reply[1]!, maxAge: meta.a, scope: meta.p, storedAt: meta.t } };
   }
 
   async store(key: string, response: CachedResponse, tags: readonly string[], ticket: StoreTicket): Promise<void> {
     this.ensureUsable();
-    if (ticket.epoch !== this.epoch) return;
+    if (ticket.epoch !== this.epoch || expired(ticket)) return;
     const ttl = ttlOf(response, this.options.maxTtlSeconds);
     if (ttl <= 0) return;
     const meta: Meta = { s: ticket.seq, a: response.maxAge, p: response.scope, t: response.storedAt };
     const value = `${JSON.stringify(meta)}\n${JSON.stringify(tags)}\n${response.body}`;
-    await this.guarded(() => this.redis.set(this.keys.entry + key, value, 'PX', Math.ceil(ttl * 1000)));
+    // A failed write loses no purge (the ticket guards that); it only trips the breaker.
+    await this.tripping(() =>
+      this.redis.responseCacheStore(this.keys.entry + key, this.keys.floor, value, Math.ceil(ttl * 1000), ticket.seq, this.keys.tag, ...tags),
+    );
+  }
+
+  async purgedSince(tags: readonly string[], ticket: StoreTicket): Promise<boolean> {
+    this.ensureUsable();
+    if (ticket.epoch !== this.epoch) return true;
+    return (await this.tripping(() => this.redis.responseCachePurgedSince(this.keys.floor, ticket.seq, this.keys.tag, ...tags))) === 1;
   }
 
   async invalidate(tags: readonly string[]): Promise<void> {
     this.ensureUsable();
     if (tags.length === 0) return;
     // A stamp must outlive every entry it can make stale.
-    const stampTtlMs = this.options.maxTtlSeconds * 1000 + 1_000;
-    await this.guarded(() => this.redis.responseCacheInvalidate(this.keys.seq, this.keys.tag, stampTtlMs, ...tags));
+    await this.guarded(() => this.redis.responseCacheInvalidate(this.keys.seq, this.keys.tag, stampLifetimeMs(this.options.maxTtlSeconds), ...tags));
   }
 
   /** Also how this replica becomes usable again: after it, no purge it may have missed can matter. */
