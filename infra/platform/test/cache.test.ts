@@ -1,9 +1,9 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryCache, RedisCache, type KeyValueCache } from '../src/cache/index.ts';
 import { createRedis, waitForRedis } from '../src/redis.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
-import { waitFor } from './support.ts';
+import { deleteRedisKeys, waitFor } from './support.ts';
 
 /** Every Redis key this file writes starts with this; afterAll deletes exactly those keys. */
 const RUN_PREFIX = `${uniqueName('platform_cache_test')}:`;
@@ -16,17 +16,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  // Never FLUSHDB: other runs share this Redis. Remove only what this run wrote.
-  const cleaner = new Redis(testRedisUrl());
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await cleaner.scan(cursor, 'MATCH', `${RUN_PREFIX}*`, 'COUNT', 1000);
-      if (keys.length > 0) await cleaner.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteRedisKeys(RUN_PREFIX);
   } finally {
-    cleaner.disconnect();
     redis.disconnect();
   }
 });

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRedis, waitForRedis } from '../src/redis.ts';
 import {
@@ -10,7 +10,7 @@ import {
   type StoreTicket,
 } from '../src/response-cache/index.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
-import { startTcpProxy, timed, waitFor } from './support.ts';
+import { deleteRedisKeys, startTcpProxy, timed, waitFor } from './support.ts';
 
 /** Every Redis key this file writes starts with this; afterAll deletes exactly those keys. */
 const RUN_PREFIX = `${uniqueName('platform_response_store_test')}:`;
@@ -23,16 +23,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const cleaner = new Redis(testRedisUrl());
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await cleaner.scan(cursor, 'MATCH', `${RUN_PREFIX}*`, 'COUNT', 1000);
-      if (keys.length > 0) await cleaner.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await deleteRedisKeys(RUN_PREFIX);
   } finally {
-    cleaner.disconnect();
     redis.disconnect();
   }
 });

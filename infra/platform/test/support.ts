@@ -1,5 +1,7 @@
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
+import { testRedisUrl } from '../src/testing/services.ts';
 
 /**
  * Polls `check` until it stops throwing (an `expect` inside it), or fails with its last error after `timeoutMs`.
@@ -45,3 +47,18 @@ export function captureLogger(): { logger: Logger; lines: CapturedLog[] } {
 }
 
 export { startTcpProxy, type TcpProxy } from '../src/testing/tcp-proxy.ts';
+
+/** Deletes the keys a test file wrote under its run prefix. Never FLUSHDB: other runs share this Redis. */
+export async function deleteRedisKeys(prefix: string): Promise<void> {
+  const cleaner = new Redis(testRedisUrl());
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await cleaner.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await cleaner.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    cleaner.disconnect();
+  }
+}
