@@ -65,7 +65,8 @@ local ahead = next - now
 if ahead > window + ${EPSILON_MS} then
   return {0, 0, math.ceil(ahead - window)}
 end
-redis.call('SET', KEYS[1], string.format('%.3f', next), 'PX', math.ceil(ahead))
+-- At a very high limit the step is below the clock's precision: still set an expiry Redis accepts.
+redis.call('SET', KEYS[1], string.format('%.3f', next), 'PX', math.max(1, math.ceil(ahead)))
 return {1, math.floor((window - ahead + ${EPSILON_MS}) / interval), 0}
 `;
 
