@@ -80,6 +80,7 @@ export class MemoryResponseStore implements ResponseStore {
   private readonly entries: InMemoryLRUCache<MemoryEntry>;
   /** Tag → the sequence of its last purge and when that stops mattering (every entry from before has expired). */
   private readonly stamps = new Map<string, { seq: number; until: number }>();
+  private lastSweep = 0;
 
   constructor(
     private readonly options: ResponseStoreOptions,
@@ -124,8 +125,12 @@ export class MemoryResponseStore implements ResponseStore {
   async invalidate(tags: readonly string[]): Promise<void> {
     const seq = ++this.seq;
     const now = Date.now();
-    // Stamps older than the longest TTL protect nothing any more; dropping them keeps the map bounded.
-    if (this.stamps.size > 10_000) for (const [tag, stamp] of this.stamps) if (stamp.until <= now) this.stamps.delete(tag);
+    // Stamps older than the longest TTL protect nothing any more; dropping them keeps the map bounded. One
+    // sweep a second at most, so a burst of writes does not scan the map once per purge.
+    if (this.stamps.size > 10_000 && now - this.lastSweep > 1_000) {
+      this.lastSweep = now;
+      for (const [tag, stamp] of this.stamps) if (stamp.until <= now) this.stamps.delete(tag);
+    }
     for (const tag of tags) this.stamps.set(tag, { seq, until: now + stampLifetimeMs(this.options.maxTtlSeconds) });
   }
 
