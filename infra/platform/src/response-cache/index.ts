@@ -153,12 +153,18 @@ for i = 3, #KEYS do
     -- An entry from "the future" means the sequence went back (a failover): no purge could reach it.
     local valid = seq >= floor and seq <= current
     if valid then
-      for _, tag in ipairs(cjson.decode(string.sub(value, a + 1, b - 1))) do
-        local stamp = redis.call('GET', ARGV[1] .. tag)
-        if stamp and tonumber(stamp) > seq then
-          valid = false
-          break
+      -- One MGET per thousand tags: far cheaper than a call per tag.
+      local tags = cjson.decode(string.sub(value, a + 1, b - 1))
+      for first = 1, #tags, 1000 do
+        local names = {}
+        for j = first, math.min(first + 999, #tags) do names[#names + 1] = ARGV[1] .. tags[j] end
+        for _, stamp in ipairs(redis.call('MGET', unpack(names))) do
+          if stamp and tonumber(stamp) > seq then
+            valid = false
+            break
+          end
         end
+        if not valid then break end
       end
     end
     if valid then return { meta, string.sub(value, b + 1) } end
