@@ -102,6 +102,15 @@ describe.each(implementations)('ResponseStore contract: $name', ({ create }) => 
     expect(await bodyAt(store, 'ada')).toBe('ada v2');
   });
 
+  it('checks every tag of a large answer, however many (a purge of the 2 200th of 2 500 counts)', async () => {
+    const store = await create();
+    const tags = Array.from({ length: 2_500 }, (_, i) => `orders/Order:${i}`);
+    await fill(store, 'big', 'big', tags);
+    expect(await bodyAt(store, 'big')).toBe('big');
+    await store.invalidate(['orders/Order:2199']);
+    expect(await bodyAt(store, 'big')).toBeUndefined();
+  });
+
   it('never serves a response whose data was read before a purge, even when it is stored after it', async () => {
     const store = await create();
     const slowRead = await ticketOf(store, 'user');
