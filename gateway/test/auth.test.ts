@@ -39,11 +39,13 @@ describe('HS256 tokens', () => {
   });
 
   it('stop accepting a token the moment it expires, even one verified (and remembered) before', async () => {
-    const shortLived = `Bearer ${await token({ ttlSeconds: 1 })}`;
+    // exp is whole seconds (iat + 2): valid for at least a second, and surely past once that second is over.
+    const shortLived = `Bearer ${await token({ ttlSeconds: 2 })}`;
+    const latestExpiryMs = (Math.floor(Date.now() / 1000) + 2) * 1000;
     const strict = createAuthenticator({ ...CLAIMS, secret: SECRET, clockToleranceSeconds: 0 });
     expect(await strict(shortLived)).toEqual({ userId: '42', role: 'user' });
     expect(await strict(shortLived)).toEqual({ userId: '42', role: 'user' });
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await new Promise((resolve) => setTimeout(resolve, latestExpiryMs - Date.now() + 50));
     await expectRefused(strict(shortLived), /expired/);
   });
 
