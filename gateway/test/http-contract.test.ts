@@ -89,8 +89,8 @@ describe('gateway HTTP contract (production mode)', () => {
     expect(response.status).toBe(400);
   });
 
-  it('answers a subscription with a clear 400 even when the supergraph has no subscription root', async () => {
-    const response = await graphql(app.url, 'subscription { userEvents { type } }');
+  it('answers a subscription with a clear 400: they are served over graphql-ws only', async () => {
+    const response = await graphql(app.url, 'subscription { userEvents { kind } }');
     expect(response.status).toBe(400);
     expect(response.errors?.[0]?.extensions?.code).toBe('SUBSCRIPTION_OVER_HTTP');
   });

@@ -23,7 +23,12 @@ export const RESOLVER_TYPES: Record<(typeof SUBGRAPHS)[number]['name'], Resolver
   users: {
     output: subgraphFile('users', 'src/generated/resolvers.ts'),
     contextType: '../context.ts#UsersContext',
-    mappers: { User: '../db/schema.ts#UserRow', UserConnection: '@fed/platform#Connection<UserRow>' },
+    mappers: {
+      User: '../db/schema.ts#UserRow',
+      UserConnection: '@fed/platform#Connection<UserRow>',
+      UserEvent: '@fed/platform#DomainEvent',
+      Order: '../user-event/resolvers.ts#OrderReference',
+    },
   },
   orders: {
     output: subgraphFile('orders', 'src/generated/resolvers.ts'),
@@ -65,7 +70,7 @@ export async function generateResolverTypes(name: keyof typeof RESOLVER_TYPES): 
       strictScalars: true,
       enumsAsTypes: true,
       // Every Query and Mutation field needs a resolver; object fields may fall back to the mapped row's property.
-      avoidOptionals: { query: true, mutation: true },
+      avoidOptionals: { query: true, mutation: true, subscription: true },
       makeResolverTypeCallable: true,
     },
   });

@@ -23,6 +23,7 @@ import { createEventPublisher, EVENTS_EXTENSION, type DomainEvent, type PublishE
 import type { Logger } from './logger.ts';
 import type { PubSub } from './pubsub/index.ts';
 import type { RateLimiter } from './rate-limit/index.ts';
+import { serveSubgraphSubscriptions } from './subscriptions/subgraph-ws.ts';
 
 export const UNAUTHENTICATED = 'UNAUTHENTICATED';
 
@@ -77,6 +78,8 @@ export async function createSubgraphApp<TContext extends BaseContext>(
   // Resolver maps are checked against types generated from the SDL (`satisfies Resolvers`), which are stricter
   // than @apollo/subgraph's loose map; hence the cast.
   const schema = buildSubgraphSchema([{ typeDefs, resolvers }] as Parameters<typeof buildSubgraphSchema>[0]);
+  // Platform rules raise these whatever the subgraph's own enum says; they must never be masked.
+  const formatError = createErrorFormatter({ knownCodes: [...knownCodes, FORBIDDEN, UNAUTHENTICATED], logger });
   // The HTTP server exists before Apollo so the drain plugin can close it gracefully on stop().
   const httpServer = createServer();
   const apollo = new ApolloServer<TContext>({
@@ -88,8 +91,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: true,
     allowBatchedHttpRequests: false,
-    // Platform rules raise these whatever the subgraph's own enum says; they must never be masked.
-    formatError: createErrorFormatter({ knownCodes: [...knownCodes, FORBIDDEN, UNAUTHENTICATED], logger }),
+    formatError,
     logger,
     plugins: [
       // Inline traces would hand query timings and error details to anyone who can reach the subgraph.
@@ -149,9 +151,23 @@ export async function createSubgraphApp<TContext extends BaseContext>(
     }),
   );
 
+  // Subscriptions (a schema with a Subscription type) over graphql-ws, on the same server and path.
+  const subscriptions = schema.getSubscriptionType()
+    ? serveSubgraphSubscriptions({
+        httpServer,
+        schema,
+        verify,
+        // A subscription commits nothing: what it would publish goes nowhere.
+        context: async (identity) => Object.assign(await context(identity, publisher([])), { [IDENTITY]: identity }),
+        formatError,
+        logger,
+      })
+    : undefined;
+
   return {
     httpServer,
     stop: async () => {
+      await subscriptions?.dispose();
       await apollo.stop();
     },
   };

@@ -1,4 +1,4 @@
-import type { Viewer } from '@fed/platform';
+import type { PubSub, Viewer } from '@fed/platform';
 import type { UserLoaders } from './user/loaders.ts';
 import type { UserRepository } from './user/repository.ts';
 import type { UserService } from './user/service.ts';
@@ -9,4 +9,6 @@ export interface UsersContext {
   loaders: UserLoaders;
   users: UserRepository;
   userService: UserService;
+  /** Where committed events are heard, for subscriptions. */
+  pubsub: PubSub;
 }

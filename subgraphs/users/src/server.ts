@@ -13,6 +13,7 @@ import { ErrorCode } from './errors.ts';
 import { createUserLoaders } from './user/loaders.ts';
 import { createUserRepository } from './user/repository.ts';
 import type { Resolvers } from './generated/resolvers.ts';
+import { userEventResolvers } from './user-event/resolvers.ts';
 import { userResolvers } from './user/resolvers.ts';
 import { createUserService } from './user/service.ts';
 
@@ -37,12 +38,13 @@ export async function createUsersServer({ db, pubsub, logger, secrets, replaySto
   return createSubgraphApp<UsersContext>({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
-    resolvers: { DateTime: DateTimeScalar, ...userResolvers } satisfies Resolvers,
+    resolvers: { DateTime: DateTimeScalar, ...userResolvers, ...userEventResolvers } satisfies Resolvers,
     context: async ({ viewer }, publish) => ({
       viewer,
       loaders: createUserLoaders(users),
       users,
       userService: createUserService(users, publish),
+      pubsub,
     }),
     pubsub,
     callers: { gateway: { secret: secrets.gateway, actsForViewers: true }, orders: { secret: secrets.orders, actsForViewers: false } },

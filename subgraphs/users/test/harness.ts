@@ -24,6 +24,8 @@ export interface UsersHarness {
   url: string;
   /** The secrets this subgraph verifies the gateway's and orders' signatures with. */
   secret: string;
+  /** The bus the subgraph publishes its events on and its subscriptions listen to. */
+  pubsub: MemoryPubSub;
   ordersSecret: string;
   /** How the gateway would sign a request acting for `viewer`. */
   signing(viewer: Viewer | null): Signing;
@@ -53,9 +55,10 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
   try {
     handle = await createDatabase({ location: { url: database.url }, schema, onQuery: (sql) => statements.push(sql) });
     await migrateDatabase(handle, migrationsFolder);
+    const pubsub = new MemoryPubSub();
     const app = await createUsersServer({
       db: handle.db,
-      pubsub: new MemoryPubSub(),
+      pubsub,
       logger: createLogger({ name: 'test', level: 'silent' }),
       secrets: { gateway: secret, orders: ordersSecret },
       replayStore: new MemoryRateLimiter(),
@@ -68,6 +71,7 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
     return {
       url,
       secret,
+      pubsub,
       ordersSecret,
       signing,
       handle: db,

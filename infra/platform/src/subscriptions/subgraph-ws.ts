@@ -1,0 +1,90 @@
+import type { Server } from 'node:http';
+import { GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import type { Context } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { IDENTITY_HEADER, InvalidIdentityError, type CallerIdentity, type IdentityVerifier } from '../identity/internal-token.ts';
+import type { Logger } from '../logger.ts';
+
+/** What a caller signs to open a subscription connection to a subgraph (the connection carries no body). */
+export const SUBSCRIPTION_CONNECTION_BODY = 'graphql-ws';
+
+/** What a caller signs for one subscription: the operation exactly as sent. */
+export const subscriptionBody = (query: string, variables: Record<string, unknown> | null | undefined) =>
+  JSON.stringify({ query, variables: variables ?? {} });
+
+export interface SubgraphSubscriptionsOptions<TContext> {
+  httpServer: Server;
+  schema: GraphQLSchema;
+  verify: IdentityVerifier;
+  /** Per-subscription state, from the identity the caller signed for it. */
+  context: (identity: CallerIdentity) => Promise<TContext>;
+  /** The subgraph's error formatter (Apollo's signature): masks what HTTP masks. */
+  formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+  logger: Logger;
+}
+
+const identityOf = (params: unknown): string | undefined => {
+  const value = (params as Record<string, unknown> | null | undefined)?.[IDENTITY_HEADER];
+  return typeof value === 'string' ? value : undefined;
+};
+
+/**
+ * graphql-ws on a subgraph's own HTTP server and path. Only its callers may connect: the connection is
+ * signed, and each subscription is signed again over its exact operation, with the viewer it acts for. Errors
+ * are masked exactly as over HTTP.
+ */
+export function serveSubgraphSubscriptions<TContext extends object>(options: SubgraphSubscriptionsOptions<TContext>) {
+  const { httpServer, schema, verify, logger } = options;
+  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql' });
+  // Per connection, per subscription id: who signed it.
+  const identities = new WeakMap<Context, Map<string, CallerIdentity>>();
+  const refuse = (reason: string) => logger.warn({ reason }, 'refused a subscription without a valid identity signature');
+
+  const server = useServer<Record<string, unknown>>(
+    {
+      schema,
+      onConnect: (ctx) => {
+        try {
+          verify(identityOf(ctx.connectionParams), SUBSCRIPTION_CONNECTION_BODY);
+          identities.set(ctx, new Map());
+          return true;
+        } catch (error) {
+          if (!(error instanceof InvalidIdentityError)) throw error;
+          refuse(error.message);
+          return false;
+        }
+      },
+      onSubscribe: (ctx, id, payload) => {
+        try {
+          const identity = verify(identityOf(payload.extensions), subscriptionBody(payload.query, payload.variables));
+          identities.get(ctx)?.set(id, identity);
+          return undefined;
+        } catch (error) {
+          if (!(error instanceof InvalidIdentityError)) throw error;
+          refuse(error.message);
+          return [new GraphQLError('This service only answers subscriptions signed by the gateway', { extensions: { code: 'UNAUTHENTICATED' } })];
+        }
+      },
+      context: async (ctx, id) => {
+        const identity = identities.get(ctx)?.get(id);
+        if (!identity) throw new Error('subscription without a verified identity');
+        return options.context(identity);
+      },
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors ? { ...result, errors: result.errors.map((error) => options.formatError(error.toJSON(), error) as GraphQLError) } : result,
+      onComplete: (ctx, id) => {
+        identities.get(ctx)?.delete(id);
+      },
+    },
+    wsServer,
+  );
+
+  return {
+    /** Closes every socket (1001, going away) and stops accepting new ones. */
+    async dispose(): Promise<void> {
+      await server.dispose();
+      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+    },
+  };
+}

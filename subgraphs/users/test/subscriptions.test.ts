@@ -1,0 +1,98 @@
+// userEvents over graphql-ws, straight against the users subgraph: signed connections and subscriptions,
+// authorization inside subscribe, and release of the channel when the client leaves.
+import { createSubgraphSubscriptionClient, DOMAIN_EVENTS_CHANNEL, userEventsChannel, type Viewer } from '@fed/platform';
+import type { ExecutionResult } from 'graphql-ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { ADMIN, createUser, startUsersSubgraph, type UsersHarness } from './harness.ts';
+
+const EVENTS = 'subscription ($userId: ID) { userEvents(userId: $userId) { id kind occurredAt user { id name } order { id } } }';
+
+interface Received {
+  results: ExecutionResult[];
+  completed: boolean;
+  error?: unknown;
+  stop(): void;
+}
+
+async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 3_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+describe('userEvents on the users subgraph', () => {
+  let users: UsersHarness;
+  let client: ReturnType<typeof createSubgraphSubscriptionClient>;
+  beforeAll(async () => {
+    users = await startUsersSubgraph('users_subscriptions');
+    client = createSubgraphSubscriptionClient({ url: users.url, secret: users.secret, caller: 'gateway', audience: 'users' });
+  });
+  afterAll(async () => {
+    await client?.dispose();
+    await users?.close();
+  });
+
+  const follow = (variables: Record<string, unknown>, viewer: Viewer | null): Received => {
+    const received: Received = { results: [], completed: false, stop: () => {} };
+    received.stop = client.subscribe(EVENTS, variables, viewer, {
+      next: (result) => received.results.push(result),
+      error: (error) => (received.error = error),
+      complete: () => (received.completed = true),
+    });
+    return received;
+  };
+
+  it("streams a user's own events, after the commit, and releases the channel when the client leaves", async () => {
+    const ada = await createUser(users, { email: 'ada.stream@example.com', name: 'Ada' });
+    const viewer: Viewer = { userId: ada.id, role: 'user' };
+    const stream = follow({ userId: ada.id }, viewer);
+    await waitFor(async () => expect(await users.pubsub.subscribers(userEventsChannel(ada.id))).toBe(1));
+
+    await users.request(`mutation { updateUser(id: "${ada.id}", input: { name: "Ada Streamed" }) { id } }`, undefined, viewer);
+    await waitFor(() => expect(stream.results).toHaveLength(1));
+    const event = stream.results[0]!.data!.userEvents as { kind: string; user: { id: string; name: string }; order: null; occurredAt: string };
+    expect(event).toMatchObject({ kind: 'USER_UPDATED', user: { id: ada.id, name: 'Ada Streamed' }, order: null });
+    expect(Number.isNaN(Date.parse(event.occurredAt))).toBe(false);
+
+    stream.stop();
+    await waitFor(async () => expect(await users.pubsub.subscribers(userEventsChannel(ada.id))).toBe(0));
+  });
+
+  it("refuses someone else's stream, and the firehose to anyone but an admin, with FORBIDDEN", async () => {
+    const bob = await createUser(users, { email: 'bob.stream@example.com', name: 'Bob' });
+    for (const [variables, viewer] of [
+      [{ userId: bob.id }, { userId: '999', role: 'user' }],
+      [{ userId: bob.id }, null],
+      [{}, { userId: bob.id, role: 'user' }],
+    ] as const) {
+      const refused = follow(variables, viewer);
+      await waitFor(() => expect(refused.completed || refused.error !== undefined || refused.results.length > 0).toBe(true));
+      expect(refused.results[0]?.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    }
+    expect(await users.pubsub.subscribers(userEventsChannel(bob.id))).toBe(0);
+  });
+
+  it('streams every user’s events to an admin without a userId', async () => {
+    const firehose = follow({}, ADMIN);
+    await waitFor(async () => expect(await users.pubsub.subscribers(DOMAIN_EVENTS_CHANNEL)).toBe(1));
+    const carol = await createUser(users, { email: 'carol.stream@example.com', name: 'Carol' });
+    await waitFor(() => expect(firehose.results.map((result) => (result.data?.userEvents as { kind: string; user: { id: string } }).user.id)).toContain(carol.id));
+    firehose.stop();
+    await waitFor(async () => expect(await users.pubsub.subscribers(DOMAIN_EVENTS_CHANNEL)).toBe(0));
+  });
+
+  it('closes a connection that is not signed by a caller it knows', async () => {
+    const socket = new WebSocket(users.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { 'x-fed-identity': 'forged' } }));
+    const code = await new Promise<number>((resolve) => socket.once('close', (closeCode: number) => resolve(closeCode)));
+    expect(code).toBe(4403);
+  });
+});
