@@ -7,8 +7,10 @@ import {
   ApolloServerPluginLandingPageProductionDefault,
 } from '@apollo/server/plugin/landingPage/default';
 import {
+  createSubgraphSubscriptionClient,
   graphqlRequestListener,
   type GraphQLApp,
+  type SubgraphSubscriptionClient,
   type KeyValueCache,
   type Logger,
   type RateLimiter,
@@ -24,6 +26,8 @@ import { createRateLimitGate, DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts'
 import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.ts';
 import { createResponseCache, type ResponseCache, type ResponseCacheOptions, type ResponseCacheRequest } from './response-cache/response-cache.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
+import { createSubscriptionEngine } from './subscriptions/engine.ts';
+import { serveSubscriptions } from './subscriptions/server.ts';
 
 export { DOWNSTREAM_PUBLIC_CODES, ErrorCode } from './errors/codes.ts';
 export { createAuthenticator, type Authenticator, type AuthenticatorOptions } from './auth/authenticate.ts';
@@ -106,6 +110,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     : undefined;
 
   const routed = new Set<string>();
+  const dataSources: Record<string, SubgraphDataSource<GatewayContext>> = {};
+  const subscriptionClients = new Map<string, SubgraphSubscriptionClient>();
   const gateway = new ApolloGateway({
     supergraphSdl,
     logger,
@@ -115,7 +121,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       if (!target) throw new Error(`Subgraph "${name}" has no URL in the supergraph and none was configured`);
       const secret = deps.subgraphSecrets[name] ?? deps.defaultSubgraphSecret?.(name);
       if (!secret) throw new Error(`Subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
-      return new SubgraphDataSource<GatewayContext>({
+      // The same target and secret serve this subgraph's subscriptions, over graphql-ws (opened on first use).
+      subscriptionClients.set(name, createSubgraphSubscriptionClient({ url: target, secret, caller: 'gateway', audience: name }));
+      const dataSource = new SubgraphDataSource<GatewayContext>({
         name,
         url: target,
         timeoutMs: subgraphTimeoutMs,
@@ -123,10 +131,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         logger,
         observer: responseCache?.observer,
       });
+      dataSources[name] = dataSource;
+      return dataSource;
     },
   });
 
   const httpServer = createServer();
+  const formatError = createGatewayErrorFormatter(logger, [...DOWNSTREAM_PUBLIC_CODES, ...(deps.extraPublicErrorCodes ?? [])]);
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     cache,
@@ -141,7 +152,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     maxRecursiveSelections: true,
     parseOptions: { maxTokens: deps.maxTokens ?? 10_000 },
     validationOptions: { maxErrors: deps.maxValidationErrors ?? 20 },
-    formatError: createGatewayErrorFormatter(logger, [...DOWNSTREAM_PUBLIC_CODES, ...(deps.extraPublicErrorCodes ?? [])]),
+    formatError,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       development
@@ -164,6 +175,26 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       throw new Error(`Subgraph ${setting} name subgraphs the supergraph does not have: ${unknown.join(', ')} (it has: ${[...routed].join(', ')})`);
     }
   }
+
+  // Subscriptions over graphql-ws, on the same server and path, when the supergraph has any.
+  const subscriptions = /\btype Subscription\b/.test(supergraphSdl)
+    ? serveSubscriptions({
+        httpServer,
+        engine: createSubscriptionEngine({
+          supergraphSdl,
+          clients: (name) => subscriptionClients.get(name),
+          dataSources: () => dataSources,
+          logger,
+        }),
+        authenticate: deps.authenticate,
+        limits,
+        listSizes: readListSizes(supergraphSdl),
+        maxTokens: deps.maxTokens ?? 10_000,
+        introspection: development,
+        formatError: formatError,
+        logger,
+      })
+    : undefined;
 
   const rateLimit = deps.rateLimit === undefined ? DEFAULT_RATE_LIMIT : deps.rateLimit;
   const limitRate = rateLimit
@@ -202,6 +233,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     gateway,
     responseCache,
     stop: async () => {
+      await subscriptions?.dispose();
+      await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
       await responseCache?.stop();
       await apollo.stop();
     },

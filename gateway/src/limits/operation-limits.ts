@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { ErrorCode } from '../errors/codes.ts';
 import { measureOperation, type ListSizes, type OperationMeasure } from './measure.ts';
 
@@ -35,20 +35,34 @@ const CHECKS: { measure: keyof OperationMeasure; limit: keyof OperationLimits; c
  * (variables known, so `first: $n` is priced at its value), before the gateway plans it: a refused
  * operation never reaches a subgraph. Each limit has its own code and answers HTTP 400.
  */
+/** The first limit an operation exceeds, as the error to answer with; undefined when it is within them all. */
+export function exceededLimit(
+  limits: OperationLimits,
+  listSizes: ListSizes,
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown>,
+): GraphQLError | undefined {
+  const measured = measureOperation(schema, document, operation, variables, listSizes);
+  for (const { measure, limit, code, what } of CHECKS) {
+    if (measured[measure] > limits[limit]) {
+      return new GraphQLError(`${what} ${measured[measure]} exceeds the limit of ${limits[limit]}`, {
+        extensions: { code, http: { status: 400 } },
+      });
+    }
+  }
+  return undefined;
+}
+
 export function operationLimitsPlugin(limits: OperationLimits, listSizes: ListSizes): ApolloServerPlugin<BaseContext> {
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ schema, document, operation, request }) {
           if (!operation) return;
-          const measured = measureOperation(schema, document, operation, request.variables ?? {}, listSizes);
-          for (const { measure, limit, code, what } of CHECKS) {
-            if (measured[measure] > limits[limit]) {
-              throw new GraphQLError(`${what} ${measured[measure]} exceeds the limit of ${limits[limit]}`, {
-                extensions: { code, http: { status: 400 } },
-              });
-            }
-          }
+          const exceeded = exceededLimit(limits, listSizes, schema, document, operation, request.variables ?? {});
+          if (exceeded) throw exceeded;
         },
       };
     },

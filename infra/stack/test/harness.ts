@@ -32,6 +32,8 @@ export interface TestStack extends RunningStack {
   request<TData = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<TData>>;
   /** TCP proxies in front of each subgraph's Postgres, to take a database away and bring it back. */
   proxies: { users: TcpProxy; orders: TcpProxy };
+  /** The stack's Redis key and channel prefix. */
+  keyPrefix: string;
   /** Statements each subgraph sent since the last reset. */
   statements: { users: string[]; orders: string[] };
   resetStatements(): void;
@@ -53,11 +55,12 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}): Pro
     await Promise.all([proxies.users.close(), proxies.orders.close()]);
     await Promise.all(created.map((db) => db.drop()));
   };
+  const keyPrefix = overrides.keyPrefix ?? `${uniqueName('test')}:`;
   try {
     const stack = await startStack({
       databases: { users: { url: proxies.users.url }, orders: { url: proxies.orders.url } },
       redisUrl: testRedisUrl(),
-      keyPrefix: `${uniqueName('test')}:`,
+      keyPrefix,
       supergraphSdl,
       logger: silentLogger(),
       seedIfEmpty: false,
@@ -70,6 +73,7 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}): Pro
       admin,
       request: (query, variables, headers = admin) => graphql(stack.urls.gateway, query, variables, headers),
       proxies,
+      keyPrefix,
       statements,
       resetStatements: () => {
         statements.users.length = 0;

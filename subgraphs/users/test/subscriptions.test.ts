@@ -1,7 +1,7 @@
 // userEvents over graphql-ws, straight against the users subgraph: signed connections and subscriptions,
 // authorization inside subscribe, and release of the channel when the client leaves.
 import { createSubgraphSubscriptionClient, DOMAIN_EVENTS_CHANNEL, userEventsChannel, type Viewer } from '@fed/platform';
-import type { ExecutionResult } from 'graphql-ws';
+import type { FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ADMIN, createUser, startUsersSubgraph, type UsersHarness } from './harness.ts';
@@ -9,7 +9,7 @@ import { ADMIN, createUser, startUsersSubgraph, type UsersHarness } from './harn
 const EVENTS = 'subscription ($userId: ID) { userEvents(userId: $userId) { id kind occurredAt user { id name } order { id } } }';
 
 interface Received {
-  results: ExecutionResult[];
+  results: FormattedExecutionResult[];
   completed: boolean;
   error?: unknown;
   stop(): void;

@@ -1,4 +1,4 @@
-import { createClient, type Client, type ExecutionResult, type Sink } from 'graphql-ws';
+import { createClient, type Client, type FormattedExecutionResult, type Sink } from 'graphql-ws';
 import WebSocket from 'ws';
 import { IDENTITY_HEADER, signIdentity } from '../identity/internal-token.ts';
 import type { Viewer } from '../identity/viewer.ts';
@@ -34,7 +34,7 @@ export function createSubgraphSubscriptionClient(options: SubgraphSubscriptionCl
   });
   return {
     /** Starts a subscription; the returned function ends it (and the connection, once it is the last). */
-    subscribe(query: string, variables: Record<string, unknown> | undefined, viewer: Viewer | null, sink: Sink<ExecutionResult>): () => void {
+    subscribe(query: string, variables: Record<string, unknown> | undefined, viewer: Viewer | null, sink: Sink<FormattedExecutionResult>): () => void {
       const identity = signIdentity({ secret, caller, audience, viewer, body: subscriptionBody(query, variables) });
       return client.subscribe({ query, variables, extensions: { [IDENTITY_HEADER]: identity } }, sink);
     },

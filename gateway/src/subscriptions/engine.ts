@@ -1,0 +1,158 @@
+import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
+import { operationFromDocument, Supergraph } from '@apollo/federation-internals';
+import { QueryPlanner, type FetchNode, type PlanNode } from '@apollo/query-planner';
+import { GraphQLError, type DocumentNode, type ExecutionResult, type FormattedExecutionResult, type GraphQLSchema } from 'graphql';
+import type { Logger, SubgraphSubscriptionClient, Viewer } from '@fed/platform';
+
+export interface SubscriptionEngineOptions {
+  supergraphSdl: string;
+  /** A signed graphql-ws client per subgraph that owns a Subscription field. */
+  clients: (subgraph: string) => SubgraphSubscriptionClient | undefined;
+  /** The gateway's own data sources, for the entity fetches that complete each event. */
+  dataSources: () => Record<string, GraphQLDataSource>;
+  logger: Logger;
+  /** Events a slow client may have waiting; beyond it the oldest are dropped and counted. */
+  maxQueuedEvents?: number;
+}
+
+export interface SubscriptionRequest {
+  document: DocumentNode;
+  operationName?: string | null;
+  variables?: Record<string, unknown> | null;
+  viewer: Viewer | null;
+  /** The gateway context handed to the data sources (it signs the viewer into each fetch). */
+  contextValue: Record<string, unknown>;
+}
+
+const pick = (variables: Record<string, unknown> | null | undefined, names: readonly string[] | undefined) =>
+  Object.fromEntries((names ?? []).filter((name) => variables && name in variables).map((name) => [name, variables![name]]));
+
+/** A subgraph's answer event, handed to the plan executor as if a fetch had returned it. */
+const answering = (result: FormattedExecutionResult): GraphQLDataSource => ({ process: async () => result as never });
+
+/**
+ * Executes federated subscriptions, which @apollo/gateway plans but refuses to run. The query planner splits a
+ * subscription into `primary` (the root field, on the subgraph that owns it) and `rest` (everything other
+ * subgraphs contribute). `primary` runs as a graphql-ws subscription on its subgraph; for every event, the
+ * gateway's own plan executor runs `rest` with that event standing in for the primary fetch, so the other
+ * subgraphs answer through `_entities` exactly as for a query. Nothing here knows any field by name.
+ */
+export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
+  const supergraph = Supergraph.build(options.supergraphSdl);
+  const apiSchema = supergraph.apiSchema();
+  const planner = new QueryPlanner(supergraph);
+  const supergraphSchema = supergraph.schema.toGraphQLJSSchema();
+  const apiSchemaJs: GraphQLSchema = apiSchema.toGraphQLJSSchema();
+  const maxQueued = options.maxQueuedEvents ?? 100;
+  const stats = { dropped: 0 };
+
+  const executeEvent = async (request: SubscriptionRequest, primary: FetchNode, rest: PlanNode | undefined, event: FormattedExecutionResult): Promise<ExecutionResult> => {
+    // An event without data (an error from the subgraph) has nothing for the other subgraphs to complete.
+    if (event.data == null || !rest) return event as ExecutionResult;
+    const serviceMap: ServiceMap = { ...options.dataSources(), [primary.serviceName]: answering(event) };
+    const operationContext = buildOperationContext({ schema: apiSchemaJs, operationDocument: request.document, operationName: request.operationName ?? undefined });
+    const requestContext = {
+      request: { query: undefined, variables: request.variables ?? {}, operationName: request.operationName ?? undefined },
+      context: request.contextValue,
+      metrics: {},
+      logger: options.logger,
+    };
+    const result = await executeQueryPlan(
+      { kind: 'QueryPlan', node: { kind: 'Sequence', nodes: [primary, rest] } },
+      serviceMap,
+      requestContext as never,
+      operationContext,
+      supergraphSchema,
+      apiSchema,
+    );
+    return { data: result.data, ...(result.errors?.length ? { errors: result.errors } : {}) } as ExecutionResult;
+  };
+
+  return {
+    /** The API schema clients validate against (the same one HTTP serves). */
+    schema: apiSchemaJs,
+    stats,
+
+    subscribe(request: SubscriptionRequest): AsyncIterableIterator<ExecutionResult> {
+      const operation = operationFromDocument(apiSchema, request.document, { operationName: request.operationName ?? undefined });
+      const node = planner.buildQueryPlan(operation).node;
+      if (node?.kind !== 'Subscription') throw new Error('the operation did not plan as a subscription');
+      const { primary, rest } = node;
+      const client = options.clients(primary.serviceName);
+      if (!client) throw new Error(`no subscription client for subgraph ${primary.serviceName}`);
+
+      const queued: ExecutionResult[] = [];
+      let waiting: ((result: IteratorResult<ExecutionResult>) => void) | undefined;
+      let finished = false;
+      // Events are completed one after another, so the client sees them in the order they were committed.
+      let chain = Promise.resolve();
+      const deliver = (result: ExecutionResult) => {
+        if (finished) return;
+        if (waiting) {
+          const resolve = waiting;
+          waiting = undefined;
+          resolve({ value: result, done: false });
+          return;
+        }
+        if (queued.length >= maxQueued) {
+          queued.shift();
+          stats.dropped += 1;
+        }
+        queued.push(result);
+      };
+      const end = () => {
+        if (finished) return;
+        finished = true;
+        waiting?.({ value: undefined, done: true });
+        waiting = undefined;
+        stopUpstream();
+      };
+      const stopUpstream = client.subscribe(primary.operation, pick(request.variables, primary.variableUsages), request.viewer, {
+        next: (event) => {
+          chain = chain
+            .then(() => executeEvent(request, primary, rest, event))
+            .then(deliver, (error: unknown) => {
+              options.logger.error({ err: error, subgraph: primary.serviceName }, 'could not complete a subscription event');
+              deliver({ errors: [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] });
+            });
+        },
+        error: (error) => {
+          options.logger.warn({ err: error, subgraph: primary.serviceName }, 'upstream subscription failed');
+          void chain.then(() => {
+            deliver({
+              errors: [
+                new GraphQLError(`The ${primary.serviceName} service is unavailable`, {
+                  extensions: { code: 'SUBGRAPH_UNAVAILABLE', serviceName: primary.serviceName },
+                }),
+              ],
+            });
+            // The client hears the error before the stream ends.
+            setImmediate(end);
+          });
+        },
+        complete: () => void chain.then(() => setImmediate(end)),
+      });
+
+      const iterator: AsyncIterableIterator<ExecutionResult> = {
+        [Symbol.asyncIterator]: () => iterator,
+        async next() {
+          if (queued.length > 0) return { value: queued.shift()!, done: false };
+          if (finished) return { value: undefined, done: true };
+          return new Promise<IteratorResult<ExecutionResult>>((resolve) => (waiting = resolve));
+        },
+        async return() {
+          end();
+          queued.length = 0;
+          return { value: undefined, done: true };
+        },
+        async throw(error?: unknown) {
+          end();
+          throw error;
+        },
+      };
+      return iterator;
+    },
+  };
+}
+
+export type SubscriptionEngine = ReturnType<typeof createSubscriptionEngine>;

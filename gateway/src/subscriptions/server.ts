@@ -1,0 +1,139 @@
+import type { Server } from 'node:http';
+import {
+  getOperationAST,
+  GraphQLError,
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  specifiedRules,
+  validate,
+  type ExecutionResult,
+  type GraphQLFormattedError,
+} from 'graphql';
+import type { Context } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { Logger, Viewer } from '@fed/platform';
+import type { Authenticator } from '../auth/authenticate.ts';
+import { ErrorCode } from '../errors/codes.ts';
+import type { ListSizes } from '../limits/measure.ts';
+import { exceededLimit, type OperationLimits } from '../limits/operation-limits.ts';
+import type { SubscriptionEngine } from './engine.ts';
+
+export interface SubscriptionServerOptions {
+  httpServer: Server;
+  path?: string;
+  engine: SubscriptionEngine;
+  authenticate: Authenticator;
+  limits: OperationLimits;
+  listSizes: ListSizes;
+  maxTokens: number;
+  introspection: boolean;
+  /** The gateway's error formatter: subscription errors are masked exactly as HTTP ones. */
+  formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+  /** Keep-alive pings to every client (ms). */
+  keepAliveMs?: number;
+  logger: Logger;
+}
+
+/** Closes the socket when the token it was opened with expires; the client reconnects with a fresh one. */
+export const TOKEN_EXPIRED_CLOSE_CODE = 4401;
+
+const bearer = (params: Record<string, unknown> | undefined) => {
+  const value = params?.authorization ?? params?.Authorization;
+  return typeof value === 'string' ? value : undefined;
+};
+
+const expiryOf = (authorization: string): number | undefined => {
+  try {
+    const payload = JSON.parse(Buffer.from(authorization.split(' ')[1]!.split('.')[1]!, 'base64url').toString('utf8')) as { exp?: unknown };
+    return typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+const badRequest = (message: string) => new GraphQLError(message, { extensions: { code: ErrorCode.BadRequest } });
+
+/**
+ * graphql-ws on the gateway's own HTTP server and path. The client's token comes in `connection_init`
+ * (`{ authorization: "Bearer …" }`); a bad one closes the socket with 4403. Only subscriptions are served
+ * here, after the same parse, validation and operation limits as HTTP.
+ */
+export function serveSubscriptions(options: SubscriptionServerOptions) {
+  const { engine, logger } = options;
+  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path ?? '/graphql' });
+  const viewers = new WeakMap<Context, Viewer | null>();
+  const expiries = new WeakMap<Context, NodeJS.Timeout>();
+  const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
+
+  const server = useServer<Record<string, unknown>>(
+    {
+      schema: engine.schema,
+      onConnect: async (ctx) => {
+        const authorization = bearer(ctx.connectionParams);
+        try {
+          viewers.set(ctx, await options.authenticate(authorization));
+        } catch {
+          return false;
+        }
+        const expiresAt = authorization ? expiryOf(authorization) : undefined;
+        if (expiresAt !== undefined) {
+          // Capped so a far-future expiry cannot overflow the timer.
+          const timer = setTimeout(() => ctx.extra.socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'), Math.min(expiresAt - Date.now(), 2 ** 31 - 1));
+          timer.unref();
+          expiries.set(ctx, timer);
+        }
+        return true;
+      },
+      onClose: (ctx) => clearTimeout(expiries.get(ctx)),
+      onSubscribe: (ctx, _id, payload) => {
+        let document;
+        try {
+          document = parse(payload.query, { maxTokens: options.maxTokens });
+        } catch (error) {
+          return [error instanceof GraphQLError ? error : badRequest('The query could not be parsed')];
+        }
+        const errors = validate(engine.schema, document, rules);
+        if (errors.length > 0) return [...errors];
+        const operation = getOperationAST(document, payload.operationName);
+        if (!operation) return [badRequest('The document names no single operation to run')];
+        if (operation.operation !== 'subscription') {
+          return [badRequest('Only subscriptions are served over graphql-ws; send queries and mutations over HTTP')];
+        }
+        const exceeded = exceededLimit(options.limits, options.listSizes, engine.schema, document, operation, payload.variables ?? {});
+        if (exceeded) return [exceeded];
+        const viewer = viewers.get(ctx) ?? null;
+        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: { viewer } };
+      },
+      subscribe: (args) => {
+        const contextValue = args.contextValue as { viewer: Viewer | null };
+        return engine.subscribe({
+          document: args.document,
+          operationName: args.operationName,
+          variables: args.variableValues as Record<string, unknown> | undefined,
+          viewer: contextValue.viewer,
+          contextValue,
+        });
+      },
+      onNext: (_ctx, _id, _payload, _args, result) => mask(result as ExecutionResult),
+      onError: (_ctx, _id, _payload, errors) => errors.map((error) => options.formatError(error.toJSON(), error) as GraphQLError),
+    },
+    wsServer,
+    options.keepAliveMs ?? 12_000,
+  );
+
+  function mask(result: ExecutionResult): ExecutionResult {
+    if (!result.errors?.length) return result;
+    return { ...result, errors: result.errors.map((error) => options.formatError((error as GraphQLError).toJSON?.() ?? error, error) as GraphQLError) };
+  }
+
+  logger.debug({ path: options.path ?? '/graphql' }, 'serving subscriptions over graphql-ws');
+  return {
+    /** Closes every socket with 1001 (going away), so clients reconnect to another replica. */
+    async dispose(): Promise<void> {
+      for (const client of wsServer.clients) client.close(1001, 'Server shutting down');
+      await server.dispose();
+      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+    },
+  };
+}

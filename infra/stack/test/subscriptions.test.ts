@@ -1,0 +1,161 @@
+// Federated subscriptions end to end: real graphql-ws clients on the gateway, which runs the root field on the
+// users subgraph over graphql-ws and completes every event from orders through _entities; real Redis pub/sub
+// between the subgraphs and Postgres underneath.
+import { testRedisUrl } from '@fed/platform/testing';
+import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { seed } from '../src/seed.ts';
+import { signedInAs, startTestStack, tokenFor, type TestStack } from './harness.ts';
+
+const EVENTS = `subscription Follow($userId: ID) {
+  userEvents(userId: $userId) {
+    kind
+    user { name orders(first: 3) { totalCount } }
+    order { status totalCents items { sku } }
+  }
+}`;
+
+interface Stream {
+  results: FormattedExecutionResult<Record<string, unknown>, unknown>[];
+  completed: boolean;
+  error?: unknown;
+  stop(): void;
+}
+
+async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+describe('federated subscriptions through the gateway', () => {
+  let stack: TestStack;
+  let redis: Redis;
+  const clients: Client[] = [];
+  const wsUrl = () => stack.urls.gateway.replace(/^http/, 'ws');
+
+  const connect = async (sub?: string, role: 'user' | 'admin' = 'user') => {
+    const token = sub ? await tokenFor(sub, role) : undefined;
+    const client = createClient({
+      url: wsUrl(),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    });
+    clients.push(client);
+    return client;
+  };
+
+  const follow = (client: Client, variables: Record<string, unknown>, query = EVENTS): Stream => {
+    const stream: Stream = { results: [], completed: false, stop: () => {} };
+    stream.stop = client.subscribe(
+      { query, variables },
+      { next: (result) => stream.results.push(result), error: (error) => (stream.error = error), complete: () => (stream.completed = true) },
+    );
+    return stream;
+  };
+
+  /** Subscriptions Redis holds for a user's channel, across every process. */
+  const listeners = async (channel: string) => {
+    const [, count] = (await redis.pubsub('NUMSUB', `${stack.keyPrefix}${channel}`)) as [string, number];
+    return Number(count);
+  };
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    await seed(stack.databases, { users: 4, ordersPerUser: 1 });
+    redis = new Redis(testRedisUrl());
+  });
+  afterAll(async () => {
+    for (const client of clients) await client.dispose();
+    redis?.disconnect();
+    await stack?.teardown();
+  });
+
+  it('delivers each committed event with fields from both subgraphs, in order, and releases the channel after complete', async () => {
+    const client = await connect('2');
+    const stream = follow(client, { userId: '2' });
+    await waitFor(async () => expect(await listeners('user-events:2')).toBe(1));
+
+    const viewer = await signedInAs('2');
+    const renamed = await stack.request('mutation { updateUser(id: "2", input: { name: "Streamed Name" }) { id } }', undefined, viewer);
+    expect(renamed.errors).toBeUndefined();
+    const placed = await stack.request(
+      'mutation { placeOrder(input: { userId: "2", items: [{ sku: "SUB-1", quantity: 2, unitPriceCents: 250 }] }) { id } }',
+      undefined,
+      viewer,
+    );
+    expect(placed.errors).toBeUndefined();
+
+    await waitFor(() => expect(stream.results).toHaveLength(2));
+    const [updated, ordered] = stream.results.map((result) => result.data?.userEvents) as {
+      kind: string;
+      user: { name: string; orders: { totalCount: number } };
+      order: { status: string; totalCents: number; items: { sku: string }[] } | null;
+    }[];
+    expect(updated).toMatchObject({ kind: 'USER_UPDATED', user: { name: 'Streamed Name', orders: { totalCount: 1 } }, order: null });
+    expect(ordered).toMatchObject({
+      kind: 'ORDER_PLACED',
+      user: { name: 'Streamed Name', orders: { totalCount: 2 } },
+      order: { status: 'PENDING', totalCents: 500, items: [{ sku: 'SUB-1' }] },
+    });
+    expect(stream.results.every((result) => result.errors === undefined)).toBe(true);
+
+    stream.stop();
+    await waitFor(async () => expect(await listeners('user-events:2')).toBe(0));
+  });
+
+  it("refuses another user's stream with FORBIDDEN, and a bad token by closing with 4403", async () => {
+    const client = await connect('3');
+    const refused = follow(client, { userId: '2' });
+    await waitFor(() => expect(refused.completed || refused.error !== undefined).toBe(true));
+    expect(refused.results[0]?.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+
+    const socket = new WebSocket(wsUrl(), 'graphql-transport-ws');
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer not-a-token' } }));
+    const code = await new Promise<number>((resolve) => socket.once('close', (closeCode: number) => resolve(closeCode)));
+    expect(code).toBe(4403);
+  });
+
+  it('streams every user’s events to an admin', async () => {
+    const client = await connect('1000000', 'admin');
+    const firehose = follow(client, {});
+    // The firehose shares its Redis connection with the stack's other listeners, so no count shows when it is
+    // live: write until an event arrives.
+    await waitFor(async () => {
+      await stack.request('mutation { updateUser(id: "4", input: { name: "Seen By Admin" }) { id } }');
+      expect(firehose.results.map((result) => (result.data?.userEvents as { user: { name: string } }).user.name)).toContain('Seen By Admin');
+    });
+    firehose.stop();
+  });
+
+  it('releases the upstream subscription and its channel when a client vanishes without completing', async () => {
+    const client = await connect('1000000', 'admin');
+    follow(client, { userId: '3' });
+    await waitFor(async () => expect(await listeners('user-events:3')).toBe(1));
+    // An abrupt end, no complete message: the socket just goes.
+    await client.dispose();
+    await waitFor(async () => expect(await listeners('user-events:3')).toBe(0));
+  });
+
+  it('applies the HTTP operation limits, and serves only subscriptions', async () => {
+    const client = await connect('2');
+    const aliases = Array.from({ length: 20 }, (_, i) => `k${i}: kind`).join(' ');
+    const tooMany = follow(client, { userId: '2' }, `subscription ($userId: ID) { userEvents(userId: $userId) { ${aliases} } }`);
+    await waitFor(() => expect(tooMany.error ?? tooMany.results[0]).toBeDefined());
+    expect(JSON.stringify(tooMany.error ?? tooMany.results)).toContain('ALIAS_LIMIT_EXCEEDED');
+
+    const query = follow(client, {}, '{ me { id } }');
+    await waitFor(() => expect(query.error ?? query.results[0]).toBeDefined());
+    expect(JSON.stringify(query.error ?? query.results)).toContain('BAD_REQUEST');
+  });
+});
