@@ -227,16 +227,19 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }),
   );
 
+  let stopping: Promise<void> | undefined;
   return {
     httpServer,
     apollo,
     gateway,
     responseCache,
-    stop: async () => {
-      await subscriptions?.dispose();
-      await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
-      await responseCache?.stop();
-      await apollo.stop();
-    },
+    // Once, however often it is called (a test, then the stack that owns it).
+    stop: () =>
+      (stopping ??= (async () => {
+        await subscriptions?.dispose();
+        await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
+        await responseCache?.stop();
+        await apollo.stop();
+      })()),
   };
 }

@@ -1,7 +1,7 @@
 import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
 import { operationFromDocument, Supergraph } from '@apollo/federation-internals';
 import { QueryPlanner, type FetchNode, type PlanNode } from '@apollo/query-planner';
-import { GraphQLError, type DocumentNode, type ExecutionResult, type FormattedExecutionResult, type GraphQLSchema } from 'graphql';
+import { GraphQLError, print, type DocumentNode, type ExecutionResult, type FormattedExecutionResult, type GraphQLSchema } from 'graphql';
 import type { Logger, SubgraphSubscriptionClient, Viewer } from '@fed/platform';
 
 export interface SubscriptionEngineOptions {
@@ -45,6 +45,7 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   const apiSchemaJs: GraphQLSchema = apiSchema.toGraphQLJSSchema();
   const maxQueued = options.maxQueuedEvents ?? 100;
   const stats = { dropped: 0 };
+  const upstreams = new Map<string, Upstream>();
 
   const executeEvent = async (request: SubscriptionRequest, primary: FetchNode, rest: PlanNode | undefined, event: FormattedExecutionResult): Promise<ExecutionResult> => {
     // An event without data (an error from the subgraph) has nothing for the other subgraphs to complete.
@@ -72,85 +73,145 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     /** The API schema clients validate against (the same one HTTP serves). */
     schema: apiSchemaJs,
     stats,
+    /** Distinct upstream subscriptions open now. */
+    upstreams: () => upstreams.size,
 
     subscribe(request: SubscriptionRequest): AsyncIterableIterator<ExecutionResult> {
-      const operation = operationFromDocument(apiSchema, request.document, { operationName: request.operationName ?? undefined });
-      const node = planner.buildQueryPlan(operation).node;
-      if (node?.kind !== 'Subscription') throw new Error('the operation did not plan as a subscription');
-      const { primary, rest } = node;
-      const client = options.clients(primary.serviceName);
-      if (!client) throw new Error(`no subscription client for subgraph ${primary.serviceName}`);
+      const key = JSON.stringify([print(request.document), request.operationName ?? null, request.variables ?? {}, request.viewer]);
+      const upstream = upstreams.get(key) ?? openUpstream(key, request);
+      return upstream.attach();
+    },
+  };
 
-      const queued: ExecutionResult[] = [];
-      let waiting: ((result: IteratorResult<ExecutionResult>) => void) | undefined;
-      let finished = false;
-      // Events are completed one after another, so the client sees them in the order they were committed.
-      let chain = Promise.resolve();
-      const deliver = (result: ExecutionResult) => {
-        if (finished) return;
-        if (waiting) {
-          const resolve = waiting;
-          waiting = undefined;
-          resolve({ value: result, done: false });
-          return;
-        }
-        if (queued.length >= maxQueued) {
-          queued.shift();
-          stats.dropped += 1;
-        }
-        queued.push(result);
-      };
-      const end = () => {
-        if (finished) return;
-        finished = true;
-        waiting?.({ value: undefined, done: true });
-        waiting = undefined;
-        stopUpstream();
-      };
-      const stopUpstream = client.subscribe(primary.operation, pick(request.variables, primary.variableUsages), request.viewer, {
-        next: (event) => {
-          chain = chain
-            .then(() => executeEvent(request, primary, rest, event))
-            .then(deliver, (error: unknown) => {
-              options.logger.error({ err: error, subgraph: primary.serviceName }, 'could not complete a subscription event');
-              deliver({ errors: [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] });
-            });
-        },
-        error: (error) => {
-          options.logger.warn({ err: error, subgraph: primary.serviceName }, 'upstream subscription failed');
-          void chain.then(() => {
-            deliver({
-              errors: [
-                new GraphQLError(`The ${primary.serviceName} service is unavailable`, {
-                  extensions: { code: 'SUBGRAPH_UNAVAILABLE', serviceName: primary.serviceName },
-                }),
-              ],
-            });
-            // The client hears the error before the stream ends.
-            setImmediate(end);
+  /**
+   * One upstream subscription per distinct (operation, variables, viewer) on this replica, whatever the number
+   * of clients: each event is completed once, then handed to every client's own bounded queue.
+   */
+  function openUpstream(key: string, request: SubscriptionRequest): Upstream {
+    const operation = operationFromDocument(apiSchema, request.document, { operationName: request.operationName ?? undefined });
+    const node = planner.buildQueryPlan(operation).node;
+    if (node?.kind !== 'Subscription') throw new Error('the operation did not plan as a subscription');
+    const { primary, rest } = node;
+    const client = options.clients(primary.serviceName);
+    if (!client) throw new Error(`no subscription client for subgraph ${primary.serviceName}`);
+
+    const sinks = new Set<ClientQueue>();
+    let closed = false;
+    // Events are completed one after another, so clients see them in the order they were committed.
+    let chain = Promise.resolve();
+    const broadcast = (result: ExecutionResult) => {
+      for (const sink of sinks) sink.push(result);
+    };
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      upstreams.delete(key);
+      stopUpstream();
+      for (const sink of [...sinks]) sink.end();
+    };
+    const stopUpstream = client.subscribe(primary.operation, pick(request.variables, primary.variableUsages), request.viewer, {
+      next: (event) => {
+        chain = chain
+          .then(() => executeEvent(request, primary, rest, event))
+          .then(broadcast, (error: unknown) => {
+            options.logger.error({ err: error, subgraph: primary.serviceName }, 'could not complete a subscription event');
+            broadcast({ errors: [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] });
           });
-        },
-        complete: () => void chain.then(() => setImmediate(end)),
-      });
+      },
+      error: (error) => {
+        options.logger.warn({ err: error, subgraph: primary.serviceName }, 'upstream subscription failed');
+        void chain.then(() => {
+          broadcast({
+            errors: [
+              new GraphQLError(`The ${primary.serviceName} service is unavailable`, {
+                extensions: { code: 'SUBGRAPH_UNAVAILABLE', serviceName: primary.serviceName },
+              }),
+            ],
+          });
+          // Clients hear the error before their streams end.
+          setImmediate(close);
+        });
+      },
+      complete: () => void chain.then(() => setImmediate(close)),
+    });
 
-      const iterator: AsyncIterableIterator<ExecutionResult> = {
-        [Symbol.asyncIterator]: () => iterator,
-        async next() {
-          if (queued.length > 0) return { value: queued.shift()!, done: false };
-          if (finished) return { value: undefined, done: true };
-          return new Promise<IteratorResult<ExecutionResult>>((resolve) => (waiting = resolve));
-        },
-        async return() {
-          end();
-          queued.length = 0;
-          return { value: undefined, done: true };
-        },
-        async throw(error?: unknown) {
-          end();
-          throw error;
-        },
-      };
-      return iterator;
+    const upstream: Upstream = {
+      attach: () => {
+        const sink = clientQueue(maxQueued, stats, () => {
+          sinks.delete(sink);
+          // The last client gone: the upstream subscription (and the subgraph's channel) goes at once.
+          if (sinks.size === 0) close();
+        });
+        sinks.add(sink);
+        return sink.iterator;
+      },
+    };
+    upstreams.set(key, upstream);
+    return upstream;
+  }
+}
+
+interface Upstream {
+  attach(): AsyncIterableIterator<ExecutionResult>;
+}
+
+interface ClientQueue {
+  push(result: ExecutionResult): void;
+  end(): void;
+  iterator: AsyncIterableIterator<ExecutionResult>;
+}
+
+/**
+ * One client's stream. A client that does not keep up has at most `maxQueued` events waiting; beyond that the
+ * oldest are dropped (and counted): a stalled socket must not grow the gateway, and the newest state matters
+ * most for live updates.
+ */
+function clientQueue(maxQueued: number, stats: { dropped: number }, onLeave: () => void): ClientQueue {
+  const queued: ExecutionResult[] = [];
+  let waiting: ((result: IteratorResult<ExecutionResult>) => void) | undefined;
+  let finished = false;
+  const finish = () => {
+    if (finished) return false;
+    finished = true;
+    waiting?.({ value: undefined, done: true });
+    waiting = undefined;
+    return true;
+  };
+  const iterator: AsyncIterableIterator<ExecutionResult> = {
+    [Symbol.asyncIterator]: () => iterator,
+    async next() {
+      if (queued.length > 0) return { value: queued.shift()!, done: false };
+      if (finished) return { value: undefined, done: true };
+      return new Promise<IteratorResult<ExecutionResult>>((resolve) => (waiting = resolve));
+    },
+    async return() {
+      queued.length = 0;
+      if (finish()) onLeave();
+      return { value: undefined, done: true };
+    },
+    async throw(error?: unknown) {
+      if (finish()) onLeave();
+      throw error;
+    },
+  };
+  return {
+    iterator,
+    push(result) {
+      if (finished) return;
+      if (waiting) {
+        const resolve = waiting;
+        waiting = undefined;
+        resolve({ value: result, done: false });
+        return;
+      }
+      if (queued.length >= maxQueued) {
+        queued.shift();
+        stats.dropped += 1;
+      }
+      queued.push(result);
+    },
+    end() {
+      finish();
     },
   };
 }

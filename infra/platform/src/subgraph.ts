@@ -35,6 +35,8 @@ const EVENTS = Symbol('committedEvents');
 /** What every app factory returns: an HTTP server that is not yet listening, and a way to stop it cleanly. */
 export interface GraphQLApp {
   httpServer: Server;
+  /** Subscriptions running now, on an app that serves them. */
+  subscriptions?: { active: number };
   stop(): Promise<void>;
 }
 
@@ -166,6 +168,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
 
   return {
     httpServer,
+    subscriptions: subscriptions?.stats,
     stop: async () => {
       await subscriptions?.dispose();
       await apollo.stop();

@@ -41,6 +41,8 @@ export interface RunningStack {
   urls: { gateway: string; users: string; orders: string };
   /** The listening servers, for tests that watch what reaches each service. */
   httpServers: { gateway: Server; users: Server; orders: Server };
+  /** Subscriptions the users subgraph is running now (the gateways' upstream ones). */
+  usersSubscriptions(): number;
   /** The secrets the subgraphs verify signatures with. */
   secrets: { users: string; orders: string; ordersToUsers: string };
   databases: Databases;
@@ -149,6 +151,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   return {
     urls: { gateway: url(gateway.httpServer, displayHost(host)), users: usersUrl, orders: ordersUrl },
     httpServers: { gateway: gateway.httpServer, users: users.httpServer, orders: orders.httpServer },
+    usersSubscriptions: () => users.subscriptions?.active ?? 0,
     secrets,
     databases,
     gateway,

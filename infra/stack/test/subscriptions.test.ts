@@ -1,7 +1,7 @@
 // Federated subscriptions end to end: real graphql-ws clients on the gateway, which runs the root field on the
 // users subgraph over graphql-ws and completes every event from orders through _entities; real Redis pub/sub
 // between the subgraphs and Postgres underneath.
-import { testRedisUrl } from '@fed/platform/testing';
+import { graphql, testRedisUrl } from '@fed/platform/testing';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,6 +145,56 @@ describe('federated subscriptions through the gateway', () => {
     // An abrupt end, no complete message: the socket just goes.
     await client.dispose();
     await waitFor(async () => expect(await listeners('user-events:3')).toBe(0));
+  });
+
+  it('shares one upstream subscription among 100 identical ones on a replica, and gives every client each event', async () => {
+    const client = await connect('1');
+    const before = stack.usersSubscriptions();
+    const streams = Array.from({ length: 100 }, () => follow(client, { userId: '1' }));
+    await waitFor(async () => expect(await listeners('user-events:1')).toBe(1));
+    // Counted at the users subgraph: one subscription for a hundred clients.
+    expect(stack.usersSubscriptions() - before).toBe(1);
+
+    await stack.request('mutation { updateUser(id: "1", input: { name: "Told A Hundred Times" }) { id } }', undefined, await signedInAs('1'));
+    await waitFor(() => expect(streams.every((stream) => stream.results.length === 1)).toBe(true));
+    for (const stream of streams) expect(stream.results[0]?.data?.userEvents).toMatchObject({ kind: 'USER_UPDATED', user: { name: 'Told A Hundred Times' } });
+
+    // The upstream stays while any client does, and goes with the last.
+    for (const stream of streams.slice(1)) stream.stop();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(stack.usersSubscriptions() - before).toBe(1);
+    streams[0]!.stop();
+    await waitFor(() => expect(stack.usersSubscriptions()).toBe(before));
+    await waitFor(async () => expect(await listeners('user-events:1')).toBe(0));
+  });
+
+  it('delivers every event to clients of either gateway replica, whichever replica the writes went through', async () => {
+    const replica = await stack.addGateway();
+    const viaReplica = createClient({
+      url: replica.url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${await tokenFor('4')}` },
+    });
+    clients.push(viaReplica);
+    const [first, second] = [follow(await connect('4'), { userId: '4' }), follow(viaReplica, { userId: '4' })];
+    await waitFor(() => expect(stack.usersSubscriptions()).toBeGreaterThanOrEqual(2));
+    await waitFor(async () => expect(await listeners('user-events:4')).toBe(1));
+
+    const viewer = await signedInAs('4');
+    // A write through the replica, then one through the first gateway.
+    await graphql(replica.url, 'mutation { updateUser(id: "4", input: { name: "Via Replica" }) { id } }', undefined, viewer);
+    await stack.request('mutation { placeOrder(input: { userId: "4", items: [{ sku: "BOTH", quantity: 1, unitPriceCents: 100 }] }) { id } }', undefined, viewer);
+    for (const stream of [first, second]) {
+      await waitFor(() => expect(stream.results).toHaveLength(2));
+      expect(stream.results.map((result) => (result.data?.userEvents as { kind: string }).kind)).toEqual(['USER_UPDATED', 'ORDER_PLACED']);
+      expect(stream.results[1]?.data?.userEvents).toMatchObject({ user: { name: 'Via Replica' }, order: { items: [{ sku: 'BOTH' }] } });
+    }
+
+    // A replica going away closes its sockets with 1001, so clients reconnect elsewhere.
+    const closed = new Promise<number>((resolve) => viaReplica.on('closed', (event) => resolve((event as { code: number }).code)));
+    await replica.gateway.stop();
+    expect(await closed).toBe(1001);
   });
 
   it('applies the HTTP operation limits, and serves only subscriptions', async () => {

@@ -40,6 +40,8 @@ export function serveSubgraphSubscriptions<TContext extends object>(options: Sub
   // Per connection, per subscription id: who signed it.
   const identities = new WeakMap<Context, Map<string, CallerIdentity>>();
   const refuse = (reason: string) => logger.warn({ reason }, 'refused a subscription without a valid identity signature');
+  const stats = { active: 0 };
+  const running = new WeakMap<Context, Set<string>>();
 
   const server = useServer<Record<string, unknown>>(
     {
@@ -71,16 +73,30 @@ export function serveSubgraphSubscriptions<TContext extends object>(options: Sub
         if (!identity) throw new Error('subscription without a verified identity');
         return options.context(identity);
       },
+      onOperation: (ctx, id) => {
+        const ids = running.get(ctx) ?? new Set<string>();
+        running.set(ctx, ids);
+        ids.add(id);
+        stats.active += 1;
+        return undefined;
+      },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors ? { ...result, errors: result.errors.map((error) => options.formatError(error.toJSON(), error) as GraphQLError) } : result,
       onComplete: (ctx, id) => {
         identities.get(ctx)?.delete(id);
+        if (running.get(ctx)?.delete(id)) stats.active -= 1;
+      },
+      onClose: (ctx) => {
+        stats.active -= running.get(ctx)?.size ?? 0;
+        running.delete(ctx);
       },
     },
     wsServer,
   );
 
   return {
+    /** Subscriptions running now: what callers cost this subgraph. */
+    stats,
     /** Closes every socket (1001, going away) and stops accepting new ones. */
     async dispose(): Promise<void> {
       await server.dispose();
