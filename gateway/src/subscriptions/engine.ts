@@ -24,6 +24,9 @@ export interface SubscriptionRequest {
   contextValue: Record<string, unknown>;
 }
 
+/** Attempts to win back a lost upstream before clients are told the subgraph is unavailable (about 15 s). */
+const MAX_RESUBSCRIBE_ATTEMPTS = 10;
+
 const pick = (variables: Record<string, unknown> | null | undefined, names: readonly string[] | undefined) =>
   Object.fromEntries((names ?? []).filter((name) => variables && name in variables).map((name) => [name, variables![name]]));
 
@@ -106,34 +109,60 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
       if (closed) return;
       closed = true;
       upstreams.delete(key);
+      clearTimeout(retryTimer);
       stopUpstream();
       for (const sink of [...sinks]) sink.end();
     };
-    const stopUpstream = client.subscribe(primary.operation, pick(request.variables, primary.variableUsages), request.viewer, {
-      next: (event) => {
-        chain = chain
-          .then(() => executeEvent(request, primary, rest, event))
-          .then(broadcast, (error: unknown) => {
-            options.logger.error({ err: error, subgraph: primary.serviceName }, 'could not complete a subscription event');
-            broadcast({ errors: [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] });
-          });
-      },
-      error: (error) => {
-        options.logger.warn({ err: error, subgraph: primary.serviceName }, 'upstream subscription failed');
-        void chain.then(() => {
-          broadcast({
-            errors: [
-              new GraphQLError(`The ${primary.serviceName} service is unavailable`, {
-                extensions: { code: 'SUBGRAPH_UNAVAILABLE', serviceName: primary.serviceName },
-              }),
-            ],
-          });
-          // Clients hear the error before their streams end.
-          setImmediate(close);
-        });
-      },
-      complete: () => void chain.then(() => setImmediate(close)),
-    });
+    const unavailable = () => {
+      broadcast({
+        errors: [
+          new GraphQLError(`The ${primary.serviceName} service is unavailable`, {
+            extensions: { code: 'SUBGRAPH_UNAVAILABLE', serviceName: primary.serviceName },
+          }),
+        ],
+      });
+      // Clients hear the error before their streams end.
+      setImmediate(close);
+    };
+
+    // A lost connection (a subgraph replica going away) is not the end of the stream: subscribe again, signed
+    // afresh, and the load balancer picks a live replica. Clients stay subscribed throughout. Events committed
+    // while no replica listened for this gateway are not replayed (pub/sub is at-most-once).
+    let attempts = 0;
+    let retryTimer: NodeJS.Timeout | undefined;
+    let stopUpstream: () => void = () => {};
+    const start = () => {
+      const startedAt = Date.now();
+      stopUpstream = client.subscribe(primary.operation, pick(request.variables, primary.variableUsages), request.viewer, {
+        next: (event) => {
+          attempts = 0;
+          chain = chain
+            .then(() => executeEvent(request, primary, rest, event))
+            .then(broadcast, (error: unknown) => {
+              options.logger.error({ err: error, subgraph: primary.serviceName }, 'could not complete a subscription event');
+              broadcast({ errors: [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] });
+            });
+        },
+        error: (error) => {
+          if (closed) return;
+          // GraphQL errors (the subgraph refused the operation) end the stream; anything else is the connection.
+          if (Array.isArray(error) || attempts >= MAX_RESUBSCRIBE_ATTEMPTS) {
+            options.logger.warn({ err: error, subgraph: primary.serviceName, attempts }, 'upstream subscription failed');
+            void chain.then(unavailable);
+            return;
+          }
+          if (Date.now() - startedAt > 5_000) attempts = 0;
+          attempts += 1;
+          const delay = Math.min(100 * 2 ** (attempts - 1), 2_000);
+          options.logger.info({ subgraph: primary.serviceName, attempts, delay }, 'upstream subscription lost; subscribing again');
+          retryTimer = setTimeout(() => {
+            if (!closed) start();
+          }, delay);
+        },
+        complete: () => void chain.then(() => setImmediate(close)),
+      });
+    };
+    start();
 
     const upstream: Upstream = {
       attach: () => {

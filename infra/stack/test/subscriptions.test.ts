@@ -1,13 +1,16 @@
 // Federated subscriptions end to end: real graphql-ws clients on the gateway, which runs the root field on the
 // users subgraph over graphql-ws and completes every event from orders through _entities; real Redis pub/sub
 // between the subgraphs and Postgres underneath.
-import { graphql, testRedisUrl } from '@fed/platform/testing';
+import { createAuthenticator, createGateway } from '@fed/gateway';
+import { createInfrastructure, createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
+import { graphql, signedGraphql, startTcpProxy, testRedisUrl } from '@fed/platform/testing';
+import { createUsersServer } from '@fed/users';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
-import { signedInAs, startTestStack, tokenFor, type TestStack } from './harness.ts';
+import { signedInAs, silentLogger, startTestStack, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
 
 const EVENTS = `subscription Follow($userId: ID) {
   userEvents(userId: $userId) {
@@ -207,5 +210,81 @@ describe('federated subscriptions through the gateway', () => {
     const query = follow(client, {}, '{ me { id } }');
     await waitFor(() => expect(query.error ?? query.results[0]).toBeDefined());
     expect(JSON.stringify(query.error ?? query.results)).toContain('BAD_REQUEST');
+  });
+});
+
+describe('a users replica dies while clients are subscribed', () => {
+  let stack: TestStack;
+  const closers: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close();
+    await stack?.teardown();
+  });
+
+  it('keeps the client subscribed: the gateway subscribes again through the load balancer, and events keep arriving', async () => {
+    stack = await startTestStack();
+    await seed(stack.databases, { users: 3, ordersPerUser: 1 });
+    // A second users replica: the same database, the same Redis, the same secrets.
+    const infrastructure = await createInfrastructure({ redisUrl: testRedisUrl(), logger: silentLogger(), keyPrefix: stack.keyPrefix });
+    closers.push(() => infrastructure.close());
+    const replica = await createUsersServer({
+      db: stack.databases.users.db,
+      pubsub: infrastructure.pubsub,
+      logger: silentLogger(),
+      secrets: { gateway: stack.secrets.users, orders: stack.secrets.ordersToUsers },
+      replayStore: infrastructure.rateLimiter,
+    });
+    const replicaPort = await listen(replica.httpServer, 0, '127.0.0.1');
+    const replicaUrl = `http://127.0.0.1:${replicaPort}/graphql`;
+    closers.push(() => replica.stop());
+    // Round robin over both replicas, as a load balancer without sticky sessions would.
+    const balancer = await startTcpProxy([stack.urls.users, replicaUrl]);
+    closers.push(() => balancer.close());
+
+    const gateway = await createGateway({
+      supergraphSdl,
+      subgraphUrls: { users: balancer.url, orders: stack.urls.orders },
+      subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
+      logger: silentLogger(),
+      cache: createMemoryCache(),
+      rateLimiter: new MemoryRateLimiter(),
+      authenticate: createAuthenticator(TEST_AUTH),
+    });
+    const gatewayPort = await listen(gateway.httpServer, 0, '127.0.0.1');
+    closers.push(() => gateway.stop());
+    const client = createClient({
+      url: `ws://127.0.0.1:${gatewayPort}/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${await tokenFor('2')}` },
+    });
+    closers.push(async () => {
+      await client.dispose();
+    });
+    const stream: Stream = { results: [], completed: false, stop: () => {} };
+    stream.stop = client.subscribe(
+      { query: EVENTS, variables: { userId: '2' } },
+      { next: (result) => stream.results.push(result), error: (error) => (stream.error = error), complete: () => (stream.completed = true) },
+    );
+
+    const active = () => ({ original: stack.usersSubscriptions(), replica: replica.subscriptions?.active ?? 0 });
+    await waitFor(() => expect(active().original + active().replica).toBe(1));
+    const holder = active().original === 1 ? 'original' : 'replica';
+    // The replica holding the upstream subscription goes away.
+    if (holder === 'original') await stack.stopSubgraph('users');
+    else await replica.stop();
+    const survivor = holder === 'original' ? { url: replicaUrl, count: () => active().replica } : { url: stack.urls.users, count: () => active().original };
+    await waitFor(() => expect(survivor.count()).toBe(1), 10_000);
+
+    // A write the survivor commits reaches the client, whose stream never ended.
+    const write = await signedGraphql(
+      survivor.url,
+      { secret: stack.secrets.users, audience: 'users', viewer: { userId: '2', role: 'user' } },
+      'mutation { updateUser(id: "2", input: { name: "After The Failover" }) { id } }',
+    );
+    expect(write.errors).toBeUndefined();
+    await waitFor(() => expect(stream.results.map((result) => (result.data?.userEvents as { user: { name: string } }).user.name)).toContain('After The Failover'));
+    expect(stream.completed).toBe(false);
+    expect(stream.error).toBeUndefined();
   });
 });

@@ -16,9 +16,14 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** A loopback TCP proxy in front of a service, so a test can take the service "down" without touching it. */
-export async function startTcpProxy(target: string): Promise<TcpProxy> {
-  const targetUrl = new URL(target);
+/**
+ * A loopback TCP proxy in front of a service, so a test can take the service "down" without touching it.
+ * Given several targets (replicas), it is a round-robin load balancer: each new connection goes to the next.
+ */
+export async function startTcpProxy(target: string | readonly string[]): Promise<TcpProxy> {
+  const targets = (typeof target === 'string' ? [target] : target).map((url) => new URL(url));
+  const targetUrl = targets[0]!;
+  let turn = 0;
   const sockets = new Set<Socket>();
   let up = true;
   const server = createServer((client) => {
@@ -26,7 +31,8 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
       client.destroy();
       return;
     }
-    const upstream = connect(Number(targetUrl.port), targetUrl.hostname);
+    const next = targets[turn++ % targets.length]!;
+    const upstream = connect(Number(next.port), next.hostname);
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
