@@ -129,6 +129,20 @@ describe('federated subscriptions through the gateway', () => {
     expect(code).toBe(4403);
   });
 
+  it('closes the socket with 4401 when the token it was opened with expires', async () => {
+    const client = createClient({
+      url: wsUrl(),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      // exp is whole seconds: this token lives one to two seconds.
+      connectionParams: { authorization: `Bearer ${await tokenFor('2', 'user', 2)}` },
+    });
+    clients.push(client);
+    const closed = new Promise<number>((resolve) => client.on('closed', (event) => resolve((event as { code: number }).code)));
+    follow(client, { userId: '2' });
+    expect(await closed).toBe(4401);
+  });
+
   it('streams every user’s events to an admin', async () => {
     const client = await connect('1000000', 'admin');
     const firehose = follow(client, {});
