@@ -6,6 +6,7 @@ import {
   parse,
   specifiedRules,
   validate,
+  type DocumentNode,
   type ExecutionResult,
   type GraphQLFormattedError,
 } from 'graphql';
@@ -65,6 +66,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
   const viewers = new WeakMap<Context, Viewer | null>();
   const expiries = new WeakMap<Context, NodeJS.Timeout>();
   const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
+  const documents = new Map<string, DocumentNode>();
 
   const server = useServer<Record<string, unknown>>(
     {
@@ -87,14 +89,19 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
       },
       onClose: (ctx) => clearTimeout(expiries.get(ctx)),
       onSubscribe: (ctx, _id, payload) => {
-        let document;
-        try {
-          document = parse(payload.query, { maxTokens: options.maxTokens });
-        } catch (error) {
-          return [error instanceof GraphQLError ? error : badRequest('The query could not be parsed')];
+        let document = documents.get(payload.query);
+        if (!document) {
+          try {
+            document = parse(payload.query, { maxTokens: options.maxTokens });
+          } catch (error) {
+            return [error instanceof GraphQLError ? error : badRequest('The query could not be parsed')];
+          }
+          const errors = validate(engine.schema, document, rules);
+          if (errors.length > 0) return [...errors];
+          // Thousands of clients send the same few documents: one parsed, validated copy serves them all.
+          if (documents.size >= 1_000) documents.clear();
+          documents.set(payload.query, document);
         }
-        const errors = validate(engine.schema, document, rules);
-        if (errors.length > 0) return [...errors];
         const operation = getOperationAST(document, payload.operationName);
         if (!operation) return [badRequest('The document names no single operation to run')];
         if (operation.operation !== 'subscription') {
