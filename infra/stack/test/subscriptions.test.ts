@@ -227,7 +227,7 @@ describe('federated subscriptions through the gateway', () => {
   });
 });
 
-describe('a users replica dies while clients are subscribed', () => {
+describe('two gateway replicas in front of two users replicas, plus orders', () => {
   let stack: TestStack;
   const closers: (() => Promise<void>)[] = [];
   afterAll(async () => {
@@ -235,7 +235,7 @@ describe('a users replica dies while clients are subscribed', () => {
     await stack?.teardown();
   });
 
-  it('keeps the client subscribed: the gateway subscribes again through the load balancer, and events keep arriving', async () => {
+  it('delivers every event to clients of both gateways in order, and keeps them subscribed when a users replica dies', async () => {
     stack = await startTestStack();
     await seed(stack.databases, { users: 3, ordersPerUser: 1 });
     // A second users replica: the same database, the same Redis, the same secrets.
@@ -255,50 +255,80 @@ describe('a users replica dies while clients are subscribed', () => {
     const balancer = await startTcpProxy([stack.urls.users, replicaUrl]);
     closers.push(() => balancer.close());
 
-    const gateway = await createGateway({
-      supergraphSdl,
-      subgraphUrls: { users: balancer.url, orders: stack.urls.orders },
-      subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
-      logger: silentLogger(),
-      cache: createMemoryCache(),
-      rateLimiter: new MemoryRateLimiter(),
-      authenticate: createAuthenticator(TEST_AUTH),
-    });
-    const gatewayPort = await listen(gateway.httpServer, 0, '127.0.0.1');
-    closers.push(() => gateway.stop());
-    const client = createClient({
-      url: `ws://127.0.0.1:${gatewayPort}/graphql`,
-      webSocketImpl: WebSocket,
-      retryAttempts: 0,
-      connectionParams: { authorization: `Bearer ${await tokenFor('2')}` },
-    });
-    closers.push(async () => {
-      await client.dispose();
-    });
-    const stream: Stream = { results: [], completed: false, stop: () => {} };
-    stream.stop = client.subscribe(
-      { query: EVENTS, variables: { userId: '2' } },
-      { next: (result) => stream.results.push(result), error: (error) => (stream.error = error), complete: () => (stream.completed = true) },
+    const startGateway = async () => {
+      const gateway = await createGateway({
+        supergraphSdl,
+        subgraphUrls: { users: balancer.url, orders: stack.urls.orders },
+        subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
+        logger: silentLogger(),
+        cache: createMemoryCache(),
+        rateLimiter: new MemoryRateLimiter(),
+        authenticate: createAuthenticator(TEST_AUTH),
+      });
+      const port = await listen(gateway.httpServer, 0, '127.0.0.1');
+      closers.push(() => gateway.stop());
+      return `http://127.0.0.1:${port}/graphql`;
+    };
+    const gateways = [await startGateway(), await startGateway()] as const;
+    const streams = await Promise.all(
+      gateways.map(async (url) => {
+        const client = createClient({
+          url: url.replace(/^http/, 'ws'),
+          webSocketImpl: WebSocket,
+          retryAttempts: 0,
+          connectionParams: { authorization: `Bearer ${await tokenFor('2')}` },
+        });
+        closers.push(async () => {
+          await client.dispose();
+        });
+        const stream: Stream = { results: [], completed: false, stop: () => {} };
+        stream.stop = client.subscribe(
+          { query: EVENTS, variables: { userId: '2' } },
+          { next: (result) => stream.results.push(result), error: (error) => (stream.error = error), complete: () => (stream.completed = true) },
+        );
+        return stream;
+      }),
     );
-
     const active = () => ({ original: stack.usersSubscriptions(), replica: replica.subscriptions?.active ?? 0 });
-    await waitFor(() => expect(active().original + active().replica).toBe(1));
-    const holder = active().original === 1 ? 'original' : 'replica';
-    // The replica holding the upstream subscription goes away.
+    await waitFor(() => expect(active().original + active().replica).toBe(2));
+
+    // updateUser through gateway 2, placeOrder through gateway 1.
+    const viewer = await signedInAs('2');
+    expect((await graphql(gateways[1], 'mutation { updateUser(id: "2", input: { name: "Seen Everywhere" }) { id } }', undefined, viewer)).errors).toBeUndefined();
+    const placed = await graphql(
+      gateways[0],
+      'mutation { placeOrder(input: { userId: "2", items: [{ sku: "TWO-BY-TWO", quantity: 1, unitPriceCents: 700 }] }) { id } }',
+      undefined,
+      viewer,
+    );
+    expect(placed.errors).toBeUndefined();
+    for (const stream of streams) {
+      await waitFor(() => expect(stream.results).toHaveLength(2));
+      expect(stream.results.map((result) => (result.data?.userEvents as { kind: string }).kind)).toEqual(['USER_UPDATED', 'ORDER_PLACED']);
+      expect(stream.results[1]?.data?.userEvents).toMatchObject({
+        user: { name: 'Seen Everywhere', orders: { totalCount: 2 } },
+        order: { status: 'PENDING', totalCents: 700, items: [{ sku: 'TWO-BY-TWO' }] },
+      });
+    }
+
+    // A users replica holding upstream subscriptions goes away.
+    const holder = active().original > 0 ? 'original' : 'replica';
     if (holder === 'original') await stack.stopSubgraph('users');
     else await replica.stop();
     const survivor = holder === 'original' ? { url: replicaUrl, count: () => active().replica } : { url: stack.urls.users, count: () => active().original };
-    await waitFor(() => expect(survivor.count()).toBe(1), 10_000);
+    await waitFor(() => expect(survivor.count()).toBe(2), 10_000);
 
-    // A write the survivor commits reaches the client, whose stream never ended.
+    // A write the survivor commits reaches both clients, whose streams never ended.
     const write = await signedGraphql(
       survivor.url,
       { secret: stack.secrets.users, audience: 'users', viewer: { userId: '2', role: 'user' } },
       'mutation { updateUser(id: "2", input: { name: "After The Failover" }) { id } }',
     );
     expect(write.errors).toBeUndefined();
-    await waitFor(() => expect(stream.results.map((result) => (result.data?.userEvents as { user: { name: string } }).user.name)).toContain('After The Failover'));
-    expect(stream.completed).toBe(false);
-    expect(stream.error).toBeUndefined();
+    for (const stream of streams) {
+      await waitFor(() => expect(stream.results.map((result) => (result.data?.userEvents as { user: { name: string } }).user.name)).toContain('After The Failover'));
+      expect(stream.completed).toBe(false);
+      expect(stream.error).toBeUndefined();
+    }
   });
 });

@@ -61,6 +61,11 @@ describe('userEvents on the users subgraph', () => {
     expect(event).toMatchObject({ kind: 'USER_UPDATED', user: { id: ada.id, name: 'Ada Streamed' }, order: null });
     expect(Number.isNaN(Date.parse(event.occurredAt))).toBe(false);
 
+    // Each event shows the user as they are when it is delivered, not as the stream first saw them.
+    await users.request(`mutation { updateUser(id: "${ada.id}", input: { name: "Ada Renamed Again" }) { id } }`, undefined, viewer);
+    await waitFor(() => expect(stream.results).toHaveLength(2));
+    expect(stream.results[1]!.data!.userEvents).toMatchObject({ kind: 'USER_UPDATED', user: { name: 'Ada Renamed Again' } });
+
     stream.stop();
     await waitFor(async () => expect(await users.pubsub.subscribers(userEventsChannel(ada.id))).toBe(0));
   });

@@ -1,4 +1,5 @@
 import { assertAdmin, assertSelfOrAdmin, channelIterator, DOMAIN_EVENTS_CHANNEL, parseId, tryParseId, userEventsChannel, type DomainEvent } from '@fed/platform';
+import type { UsersContext } from '../context.ts';
 import type { Resolvers } from '../generated/resolvers.ts';
 
 /** An order this subgraph only refers to; the gateway fetches its fields from orders. */
@@ -19,7 +20,12 @@ export const userEventResolvers = {
         assertSelfOrAdmin(viewer, id, "follow this user's events");
         return channelIterator<DomainEvent>(pubsub, userEventsChannel(String(id)));
       },
-      resolve: (event: DomainEvent) => event,
+      // One context serves the whole stream: without this, the loader would answer every later event with the
+      // user as the first event found them.
+      resolve: (event: DomainEvent, _args: unknown, { loaders }: UsersContext) => {
+        loaders.byId.clearAll();
+        return event;
+      },
     },
   },
 
