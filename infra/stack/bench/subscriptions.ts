@@ -4,7 +4,9 @@
 // (identical subscriptions: the gateway holds one upstream subscription for all of them). For each N:
 //   memory: the process's RSS with N idle subscribers, minus before, per subscriber;
 //   latency: commit → client, for every delivery of `events` writes spaced 200 ms apart (each event carries
-//            occurredAt, stamped by the subgraph after its commit; same machine, same clock).
+//            occurredAt, stamped by the subgraph after its commit; same machine, same clock);
+//   throughput: `burst` writes sent 10 at a time, and distinct events per second until every subscriber has
+//            all of them (1 subscriber is the baseline: the writes themselves bound it).
 // Medians and p99 go to stdout as JSON, progress to stderr.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -24,12 +26,14 @@ const SUBSCRIPTION = 'subscription { userEvents(userId: "1") { kind occurredAt u
 
 const { values } = parseArgs({
   options: {
-    subscribers: { type: 'string', default: '1000,10000' },
+    subscribers: { type: 'string', default: '1,1000,10000' },
     events: { type: 'string', default: '20' },
+    burst: { type: 'string', default: '100' },
   },
 });
 const sizes = values.subscribers.split(',').map(Number);
 const eventCount = Number(values.events);
+const burstSize = Number(values.burst);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 
@@ -135,6 +139,12 @@ try {
     }
     await waitUntil(() => received.every((count, i) => count >= target[i]!), 30_000, 'every event at every subscriber');
     measuring = false;
+
+    const burstTarget = received.map((count) => count + burstSize);
+    const burstStarted = performance.now();
+    for (let sent = 0; sent < burstSize; sent += 10) await Promise.all(Array.from({ length: Math.min(10, burstSize - sent) }, () => write()));
+    await waitUntil(() => received.every((count, i) => count >= burstTarget[i]!), 120_000, 'every burst event at every subscriber');
+    const eventsPerSecond = Math.round(burstSize / ((performance.now() - burstStarted) / 1000));
     latencies.sort((a, b) => a - b);
     const result = {
       subscribers: size,
@@ -142,6 +152,8 @@ try {
       latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) },
       rssKb: { before, idle },
       kbPerIdleSubscriber: Number(((idle - before) / size).toFixed(1)),
+      distinctEventsPerSecond: eventsPerSecond,
+      deliveriesPerSecond: eventsPerSecond * size,
     };
     results.push(result);
     log(JSON.stringify(result));
