@@ -190,6 +190,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         limits,
         listSizes: readListSizes(supergraphSdl),
         maxTokens: deps.maxTokens ?? 10_000,
+        maxPayloadBytes: deps.maxBodyBytes ?? 1024 * 1024,
         introspection: development,
         formatError: formatError,
         logger,

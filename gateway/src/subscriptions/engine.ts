@@ -50,10 +50,13 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   const stats = { dropped: 0 };
   const upstreams = new Map<string, Upstream>();
 
+  // The event stands in for the primary fetch only, under a name no subgraph has: later fetches in `rest` to the
+  // same subgraph (an entity it owns, further down) still go to the real one.
+  const EVENT_SOURCE = '__subscription_event__';
+
   const executeEvent = async (request: SubscriptionRequest, primary: FetchNode, rest: PlanNode | undefined, event: FormattedExecutionResult): Promise<ExecutionResult> => {
-    // An event without data (an error from the subgraph) has nothing for the other subgraphs to complete.
-    if (event.data == null || !rest) return event as ExecutionResult;
-    const serviceMap: ServiceMap = { ...options.dataSources(), [primary.serviceName]: answering(event) };
+    const replayed: FetchNode = { ...primary, serviceName: EVENT_SOURCE };
+    const serviceMap: ServiceMap = { ...options.dataSources(), [EVENT_SOURCE]: answering(event) };
     const operationContext = buildOperationContext({ schema: apiSchemaJs, operationDocument: request.document, operationName: request.operationName ?? undefined });
     const requestContext = {
       request: { query: undefined, variables: request.variables ?? {}, operationName: request.operationName ?? undefined },
@@ -61,15 +64,23 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
       metrics: {},
       logger: options.logger,
     };
+    // Always through the executor, `rest` or not: it shapes the answer to the client's selection exactly as for
+    // a query (no planner-added fields, errors attributed to the subgraph).
     const result = await executeQueryPlan(
-      { kind: 'QueryPlan', node: { kind: 'Sequence', nodes: [primary, rest] } },
+      { kind: 'QueryPlan', node: rest ? { kind: 'Sequence', nodes: [replayed, rest] } : replayed },
       serviceMap,
       requestContext as never,
       operationContext,
       supergraphSchema,
       apiSchema,
     );
-    return { data: result.data, ...(result.errors?.length ? { errors: result.errors } : {}) } as ExecutionResult;
+    // Errors the event itself carried name the subgraph that sent it, not the stand-in.
+    const errors = result.errors?.map((error) =>
+      error.extensions.serviceName === EVENT_SOURCE
+        ? new GraphQLError(error.message, { path: error.path, extensions: { ...error.extensions, serviceName: primary.serviceName } })
+        : error,
+    );
+    return { data: result.data, ...(errors?.length ? { errors } : {}) } as ExecutionResult;
   };
 
   return {
@@ -129,6 +140,7 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     // afresh, and the load balancer picks a live replica. Clients stay subscribed throughout. Events committed
     // while no replica listened for this gateway are not replayed (pub/sub is at-most-once).
     let attempts = 0;
+    let pending = 0;
     let retryTimer: NodeJS.Timeout | undefined;
     let stopUpstream: () => void = () => {};
     const start = () => {
@@ -136,9 +148,18 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
       stopUpstream = client.subscribe(primary.operation, pick(request.variables, primary.variableUsages), request.viewer, {
         next: (event) => {
           attempts = 0;
+          // Events wait here while `rest` runs for the one before. A subgraph too slow to keep up would grow
+          // this without end, so past the per-client queue's size the newest are dropped, and counted.
+          if (closed) return;
+          if (pending >= maxQueued) {
+            stats.dropped += 1;
+            return;
+          }
+          pending += 1;
           chain = chain
-            .then(() => executeEvent(request, primary, rest, event))
-            .then(broadcast, (error: unknown) => {
+            .then(() => (closed ? undefined : executeEvent(request, primary, rest, event)))
+            .finally(() => (pending -= 1))
+            .then((result) => result && broadcast(result), (error: unknown) => {
               options.logger.error({ err: error, subgraph: primary.serviceName }, 'could not complete a subscription event');
               broadcast({ errors: [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] });
             });

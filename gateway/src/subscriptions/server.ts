@@ -1,6 +1,8 @@
 import type { Server } from 'node:http';
+import { createHash } from 'node:crypto';
 import {
   getOperationAST,
+  getVariableValues,
   GraphQLError,
   NoSchemaIntrospectionCustomRule,
   parse,
@@ -28,6 +30,7 @@ export interface SubscriptionServerOptions {
   limits: OperationLimits;
   listSizes: ListSizes;
   maxTokens: number;
+  maxPayloadBytes: number;
   introspection: boolean;
   /** The gateway's error formatter: subscription errors are masked exactly as HTTP ones. */
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
@@ -44,9 +47,11 @@ const bearer = (params: Record<string, unknown> | undefined) => {
   return typeof value === 'string' ? value : undefined;
 };
 
+/** The expiry (ms) of a token the authenticator accepted: read the way it reads the header. */
 const expiryOf = (authorization: string): number | undefined => {
+  const token = /^Bearer ([A-Za-z0-9\-_.]+)$/.exec(authorization.trim())?.[1];
   try {
-    const payload = JSON.parse(Buffer.from(authorization.split(' ')[1]!.split('.')[1]!, 'base64url').toString('utf8')) as { exp?: unknown };
+    const payload = JSON.parse(Buffer.from(token?.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp?: unknown };
     return typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
   } catch {
     return undefined;
@@ -55,6 +60,10 @@ const expiryOf = (authorization: string): number | undefined => {
 
 const badRequest = (message: string) => new GraphQLError(message, { extensions: { code: ErrorCode.BadRequest } });
 
+/** The code HTTP would give the same error; "did you mean" hints go, as over HTTP. */
+const coded = (error: GraphQLError, code: string) =>
+  new GraphQLError(error.message.replace(/ Did you mean .*$/, ''), { extensions: { ...error.extensions, code: error.extensions.code ?? code } });
+
 /**
  * graphql-ws on the gateway's own HTTP server and path. The client's token comes in `connection_init`
  * (`{ authorization: "Bearer …" }`); a bad one closes the socket with 4403. Only subscriptions are served
@@ -62,7 +71,8 @@ const badRequest = (message: string) => new GraphQLError(message, { extensions: 
  */
 export function serveSubscriptions(options: SubscriptionServerOptions) {
   const { engine, logger } = options;
-  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path ?? '/graphql' });
+  // Messages as large as an HTTP body at most (ws allows 100 MiB by default).
+  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path ?? '/graphql', maxPayload: options.maxPayloadBytes });
   const viewers = new WeakMap<Context, Viewer | null>();
   const expiries = new WeakMap<Context, NodeJS.Timeout>();
   const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
@@ -73,12 +83,16 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
       schema: engine.schema,
       onConnect: async (ctx) => {
         const authorization = bearer(ctx.connectionParams);
+        let viewer: Viewer | null;
         try {
-          viewers.set(ctx, await options.authenticate(authorization));
+          viewer = await options.authenticate(authorization);
         } catch {
           return false;
         }
         const expiresAt = authorization ? expiryOf(authorization) : undefined;
+        // A signed-in socket lives no longer than its token: one whose expiry cannot be read is refused.
+        if (viewer && expiresAt === undefined) return false;
+        viewers.set(ctx, viewer);
         if (expiresAt !== undefined) {
           // Capped so a far-future expiry cannot overflow the timer.
           const timer = setTimeout(() => ctx.extra.socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'), Math.min(expiresAt - Date.now(), 2 ** 31 - 1));
@@ -89,28 +103,32 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
       },
       onClose: (ctx) => clearTimeout(expiries.get(ctx)),
       onSubscribe: (ctx, _id, payload) => {
-        let document = documents.get(payload.query);
+        const documentKey = createHash('sha256').update(payload.query).digest('base64url');
+        let document = documents.get(documentKey);
         if (!document) {
           try {
-            document = parse(payload.query, { maxTokens: options.maxTokens });
+            document = parse(payload.query, { maxTokens: options.maxTokens, noLocation: true });
           } catch (error) {
-            return [error instanceof GraphQLError ? error : badRequest('The query could not be parsed')];
+            return [coded(error instanceof GraphQLError ? error : badRequest('The query could not be parsed'), 'GRAPHQL_PARSE_FAILED')];
           }
           const errors = validate(engine.schema, document, rules);
-          if (errors.length > 0) return [...errors];
+          if (errors.length > 0) return errors.map((error) => coded(error, 'GRAPHQL_VALIDATION_FAILED'));
           // Thousands of clients send the same few documents: one parsed, validated copy serves them all.
           if (documents.size >= 1_000) documents.clear();
-          documents.set(payload.query, document);
+          documents.set(documentKey, document);
         }
         const operation = getOperationAST(document, payload.operationName);
         if (!operation) return [badRequest('The document names no single operation to run')];
         if (operation.operation !== 'subscription') {
           return [badRequest('Only subscriptions are served over graphql-ws; send queries and mutations over HTTP')];
         }
-        const exceeded = exceededLimit(options.limits, options.listSizes, engine.schema, document, operation, payload.variables ?? {});
+        // Variables are coerced to their declared types first, as over HTTP: what goes upstream is what was checked.
+        const coerced = getVariableValues(engine.schema, operation.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 20 });
+        if (coerced.errors) return coerced.errors.map((error) => coded(error, 'BAD_USER_INPUT'));
+        const exceeded = exceededLimit(options.limits, options.listSizes, engine.schema, document, operation, coerced.coerced);
         if (exceeded) return [exceeded];
         const viewer = viewers.get(ctx) ?? null;
-        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: { viewer } };
+        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: coerced.coerced, contextValue: { viewer } };
       },
       subscribe: (args) => {
         const contextValue = args.contextValue as { viewer: Viewer | null };

@@ -159,7 +159,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
         httpServer,
         schema,
         verify,
-        // A subscription commits nothing: what it would publish goes nowhere.
+        // A subscription commits nothing, so it has nothing to publish: its recorder is never read.
         context: async (identity) => Object.assign(await context(identity, publisher([])), { [IDENTITY]: identity }),
         formatError,
         logger,

@@ -143,6 +143,46 @@ describe('federated subscriptions through the gateway', () => {
     expect(await closed).toBe(4401);
   });
 
+  it('closes at expiry whatever the spacing of the Authorization value (it is read as the authenticator reads it)', async () => {
+    const client = createClient({
+      url: wsUrl(),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `  Bearer ${await tokenFor('2', 'user', 2)} ` },
+    });
+    clients.push(client);
+    const closed = new Promise<number>((resolve) => client.on('closed', (event) => resolve((event as { code: number }).code)));
+    follow(client, { userId: '2' });
+    expect(await closed).toBe(4401);
+  });
+
+  it('completes fields that go back to the subgraph that owns the subscription (order → user)', async () => {
+    const client = await connect('3');
+    const stream = follow(client, { userId: '3' }, 'subscription ($userId: ID) { userEvents(userId: $userId) { kind order { id user { name } } } }');
+    await waitFor(async () => expect(await listeners('user-events:3')).toBe(1));
+    await stack.request('mutation { placeOrder(input: { userId: "3", items: [{ sku: "ROUND-TRIP", quantity: 1, unitPriceCents: 1 }] }) { id } }', undefined, await signedInAs('3'));
+    await waitFor(() => expect(stream.results).toHaveLength(1));
+    expect(stream.results[0]?.errors).toBeUndefined();
+    expect(stream.results[0]?.data?.userEvents).toMatchObject({ kind: 'ORDER_PLACED', order: { user: { name: expect.any(String) } } });
+    stream.stop();
+  });
+
+  it('answers bad documents and variables with the codes HTTP uses', async () => {
+    const client = await connect('2');
+    const outcome = async (query: string, variables: Record<string, unknown> = {}) => {
+      const stream = follow(client, variables, query);
+      await waitFor(() => expect(stream.error ?? stream.results[0]).toBeDefined());
+      return JSON.stringify(stream.error ?? stream.results);
+    };
+    expect(await outcome('subscription { userEvents(')).toContain('GRAPHQL_PARSE_FAILED');
+    const unknownField = await outcome('subscription { userEvents { kinds } }');
+    expect(unknownField).toContain('GRAPHQL_VALIDATION_FAILED');
+    expect(unknownField).not.toMatch(/Did you mean/);
+    // A variable of the wrong type is refused before anything runs, not passed upstream.
+    const wrongType = await outcome('subscription ($first: Int) { userEvents(userId: "2") { user { orders(first: $first) { totalCount } } } }', { first: '5000' });
+    expect(wrongType).toContain('BAD_USER_INPUT');
+  });
+
   it('streams every user’s events to an admin', async () => {
     const client = await connect('1000000', 'admin');
     const firehose = follow(client, {});

@@ -1,6 +1,6 @@
 // userEvents over graphql-ws, straight against the users subgraph: signed connections and subscriptions,
 // authorization inside subscribe, and release of the channel when the client leaves.
-import { createSubgraphSubscriptionClient, DOMAIN_EVENTS_CHANNEL, userEventsChannel, type Viewer } from '@fed/platform';
+import { createSubgraphSubscriptionClient, DOMAIN_EVENTS_CHANNEL, IDENTITY_HEADER, signIdentity, SUBSCRIPTION_CONNECTION_BODY, userEventsChannel, type Viewer } from '@fed/platform';
 import type { FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -91,6 +91,25 @@ describe('userEvents on the users subgraph', () => {
     await waitFor(() => expect(firehose.results.map((result) => (result.data?.userEvents as { kind: string; user: { id: string } }).user.id)).toContain(carol.id));
     firehose.stop();
     await waitFor(async () => expect(await users.pubsub.subscribers(DOMAIN_EVENTS_CHANNEL)).toBe(0));
+  });
+
+  it('runs nothing but subscriptions: a signature captured from an HTTP mutation cannot replay it here', async () => {
+    const eve = await createUser(users, { email: 'eve.stream@example.com', name: 'Eve' });
+    const mutation = `mutation { updateUser(id: "${eve.id}", input: { name: "Replayed" }) { id } }`;
+    // The identity the gateway signed for that mutation over HTTP, captured and sent over graphql-ws instead.
+    const captured = signIdentity({ secret: users.secret, caller: 'gateway', audience: 'users', viewer: ADMIN, body: JSON.stringify({ query: mutation, variables: {} }) });
+    const socket = new WebSocket(users.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+    await new Promise((resolve) => socket.once('open', resolve));
+    const messages: { type: string; payload?: unknown }[] = [];
+    socket.on('message', (data: Buffer) => messages.push(JSON.parse(data.toString()) as { type: string }));
+    const connectionIdentity = signIdentity({ secret: users.secret, caller: 'gateway', audience: 'users', viewer: null, body: SUBSCRIPTION_CONNECTION_BODY });
+    socket.send(JSON.stringify({ type: 'connection_init', payload: { [IDENTITY_HEADER]: connectionIdentity } }));
+    await waitFor(() => expect(messages.map((message) => message.type)).toContain('connection_ack'));
+    socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: mutation, variables: {}, extensions: { [IDENTITY_HEADER]: captured } } }));
+    await waitFor(() => expect(messages.map((message) => message.type)).toContain('error'));
+    socket.close();
+    const after = await users.request<{ user: { name: string } }>(`{ user(id: "${eve.id}") { name } }`);
+    expect(after.data?.user.name).toBe('Eve');
   });
 
   it('closes a connection that is not signed by a caller it knows', async () => {

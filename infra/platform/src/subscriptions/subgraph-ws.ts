@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { GraphQLError, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, parse, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import type { Context } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -9,9 +9,12 @@ import type { Logger } from '../logger.ts';
 /** What a caller signs to open a subscription connection to a subgraph (the connection carries no body). */
 export const SUBSCRIPTION_CONNECTION_BODY = 'graphql-ws';
 
-/** What a caller signs for one subscription: the operation exactly as sent. */
+/**
+ * What a caller signs for one subscription: the operation exactly as sent, under a prefix no HTTP body has, so
+ * a signature captured from an HTTP request can never open a subscription (nor the reverse).
+ */
 export const subscriptionBody = (query: string, variables: Record<string, unknown> | null | undefined) =>
-  JSON.stringify({ query, variables: variables ?? {} });
+  `graphql-ws:subscribe\n${JSON.stringify({ query, variables: variables ?? {} })}`;
 
 export interface SubgraphSubscriptionsOptions<TContext> {
   httpServer: Server;
@@ -36,7 +39,7 @@ const identityOf = (params: unknown): string | undefined => {
  */
 export function serveSubgraphSubscriptions<TContext extends object>(options: SubgraphSubscriptionsOptions<TContext>) {
   const { httpServer, schema, verify, logger } = options;
-  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql' });
+  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: 1024 * 1024 });
   // Per connection, per subscription id: who signed it.
   const identities = new WeakMap<Context, Map<string, CallerIdentity>>();
   const refuse = (reason: string) => logger.warn({ reason }, 'refused a subscription without a valid identity signature');
@@ -58,6 +61,16 @@ export function serveSubgraphSubscriptions<TContext extends object>(options: Sub
         }
       },
       onSubscribe: (ctx, id, payload) => {
+        // Only subscriptions: a write must take the HTTP path, where each signature runs it at most once.
+        let operation;
+        try {
+          operation = getOperationAST(parse(payload.query, { noLocation: true }), payload.operationName);
+        } catch {
+          operation = undefined;
+        }
+        if (operation?.operation !== 'subscription') {
+          return [new GraphQLError('Only subscriptions are served here', { extensions: { code: 'BAD_REQUEST' } })];
+        }
         try {
           const identity = verify(identityOf(payload.extensions), subscriptionBody(payload.query, payload.variables));
           identities.get(ctx)?.set(id, identity);
