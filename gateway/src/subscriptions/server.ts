@@ -39,6 +39,8 @@ export interface SubscriptionServerOptions {
   logger: Logger;
 }
 
+const MAX_SUBSCRIPTIONS_PER_SOCKET = 200;
+
 /** Closes the socket when the token it was opened with expires; the client reconnects with a fresh one. */
 export const TOKEN_EXPIRED_CLOSE_CODE = 4401;
 
@@ -103,6 +105,11 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
       },
       onClose: (ctx) => clearTimeout(expiries.get(ctx)),
       onSubscribe: (ctx, _id, payload) => {
+        // One socket may not open subscriptions without end: each distinct one costs an upstream stream.
+        // graphql-ws has already reserved this one's id in ctx.subscriptions.
+        if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
+          return [badRequest(`At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions per connection`)];
+        }
         const documentKey = createHash('sha256').update(payload.query).digest('base64url');
         let document = documents.get(documentKey);
         if (!document) {

@@ -167,6 +167,16 @@ describe('federated subscriptions through the gateway', () => {
     stream.stop();
   });
 
+  it('caps the subscriptions one connection may hold at 200', async () => {
+    const client = await connect('1000000', 'admin');
+    const streams = Array.from({ length: 201 }, () => follow(client, { userId: '1' }));
+    await waitFor(() => expect(streams[200]!.error ?? streams[200]!.results[0]).toBeDefined());
+    expect(JSON.stringify(streams[200]!.error ?? streams[200]!.results)).toContain('At most 200 subscriptions per connection');
+    expect(streams.slice(0, 200).every((stream) => stream.error === undefined && !stream.completed)).toBe(true);
+    for (const stream of streams) stream.stop();
+    await waitFor(async () => expect(await listeners('user-events:1')).toBe(0));
+  });
+
   it('answers bad documents and variables with the codes HTTP uses', async () => {
     const client = await connect('2');
     const outcome = async (query: string, variables: Record<string, unknown> = {}) => {
