@@ -210,7 +210,7 @@ describe('federated subscriptions through the gateway', () => {
     follow(client, { userId: '3' });
     await waitFor(async () => expect(await listeners('user-events:3')).toBe(1));
     // An abrupt end, no complete message: the socket just goes.
-    await client.dispose();
+    client.terminate();
     await waitFor(async () => expect(await listeners('user-events:3')).toBe(0));
   });
 
