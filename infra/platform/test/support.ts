@@ -3,21 +3,7 @@ import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { testRedisUrl } from '../src/testing/services.ts';
 
-/**
- * Polls `check` until it stops throwing (an `expect` inside it), or fails with its last error after `timeoutMs`.
- * Used instead of fixed sleeps: it returns as soon as the condition holds.
- */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 2_000, intervalMs = 5): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() >= deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    }
-  }
-}
+export { waitFor } from '../src/testing/wait.ts';
 
 /** Times one call, so a test can bound how long a degraded dependency makes a caller wait. */
 export async function timed<T>(call: () => Promise<T>): Promise<{ value: T; ms: number }> {

@@ -3,7 +3,7 @@
 // requests that reach each subgraph's HTTP server.
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
-import { graphql, signedGraphql, startTcpProxy, testRedisUrl, type GraphQLResponse, type TcpProxy } from '@fed/platform/testing';
+import { graphql, signedGraphql, startTcpProxy, testRedisUrl, waitFor, type GraphQLResponse, type TcpProxy } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
 import { signedInAs, startTestStack, type TestStack } from './harness.ts';
@@ -23,18 +23,6 @@ function countRequests(servers: Record<'users' | 'orders', Server>) {
 }
 
 const isHit = (response: GraphQLResponse<unknown>) => response.headers.get('age') !== null;
-
-async function waitFor<T>(check: () => Promise<T>, timeoutMs = 2_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-}
 
 describe('the response cache across two gateway replicas on one Redis', () => {
   let stack: TestStack;

@@ -3,7 +3,7 @@
 // between the subgraphs and Postgres underneath.
 import { createAuthenticator, createGateway } from '@fed/gateway';
 import { createInfrastructure, createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
-import { graphql, signedGraphql, startTcpProxy, testRedisUrl } from '@fed/platform/testing';
+import { graphql, recordStream, signedGraphql, startTcpProxy, testRedisUrl, waitFor, type RecordedStream } from '@fed/platform/testing';
 import { createUsersServer } from '@fed/users';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { Redis } from 'ioredis';
@@ -20,24 +20,8 @@ const EVENTS = `subscription Follow($userId: ID) {
   }
 }`;
 
-interface Stream {
-  results: FormattedExecutionResult<Record<string, unknown>, unknown>[];
-  completed: boolean;
-  error?: unknown;
-  stop(): void;
-}
+type Stream = RecordedStream<FormattedExecutionResult<Record<string, unknown>, unknown>>;
 
-async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-}
 
 describe('federated subscriptions through the gateway', () => {
   let stack: TestStack;
@@ -58,11 +42,8 @@ describe('federated subscriptions through the gateway', () => {
   };
 
   const follow = (client: Client, variables: Record<string, unknown>, query = EVENTS): Stream => {
-    const stream: Stream = { results: [], completed: false, stop: () => {} };
-    stream.stop = client.subscribe(
-      { query, variables },
-      { next: (result) => stream.results.push(result), error: (error) => (stream.error = error), complete: () => (stream.completed = true) },
-    );
+    const stream: Stream = recordStream();
+    stream.stop = client.subscribe({ query, variables }, stream.sink);
     return stream;
   };
 
@@ -331,11 +312,8 @@ describe('two gateway replicas in front of two users replicas, plus orders', () 
         closers.push(async () => {
           await client.dispose();
         });
-        const stream: Stream = { results: [], completed: false, stop: () => {} };
-        stream.stop = client.subscribe(
-          { query: EVENTS, variables: { userId: '2' } },
-          { next: (result) => stream.results.push(result), error: (error) => (stream.error = error), complete: () => (stream.completed = true) },
-        );
+        const stream: Stream = recordStream();
+        stream.stop = client.subscribe({ query: EVENTS, variables: { userId: '2' } }, stream.sink);
         return stream;
       }),
     );

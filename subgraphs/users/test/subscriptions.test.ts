@@ -2,30 +2,15 @@
 // authorization inside subscribe, and release of the channel when the client leaves.
 import { createSubgraphSubscriptionClient, DOMAIN_EVENTS_CHANNEL, IDENTITY_HEADER, signIdentity, SUBSCRIPTION_CONNECTION_BODY, userEventsChannel, type Viewer } from '@fed/platform';
 import type { FormattedExecutionResult } from 'graphql-ws';
+import { recordStream, waitFor, type RecordedStream } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ADMIN, createUser, startUsersSubgraph, type UsersHarness } from './harness.ts';
 
 const EVENTS = 'subscription ($userId: ID) { userEvents(userId: $userId) { id kind occurredAt user { id name } order { id } } }';
 
-interface Received {
-  results: FormattedExecutionResult[];
-  completed: boolean;
-  error?: unknown;
-  stop(): void;
-}
+type Received = RecordedStream<FormattedExecutionResult>;
 
-async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 3_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-}
 
 describe('userEvents on the users subgraph', () => {
   let users: UsersHarness;
@@ -40,12 +25,8 @@ describe('userEvents on the users subgraph', () => {
   });
 
   const follow = (variables: Record<string, unknown>, viewer: Viewer | null): Received => {
-    const received: Received = { results: [], completed: false, stop: () => {} };
-    received.stop = client.subscribe(EVENTS, variables, viewer, {
-      next: (result) => received.results.push(result),
-      error: (error) => (received.error = error),
-      complete: () => (received.completed = true),
-    });
+    const received: Received = recordStream();
+    received.stop = client.subscribe(EVENTS, variables, viewer, received.sink);
     return received;
   };
 

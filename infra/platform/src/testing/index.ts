@@ -2,3 +2,4 @@ export * from './services.ts';
 export * from './graphql.ts';
 export * from './tcp-proxy.ts';
 export * from './config.ts';
+export * from './wait.ts';
