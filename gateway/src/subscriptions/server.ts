@@ -15,7 +15,7 @@ import {
 import type { Context } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import type { Logger, Viewer } from '@fed/platform';
+import { HttpError, type Logger, type Viewer } from '@fed/platform';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { ErrorCode } from '../errors/codes.ts';
 import type { ListSizes } from '../limits/measure.ts';
@@ -88,9 +88,13 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         let viewer: Viewer | null;
         try {
           viewer = await options.authenticate(authorization);
-        } catch {
+        } catch (error) {
+          // Keys that cannot be fetched say nothing about the token: "try again later", not "forbidden".
+          if (error instanceof HttpError && error.status === 503) ctx.extra.socket.close(1013, 'Tokens cannot be verified right now');
           return false;
         }
+        // Gone while the token was checked: nothing to time out.
+        if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
         const expiresAt = authorization ? expiryOf(authorization) : undefined;
         // A signed-in socket lives no longer than its token: one whose expiry cannot be read is refused.
         if (viewer && expiresAt === undefined) return false;

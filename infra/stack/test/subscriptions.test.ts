@@ -360,3 +360,33 @@ describe('two gateway replicas in front of two users replicas, plus orders', () 
     }
   });
 });
+
+describe('a gateway whose token keys cannot be fetched', () => {
+  it('closes a subscription socket with 1013 (try again later), not 4403: the token may well be fine', async () => {
+    const stack = await startTestStack();
+    const gateway = await createGateway({
+      supergraphSdl,
+      subgraphUrls: { users: stack.urls.users, orders: stack.urls.orders },
+      subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
+      logger: silentLogger(),
+      cache: createMemoryCache(),
+      rateLimiter: new MemoryRateLimiter(),
+      // Nothing listens on port 9: the key set cannot be fetched.
+      authenticate: createAuthenticator({ issuer: TEST_AUTH.issuer, audience: TEST_AUTH.audience, jwksUrl: 'http://127.0.0.1:9/jwks.json', jwks: { timeoutMs: 300 } }),
+    });
+    try {
+      const port = await listen(gateway.httpServer, 0, '127.0.0.1');
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/graphql`, 'graphql-transport-ws');
+      await new Promise((resolve) => socket.once('open', resolve));
+      // An RS256 token: checking it needs the key set.
+      const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const token = `${part({ alg: 'RS256', kid: 'k1' })}.${part({ sub: '2', exp: Math.floor(Date.now() / 1000) + 60 })}.c2lnbmF0dXJl`;
+      socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } }));
+      const code = await new Promise<number>((resolve) => socket.once('close', (closeCode: number) => resolve(closeCode)));
+      expect(code).toBe(1013);
+    } finally {
+      await gateway.stop();
+      await stack.teardown();
+    }
+  });
+});

@@ -95,6 +95,10 @@ export function serveSubgraphSubscriptions<TContext extends object>(options: Sub
       },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors ? { ...result, errors: result.errors.map((error) => options.formatError(error.toJSON(), error) as GraphQLError) } : result,
+      // Refused by validation after onSubscribe: it never runs, so onComplete never comes.
+      onError: (ctx, id) => {
+        identities.get(ctx)?.delete(id);
+      },
       onComplete: (ctx, id) => {
         identities.get(ctx)?.delete(id);
         if (running.get(ctx)?.delete(id)) stats.active -= 1;
