@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import { ApolloGateway } from '@apollo/gateway';
+import { Kind, parse } from 'graphql';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import {
@@ -94,6 +95,11 @@ export interface Gateway extends GraphQLApp {
   responseCache?: ResponseCache;
 }
 
+const hasSubscriptionRoot = (supergraphSdl: string) =>
+  parse(supergraphSdl).definitions.some(
+    (definition) => definition.kind === Kind.SCHEMA_DEFINITION && definition.operationTypes.some((type) => type.operation === 'subscription'),
+  );
+
 /** The gateway as an app: it neither reads the environment nor listens. */
 export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const { supergraphSdl, subgraphUrls = {}, subgraphTimeoutMs = 10_000, logger, cache, mode = 'production' } = deps;
@@ -177,7 +183,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   }
 
   // Subscriptions over graphql-ws, on the same server and path, when the supergraph has any.
-  const subscriptions = /\btype Subscription\b/.test(supergraphSdl)
+  const subscriptions = hasSubscriptionRoot(supergraphSdl)
     ? serveSubscriptions({
         httpServer,
         engine: createSubscriptionEngine({

@@ -22,6 +22,7 @@ import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } 
 import { openDatabases } from '../src/databases.ts';
 import { startStackProcess, type StackProcess } from '../src/process.ts';
 import { seed } from '../src/seed.ts';
+import { stackEnv } from './stack-env.ts';
 import { median } from './stats.ts';
 
 const BASELINE_COMMIT = '9cd7990';
@@ -60,18 +61,7 @@ interface Stack {
 }
 
 async function startStack(name: string, tree: string, env: Record<string, string>, headers: Record<string, string>): Promise<Stack> {
-  const started = await startStackProcess(tree, {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    GATEWAY_PORT: '0',
-    USERS_PORT: '0',
-    ORDERS_PORT: '0',
-    LOG_LEVEL: 'warn',
-    NODE_ENV: 'production',
-    SEED_ON_FIRST_START: 'false',
-    APOLLO_TELEMETRY_DISABLED: '1',
-    ...env,
-  });
+  const started = await startStackProcess(tree, stackEnv(env));
   return { name, url: started.gatewayUrl, headers: { 'content-type': 'application/json', ...headers }, process: started };
 }
 

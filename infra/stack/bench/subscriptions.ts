@@ -21,6 +21,7 @@ import { createTestDatabase, testRedisUrl, type TestDatabase } from '@fed/platfo
 import { openDatabases } from '../src/databases.ts';
 import { startStackProcess, type StackProcess } from '../src/process.ts';
 import { seed } from '../src/seed.ts';
+import { stackEnv } from './stack-env.ts';
 
 const SUBSCRIPTION = 'subscription { userEvents(userId: "1") { kind occurredAt user { name orders(first: 3) { totalCount } } } }';
 
@@ -60,22 +61,13 @@ try {
   await opened.close();
 
   const jwtSecret = randomBytes(32).toString('base64url');
-  stack = await startStackProcess(repo, {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    GATEWAY_PORT: '0',
-    USERS_PORT: '0',
-    ORDERS_PORT: '0',
-    LOG_LEVEL: 'warn',
-    NODE_ENV: 'production',
-    SEED_ON_FIRST_START: 'false',
-    APOLLO_TELEMETRY_DISABLED: '1',
+  stack = await startStackProcess(repo, stackEnv({
     USERS_DATABASE_URL: users.url,
     ORDERS_DATABASE_URL: orders.url,
     REDIS_URL: testRedisUrl(),
     RATE_LIMIT_MAX: '0',
     JWT_SECRET: jwtSecret,
-  });
+  }));
   const pid = stack.child.pid!;
   const token = `Bearer ${await mintToken({ ...DEVELOPMENT_AUTH, secret: jwtSecret, sub: '1000000', role: 'admin' })}`;
   const wsUrl = stack.gatewayUrl.replace(/^http/, 'ws');

@@ -2,11 +2,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAuthenticator, createGateway } from '@fed/gateway';
 import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
-import { graphql, startTcpProxy, testRedisUrl, type TcpProxy } from '@fed/platform/testing';
+import { graphql, type TcpProxy } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
-import { silentLogger, startTestStack, supergraphSdl, TEST_AUTH, type TestStack } from './harness.ts';
+import { silentLogger, startStackBehindRedisProxy, startTestStack, supergraphSdl, TEST_AUTH, type TestStack } from './harness.ts';
 
 const NESTED = '{ users(first: 3) { edges { node { id name orders(first: 2) { edges { node { id } } } orderCount } } } }';
 
@@ -175,15 +175,11 @@ describe('a database goes away and comes back', () => {
 describe('Redis goes away', () => {
   let stack: TestStack;
   let redis: TcpProxy;
+  let teardown: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    redis = await startTcpProxy(testRedisUrl());
-    stack = await startTestStack({ redisUrl: redis.url });
-    await seed(stack.databases, { users: 3, ordersPerUser: 1 });
+    ({ stack, redis, teardown } = await startStackBehindRedisProxy({ users: 3, ordersPerUser: 1 }));
   });
-  afterAll(async () => {
-    await stack?.teardown();
-    await redis?.close();
-  });
+  afterAll(() => teardown?.());
 
   it('keeps answering reads and writes quickly; only the cache and events are lost', async () => {
     await redis.setListening(false);

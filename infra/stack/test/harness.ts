@@ -12,6 +12,7 @@ import {
   type TcpProxy,
   type TestDatabase,
 } from '@fed/platform/testing';
+import { seed } from '../src/seed.ts';
 import { startStack, type RunningStack, type StackOptions } from '../src/stack.ts';
 
 export const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
@@ -88,4 +89,19 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}): Pro
     await closeAll();
     throw error;
   }
+}
+
+/** A seeded stack whose Redis sits behind a proxy, so a test can take Redis away and bring it back. */
+export async function startStackBehindRedisProxy(size: { users: number; ordersPerUser: number }): Promise<{ stack: TestStack; redis: TcpProxy; teardown(): Promise<void> }> {
+  const redis = await startTcpProxy(testRedisUrl());
+  const stack = await startTestStack({ redisUrl: redis.url });
+  await seed(stack.databases, size);
+  return {
+    stack,
+    redis,
+    teardown: async () => {
+      await stack.teardown();
+      await redis.close();
+    },
+  };
 }

@@ -3,10 +3,10 @@
 // requests that reach each subgraph's HTTP server.
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
-import { graphql, signedGraphql, startTcpProxy, testRedisUrl, waitFor, type GraphQLResponse, type TcpProxy } from '@fed/platform/testing';
+import { graphql, signedGraphql, waitFor, type GraphQLResponse, type TcpProxy } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
-import { signedInAs, startTestStack, type TestStack } from './harness.ts';
+import { signedInAs, startStackBehindRedisProxy, startTestStack, type TestStack } from './harness.ts';
 
 /** Counts the requests each subgraph's HTTP server receives. */
 function countRequests(servers: Record<'users' | 'orders', Server>) {
@@ -276,15 +276,11 @@ describe('the response cache across two gateway replicas on one Redis', () => {
 describe('the response cache when Redis goes away', () => {
   let stack: TestStack;
   let redis: TcpProxy;
+  let teardown: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    redis = await startTcpProxy(testRedisUrl());
-    stack = await startTestStack({ redisUrl: redis.url });
-    await seed(stack.databases, { users: 3, ordersPerUser: 1 });
+    ({ stack, redis, teardown } = await startStackBehindRedisProxy({ users: 3, ordersPerUser: 1 }));
   });
-  afterAll(async () => {
-    await stack?.teardown();
-    await redis?.close();
-  });
+  afterAll(() => teardown?.());
 
   it('answers every request uncached and quickly while Redis is down, and serves nothing stale once it is back', async () => {
     const query = '{ users(first: 3) { edges { node { id name } } } }';
