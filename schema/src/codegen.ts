@@ -26,7 +26,7 @@ export const RESOLVER_TYPES: Record<(typeof SUBGRAPHS)[number]['name'], Resolver
     mappers: {
       User: '../db/schema.ts#UserRow',
       UserConnection: '@fed/platform#Connection<UserRow>',
-      UserEvent: '@fed/platform#DomainEvent',
+      UserEvent: '@fed/platform#StoredEvent',
       Order: '../user-event/resolvers.ts#OrderReference',
     },
   },

@@ -112,3 +112,17 @@ export function productionRules(keys: readonly string[]) {
     }
   };
 }
+
+/**
+ * How many events the durable stream keeps: per user, which bounds how far back `userEvents(after:)` can
+ * resume, and overall, which bounds how long a consumer (the orders projection) may be down.
+ */
+export const eventRetentionSettings = {
+  EVENTS_RETENTION_PER_USER: z.coerce.number().int().min(1).default(1_000),
+  EVENTS_RETENTION_LOG: z.coerce.number().int().min(100).default(100_000),
+};
+
+export const retentionFrom = (config: { EVENTS_RETENTION_PER_USER: number; EVENTS_RETENTION_LOG: number }) => ({
+  perUser: config.EVENTS_RETENTION_PER_USER,
+  log: config.EVENTS_RETENTION_LOG,
+});

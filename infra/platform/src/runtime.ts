@@ -4,6 +4,7 @@ import { PortInUseError } from './http/server.ts';
 import { createMemoryCache, RedisCache, resilientCache, type KeyValueCache } from './cache/index.ts';
 import { MemoryResponseStore, RedisResponseStore, type ResponseStore, type ResponseStoreOptions } from './response-cache/index.ts';
 import { MemoryPubSub, RedisPubSub, type PubSub } from './pubsub/index.ts';
+import { MemoryEventStream, RedisEventStream, type EventStream, type Retention } from './events/index.ts';
 import { failOpenRateLimiter, MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit/index.ts';
 import { createRedis, waitForRedis, type Redis } from './redis.ts';
 
@@ -11,6 +12,8 @@ import { createRedis, waitForRedis, type Redis } from './redis.ts';
 export interface Infrastructure {
   kind: 'redis' | 'memory';
   pubsub: PubSub;
+  /** The durable event stream the outbox relays feed: Redis Streams, or in memory. */
+  events: EventStream;
   cache: KeyValueCache<string>;
   rateLimiter: RateLimiter;
   /** The gateway's response cache, shared by every replica on Redis. */
@@ -23,18 +26,25 @@ export interface InfrastructureOptions {
   logger: Logger;
   /** Namespaces keys and channels, so several deployments (or test runs) can share one Redis. */
   keyPrefix?: string;
+  /** How many events the stream keeps, per user and overall. */
+  retention?: Retention;
 }
 
-export async function createInfrastructure({ redisUrl, logger, keyPrefix = '' }: InfrastructureOptions): Promise<Infrastructure> {
+export async function createInfrastructure({ redisUrl, logger, keyPrefix = '', retention }: InfrastructureOptions): Promise<Infrastructure> {
   if (!redisUrl) {
     const pubsub = new MemoryPubSub();
+    const events = new MemoryEventStream(pubsub, retention);
     return {
       kind: 'memory',
       pubsub,
+      events,
       cache: createMemoryCache(),
       rateLimiter: new MemoryRateLimiter(),
       createResponseStore: (storeOptions) => new MemoryResponseStore(storeOptions),
-      close: () => pubsub.close(),
+      close: async () => {
+        await events.close();
+        await pubsub.close();
+      },
     };
   }
   const redis: Redis = createRedis(redisUrl);
@@ -43,13 +53,16 @@ export async function createInfrastructure({ redisUrl, logger, keyPrefix = '' }:
   // logged) and let ioredis reconnect, rather than refuse to serve during a Redis restart.
   await waitForRedis(redis).catch((error: unknown) => logger.warn({ err: error }, 'redis not ready; starting without it'));
   const pubsub = new RedisPubSub(redis, keyPrefix);
+  const events = new RedisEventStream(redis, keyPrefix, retention);
   return {
     kind: 'redis',
     pubsub,
+    events,
     cache: resilientCache(new RedisCache(redis, `${keyPrefix}cache:`), logger),
     rateLimiter: failOpenRateLimiter(new RedisRateLimiter(redis, `${keyPrefix}ratelimit:`), logger),
     createResponseStore: (storeOptions) => new RedisResponseStore(redis, `${keyPrefix}responses:`, storeOptions),
     close: async () => {
+      await events.close();
       await pubsub.close();
       redis.disconnect();
     },

@@ -19,9 +19,8 @@ import {
   type CallerIdentity,
   type TrustedCaller,
 } from './identity/internal-token.ts';
-import { createEventPublisher, EVENTS_EXTENSION, type DomainEvent, type PublishEvent } from './events/index.ts';
+import { EVENTS_EXTENSION, type DomainEvent } from './events/index.ts';
 import type { Logger } from './logger.ts';
-import type { PubSub } from './pubsub/index.ts';
 import type { RateLimiter } from './rate-limit/index.ts';
 import { serveSubgraphSubscriptions } from './subscriptions/subgraph-ws.ts';
 
@@ -46,12 +45,10 @@ export interface SubgraphAppOptions<TContext extends BaseContext> {
   /** The subgraph's resolver map, checked at compile time against the types generated from its SDL. */
   resolvers: Record<string, object>;
   /**
-   * Per-request state, built from the identity the caller signed (the viewer it acts for, if any), and the
-   * request's way to announce what it committed.
+   * Per-request state, built from the identity the caller signed (the viewer it acts for, if any). Writes hand
+   * the events they committed to `committed`; the response lists them for the gateway.
    */
-  context: (identity: CallerIdentity, publish: PublishEvent) => Promise<TContext>;
-  /** Where domain events go: in-memory in the embedded default, Redis when scaled out. */
-  pubsub: PubSub;
+  context: (identity: CallerIdentity, committed: (events: DomainEvent[]) => void) => Promise<TContext>;
   /**
    * Who may call this subgraph, each with a secret of its own: every request must carry an identity signed
    * by one of them; anything else, `_service` and `_entities` included, is refused with 401.
@@ -76,7 +73,6 @@ export async function createSubgraphApp<TContext extends BaseContext>(
 ): Promise<GraphQLApp> {
   const { name, typeDefs, resolvers, context, callers, replayStore, logger, knownCodes, introspection = true } = options;
   const firstUse = createReplayGuard(replayStore, name);
-  const publisher = createEventPublisher(options.pubsub, logger, name);
   // Resolver maps are checked against types generated from the SDL (`satisfies Resolvers`), which are stricter
   // than @apollo/subgraph's loose map; hence the cast.
   const schema = buildSubgraphSchema([{ typeDefs, resolvers }] as Parameters<typeof buildSubgraphSchema>[0]);
@@ -147,7 +143,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
       },
       context: async (_req, identity) => {
         const events: DomainEvent[] = [];
-        return Object.assign(await context(identity, publisher(events)), { [IDENTITY]: identity, [EVENTS]: events });
+        return Object.assign(await context(identity, (committed) => events.push(...committed)), { [IDENTITY]: identity, [EVENTS]: events });
       },
       logger,
     }),
@@ -159,8 +155,8 @@ export async function createSubgraphApp<TContext extends BaseContext>(
         httpServer,
         schema,
         verify,
-        // A subscription commits nothing, so it has nothing to publish: its recorder is never read.
-        context: async (identity) => Object.assign(await context(identity, publisher([])), { [IDENTITY]: identity }),
+        // A subscription commits nothing, so nobody reads what it would record.
+        context: async (identity) => Object.assign(await context(identity, () => {}), { [IDENTITY]: identity }),
         formatError,
         logger,
       })

@@ -1,5 +1,5 @@
 // `npm start`: the whole product in one process. With no database or Redis URLs it needs no services at all.
-import { createLogger, listenHost, loadConfigOrExit, onShutdown, startOrExit } from '@fed/platform';
+import { createLogger, listenHost, loadConfigOrExit, onShutdown, retentionFrom, startOrExit } from '@fed/platform';
 import { gatewaySettings } from '@fed/gateway/config';
 import { readSupergraph } from '@fed/gateway/supergraph';
 import { stackConfigSchema } from './config.ts';
@@ -19,6 +19,7 @@ await startOrExit(async () => {
   const stack = await startStack({
     databases,
     redisUrl: config.REDIS_URL,
+    retention: retentionFrom(config),
     supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
     ports: { gateway: config.GATEWAY_PORT, users: config.USERS_PORT, orders: config.ORDERS_PORT },
     host: listenHost(config),

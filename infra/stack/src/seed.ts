@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { OrdersDatabase } from '@fed/orders/db';
 import { schema as ordersSchema } from '@fed/orders/db';
+import { USER_PROJECTION } from '@fed/orders';
 import type { UsersDatabase } from '@fed/users/db';
 import { schema as usersSchema } from '@fed/users/db';
 
@@ -108,6 +109,15 @@ export async function seed({ users: { db: usersDb }, orders: { db: ordersDb } }:
     await inBatches(orders(), batchSize, (batch) => tx.insert(ordersSchema.orders).values(batch), every('orders', orderTotal));
     await inBatches(items, batchSize, (batch) => tx.insert(ordersSchema.orderItems).values(batch), every('items', items.length));
     await tx.execute(sql`select setval(pg_get_serial_sequence('orders', 'id'), greatest(${orderTotal}, 1), ${orderTotal > 0})`);
+    // The seed writes users behind the event stream's back, so it also writes orders' projection of them,
+    // as the snapshot a new deployment would take ('0-0': any later event about them applies).
+    await tx.delete(ordersSchema.knownUsers);
+    const ids = Array.from({ length: userCount }, (_, index) => ({ userId: index + 1, position: '0-0' }));
+    await inBatches(ids, batchSize, (batch) => tx.insert(ordersSchema.knownUsers).values(batch), every('known users', userCount));
+    await tx
+      .insert(ordersSchema.projections)
+      .values({ name: USER_PROJECTION, position: '0-0' })
+      .onConflictDoUpdate({ target: ordersSchema.projections.name, set: { position: '0-0' } });
   });
 }
 

@@ -3,8 +3,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAuthenticator, createGateway, type AuthenticatorOptions, type Gateway, type GatewayDeps } from '@fed/gateway';
 import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
-import { createHttpUserDirectory, createOrdersServer } from '@fed/orders';
-import { createInfrastructure, listen, type Infrastructure, type Logger } from '@fed/platform';
+import { createHttpUserSnapshot, createOrdersServer, type OrdersServer } from '@fed/orders';
+import { createInfrastructure, createOutboxRelay, listen, type Infrastructure, type Logger, type Retention } from '@fed/platform';
 import { createUsersServer } from '@fed/users';
 import { openDatabases, type DatabaseLocations, type Databases, type OpenOptions } from './databases.ts';
 import { DEFAULT_SEED, isEmpty, seed, type SeedOptions } from './seed.ts';
@@ -14,6 +14,8 @@ export interface StackOptions {
   /** Unset: in-memory cache and pub/sub, which work because all three services share this process. */
   redisUrl?: string;
   keyPrefix?: string;
+  /** How many events the stream keeps, per user and overall. */
+  retention?: Retention;
   supergraphSdl: string;
   ports?: { gateway?: number; users?: number; orders?: number };
   host?: string;
@@ -30,7 +32,7 @@ export interface StackOptions {
    * start-up, since nothing outside this process calls the subgraphs.
    */
   secrets?: { users?: string; orders?: string; ordersToUsers?: string };
-  /** How long orders waits for the users subgraph when checking that a user exists. */
+  /** How long orders waits for the users subgraph when it takes its first snapshot of users. */
   usersTimeoutMs?: number;
   /** Seed when the users database is empty; false to never seed. */
   seedIfEmpty?: Omit<SeedOptions, 'log'> | false;
@@ -49,8 +51,10 @@ export interface RunningStack {
   gateway: Gateway;
   /** Another gateway replica on the same subgraphs, Redis and cache (as another process would be). */
   addGateway(): Promise<{ url: string; gateway: Gateway }>;
-  /** Stops one subgraph (for fault tests) without touching the rest. */
+  /** Stops one subgraph (for fault tests) without touching the rest: its server, outbox relay and consumer. */
   stopSubgraph(name: 'users' | 'orders'): Promise<void>;
+  /** Starts a stopped orders subgraph again, on the same port and database, as a restarted process would. */
+  restartOrders(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -76,7 +80,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     logger.info(size, 'empty database: seeding');
     await seed(databases, size);
   }
-  const infrastructure = await createInfrastructure({ redisUrl: options.redisUrl, logger, keyPrefix: options.keyPrefix });
+  const infrastructure = await createInfrastructure({ redisUrl: options.redisUrl, logger, keyPrefix: options.keyPrefix, retention: options.retention });
   const generated = () => randomBytes(32).toString('base64url');
   const secrets = {
     users: options.secrets?.users ?? generated(),
@@ -84,27 +88,47 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     ordersToUsers: options.secrets?.ordersToUsers ?? generated(),
   };
 
+  const usersLogger = logger.child({ service: 'users' });
+  const usersRelay = createOutboxRelay({ db: databases.users.db, stream: infrastructure.events, logger: usersLogger });
   const users = await createUsersServer({
     db: databases.users.db,
-    pubsub: infrastructure.pubsub,
-    logger: logger.child({ service: 'users' }),
+    events: { stream: infrastructure.events, pubsub: infrastructure.pubsub, relay: usersRelay },
+    logger: usersLogger,
     secrets: { gateway: secrets.users, orders: secrets.ordersToUsers },
     replayStore: infrastructure.rateLimiter,
     introspection,
   });
   await listen(users.httpServer, ports.users ?? 0, SUBGRAPH_HOST);
+  usersRelay.start();
   const usersUrl = url(users.httpServer, SUBGRAPH_HOST);
 
-  const orders = await createOrdersServer({
-    db: databases.orders.db,
-    users: createHttpUserDirectory({ url: usersUrl, secret: secrets.ordersToUsers, timeoutMs: options.usersTimeoutMs }),
-    pubsub: infrastructure.pubsub,
-    logger: logger.child({ service: 'orders' }),
-    secrets: { gateway: secrets.orders },
-    replayStore: infrastructure.rateLimiter,
-    introspection,
-  });
-  await listen(orders.httpServer, ports.orders ?? 0, SUBGRAPH_HOST);
+  // Orders as its own process would run it: server, outbox relay and the consumer of the users' events.
+  const startOrders = async (port: number) => {
+    const ordersLogger = logger.child({ service: 'orders' });
+    const relay = createOutboxRelay({ db: databases.orders.db, stream: infrastructure.events, logger: ordersLogger });
+    const app: OrdersServer = await createOrdersServer({
+      db: databases.orders.db,
+      events: { stream: infrastructure.events, relay },
+      userSnapshot: createHttpUserSnapshot({ url: usersUrl, secret: secrets.ordersToUsers, timeoutMs: options.usersTimeoutMs }),
+      logger: ordersLogger,
+      secrets: { gateway: secrets.orders },
+      replayStore: infrastructure.rateLimiter,
+      introspection,
+    });
+    await listen(app.httpServer, port, SUBGRAPH_HOST);
+    relay.start();
+    await app.userProjection.start();
+    return {
+      httpServer: app.httpServer,
+      stop: async () => {
+        await app.stop();
+        await app.userProjection.stop();
+        await relay.stop();
+      },
+    };
+  };
+  let orders = await startOrders(ports.orders ?? 0);
+  const ordersPort = (orders.httpServer.address() as AddressInfo).port;
   const ordersUrl = url(orders.httpServer, SUBGRAPH_HOST);
 
   const startGateway = async (infra: Infrastructure, port = 0): Promise<Gateway> => {
@@ -140,23 +164,33 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     return { url: url(app.httpServer, displayHost(host)), gateway: app };
   };
 
-  const running = { users, orders };
   const stopped = new Set<string>();
   const stopSubgraph = async (name: 'users' | 'orders') => {
     if (stopped.has(name)) return;
     stopped.add(name);
-    await running[name].stop();
+    if (name === 'orders') {
+      await orders.stop();
+    } else {
+      await users.stop();
+      await usersRelay.stop();
+    }
+  };
+  const restartOrders = async () => {
+    if (!stopped.has('orders')) return;
+    orders = await startOrders(ordersPort);
+    stopped.delete('orders');
   };
 
   return {
     urls: { gateway: url(gateway.httpServer, displayHost(host)), users: usersUrl, orders: ordersUrl },
-    httpServers: { gateway: gateway.httpServer, users: users.httpServer, orders: orders.httpServer },
+    httpServers: { gateway: gateway.httpServer, users: users.httpServer, get orders() { return orders.httpServer; } },
     usersSubscriptions: () => users.subscriptions?.active ?? 0,
     secrets,
     databases,
     gateway,
     addGateway,
     stopSubgraph,
+    restartOrders,
     stop: async () => {
       for (const replica of replicas) {
         await replica.app.stop();

@@ -47,7 +47,7 @@ describe('mutations through the gateway', () => {
     ['a negative price', 'BAD_USER_INPUT', 'input.items[1].unitPriceCents', { items: [{ sku: 'A', quantity: 1, unitPriceCents: 100 }, { sku: 'B', quantity: 1, unitPriceCents: -1 }] }],
     ['an oversized item list', 'BAD_USER_INPUT', 'input.items', { items: Array.from({ length: 101 }, (_, i) => ({ sku: `S${i}`, quantity: 1, unitPriceCents: 1 })) }],
     ['a NUL in a SKU', 'BAD_USER_INPUT', 'input.items[0].sku', { items: [{ sku: 'B\u0000AD', quantity: 1, unitPriceCents: 1 }] }],
-    ['an unknown user', 'NOT_FOUND', 'input.userId', { userId: '987654', items: [{ sku: 'A', quantity: 1, unitPriceCents: 1 }] }],
+    ['an unknown user', 'USER_NOT_FOUND', 'input.userId', { userId: '987654', items: [{ sku: 'A', quantity: 1, unitPriceCents: 1 }] }],
   ])('placeOrder with %s fails with %s on %s and writes nothing', async (_case, code, field, partial) => {
     const before = await rowCounts();
     const response = await placeOrder({ userId, ...partial });

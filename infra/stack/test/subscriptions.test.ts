@@ -2,7 +2,7 @@
 // users subgraph over graphql-ws and completes every event from orders through _entities; real Redis pub/sub
 // between the subgraphs and Postgres underneath.
 import { createAuthenticator, createGateway } from '@fed/gateway';
-import { createInfrastructure, createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
+import { createInfrastructure, createMemoryCache, createOutboxRelay, listen, MemoryRateLimiter } from '@fed/platform';
 import { graphql, recordStream, signedGraphql, startTcpProxy, testRedisUrl, waitFor, type RecordedStream } from '@fed/platform/testing';
 import { createUsersServer } from '@fed/users';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
@@ -272,9 +272,12 @@ describe('two gateway replicas in front of two users replicas, plus orders', () 
     // A second users replica: the same database, the same Redis, the same secrets.
     const infrastructure = await createInfrastructure({ redisUrl: testRedisUrl(), logger: silentLogger(), keyPrefix: stack.keyPrefix });
     closers.push(() => infrastructure.close());
+    const relay = createOutboxRelay({ db: stack.databases.users.db, stream: infrastructure.events, logger: silentLogger() });
+    relay.start();
+    closers.push(() => relay.stop());
     const replica = await createUsersServer({
       db: stack.databases.users.db,
-      pubsub: infrastructure.pubsub,
+      events: { stream: infrastructure.events, pubsub: infrastructure.pubsub, relay },
       logger: silentLogger(),
       secrets: { gateway: stack.secrets.users, orders: stack.secrets.ordersToUsers },
       replayStore: infrastructure.rateLimiter,

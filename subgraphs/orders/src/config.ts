@@ -1,4 +1,4 @@
-import { dataDir, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
+import { dataDir, eventRetentionSettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const ordersConfigShape = z.object({
@@ -7,7 +7,7 @@ export const ordersConfigShape = z.object({
   /** Unset: an embedded PGlite database under DATA_DIR/orders. */
   ORDERS_DATABASE_URL: postgresUrl.optional(),
   DATA_DIR: dataDir,
-  /** The users subgraph, asked whether a user exists before an order is placed. */
+  /** The users subgraph, asked for every user id once, when a new deployment builds its projection of users. */
   USERS_URL: z.string().url().default('http://localhost:4001/graphql'),
   USERS_TIMEOUT_MS: milliseconds(2_000),
   /** The gateway signs its requests to orders with this. Unset in development: a fixed development value. */
@@ -16,6 +16,7 @@ export const ordersConfigShape = z.object({
   ORDERS_TO_USERS_SECRET: secret.optional(),
   /** Unset: events and the signatures that ran a write stay in this process. */
   REDIS_URL: redisUrl.optional(),
+  ...eventRetentionSettings,
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });

@@ -2,12 +2,17 @@
 export enum ErrorCode {
   BadUserInput = 'BAD_USER_INPUT',
   NotFound = 'NOT_FOUND',
+  /** placeOrder for a user that does not exist, or was deleted; nothing was written. */
+  UserNotFound = 'USER_NOT_FOUND',
   OrderNotCancellable = 'ORDER_NOT_CANCELLABLE',
   /** The viewer may not read this field or run this mutation; the field is null, nothing was written. */
   Forbidden = 'FORBIDDEN',
   /** HTTP 401: the request carried no valid signature from the gateway. */
   Unauthenticated = 'UNAUTHENTICATED',
-  /** A service this one depends on (the users subgraph) could not answer; nothing was written. */
+  /**
+   * A new deployment could not yet take its snapshot of users from the users subgraph, so it cannot tell who
+   * exists; nothing was written. It keeps trying.
+   */
   SubgraphUnavailable = 'SUBGRAPH_UNAVAILABLE',
   /** A value exists but does not fit its GraphQL type (a lifetime total beyond a 32-bit Int). */
   ValueOutOfRange = 'VALUE_OUT_OF_RANGE',

@@ -2,6 +2,7 @@
 import {
   createDatabase,
   createInfrastructure,
+  createOutboxRelay,
   createLogger,
   databaseLocation,
   developmentSecret,
@@ -11,10 +12,11 @@ import {
   onShutdown,
   startOrExit,
   listenHost,
+  retentionFrom,
 } from '@fed/platform';
 import { ordersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
-import { createHttpUserDirectory, createOrdersServer } from './server.ts';
+import { createHttpUserSnapshot, createOrdersServer } from './server.ts';
 
 const config = loadConfigOrExit(ordersConfigSchema, process.env);
 const logger = createLogger({ name: 'orders', level: config.LOG_LEVEL });
@@ -26,27 +28,32 @@ await startOrExit(async () => {
   });
   // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
   if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
-  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger });
+  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger, retention: retentionFrom(config) });
+  const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger });
 
   const app = await createOrdersServer({
     db: database.db,
-    users: createHttpUserDirectory({
+    events: { stream: infrastructure.events, relay },
+    userSnapshot: createHttpUserSnapshot({
       url: config.USERS_URL,
       // Production refuses to start without these (see the config); development uses fixed development values.
       secret: config.ORDERS_TO_USERS_SECRET ?? developmentSecret('orders-to-users'),
       timeoutMs: config.USERS_TIMEOUT_MS,
     }),
-    pubsub: infrastructure.pubsub,
     logger,
     secrets: { gateway: config.ORDERS_SUBGRAPH_SECRET ?? developmentSecret('orders-subgraph') },
     replayStore: infrastructure.rateLimiter,
     introspection: config.NODE_ENV !== 'production',
   });
   const port = await listen(app.httpServer, config.ORDERS_PORT, listenHost(config));
+  relay.start();
+  await app.userProjection.start();
   logger.info({ port, database: database.kind }, 'orders subgraph ready');
 
   onShutdown(logger, async () => {
     await app.stop();
+    await app.userProjection.stop();
+    await relay.stop();
     await infrastructure.close();
     await database.close();
   });

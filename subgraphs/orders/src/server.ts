@@ -1,4 +1,14 @@
-import { createSubgraphApp, DateTimeScalar, loadTypeDefs, type GraphQLApp, type Logger, type PubSub, type RateLimiter } from '@fed/platform';
+import {
+  createSubgraphApp,
+  createUnitOfWork,
+  DateTimeScalar,
+  loadTypeDefs,
+  type EventStream,
+  type GraphQLApp,
+  type Logger,
+  type OutboxRelay,
+  type RateLimiter,
+} from '@fed/platform';
 import type { OrdersContext } from './context.ts';
 import type { OrdersDatabase } from './db/index.ts';
 import { ErrorCode } from './errors.ts';
@@ -7,17 +17,22 @@ import { createOrderRepository } from './order/repository.ts';
 import type { Resolvers } from './generated/resolvers.ts';
 import { orderResolvers } from './order/resolvers.ts';
 import { createOrderService } from './order/service.ts';
-import type { UserDirectory } from './user/directory.ts';
+import { createUserProjection, type UserProjection } from './user-projection/projector.ts';
+import type { UserSnapshot } from './user-projection/snapshot.ts';
 
 export { ErrorCode } from './errors.ts';
-export { createHttpUserDirectory, type UserDirectory } from './user/directory.ts';
+export { createHttpUserSnapshot, type UserSnapshot } from './user-projection/snapshot.ts';
+export { USER_PROJECTION, type UserProjection } from './user-projection/projector.ts';
 
 export interface OrdersServerDeps {
   db: OrdersDatabase;
-  /** How placeOrder learns whether a user exists (the users subgraph owns that fact). */
-  users: UserDirectory;
-  /** Where order events go (after each commit): in-memory in the embedded default, Redis when scaled out. */
-  pubsub: PubSub;
+  /**
+   * Where order events go: each write puts them in this database's outbox and `relay` moves them to `stream`,
+   * which also feeds the projection of which users exist.
+   */
+  events: { stream: EventStream; relay: Pick<OutboxRelay, 'flush'> };
+  /** Every user id that exists now, asked once, when a new deployment builds its projection. */
+  userSnapshot: UserSnapshot;
   logger: Logger;
   /** What the gateway signs its requests with; no other service calls orders. */
   secrets: { gateway: string };
@@ -26,25 +41,32 @@ export interface OrdersServerDeps {
   introspection?: boolean;
 }
 
-/** The orders subgraph as an app: it neither reads the environment nor listens. */
-export async function createOrdersServer({ db, users, pubsub, logger, secrets, replayStore, introspection }: OrdersServerDeps): Promise<GraphQLApp> {
-  const orders = createOrderRepository(db);
+export interface OrdersServer extends GraphQLApp {
+  /** The consumer that keeps orders' view of users; the composition root starts and stops it. */
+  userProjection: UserProjection;
+}
 
-  return createSubgraphApp<OrdersContext>({
+/** The orders subgraph as an app: it neither reads the environment nor listens, nor starts its consumer. */
+export async function createOrdersServer({ db, events, userSnapshot, logger, secrets, replayStore, introspection }: OrdersServerDeps): Promise<OrdersServer> {
+  const orders = createOrderRepository(db);
+  const unitOfWork = createUnitOfWork({ db, source: 'orders', relay: events.relay });
+  const userProjection = createUserProjection({ db, stream: events.stream, transact: unitOfWork(), snapshot: userSnapshot, logger });
+
+  const app = await createSubgraphApp<OrdersContext>({
     name: 'orders',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...orderResolvers } satisfies Resolvers,
-    context: async ({ viewer }, publish) => ({
+    context: async ({ viewer }, committed) => ({
       viewer,
       loaders: createOrderLoaders(orders),
       orders,
-      orderService: createOrderService(orders, users, publish),
+      orderService: createOrderService(orders, unitOfWork(committed), userProjection),
     }),
-    pubsub,
     callers: { gateway: { secret: secrets.gateway, actsForViewers: true } },
     replayStore,
     logger,
     knownCodes: Object.values(ErrorCode),
     introspection,
   });
+  return { ...app, userProjection };
 }

@@ -137,8 +137,8 @@ describe('writes', () => {
 });
 
 describe('service-to-service calls', () => {
-  it('are signed: orders holding the wrong users secret cannot check a buyer, and writes nothing', async () => {
-    const misconfigured = await startOrdersSubgraph({ users: { url: users.url, ordersSecret: 'w'.repeat(43) }, prefix: 'orders_auth_wrong' });
+  it('are signed: orders holding the wrong users secret cannot take its snapshot of users, and writes nothing', async () => {
+    const misconfigured = await startOrdersSubgraph({ users: { url: users.url, ordersSecret: 'w'.repeat(43), stream: users.stream }, prefix: 'orders_auth_wrong' });
     try {
       const response = await misconfigured.request(PLACE_ORDER, { input: { userId: alice.userId, items } });
       expect(response.data).toBeNull();

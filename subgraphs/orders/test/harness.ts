@@ -1,15 +1,18 @@
 // Real subgraphs for tests: each on its own freshly created Postgres database, migrated with the committed
-// migrations and served over real HTTP on a free port. Orders asks a real users subgraph whether a user
-// exists, exactly as in production. Nothing is mocked.
+// migrations and served over real HTTP on a free port. Both relay their outboxes to one event stream (the
+// embedded default's, in memory), and orders learns which users exist from it, exactly as in production.
 import { randomBytes } from 'node:crypto';
 import {
   createDatabase,
   createLogger,
+  createOutboxRelay,
+  MemoryEventStream,
   listen,
   MemoryPubSub,
   MemoryRateLimiter,
   migrateDatabase,
   type DatabaseHandle,
+  type EventStream,
   type GraphQLApp,
   type Viewer,
 } from '@fed/platform';
@@ -18,7 +21,7 @@ import { createUsersServer } from '@fed/users';
 import * as usersDb from '@fed/users/db';
 import { count } from 'drizzle-orm';
 import { migrationsFolder, schema } from '../src/db/index.ts';
-import { createHttpUserDirectory, createOrdersServer } from '../src/server.ts';
+import { createHttpUserSnapshot, createOrdersServer, type OrdersServer } from '../src/server.ts';
 
 const silentLogger = () => createLogger({ name: 'test', level: 'silent' });
 
@@ -81,6 +84,8 @@ export interface UsersSubgraph {
   /** The secret users verifies orders' own calls with; orders signs with it. */
   ordersSecret: string;
   handle: DatabaseHandle<typeof usersDb.schema>;
+  /** The event stream both subgraphs' relays feed. */
+  stream: EventStream;
   request: Request;
   /** Creates a user through the users subgraph's own createUser mutation; returns its id. */
   createUser(input: { email: string; name: string }): Promise<string>;
@@ -93,18 +98,23 @@ export async function startUsersSubgraph(prefix = 'orders_it_users'): Promise<Us
   const database = await openTestDatabase(prefix, usersDb.schema, usersDb.migrationsFolder);
   const secret = newSecret();
   const ordersSecret = newSecret();
+  const pubsub = new MemoryPubSub();
+  const stream = new MemoryEventStream(pubsub);
+  const relay = createOutboxRelay({ db: database.handle.db, stream, logger: silentLogger() });
+  relay.start();
   let app: GraphQLApp;
   let url: string;
   try {
     app = await createUsersServer({
       db: database.handle.db,
-      pubsub: new MemoryPubSub(),
+      events: { stream, pubsub, relay },
       logger: silentLogger(),
       secrets: { gateway: secret, orders: ordersSecret },
       replayStore: new MemoryRateLimiter(),
     });
     url = await serve(app);
   } catch (error) {
+    await relay.stop();
     await database.close();
     throw error;
   }
@@ -113,6 +123,7 @@ export async function startUsersSubgraph(prefix = 'orders_it_users'): Promise<Us
     if (stopped) return;
     stopped = true;
     await stopApp(app);
+    await relay.stop();
   };
   const request: Request = (query, variables, as = ADMIN) => signedGraphql(url, { secret, audience: 'users', viewer: as }, query, variables);
   return {
@@ -120,6 +131,7 @@ export async function startUsersSubgraph(prefix = 'orders_it_users'): Promise<Us
     secret,
     ordersSecret,
     handle: database.handle,
+    stream,
     request,
     createUser: async (input) => {
       const response = await request<{ createUser: { id: string } }>(
@@ -157,23 +169,27 @@ export interface OrdersSubgraph {
   close(): Promise<void>;
 }
 
-export async function startOrdersSubgraph({ users, prefix = 'orders_it' }: { users: Pick<UsersSubgraph, 'url' | 'ordersSecret'>; prefix?: string }): Promise<OrdersSubgraph> {
+export async function startOrdersSubgraph({ users, prefix = 'orders_it' }: { users: Pick<UsersSubgraph, 'url' | 'ordersSecret' | 'stream'>; prefix?: string }): Promise<OrdersSubgraph> {
   const statements: string[] = [];
   const secret = newSecret();
   const database = await openTestDatabase(prefix, schema, migrationsFolder, (sql) => statements.push(sql));
-  let app: GraphQLApp;
+  const relay = createOutboxRelay({ db: database.handle.db, stream: users.stream, logger: silentLogger() });
+  relay.start();
+  let app: OrdersServer;
   let url: string;
   try {
     app = await createOrdersServer({
       db: database.handle.db,
-      users: createHttpUserDirectory({ url: users.url, secret: users.ordersSecret }),
-      pubsub: new MemoryPubSub(),
+      events: { stream: users.stream, relay },
+      userSnapshot: createHttpUserSnapshot({ url: users.url, secret: users.ordersSecret }),
       logger: silentLogger(),
       secrets: { gateway: secret },
       replayStore: new MemoryRateLimiter(),
     });
+    await app.userProjection.start();
     url = await serve(app);
   } catch (error) {
+    await relay.stop();
     await database.close();
     throw error;
   }
@@ -199,6 +215,8 @@ export async function startOrdersSubgraph({ users, prefix = 'orders_it' }: { use
     close: async () => {
       try {
         await stopApp(app);
+        await app.userProjection.stop();
+        await relay.stop();
       } finally {
         await database.close();
       }

@@ -173,7 +173,7 @@ describe('placeOrder validation: every rejection writes nothing', () => {
     expect(await orders.countRows()).toEqual(before);
   });
 
-  it('rejects an unknown user with NOT_FOUND on input.userId', async () => {
+  it('rejects an unknown user with USER_NOT_FOUND on input.userId', async () => {
     // A user id the users subgraph has never handed out.
     const probe = await users.createUser({ email: uniqueEmail('probe'), name: 'Probe' });
     const unknown = String(Number(probe) + 1_000);
@@ -182,23 +182,26 @@ describe('placeOrder validation: every rejection writes nothing', () => {
     const response = await orders.request(PLACE_ORDER, { input: { userId: unknown, items: simpleItems } });
 
     expect(response.data).toBeNull();
-    expect(errorCodes(response)).toEqual(['NOT_FOUND']);
+    expect(errorCodes(response)).toEqual(['USER_NOT_FOUND']);
     expect(response.errors?.[0]?.extensions?.field).toBe('input.userId');
     expect(await orders.countRows()).toEqual(before);
   });
 
-  it('rejects a user deleted in the users subgraph with NOT_FOUND', async () => {
+  it('rejects a user deleted in the users subgraph with USER_NOT_FOUND', async () => {
     const doomed = await users.createUser({ email: uniqueEmail('doomed'), name: 'Doomed' });
-    await placeOrder(orders, { userId: doomed, items: simpleItems }); // fine while the user exists
+    const pending = await placeOrder(orders, { userId: doomed, items: simpleItems }); // fine while the user exists
     const deleted = await users.request('mutation ($id: ID!) { deleteUser(id: $id) }', { id: doomed });
     expect(deleted.errors).toBeUndefined();
     const before = await orders.countRows();
 
     const response = await orders.request(PLACE_ORDER, { input: { userId: doomed, items: simpleItems } });
 
-    expect(errorCodes(response)).toEqual(['NOT_FOUND']);
+    expect(errorCodes(response)).toEqual(['USER_NOT_FOUND']);
     expect(response.errors?.[0]?.extensions?.field).toBe('input.userId');
     expect(await orders.countRows()).toEqual(before);
+    // Orders heard about the deletion from the stream and cancelled the order that was still pending.
+    const order = await orders.request<{ order: { status: string } }>('query ($id: ID!) { order(id: $id) { status } }', { id: pending.id });
+    expect(order.data?.order.status).toBe('CANCELLED');
   });
 });
 

@@ -1,4 +1,4 @@
-import { dataDir, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
+import { dataDir, eventRetentionSettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const usersConfigShape = z.object({
@@ -13,6 +13,7 @@ export const usersConfigShape = z.object({
   USERS_SUBGRAPH_SECRET: secret.optional(),
   /** Orders signs its own calls to users (as itself, never for a user) with this one. */
   ORDERS_TO_USERS_SECRET: secret.optional(),
+  ...eventRetentionSettings,
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });

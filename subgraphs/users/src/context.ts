@@ -1,4 +1,4 @@
-import type { PubSub, Viewer } from '@fed/platform';
+import type { EventStream, PubSub, Viewer } from '@fed/platform';
 import type { UserLoaders } from './user/loaders.ts';
 import type { UserRepository } from './user/repository.ts';
 import type { UserService } from './user/service.ts';
@@ -9,6 +9,6 @@ export interface UsersContext {
   loaders: UserLoaders;
   users: UserRepository;
   userService: UserService;
-  /** Where committed events are heard, for subscriptions. */
-  pubsub: PubSub;
+  /** Where committed events are kept (to resume from) and rung in (to hear them live), for subscriptions. */
+  events: { stream: EventStream; pubsub: PubSub };
 }

@@ -9,5 +9,9 @@ export enum ErrorCode {
   Unauthenticated = 'UNAUTHENTICATED',
   /** This subgraph's database could not be reached; nothing was changed. */
   DatabaseUnavailable = 'DATABASE_UNAVAILABLE',
+  /** `userEvents(after:)` names an event older than the retention window: refetch, then subscribe without `after`. */
+  CursorExpired = 'CURSOR_EXPIRED',
+  /** The event stream could not be reached, so a subscription could not start; try again. */
+  EventsUnavailable = 'EVENTS_UNAVAILABLE',
   Internal = 'INTERNAL_SERVER_ERROR',
 }

@@ -2,6 +2,7 @@
 import {
   createDatabase,
   createInfrastructure,
+  createOutboxRelay,
   createLogger,
   databaseLocation,
   developmentSecret,
@@ -11,6 +12,7 @@ import {
   onShutdown,
   startOrExit,
   listenHost,
+  retentionFrom,
 } from '@fed/platform';
 import { usersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
@@ -26,11 +28,12 @@ await startOrExit(async () => {
   });
   // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
   if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
-  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger });
+  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger, retention: retentionFrom(config) });
+  const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger });
 
   const app = await createUsersServer({
     db: database.db,
-    pubsub: infrastructure.pubsub,
+    events: { stream: infrastructure.events, pubsub: infrastructure.pubsub, relay },
     logger,
     // Production refuses to start without them (see the config); development uses fixed development values.
     secrets: {
@@ -41,10 +44,12 @@ await startOrExit(async () => {
     introspection: config.NODE_ENV !== 'production',
   });
   const port = await listen(app.httpServer, config.USERS_PORT, listenHost(config));
+  relay.start();
   logger.info({ port, database: database.kind, bus: infrastructure.kind }, 'users subgraph ready');
 
   onShutdown(logger, async () => {
     await app.stop();
+    await relay.stop();
     await infrastructure.close();
     await database.close();
   });

@@ -1,9 +1,12 @@
 import {
   createSubgraphApp,
+  createUnitOfWork,
   DateTimeScalar,
   loadTypeDefs,
+  type EventStream,
   type GraphQLApp,
   type Logger,
+  type OutboxRelay,
   type PubSub,
   type RateLimiter,
 } from '@fed/platform';
@@ -21,8 +24,12 @@ export { ErrorCode } from './errors.ts';
 
 export interface UsersServerDeps {
   db: UsersDatabase;
-  /** Where user events go (after each commit): in-memory in the embedded default, Redis when scaled out. */
-  pubsub: PubSub;
+  /**
+   * Where user events go: each write puts them in this database's outbox, and `relay` moves them to `stream`
+   * (Redis Streams when scaled out, in memory in the embedded default). Subscriptions read `stream` and hear
+   * new events on `pubsub`.
+   */
+  events: { stream: EventStream; pubsub: PubSub; relay: Pick<OutboxRelay, 'flush'> };
   logger: Logger;
   /** What each caller signs with: the gateway (acting for end users) and orders (acting as itself). */
   secrets: { gateway: string; orders: string };
@@ -32,21 +39,21 @@ export interface UsersServerDeps {
 }
 
 /** The users subgraph as an app: it neither reads the environment nor listens. */
-export async function createUsersServer({ db, pubsub, logger, secrets, replayStore, introspection }: UsersServerDeps): Promise<GraphQLApp> {
+export async function createUsersServer({ db, events, logger, secrets, replayStore, introspection }: UsersServerDeps): Promise<GraphQLApp> {
   const users = createUserRepository(db);
+  const unitOfWork = createUnitOfWork({ db, source: 'users', relay: events.relay });
 
   return createSubgraphApp<UsersContext>({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...userResolvers, ...userEventResolvers } satisfies Resolvers,
-    context: async ({ viewer }, publish) => ({
+    context: async ({ viewer }, committed) => ({
       viewer,
       loaders: createUserLoaders(users),
       users,
-      userService: createUserService(users, publish),
-      pubsub,
+      userService: createUserService(unitOfWork(committed)),
+      events: { stream: events.stream, pubsub: events.pubsub },
     }),
-    pubsub,
     callers: { gateway: { secret: secrets.gateway, actsForViewers: true }, orders: { secret: secrets.orders, actsForViewers: false } },
     replayStore,
     logger,

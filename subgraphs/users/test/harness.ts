@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import {
   createDatabase,
   createLogger,
+  createOutboxRelay,
+  MemoryEventStream,
   listen,
   MemoryPubSub,
   MemoryRateLimiter,
@@ -24,8 +26,10 @@ export interface UsersHarness {
   url: string;
   /** The secrets this subgraph verifies the gateway's and orders' signatures with. */
   secret: string;
-  /** The bus the subgraph publishes its events on and its subscriptions listen to. */
+  /** The bus the event stream rings and the subscriptions listen to. */
   pubsub: MemoryPubSub;
+  /** Where the outbox relay puts the subgraph's events. */
+  stream: MemoryEventStream;
   ordersSecret: string;
   /** How the gateway would sign a request acting for `viewer`. */
   signing(viewer: Viewer | null): Signing;
@@ -56,10 +60,14 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
     handle = await createDatabase({ location: { url: database.url }, schema, onQuery: (sql) => statements.push(sql) });
     await migrateDatabase(handle, migrationsFolder);
     const pubsub = new MemoryPubSub();
+    const stream = new MemoryEventStream(pubsub);
+    const logger = createLogger({ name: 'test', level: 'silent' });
+    const relay = createOutboxRelay({ db: handle.db, stream, logger });
+    relay.start();
     const app = await createUsersServer({
       db: handle.db,
-      pubsub,
-      logger: createLogger({ name: 'test', level: 'silent' }),
+      events: { stream, pubsub, relay },
+      logger,
       secrets: { gateway: secret, orders: ordersSecret },
       replayStore: new MemoryRateLimiter(),
     });
@@ -72,6 +80,7 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
       url,
       secret,
       pubsub,
+      stream,
       ordersSecret,
       signing,
       handle: db,
@@ -89,6 +98,7 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
       close: async () => {
         try {
           await app.stop();
+          await relay.stop();
           app.httpServer.closeAllConnections();
         } finally {
           await db.close();

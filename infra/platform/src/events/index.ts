@@ -1,7 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import type { Logger } from '../logger.ts';
-import type { PubSub } from '../pubsub/index.ts';
-
 export type DomainEventKind =
   | 'USER_CREATED'
   | 'USER_UPDATED'
@@ -35,27 +31,6 @@ export const userEventsChannel = (userId: string) => `user-events:${userId}`;
 /** Where a subgraph's response lists the events its request committed, for the gateway that called it. */
 export const EVENTS_EXTENSION = 'domainEvents';
 
-export type PublishEvent = (event: NewDomainEvent) => Promise<DomainEvent>;
-
-/**
- * Publishes after the change is committed. Pub/sub is at-most-once and an outage must not undo a write that
- * already happened, so a failed publish is logged, not thrown. `recorded` collects the request's events, which
- * the subgraph returns to its caller: the gateway purges its cache before it answers a mutation.
- */
-export function createEventPublisher(pubsub: PubSub, logger: Logger, source: string) {
-  return (recorded: DomainEvent[]): PublishEvent =>
-    async (change) => {
-      const event: DomainEvent = { id: randomUUID(), occurredAt: new Date().toISOString(), source, ...change };
-      recorded.push(event);
-      try {
-        await Promise.all([pubsub.publish(userEventsChannel(event.userId), event), pubsub.publish(DOMAIN_EVENTS_CHANNEL, event)]);
-      } catch (error) {
-        logger.warn({ err: error, event }, 'could not publish a domain event');
-      }
-      return event;
-    };
-}
-
 /** Narrows what arrives over pub/sub or in a response extension; anything else is ignored. */
 export function isDomainEvent(value: unknown): value is DomainEvent {
   const event = value as Partial<DomainEvent> | null;
@@ -70,3 +45,8 @@ export function isDomainEvent(value: unknown): value is DomainEvent {
     event.changed.every((tag) => typeof tag === 'string')
   );
 }
+
+export * from './stream.ts';
+export * from './redis-stream.ts';
+export * from './follow.ts';
+export * from './outbox.ts';

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, integer, pgEnum, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, index, integer, pgEnum, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 
 export const orderStatus = pgEnum('order_status', ['PENDING', 'PAID', 'SHIPPED', 'DELIVERED', 'CANCELLED']);
 
@@ -42,6 +42,31 @@ export const orderItems = pgTable(
   ],
 );
 
+/**
+ * Which users exist, as far as orders knows: a projection of the users' event stream, so placing an order
+ * needs no call to the users subgraph. A deleted user stays as a tombstone, so an older event that arrives
+ * late (from another consumer) cannot bring them back.
+ */
+export const knownUsers = pgTable('known_users', {
+  userId: bigint('user_id', { mode: 'number' }).primaryKey(),
+  deleted: boolean('deleted').notNull().default(false),
+  /** The stream position of the event this row reflects ('0-0' when it came from a snapshot). */
+  position: text('position').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/** Projections that were built (from a snapshot, then the stream): a new deployment builds each once. */
+export const projections = pgTable('projections', {
+  name: text('name').primaryKey(),
+  /** The stream position the snapshot was taken at; the consumer group starts after it. */
+  position: text('position').notNull(),
+  builtAt: timestamp('built_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+// The outbox lives in this database, so an event is written in the transaction of the change it describes.
+export { outbox } from '@fed/platform';
+
+export type KnownUserRow = typeof knownUsers.$inferSelect;
 export type OrderRow = typeof orders.$inferSelect;
 export type OrderItemRow = typeof orderItems.$inferSelect;
 export type OrderStatus = (typeof orderStatus.enumValues)[number];

@@ -123,20 +123,27 @@ export function createOrderRepository(db: OrdersDatabase) {
         .where(inArray(orders.userId, [...userIds]))
         .groupBy(orders.userId),
 
-    /** The order and its items in one transaction: either both are written or neither is. */
-    insert: (order: NewOrder): Promise<{ order: OrderRow; items: OrderItemRow[] }> =>
-      db.transaction(async (tx) => {
-        const [row] = await tx
-          .insert(orders)
-          .values({ userId: order.userId, currency: order.currency, totalCents: order.totalCents })
-          .returning();
-        if (!row) throw new Error('insert into orders returned no row');
-        const items = await tx
-          .insert(orderItems)
-          .values(order.items.map((item, position) => ({ ...item, orderId: row.id, position })))
-          .returning();
-        return { order: row, items };
-      }),
+    /** The order and its items: two statements, so the caller runs this inside its transaction. */
+    insert: async (order: NewOrder): Promise<{ order: OrderRow; items: OrderItemRow[] }> => {
+      const [row] = await db
+        .insert(orders)
+        .values({ userId: order.userId, currency: order.currency, totalCents: order.totalCents })
+        .returning();
+      if (!row) throw new Error('insert into orders returned no row');
+      const items = await db
+        .insert(orderItems)
+        .values(order.items.map((item, position) => ({ ...item, orderId: row.id, position })))
+        .returning();
+      return { order: row, items };
+    },
+
+    /** Cancels every PENDING order of these users in one statement; returns the cancelled orders. */
+    cancelPendingOf: (userIds: readonly number[]): Promise<OrderRow[]> =>
+      db
+        .update(orders)
+        .set({ status: 'CANCELLED' })
+        .where(and(inArray(orders.userId, [...userIds]), eq(orders.status, 'PENDING')))
+        .returning(),
 
     /**
      * Cancels only while the order has not shipped; the status check and the write are one statement, so a

@@ -1,7 +1,10 @@
-import { GRAPHQL_MAX_INT, hasControlCharacters, parseId, publicError, type PublishEvent } from '@fed/platform';
+import { GRAPHQL_MAX_INT, hasControlCharacters, parseId, publicError, type Transact } from '@fed/platform';
+import type { OrdersDatabase } from '../db/index.ts';
 import { ErrorCode } from '../errors.ts';
-import type { UserDirectory } from '../user/directory.ts';
-import type { OrderItemRow, OrderRepository, OrderRow } from './repository.ts';
+import type { UserProjection } from '../user-projection/projector.ts';
+import { createKnownUserRepository } from '../user-projection/repository.ts';
+import { orderEvent } from './events.ts';
+import { createOrderRepository, type OrderItemRow, type OrderRepository, type OrderRow } from './repository.ts';
 
 export const MAX_ITEMS = 100;
 const MAX_QUANTITY = 10_000;
@@ -33,19 +36,11 @@ function validateItems(items: PlaceOrderInput['items']) {
 }
 
 /**
- * Order writes: everything is validated before the one transaction that writes the order and its items, and
- * the event follows the commit. An order's change also changes what this subgraph says about its user
- * (orders, orderCount, totalSpentCents) and the list of all orders.
+ * Order writes: everything is validated before the one transaction that writes the order, its items and its
+ * event. Whether the user exists is answered by orders' own projection of the users' events, inside that
+ * transaction, so placing an order works while the users subgraph is down.
  */
-export function createOrderService(repository: OrderRepository, users: UserDirectory, publish: PublishEvent) {
-  const announce = (kind: 'ORDER_PLACED' | 'ORDER_CANCELLED', order: OrderRow) =>
-    publish({
-      kind,
-      userId: String(order.userId),
-      orderId: String(order.id),
-      changed: [`Order:${order.id}`, `User:${order.userId}`, 'Query.orders'],
-    });
-
+export function createOrderService(orders: OrderRepository, transact: Transact<OrdersDatabase>, users: Pick<UserProjection, 'settle' | 'built'>) {
   return {
     async place(input: PlaceOrderInput): Promise<{ order: OrderRow; items: OrderItemRow[] }> {
       const userId = parseId(input.userId, 'input.userId');
@@ -54,27 +49,37 @@ export function createOrderService(repository: OrderRepository, users: UserDirec
       if (!CURRENCY.test(currency)) throw bad('Currency must be a three-letter ISO 4217 code', 'input.currency');
       const totalCents = items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0);
       if (totalCents > MAX_TOTAL_CENTS) throw bad('Order total is too large', 'input.items');
-      if (!(await users.exists(userId))) {
-        throw publicError(ErrorCode.NotFound, `No user with id ${userId}`, 'input.userId');
+      const attempt = () =>
+        transact(async (tx, emit) => {
+          const user = await createKnownUserRepository(tx).findForShare(userId);
+          if (!user || user.deleted) return undefined;
+          const placed = await createOrderRepository(tx).insert({ userId, currency, totalCents, items });
+          emit(orderEvent('ORDER_PLACED', placed.order));
+          return placed;
+        });
+      if (!users.built()) {
+        throw publicError(ErrorCode.SubgraphUnavailable, 'Orders does not know its users yet (the users service has not answered); nothing was written. Try again.');
       }
-      const placed = await repository.insert({ userId, currency, totalCents, items });
-      await announce('ORDER_PLACED', placed.order);
+      let placed = await attempt();
+      if (!placed) {
+        // The user may have been created a moment ago and not have reached the projection yet.
+        await users.settle();
+        placed = await attempt();
+      }
+      if (!placed) throw publicError(ErrorCode.UserNotFound, `No user with id ${userId}`, 'input.userId');
       return placed;
     },
 
     async cancel(id: number): Promise<OrderRow> {
-      const cancelled = await repository.cancel(id);
-      if (cancelled) {
-        await announce('ORDER_CANCELLED', cancelled);
-        return cancelled;
-      }
-      const [existing] = await repository.findByIds([id]);
+      const cancelled = await transact(async (tx, emit) => {
+        const row = await createOrderRepository(tx).cancel(id);
+        if (row) emit(orderEvent('ORDER_CANCELLED', row));
+        return row;
+      });
+      if (cancelled) return cancelled;
+      const [existing] = await orders.findByIds([id]);
       if (!existing) throw publicError(ErrorCode.NotFound, `No order with id ${id}`, 'id');
-      throw publicError(
-        ErrorCode.OrderNotCancellable,
-        `Order ${id} is ${existing.status} and can no longer be cancelled`,
-        'id',
-      );
+      throw publicError(ErrorCode.OrderNotCancellable, `Order ${id} is ${existing.status} and can no longer be cancelled`, 'id');
     },
   };
 }

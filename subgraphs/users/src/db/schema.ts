@@ -14,3 +14,6 @@ export const users = pgTable(
 );
 
 export type UserRow = typeof users.$inferSelect;
+
+// The outbox lives in this database, so an event is written in the transaction of the change it describes.
+export { outbox } from '@fed/platform';

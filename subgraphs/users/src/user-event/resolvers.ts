@@ -1,5 +1,17 @@
-import { assertAdmin, assertSelfOrAdmin, channelIterator, DOMAIN_EVENTS_CHANNEL, parseId, tryParseId, userEventsChannel, type DomainEvent } from '@fed/platform';
+import {
+  assertAdmin,
+  assertSelfOrAdmin,
+  CursorExpiredError,
+  followEvents,
+  InvalidCursorError,
+  parseId,
+  publicError,
+  tryParseId,
+  type Feed,
+  type Followed,
+} from '@fed/platform';
 import type { UsersContext } from '../context.ts';
+import { ErrorCode } from '../errors.ts';
 import type { Resolvers } from '../generated/resolvers.ts';
 
 /** An order this subgraph only refers to; the gateway fetches its fields from orders. */
@@ -7,22 +19,35 @@ export interface OrderReference {
   id: string;
 }
 
+const expired = () =>
+  publicError(ErrorCode.CursorExpired, 'Events after this id are no longer kept. Refetch, then subscribe without `after`.', 'after');
+
 export const userEventResolvers = {
   Subscription: {
     userEvents: {
       // Authorized once, when the stream opens; the viewer cannot change on a signed subscription.
-      subscribe: (_parent, { userId }, { viewer, pubsub }) => {
+      subscribe: async (_parent, { userId, after }, { viewer, events }) => {
+        let feed: Feed = {};
         if (userId === undefined || userId === null) {
           assertAdmin(viewer, "follow every user's events");
-          return channelIterator<DomainEvent>(pubsub, DOMAIN_EVENTS_CHANNEL);
+        } else {
+          const id = parseId(userId, 'userId');
+          assertSelfOrAdmin(viewer, id, "follow this user's events");
+          feed = { userId: String(id) };
         }
-        const id = parseId(userId, 'userId');
-        assertSelfOrAdmin(viewer, id, "follow this user's events");
-        return channelIterator<DomainEvent>(pubsub, userEventsChannel(String(id)));
+        try {
+          return await followEvents(events.stream, events.pubsub, feed, after ?? null);
+        } catch (error) {
+          if (error instanceof CursorExpiredError) throw expired();
+          if (error instanceof InvalidCursorError) throw publicError(ErrorCode.BadUserInput, '`after` is not an event id', 'after');
+          throw publicError(ErrorCode.EventsUnavailable, 'Events are unavailable right now; try again.');
+        }
       },
-      // One context serves the whole stream: without this, the loader would answer every later event with the
-      // user as the first event found them.
-      resolve: (event: DomainEvent, _args: unknown, { loaders }: UsersContext) => {
+      // One context serves the whole stream: without clearing, the loader would answer every later event with
+      // the user as the first event found them.
+      resolve: (event: Followed, _args: unknown, { loaders }: UsersContext) => {
+        // A reader that fell further behind than the retention window gets this once, and the stream ends.
+        if (event instanceof CursorExpiredError) throw expired();
         loaders.byId.clearAll();
         return event;
       },
@@ -30,6 +55,7 @@ export const userEventResolvers = {
   },
 
   UserEvent: {
+    id: (event) => event.position,
     occurredAt: (event) => new Date(event.occurredAt),
     // The user as they are now: null once deleted.
     user: (event, _args, { loaders }) => {

@@ -1,6 +1,7 @@
-import { hasControlCharacters, isUniqueViolation, publicError, type PublishEvent } from '@fed/platform';
+import { hasControlCharacters, isUniqueViolation, publicError, type Emit, type Transact } from '@fed/platform';
+import type { UsersDatabase } from '../db/index.ts';
 import { ErrorCode } from '../errors.ts';
-import type { UserRepository, UserRow } from './repository.ts';
+import { createUserRepository, type UserRow } from './repository.ts';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const MAX_EMAIL = 254;
@@ -26,44 +27,49 @@ const emailTaken = (field: string) => publicError(ErrorCode.EmailTaken, 'A user 
 const notFound = (id: number) => publicError(ErrorCode.NotFound, `No user with id ${id}`, 'id');
 
 /**
- * User writes: validation first, then one statement, then the event. A rejected write touches nothing.
- * `changed` names what the write changed in this subgraph's data: the user, and the list of users when one
- * appears or goes.
+ * User writes: validation first, then one transaction that makes the change and writes its event to the
+ * outbox. A rejected write touches nothing and announces nothing. `changed` names what the write changed in
+ * this subgraph's data: the user, and the list of users when one appears or goes.
  */
-export function createUserService(repository: UserRepository, publish: PublishEvent) {
-  const announce = (kind: 'USER_CREATED' | 'USER_UPDATED' | 'USER_DELETED', id: number) =>
-    publish({ kind, userId: String(id), changed: kind === 'USER_UPDATED' ? [`User:${id}`] : [`User:${id}`, 'Query.users'] });
+export function createUserService(transact: Transact<UsersDatabase>) {
+  const announce = (emit: Emit, kind: 'USER_CREATED' | 'USER_UPDATED' | 'USER_DELETED', id: number) =>
+    emit({ kind, userId: String(id), changed: kind === 'USER_UPDATED' ? [`User:${id}`] : [`User:${id}`, 'Query.users'] });
 
   return {
     async create(input: { email: string; name: string }): Promise<UserRow> {
       const email = normaliseEmail(input.email, 'input.email');
       const name = normaliseName(input.name, 'input.name');
-      const row = await repository.insert({ email, name });
-      if (!row) throw emailTaken('input.email');
-      await announce('USER_CREATED', row.id);
-      return row;
+      return transact(async (tx, emit) => {
+        const row = await createUserRepository(tx).insert({ email, name });
+        if (!row) throw emailTaken('input.email');
+        announce(emit, 'USER_CREATED', row.id);
+        return row;
+      });
     },
 
     async update(id: number, input: { email?: string | null; name?: string | null }): Promise<UserRow> {
       const patch: { email?: string; name?: string } = {};
       if (input.email != null) patch.email = normaliseEmail(input.email, 'input.email');
       if (input.name != null) patch.name = normaliseName(input.name, 'input.name');
-      let row: UserRow | undefined;
       try {
-        row = await repository.update(id, patch);
+        return await transact(async (tx, emit) => {
+          const row = await createUserRepository(tx).update(id, patch);
+          if (!row) throw notFound(id);
+          announce(emit, 'USER_UPDATED', row.id);
+          return row;
+        });
       } catch (error) {
         if (isUniqueViolation(error)) throw emailTaken('input.email');
         throw error;
       }
-      if (!row) throw notFound(id);
-      await announce('USER_UPDATED', row.id);
-      return row;
     },
 
     async delete(id: number): Promise<number> {
-      if (!(await repository.delete(id))) throw notFound(id);
-      await announce('USER_DELETED', id);
-      return id;
+      return transact(async (tx, emit) => {
+        if (!(await createUserRepository(tx).delete(id))) throw notFound(id);
+        announce(emit, 'USER_DELETED', id);
+        return id;
+      });
     },
   };
 }

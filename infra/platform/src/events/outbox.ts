@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { asc, inArray, isNull, sql } from 'drizzle-orm';
+import { bigint, index, jsonb, pgTable, timestamp } from 'drizzle-orm/pg-core';
+import type { Database } from '../db/index.ts';
+import type { Logger } from '../logger.ts';
+import type { DomainEvent, NewDomainEvent } from './index.ts';
+import type { EventStream } from './stream.ts';
+
+/**
+ * Each subgraph's outbox: its events, written in the transaction of the change they describe, so an event
+ * exists exactly when its change does. Subgraphs re-export this table from their schema, which puts it in
+ * their migrations.
+ */
+export const outbox = pgTable(
+  'outbox',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    event: jsonb('event').$type<DomainEvent>().notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    sentAt: timestamp('sent_at', { withTimezone: true }),
+  },
+  (table) => [index('outbox_unsent_idx').on(table.seq).where(sql`${table.sentAt} is null`)],
+);
+
+type AnyDatabase = Database<Record<string, unknown>>;
+
+/** Records an event of the running transaction; it is written with the transaction's other rows. */
+export type Emit = (change: NewDomainEvent) => void;
+/** Runs `work` in one transaction that also writes the events it emits. A throw rolls back both. */
+export type Transact<TDatabase> = <T>(work: (tx: TDatabase, emit: Emit) => Promise<T>) => Promise<T>;
+
+export interface UnitOfWorkOptions<TDatabase> {
+  db: TDatabase;
+  /** The subgraph that commits the events. */
+  source: string;
+  relay: Pick<OutboxRelay, 'flush'>;
+  /** How long a committed write waits for its events to reach the stream before it answers anyway. */
+  flushTimeoutMs?: number;
+}
+
+/**
+ * Transactions that write their events to the outbox. After the commit the write hands its events to
+ * `committed` (the subgraph returns them to the gateway, which purges its cache before it answers) and asks
+ * the relay to send them, waiting briefly: a client that reads the stream right after a mutation finds it
+ * there. If the stream is down the write still succeeds; its events wait in the outbox.
+ */
+export function createUnitOfWork<TDatabase extends AnyDatabase>({ db, source, relay, flushTimeoutMs = 1_000 }: UnitOfWorkOptions<TDatabase>) {
+  return (committed: (events: DomainEvent[]) => void = () => {}): Transact<TDatabase> =>
+    async (work) => {
+      const events: DomainEvent[] = [];
+      const emit: Emit = (change) => events.push({ id: randomUUID(), occurredAt: new Date().toISOString(), source, ...change });
+      const result = await db.transaction(async (tx) => {
+        const value = await work(tx as unknown as TDatabase, emit);
+        if (events.length > 0) await tx.insert(outbox).values(events.map((event) => ({ event })));
+        return value;
+      });
+      if (events.length > 0) {
+        committed(events);
+        await relay.flush(flushTimeoutMs);
+      }
+      return result;
+    };
+}
+
+export interface OutboxRelay {
+  /** Sends everything committed before the call; resolves when sent, or after `timeoutMs` if given. */
+  flush(timeoutMs?: number): Promise<void>;
+  /** Polls for rows committed by processes that died before sending them. */
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export interface OutboxRelayOptions {
+  db: AnyDatabase;
+  stream: EventStream;
+  logger: Logger;
+  batchSize?: number;
+  pollMs?: number;
+  /** How long sent rows are kept (for inspection) before they are deleted. */
+  keepSentMs?: number;
+  /** Called inside a pass, around the append: crash tests stop the process at these points. */
+  hooks?: { beforeAppend?(): Promise<void> | void; afterAppend?(): Promise<void> | void };
+}
+
+// Any constant works as long as every relay of the same database agrees on it.
+const RELAY_LOCK_KEY = 727_002;
+
+const rowsOf = <T>(result: unknown): T[] => (Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? [])) as T[];
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/**
+ * Moves outbox rows to the stream, oldest first, then marks them sent, in one transaction that holds an
+ * advisory lock: with several replicas one relays at a time, which keeps each user's events in commit order.
+ * A crash anywhere rolls the transaction back and releases the lock; the rows are sent again, and the stream
+ * drops the repeats by event id. So every committed event reaches the stream exactly once.
+ */
+export function createOutboxRelay({ db, stream, logger, batchSize = 500, pollMs = 1_000, keepSentMs = 3_600_000, hooks }: OutboxRelayOptions): OutboxRelay {
+  let requested = 0;
+  let completed = 0;
+  let running: Promise<void> | undefined;
+  let stopped = false;
+  let failing = false;
+  let poll: NodeJS.Timeout | undefined;
+  let prunedAt = 0;
+  const waiters = new Set<{ ticket: number; resolve(): void }>();
+
+  const release = (upTo: number) => {
+    for (const waiter of [...waiters]) {
+      if (waiter.ticket > upTo) continue;
+      waiters.delete(waiter);
+      waiter.resolve();
+    }
+  };
+
+  /** One batch; 'busy' when another relay holds the lock. */
+  const pass = (): Promise<number | 'busy'> =>
+    db.transaction(async (tx) => {
+      const [lock] = rowsOf<{ locked: boolean }>(await tx.execute(sql`select pg_try_advisory_xact_lock(${RELAY_LOCK_KEY}) as locked`));
+      if (!lock?.locked) return 'busy';
+      const rows = await tx.select({ seq: outbox.seq, event: outbox.event }).from(outbox).where(isNull(outbox.sentAt)).orderBy(asc(outbox.seq)).limit(batchSize);
+      if (rows.length === 0) return 0;
+      await hooks?.beforeAppend?.();
+      await stream.append(rows.map((row) => row.event));
+      await hooks?.afterAppend?.();
+      await tx
+        .update(outbox)
+        .set({ sentAt: sql`now()` })
+        .where(inArray(outbox.seq, rows.map((row) => row.seq)));
+      if (Date.now() - prunedAt > 60_000) {
+        prunedAt = Date.now();
+        await tx.delete(outbox).where(sql`${outbox.sentAt} < now() - make_interval(secs => ${keepSentMs / 1000})`);
+      }
+      return rows.length;
+    });
+
+  const run = async () => {
+    while (completed < requested && !stopped) {
+      const target = requested;
+      try {
+        let sent: number | 'busy';
+        do sent = await pass();
+        while (sent === batchSize && !stopped);
+        if (sent === 'busy') {
+          await delay(25);
+          continue;
+        }
+        if (failing) logger.info('outbox relay recovered');
+        failing = false;
+      } catch (error) {
+        // The events stay in the outbox; the next poll sends them. Writers must not wait on an outage.
+        if (!failing) logger.warn({ err: error }, 'outbox relay failed; retrying');
+        failing = true;
+      }
+      completed = target;
+      release(target);
+      if (failing) break;
+    }
+  };
+
+  const flush = (timeoutMs?: number): Promise<void> => {
+    if (stopped) return Promise.resolve();
+    const ticket = ++requested;
+    const done = new Promise<void>((resolve) => waiters.add({ ticket, resolve }));
+    running ??= run().finally(() => {
+      running = undefined;
+      if (completed < requested && !stopped && !failing) void flush();
+    });
+    return timeoutMs === undefined ? done : Promise.race([done, delay(timeoutMs)]);
+  };
+
+  return {
+    flush,
+    start: () => {
+      poll ??= setInterval(() => void flush(), pollMs).unref();
+      void flush();
+    },
+    stop: async () => {
+      stopped = true;
+      clearInterval(poll);
+      await running;
+      release(Infinity);
+    },
+  };
+}

@@ -1,0 +1,173 @@
+import type { Redis } from 'ioredis';
+import type { DomainEvent } from './index.ts';
+import {
+  comparePositions,
+  CursorExpiredError,
+  DEDUPLICATION_SECONDS,
+  DEFAULT_RETENTION,
+  InvalidCursorError,
+  parsePosition,
+  type ConsumerGroup,
+  type EventStream,
+  type Feed,
+  type Retention,
+  type StoredEvent,
+} from './stream.ts';
+
+// One script per append batch, so an event's log entry, user-stream entry, id record and doorbell are one
+// atomic step: a crash can never leave an event in one stream but not the other, nor notified but unstored.
+// The user stream reuses the log's id, so a position means the same thing in both.
+const APPEND = `
+local prefix, logMax, userMax, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local log = prefix .. 'events:log'
+local positions = {}
+for i = 5, #ARGV, 3 do
+  local id, user, json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local seen = prefix .. 'events:id:' .. id
+  local known = redis.call('GET', seen)
+  if known then
+    positions[#positions + 1] = known
+  else
+    local position = redis.call('XADD', log, 'MAXLEN', '~', logMax, '*', 'e', json)
+    redis.call('XADD', prefix .. 'events:user:' .. user, 'MAXLEN', userMax, position, 'e', json)
+    redis.call('SET', seen, position, 'EX', ttl)
+    local stored = '{"position":"' .. position .. '",' .. string.sub(json, 2)
+    redis.call('PUBLISH', prefix .. 'user-events:' .. user, stored)
+    redis.call('PUBLISH', prefix .. 'domain-events', stored)
+    positions[#positions + 1] = position
+  end
+end
+return positions
+`;
+
+// Checks the cursor against what the stream handed out and what it trimmed, then reads: one round trip, and no
+// trim can slip between the check and the read.
+const READ = `
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function before(a, b)
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  return am < bm or (am == bm and as < bs)
+end
+local function info(key, field)
+  if redis.call('EXISTS', key) == 0 then return '0-0' end
+  local fields = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #fields, 2 do
+    if fields[i] == field then return fields[i + 1] end
+  end
+  return '0-0'
+end
+local after = ARGV[1]
+if after ~= '' then
+  if before(info(KEYS[2], 'last-generated-id'), after) then return {'invalid'} end
+  if before(after, info(KEYS[1], 'max-deleted-entry-id')) then return {'expired'} end
+end
+return {'ok', redis.call('XRANGE', KEYS[1], after == '' and '-' or '(' .. after, '+', 'COUNT', ARGV[2])}
+`;
+
+type Entry = [string, string[]];
+
+const toEvent = ([position, fields]: Entry): StoredEvent => ({ ...(JSON.parse(fields[1] as string) as DomainEvent), position });
+
+/**
+ * Redis Streams: `events:log` holds every event (consumer groups read it), `events:user:<id>` each user's
+ * (what `after` resumes from), both trimmed to the retention. Live readers hear the same pub/sub channels as
+ * before, now rung by the append itself.
+ */
+export class RedisEventStream implements EventStream {
+  private blocking: Redis | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix = '',
+    private readonly retention: Retention = DEFAULT_RETENTION,
+  ) {
+    redis.defineCommand('eventsAppend', { numberOfKeys: 0, lua: APPEND });
+    redis.defineCommand('eventsRead', { numberOfKeys: 2, lua: READ });
+  }
+
+  private key(feed: Feed): string {
+    return feed.userId === undefined ? `${this.prefix}events:log` : `${this.prefix}events:user:${feed.userId}`;
+  }
+
+  async append(events: readonly DomainEvent[]): Promise<string[]> {
+    if (events.length === 0) return [];
+    const args = events.flatMap((event) => [event.id, event.userId, JSON.stringify(event)]);
+    const run = (this.redis as unknown as { eventsAppend(...args: (string | number)[]): Promise<string[]> }).eventsAppend;
+    return run.call(this.redis, this.prefix, this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS, ...args);
+  }
+
+  async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {
+    if (after !== null && !parsePosition(after)) throw new InvalidCursorError(`malformed position ${after}`);
+    const run = (this.redis as unknown as { eventsRead(...args: (string | number)[]): Promise<[string, Entry[]?]> }).eventsRead;
+    const [status, entries = []] = await run.call(this.redis, this.key(feed), this.key({}), after ?? '', limit);
+    if (status === 'invalid') throw new InvalidCursorError(`unknown position ${after}`);
+    if (status === 'expired') throw new CursorExpiredError(`events after ${after} are no longer retained`);
+    return entries.map(toEvent);
+  }
+
+  async last(feed: Feed): Promise<string> {
+    const [entry] = (await this.redis.xrevrange(this.key(feed), '+', '-', 'COUNT', 1)) as Entry[];
+    return entry?.[0] ?? '0-0';
+  }
+
+  /** XREADGROUP BLOCK holds its connection, so group reads get one of their own, without the short timeout. */
+  private blockingConnection(): Redis {
+    if (!this.blocking) {
+      this.blocking = this.redis.duplicate({ commandTimeout: undefined });
+      this.blocking.on('error', () => {}); // reconnects by itself; the consumer loop retries
+    }
+    return this.blocking;
+  }
+
+  group(name: string): ConsumerGroup {
+    const log = this.key({});
+    const entries = (reply: unknown): StoredEvent[] => {
+      const streams = reply as [string, (Entry | null)[]][] | null;
+      return (streams?.[0]?.[1] ?? []).filter((entry): entry is Entry => entry !== null && entry[1] !== null).map(toEvent);
+    };
+    const create = async (from: string) => {
+      try {
+        await this.redis.xgroup('CREATE', log, name, from, 'MKSTREAM');
+        return true;
+      } catch (error) {
+        if (/BUSYGROUP/.test((error as Error).message)) return false;
+        throw error;
+      }
+    };
+    return {
+      ensure: create,
+      reset: async (from) => {
+        if (await create(from)) return;
+        // SETID would keep the old pending entries; a rebuilt projection must not be handed them again.
+        await this.redis.xgroup('DESTROY', log, name);
+        await create(from);
+      },
+      read: async (consumer, count, blockMs) =>
+        entries(await this.blockingConnection().xreadgroup('GROUP', name, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', log, '>')),
+      ack: async (positions) => {
+        if (positions.length > 0) await this.redis.xack(log, name, ...positions);
+      },
+      claim: async (consumer, minIdleMs, count) => {
+        const [, claimed] = (await this.redis.xautoclaim(log, name, consumer, minIdleMs, '0-0', 'COUNT', count)) as [string, (Entry | null)[]];
+        return entries([[log, claimed]]);
+      },
+      caughtUp: async (position) => {
+        const groups = (await this.redis.xinfo('GROUPS', log)) as (string | number)[][];
+        const fields = groups.find((group) => group[group.indexOf('name') + 1] === name);
+        if (!fields) return false;
+        const lastDelivered = String(fields[fields.indexOf('last-delivered-id') + 1]);
+        if (comparePositions(lastDelivered, position) < 0) return false;
+        const [pending, oldest] = (await this.redis.xpending(log, name)) as [number, string | null];
+        return Number(pending) === 0 || comparePositions(oldest as string, position) > 0;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.blocking?.disconnect();
+  }
+}

@@ -1,0 +1,244 @@
+import { DOMAIN_EVENTS_CHANNEL, userEventsChannel, type DomainEvent } from './index.ts';
+import type { PubSub } from '../pubsub/index.ts';
+
+/** An event as the durable stream holds it: `position` orders it among every event, and so within its user's. */
+export interface StoredEvent extends DomainEvent {
+  /** `<ms>-<seq>`, like a Redis stream id. Assigned once, when the event first reaches the stream. */
+  position: string;
+}
+
+/** Which events a reader follows: one user's, or every user's. */
+export interface Feed {
+  userId?: string;
+}
+
+/** How many events the stream keeps: per user (what `after` can resume from) and overall (the consumers' log). */
+export interface Retention {
+  perUser: number;
+  log: number;
+}
+
+export const DEFAULT_RETENTION: Retention = { perUser: 1_000, log: 100_000 };
+
+/** How long a relayed event's id is remembered, so a re-sent outbox row never becomes a second entry. */
+export const DEDUPLICATION_SECONDS = 7 * 24 * 3600;
+
+/** `after` names a position whose successors were trimmed: the reader may have missed events and must refetch. */
+export class CursorExpiredError extends Error {}
+/** `after` is not a position this stream could have handed out. */
+export class InvalidCursorError extends Error {}
+
+/**
+ * The durable event edge: an ordered log of every committed event, a stream per user cut from it, consumer
+ * groups with acknowledgements, and a doorbell on pub/sub for live readers. In memory for the embedded default,
+ * Redis Streams when scaled out.
+ */
+export interface EventStream {
+  /**
+   * Appends each event whose id it has not seen, in order, to the log and to its user's stream, and rings the
+   * pub/sub doorbell with the stored event. Returns each event's position (the first one, for a repeat), so a
+   * relay that re-sends after a crash creates no second entry.
+   */
+  append(events: readonly DomainEvent[]): Promise<string[]>;
+  /**
+   * Up to `limit` retained events of `feed` after `after` (exclusive; null: from the oldest retained), oldest
+   * first. Throws CursorExpiredError when events after `after` were trimmed, InvalidCursorError when `after`
+   * is malformed or beyond the newest position.
+   */
+  read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]>;
+  /** The newest position of `feed` ('0-0' when it has none). */
+  last(feed: Feed): Promise<string>;
+  /** A consumer group on the whole log: each event goes to one consumer, and stays pending until acknowledged. */
+  group(name: string): ConsumerGroup;
+  close(): Promise<void>;
+}
+
+export interface ConsumerGroup {
+  /** Creates the group at `from` (it receives what follows; '$': from now) unless it exists; true when it created it. */
+  ensure(from: string): Promise<boolean>;
+  /** Moves an existing group to `from`: a projection rebuilt from a snapshot taken at `from`. */
+  reset(from: string): Promise<void>;
+  /** Up to `count` events no consumer has received yet, waiting up to `blockMs` for one. */
+  read(consumer: string, count: number, blockMs: number): Promise<StoredEvent[]>;
+  ack(positions: readonly string[]): Promise<void>;
+  /**
+   * Takes over up to `count` events received but left unacknowledged for `minIdleMs`: their consumer died, or
+   * could not acknowledge them.
+   */
+  claim(consumer: string, minIdleMs: number, count: number): Promise<StoredEvent[]>;
+  /** True once every event up to `position` was delivered to a consumer and acknowledged. */
+  caughtUp(position: string): Promise<boolean>;
+}
+
+export const channelOf = (feed: Feed) => (feed.userId === undefined ? DOMAIN_EVENTS_CHANNEL : userEventsChannel(feed.userId));
+
+const POSITION = /^(\d{1,15})-(\d{1,15})$/;
+
+/** Parses a position; undefined for anything else. */
+export function parsePosition(position: string): [number, number] | undefined {
+  const match = POSITION.exec(position);
+  return match ? [Number(match[1]), Number(match[2])] : undefined;
+}
+
+/** Orders two well-formed positions: negative, zero or positive. */
+export function comparePositions(a: string, b: string): number {
+  const [am, as] = parsePosition(a) ?? [0, 0];
+  const [bm, bs] = parsePosition(b) ?? [0, 0];
+  return am !== bm ? am - bm : as - bs;
+}
+
+export function isStoredEvent(value: unknown): value is StoredEvent {
+  return typeof (value as Partial<StoredEvent> | null)?.position === 'string';
+}
+
+interface Group {
+  lastDelivered: string;
+  pending: Map<string, { consumer: string; deliveredAt: number }>;
+}
+
+/**
+ * The stream in this process, for the embedded default: the same contract as Redis, positions included, so
+ * the relay, resumable subscriptions and the orders projection run unchanged on it.
+ */
+export class MemoryEventStream implements EventStream {
+  private readonly log: StoredEvent[] = [];
+  private readonly users = new Map<string, StoredEvent[]>();
+  private readonly seen = new Map<string, string>();
+  private readonly groups = new Map<string, Group>();
+  private readonly trimmed = { log: '0-0', users: new Map<string, string>() };
+  private readonly waiters = new Set<() => void>();
+  private lastPosition = '0-0';
+
+  constructor(
+    private readonly pubsub: PubSub,
+    private readonly retention: Retention = DEFAULT_RETENTION,
+  ) {}
+
+  private nextPosition(): string {
+    const [lastMs, lastSeq] = parsePosition(this.lastPosition) ?? [0, 0];
+    const now = Date.now();
+    this.lastPosition = now > lastMs ? `${now}-0` : `${lastMs}-${lastSeq + 1}`;
+    return this.lastPosition;
+  }
+
+  async append(events: readonly DomainEvent[]): Promise<string[]> {
+    const positions: string[] = [];
+    const notify: Promise<void>[] = [];
+    for (const event of events) {
+      const known = this.seen.get(event.id);
+      if (known) {
+        positions.push(known);
+        continue;
+      }
+      const stored: StoredEvent = { ...event, position: this.nextPosition() };
+      this.seen.set(event.id, stored.position);
+      this.log.push(stored);
+      const own = this.users.get(event.userId) ?? [];
+      this.users.set(event.userId, own);
+      own.push(stored);
+      this.trim();
+      positions.push(stored.position);
+      notify.push(this.pubsub.publish(userEventsChannel(event.userId), stored), this.pubsub.publish(DOMAIN_EVENTS_CHANNEL, stored));
+    }
+    for (const wake of [...this.waiters]) wake();
+    await Promise.all(notify);
+    return positions;
+  }
+
+  private trim(): void {
+    while (this.log.length > this.retention.log) {
+      const dropped = this.log.shift() as StoredEvent;
+      this.trimmed.log = dropped.position;
+      this.seen.delete(dropped.id);
+    }
+    for (const [userId, own] of this.users) {
+      while (own.length > this.retention.perUser) this.trimmed.users.set(userId, (own.shift() as StoredEvent).position);
+    }
+  }
+
+  async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {
+    const events = feed.userId === undefined ? this.log : (this.users.get(feed.userId) ?? []);
+    if (after !== null) {
+      if (!parsePosition(after) || comparePositions(after, this.lastPosition) > 0) throw new InvalidCursorError(`unknown position ${after}`);
+      const trimmed = feed.userId === undefined ? this.trimmed.log : (this.trimmed.users.get(feed.userId) ?? '0-0');
+      if (comparePositions(after, trimmed) < 0) throw new CursorExpiredError(`events after ${after} are no longer retained`);
+    }
+    const start = after === null ? 0 : events.findIndex((event) => comparePositions(event.position, after) > 0);
+    return start < 0 ? [] : events.slice(start, start + limit).map((event) => structuredClone(event));
+  }
+
+  async last(feed: Feed): Promise<string> {
+    const events = feed.userId === undefined ? this.log : (this.users.get(feed.userId) ?? []);
+    return events.at(-1)?.position ?? (feed.userId === undefined ? this.lastPosition : '0-0');
+  }
+
+  group(name: string): ConsumerGroup {
+    const state = () => {
+      const group = this.groups.get(name);
+      if (!group) throw new Error(`no consumer group ${name}`);
+      return group;
+    };
+    const deliver = (consumer: string, events: StoredEvent[]) => {
+      const group = state();
+      for (const event of events) group.pending.set(event.position, { consumer, deliveredAt: Date.now() });
+      return events.map((event) => structuredClone(event));
+    };
+    const fresh = (count: number) => {
+      const group = state();
+      const events = this.log.filter((event) => comparePositions(event.position, group.lastDelivered) > 0).slice(0, count);
+      if (events.length > 0) group.lastDelivered = (events.at(-1) as StoredEvent).position;
+      return events;
+    };
+    return {
+      ensure: async (from) => {
+        if (this.groups.has(name)) return false;
+        this.groups.set(name, { lastDelivered: from === '$' ? this.lastPosition : from, pending: new Map() });
+        return true;
+      },
+      reset: async (from) => {
+        this.groups.set(name, { lastDelivered: from, pending: new Map() });
+      },
+      read: async (consumer, count, blockMs) => {
+        let events = fresh(count);
+        if (events.length === 0 && blockMs > 0) {
+          await new Promise<void>((resolve) => {
+            const wake = () => {
+              clearTimeout(timer);
+              this.waiters.delete(wake);
+              resolve();
+            };
+            const timer = setTimeout(wake, blockMs);
+            this.waiters.add(wake);
+          });
+          events = fresh(count);
+        }
+        return deliver(consumer, events);
+      },
+      ack: async (positions) => {
+        const group = state();
+        for (const position of positions) group.pending.delete(position);
+      },
+      claim: async (consumer, minIdleMs, count) => {
+        const group = state();
+        const idleSince = Date.now() - minIdleMs;
+        const stale = [...group.pending]
+          .filter(([, entry]) => entry.deliveredAt <= idleSince)
+          .slice(0, count)
+          .map(([position]) => position);
+        const events = this.log.filter((event) => stale.includes(event.position));
+        // Pending entries whose events were trimmed cannot be redelivered; drop them, as XAUTOCLAIM does.
+        for (const position of stale) if (!events.some((event) => event.position === position)) group.pending.delete(position);
+        return deliver(consumer, events);
+      },
+      caughtUp: async (position) => {
+        const group = state();
+        if (comparePositions(group.lastDelivered, position) < 0) return false;
+        return [...group.pending.keys()].every((pending) => comparePositions(pending, position) > 0);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const wake of [...this.waiters]) wake();
+  }
+}

@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+import { comparePositions, tryParseId, type EventStream, type Logger, type StoredEvent, type Transact } from '@fed/platform';
+import type { OrdersDatabase } from '../db/index.ts';
+import { orderEvent } from '../order/events.ts';
+import { createOrderRepository } from '../order/repository.ts';
+import { createKnownUserRepository, type KnownUser } from './repository.ts';
+import type { UserSnapshot } from './snapshot.ts';
+
+/** The projection's name in `projections`, and its consumer group on the event log. */
+export const USER_PROJECTION = 'orders-user-projection';
+
+export interface UserProjection {
+  /**
+   * Builds the projection if this database never had it, then consumes the stream until stopped. Resolves after
+   * the first attempt to build; a failed one is retried in the background.
+   */
+  start(): Promise<void>;
+  /**
+   * Waits (up to `timeoutMs`) until every event now in the stream was applied, by any replica: a user created a
+   * moment ago may not have reached the projection yet.
+   */
+  settle(timeoutMs?: number): Promise<void>;
+  /** False until this database's projection was built (from a snapshot); until then no one can tell who exists. */
+  built(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface UserProjectionOptions {
+  db: OrdersDatabase;
+  stream: EventStream;
+  /** Transactions whose events (ORDER_CANCELLED for a deleted user's orders) go to the outbox. */
+  transact: Transact<OrdersDatabase>;
+  snapshot: UserSnapshot;
+  logger: Logger;
+  /** How long a group read waits for an event; stop() waits at most this long. */
+  blockMs?: number;
+  /** Events a consumer took but did not acknowledge for this long are handed to another (it died). */
+  claimIdleMs?: number;
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Orders' own view of which users exist, fed from the event log through a consumer group: each event reaches
+ * one replica, and is acknowledged only after its transaction committed, so a crash means a redelivery, never
+ * a loss. Each row keeps the position of the event it reflects and ignores older ones, so redeliveries and
+ * events that two replicas apply out of order leave the same result.
+ *
+ * Applying USER_DELETED cancels the user's pending orders in the same transaction, with their ORDER_CANCELLED
+ * events in the outbox.
+ */
+export function createUserProjection({ db, stream, transact, snapshot, logger, blockMs = 500, claimIdleMs = 30_000 }: UserProjectionOptions): UserProjection {
+  const group = stream.group(USER_PROJECTION);
+  const consumer = randomUUID();
+  let running = false;
+  let built = false;
+  let loop: Promise<void> | undefined;
+
+  /** A new deployment takes a snapshot from the users subgraph; every later start finds it built. */
+  const build = () =>
+    db.transaction(async (tx) => {
+      const projection = createKnownUserRepository(tx as unknown as OrdersDatabase);
+      await projection.lockBuild();
+      if ((await projection.builtAt(USER_PROJECTION)) !== undefined) {
+        // A stream that lost its group (a new Redis, or the embedded default's restart) can only go on from now.
+        await group.ensure('$');
+        return;
+      }
+      // Events after this position may be missing from the snapshot; the group delivers exactly those.
+      const position = await stream.last({});
+      const userIds = await snapshot();
+      await projection.replaceAll(userIds, position);
+      await projection.markBuilt(USER_PROJECTION, position);
+      await group.reset(position);
+      logger.info({ users: userIds.length, position }, 'built the user projection from a snapshot');
+    });
+
+  const apply = (events: readonly StoredEvent[]) =>
+    transact(async (tx, emit) => {
+      const latest = new Map<number, KnownUser>();
+      const changes = events.flatMap((event) => {
+        const userId = tryParseId(event.userId);
+        return event.kind.startsWith('USER_') && userId !== undefined ? [{ event, userId }] : [];
+      });
+      if (changes.length === 0) return;
+      const projection = createKnownUserRepository(tx);
+      for (const row of await projection.lock([...new Set(changes.map((change) => change.userId))])) latest.set(row.userId, row);
+      const changed = new Map<number, KnownUser>();
+      const deleted = new Set<number>();
+      for (const { event, userId } of changes) {
+        const current = latest.get(userId);
+        if (current && comparePositions(event.position, current.position) <= 0) continue;
+        const next = { userId, deleted: event.kind === 'USER_DELETED', position: event.position };
+        latest.set(userId, next);
+        changed.set(userId, next);
+        if (next.deleted && !current?.deleted) deleted.add(userId);
+      }
+      await projection.upsert([...changed.values()]);
+      if (deleted.size === 0) return;
+      for (const order of await createOrderRepository(tx).cancelPendingOf([...deleted])) emit(orderEvent('ORDER_CANCELLED', order));
+    });
+
+  const consume = async () => {
+    let batch: StoredEvent[] = [];
+    let claimedAt = 0;
+    let failing = false;
+    while (running) {
+      try {
+        if (batch.length === 0 && Date.now() - claimedAt > claimIdleMs / 2) {
+          claimedAt = Date.now();
+          batch = await group.claim(consumer, claimIdleMs, 100);
+        }
+        if (batch.length === 0) batch = await group.read(consumer, 100, blockMs);
+        // A batch that failed is retried as it is: the events stay pending for this consumer until acknowledged.
+        if (batch.length > 0) {
+          await apply(batch);
+          await group.ack(batch.map((event) => event.position));
+          batch = [];
+        }
+        if (failing) logger.info('user projection recovered');
+        failing = false;
+      } catch (error) {
+        if (!failing) logger.warn({ err: error }, 'user projection failed; retrying');
+        failing = true;
+        await delay(500);
+      }
+    }
+  };
+
+  return {
+    start: async () => {
+      if (running) return;
+      running = true;
+      let attempted: () => void = () => {};
+      const firstAttempt = new Promise<void>((resolve) => (attempted = resolve));
+      loop = (async () => {
+        // Until it is built there is nothing to consume into. Keep trying in the background (the users subgraph
+        // may be starting too), but let the process serve meanwhile.
+        for (let attempt = 0; running; attempt++) {
+          try {
+            await build();
+            built = true;
+            break;
+          } catch (error) {
+            logger.warn({ err: error, attempt }, 'could not build the user projection; retrying');
+            attempted();
+            await delay(Math.min(5_000, 250 * 2 ** attempt));
+          }
+        }
+        attempted();
+        await consume();
+      })();
+      await firstAttempt;
+    },
+    settle: async (timeoutMs = 1_000) => {
+      const deadline = Date.now() + timeoutMs;
+      try {
+        const tail = await stream.last({});
+        while (!(await group.caughtUp(tail)) && Date.now() < deadline) await delay(10);
+      } catch {
+        // With the stream down the projection is all there is to go by.
+      }
+    },
+    built: () => built,
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
+}

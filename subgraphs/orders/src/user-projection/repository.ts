@@ -1,0 +1,73 @@
+import { eq, inArray, sql } from 'drizzle-orm';
+import type { OrdersDatabase } from '../db/index.ts';
+import { knownUsers, projections } from '../db/schema.ts';
+
+export interface KnownUser {
+  userId: number;
+  deleted: boolean;
+  position: string;
+}
+
+/** SQL only: orders' projection of which users exist, and which projections were built. */
+export function createKnownUserRepository(db: OrdersDatabase) {
+  return {
+    /**
+     * The user's row, share-locked until the transaction ends: a deletion applied meanwhile waits, then
+     * cancels what this transaction placed, instead of racing it.
+     */
+    findForShare: async (userId: number): Promise<KnownUser | undefined> => {
+      const [row] = await db
+        .select({ userId: knownUsers.userId, deleted: knownUsers.deleted, position: knownUsers.position })
+        .from(knownUsers)
+        .where(eq(knownUsers.userId, userId))
+        .for('share');
+      return row;
+    },
+
+    /** Rows of these users, locked for update, in one statement. */
+    lock: (userIds: readonly number[]): Promise<KnownUser[]> =>
+      db
+        .select({ userId: knownUsers.userId, deleted: knownUsers.deleted, position: knownUsers.position })
+        .from(knownUsers)
+        .where(inArray(knownUsers.userId, [...userIds]))
+        .for('update'),
+
+    upsert: async (rows: readonly KnownUser[]): Promise<void> => {
+      if (rows.length === 0) return;
+      await db
+        .insert(knownUsers)
+        .values([...rows])
+        .onConflictDoUpdate({
+          target: knownUsers.userId,
+          set: { deleted: sql`excluded.deleted`, position: sql`excluded.position`, updatedAt: sql`now()` },
+        });
+    },
+
+    /** Replaces the whole projection with these users, as of `position`. */
+    replaceAll: async (userIds: readonly number[], position: string): Promise<void> => {
+      await db.delete(knownUsers);
+      for (let start = 0; start < userIds.length; start += 1_000) {
+        await db.insert(knownUsers).values(userIds.slice(start, start + 1_000).map((userId) => ({ userId, position })));
+      }
+    },
+
+    builtAt: async (name: string): Promise<string | undefined> => {
+      const [row] = await db.select({ position: projections.position }).from(projections).where(eq(projections.name, name));
+      return row?.position;
+    },
+
+    markBuilt: async (name: string, position: string): Promise<void> => {
+      await db
+        .insert(projections)
+        .values({ name, position })
+        .onConflictDoUpdate({ target: projections.name, set: { position, builtAt: sql`now()` } });
+    },
+
+    /** Serialises builders of the same projection across replicas, until the transaction ends. */
+    lockBuild: async (): Promise<void> => {
+      await db.execute(sql`select pg_advisory_xact_lock(727003)`);
+    },
+  };
+}
+
+export type KnownUserRepository = ReturnType<typeof createKnownUserRepository>;
