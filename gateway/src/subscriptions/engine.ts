@@ -1,7 +1,7 @@
 import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
 import { operationFromDocument, Supergraph } from '@apollo/federation-internals';
 import { QueryPlanner, type FetchNode, type PlanNode } from '@apollo/query-planner';
-import { GraphQLError, print, type DocumentNode, type ExecutionResult, type FormattedExecutionResult, type GraphQLSchema } from 'graphql';
+import { getNamedType, GraphQLError, Kind, parse, print, type DocumentNode, type ExecutionResult, type FieldNode, type FormattedExecutionResult, type GraphQLSchema, type OperationDefinitionNode, visit } from 'graphql';
 import type { Logger, SubgraphSubscriptionClient, Viewer } from '@fed/platform';
 
 export interface SubscriptionEngineOptions {
@@ -11,7 +11,11 @@ export interface SubscriptionEngineOptions {
   /** The gateway's own data sources, for the entity fetches that complete each event. */
   dataSources: () => Record<string, GraphQLDataSource>;
   logger: Logger;
-  /** Events a slow client may have waiting; beyond it the oldest are dropped and counted. */
+  /**
+   * Events a slow client may have waiting, and events an upstream may have waiting for completion. Beyond
+   * either, the stream ends with EVENTS_OVERFLOW rather than dropping events silently: the client resumes with
+   * `after`.
+   */
   maxQueuedEvents?: number;
 }
 
@@ -30,6 +34,81 @@ const MAX_RESUBSCRIBE_ATTEMPTS = 10;
 const pick = (variables: Record<string, unknown> | null | undefined, names: readonly string[] | undefined) =>
   Object.fromEntries((names ?? []).filter((name) => variables && name in variables).map((name) => [name, variables![name]]));
 
+const overflow = () =>
+  new GraphQLError('This subscription fell too far behind and was ended. Subscribe again with `after` set to the id of the last event received.', {
+    extensions: { code: 'EVENTS_OVERFLOW' },
+  });
+
+const RESUME_VARIABLE = '__resume_after';
+const RESUME_ID = '__resume_id';
+
+interface Resumable {
+  /** The primary operation, rewritten to take its cursor from RESUME_VARIABLE and to select RESUME_ID. */
+  operation: string;
+  /** The response key of the root field in the subgraph's events. */
+  responseKey: string;
+  /** The cursor the client asked to start after (null: from now). */
+  from: string | null;
+}
+
+/**
+ * A subscription root field resumes when it takes `after: ID` and its events have an `id` (as `userEvents`
+ * does). Its primary operation is rewritten so the gateway passes the cursor itself and sees each event's id:
+ * when the upstream is lost, it subscribes again after the last event it received, so clients see no gap and
+ * no repeat across a subgraph replica going away. The client's own selection is unchanged: the executor shapes
+ * each answer to it.
+ */
+function resumable(schema: GraphQLSchema, primaryOperation: string, variables: Record<string, unknown>): Resumable | undefined {
+  const document = parse(primaryOperation);
+  const operation = document.definitions.find((definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION);
+  const root = operation?.selectionSet.selections[0];
+  if (!operation || root?.kind !== Kind.FIELD || !root.selectionSet) return undefined;
+  const field = schema.getSubscriptionType()?.getFields()[root.name.value];
+  const type = field && getNamedType(field.type);
+  if (!field?.args.some((arg) => arg.name === 'after') || !type || !('getFields' in type) || !('id' in type.getFields())) return undefined;
+  const given = root.arguments?.find((arg) => arg.name.value === 'after')?.value;
+  const from =
+    given?.kind === Kind.VARIABLE ? ((variables[given.name.value] as string | null | undefined) ?? null) : given && 'value' in given ? String(given.value) : null;
+  const rewritten: FieldNode = {
+    ...root,
+    arguments: [
+      ...(root.arguments ?? []).filter((arg) => arg.name.value !== 'after'),
+      { kind: Kind.ARGUMENT, name: { kind: Kind.NAME, value: 'after' }, value: { kind: Kind.VARIABLE, name: { kind: Kind.NAME, value: RESUME_VARIABLE } } },
+    ],
+    selectionSet: {
+      ...root.selectionSet,
+      selections: [
+        ...root.selectionSet.selections,
+        { kind: Kind.FIELD, alias: { kind: Kind.NAME, value: RESUME_ID }, name: { kind: Kind.NAME, value: 'id' } },
+      ],
+    },
+  };
+  // A variable the client used only for `after` would be left unused, which validation refuses.
+  const used = new Set<string>();
+  visit(rewritten, { Variable: (variable) => void used.add(variable.name.value) });
+  return {
+    operation: print({
+      ...document,
+      definitions: [
+        {
+          ...operation,
+          variableDefinitions: [
+            ...(operation.variableDefinitions ?? []).filter((definition) => used.has(definition.variable.name.value)),
+            {
+              kind: Kind.VARIABLE_DEFINITION,
+              variable: { kind: Kind.VARIABLE, name: { kind: Kind.NAME, value: RESUME_VARIABLE } },
+              type: { kind: Kind.NAMED_TYPE, name: { kind: Kind.NAME, value: 'ID' } },
+            },
+          ],
+          selectionSet: { ...operation.selectionSet, selections: [rewritten] },
+        },
+      ],
+    }),
+    responseKey: root.alias?.value ?? root.name.value,
+    from,
+  };
+}
+
 /** A subgraph's answer event, handed to the plan executor as if a fetch had returned it. */
 const answering = (result: FormattedExecutionResult): GraphQLDataSource => ({ process: async () => result as never });
 
@@ -46,8 +125,9 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   const planner = new QueryPlanner(supergraph);
   const supergraphSchema = supergraph.schema.toGraphQLJSSchema();
   const apiSchemaJs: GraphQLSchema = apiSchema.toGraphQLJSSchema();
-  const maxQueued = options.maxQueuedEvents ?? 100;
-  const stats = { dropped: 0 };
+  const maxQueued = options.maxQueuedEvents ?? 1_000;
+  const stats = { overflowed: 0 };
+  let unshared = 0;
   const upstreams = new Map<string, Upstream>();
 
   // The event stands in for the primary fetch only, under a name no subgraph has: later fetches in `rest` to the
@@ -97,17 +177,25 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     },
   };
 
-  /**
-   * One upstream subscription per distinct (operation, variables, viewer) on this replica, whatever the number
-   * of clients: each event is completed once, then handed to every client's own bounded queue.
-   */
-  function openUpstream(key: string, request: SubscriptionRequest): Upstream {
+  function plan(request: SubscriptionRequest) {
     const operation = operationFromDocument(apiSchema, request.document, { operationName: request.operationName ?? undefined });
     const node = planner.buildQueryPlan(operation).node;
     if (node?.kind !== 'Subscription') throw new Error('the operation did not plan as a subscription');
-    const { primary, rest } = node;
+    return node;
+  }
+
+  /**
+   * One upstream subscription per distinct (operation, variables, viewer) on this replica, whatever the number
+   * of clients: each event is completed once, then handed to every client's own bounded queue. A client that
+   * resumes (`after`) gets an upstream of its own: one that joined a shared upstream would miss its replay.
+   */
+  function openUpstream(sharedKey: string, request: SubscriptionRequest): Upstream {
+    const { primary, rest } = plan(request);
     const client = options.clients(primary.serviceName);
     if (!client) throw new Error(`no subscription client for subgraph ${primary.serviceName}`);
+    const resume = resumable(apiSchemaJs, primary.operation, request.variables ?? {});
+    const key = resume?.from ? `${sharedKey}#${++unshared}` : sharedKey;
+    let lastId = resume?.from ?? null;
 
     const sinks = new Set<ClientQueue>();
     let closed = false;
@@ -137,22 +225,28 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     };
 
     // A lost connection (a subgraph replica going away) is not the end of the stream: subscribe again, signed
-    // afresh, and the load balancer picks a live replica. Clients stay subscribed throughout. Events committed
-    // while no replica listened for this gateway are not replayed (pub/sub is at-most-once).
+    // afresh, and the load balancer picks a live replica. Clients stay subscribed throughout, and a resumable
+    // field resumes after the last event received, so none is lost or repeated.
     let attempts = 0;
     let pending = 0;
     let retryTimer: NodeJS.Timeout | undefined;
     let stopUpstream: () => void = () => {};
     const start = () => {
       const startedAt = Date.now();
-      stopUpstream = client.subscribe(primary.operation, pick(request.variables, primary.variableUsages), request.viewer, {
+      const variables = pick(request.variables, primary.variableUsages);
+      const operation = resume ? resume.operation : primary.operation;
+      stopUpstream = client.subscribe(operation, resume ? { ...variables, [RESUME_VARIABLE]: lastId } : variables, request.viewer, {
         next: (event) => {
           attempts = 0;
-          // Events wait here while `rest` runs for the one before. A subgraph too slow to keep up would grow
-          // this without end, so past the per-client queue's size the newest are dropped, and counted.
           if (closed) return;
+          const id = resume && (event.data?.[resume.responseKey] as Record<string, unknown> | null | undefined)?.[RESUME_ID];
+          if (typeof id === 'string') lastId = id;
+          // Events wait here while `rest` runs for the one before. A subgraph too fast for it would grow this
+          // without end: past the limit the stream ends with a code that tells clients to resume.
           if (pending >= maxQueued) {
-            stats.dropped += 1;
+            stats.overflowed += 1;
+            broadcast({ errors: [overflow()] });
+            close();
             return;
           }
           pending += 1;
@@ -212,11 +306,11 @@ interface ClientQueue {
 }
 
 /**
- * One client's stream. A client that does not keep up has at most `maxQueued` events waiting; beyond that the
- * oldest are dropped (and counted): a stalled socket must not grow the gateway, and the newest state matters
- * most for live updates.
+ * One client's stream. A client that does not keep up has at most `maxQueued` events waiting; one more ends
+ * its stream with EVENTS_OVERFLOW (it resumes with `after`): a stalled socket must not grow the gateway, and
+ * dropping events silently would break the promise that none is lost.
  */
-function clientQueue(maxQueued: number, stats: { dropped: number }, onLeave: () => void): ClientQueue {
+function clientQueue(maxQueued: number, stats: { overflowed: number }, onLeave: () => void): ClientQueue {
   const queued: ExecutionResult[] = [];
   let waiting: ((result: IteratorResult<ExecutionResult>) => void) | undefined;
   let finished = false;
@@ -255,8 +349,11 @@ function clientQueue(maxQueued: number, stats: { dropped: number }, onLeave: () 
         return;
       }
       if (queued.length >= maxQueued) {
-        queued.shift();
-        stats.dropped += 1;
+        stats.overflowed += 1;
+        queued.push({ errors: [overflow()] });
+        // The error is delivered after what is queued, then the stream ends; the upstream goes with the last client.
+        if (finish()) onLeave();
+        return;
       }
       queued.push(result);
     },

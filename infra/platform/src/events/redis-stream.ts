@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { waitForRedis } from '../redis.ts';
 import type { DomainEvent } from './index.ts';
 import {
   comparePositions,
@@ -16,10 +17,23 @@ import {
 
 // One script per append batch, so an event's log entry, user-stream entry, id record and doorbell are one
 // atomic step: a crash can never leave an event in one stream but not the other, nor notified but unstored.
-// The user stream reuses the log's id, so a position means the same thing in both.
+// The user stream reuses the log's id, so a position means the same thing in both. Trimming is exact and
+// remembers the newest position it removed from each stream (Redis itself only tracks XDEL), so a reader can
+// tell "nothing after my cursor was lost" from "some was".
 const APPEND = `
-local prefix, logMax, userMax, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local prefix, logMax, userMax, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local log = prefix .. 'events:log'
+local trimmed = prefix .. 'events:trimmed'
+local function add(key, max, id, json)
+  local position = redis.call('XADD', key, id, 'e', json)
+  local excess = redis.call('XLEN', key) - max
+  if excess > 0 then
+    local gone = redis.call('XRANGE', key, '-', '+', 'COUNT', excess)
+    redis.call('HSET', trimmed, key, gone[#gone][1])
+    redis.call('XTRIM', key, 'MAXLEN', max)
+  end
+  return position
+end
 local positions = {}
 for i = 5, #ARGV, 3 do
   local id, user, json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -28,8 +42,8 @@ for i = 5, #ARGV, 3 do
   if known then
     positions[#positions + 1] = known
   else
-    local position = redis.call('XADD', log, 'MAXLEN', '~', logMax, '*', 'e', json)
-    redis.call('XADD', prefix .. 'events:user:' .. user, 'MAXLEN', userMax, position, 'e', json)
+    local position = add(log, logMax, '*', json)
+    add(prefix .. 'events:user:' .. user, userMax, position, json)
     redis.call('SET', seen, position, 'EX', ttl)
     local stored = '{"position":"' .. position .. '",' .. string.sub(json, 2)
     redis.call('PUBLISH', prefix .. 'user-events:' .. user, stored)
@@ -52,18 +66,18 @@ local function before(a, b)
   local bm, bs = parse(b)
   return am < bm or (am == bm and as < bs)
 end
-local function info(key, field)
-  if redis.call('EXISTS', key) == 0 then return '0-0' end
-  local fields = redis.call('XINFO', 'STREAM', key)
-  for i = 1, #fields, 2 do
-    if fields[i] == field then return fields[i + 1] end
-  end
-  return '0-0'
-end
 local after = ARGV[1]
 if after ~= '' then
-  if before(info(KEYS[2], 'last-generated-id'), after) then return {'invalid'} end
-  if before(after, info(KEYS[1], 'max-deleted-entry-id')) then return {'expired'} end
+  local last = '0-0'
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    local fields = redis.call('XINFO', 'STREAM', KEYS[2])
+    for i = 1, #fields, 2 do
+      if fields[i] == 'last-generated-id' then last = fields[i + 1] end
+    end
+  end
+  if before(last, after) then return {'invalid'} end
+  local trimmed = redis.call('HGET', KEYS[3], KEYS[1])
+  if trimmed and before(after, trimmed) then return {'expired'} end
 end
 return {'ok', redis.call('XRANGE', KEYS[1], after == '' and '-' or '(' .. after, '+', 'COUNT', ARGV[2])}
 `;
@@ -86,7 +100,7 @@ export class RedisEventStream implements EventStream {
     private readonly retention: Retention = DEFAULT_RETENTION,
   ) {
     redis.defineCommand('eventsAppend', { numberOfKeys: 0, lua: APPEND });
-    redis.defineCommand('eventsRead', { numberOfKeys: 2, lua: READ });
+    redis.defineCommand('eventsRead', { numberOfKeys: 3, lua: READ });
   }
 
   private key(feed: Feed): string {
@@ -103,7 +117,7 @@ export class RedisEventStream implements EventStream {
   async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {
     if (after !== null && !parsePosition(after)) throw new InvalidCursorError(`malformed position ${after}`);
     const run = (this.redis as unknown as { eventsRead(...args: (string | number)[]): Promise<[string, Entry[]?]> }).eventsRead;
-    const [status, entries = []] = await run.call(this.redis, this.key(feed), this.key({}), after ?? '', limit);
+    const [status, entries = []] = await run.call(this.redis, this.key(feed), this.key({}), `${this.prefix}events:trimmed`, after ?? '', limit);
     if (status === 'invalid') throw new InvalidCursorError(`unknown position ${after}`);
     if (status === 'expired') throw new CursorExpiredError(`events after ${after} are no longer retained`);
     return entries.map(toEvent);
@@ -146,8 +160,12 @@ export class RedisEventStream implements EventStream {
         await this.redis.xgroup('DESTROY', log, name);
         await create(from);
       },
-      read: async (consumer, count, blockMs) =>
-        entries(await this.blockingConnection().xreadgroup('GROUP', name, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', log, '>')),
+      read: async (consumer, count, blockMs) => {
+        const connection = this.blockingConnection();
+        // It has no offline queue (a read queued during an outage would hang its consumer's shutdown): wait for it.
+        await waitForRedis(connection, blockMs);
+        return entries(await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', log, '>'));
+      },
       ack: async (positions) => {
         if (positions.length > 0) await this.redis.xack(log, name, ...positions);
       },
