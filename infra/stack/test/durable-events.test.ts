@@ -1,13 +1,15 @@
 // Durable events end to end: every committed change reaches the stream exactly once through each subgraph's
 // outbox, clients resume with `after` through the gateway, and orders keeps its own projection of users.
 // Real Postgres, real Redis (behind a proxy where a test takes it away), real graphql-ws clients.
-import { graphql, recordStream, waitFor, type RecordedStream, type TcpProxy } from '@fed/platform/testing';
+import { createAuthenticator, createGateway } from '@fed/gateway';
+import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
+import { graphql, recordStream, startTcpProxy, waitFor, type RecordedStream, type TcpProxy } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
-import { signedInAs, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
+import { signedInAs, silentLogger, startStackBehindRedisProxy, startTestStack, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
 
 const EVENTS = `subscription Follow($userId: ID, $after: ID) {
   userEvents(userId: $userId, after: $after) { id kind user { name } order { status } }
@@ -113,6 +115,58 @@ describe('resuming a subscription with `after`', () => {
       await waitFor(() => expect(stream.completed || stream.error !== undefined).toBe(true));
       expect(codes(stream)).toEqual(['BAD_USER_INPUT']);
     }
+  });
+});
+
+describe('the gateway loses its connection to the users subgraph', () => {
+  let stack: TestStack;
+  const closers: (() => Promise<void>)[] = [];
+  beforeAll(async () => {
+    stack = await startTestStack();
+    await seed(stack.databases, { users: 3, ordersPerUser: 1 });
+  });
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close();
+    await stack?.teardown();
+  });
+
+  it('subscribes again after the last event it delivered: no gap, no repeat, even for writes made meanwhile', async () => {
+    // A gateway whose way to users goes through a proxy that can cut every connection, like a replica dying.
+    const proxy = await startTcpProxy(stack.urls.users);
+    closers.push(() => proxy.close());
+    const gateway = await createGateway({
+      supergraphSdl,
+      subgraphUrls: { users: proxy.url, orders: stack.urls.orders },
+      subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
+      logger: silentLogger(),
+      cache: createMemoryCache(),
+      rateLimiter: new MemoryRateLimiter(),
+      authenticate: createAuthenticator(TEST_AUTH),
+    });
+    const port = await listen(gateway.httpServer, 0, '127.0.0.1');
+    closers.push(() => gateway.stop());
+    const viewer = await signedInAs('2');
+    const rename = async (name: string) => {
+      const response = await stack.request('mutation ($name: String!) { updateUser(id: "2", input: { name: $name }) { id } }', { name }, viewer);
+      expect(response.errors).toBeUndefined();
+    };
+
+    const stream = await follow(`http://127.0.0.1:${port}/graphql`, '2', { userId: '2' });
+    await waitFor(() => expect(stack.usersSubscriptions()).toBe(1));
+    await rename('Before The Cut');
+    await waitFor(() => expect(events(stream)).toHaveLength(1));
+
+    proxy.dropConnections();
+    // Committed while the gateway has no upstream: the resumed one replays them.
+    for (let index = 0; index < 5; index++) await rename(`Meanwhile ${index}`);
+    await waitFor(() => expect(events(stream)).toHaveLength(6), 10_000);
+    await rename('After');
+    await waitFor(() => expect(events(stream)).toHaveLength(7));
+    const ids = events(stream).map((event) => event.id);
+    expect(new Set(ids).size).toBe(7);
+    expect(increasing(ids)).toBe(true);
+    expect(codes(stream)).toEqual([]);
+    expect(stream.completed).toBe(false);
   });
 });
 
