@@ -20,6 +20,8 @@ export enum ErrorCode {
   SubgraphTimeout = 'SUBGRAPH_TIMEOUT',
   /** A subscription was sent as a plain HTTP request. */
   SubscriptionOverHttp = 'SUBSCRIPTION_OVER_HTTP',
+  /** Over graphql-ws: a subscription fell too far behind and was ended; the client resumes with `after`. */
+  EventsOverflow = 'EVENTS_OVERFLOW',
   /** Over graphql-ws: an operation that is not a single subscription (queries and mutations go over HTTP). */
   BadRequest = 'BAD_REQUEST',
   Internal = 'INTERNAL_SERVER_ERROR',

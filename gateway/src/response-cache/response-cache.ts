@@ -323,7 +323,8 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
       // Subscribed first, so that two replicas starting together cannot both see the other and skip it.
       const listening = await events.subscribers(DOMAIN_EVENTS_CHANNEL).catch(() => 0);
       if (listening <= 1) await store.invalidateAll().catch((error: unknown) => failed('invalidateAll', error));
-      const offGap = events.onGap(() => {
+      const offGap = events.onGap((state) => {
+        if (state !== 'restored') return;
         generation += 1;
         store.invalidateAll().catch((error: unknown) => failed('invalidateAll', error));
       });

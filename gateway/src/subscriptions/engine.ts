@@ -3,6 +3,7 @@ import { operationFromDocument, Supergraph } from '@apollo/federation-internals'
 import { QueryPlanner, type FetchNode, type PlanNode } from '@apollo/query-planner';
 import { getNamedType, GraphQLError, Kind, parse, print, type DocumentNode, type ExecutionResult, type FieldNode, type FormattedExecutionResult, type GraphQLSchema, type OperationDefinitionNode, visit } from 'graphql';
 import type { Logger, SubgraphSubscriptionClient, Viewer } from '@fed/platform';
+import { ErrorCode } from '../errors/codes.ts';
 
 export interface SubscriptionEngineOptions {
   supergraphSdl: string;
@@ -36,7 +37,7 @@ const pick = (variables: Record<string, unknown> | null | undefined, names: read
 
 const overflow = () =>
   new GraphQLError('This subscription fell too far behind and was ended. Subscribe again with `after` set to the id of the last event received.', {
-    extensions: { code: 'EVENTS_OVERFLOW' },
+    extensions: { code: ErrorCode.EventsOverflow },
   });
 
 const RESUME_VARIABLE = '__resume_after';

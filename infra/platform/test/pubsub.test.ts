@@ -501,16 +501,16 @@ describe('RedisPubSub against a real Redis', () => {
         const { received, listener } = recorder();
         const unsubscribe = await outagePubSub.subscribe(channel, listener);
 
-        const gaps: number[] = [];
-        outagePubSub.onGap(() => gaps.push(received.length));
+        const gaps: string[] = [];
+        outagePubSub.onGap((state) => gaps.push(state));
         proxy.dropConnections();
         // Delivery is at-most-once: keep publishing (straight to Redis) until one arrives after the reconnect.
         await waitFor(async () => {
           await probe.publish(prefix + channel, JSON.stringify('after the drop'));
           expect(received).toContain('after the drop');
         }, 10_000, 50);
-        // Subscribers are told, once, that messages may have been missed while the connection was down.
-        await waitFor(() => expect(gaps).toHaveLength(1));
+        // Subscribers are told, once each, that messages may be missed from the drop on, and when it is over.
+        await waitFor(() => expect(gaps).toEqual(['lost', 'restored']));
         await unsubscribe();
       } finally {
         await outagePubSub.close();

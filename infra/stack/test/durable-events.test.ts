@@ -42,7 +42,6 @@ async function follow(gatewayUrl: string, sub: string, variables: Record<string,
 }
 
 const events = (stream: Stream) => stream.results.map((result) => result.data?.userEvents).filter((event): event is UserEvent => !!event);
-const names = (stream: Stream) => events(stream).map((event) => event.user?.name);
 const codes = (stream: Stream) => stream.results.flatMap((result) => result.errors ?? []).map((error) => error.extensions?.code);
 
 /** Positions as the stream hands them out: `<ms>-<seq>`, strictly increasing. */

@@ -41,7 +41,7 @@ export interface TestStack extends RunningStack {
   teardown(): Promise<void>;
 }
 
-const isRelay = (sql: string) => /pg_try_advisory_xact_lock|"outbox"/.test(sql);
+const isRelay = (sql: string) => /pg_advisory_xact_lock|lock_timeout|"outbox"/.test(sql);
 
 export const silentLogger = (): Logger => createLogger({ name: 'test', level: 'silent' });
 

@@ -9,7 +9,7 @@ export type Followed = StoredEvent | CursorExpiredError;
  * now), then live ones, in stream order, with no gap and no repeat at the seam.
  *
  * Live events arrive by the pub/sub doorbell and are taken as they come while they follow on from the last one
- * delivered. Whenever that chain may be broken (the bus reconnected, or a slow reader let its buffer fill), the
+ * delivered. Whenever that chain may be broken (the bus dropped, or a slow reader let its buffer fill), the
  * follower is `behind` and reads the stream from its last position instead. Every doorbell and every read runs
  * in one serial chain, so a doorbell is judged only after the read before it has landed. The buffer never
  * holds more than two pages: a stalled client costs memory only up to that, and loses nothing within retention.
@@ -85,11 +85,13 @@ export async function followEvents(stream: EventStream, pubsub: PubSub, feed: Fe
       last = message.position;
     });
   });
-  const stopGap = pubsub.onGap(() => {
+  // From the moment the bus drops, a doorbell no longer proves it follows on from the last event: until a read
+  // after the reconnect has landed, doorbells only say "read".
+  const stopGap = pubsub.onGap((state) => {
     void serial(() => {
       behind = true;
       // With a reader waiting, nobody else would start the read.
-      if (waiting) return catchUp();
+      if (state === 'restored' && waiting) return catchUp();
     });
   });
 

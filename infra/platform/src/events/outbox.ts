@@ -85,7 +85,6 @@ export interface OutboxRelayOptions {
 // Any constant works as long as every relay of the same database agrees on it.
 const RELAY_LOCK_KEY = 727_002;
 
-const rowsOf = <T>(result: unknown): T[] => (Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? [])) as T[];
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 /**
@@ -112,11 +111,15 @@ export function createOutboxRelay({ db, stream, logger, batchSize = 500, pollMs 
     }
   };
 
-  /** One batch; 'busy' when another relay holds the lock. */
-  const pass = (): Promise<number | 'busy'> =>
+  /**
+   * One batch. It waits for the lock rather than trying it: the holder's pass is a few milliseconds, and the
+   * rows this call was asked for are then either sent by the holder or found by this pass. lock_timeout bounds
+   * the wait behind a holder that hangs.
+   */
+  const pass = (): Promise<number> =>
     db.transaction(async (tx) => {
-      const [lock] = rowsOf<{ locked: boolean }>(await tx.execute(sql`select pg_try_advisory_xact_lock(${RELAY_LOCK_KEY}) as locked`));
-      if (!lock?.locked) return 'busy';
+      await tx.execute(sql`set local lock_timeout = '2s'`);
+      await tx.execute(sql`select pg_advisory_xact_lock(${RELAY_LOCK_KEY})`);
       const rows = await tx.select({ seq: outbox.seq, event: outbox.event }).from(outbox).where(isNull(outbox.sentAt)).orderBy(asc(outbox.seq)).limit(batchSize);
       if (rows.length === 0) return 0;
       await hooks?.beforeAppend?.();
@@ -137,13 +140,9 @@ export function createOutboxRelay({ db, stream, logger, batchSize = 500, pollMs 
     while (completed < requested && !stopped) {
       const target = requested;
       try {
-        let sent: number | 'busy';
+        let sent: number;
         do sent = await pass();
         while (sent === batchSize && !stopped);
-        if (sent === 'busy') {
-          await delay(25);
-          continue;
-        }
         if (failing) logger.info('outbox relay recovered');
         failing = false;
       } catch (error) {

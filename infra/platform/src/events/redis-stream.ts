@@ -163,8 +163,13 @@ export class RedisEventStream implements EventStream {
       read: async (consumer, count, blockMs) => {
         const connection = this.blockingConnection();
         // It has no offline queue (a read queued during an outage would hang its consumer's shutdown): wait for it.
-        await waitForRedis(connection, blockMs);
-        return entries(await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', log, '>'));
+        await waitForRedis(connection, Math.max(blockMs, 1_000));
+        // BLOCK 0 would wait forever; no BLOCK at all returns at once, as the contract says for 0.
+        return entries(
+          blockMs > 0
+            ? await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', log, '>')
+            : await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'STREAMS', log, '>'),
+        );
       },
       ack: async (positions) => {
         if (positions.length > 0) await this.redis.xack(log, name, ...positions);

@@ -103,7 +103,7 @@ interface Group {
 export class MemoryEventStream implements EventStream {
   private readonly log: StoredEvent[] = [];
   private readonly users = new Map<string, StoredEvent[]>();
-  private readonly seen = new Map<string, string>();
+  private readonly seen = new Map<string, { position: string; at: number }>();
   private readonly groups = new Map<string, Group>();
   private readonly trimmed = { log: '0-0', users: new Map<string, string>() };
   private readonly waiters = new Set<() => void>();
@@ -127,11 +127,11 @@ export class MemoryEventStream implements EventStream {
     for (const event of events) {
       const known = this.seen.get(event.id);
       if (known) {
-        positions.push(known);
+        positions.push(known.position);
         continue;
       }
       const stored: StoredEvent = { ...event, position: this.nextPosition() };
-      this.seen.set(event.id, stored.position);
+      this.seen.set(event.id, { position: stored.position, at: Date.now() });
       this.log.push(stored);
       const own = this.users.get(event.userId) ?? [];
       this.users.set(event.userId, own);
@@ -146,10 +146,12 @@ export class MemoryEventStream implements EventStream {
   }
 
   private trim(): void {
-    while (this.log.length > this.retention.log) {
-      const dropped = this.log.shift() as StoredEvent;
-      this.trimmed.log = dropped.position;
-      this.seen.delete(dropped.id);
+    while (this.log.length > this.retention.log) this.trimmed.log = (this.log.shift() as StoredEvent).position;
+    // Ids outlive their events, as in Redis: a relay that re-sends a trimmed event must not append it again.
+    const forgetBefore = Date.now() - DEDUPLICATION_SECONDS * 1_000;
+    for (const [id, seen] of this.seen) {
+      if (seen.at > forgetBefore) break;
+      this.seen.delete(id);
     }
     for (const [userId, own] of this.users) {
       while (own.length > this.retention.perUser) this.trimmed.users.set(userId, (own.shift() as StoredEvent).position);

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 
 export type Unsubscribe = () => Promise<void>;
 export type Listener = (message: unknown) => void;
+export type GapListener = (state: 'lost' | 'restored') => void;
 
 /**
  * The pub/sub edge. Messages are JSON values; every implementation delivers a copy, so a listener can never
@@ -11,10 +12,11 @@ export interface PubSub {
   publish(channel: string, message: unknown): Promise<void>;
   subscribe(channel: string, listener: Listener): Promise<Unsubscribe>;
   /**
-   * Calls `listener` whenever messages may have been missed: the connection to the bus dropped and is back,
-   * subscriptions restored. Consumers that must not miss anything (cache purges) resynchronise then.
+   * Tells `listener` when messages may be missed: `'lost'` as soon as the connection to the bus drops (nothing
+   * heard from then on follows on from what came before), `'restored'` once it is back with its subscriptions.
+   * Consumers that must not miss anything (cache purges, event followers) resynchronise on `'restored'`.
    */
-  onGap(listener: () => void): () => void;
+  onGap(listener: GapListener): () => void;
   /** How many subscriptions a channel has right now, in every process on the bus. */
   subscribers(channel: string): Promise<number>;
   close(): Promise<void>;
@@ -69,7 +71,7 @@ export class RedisPubSub implements PubSub {
    * before Redis routes the channel to this connection (a message published right after would be lost).
    */
   private readonly channels = new Map<string, { listeners: Set<Listener>; ready: Promise<unknown> }>();
-  private readonly gapListeners = new Set<() => void>();
+  private readonly gapListeners = new Set<GapListener>();
 
   constructor(
     private readonly publisher: Redis,
@@ -87,7 +89,9 @@ export class RedisPubSub implements PubSub {
     });
     let dropped = false;
     this.subscriber.on('close', () => {
+      if (dropped) return;
       dropped = true;
+      for (const listener of [...this.gapListeners]) listener('lost');
     });
     this.subscriber.on('ready', () => {
       if (!dropped) return;
@@ -95,7 +99,7 @@ export class RedisPubSub implements PubSub {
       // ioredis re-subscribes on reconnect; a PING on the same connection answers only after those SUBSCRIBEs.
       this.subscriber.ping().then(
         () => {
-          for (const listener of [...this.gapListeners]) listener();
+          for (const listener of [...this.gapListeners]) listener('restored');
         },
         () => {
           dropped = true;
@@ -110,7 +114,7 @@ export class RedisPubSub implements PubSub {
     return Number(count);
   }
 
-  onGap(listener: () => void): () => void {
+  onGap(listener: GapListener): () => void {
     this.gapListeners.add(listener);
     return () => this.gapListeners.delete(listener);
   }

@@ -1,0 +1,450 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import {
+  comparePositions,
+  CursorExpiredError,
+  DOMAIN_EVENTS_CHANNEL,
+  InvalidCursorError,
+  MemoryEventStream,
+  parsePosition,
+  RedisEventStream,
+  userEventsChannel,
+  type DomainEvent,
+  type EventStream,
+  type Retention,
+  type StoredEvent,
+} from '../src/events/index.ts';
+import { MemoryPubSub, RedisPubSub, type PubSub } from '../src/pubsub/index.ts';
+import { createRedis, waitForRedis } from '../src/redis.ts';
+import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
+import { deleteRedisKeys, waitFor } from './support.ts';
+
+/** Every Redis key and channel this file touches starts with this; afterAll deletes exactly those keys. */
+const RUN_PREFIX = `${uniqueName('platform_event_stream_test')}:`;
+
+interface Harness {
+  stream: EventStream;
+  pubsub: PubSub;
+  close(): Promise<void>;
+}
+
+interface CreateOptions {
+  retention?: Retention;
+  /**
+   * Redis only: wait until a consumer group read works before handing the stream out (like the response store
+   * tests wait for their store to be usable). `false` hands out a stream exactly as a fresh process has it.
+   */
+  warm?: boolean;
+}
+
+interface Implementation {
+  name: string;
+  create(options?: CreateOptions): Promise<Harness>;
+}
+
+const openClients: Redis[] = [];
+let namespaceCounter = 0;
+
+const implementations: Implementation[] = [
+  {
+    name: 'MemoryEventStream',
+    create: async ({ retention } = {}) => {
+      const pubsub = new MemoryPubSub();
+      const stream = new MemoryEventStream(pubsub, retention);
+      return {
+        stream,
+        pubsub,
+        close: async () => {
+          await stream.close();
+          await pubsub.close();
+        },
+      };
+    },
+  },
+  {
+    name: 'RedisEventStream',
+    create: async ({ retention, warm = true } = {}) => {
+      const redis = createRedis(testRedisUrl());
+      openClients.push(redis);
+      redis.on('error', () => {});
+      await waitForRedis(redis);
+      // Each stream gets its own namespace (keys and channels), so no test sees another's events.
+      const prefix = `${RUN_PREFIX}${++namespaceCounter}:`;
+      const pubsub = new RedisPubSub(redis, prefix);
+      const stream = new RedisEventStream(redis, prefix, retention);
+      if (warm) {
+        const probe = stream.group('__probe');
+        await probe.ensure('0-0');
+        await waitFor(() => probe.read('probe', 1, 1), 5_000, 20);
+      }
+      return {
+        stream,
+        pubsub,
+        close: async () => {
+          await stream.close();
+          await pubsub.close();
+          redis.disconnect();
+        },
+      };
+    },
+  },
+];
+
+afterAll(async () => {
+  for (const client of openClients) client.disconnect();
+  await deleteRedisKeys(RUN_PREFIX);
+});
+
+let eventCounter = 0;
+const event = (userId: string, overrides: Partial<DomainEvent> = {}): DomainEvent => {
+  const n = ++eventCounter;
+  return {
+    id: randomUUID(),
+    kind: 'ORDER_PLACED',
+    userId,
+    orderId: `order-${n}`,
+    occurredAt: new Date(1_700_000_000_000 + n).toISOString(),
+    source: 'orders',
+    changed: [`Order:${n}`, `User:${userId}`],
+    ...overrides,
+  };
+};
+
+const positions = (events: readonly StoredEvent[]) => events.map((stored) => stored.position);
+const ids = (events: readonly { id: string }[]) => events.map((stored) => stored.id);
+const stored = (source: DomainEvent, position: string): StoredEvent => ({ ...source, position });
+
+function expectIncreasing(list: readonly string[]) {
+  for (const position of list) expect(parsePosition(position), position).toBeDefined();
+  for (let i = 1; i < list.length; i++) expect(comparePositions(list[i - 1]!, list[i]!), `${list[i - 1]} < ${list[i]}`).toBeLessThan(0);
+}
+
+/** A position strictly after `position` that the stream never handed out. */
+const beyond = (position: string) => {
+  const [ms, seq] = parsePosition(position)!;
+  return `${ms}-${seq + 1}`;
+};
+
+/** A read that should not wait for anything: blockMs 0 has its own test below, so it cannot hang these. */
+const BRIEF = 20;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(implementations)('EventStream contract: $name', ({ name, create }) => {
+  const harnesses: Harness[] = [];
+  const open = async (options?: CreateOptions) => {
+    const harness = await create(options);
+    harnesses.push(harness);
+    return harness;
+  };
+
+  afterEach(async () => {
+    for (const harness of harnesses.splice(0)) await harness.close();
+  });
+
+  it('appends events in order and returns each one its position, in increasing order', async () => {
+    const { stream } = await open();
+    const first = [event('u1'), event('u2'), event('u1')];
+    const second = [event('u3'), event('u1')];
+    const p1 = await stream.append(first);
+    const p2 = await stream.append(second);
+    expect(p1).toHaveLength(3);
+    expect(p2).toHaveLength(2);
+    expectIncreasing([...p1, ...p2]);
+    expect(await stream.append([])).toEqual([]);
+
+    const log = await stream.read({}, null, 100);
+    expect(log).toEqual([...first, ...second].map((source, i) => stored(source, [...p1, ...p2][i]!)));
+  });
+
+  it('drops a re-appended event id: same position back, no second entry, no second doorbell', async () => {
+    const { stream, pubsub } = await open();
+    const heard: unknown[] = [];
+    await pubsub.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => heard.push(message));
+
+    const a = event('u1');
+    const b = event('u2');
+    const [pa, pb] = await stream.append([a, b]);
+    // A relay that crashed after appending sends the same rows again, plus a new one.
+    const c = event('u1');
+    const again = await stream.append([b, a, c]);
+    expect(again.slice(0, 2)).toEqual([pb, pa]);
+    expectIncreasing([pb!, again[2]!]);
+    // The same id twice in one batch is one entry too.
+    const d = event('u1');
+    const twice = await stream.append([d, { ...d }]);
+    expect(twice[0]).toBe(twice[1]);
+
+    expect(ids(await stream.read({}, null, 100))).toEqual([a.id, b.id, c.id, d.id]);
+    expect(ids(await stream.read({ userId: 'u1' }, null, 100))).toEqual([a.id, c.id, d.id]);
+    expect(ids(await stream.read({ userId: 'u2' }, null, 100))).toEqual([b.id]);
+
+    const marker = event('u9');
+    await stream.append([marker]);
+    await waitFor(() => expect(heard.at(-1)).toMatchObject({ id: marker.id }));
+    expect(ids(heard as StoredEvent[])).toEqual([a.id, b.id, c.id, d.id, marker.id]);
+  });
+
+  it("reads one user's events or the whole log, after a position (exclusive), up to a limit", async () => {
+    const { stream } = await open();
+    const e = [event('u1'), event('u2'), event('u1'), event('u1'), event('u2')];
+    const p = await stream.append(e);
+    const [p1, p2, p3, p4, p5] = p as [string, string, string, string, string];
+
+    expect(await stream.read({ userId: 'u1' }, null, 10)).toEqual([stored(e[0]!, p1), stored(e[2]!, p3), stored(e[3]!, p4)]);
+    expect(positions(await stream.read({ userId: 'u1' }, p1, 10))).toEqual([p3, p4]);
+    expect(positions(await stream.read({ userId: 'u1' }, p1, 1))).toEqual([p3]);
+    expect(positions(await stream.read({ userId: 'u1' }, p3, 10))).toEqual([p4]);
+    expect(await stream.read({ userId: 'u1' }, p4, 10)).toEqual([]);
+    // Positions are shared by the log and every user's stream: any of them works as a cursor on a feed.
+    expect(positions(await stream.read({ userId: 'u2' }, p1, 10))).toEqual([p2, p5]);
+    expect(positions(await stream.read({ userId: 'u2' }, p3, 10))).toEqual([p5]);
+    expect(await stream.read({ userId: 'nobody' }, null, 10)).toEqual([]);
+    expect(await stream.read({ userId: 'nobody' }, p2, 10)).toEqual([]);
+
+    expect(positions(await stream.read({}, null, 2))).toEqual([p1, p2]);
+    expect(positions(await stream.read({}, p2, 2))).toEqual([p3, p4]);
+    expect(positions(await stream.read({}, p4, 100))).toEqual([p5]);
+    expect(await stream.read({}, p5, 100)).toEqual([]);
+    expect(await stream.read({}, null, 100)).toEqual(e.map((source, i) => stored(source, p[i]!)));
+  });
+
+  it('reads an empty stream as empty, from the start or from 0-0', async () => {
+    const { stream } = await open();
+    expect(await stream.read({}, null, 10)).toEqual([]);
+    expect(await stream.read({ userId: 'u1' }, null, 10)).toEqual([]);
+    expect(await stream.read({}, '0-0', 10)).toEqual([]);
+    expect(await stream.read({ userId: 'u1' }, '0-0', 10)).toEqual([]);
+  });
+
+  it('tells the newest position of the log and of each user, 0-0 when there is none', async () => {
+    const { stream } = await open();
+    expect(await stream.last({})).toBe('0-0');
+    expect(await stream.last({ userId: 'u1' })).toBe('0-0');
+    const [p1, p2, p3] = await stream.append([event('u1'), event('u2'), event('u1')]);
+    expect(await stream.last({})).toBe(p3);
+    expect(await stream.last({ userId: 'u1' })).toBe(p3);
+    expect(await stream.last({ userId: 'u2' })).toBe(p2);
+    expect(await stream.last({ userId: 'nobody' })).toBe('0-0');
+    expect(p1).toBeDefined();
+  });
+
+  it("keeps only the retained events of a user: a cursor before the trimmed ones expires, the newest trimmed one still works", async () => {
+    const { stream } = await open({ retention: { perUser: 3, log: 1_000 } });
+    const mine = [event('u1'), event('u1'), event('u1'), event('u1'), event('u1')];
+    const theirs = event('u2');
+    const [p1, p2] = (await stream.append(mine.slice(0, 2))) as [string, string];
+    await stream.append([theirs]);
+    const [p3, p4, p5] = (await stream.append(mine.slice(2))) as [string, string, string];
+
+    // Only the newest three of u1 are kept...
+    expect(positions(await stream.read({ userId: 'u1' }, null, 10))).toEqual([p3, p4, p5]);
+    // ...so a reader at p1 has missed p2 for good and must be told so, not handed p3 as if nothing was lost.
+    await expect(stream.read({ userId: 'u1' }, p1, 10)).rejects.toBeInstanceOf(CursorExpiredError);
+    await expect(stream.read({ userId: 'u1' }, '0-1', 10)).rejects.toBeInstanceOf(CursorExpiredError);
+    // p2 was trimmed, but everything after it is still there.
+    expect(positions(await stream.read({ userId: 'u1' }, p2, 10))).toEqual([p3, p4, p5]);
+    expect(positions(await stream.read({ userId: 'u1' }, p3, 10))).toEqual([p4, p5]);
+    // Another user's stream and the log are not trimmed by u1's retention.
+    expect(ids(await stream.read({ userId: 'u2' }, null, 10))).toEqual([theirs.id]);
+    expect(await stream.read({}, null, 10)).toHaveLength(6);
+    expect(await stream.read({ userId: 'u2' }, p1, 10)).toHaveLength(1);
+  });
+
+  it('rejects a malformed cursor, and one beyond the newest position, as invalid', async () => {
+    const { stream } = await open();
+    for (const after of ['5-0', '1-1']) {
+      // Nothing was handed out yet: any position but 0-0 is one the stream never gave.
+      await expect(stream.read({}, after, 10), after).rejects.toBeInstanceOf(InvalidCursorError);
+    }
+    await stream.append([event('u1'), event('u2')]);
+    const newest = await stream.last({});
+    const [ms] = parsePosition(newest)!;
+    for (const after of ['', 'abc', '12', '1-2-3', '-1-0', '1-x', ' 1-0', '1234567890123456-0', beyond(newest), `${ms + 60_000}-0`]) {
+      await expect(stream.read({}, after, 10), JSON.stringify(after)).rejects.toBeInstanceOf(InvalidCursorError);
+      await expect(stream.read({ userId: 'u1' }, after, 10), JSON.stringify(after)).rejects.toBeInstanceOf(InvalidCursorError);
+    }
+    // The newest position itself is a fine cursor, also for a user whose newest it is not.
+    expect(await stream.read({ userId: 'u1' }, newest, 10)).toEqual([]);
+  });
+
+  it("rings the doorbell: a subscriber of the user's channel (and of the domain channel) gets the stored event with its position", async () => {
+    const { stream, pubsub } = await open();
+    const forU1: unknown[] = [];
+    const forU2: unknown[] = [];
+    const all: unknown[] = [];
+    await pubsub.subscribe(userEventsChannel('u1'), (message) => forU1.push(message));
+    await pubsub.subscribe(userEventsChannel('u2'), (message) => forU2.push(message));
+    await pubsub.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => all.push(message));
+
+    const mine = event('u1');
+    const [position] = await stream.append([mine]);
+    await waitFor(() => expect(forU1).toEqual([stored(mine, position!)]));
+    await waitFor(() => expect(all).toEqual([stored(mine, position!)]));
+
+    // Messages travel in order: once u2 hears its own event, it would have heard u1's before it.
+    const theirs = event('u2');
+    const [theirPosition] = await stream.append([theirs]);
+    await waitFor(() => expect(forU2).toEqual([stored(theirs, theirPosition!)]));
+    await waitFor(() => expect(all).toHaveLength(2));
+    expect(forU1).toHaveLength(1);
+  });
+
+  describe('consumer groups', () => {
+    it('creates a group once: ensure is true the first time, false after, and does not move the group', async () => {
+      const { stream } = await open();
+      const [p1] = await stream.append([event('u1')]);
+      const group = stream.group('projection');
+      expect(await group.ensure('0-0')).toBe(true);
+      expect(await group.ensure(p1!)).toBe(false);
+      expect(await stream.group('projection').ensure('0-0')).toBe(false);
+      // Still at 0-0: the event before the second ensure is delivered.
+      expect(positions(await group.read('c1', 10, BRIEF))).toEqual([p1]);
+
+      // A group created at the newest position receives only what follows.
+      const late = stream.group('late');
+      expect(await late.ensure(await stream.last({}))).toBe(true);
+      const next = event('u2');
+      const [p2] = await stream.append([next]);
+      expect(await late.read('c1', 10, BRIEF)).toEqual([stored(next, p2!)]);
+    });
+
+    it('delivers each event to exactly one of two consumers, in log order', async () => {
+      const { stream } = await open();
+      const group = stream.group('workers');
+      await group.ensure('0-0');
+      const appended = await stream.append(Array.from({ length: 10 }, (_, i) => event(`u${i % 3}`)));
+
+      const first = await group.read('a', 4, BRIEF);
+      const second = await group.read('b', 100, BRIEF);
+      const third = await group.read('a', 100, 50);
+      expect(positions(first)).toEqual(appended.slice(0, 4));
+      expect(positions(second)).toEqual(appended.slice(4));
+      expect(third).toEqual([]);
+
+      const more = await stream.append([event('u1'), event('u2')]);
+      const [x, y] = await Promise.all([group.read('a', 1, BRIEF), group.read('b', 1, BRIEF)]);
+      expect([...positions(x!), ...positions(y!)].sort(comparePositions)).toEqual(more);
+      expect(await group.read('b', 10, BRIEF)).toEqual([]);
+    });
+
+    it('is caught up to a position only once every event up to it was delivered and acknowledged', async () => {
+      const { stream } = await open();
+      const group = stream.group('caught-up');
+      await group.ensure('0-0');
+      const [p1, p2, p3] = (await stream.append([event('u1'), event('u2'), event('u1')])) as [string, string, string];
+
+      // Not yet delivered.
+      expect(await group.caughtUp(p1)).toBe(false);
+      expect(positions(await group.read('a', 2, BRIEF))).toEqual([p1, p2]);
+      // Delivered, but pending.
+      expect(await group.caughtUp(p1)).toBe(false);
+      expect(await group.caughtUp(p2)).toBe(false);
+      await group.ack([p1]);
+      expect(await group.caughtUp(p1)).toBe(true);
+      expect(await group.caughtUp(p2)).toBe(false);
+      await group.ack([p2]);
+      expect(await group.caughtUp(p2)).toBe(true);
+      // p3 is acknowledged by nobody and not even delivered.
+      expect(await group.caughtUp(p3)).toBe(false);
+      expect(positions(await group.read('b', 10, BRIEF))).toEqual([p3]);
+      expect(await group.caughtUp(p3)).toBe(false);
+      await group.ack([p3]);
+      expect(await group.caughtUp(p3)).toBe(true);
+      // Acknowledging again, or nothing, changes nothing.
+      await group.ack([p3]);
+      await group.ack([]);
+      expect(await group.caughtUp(p3)).toBe(true);
+    });
+
+    it('wakes a blocked read as soon as an event is appended', async () => {
+      const { stream } = await open();
+      const group = stream.group('blocking');
+      await group.ensure('0-0');
+      let settled = false;
+      const started = performance.now();
+      const reading = group.read('a', 10, 5_000).finally(() => (settled = true));
+      await sleep(150);
+      // Nothing to read: it is still waiting.
+      expect(settled).toBe(false);
+      const mine = event('u1');
+      const [position] = await stream.append([mine]);
+      const appendedAt = performance.now();
+      expect(await reading).toEqual([stored(mine, position!)]);
+      expect(performance.now() - appendedAt).toBeLessThan(1_000);
+      expect(appendedAt - started).toBeGreaterThanOrEqual(140);
+    });
+
+    it('returns at once, empty, from a read with blockMs 0 when nothing is new', async () => {
+      const { stream } = await open();
+      const group = stream.group('no-wait');
+      await group.ensure('0-0');
+      const started = performance.now();
+      const result = await Promise.race([group.read('a', 10, 0), sleep(1_500).then(() => 'still waiting after 1.5 s')]);
+      expect(result).toEqual([]);
+      expect(performance.now() - started).toBeLessThan(500);
+    });
+
+    it("hands a dead consumer's unacknowledged events to another after minIdleMs, and only then", async () => {
+      const { stream } = await open();
+      const group = stream.group('claims');
+      await group.ensure('0-0');
+      const appended = await stream.append([event('u1'), event('u2')]);
+      const taken = await group.read('dies', 10, BRIEF);
+      expect(positions(taken)).toEqual(appended);
+
+      // Not idle long enough yet.
+      expect(await group.claim('rescuer', 400, 10)).toEqual([]);
+      const claimed = await waitFor(async () => {
+        const events = await group.claim('rescuer', 400, 10);
+        expect(events.length).toBeGreaterThan(0);
+        return events;
+      }, 3_000, 50);
+      expect(claimed).toEqual(taken);
+      // Claimed anew: idle again only after another minIdleMs.
+      expect(await group.claim('third', 400, 10)).toEqual([]);
+      // Still pending until the new owner acknowledges.
+      expect(await group.caughtUp(appended[1]!)).toBe(false);
+      await group.ack(positions(claimed));
+      expect(await group.caughtUp(appended[1]!)).toBe(true);
+      expect(await group.claim('third', 0, 10)).toEqual([]);
+      // Fresh reads never hand out a claimed event again.
+      expect(await group.read('dies', 10, BRIEF)).toEqual([]);
+    });
+
+    it('reset moves the group: it receives what follows the new position, and forgets pending events', async () => {
+      const { stream } = await open();
+      const group = stream.group('rebuild');
+      await group.ensure('0-0');
+      const [p1, p2, p3] = (await stream.append([event('u1'), event('u2'), event('u3')])) as [string, string, string];
+      expect(positions(await group.read('a', 10, BRIEF))).toEqual([p1, p2, p3]);
+      await group.ack([p1]);
+      expect(await group.caughtUp(p1)).toBe(true);
+
+      // A projection rebuilt from a snapshot taken at p1.
+      await group.reset(p1);
+      expect(await group.caughtUp(p3)).toBe(false);
+      // The old pending entries (p2, p3 held by `a`) are not handed out by claim...
+      expect(await group.claim('b', 0, 10)).toEqual([]);
+      // ...they come again, once each, as fresh reads after p1.
+      expect(positions(await group.read('b', 10, BRIEF))).toEqual([p2, p3]);
+      await group.ack([p2, p3]);
+      expect(await group.caughtUp(p3)).toBe(true);
+
+      // Back to the start.
+      await group.reset('0-0');
+      expect(positions(await group.read('c', 10, BRIEF))).toEqual([p1, p2, p3]);
+    });
+
+    it(`serves a consumer's very first read on a freshly created stream (${name})`, async () => {
+      const { stream } = await open({ warm: false });
+      const group = stream.group('first');
+      await group.ensure('0-0');
+      const mine = event('u1');
+      const [position] = await stream.append([mine]);
+      // A projection process starting up: its first read must not fail.
+      expect(await group.read('a', 10, 100)).toEqual([stored(mine, position!)]);
+    });
+  });
+});

@@ -1,0 +1,333 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { sql, type SQL } from 'drizzle-orm';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createDatabase, type DatabaseHandle } from '../src/db/index.ts';
+import {
+  createOutboxRelay,
+  createUnitOfWork,
+  outbox,
+  RedisEventStream,
+  type DomainEvent,
+  type NewDomainEvent,
+  type OutboxRelay,
+} from '../src/events/index.ts';
+import { createRedis, waitForRedis } from '../src/redis.ts';
+import { createTestDatabase, testRedisUrl, uniqueName, type TestDatabase } from '../src/testing/services.ts';
+import { captureLogger, deleteRedisKeys, startTcpProxy, timed, waitFor } from './support.ts';
+
+/** Every Redis key this file writes starts with this; afterAll deletes exactly those keys. */
+const RUN_PREFIX = `${uniqueName('platform_outbox_test')}:`;
+const PLATFORM_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+const schema = { outbox };
+type Db = DatabaseHandle<typeof schema>['db'];
+
+// The DDL of the drizzle `outbox` table, as a subgraph's migration creates it, and a business table the units
+// of work write next to their events.
+const DDL = [
+  `create table outbox (
+     seq bigint generated always as identity primary key,
+     event jsonb not null,
+     created_at timestamptz not null default now(),
+     sent_at timestamptz
+   )`,
+  `create index outbox_unsent_idx on outbox (seq) where sent_at is null`,
+  `create table notes (id serial primary key, user_id text not null, body text not null)`,
+];
+
+let database: TestDatabase;
+let main: DatabaseHandle<typeof schema>;
+let redis: Redis;
+const openHandles: DatabaseHandle<typeof schema>[] = [];
+const openClients: Redis[] = [];
+const relays: OutboxRelay[] = [];
+let prefix: string;
+let prefixCounter = 0;
+
+async function openDatabase(): Promise<DatabaseHandle<typeof schema>> {
+  const handle = await createDatabase({ location: { url: database.url }, schema });
+  openHandles.push(handle);
+  return handle;
+}
+
+async function connectedRedis(url = testRedisUrl()): Promise<Redis> {
+  const client = createRedis(url);
+  openClients.push(client);
+  client.on('error', () => {});
+  await waitForRedis(client);
+  return client;
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase('platform_outbox');
+  main = await openDatabase();
+  for (const statement of DDL) await main.db.execute(sql.raw(statement));
+  redis = await connectedRedis();
+});
+
+afterAll(async () => {
+  for (const handle of openHandles) await handle.close();
+  for (const client of openClients) client.disconnect();
+  await database?.drop();
+  await deleteRedisKeys(RUN_PREFIX);
+});
+
+beforeEach(async () => {
+  await main.db.execute(sql`truncate outbox, notes restart identity`);
+  // Each test relays into a stream of its own.
+  prefix = `${RUN_PREFIX}${++prefixCounter}:`;
+});
+
+afterEach(async () => {
+  for (const relay of relays.splice(0)) await relay.stop();
+});
+
+const rows = async <T>(query: SQL, db: Db = main.db) => (await db.execute(query)) as unknown as T[];
+
+interface OutboxRow {
+  seq: number;
+  id: string;
+  user_id: string;
+  sent: boolean;
+}
+const outboxRows = () =>
+  rows<OutboxRow>(sql`select seq::int as seq, event->>'id' as id, event->>'userId' as user_id, sent_at is not null as sent from outbox order by seq`);
+const unsentCount = async () => (await outboxRows()).filter((row) => !row.sent).length;
+
+/** What a consumer of the stream sees: the whole log, oldest first. */
+const logOf = async (stream = new RedisEventStream(redis, prefix)) => stream.read({}, null, 100_000);
+
+function relay(options: { db?: Db; stream?: RedisEventStream; batchSize?: number; pollMs?: number; logger?: ReturnType<typeof captureLogger>['logger'] } = {}) {
+  const created = createOutboxRelay({
+    db: options.db ?? main.db,
+    stream: options.stream ?? new RedisEventStream(redis, prefix),
+    logger: options.logger ?? captureLogger().logger,
+    batchSize: options.batchSize,
+    pollMs: options.pollMs,
+  });
+  relays.push(created);
+  return created;
+}
+
+const change = (userId: string, n: number): NewDomainEvent => ({ kind: 'ORDER_PLACED', userId, orderId: `order-${n}`, changed: [`Order:${n}`, `User:${userId}`] });
+
+/** Commits `count` events in as many transactions, without sending them: a service that died after its commits. */
+async function commitUnsent(count: number, userOf = (i: number) => `u${i % 3}`): Promise<DomainEvent[]> {
+  const committed: DomainEvent[] = [];
+  const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: { flush: async () => {} } })((events) => committed.push(...events));
+  for (let i = 0; i < count; i++) {
+    await transact(async (tx, emit) => {
+      await tx.execute(sql`insert into notes (user_id, body) values (${userOf(i)}, ${`note ${i}`})`);
+      emit(change(userOf(i), i));
+    });
+  }
+  return committed;
+}
+
+describe('a unit of work', () => {
+  it('writes its events with its changes when it commits, and hands them over', async () => {
+    const handedOver: DomainEvent[][] = [];
+    const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: relay() })((events) => handedOver.push(events));
+
+    const result = await transact(async (tx, emit) => {
+      await tx.execute(sql`insert into notes (user_id, body) values ('u1', 'placed')`);
+      emit(change('u1', 1));
+      emit(change('u2', 2));
+      return 'placed';
+    });
+    expect(result).toBe('placed');
+    expect(handedOver).toHaveLength(1);
+    const [events] = handedOver as [DomainEvent[]];
+    expect(events).toEqual([
+      { ...change('u1', 1), id: expect.any(String), occurredAt: expect.any(String), source: 'orders' },
+      { ...change('u2', 2), id: expect.any(String), occurredAt: expect.any(String), source: 'orders' },
+    ]);
+    expect(new Set(events.map((event) => event.id)).size).toBe(2);
+    expect((await outboxRows()).map((row) => row.id)).toEqual(events.map((event) => event.id));
+
+    // The write waited for its events to reach the stream: a client reading right after finds them there.
+    expect(await logOf()).toEqual(events.map((event) => ({ ...event, position: expect.stringMatching(/^\d+-\d+$/) })));
+    expect(await unsentCount()).toBe(0);
+  });
+
+  it('writes no event, and hands none over, when the work throws', async () => {
+    const handedOver: DomainEvent[][] = [];
+    const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: relay() })((events) => handedOver.push(events));
+
+    await expect(
+      transact(async (tx, emit) => {
+        await tx.execute(sql`insert into notes (user_id, body) values ('u1', 'doomed')`);
+        emit(change('u1', 1));
+        throw new Error('payment declined');
+      }),
+    ).rejects.toThrow('payment declined');
+
+    expect(handedOver).toEqual([]);
+    expect(await outboxRows()).toEqual([]);
+    expect(await rows(sql`select * from notes`)).toEqual([]);
+    expect(await logOf()).toEqual([]);
+  });
+});
+
+describe('the outbox relay', () => {
+  it('sends every committed row to the stream exactly once, in commit order, and marks it sent', async () => {
+    const committed = await commitUnsent(120);
+    expect(await unsentCount()).toBe(120);
+    expect(await logOf()).toEqual([]);
+
+    const sender = relay({ batchSize: 50 });
+    await sender.flush();
+    const log = await logOf();
+    expect(log.map((event) => event.id)).toEqual(committed.map((event) => event.id));
+    expect(log).toEqual(committed.map((event) => ({ ...event, position: expect.any(String) })));
+    expect(await unsentCount()).toBe(0);
+
+    // Nothing is sent twice, by this relay or another.
+    await sender.flush();
+    await relay().flush();
+    expect(await logOf()).toHaveLength(120);
+  });
+
+  it('once started, picks up rows committed by writers that never flushed', async () => {
+    const sender = relay({ pollMs: 50 });
+    sender.start();
+    const committed = await commitUnsent(7);
+    await waitFor(async () => expect((await logOf()).map((event) => event.id)).toEqual(committed.map((event) => event.id)), 5_000, 25);
+    await waitFor(async () => expect(await unsentCount()).toBe(0));
+  });
+
+  it("with three relays on three connections and 300 concurrent commits, the log holds each event once, each user's in commit order", async () => {
+    const handles = await Promise.all([openDatabase(), openDatabase(), openDatabase()]);
+    // Three replicas: each its own database pool, Redis connection and relay.
+    const replicas = await Promise.all(
+      handles.map(async (handle) => {
+        const sender = relay({ db: handle.db, stream: new RedisEventStream(await connectedRedis(), prefix), batchSize: 20 });
+        sender.start();
+        return { handle, sender };
+      }),
+    );
+    const users = Array.from({ length: 10 }, (_, i) => `user-${i}`);
+    const commitOrder = new Map<string, string[]>(users.map((user) => [user, []]));
+
+    // Each user's writes one after another (that is what orders them); the users' writes all at once,
+    // spread over the three replicas.
+    await Promise.all(
+      users.map(async (user, u) => {
+        for (let i = 0; i < 30; i++) {
+          const { handle, sender } = replicas[(u + i) % 3]!;
+          const transact = createUnitOfWork({ db: handle.db, source: 'orders', relay: sender })((events) =>
+            commitOrder.get(user)!.push(...events.map((event) => event.id)),
+          );
+          await transact(async (tx, emit) => {
+            await tx.execute(sql`insert into notes (user_id, body) values (${user}, ${`write ${i}`})`);
+            emit(change(user, u * 100 + i));
+          });
+        }
+      }),
+    );
+
+    await Promise.all(replicas.map(({ sender }) => sender.flush()));
+    await waitFor(async () => expect(await unsentCount()).toBe(0), 10_000, 50);
+    const log = await logOf();
+    const ids = log.map((event) => event.id);
+    expect(ids).toHaveLength(300);
+    expect(new Set(ids).size).toBe(300);
+    expect(new Set(ids)).toEqual(new Set([...commitOrder.values()].flat()));
+    for (const user of users) {
+      expect(log.filter((event) => event.userId === user).map((event) => event.id), user).toEqual(commitOrder.get(user));
+      expect((await new RedisEventStream(redis, prefix).read({ userId: user }, null, 1_000)).map((event) => event.id), user).toEqual(commitOrder.get(user));
+    }
+  });
+
+  describe('killed in the middle of a pass', () => {
+    function runCrashingRelay(killAt: 'beforeAppend' | 'afterAppend') {
+      return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/relay-crash.ts'], {
+          cwd: PLATFORM_DIR,
+          env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: testRedisUrl(), KEY_PREFIX: prefix, KILL_AT: killAt },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let stderr = '';
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        const timer = setTimeout(() => child.kill('SIGTERM'), 20_000);
+        child.on('error', reject);
+        child.on('exit', (code, signal) => {
+          clearTimeout(timer);
+          resolve({ code, signal, stderr });
+        });
+      });
+    }
+
+    it('before the append: nothing reached the stream, and a relay later sends every event once', async () => {
+      const committed = await commitUnsent(12);
+      const crash = await runCrashingRelay('beforeAppend');
+      expect(crash, crash.stderr).toMatchObject({ code: null, signal: 'SIGKILL' });
+      expect(await logOf()).toEqual([]);
+      expect(await unsentCount()).toBe(12);
+
+      const { ms } = await timed(() => relay().flush());
+      expect((await logOf()).map((event) => event.id)).toEqual(committed.map((event) => event.id));
+      expect(await unsentCount()).toBe(0);
+      // The dead relay's lock went with its connection: nobody waited on it for long.
+      expect(ms).toBeLessThan(5_000);
+    });
+
+    it('after the append: the stream has the events but the rows are unsent; the resend adds no second entry', async () => {
+      const committed = await commitUnsent(12);
+      const crash = await runCrashingRelay('afterAppend');
+      expect(crash, crash.stderr).toMatchObject({ code: null, signal: 'SIGKILL' });
+      const appended = await logOf();
+      expect(appended.map((event) => event.id)).toEqual(committed.map((event) => event.id));
+      expect(await unsentCount()).toBe(12);
+
+      await relay().flush();
+      const log = await logOf();
+      // Exactly once, at the positions the first attempt gave them.
+      expect(log).toEqual(appended);
+      expect(await unsentCount()).toBe(0);
+    });
+  });
+
+  it('keeps the rows while Redis is unreachable without holding writes up, and sends them once it is back', async () => {
+    const proxy = await startTcpProxy(testRedisUrl());
+    try {
+      const viaProxy = await connectedRedis(proxy.url);
+      const { logger, lines } = captureLogger();
+      const sender = relay({ stream: new RedisEventStream(viaProxy, prefix), logger });
+      const handedOver: DomainEvent[] = [];
+      const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: sender, flushTimeoutMs: 300 })((events) => handedOver.push(...events));
+
+      await proxy.setListening(false);
+      await waitFor(() => expect(viaProxy.status).not.toBe('ready'));
+
+      // The write succeeds, and answers within its flush timeout.
+      for (let i = 0; i < 3; i++) {
+        const write = await timed(() =>
+          transact(async (tx, emit) => {
+            await tx.execute(sql`insert into notes (user_id, body) values ('u1', ${`offline ${i}`})`);
+            emit(change('u1', i));
+            return i;
+          }),
+        );
+        expect(write.value).toBe(i);
+        expect(write.ms).toBeLessThan(1_000);
+      }
+      const flushed = await timed(() => sender.flush(300));
+      expect(flushed.ms).toBeLessThan(1_000);
+      expect(await unsentCount()).toBe(3);
+      expect(await logOf()).toEqual([]);
+      expect(lines.some((line) => line.msg === 'outbox relay failed; retrying')).toBe(true);
+
+      await proxy.setListening(true);
+      await waitFor(() => expect(viaProxy.status).toBe('ready'), 5_000);
+      await sender.flush();
+      expect((await logOf()).map((event) => event.id)).toEqual(handedOver.map((event) => event.id));
+      expect(await unsentCount()).toBe(0);
+      expect(lines.some((line) => line.msg === 'outbox relay recovered')).toBe(true);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
