@@ -230,6 +230,14 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
     expect(p1).toBeDefined();
   });
 
+  it('tells the newest position of each source, so a consumer of one source knows how far it must have got', async () => {
+    const { stream } = await open();
+    expect(await stream.lastFrom('users')).toBe('0-0');
+    const [fromUsers, fromOrders] = await stream.append([event('u1', { source: 'users', kind: 'USER_UPDATED' }), event('u1')]);
+    expect(await stream.lastFrom('users')).toBe(fromUsers);
+    expect(await stream.lastFrom('orders')).toBe(fromOrders);
+  });
+
   it("keeps only the retained events of a user: a cursor before the trimmed ones expires, the newest trimmed one still works", async () => {
     const { stream } = await open({ retention: { perUser: 3, log: 1_000 } });
     const mine = [event('u1'), event('u1'), event('u1'), event('u1'), event('u1')];

@@ -35,8 +35,8 @@ local function add(key, max, id, json)
   return position
 end
 local positions = {}
-for i = 5, #ARGV, 3 do
-  local id, user, json = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 5, #ARGV, 4 do
+  local id, user, source, json = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local seen = prefix .. 'events:id:' .. id
   local known = redis.call('GET', seen)
   if known then
@@ -45,6 +45,7 @@ for i = 5, #ARGV, 3 do
     local position = add(log, logMax, '*', json)
     add(prefix .. 'events:user:' .. user, userMax, position, json)
     redis.call('SET', seen, position, 'EX', ttl)
+    redis.call('HSET', prefix .. 'events:sources', source, position)
     local stored = '{"position":"' .. position .. '",' .. string.sub(json, 2)
     redis.call('PUBLISH', prefix .. 'user-events:' .. user, stored)
     redis.call('PUBLISH', prefix .. 'domain-events', stored)
@@ -109,7 +110,7 @@ export class RedisEventStream implements EventStream {
 
   async append(events: readonly DomainEvent[]): Promise<string[]> {
     if (events.length === 0) return [];
-    const args = events.flatMap((event) => [event.id, event.userId, JSON.stringify(event)]);
+    const args = events.flatMap((event) => [event.id, event.userId, event.source, JSON.stringify(event)]);
     const run = (this.redis as unknown as { eventsAppend(...args: (string | number)[]): Promise<string[]> }).eventsAppend;
     return run.call(this.redis, this.prefix, this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS, ...args);
   }
@@ -126,6 +127,10 @@ export class RedisEventStream implements EventStream {
   async last(feed: Feed): Promise<string> {
     const [entry] = (await this.redis.xrevrange(this.key(feed), '+', '-', 'COUNT', 1)) as Entry[];
     return entry?.[0] ?? '0-0';
+  }
+
+  async lastFrom(source: string): Promise<string> {
+    return (await this.redis.hget(`${this.prefix}events:sources`, source)) ?? '0-0';
   }
 
   /** XREADGROUP BLOCK holds its connection, so group reads get one of their own, without the short timeout. */
@@ -179,12 +184,15 @@ export class RedisEventStream implements EventStream {
         return entries([[log, claimed]]);
       },
       caughtUp: async (position) => {
-        const groups = (await this.redis.xinfo('GROUPS', log)) as (string | number)[][];
-        const fields = groups.find((group) => group[group.indexOf('name') + 1] === name);
+        // One round trip: writers ask this before each placeOrder.
+        const replies = await this.redis.pipeline().xinfo('GROUPS', log).xpending(log, name).exec();
+        const [[groupsError, groups] = [], [pendingError, summary] = []] = replies ?? [];
+        if (groupsError || pendingError) throw groupsError ?? pendingError;
+        const fields = (groups as (string | number)[][]).find((group) => group[group.indexOf('name') + 1] === name);
         if (!fields) return false;
         const lastDelivered = String(fields[fields.indexOf('last-delivered-id') + 1]);
         if (comparePositions(lastDelivered, position) < 0) return false;
-        const [pending, oldest] = (await this.redis.xpending(log, name)) as [number, string | null];
+        const [pending, oldest] = summary as [number, string | null];
         return Number(pending) === 0 || comparePositions(oldest as string, position) > 0;
       },
     };

@@ -48,6 +48,8 @@ export interface EventStream {
   read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]>;
   /** The newest position of `feed` ('0-0' when it has none). */
   last(feed: Feed): Promise<string>;
+  /** The newest position of an event from `source` ('0-0' when none): how far a consumer of it must have got. */
+  lastFrom(source: string): Promise<string>;
   /** A consumer group on the whole log: each event goes to one consumer, and stays pending until acknowledged. */
   group(name: string): ConsumerGroup;
   close(): Promise<void>;
@@ -107,6 +109,7 @@ export class MemoryEventStream implements EventStream {
   private readonly groups = new Map<string, Group>();
   private readonly trimmed = { log: '0-0', users: new Map<string, string>() };
   private readonly waiters = new Set<() => void>();
+  private readonly sources = new Map<string, string>();
   private lastPosition = '0-0';
 
   constructor(
@@ -132,6 +135,7 @@ export class MemoryEventStream implements EventStream {
       }
       const stored: StoredEvent = { ...event, position: this.nextPosition() };
       this.seen.set(event.id, { position: stored.position, at: Date.now() });
+      this.sources.set(event.source, stored.position);
       this.log.push(stored);
       const own = this.users.get(event.userId) ?? [];
       this.users.set(event.userId, own);
@@ -172,6 +176,10 @@ export class MemoryEventStream implements EventStream {
   async last(feed: Feed): Promise<string> {
     const events = feed.userId === undefined ? this.log : (this.users.get(feed.userId) ?? []);
     return events.at(-1)?.position ?? (feed.userId === undefined ? this.lastPosition : '0-0');
+  }
+
+  async lastFrom(source: string): Promise<string> {
+    return this.sources.get(source) ?? '0-0';
   }
 
   group(name: string): ConsumerGroup {

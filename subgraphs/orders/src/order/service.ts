@@ -49,23 +49,19 @@ export function createOrderService(orders: OrderRepository, transact: Transact<O
       if (!CURRENCY.test(currency)) throw bad('Currency must be a three-letter ISO 4217 code', 'input.currency');
       const totalCents = items.reduce((sum, item) => sum + item.quantity * item.unitPriceCents, 0);
       if (totalCents > MAX_TOTAL_CENTS) throw bad('Order total is too large', 'input.items');
-      const attempt = () =>
-        transact(async (tx, emit) => {
-          const user = await createKnownUserRepository(tx).findForShare(userId);
-          if (!user || user.deleted) return undefined;
-          const placed = await createOrderRepository(tx).insert({ userId, currency, totalCents, items });
-          emit(orderEvent('ORDER_PLACED', placed.order));
-          return placed;
-        });
       if (!users.built()) {
         throw publicError(ErrorCode.SubgraphUnavailable, 'Orders does not know its users yet (the users service has not answered); nothing was written. Try again.');
       }
-      let placed = await attempt();
-      if (!placed) {
-        // The user may have been created a moment ago and not have reached the projection yet.
-        await users.settle();
-        placed = await attempt();
-      }
+      // A client that just created or deleted the user must see that here: wait until the projection has applied
+      // every users event in the stream (one round trip when it has, which is nearly always).
+      await users.settle();
+      const placed = await transact(async (tx, emit) => {
+        const user = await createKnownUserRepository(tx).findForShare(userId);
+        if (!user || user.deleted) return undefined;
+        const order = await createOrderRepository(tx).insert({ userId, currency, totalCents, items });
+        emit(orderEvent('ORDER_PLACED', order.order));
+        return order;
+      });
       if (!placed) throw publicError(ErrorCode.UserNotFound, `No user with id ${userId}`, 'input.userId');
       return placed;
     },

@@ -16,8 +16,8 @@ export interface UserProjection {
    */
   start(): Promise<void>;
   /**
-   * Waits (up to `timeoutMs`) until every event now in the stream was applied, by any replica: a user created a
-   * moment ago may not have reached the projection yet.
+   * Waits (up to `timeoutMs`) until every users event now in the stream was applied, by any replica: a user
+   * created or deleted a moment ago, or while this replica was down, is then known.
    */
   settle(timeoutMs?: number): Promise<void>;
   /** False until this database's projection was built (from a snapshot); until then no one can tell who exists. */
@@ -155,7 +155,7 @@ export function createUserProjection({ db, stream, transact, snapshot, logger, b
     settle: async (timeoutMs = 1_000) => {
       const deadline = Date.now() + timeoutMs;
       try {
-        const tail = await stream.last({});
+        const tail = await stream.lastFrom('users');
         while (!(await group.caughtUp(tail)) && Date.now() < deadline) await delay(10);
       } catch {
         // With the stream down the projection is all there is to go by.
