@@ -1,100 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   comparePositions,
   CursorExpiredError,
   DOMAIN_EVENTS_CHANNEL,
   InvalidCursorError,
-  MemoryEventStream,
   parsePosition,
-  RedisEventStream,
   userEventsChannel,
   type DomainEvent,
-  type EventStream,
-  type Retention,
   type StoredEvent,
 } from '../src/events/index.ts';
-import { MemoryPubSub, RedisPubSub, type PubSub } from '../src/pubsub/index.ts';
-import { createRedis, waitForRedis } from '../src/redis.ts';
-import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
-import { deleteRedisKeys, waitFor } from './support.ts';
+import { waitFor } from './support.ts';
+import { eventStreams, type CreateOptions, type StreamHarness } from './event-streams.ts';
 
-/** Every Redis key and channel this file touches starts with this; afterAll deletes exactly those keys. */
-const RUN_PREFIX = `${uniqueName('platform_event_stream_test')}:`;
+const { implementations, cleanup } = eventStreams('platform_event_stream_test');
+type Harness = StreamHarness;
 
-interface Harness {
-  stream: EventStream;
-  pubsub: PubSub;
-  close(): Promise<void>;
-}
-
-interface CreateOptions {
-  retention?: Retention;
-  /**
-   * Redis only: wait until a consumer group read works before handing the stream out (like the response store
-   * tests wait for their store to be usable). `false` hands out a stream exactly as a fresh process has it.
-   */
-  warm?: boolean;
-}
-
-interface Implementation {
-  name: string;
-  create(options?: CreateOptions): Promise<Harness>;
-}
-
-const openClients: Redis[] = [];
-let namespaceCounter = 0;
-
-const implementations: Implementation[] = [
-  {
-    name: 'MemoryEventStream',
-    create: async ({ retention } = {}) => {
-      const pubsub = new MemoryPubSub();
-      const stream = new MemoryEventStream(pubsub, retention);
-      return {
-        stream,
-        pubsub,
-        close: async () => {
-          await stream.close();
-          await pubsub.close();
-        },
-      };
-    },
-  },
-  {
-    name: 'RedisEventStream',
-    create: async ({ retention, warm = true } = {}) => {
-      const redis = createRedis(testRedisUrl());
-      openClients.push(redis);
-      redis.on('error', () => {});
-      await waitForRedis(redis);
-      // Each stream gets its own namespace (keys and channels), so no test sees another's events.
-      const prefix = `${RUN_PREFIX}${++namespaceCounter}:`;
-      const pubsub = new RedisPubSub(redis, prefix);
-      const stream = new RedisEventStream(redis, prefix, retention);
-      if (warm) {
-        const probe = stream.group('__probe');
-        await probe.ensure('0-0');
-        await waitFor(() => probe.read('probe', 1, 1), 5_000, 20);
-      }
-      return {
-        stream,
-        pubsub,
-        close: async () => {
-          await stream.close();
-          await pubsub.close();
-          redis.disconnect();
-        },
-      };
-    },
-  },
-];
-
-afterAll(async () => {
-  for (const client of openClients) client.disconnect();
-  await deleteRedisKeys(RUN_PREFIX);
-});
+afterAll(cleanup);
 
 let eventCounter = 0;
 const event = (userId: string, overrides: Partial<DomainEvent> = {}): DomainEvent => {

@@ -5,85 +5,22 @@ import {
   CursorExpiredError,
   followEvents,
   InvalidCursorError,
-  MemoryEventStream,
   RedisEventStream,
   userEventsChannel,
   type DomainEvent,
-  type EventStream,
   type Followed,
   type Retention,
   type StoredEvent,
 } from '../src/events/index.ts';
-import { MemoryPubSub, RedisPubSub, type PubSub } from '../src/pubsub/index.ts';
-import { createRedis, waitForRedis } from '../src/redis.ts';
-import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
-import { deleteRedisKeys, startTcpProxy, waitFor } from './support.ts';
+import { RedisPubSub } from '../src/pubsub/index.ts';
+import { testRedisUrl } from '../src/testing/services.ts';
+import { startTcpProxy, waitFor } from './support.ts';
+import { eventStreams, type StreamHarness } from './event-streams.ts';
 
-/** Every Redis key and channel this file touches starts with this; afterAll deletes exactly those keys. */
-const RUN_PREFIX = `${uniqueName('platform_follow_test')}:`;
+const { runPrefix: RUN_PREFIX, implementations, connectedRedis, cleanup } = eventStreams('platform_follow_test');
+type Harness = StreamHarness;
 
-interface Harness {
-  stream: EventStream;
-  pubsub: PubSub;
-  close(): Promise<void>;
-}
-
-interface Implementation {
-  name: string;
-  create(retention?: Retention): Promise<Harness>;
-}
-
-const openClients: Redis[] = [];
-let namespaceCounter = 0;
-
-async function connectedRedis(url = testRedisUrl()): Promise<Redis> {
-  const redis = createRedis(url);
-  openClients.push(redis);
-  redis.on('error', () => {});
-  await waitForRedis(redis);
-  return redis;
-}
-
-const implementations: Implementation[] = [
-  {
-    name: 'MemoryEventStream',
-    create: async (retention) => {
-      const pubsub = new MemoryPubSub();
-      const stream = new MemoryEventStream(pubsub, retention);
-      return {
-        stream,
-        pubsub,
-        close: async () => {
-          await stream.close();
-          await pubsub.close();
-        },
-      };
-    },
-  },
-  {
-    name: 'RedisEventStream',
-    create: async (retention) => {
-      const redis = await connectedRedis();
-      const prefix = `${RUN_PREFIX}${++namespaceCounter}:`;
-      const pubsub = new RedisPubSub(redis, prefix);
-      const stream = new RedisEventStream(redis, prefix, retention);
-      return {
-        stream,
-        pubsub,
-        close: async () => {
-          await stream.close();
-          await pubsub.close();
-          redis.disconnect();
-        },
-      };
-    },
-  },
-];
-
-afterAll(async () => {
-  for (const client of openClients) client.disconnect();
-  await deleteRedisKeys(RUN_PREFIX);
-});
+afterAll(cleanup);
 
 let eventCounter = 0;
 const event = (userId: string): DomainEvent => {
@@ -150,7 +87,7 @@ async function settleDoorbells(harness: Harness, userId: string, marker: DomainE
 describe.each(implementations)('followEvents on $name', ({ create }) => {
   const cleanups: (() => Promise<unknown>)[] = [];
   const open = async (retention?: Retention) => {
-    const harness = await create(retention);
+    const harness = await create({ retention });
     cleanups.push(() => harness.close());
     return harness;
   };

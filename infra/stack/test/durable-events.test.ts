@@ -213,6 +213,12 @@ describe('a Redis outage while mutations go on', () => {
   });
 });
 
+const placeOrder = (stack: TestStack, userId: string) =>
+  stack.request<{ placeOrder: { id: string; status: string } }>(
+    'mutation ($userId: ID!) { placeOrder(input: { userId: $userId, items: [{ sku: "P-1", quantity: 1, unitPriceCents: 100 }] }) { id status } }',
+    { userId },
+  );
+
 describe('orders keeps its own projection of users', () => {
   let stack: TestStack;
   beforeAll(async () => {
@@ -221,11 +227,7 @@ describe('orders keeps its own projection of users', () => {
   });
   afterAll(() => stack?.teardown());
 
-  const place = (userId: string) =>
-    stack.request<{ placeOrder: { id: string; status: string } }>(
-      'mutation ($userId: ID!) { placeOrder(input: { userId: $userId, items: [{ sku: "P-1", quantity: 1, unitPriceCents: 100 }] }) { id status } }',
-      { userId },
-    );
+  const place = (userId: string) => placeOrder(stack, userId);
 
   it('takes orders while users is down, and refuses unknown users with USER_NOT_FOUND', async () => {
     await stack.stopSubgraph('users');
@@ -247,11 +249,7 @@ describe('the projection across an orders restart', () => {
   });
   afterAll(() => stack?.teardown());
 
-  const place = (userId: string) =>
-    stack.request<{ placeOrder: { id: string; status: string } }>(
-      'mutation ($userId: ID!) { placeOrder(input: { userId: $userId, items: [{ sku: "P-1", quantity: 1, unitPriceCents: 100 }] }) { id status } }',
-      { userId },
-    );
+  const place = (userId: string) => placeOrder(stack, userId);
   const orderStatus = async (id: string) =>
     (await stack.request<{ order: { status: string } }>('query ($id: ID!) { order(id: $id) { status } }', { id })).data?.order.status;
 

@@ -1,0 +1,95 @@
+// Both EventStream implementations, for the suites that run one contract against each (event-stream and
+// follow tests). Each stream gets its own Redis namespace, so no test sees another's events.
+import type { Redis } from 'ioredis';
+import { MemoryEventStream, RedisEventStream, type EventStream, type Retention } from '../src/events/index.ts';
+import { MemoryPubSub, RedisPubSub, type PubSub } from '../src/pubsub/index.ts';
+import { createRedis, waitForRedis } from '../src/redis.ts';
+import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
+import { deleteRedisKeys, waitFor } from './support.ts';
+
+export interface StreamHarness {
+  stream: EventStream;
+  pubsub: PubSub;
+  close(): Promise<void>;
+}
+
+export interface CreateOptions {
+  retention?: Retention;
+  /**
+   * Redis only: wait until a consumer group read works before handing the stream out (like the response store
+   * tests wait for their store to be usable). `false` hands out a stream exactly as a fresh process has it.
+   */
+  warm?: boolean;
+}
+
+export interface Implementation {
+  name: string;
+  create(options?: CreateOptions): Promise<StreamHarness>;
+}
+
+/** The two implementations, plus Redis connections that `cleanup` closes along with every key under `runPrefix`. */
+export function eventStreams(label: string) {
+  /** Every Redis key and channel the suite touches starts with this; cleanup deletes exactly those keys. */
+  const runPrefix = `${uniqueName(label)}:`;
+  const openClients: Redis[] = [];
+  let namespaceCounter = 0;
+
+  const connectedRedis = async (url = testRedisUrl()): Promise<Redis> => {
+    const redis = createRedis(url);
+    openClients.push(redis);
+    redis.on('error', () => {});
+    await waitForRedis(redis);
+    return redis;
+  };
+
+  const implementations: Implementation[] = [
+    {
+      name: 'MemoryEventStream',
+      create: async ({ retention } = {}) => {
+        const pubsub = new MemoryPubSub();
+        const stream = new MemoryEventStream(pubsub, retention);
+        return {
+          stream,
+          pubsub,
+          close: async () => {
+            await stream.close();
+            await pubsub.close();
+          },
+        };
+      },
+    },
+    {
+      name: 'RedisEventStream',
+      create: async ({ retention, warm = true } = {}) => {
+        const redis = await connectedRedis();
+        const prefix = `${runPrefix}${++namespaceCounter}:`;
+        const pubsub = new RedisPubSub(redis, prefix);
+        const stream = new RedisEventStream(redis, prefix, retention);
+        if (warm) {
+          const probe = stream.group('__probe');
+          await probe.ensure('0-0');
+          await waitFor(() => probe.read('probe', 1, 1), 5_000, 20);
+        }
+        return {
+          stream,
+          pubsub,
+          close: async () => {
+            await stream.close();
+            await pubsub.close();
+            redis.disconnect();
+          },
+        };
+      },
+    },
+  ];
+
+  return {
+    runPrefix,
+    implementations,
+    connectedRedis,
+    cleanup: async () => {
+      for (const client of openClients) client.disconnect();
+      await deleteRedisKeys(runPrefix);
+    },
+  };
+}
