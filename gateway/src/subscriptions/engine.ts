@@ -84,13 +84,16 @@ function resumable(schema: GraphQLSchema, primaryOperation: string, variables: R
       ],
     },
   };
-  // A variable the client used only for `after` would be left unused, which validation refuses.
+  // A variable the client used only for `after` would be left unused, which validation refuses. Fragments the
+  // planner put in the operation stay, and count as uses.
+  const fragments = document.definitions.filter((definition) => definition !== operation);
   const used = new Set<string>();
-  visit(rewritten, { Variable: (variable) => void used.add(variable.name.value) });
+  visit({ ...document, definitions: [rewritten, ...fragments] as never }, { Variable: (variable) => void used.add(variable.name.value) });
   return {
     operation: print({
       ...document,
       definitions: [
+        ...fragments,
         {
           ...operation,
           variableDefinitions: [

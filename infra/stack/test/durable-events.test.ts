@@ -108,6 +108,26 @@ describe('resuming a subscription with `after`', () => {
     expect(events(late)).toEqual([]);
   });
 
+  it('resumes operations whose upstream part uses fragments (the gateway keeps them when it adds its cursor)', async () => {
+    const client = createClient({
+      url: stack.urls.gateway.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${await tokenFor('2')}` },
+    });
+    clients.push(client);
+    const stream: Stream = recordStream();
+    stream.stop = client.subscribe(
+      { query: 'subscription { userEvents(userId: "2") { id kind user { ...Who } again: user { ...Who } } } fragment Who on User { id name }' },
+      stream.sink,
+    );
+    await waitFor(() => expect(stack.usersSubscriptions()).toBeGreaterThan(0));
+    await rename('With Fragments');
+    await waitFor(() => expect(stream.results).toHaveLength(1));
+    expect(stream.results[0]).toMatchObject({ data: { userEvents: { kind: 'USER_UPDATED', user: { name: 'With Fragments' }, again: { name: 'With Fragments' } } } });
+    expect(stream.results[0]?.errors).toBeUndefined();
+  });
+
   it('answers an `after` that is not an event id with BAD_USER_INPUT', async () => {
     for (const after of ['yesterday', '99999999999999-0']) {
       const stream = await follow(stack.urls.gateway, '2', { userId: '2', after });

@@ -85,6 +85,9 @@ return {'ok', redis.call('XRANGE', KEYS[1], after == '' and '-' or '(' .. after,
 
 type Entry = [string, string[]];
 
+/** The longest a group read blocks; longer requests are cut to it (and return empty, as on a timeout). */
+const MAX_BLOCK_MS = 5_000;
+
 const toEvent = ([position, fields]: Entry): StoredEvent => ({ ...(JSON.parse(fields[1] as string) as DomainEvent), position });
 
 /**
@@ -133,10 +136,13 @@ export class RedisEventStream implements EventStream {
     return (await this.redis.hget(`${this.prefix}events:sources`, source)) ?? '0-0';
   }
 
-  /** XREADGROUP BLOCK holds its connection, so group reads get one of their own, without the short timeout. */
+  /**
+   * XREADGROUP BLOCK holds its connection, so group reads get one of their own, with a timeout above any block
+   * (a read on a link that went silent must still end, or its consumer could never stop).
+   */
   private blockingConnection(): Redis {
     if (!this.blocking) {
-      this.blocking = this.redis.duplicate({ commandTimeout: undefined });
+      this.blocking = this.redis.duplicate({ commandTimeout: MAX_BLOCK_MS + 2_000 });
       this.blocking.on('error', () => {}); // reconnects by itself; the consumer loop retries
     }
     return this.blocking;
@@ -172,7 +178,7 @@ export class RedisEventStream implements EventStream {
         // BLOCK 0 would wait forever; no BLOCK at all returns at once, as the contract says for 0.
         return entries(
           blockMs > 0
-            ? await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'BLOCK', blockMs, 'STREAMS', log, '>')
+            ? await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'BLOCK', Math.min(blockMs, MAX_BLOCK_MS), 'STREAMS', log, '>')
             : await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'STREAMS', log, '>'),
         );
       },

@@ -21,7 +21,7 @@ export interface Retention {
 export const DEFAULT_RETENTION: Retention = { perUser: 1_000, log: 100_000 };
 
 /** How long a relayed event's id is remembered, so a re-sent outbox row never becomes a second entry. */
-export const DEDUPLICATION_SECONDS = 7 * 24 * 3600;
+export const DEDUPLICATION_SECONDS = 24 * 3600;
 
 /** `after` names a position whose successors were trimmed: the reader may have missed events and must refetch. */
 export class CursorExpiredError extends Error {}
@@ -140,7 +140,7 @@ export class MemoryEventStream implements EventStream {
       const own = this.users.get(event.userId) ?? [];
       this.users.set(event.userId, own);
       own.push(stored);
-      this.trim();
+      this.trim(event.userId);
       positions.push(stored.position);
       notify.push(this.pubsub.publish(userEventsChannel(event.userId), stored), this.pubsub.publish(DOMAIN_EVENTS_CHANNEL, stored));
     }
@@ -149,7 +149,8 @@ export class MemoryEventStream implements EventStream {
     return positions;
   }
 
-  private trim(): void {
+  /** Trims the log and the user just appended to (no other user's stream grew). */
+  private trim(userId: string): void {
     while (this.log.length > this.retention.log) this.trimmed.log = (this.log.shift() as StoredEvent).position;
     // Ids outlive their events, as in Redis: a relay that re-sends a trimmed event must not append it again.
     const forgetBefore = Date.now() - DEDUPLICATION_SECONDS * 1_000;
@@ -157,9 +158,8 @@ export class MemoryEventStream implements EventStream {
       if (seen.at > forgetBefore) break;
       this.seen.delete(id);
     }
-    for (const [userId, own] of this.users) {
-      while (own.length > this.retention.perUser) this.trimmed.users.set(userId, (own.shift() as StoredEvent).position);
-    }
+    const own = this.users.get(userId) ?? [];
+    while (own.length > this.retention.perUser) this.trimmed.users.set(userId, (own.shift() as StoredEvent).position);
   }
 
   async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {

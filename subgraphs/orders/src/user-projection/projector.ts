@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { comparePositions, tryParseId, type EventStream, type Logger, type StoredEvent, type Transact } from '@fed/platform';
+import { comparePositions, CursorExpiredError, InvalidCursorError, tryParseId, type EventStream, type Logger, type StoredEvent, type Transact } from '@fed/platform';
 import type { OrdersDatabase } from '../db/index.ts';
 import { orderEvent } from '../order/events.ts';
 import { createOrderRepository } from '../order/repository.ts';
@@ -49,7 +49,7 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * Applying USER_DELETED cancels the user's pending orders in the same transaction, with their ORDER_CANCELLED
  * events in the outbox.
  */
-export function createUserProjection({ db, stream, transact, snapshot, logger, blockMs = 500, claimIdleMs = 30_000 }: UserProjectionOptions): UserProjection {
+export function createUserProjection({ db, stream, transact, snapshot, logger, blockMs = 500, claimIdleMs = 10_000 }: UserProjectionOptions): UserProjection {
   const group = stream.group(USER_PROJECTION);
   const consumer = randomUUID();
   let running = false;
@@ -61,10 +61,20 @@ export function createUserProjection({ db, stream, transact, snapshot, logger, b
     db.transaction(async (tx) => {
       const projection = createKnownUserRepository(tx as unknown as OrdersDatabase);
       await projection.lockBuild();
-      if ((await projection.builtAt(USER_PROJECTION)) !== undefined) {
-        // A stream that lost its group (a new Redis, or the embedded default's restart) can only go on from now.
-        await group.ensure('$');
-        return;
+      const builtAt = await projection.builtAt(USER_PROJECTION);
+      if (builtAt !== undefined) {
+        // Built, and the group is there: carry on where it is.
+        if (!(await group.ensure(builtAt))) return;
+        // The group was missing (a first start after seeding, a new Redis, the embedded default's restart). It
+        // now starts after the position the projection was built at, unless the stream no longer has every event
+        // since then: rebuild from a snapshot rather than skip some.
+        try {
+          await stream.read({}, builtAt, 1);
+          return;
+        } catch (error) {
+          if (!(error instanceof CursorExpiredError || error instanceof InvalidCursorError)) throw error;
+          logger.warn({ builtAt }, 'the event log no longer reaches back to the user projection; rebuilding it');
+        }
       }
       // Events after this position may be missing from the snapshot; the group delivers exactly those.
       const position = await stream.last({});
@@ -77,27 +87,21 @@ export function createUserProjection({ db, stream, transact, snapshot, logger, b
 
   const apply = (events: readonly StoredEvent[]) =>
     transact(async (tx, emit) => {
+      // The newest event of each user in the batch; the database keeps whichever is newest of it and the row.
       const latest = new Map<number, KnownUser>();
-      const changes = events.flatMap((event) => {
+      for (const event of events) {
         const userId = tryParseId(event.userId);
-        return event.kind.startsWith('USER_') && userId !== undefined ? [{ event, userId }] : [];
-      });
-      if (changes.length === 0) return;
-      const projection = createKnownUserRepository(tx);
-      for (const row of await projection.lock([...new Set(changes.map((change) => change.userId))])) latest.set(row.userId, row);
-      const changed = new Map<number, KnownUser>();
-      const deleted = new Set<number>();
-      for (const { event, userId } of changes) {
-        const current = latest.get(userId);
-        if (current && comparePositions(event.position, current.position) <= 0) continue;
-        const next = { userId, deleted: event.kind === 'USER_DELETED', position: event.position };
-        latest.set(userId, next);
-        changed.set(userId, next);
-        if (next.deleted && !current?.deleted) deleted.add(userId);
+        if (!event.kind.startsWith('USER_') || userId === undefined) continue;
+        const known = latest.get(userId);
+        if (known && comparePositions(event.position, known.position) <= 0) continue;
+        latest.set(userId, { userId, deleted: event.kind === 'USER_DELETED', position: event.position });
       }
-      await projection.upsert([...changed.values()]);
-      if (deleted.size === 0) return;
-      for (const order of await createOrderRepository(tx).cancelPendingOf([...deleted])) emit(orderEvent('ORDER_CANCELLED', order));
+      if (latest.size === 0) return;
+      const applied = await createKnownUserRepository(tx).upsertNewer([...latest.values()]);
+      const deleted = applied.filter((row) => row.deleted).map((row) => row.userId);
+      if (deleted.length === 0) return;
+      // Cancelling is idempotent: a deletion applied twice finds no PENDING order the second time.
+      for (const order of await createOrderRepository(tx).cancelPendingOf(deleted)) emit(orderEvent('ORDER_CANCELLED', order));
     });
 
   const consume = async () => {
@@ -123,6 +127,8 @@ export function createUserProjection({ db, stream, transact, snapshot, logger, b
         if (!failing) logger.warn({ err: error }, 'user projection failed; retrying');
         failing = true;
         await delay(500);
+        // Redis lost the group (or all its data): set it up again from where the projection is.
+        if (/NOGROUP/.test((error as Error).message)) await build().catch(() => {});
       }
     }
   };
@@ -152,7 +158,7 @@ export function createUserProjection({ db, stream, transact, snapshot, logger, b
       })();
       await firstAttempt;
     },
-    settle: async (timeoutMs = 1_000) => {
+    settle: async (timeoutMs = 250) => {
       const deadline = Date.now() + timeoutMs;
       try {
         const tail = await stream.lastFrom('users');

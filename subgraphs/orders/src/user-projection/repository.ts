@@ -1,4 +1,4 @@
-import { eq, inArray, sql } from 'drizzle-orm';
+import { eq, sql, type SQL } from 'drizzle-orm';
 import type { OrdersDatabase } from '../db/index.ts';
 import { knownUsers, projections } from '../db/schema.ts';
 
@@ -7,6 +7,9 @@ export interface KnownUser {
   deleted: boolean;
   position: string;
 }
+
+/** A stream position (`<ms>-<seq>`) as a row value that compares in stream order. */
+const position = (column: SQL) => sql`(split_part(${column}, '-', 1)::bigint, split_part(${column}, '-', 2)::bigint)`;
 
 /** SQL only: orders' projection of which users exist, and which projections were built. */
 export function createKnownUserRepository(db: OrdersDatabase) {
@@ -24,23 +27,22 @@ export function createKnownUserRepository(db: OrdersDatabase) {
       return row;
     },
 
-    /** Rows of these users, locked for update, in one statement. */
-    lock: (userIds: readonly number[]): Promise<KnownUser[]> =>
-      db
-        .select({ userId: knownUsers.userId, deleted: knownUsers.deleted, position: knownUsers.position })
-        .from(knownUsers)
-        .where(inArray(knownUsers.userId, [...userIds]))
-        .for('update'),
-
-    upsert: async (rows: readonly KnownUser[]): Promise<void> => {
-      if (rows.length === 0) return;
-      await db
+    /**
+     * Writes each row unless the stored one reflects a newer event, in one statement, and returns the rows it
+     * wrote. Deciding in the statement (under the row lock ON CONFLICT takes) means two consumers applying a
+     * user's events out of order, even for a user with no row yet, end with the newest.
+     */
+    upsertNewer: async (rows: readonly KnownUser[]): Promise<KnownUser[]> => {
+      if (rows.length === 0) return [];
+      return db
         .insert(knownUsers)
         .values([...rows])
         .onConflictDoUpdate({
           target: knownUsers.userId,
           set: { deleted: sql`excluded.deleted`, position: sql`excluded.position`, updatedAt: sql`now()` },
-        });
+          setWhere: sql`${position(sql`${knownUsers.position}`)} < ${position(sql`excluded.position`)}`,
+        })
+        .returning({ userId: knownUsers.userId, deleted: knownUsers.deleted, position: knownUsers.position });
     },
 
     /** Replaces the whole projection with these users, as of `position`. */
