@@ -7,7 +7,6 @@ export * from './cache/index.ts';
 export * from './response-cache/index.ts';
 export * from './pubsub/index.ts';
 export * from './events/index.ts';
-export * from './subscriptions/channel-iterator.ts';
 export * from './subscriptions/subgraph-ws.ts';
 export * from './subscriptions/subgraph-client.ts';
 export * from './rate-limit/index.ts';
