@@ -1,15 +1,13 @@
 // Durable events end to end: every committed change reaches the stream exactly once through each subgraph's
 // outbox, clients resume with `after` through the gateway, and orders keeps its own projection of users.
 // Real Postgres, real Redis (behind a proxy where a test takes it away), real graphql-ws clients.
-import { createAuthenticator, createGateway } from '@fed/gateway';
-import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
 import { graphql, recordStream, startTcpProxy, waitFor, type RecordedStream, type TcpProxy } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
-import { signedInAs, silentLogger, startStackBehindRedisProxy, startTestStack, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
+import { signedInAs, startGatewayTo, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
 
 const EVENTS = `subscription Follow($userId: ID, $after: ID) {
   userEvents(userId: $userId, after: $after) { id kind user { name } order { status } }
@@ -153,16 +151,7 @@ describe('the gateway loses its connection to the users subgraph', () => {
     // A gateway whose way to users goes through a proxy that can cut every connection, like a replica dying.
     const proxy = await startTcpProxy(stack.urls.users);
     closers.push(() => proxy.close());
-    const gateway = await createGateway({
-      supergraphSdl,
-      subgraphUrls: { users: proxy.url, orders: stack.urls.orders },
-      subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
-      logger: silentLogger(),
-      cache: createMemoryCache(),
-      rateLimiter: new MemoryRateLimiter(),
-      authenticate: createAuthenticator(TEST_AUTH),
-    });
-    const port = await listen(gateway.httpServer, 0, '127.0.0.1');
+    const gateway = await startGatewayTo(stack, proxy.url);
     closers.push(() => gateway.stop());
     const viewer = await signedInAs('2');
     const rename = async (name: string) => {
@@ -170,7 +159,7 @@ describe('the gateway loses its connection to the users subgraph', () => {
       expect(response.errors).toBeUndefined();
     };
 
-    const stream = await follow(`http://127.0.0.1:${port}/graphql`, '2', { userId: '2' });
+    const stream = await follow(gateway.url, '2', { userId: '2' });
     await waitFor(() => expect(stack.usersSubscriptions()).toBe(1));
     await rename('Before The Cut');
     await waitFor(() => expect(events(stream)).toHaveLength(1));

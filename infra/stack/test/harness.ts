@@ -1,7 +1,7 @@
-import { mintToken } from '@fed/gateway';
+import { createAuthenticator, createGateway, mintToken } from '@fed/gateway';
 import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { readSupergraph } from '@fed/gateway/supergraph';
-import { createLogger, type Logger, type Role } from '@fed/platform';
+import { createLogger, createMemoryCache, listen, MemoryRateLimiter, type Logger, type Role } from '@fed/platform';
 import {
   createTestDatabase,
   graphql,
@@ -110,4 +110,22 @@ export async function startStackBehindRedisProxy(size: { users: number; ordersPe
       await redis.close();
     },
   };
+}
+
+/**
+ * One more gateway on the stack's subgraphs, reaching users at `usersUrl` (a proxy or a balancer a test
+ * controls). It has its own in-memory cache and rate limit; stop() closes it.
+ */
+export async function startGatewayTo(stack: RunningStack, usersUrl: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const gateway = await createGateway({
+    supergraphSdl,
+    subgraphUrls: { users: usersUrl, orders: stack.urls.orders },
+    subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
+    logger: silentLogger(),
+    cache: createMemoryCache(),
+    rateLimiter: new MemoryRateLimiter(),
+    authenticate: createAuthenticator(TEST_AUTH),
+  });
+  const port = await listen(gateway.httpServer, 0, '127.0.0.1');
+  return { url: `http://127.0.0.1:${port}/graphql`, stop: () => gateway.stop() };
 }

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
-import { signedInAs, silentLogger, startTestStack, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
+import { signedInAs, silentLogger, startGatewayTo, startTestStack, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
 
 const EVENTS = `subscription Follow($userId: ID) {
   userEvents(userId: $userId) {
@@ -294,18 +294,9 @@ describe('two gateway replicas in front of two users replicas, plus orders', () 
     closers.push(() => balancer.close());
 
     const startGateway = async () => {
-      const gateway = await createGateway({
-        supergraphSdl,
-        subgraphUrls: { users: balancer.url, orders: stack.urls.orders },
-        subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
-        logger: silentLogger(),
-        cache: createMemoryCache(),
-        rateLimiter: new MemoryRateLimiter(),
-        authenticate: createAuthenticator(TEST_AUTH),
-      });
-      const port = await listen(gateway.httpServer, 0, '127.0.0.1');
+      const gateway = await startGatewayTo(stack, balancer.url);
       closers.push(() => gateway.stop());
-      return `http://127.0.0.1:${port}/graphql`;
+      return gateway.url;
     };
     const gateways = [await startGateway(), await startGateway()] as const;
     const streams = await Promise.all(

@@ -53,7 +53,7 @@ export function createOrderService(orders: OrderRepository, transact: Transact<O
         throw publicError(ErrorCode.SubgraphUnavailable, 'Orders does not know its users yet (the users service has not answered); nothing was written. Try again.');
       }
       // A client that just created or deleted the user must see that here: wait until the projection has applied
-      // every users event in the stream (one round trip when it has, which is nearly always).
+      // every users event in the stream (two round trips when it has, which is nearly always).
       await users.settle();
       const placed = await transact(async (tx, emit) => {
         const user = await createKnownUserRepository(tx).findForShare(userId);
