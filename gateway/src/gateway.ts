@@ -4,10 +4,6 @@ import { Kind, parse } from 'graphql';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import {
-  ApolloServerPluginLandingPageLocalDefault,
-  ApolloServerPluginLandingPageProductionDefault,
-} from '@apollo/server/plugin/landingPage/default';
-import {
   createSubgraphSubscriptionClient,
   graphqlRequestListener,
   type GraphQLApp,
@@ -20,6 +16,7 @@ import {
 } from '@fed/platform';
 import type { Authenticator } from './auth/authenticate.ts';
 import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
+import { createExplorer } from './explorer/explorer.ts';
 import { createGatewayErrorFormatter } from './errors/format.ts';
 import { readListSizes } from './limits/measure.ts';
 import { DEFAULT_OPERATION_LIMITS, operationLimitsPlugin, type OperationLimits } from './limits/operation-limits.ts';
@@ -143,6 +140,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   });
 
   const httpServer = createServer();
+  const explorer = createExplorer({ development, endpoint: '/graphql' });
   const formatError = createGatewayErrorFormatter(logger, [...DOWNSTREAM_PUBLIC_CODES, ...(deps.extraPublicErrorCodes ?? [])]);
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
@@ -161,9 +159,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     formatError,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
-      development
-        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
-        : ApolloServerPluginLandingPageProductionDefault({ footer: false }),
+      explorer.plugin,
       rejectSubscriptionsOverHttp(),
       operationLimitsPlugin(limits, readListSizes(supergraphSdl)),
       ...(responseCache ? [responseCache.plugin] : []),
@@ -228,6 +224,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       },
       around: responseCache?.around,
       context: async (_req, { viewer, responseCache: cacheState }) => ({ viewer, responseCache: cacheState }),
+      routes: (req, res, url) => explorer.handle(req, res, url),
       corsOrigins: deps.corsOrigins ?? (development ? '*' : undefined),
       maxBodyBytes: deps.maxBodyBytes,
       logger,

@@ -35,6 +35,11 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
   corsOrigins?: string[] | '*';
   /** Extra readiness probe (e.g. "the gateway has loaded a schema"). */
   ready?: () => boolean;
+  /**
+   * Other routes on the same port (the explorer's assets, /metrics), tried before GraphQL's path: returns
+   * true when it answered the request.
+   */
+  routes?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
   /** Where failures outside GraphQL (a broken socket, a bug here) are reported. */
   logger?: Logger;
 }
@@ -98,7 +103,7 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
 export function graphqlRequestListener<TContext extends BaseContext, TAdmission = undefined>(
   options: GraphQLHttpOptions<TContext, TAdmission>,
 ): RequestListener {
-  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, logger } = options;
+  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, routes, logger } = options;
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     let url: URL;
@@ -112,6 +117,7 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
       const isReady = ready?.() ?? true;
       return json(res, isReady ? 200 : 503, { status: isReady ? 'ready' : 'starting' });
     }
+    if (routes && (await routes(req, res, url))) return;
     if (url.pathname !== path) return httpError(res, 404, 'NOT_FOUND', `Not found; GraphQL is served at ${path}`);
 
     applyCors(req, res, corsOrigins);
