@@ -1,10 +1,23 @@
 import { fileURLToPath } from 'node:url';
-import { developmentSecret, distinctSecrets, isDevelopmentSecret, logLevel, milliseconds, nodeEnv, port, productionRules, redisUrl, secret } from '@fed/platform';
+import {
+  developmentSecret,
+  distinctSecrets,
+  isDevelopmentSecret,
+  logLevel,
+  milliseconds,
+  nodeEnv,
+  observabilitySettings,
+  port,
+  productionRules,
+  redisUrl,
+  secret,
+} from '@fed/platform';
 import { z } from 'zod';
 import type { AuthenticatorOptions } from './auth/authenticate.ts';
 import type { GatewayDeps } from './gateway.ts';
 import { DEFAULT_OPERATION_LIMITS } from './limits/operation-limits.ts';
 import { DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
+import { DEFAULT_BREAKER } from './subgraphs/circuit-breaker.ts';
 
 /** `users=a,orders=b` → { users: 'a', orders: 'b' }, each value checked by `value`. */
 const namedValues = <T>(value: z.ZodType<T>, example: string) =>
@@ -93,6 +106,17 @@ export const gatewayConfigShape = z.object({
   /** Lower caps for responses containing a type, in seconds (`Order=10,User=30`). */
   RESPONSE_CACHE_TYPE_TTL_S: namedValues(z.coerce.number().int().min(0), 'seconds'),
 
+  /** Each subgraph's circuit breaker: `off` calls subgraphs whatever happens. */
+  SUBGRAPH_BREAKER: z.enum(['on', 'off']).default('on'),
+  /** Calls within the window before a breaker may open (a run of this many failures opens it). */
+  SUBGRAPH_BREAKER_VOLUME: limit(DEFAULT_BREAKER.volumeThreshold),
+  /** Share of failed calls within the window that opens it, in percent. */
+  SUBGRAPH_BREAKER_ERROR_PERCENT: z.coerce.number().int().min(1).max(100).default(DEFAULT_BREAKER.errorThresholdPercentage),
+  /** The cool-down before one probe call may close it again. */
+  SUBGRAPH_BREAKER_RESET_MS: milliseconds(DEFAULT_BREAKER.resetTimeoutMs),
+  SUBGRAPH_BREAKER_WINDOW_MS: milliseconds(DEFAULT_BREAKER.windowMs),
+  ...observabilitySettings,
+
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });
@@ -150,6 +174,15 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
     limits: { maxDepth: config.MAX_DEPTH, maxAliases: config.MAX_ALIASES, maxDirectives: config.MAX_DIRECTIVES, maxCost: config.MAX_COST },
     maxTokens: config.MAX_TOKENS,
     maxValidationErrors: config.MAX_VALIDATION_ERRORS,
+    breaker:
+      config.SUBGRAPH_BREAKER === 'on'
+        ? {
+            volumeThreshold: config.SUBGRAPH_BREAKER_VOLUME,
+            errorThresholdPercentage: config.SUBGRAPH_BREAKER_ERROR_PERCENT,
+            resetTimeoutMs: config.SUBGRAPH_BREAKER_RESET_MS,
+            windowMs: config.SUBGRAPH_BREAKER_WINDOW_MS,
+          }
+        : null,
   } satisfies Partial<GatewayDeps>;
   // The store and the event bus come from the composition root's infrastructure.
   const responseCache =

@@ -1,11 +1,16 @@
 import { createServer, type IncomingMessage } from 'node:http';
-import { ApolloGateway } from '@apollo/gateway';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApolloGateway, HEALTH_CHECK_QUERY, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { Kind, parse } from 'graphql';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import {
   createSubgraphSubscriptionClient,
+  createTelemetry,
   graphqlRequestListener,
+  observabilityPlugin,
+  type Metrics,
+  type Telemetry,
   type GraphQLApp,
   type SubgraphSubscriptionClient,
   type KeyValueCache,
@@ -17,12 +22,15 @@ import {
 import type { Authenticator } from './auth/authenticate.ts';
 import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
 import { createExplorer } from './explorer/explorer.ts';
+import { createGatewayReadiness } from './health/readiness.ts';
+import { registerGatewayMetrics } from './observability/metrics.ts';
 import { createGatewayErrorFormatter } from './errors/format.ts';
 import { readListSizes } from './limits/measure.ts';
 import { DEFAULT_OPERATION_LIMITS, operationLimitsPlugin, type OperationLimits } from './limits/operation-limits.ts';
 import { createRateLimitGate, DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.ts';
 import { createResponseCache, type ResponseCache, type ResponseCacheOptions, type ResponseCacheRequest } from './response-cache/response-cache.ts';
+import { createSubgraphBreaker, DEFAULT_BREAKER, type BreakerPolicy, type SubgraphBreaker } from './subgraphs/circuit-breaker.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
 import { createSubscriptionEngine } from './subscriptions/engine.ts';
 import { serveSubscriptions } from './subscriptions/server.ts';
@@ -32,6 +40,7 @@ export { createAuthenticator, type Authenticator, type AuthenticatorOptions } fr
 export { mintToken } from './auth/tokens.ts';
 export { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/operation-limits.ts';
 export { DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
+export { DEFAULT_BREAKER, type BreakerPolicy } from './subgraphs/circuit-breaker.ts';
 export type { ResponseCacheOptions, ResponseCacheStats } from './response-cache/response-cache.ts';
 
 /** Per-request state every plugin and data source can rely on. */
@@ -83,6 +92,17 @@ export interface GatewayDeps {
   maxTokens?: number;
   /** Validation stops after this many errors. */
   maxValidationErrors?: number;
+  /** Its metrics registry and, when tracing is on, its tracer. Default: a registry of its own, no tracing. */
+  telemetry?: Telemetry;
+  /** The registries GET /metrics serves. Default: the gateway's own (the embedded default adds the subgraphs'). */
+  metricsSources?: () => readonly Metrics[];
+  /** Each subgraph's circuit breaker; null calls subgraphs whatever happens. */
+  breaker?: BreakerPolicy | null;
+  /**
+   * On stop: how long /readyz says draining before the listener closes (for load balancers to notice), and
+   * how long requests in flight then have to finish before their connections are cut.
+   */
+  drain?: { delayMs?: number; graceMs?: number };
 }
 
 export interface Gateway extends GraphQLApp {
@@ -90,6 +110,7 @@ export interface Gateway extends GraphQLApp {
   gateway: ApolloGateway;
   /** Unset when caching is off. */
   responseCache?: ResponseCache;
+  telemetry: Telemetry;
 }
 
 const hasSubscriptionRoot = (supergraphSdl: string) =>
@@ -102,6 +123,17 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const { supergraphSdl, subgraphUrls = {}, subgraphTimeoutMs = 10_000, logger, cache, mode = 'production' } = deps;
   const development = mode === 'development';
   const limits = { ...DEFAULT_OPERATION_LIMITS, ...deps.limits };
+  const telemetry = deps.telemetry ?? createTelemetry({ service: 'gateway' });
+  const breakerPolicy = deps.breaker === undefined ? DEFAULT_BREAKER : deps.breaker;
+  const breakers: SubgraphBreaker[] = [];
+  const dataSources: Record<string, SubgraphDataSource<GatewayContext>> = {};
+  const readiness = createGatewayReadiness({
+    probe: async (name) => {
+      // The request kind's enum is not exported; its value is the string Apollo's own health checks use.
+      const healthCheck = { kind: 'health check', request: { query: HEALTH_CHECK_QUERY }, context: {} };
+      await dataSources[name]?.process(healthCheck as unknown as GraphQLDataSourceProcessOptions<GatewayContext>);
+    },
+  });
   const responseCache = deps.responseCache
     ? createResponseCache({
         ...deps.responseCache,
@@ -113,7 +145,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     : undefined;
 
   const routed = new Set<string>();
-  const dataSources: Record<string, SubgraphDataSource<GatewayContext>> = {};
   const subscriptionClients = new Map<string, SubgraphSubscriptionClient>();
   const gateway = new ApolloGateway({
     supergraphSdl,
@@ -126,6 +157,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       if (!secret) throw new Error(`Subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
       // The same target and secret serve this subgraph's subscriptions, over graphql-ws (opened on first use).
       subscriptionClients.set(name, createSubgraphSubscriptionClient({ url: target, secret, caller: 'gateway', audience: name }));
+      const breaker = breakerPolicy ? createSubgraphBreaker(name, breakerPolicy, { metrics: telemetry.metrics, logger }) : undefined;
+      if (breaker) breakers.push(breaker);
       const dataSource = new SubgraphDataSource<GatewayContext>({
         name,
         url: target,
@@ -133,14 +166,18 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         secret,
         logger,
         observer: responseCache?.observer,
+        metrics: telemetry.metrics,
+        breaker,
+        onAnswer: () => readiness.answered(name),
       });
+      readiness.track(name);
       dataSources[name] = dataSource;
       return dataSource;
     },
   });
 
   const httpServer = createServer();
-  const explorer = createExplorer({ development, endpoint: '/graphql' });
+  const explorer = createExplorer({ development, endpoint: '/graphql', logger });
   const formatError = createGatewayErrorFormatter(logger, [...DOWNSTREAM_PUBLIC_CODES, ...(deps.extraPublicErrorCodes ?? [])]);
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
@@ -158,7 +195,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     validationOptions: { maxErrors: deps.maxValidationErrors ?? 20 },
     formatError,
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: deps.drain?.graceMs ?? 10_000 }),
+      observabilityPlugin(telemetry),
       explorer.plugin,
       rejectSubscriptionsOverHttp(),
       operationLimitsPlugin(limits, readListSizes(supergraphSdl)),
@@ -167,11 +205,14 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   });
   await apollo.start();
   await responseCache?.start();
+  readiness.loaded();
   // A typo in an override (`order=` for `orders=`) would otherwise silently route to the supergraph's URL,
   // or leave a subgraph on the development secret.
   for (const [setting, names] of [['URL overrides', Object.keys(subgraphUrls)], ['secrets', Object.keys(deps.subgraphSecrets)]] as const) {
     const unknown = names.filter((name) => !routed.has(name));
     if (unknown.length > 0) {
+      readiness.stop();
+      for (const breaker of breakers) breaker.shutdown();
       await responseCache?.stop();
       await apollo.stop();
       throw new Error(`Subgraph ${setting} name subgraphs the supergraph does not have: ${unknown.join(', ')} (it has: ${[...routed].join(', ')})`);
@@ -198,6 +239,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         logger,
       })
     : undefined;
+  registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats });
 
   const rateLimit = deps.rateLimit === undefined ? DEFAULT_RATE_LIMIT : deps.rateLimit;
   const limitRate = rateLimit
@@ -225,6 +267,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       around: responseCache?.around,
       context: async (_req, { viewer, responseCache: cacheState }) => ({ viewer, responseCache: cacheState }),
       routes: (req, res, url) => explorer.handle(req, res, url),
+      ready: () => readiness.check(),
+      telemetry,
+      metrics: deps.metricsSources ?? (() => [telemetry.metrics]),
       corsOrigins: deps.corsOrigins ?? (development ? '*' : undefined),
       maxBodyBytes: deps.maxBodyBytes,
       logger,
@@ -237,13 +282,21 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     apollo,
     gateway,
     responseCache,
-    // Once, however often it is called (a test, then the stack that owns it).
+    telemetry,
+    get subscriptions() {
+      return subscriptions && { active: subscriptions.stats().subscriptions };
+    },
+    // The drain, once, however often it is called (a test, then the stack that owns it): readiness says so
+    // first; then the listener closes while requests in flight finish and sockets close with 1001.
     stop: () =>
       (stopping ??= (async () => {
-        await subscriptions?.dispose();
+        readiness.drain();
+        if (deps.drain?.delayMs) await sleep(deps.drain.delayMs);
+        await Promise.all([subscriptions?.dispose(), apollo.stop()]);
         await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
         await responseCache?.stop();
-        await apollo.stop();
+        readiness.stop();
+        for (const breaker of breakers) breaker.shutdown();
       })()),
   };
 }

@@ -1,15 +1,21 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
-import {
-  ApolloServerPluginLandingPageLocalDefault,
-  ApolloServerPluginLandingPageProductionDefault,
-} from '@apollo/server/plugin/landingPage/default';
+import { ApolloServerPluginLandingPageProductionDefault } from '@apollo/server/plugin/landingPage/default';
+import type { Logger } from '@fed/platform';
+import Negotiator from 'negotiator';
+import { assetStore, isAssetName, type Assets } from './assets.ts';
+import { ASSETS_PATH, GRAPHIQL_PATH, graphiqlCsp, graphiqlHtml } from './graphiql-page.ts';
+import { sandboxLandingPageWithOfflineExplorer } from './landing-page.ts';
+
+export { GRAPHIQL_PATH } from './graphiql-page.ts';
 
 export interface ExplorerOptions {
   /** Development offers the explorers; production shows Apollo's plain landing page. */
   development: boolean;
   /** Where GraphQL is served (HTTP and websocket). */
   endpoint: string;
+  /** Where a failure to read the bundled explorer's files is reported (clients only learn it is unavailable). */
+  logger?: Logger;
 }
 
 export interface Explorer {
@@ -19,12 +25,94 @@ export interface Explorer {
   handle(req: IncomingMessage, res: ServerResponse, url: URL): boolean;
 }
 
-// Placeholder: the landing pages as before; the bundled GraphiQL lands in this folder.
-export function createExplorer({ development }: ExplorerOptions): Explorer {
+const FOREVER = 'public, max-age=31536000, immutable';
+
+const error = (res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) => {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  res.end(JSON.stringify({ errors: [{ message, extensions: { code } }] }));
+};
+
+const send = (req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string | number>, body: Buffer | string) => {
+  res.writeHead(status, { 'x-content-type-options': 'nosniff', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(req.method === 'HEAD' ? undefined : body);
+};
+
+/**
+ * The landing page on the GraphQL endpoint, and in development the bundled GraphiQL on GRAPHIQL_PATH: built
+ * from the graphiql, react and graphql-ws npm packages and served by the gateway itself, so it works with no
+ * internet at all. Production serves neither (its routes fall through to the 404 of the HTTP front).
+ */
+export function createExplorer({ development, endpoint, logger }: ExplorerOptions): Explorer {
+  if (!development) {
+    return { plugin: ApolloServerPluginLandingPageProductionDefault({ footer: false }), handle: () => false };
+  }
+
+  const assets = assetStore();
+  // The page depends only on the assets' versions: rendered once per load of them.
+  const pages = new WeakMap<Assets, string>();
+  const pageFor = (loaded: Assets) => {
+    let page = pages.get(loaded);
+    if (page === undefined) pages.set(loaded, (page = graphiqlHtml(loaded, endpoint)));
+    return page;
+  };
+
+  const serve = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
+    const { pathname } = url;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return error(res, 405, 'METHOD_NOT_ALLOWED', 'The explorer answers GET and HEAD only', { allow: 'GET, HEAD' });
+    }
+    const isPage = pathname === GRAPHIQL_PATH || pathname === `${GRAPHIQL_PATH}/`;
+    const name = pathname.startsWith(ASSETS_PATH) ? pathname.slice(ASSETS_PATH.length) : undefined;
+    // Only the fixed names: nothing a client sends becomes part of a file path.
+    if (!isPage && !(name !== undefined && isAssetName(name))) return error(res, 404, 'NOT_FOUND', `Not found; the explorer is served at ${GRAPHIQL_PATH}`);
+
+    let loaded: Assets;
+    try {
+      loaded = await assets();
+    } catch (cause) {
+      logger?.error({ err: cause }, 'The bundled GraphiQL could not be read from node_modules');
+      return error(res, 500, 'INTERNAL_SERVER_ERROR', 'The bundled GraphiQL is not available on this server');
+    }
+
+    if (isPage) {
+      return send(req, res, 200, {
+        'content-type': 'text/html; charset=utf-8',
+        // The page names the assets' current versions: it must be asked for again after an upgrade.
+        'cache-control': 'no-cache',
+        'content-security-policy': graphiqlCsp(req.headers.host),
+        'referrer-policy': 'no-referrer',
+      }, pageFor(loaded));
+    }
+
+    const asset = loaded[name as keyof Assets];
+    const etag = `"${asset.version}"`;
+    const headers: Record<string, string> = {
+      'content-type': asset.type,
+      etag,
+      // Under its versioned URL a file never changes; under a bare one it may, after an upgrade.
+      'cache-control': url.searchParams.get('v') === asset.version ? FOREVER : 'no-cache',
+      vary: 'accept-encoding',
+    };
+    if (req.headers['if-none-match']?.split(/\s*,\s*/).includes(etag)) {
+      res.writeHead(304, headers);
+      return res.end();
+    }
+    if (new Negotiator(req).encoding(['gzip', 'identity']) === 'gzip') {
+      return send(req, res, 200, { ...headers, 'content-encoding': 'gzip' }, asset.gzipped);
+    }
+    return send(req, res, 200, headers, asset.body);
+  };
+
   return {
-    plugin: development
-      ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
-      : ApolloServerPluginLandingPageProductionDefault({ footer: false }),
-    handle: () => false,
+    plugin: sandboxLandingPageWithOfflineExplorer(GRAPHIQL_PATH),
+    handle(req, res, url) {
+      if (url.pathname !== GRAPHIQL_PATH && !url.pathname.startsWith(`${GRAPHIQL_PATH}/`)) return false;
+      serve(req, res, url).catch((cause: unknown) => {
+        logger?.error({ err: cause, path: url.pathname }, 'The explorer failed to answer');
+        if (!res.headersSent) error(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+        else res.destroy();
+      });
+      return true;
+    },
   };
 }

@@ -1,8 +1,9 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import type { Fetcher } from '@apollo/utils.fetcher';
 import { GraphQLError } from 'graphql';
-import { IDENTITY_HEADER, signIdentity, type Logger, type Viewer } from '@fed/platform';
+import { currentRequestId, IDENTITY_HEADER, injectTraceContext, REQUEST_ID_HEADER, signIdentity, type Logger, type Metrics, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
+import { CircuitOpenError, type SubgraphBreaker } from './circuit-breaker.ts';
 
 /** What the data source reads from the gateway's per-request context. */
 interface ViewerContext {
@@ -28,14 +29,21 @@ export interface SubgraphDataSourceOptions<TContext> {
   secret: string;
   logger: Logger;
   observer?: FetchObserver<TContext>;
+  metrics: Metrics;
+  /** Stops calling a subgraph that keeps failing; unset calls it whatever happens. */
+  breaker?: SubgraphBreaker;
+  /** Told whenever the subgraph answers (any status below 500): the gateway's readiness. */
+  onAnswer?: () => void;
 }
 
 // Carries the viewer from willSendRequest to the fetcher, which alone sees the exact body to sign. It never
 // leaves the process: the fetcher always replaces it with the signed identity.
 const VIEWER_HANDOFF = 'x-fed-viewer-unsigned';
 
-const isTimeout = (error: unknown) =>
-  error instanceof Error && (error.name === 'TimeoutError' || (error.cause instanceof Error && error.cause.name === 'TimeoutError'));
+const causes = (error: unknown, test: (error: Error) => boolean) =>
+  error instanceof Error && (test(error) || (error.cause instanceof Error && test(error.cause)));
+const isTimeout = (error: unknown) => causes(error, (e) => e.name === 'TimeoutError');
+const isOpenCircuit = (error: unknown) => causes(error, (e) => e instanceof CircuitOpenError);
 
 /**
  * A subgraph fetch with a deadline and a signed identity, whose failures become one of two stable errors
@@ -47,14 +55,46 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
   private readonly logger: Logger;
   private readonly observer: FetchObserver<TContext> | undefined;
 
-  constructor({ name, url, timeoutMs, secret, logger, observer }: SubgraphDataSourceOptions<TContext>) {
-    const fetcher: Fetcher = (input, init) => {
+  constructor({ name, url, timeoutMs, secret, logger, observer, metrics, breaker, onAnswer }: SubgraphDataSourceOptions<TContext>) {
+    const durations = metrics.histogram({
+      name: 'subgraph_fetch_duration_seconds',
+      help: 'Gateway fetches to a subgraph, by subgraph and outcome (ok, error, timeout, open_circuit)',
+      labelNames: ['subgraph', 'outcome'] as const,
+    });
+    const failures = metrics.counter({
+      name: 'subgraph_fetch_failures_total',
+      help: 'Failed gateway fetches to a subgraph, by subgraph and reason (error, timeout, open_circuit, status_5xx)',
+      labelNames: ['subgraph', 'reason'] as const,
+    });
+    const send = (input: string, init: RequestInit) => async () => {
+      const response = await fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+      if (response.status < 500) onAnswer?.();
+      return response;
+    };
+    const fetcher: Fetcher = async (input, init) => {
       const headers = { ...init?.headers } as Record<string, string>;
       const handoff = headers[VIEWER_HANDOFF];
       delete headers[VIEWER_HANDOFF];
       const viewer = handoff ? (JSON.parse(handoff) as Viewer) : null;
       headers[IDENTITY_HEADER] = signIdentity({ secret, caller: 'gateway', audience: name, viewer, body: String(init?.body ?? '') });
-      return fetch(input, { ...init, headers, signal: AbortSignal.timeout(timeoutMs) }) as unknown as ReturnType<Fetcher>;
+      // The subgraph logs under the same request id, and its spans join the same trace.
+      const requestId = currentRequestId();
+      if (requestId) headers[REQUEST_ID_HEADER] = requestId;
+      injectTraceContext(headers);
+      const started = performance.now();
+      const observe = (outcome: string) => durations.observe({ subgraph: name, outcome }, (performance.now() - started) / 1000);
+      try {
+        const request = send(input, { ...(init as RequestInit), headers });
+        const response = await (breaker ? breaker.call(request) : request());
+        if (response.status >= 500) failures.inc({ subgraph: name, reason: 'status_5xx' });
+        observe(response.status >= 500 ? 'error' : 'ok');
+        return response as unknown as Awaited<ReturnType<Fetcher>>;
+      } catch (error) {
+        const reason = isOpenCircuit(error) ? 'open_circuit' : isTimeout(error) ? 'timeout' : 'error';
+        failures.inc({ subgraph: name, reason });
+        observe(reason);
+        throw error;
+      }
     };
     super({ url, fetcher });
     this.subgraphName = name;
@@ -81,7 +121,8 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
   override didEncounterError(error: Error): never {
     const serviceName = this.subgraphName;
     // Clients get a safe summary; operators need the real cause (refused, reset, HTTP 502 with a body...).
-    this.logger.warn({ err: error, serviceName }, 'subgraph request failed');
+    // An open circuit was logged once, when it opened.
+    if (!isOpenCircuit(error)) this.logger.warn({ err: error, serviceName }, 'subgraph request failed');
     if (isTimeout(error)) {
       throw new GraphQLError(`The ${serviceName} service did not answer in time`, {
         extensions: { code: ErrorCode.SubgraphTimeout, serviceName },

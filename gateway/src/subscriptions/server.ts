@@ -79,6 +79,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
   const expiries = new WeakMap<Context, NodeJS.Timeout>();
   const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
   const documents = new Map<string, DocumentNode>();
+  const connections = new Set<Context>();
 
   const server = useServer<Record<string, unknown>>(
     {
@@ -99,6 +100,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         // A signed-in socket lives no longer than its token: one whose expiry cannot be read is refused.
         if (viewer && expiresAt === undefined) return false;
         viewers.set(ctx, viewer);
+        connections.add(ctx);
         if (expiresAt !== undefined) {
           // Capped so a far-future expiry cannot overflow the timer.
           const timer = setTimeout(() => ctx.extra.socket.close(TOKEN_EXPIRED_CLOSE_CODE, 'Token expired'), Math.min(expiresAt - Date.now(), 2 ** 31 - 1));
@@ -107,7 +109,10 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         }
         return true;
       },
-      onClose: (ctx) => clearTimeout(expiries.get(ctx)),
+      onClose: (ctx) => {
+        connections.delete(ctx);
+        clearTimeout(expiries.get(ctx));
+      },
       onSubscribe: (ctx, _id, payload) => {
         // One socket may not open subscriptions without end: each distinct one costs an upstream stream.
         // graphql-ws has already reserved this one's id in ctx.subscriptions.
@@ -165,6 +170,11 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
 
   logger.debug({ path: options.path ?? '/graphql' }, 'serving subscriptions over graphql-ws');
   return {
+    /** Open sockets, and the subscriptions running on them (read at scrape time, not kept as counters). */
+    stats: () => ({
+      sockets: wsServer.clients.size,
+      subscriptions: [...connections].reduce((sum, ctx) => sum + Object.keys(ctx.subscriptions).length, 0),
+    }),
     /** Closes every socket with 1001 (going away), so clients reconnect to another replica. */
     async dispose(): Promise<void> {
       for (const client of wsServer.clients) client.close(1001, 'Server shutting down');

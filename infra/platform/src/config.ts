@@ -126,3 +126,31 @@ export const retentionFrom = (config: { EVENTS_RETENTION_PER_USER: number; EVENT
   perUser: config.EVENTS_RETENTION_PER_USER,
   log: config.EVENTS_RETENTION_LOG,
 });
+
+/** Metrics, tracing and drain settings every service reads the same way. */
+export const observabilitySettings = {
+  /** OpenTelemetry traces: off unless turned on. */
+  TRACING: z.enum(['on', 'off']).default('off'),
+  /** An OTLP/HTTP collector; spans go to `<endpoint>/v1/traces`. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().default('http://localhost:4318'),
+  /** Share of new traces recorded (0–1). */
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).default(1),
+  /** Operation names metrics may label by (comma-separated); others count as `other`. */
+  METRICS_OPERATION_NAMES: z
+    .string()
+    .transform((value) => value.split(',').map((name) => name.trim()).filter(Boolean))
+    .default([]),
+  /** On SIGTERM: how long /readyz says draining before the listener closes. */
+  DRAIN_DELAY_MS: z.coerce.number().int().min(0).default(0),
+  /** Then: how long requests in flight have to finish before their connections are cut. */
+  DRAIN_GRACE_MS: milliseconds(10_000),
+};
+
+type ObservabilityConfig = { [K in keyof typeof observabilitySettings]: z.infer<(typeof observabilitySettings)[K]> };
+
+/** The plain settings a composition root hands to startTelemetry and to the app's drain. */
+export const observabilityFrom = (config: ObservabilityConfig) => ({
+  tracing: config.TRACING === 'on' ? { endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT, sampleRatio: config.OTEL_TRACES_SAMPLER_ARG } : null,
+  knownOperations: config.METRICS_OPERATION_NAMES,
+  drain: { delayMs: config.DRAIN_DELAY_MS, graceMs: config.DRAIN_GRACE_MS },
+});

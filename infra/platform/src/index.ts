@@ -17,3 +17,4 @@ export * from './http/server.ts';
 export * from './subgraph.ts';
 export * from './identity/index.ts';
 export * from './runtime.ts';
+export * from './observability/index.ts';

@@ -1,17 +1,44 @@
 import { pino, type Logger } from 'pino';
+import { IDENTITY_HEADER } from './identity/internal-token.ts';
+import { currentRequestId } from './observability/request-scope.ts';
 
 export type { Logger };
 
 export interface LoggerOptions {
   name: string;
   level?: string;
+  /** Where lines go (tests capture them); stdout by default. */
+  destination?: NodeJS.WritableStream;
 }
 
-export function createLogger({ name, level = 'info' }: LoggerOptions): Logger {
-  return pino({
-    name,
-    level,
-    // Never let credentials in URLs or auth headers reach the logs.
-    redact: { paths: ['req.headers.authorization', '*.password'], censor: '[redacted]' },
-  });
+/** Credentials that must never reach the logs, wherever a log call puts them. */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  `req.headers["${IDENTITY_HEADER}"]`,
+  'headers.authorization',
+  'headers.cookie',
+  `headers["${IDENTITY_HEADER}"]`,
+  'connectionParams.authorization',
+  'connectionParams.Authorization',
+  '*.password',
+  '*.secret',
+  '*.token',
+  '*.authorization',
+];
+
+export function createLogger({ name, level = 'info', destination }: LoggerOptions): Logger {
+  return pino(
+    {
+      name,
+      level,
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // Every line written while a request runs carries its id, in every service it reaches.
+      mixin: () => {
+        const requestId = currentRequestId();
+        return requestId ? { requestId } : {};
+      },
+    },
+    destination ?? process.stdout,
+  );
 }

@@ -8,7 +8,10 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { GraphQLError, parse, type DocumentNode } from 'graphql';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createErrorFormatter } from './errors.ts';
+import { observabilityPlugin } from './observability/graphql-plugin.ts';
+import { createTelemetry, type Telemetry } from './observability/telemetry.ts';
 import { FORBIDDEN } from './identity/viewer.ts';
 import { graphqlRequestListener, HttpError } from './http/server.ts';
 import {
@@ -60,7 +63,16 @@ export interface SubgraphAppOptions<TContext extends BaseContext> {
   /** The subgraph's ErrorCode values; errors with other codes are masked. */
   knownCodes: Iterable<string>;
   introspection?: boolean;
+  /** Its metrics registry and, when tracing is on, its tracer. Default: a registry of its own, no tracing. */
+  telemetry?: Telemetry;
+  /** Resolves when the service's database answers: /readyz. */
+  healthCheck?: () => Promise<unknown>;
+  /** On stop: how long /readyz says draining before the listener closes, and the grace for requests in flight. */
+  drain?: { delayMs?: number; graceMs?: number };
 }
+
+/** How long /readyz waits for the database before calling it down. */
+const HEALTH_CHECK_TIMEOUT_MS = 2_000;
 
 /** Reads a subgraph's SDL contract (its schema.graphql) from disk. */
 export function loadTypeDefs(fileUrl: URL): DocumentNode {
@@ -71,7 +83,9 @@ export function loadTypeDefs(fileUrl: URL): DocumentNode {
 export async function createSubgraphApp<TContext extends BaseContext>(
   options: SubgraphAppOptions<TContext>,
 ): Promise<GraphQLApp> {
-  const { name, typeDefs, resolvers, context, callers, replayStore, logger, knownCodes, introspection = true } = options;
+  const { name, typeDefs, resolvers, context, callers, replayStore, logger, knownCodes, introspection = true, healthCheck } = options;
+  const telemetry = options.telemetry ?? createTelemetry({ service: name });
+  let draining = false;
   const firstUse = createReplayGuard(replayStore, name);
   // Resolver maps are checked against types generated from the SDL (`satisfies Resolvers`), which are stricter
   // than @apollo/subgraph's loose map; hence the cast.
@@ -95,7 +109,8 @@ export async function createSubgraphApp<TContext extends BaseContext>(
       // Inline traces would hand query timings and error details to anyone who can reach the subgraph.
       ApolloServerPluginInlineTraceDisabled(),
       ApolloServerPluginLandingPageDisabled(),
-      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: options.drain?.graceMs ?? 10_000 }),
+      observabilityPlugin(telemetry),
       {
         // A captured signature could otherwise repeat a write (a second placeOrder) while it is still valid.
         async requestDidStart() {
@@ -145,6 +160,13 @@ export async function createSubgraphApp<TContext extends BaseContext>(
         const events: DomainEvent[] = [];
         return Object.assign(await context(identity, (committed) => events.push(...committed)), { [IDENTITY]: identity, [EVENTS]: events });
       },
+      ready: async () => {
+        if (draining) return { ready: false, status: 'draining' };
+        const database = !healthCheck || (await answersWithin(healthCheck, HEALTH_CHECK_TIMEOUT_MS));
+        return { ready: database, status: database ? 'ready' : 'unavailable', checks: { database } };
+      },
+      telemetry,
+      metrics: () => [telemetry.metrics],
       logger,
     }),
   );
@@ -162,12 +184,35 @@ export async function createSubgraphApp<TContext extends BaseContext>(
       })
     : undefined;
 
+  if (subscriptions) {
+    const { stats } = subscriptions;
+    telemetry.metrics.gauge({ name: 'ws_subscriptions_active', help: 'Subscriptions running over graphql-ws', collect: (gauge) => gauge.set(stats.active) });
+  }
+
   return {
     httpServer,
     subscriptions: subscriptions?.stats,
+    // The drain: readiness says so first; then the listener closes while requests in flight finish and
+    // sockets close with 1001.
     stop: async () => {
-      await subscriptions?.dispose();
-      await apollo.stop();
+      draining = true;
+      if (options.drain?.delayMs) await sleep(options.drain.delayMs);
+      await Promise.all([subscriptions?.dispose(), apollo.stop()]);
     },
   };
+}
+
+async function answersWithin(check: () => Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  const timeout = new AbortController();
+  try {
+    return await Promise.race([
+      check().then(
+        () => true,
+        () => false,
+      ),
+      sleep(timeoutMs, false, { signal: timeout.signal }).catch(() => false),
+    ]);
+  } finally {
+    timeout.abort();
+  }
 }

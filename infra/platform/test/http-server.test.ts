@@ -60,7 +60,7 @@ describe('graphqlRequestListener on a real HTTP server', () => {
     port = await listen(server, 0, '127.0.0.1');
     base = `http://127.0.0.1:${port}`;
 
-    notReadyServer = createServer(graphqlRequestListener({ apollo, context: async () => ({}), ready: () => false }));
+    notReadyServer = createServer(graphqlRequestListener({ apollo, context: async () => ({}), ready: () => ({ ready: false, status: 'starting' }) }));
     notReadyBase = `http://127.0.0.1:${await listen(notReadyServer, 0, '127.0.0.1')}`;
   });
 

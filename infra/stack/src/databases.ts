@@ -1,4 +1,4 @@
-import { createDatabase, databaseLocation, migrateDatabase, type DatabaseHandle, type DatabaseLocation } from '@fed/platform';
+import { createDatabase, databaseLocation, migrateDatabase, type DatabaseHandle, type DatabaseLocation, type Telemetry } from '@fed/platform';
 import * as orders from '@fed/orders/db';
 import * as users from '@fed/users/db';
 
@@ -25,13 +25,15 @@ export interface OpenOptions {
   /** Sees every statement each subgraph sends (query counting in tests, debug logging). */
   onQuery?: { users?: (sql: string) => void; orders?: (sql: string) => void };
   migrate?: boolean;
+  /** Each service's telemetry, for `db_` metrics and statement spans. */
+  telemetry?: { users?: Telemetry; orders?: Telemetry };
 }
 
 /** Opens (and by default migrates) both subgraphs' databases. They are separate: neither reads the other. */
 export async function openDatabases(locations: DatabaseLocations, options: OpenOptions = {}): Promise<Databases> {
   const [usersDb, ordersDb] = await Promise.all([
-    createDatabase({ location: locations.users, schema: users.schema, onQuery: options.onQuery?.users }),
-    createDatabase({ location: locations.orders, schema: orders.schema, onQuery: options.onQuery?.orders }),
+    createDatabase({ location: locations.users, schema: users.schema, onQuery: options.onQuery?.users, telemetry: options.telemetry?.users, name: 'users' }),
+    createDatabase({ location: locations.orders, schema: orders.schema, onQuery: options.onQuery?.orders, telemetry: options.telemetry?.orders, name: 'orders' }),
   ]);
   if (options.migrate ?? true) {
     await Promise.all([

@@ -1,5 +1,5 @@
 // `npm start`: the whole product in one process. With no database or Redis URLs it needs no services at all.
-import { createLogger, listenHost, loadConfigOrExit, onShutdown, retentionFrom, startOrExit } from '@fed/platform';
+import { createLogger, listenHost, loadConfigOrExit, observabilityFrom, onShutdown, retentionFrom, startOrExit } from '@fed/platform';
 import { gatewaySettings } from '@fed/gateway/config';
 import { readSupergraph } from '@fed/gateway/supergraph';
 import { stackConfigSchema } from './config.ts';
@@ -14,6 +14,7 @@ const logger = createLogger({ name: 'stack', level: config.LOG_LEVEL });
 const databases = locationsFrom(config);
 
 const { auth, gateway, responseCache } = gatewaySettings({ ...config, SUBGRAPH_URLS: {} });
+const { tracing, knownOperations, drain } = observabilityFrom(config);
 
 await startOrExit(async () => {
   const stack = await startStack({
@@ -31,6 +32,8 @@ await startOrExit(async () => {
     secrets: { users: config.USERS_SUBGRAPH_SECRET, orders: config.ORDERS_SUBGRAPH_SECRET, ordersToUsers: config.ORDERS_TO_USERS_SECRET },
     usersTimeoutMs: config.USERS_TIMEOUT_MS,
     seedIfEmpty: config.SEED_ON_FIRST_START ? undefined : false,
+    telemetry: { tracing, knownOperations, processMetrics: true },
+    drain,
   });
 
   const where = (location: (typeof databases)['users']) => ('url' in location ? 'Postgres' : `PGlite in ${location.dataDir}`);
@@ -40,7 +43,8 @@ await startOrExit(async () => {
       `  Gateway   ${stack.urls.gateway}   (Apollo Sandbox in a browser)`,
       `  users     ${stack.urls.users}   ${where(databases.users)}`,
       `  orders    ${stack.urls.orders}   ${where(databases.orders)}`,
-      `  cache and pub/sub: ${config.REDIS_URL ? 'Redis' : 'in memory'}; response cache ${responseCache ? 'on' : 'off'}`,
+      `  cache and pub/sub: ${config.REDIS_URL ? 'Redis' : 'in memory'}; response cache ${responseCache ? 'on' : 'off'}; tracing ${tracing ? `to ${tracing.endpoint}` : 'off'}`,
+      `  metrics   ${stack.urls.gateway.replace(/\/graphql$/, '/metrics')}   (all three services)`,
       auth.secret ? '  sign in:  TOKEN=$(npm run -s token -- --sub 1 --role admin), then send "Authorization: Bearer $TOKEN"' : `  tokens from ${auth.jwksUrl}`,
       `  ready in ${Math.round(performance.now() - startedAt)} ms; Ctrl+C to stop`,
       '',

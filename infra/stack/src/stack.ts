@@ -4,7 +4,17 @@ import type { AddressInfo } from 'node:net';
 import { createAuthenticator, createGateway, type AuthenticatorOptions, type Gateway, type GatewayDeps } from '@fed/gateway';
 import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { createHttpUserSnapshot, createOrdersServer, type OrdersServer } from '@fed/orders';
-import { createInfrastructure, createOutboxRelay, listen, type Infrastructure, type Logger, type Retention } from '@fed/platform';
+import {
+  createInfrastructure,
+  createOutboxRelay,
+  listen,
+  startTelemetry,
+  type Infrastructure,
+  type Logger,
+  type Retention,
+  type ServiceTelemetry,
+  type SpanExporter,
+} from '@fed/platform';
 import { createUsersServer } from '@fed/users';
 import { openDatabases, type DatabaseLocations, type Databases, type OpenOptions } from './databases.ts';
 import { DEFAULT_SEED, isEmpty, seed, type SeedOptions } from './seed.ts';
@@ -37,6 +47,17 @@ export interface StackOptions {
   /** Seed when the users database is empty; false to never seed. */
   seedIfEmpty?: Omit<SeedOptions, 'log'> | false;
   onQuery?: OpenOptions['onQuery'];
+  /**
+   * Each service keeps its own metrics registry (the gateway's /metrics serves all three) and, with
+   * `tracing`, its own tracer provider. Default: metrics only, no process metrics.
+   */
+  telemetry?: {
+    tracing?: { endpoint?: string; exporter?: SpanExporter; sampleRatio?: number; batch?: boolean } | null;
+    knownOperations?: readonly string[];
+    processMetrics?: boolean;
+  };
+  /** On stop: how long /readyz says draining before listeners close, and the grace for requests in flight. */
+  drain?: { delayMs?: number; graceMs?: number };
 }
 
 export interface RunningStack {
@@ -74,7 +95,17 @@ const displayHost = (host: string | undefined) => (!host || ['0.0.0.0', '::', '1
 export async function startStack(options: StackOptions): Promise<RunningStack> {
   const { logger, ports = {}, host, mode = 'production' } = options;
   const introspection = mode === 'development';
-  const databases = await openDatabases(options.databases, { onQuery: options.onQuery });
+  const telemetrySettings = { tracing: options.telemetry?.tracing ?? null, knownOperations: options.telemetry?.knownOperations };
+  // The gateway's provider is the process's: @apollo/gateway records its plan and fetch spans on it.
+  const telemetry: Record<'gateway' | 'users' | 'orders', ServiceTelemetry> = {
+    gateway: startTelemetry('gateway', telemetrySettings, { processMetrics: options.telemetry?.processMetrics, global: true }),
+    users: startTelemetry('users', telemetrySettings),
+    orders: startTelemetry('orders', telemetrySettings),
+  };
+  const databases = await openDatabases(options.databases, {
+    onQuery: options.onQuery,
+    telemetry: { users: telemetry.users.telemetry, orders: telemetry.orders.telemetry },
+  });
   if (options.seedIfEmpty !== false && (await isEmpty(databases))) {
     const size = options.seedIfEmpty ?? DEFAULT_SEED;
     logger.info(size, 'empty database: seeding');
@@ -89,7 +120,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   };
 
   const usersLogger = logger.child({ service: 'users' });
-  const usersRelay = createOutboxRelay({ db: databases.users.db, stream: infrastructure.events, logger: usersLogger });
+  const usersRelay = createOutboxRelay({ db: databases.users.db, stream: infrastructure.events, logger: usersLogger, metrics: telemetry.users.telemetry.metrics });
   const users = await createUsersServer({
     db: databases.users.db,
     events: { stream: infrastructure.events, pubsub: infrastructure.pubsub, relay: usersRelay },
@@ -97,6 +128,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     secrets: { gateway: secrets.users, orders: secrets.ordersToUsers },
     replayStore: infrastructure.rateLimiter,
     introspection,
+    telemetry: telemetry.users.telemetry,
+    drain: options.drain,
   });
   await listen(users.httpServer, ports.users ?? 0, SUBGRAPH_HOST);
   usersRelay.start();
@@ -105,7 +138,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   // Orders as its own process would run it: server, outbox relay and the consumer of the users' events.
   const startOrders = async (port: number) => {
     const ordersLogger = logger.child({ service: 'orders' });
-    const relay = createOutboxRelay({ db: databases.orders.db, stream: infrastructure.events, logger: ordersLogger });
+    const relay = createOutboxRelay({ db: databases.orders.db, stream: infrastructure.events, logger: ordersLogger, metrics: telemetry.orders.telemetry.metrics });
     const app: OrdersServer = await createOrdersServer({
       db: databases.orders.db,
       events: { stream: infrastructure.events, relay },
@@ -114,6 +147,8 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       secrets: { gateway: secrets.orders },
       replayStore: infrastructure.rateLimiter,
       introspection,
+      telemetry: telemetry.orders.telemetry,
+      drain: options.drain,
     });
     await listen(app.httpServer, port, SUBGRAPH_HOST);
     relay.start();
@@ -131,7 +166,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const ordersPort = (orders.httpServer.address() as AddressInfo).port;
   const ordersUrl = url(orders.httpServer, SUBGRAPH_HOST);
 
-  const startGateway = async (infra: Infrastructure, port = 0): Promise<Gateway> => {
+  const startGateway = async (infra: Infrastructure, service: ServiceTelemetry, port = 0): Promise<Gateway> => {
     const gatewayLogger = logger.child({ service: 'gateway' });
     const cacheLimits = options.responseCache === undefined ? { maxTtlSeconds: 300 } : options.responseCache;
     const app = await createGateway({
@@ -149,18 +184,23 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       rateLimiter: infra.rateLimiter,
       authenticate: createAuthenticator(options.auth ?? DEVELOPMENT_AUTH),
       mode,
+      telemetry: service.telemetry,
+      // One process, three registries: the gateway's /metrics serves them all, told apart by `service`.
+      metricsSources: () => [service.telemetry.metrics, telemetry.users.telemetry.metrics, telemetry.orders.telemetry.metrics],
+      drain: options.drain,
     });
     await listen(app.httpServer, port, host);
     return app;
   };
-  const gateway = await startGateway(infrastructure, ports.gateway);
+  const gateway = await startGateway(infrastructure, telemetry.gateway, ports.gateway);
 
-  const replicas: { app: Gateway; infra: Infrastructure }[] = [];
+  const replicas: { app: Gateway; infra: Infrastructure; telemetry: ServiceTelemetry }[] = [];
   const addGateway = async () => {
     // A replica of its own: its own Redis connections, bus subscription and cache handle, as another process has.
     const infra = options.redisUrl ? await createInfrastructure({ redisUrl: options.redisUrl, logger, keyPrefix: options.keyPrefix }) : infrastructure;
-    const app = await startGateway(infra);
-    replicas.push({ app, infra });
+    const replicaTelemetry = startTelemetry('gateway', telemetrySettings);
+    const app = await startGateway(infra, replicaTelemetry);
+    replicas.push({ app, infra, telemetry: replicaTelemetry });
     return { url: url(app.httpServer, displayHost(host)), gateway: app };
   };
 
@@ -195,11 +235,14 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       for (const replica of replicas) {
         await replica.app.stop();
         if (replica.infra !== infrastructure) await replica.infra.close();
+        await replica.telemetry.shutdown();
       }
       await gateway.stop();
       await Promise.all([stopSubgraph('orders'), stopSubgraph('users')]);
       await infrastructure.close();
       await databases.close();
+      await Promise.all([telemetry.users.shutdown(), telemetry.orders.shutdown()]);
+      await telemetry.gateway.shutdown();
     },
   };
 }

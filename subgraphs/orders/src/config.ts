@@ -1,4 +1,4 @@
-import { dataDir, eventRetentionSettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
+import { dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const ordersConfigShape = z.object({
@@ -17,6 +17,7 @@ export const ordersConfigShape = z.object({
   /** Unset: events and the signatures that ran a write stay in this process. */
   REDIS_URL: redisUrl.optional(),
   ...eventRetentionSettings,
+  ...observabilitySettings,
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });

@@ -13,6 +13,8 @@ import {
   startOrExit,
   listenHost,
   retentionFrom,
+  observabilityFrom,
+  startTelemetry,
 } from '@fed/platform';
 import { ordersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
@@ -20,16 +22,20 @@ import { createHttpUserSnapshot, createOrdersServer } from './server.ts';
 
 const config = loadConfigOrExit(ordersConfigSchema, process.env);
 const logger = createLogger({ name: 'orders', level: config.LOG_LEVEL });
+const observability = observabilityFrom(config);
 
 await startOrExit(async () => {
+  const { telemetry, shutdown: stopTelemetry } = startTelemetry('orders', observability, { processMetrics: true, global: true });
   const database = await createDatabase({
+    telemetry,
+    name: 'orders',
     location: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders'),
     schema,
   });
   // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
   if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
   const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger, retention: retentionFrom(config) });
-  const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger });
+  const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger, metrics: telemetry.metrics });
 
   const app = await createOrdersServer({
     db: database.db,
@@ -44,6 +50,8 @@ await startOrExit(async () => {
     secrets: { gateway: config.ORDERS_SUBGRAPH_SECRET ?? developmentSecret('orders-subgraph') },
     replayStore: infrastructure.rateLimiter,
     introspection: config.NODE_ENV !== 'production',
+    telemetry,
+    drain: observability.drain,
   });
   const port = await listen(app.httpServer, config.ORDERS_PORT, listenHost(config));
   relay.start();
@@ -56,5 +64,6 @@ await startOrExit(async () => {
     await relay.stop();
     await infrastructure.close();
     await database.close();
+    await stopTelemetry();
   });
 });

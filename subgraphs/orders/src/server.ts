@@ -8,6 +8,9 @@ import {
   type Logger,
   type OutboxRelay,
   type RateLimiter,
+  type Telemetry,
+  createTelemetry,
+  pingDatabase,
 } from '@fed/platform';
 import type { OrdersContext } from './context.ts';
 import type { OrdersDatabase } from './db/index.ts';
@@ -39,6 +42,10 @@ export interface OrdersServerDeps {
   /** The rate-limit edge, where signatures that ran a write are remembered. */
   replayStore: RateLimiter;
   introspection?: boolean;
+  /** Its metrics registry and, when tracing is on, its tracer. */
+  telemetry?: Telemetry;
+  /** On stop: how long /readyz says draining before the listener closes, and the grace for requests in flight. */
+  drain?: { delayMs?: number; graceMs?: number };
 }
 
 export interface OrdersServer extends GraphQLApp {
@@ -47,10 +54,11 @@ export interface OrdersServer extends GraphQLApp {
 }
 
 /** The orders subgraph as an app: it neither reads the environment nor listens, nor starts its consumer. */
-export async function createOrdersServer({ db, events, userSnapshot, logger, secrets, replayStore, introspection }: OrdersServerDeps): Promise<OrdersServer> {
+export async function createOrdersServer({ db, events, userSnapshot, logger, secrets, replayStore, introspection, drain, ...deps }: OrdersServerDeps): Promise<OrdersServer> {
+  const telemetry = deps.telemetry ?? createTelemetry({ service: 'orders' });
   const orders = createOrderRepository(db);
   const unitOfWork = createUnitOfWork({ db, source: 'orders', relay: events.relay });
-  const userProjection = createUserProjection({ db, stream: events.stream, transact: unitOfWork(), snapshot: userSnapshot, logger });
+  const userProjection = createUserProjection({ db, stream: events.stream, transact: unitOfWork(), snapshot: userSnapshot, logger, metrics: telemetry.metrics });
 
   const app = await createSubgraphApp<OrdersContext>({
     name: 'orders',
@@ -67,6 +75,9 @@ export async function createOrdersServer({ db, events, userSnapshot, logger, sec
     logger,
     knownCodes: Object.values(ErrorCode),
     introspection,
+    telemetry,
+    healthCheck: () => pingDatabase(db),
+    drain,
   });
   return { ...app, userProjection };
 }

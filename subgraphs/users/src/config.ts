@@ -1,4 +1,4 @@
-import { dataDir, eventRetentionSettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
+import { dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const usersConfigShape = z.object({
@@ -14,6 +14,7 @@ export const usersConfigShape = z.object({
   /** Orders signs its own calls to users (as itself, never for a user) with this one. */
   ORDERS_TO_USERS_SECRET: secret.optional(),
   ...eventRetentionSettings,
+  ...observabilitySettings,
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });

@@ -13,6 +13,8 @@ import {
   startOrExit,
   listenHost,
   retentionFrom,
+  observabilityFrom,
+  startTelemetry,
 } from '@fed/platform';
 import { usersConfigSchema } from './config.ts';
 import { migrationsFolder, schema } from './db/index.ts';
@@ -20,16 +22,20 @@ import { createUsersServer } from './server.ts';
 
 const config = loadConfigOrExit(usersConfigSchema, process.env);
 const logger = createLogger({ name: 'users', level: config.LOG_LEVEL });
+const observability = observabilityFrom(config);
 
 await startOrExit(async () => {
+  const { telemetry, shutdown: stopTelemetry } = startTelemetry('users', observability, { processMetrics: true, global: true });
   const database = await createDatabase({
+    telemetry,
+    name: 'users',
     location: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users'),
     schema,
   });
   // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
   if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
   const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger, retention: retentionFrom(config) });
-  const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger });
+  const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger, metrics: telemetry.metrics });
 
   const app = await createUsersServer({
     db: database.db,
@@ -42,6 +48,8 @@ await startOrExit(async () => {
     },
     replayStore: infrastructure.rateLimiter,
     introspection: config.NODE_ENV !== 'production',
+    telemetry,
+    drain: observability.drain,
   });
   const port = await listen(app.httpServer, config.USERS_PORT, listenHost(config));
   relay.start();
@@ -52,5 +60,6 @@ await startOrExit(async () => {
     await relay.stop();
     await infrastructure.close();
     await database.close();
+    await stopTelemetry();
   });
 });

@@ -9,6 +9,9 @@ import {
   type OutboxRelay,
   type PubSub,
   type RateLimiter,
+  type Telemetry,
+  createTelemetry,
+  pingDatabase,
 } from '@fed/platform';
 import type { UsersContext } from './context.ts';
 import type { UsersDatabase } from './db/index.ts';
@@ -36,10 +39,15 @@ export interface UsersServerDeps {
   /** The rate-limit edge, where signatures that ran a write are remembered. */
   replayStore: RateLimiter;
   introspection?: boolean;
+  /** Its metrics registry and, when tracing is on, its tracer. */
+  telemetry?: Telemetry;
+  /** On stop: how long /readyz says draining before the listener closes, and the grace for requests in flight. */
+  drain?: { delayMs?: number; graceMs?: number };
 }
 
 /** The users subgraph as an app: it neither reads the environment nor listens. */
-export async function createUsersServer({ db, events, logger, secrets, replayStore, introspection }: UsersServerDeps): Promise<GraphQLApp> {
+export async function createUsersServer({ db, events, logger, secrets, replayStore, introspection, drain, ...deps }: UsersServerDeps): Promise<GraphQLApp> {
+  const telemetry = deps.telemetry ?? createTelemetry({ service: 'users' });
   const users = createUserRepository(db);
   const unitOfWork = createUnitOfWork({ db, source: 'users', relay: events.relay });
 
@@ -59,5 +67,8 @@ export async function createUsersServer({ db, events, logger, secrets, replaySto
     logger,
     knownCodes: Object.values(ErrorCode),
     introspection,
+    telemetry,
+    healthCheck: () => pingDatabase(db),
+    drain,
   });
 }

@@ -1,10 +1,13 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { instrumentPglite, instrumentPostgres, observeDatabase } from '../observability/database.ts';
+import type { Telemetry } from '../observability/telemetry.ts';
 
 /**
  * The one database type repositories see. Both drivers (postgres.js for real Postgres, PGlite for the
@@ -26,6 +29,9 @@ export interface DatabaseOptions<TSchema extends Record<string, unknown>> {
   maxConnections?: number;
   /** Sees every SQL statement drizzle sends; used for query counting and debug logging. */
   onQuery?: (sql: string) => void;
+  /** Records `db_` metrics and statement spans into a service's telemetry, labelled `name`. */
+  telemetry?: Telemetry;
+  name?: string;
 }
 
 export interface DatabaseHandle<TSchema extends Record<string, unknown>> {
@@ -40,15 +46,18 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
 ): Promise<DatabaseHandle<TSchema>> {
   const { location, schema, onQuery } = options;
   const logger = onQuery ? { logQuery: (query: string) => onQuery(query) } : false;
+  const maxConnections = 'url' in location ? (options.maxConnections ?? 10) : 1;
+  const observed = options.telemetry && observeDatabase(options.telemetry, options.name ?? 'db', maxConnections);
 
   if ('url' in location) {
-    const client = postgres(location.url, {
-      max: options.maxConnections ?? 10,
+    const raw = postgres(location.url, {
+      max: maxConnections,
       // Fail fast when Postgres is down instead of hanging requests; reconnects happen on the next query.
       connect_timeout: 5,
       idle_timeout: 30,
       onnotice: () => {},
     });
+    const client = observed ? instrumentPostgres(raw, observed.observe, observed.pool) : raw;
     const db = drizzlePostgres(client, { schema, logger });
     return {
       db: db as unknown as Database<TSchema>,
@@ -67,6 +76,7 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
     release();
     throw error;
   }
+  if (observed) instrumentPglite(client, observed.observe, observed.pool);
   const db = drizzlePglite(client, { schema, logger });
   return {
     db: db as unknown as Database<TSchema>,
@@ -123,3 +133,6 @@ export function pgErrorCode(error: unknown): string | undefined {
 }
 
 export const isUniqueViolation = (error: unknown) => pgErrorCode(error) === '23505';
+
+/** Resolves when the database answers a trivial query: readiness. */
+export const pingDatabase = (db: Database<Record<string, unknown>>) => db.execute(sql`select 1`);

@@ -3,6 +3,7 @@ import { asc, inArray, isNull, sql } from 'drizzle-orm';
 import { bigint, index, jsonb, pgTable, timestamp } from 'drizzle-orm/pg-core';
 import type { Database } from '../db/index.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { DomainEvent, NewDomainEvent } from './index.ts';
 import type { EventStream } from './stream.ts';
 
@@ -80,6 +81,8 @@ export interface OutboxRelayOptions {
   keepSentMs?: number;
   /** Called inside a pass, around the append: crash tests stop the process at these points. */
   hooks?: { beforeAppend?(): Promise<void> | void; afterAppend?(): Promise<void> | void };
+  /** Counts events relayed (`events_relayed_total`) and failed passes. */
+  metrics?: Metrics;
 }
 
 // Any constant works as long as every relay of the same database agrees on it.
@@ -93,7 +96,9 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * A crash anywhere rolls the transaction back and releases the lock; the rows are sent again, and the stream
  * drops the repeats by event id. So every committed event reaches the stream exactly once.
  */
-export function createOutboxRelay({ db, stream, logger, batchSize = 500, pollMs = 1_000, keepSentMs = 3_600_000, hooks }: OutboxRelayOptions): OutboxRelay {
+export function createOutboxRelay({ db, stream, logger, batchSize = 500, pollMs = 1_000, keepSentMs = 3_600_000, hooks, metrics }: OutboxRelayOptions): OutboxRelay {
+  const relayed = metrics?.counter({ name: 'events_relayed_total', help: 'Events moved from the outbox to the event stream (committed)' });
+  const failures = metrics?.counter({ name: 'events_relay_failures_total', help: 'Outbox relay passes that failed (events stay in the outbox)' });
   let requested = 0;
   let completed = 0;
   let running: Promise<void> | undefined;
@@ -141,13 +146,16 @@ export function createOutboxRelay({ db, stream, logger, batchSize = 500, pollMs 
       const target = requested;
       try {
         let sent: number;
-        do sent = await pass();
-        while (sent === batchSize && !stopped);
+        do {
+          sent = await pass();
+          relayed?.inc(sent);
+        } while (sent === batchSize && !stopped);
         if (failing) logger.info('outbox relay recovered');
         failing = false;
       } catch (error) {
         // The events stay in the outbox; the next poll sends them. Writers must not wait on an outage.
         if (!failing) logger.warn({ err: error }, 'outbox relay failed; retrying');
+        failures?.inc();
         failing = true;
       }
       completed = target;

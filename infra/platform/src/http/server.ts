@@ -2,6 +2,10 @@ import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'n
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext, type HTTPGraphQLResponse } from '@apollo/server';
 import type { Logger } from '../logger.ts';
+import { METRICS_CONTENT_TYPE, renderMetrics, type Metrics } from '../observability/metrics.ts';
+import { acceptRequestId, REQUEST_ID_HEADER, runInRequestScope, type RequestScope } from '../observability/request-scope.ts';
+import type { Telemetry } from '../observability/telemetry.ts';
+import { withServerSpan } from '../observability/tracing.ts';
 
 /** A GraphQL request as it reached HTTP, with what `admit` made of it. */
 export interface GraphQLExchange<TAdmission> {
@@ -33,8 +37,12 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
   maxBodyBytes?: number;
   /** Browser origins allowed to call the endpoint; empty means no CORS headers at all. */
   corsOrigins?: string[] | '*';
-  /** Extra readiness probe (e.g. "the gateway has loaded a schema"). */
-  ready?: () => boolean;
+  /** What /readyz answers: 503 unless ready (a schema loaded, the database answering, not draining). */
+  ready?: () => Readiness | Promise<Readiness>;
+  /** Records http_ metrics and, when tracing is on, a server span per request continuing the caller's trace. */
+  telemetry?: Telemetry;
+  /** What GET /metrics serves: this service's registry, or every service's in the embedded default. */
+  metrics?: () => readonly Metrics[];
   /**
    * Other routes on the same port (the explorer's assets, /metrics), tried before GraphQL's path: returns
    * true when it answered the request.
@@ -44,12 +52,24 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
   logger?: Logger;
 }
 
+/** A readiness answer; `checks` says what is not ready (never a URL or an error message). */
+export interface Readiness {
+  ready: boolean;
+  status: 'ready' | 'starting' | 'draining' | 'unavailable';
+  checks?: Record<string, boolean>;
+}
+
 const json = (res: ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify(body));
 };
 
-const httpError = (res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) => {
+// The stable code of a refusal this front answered itself, for the access log.
+const REFUSAL = Symbol('refusal');
+type Refusable = ServerResponse & { [REFUSAL]?: string };
+
+const httpError = (res: Refusable, status: number, code: string, message: string, headers: Record<string, string> = {}) => {
+  res[REFUSAL] = code;
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   json(res, status, { errors: [{ message, extensions: { code } }] });
 };
@@ -103,9 +123,21 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
 export function graphqlRequestListener<TContext extends BaseContext, TAdmission = undefined>(
   options: GraphQLHttpOptions<TContext, TAdmission>,
 ): RequestListener {
-  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, routes, logger } = options;
+  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, routes, telemetry, metrics, logger } = options;
+  const durations = telemetry?.metrics.histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP requests from the first byte to the last, by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+  });
+  const inFlight = telemetry?.metrics.gauge({ name: 'http_requests_in_flight', help: 'HTTP requests being served now' });
+  const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
+  // The gateway's subgraph probes (Apollo's health-check operation) are probes too.
+  const isProbe = (pathname: string, scope: RequestScope) => PROBES.has(pathname) || scope.operationName === '__ApolloServiceHealthCheck__';
+  // Label values come from a fixed set: a client making up paths or methods cannot grow the series.
+  const routeLabel = (pathname: string) => (pathname === path || PROBES.has(pathname) ? pathname : 'other');
+  const methodLabel = (method: string | undefined) => (method && ['GET', 'POST', 'OPTIONS', 'HEAD'].includes(method) ? method : 'other');
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, scope: RequestScope) => {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -114,8 +146,12 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
     }
     if (url.pathname === '/healthz') return json(res, 200, { status: 'ok' });
     if (url.pathname === '/readyz') {
-      const isReady = ready?.() ?? true;
-      return json(res, isReady ? 200 : 503, { status: isReady ? 'ready' : 'starting' });
+      const { ready: isReady, status, checks } = (await ready?.()) ?? { ready: true, status: 'ready' };
+      return json(res, isReady ? 200 : 503, { status, checks });
+    }
+    if (url.pathname === '/metrics' && metrics) {
+      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE });
+      return res.end(await renderMetrics(metrics()));
     }
     if (routes && (await routes(req, res, url))) return;
     if (url.pathname !== path) return httpError(res, 404, 'NOT_FOUND', `Not found; GraphQL is served at ${path}`);
@@ -161,6 +197,8 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
         } catch {
           return httpError(res, 400, 'BAD_REQUEST', 'Request body is not valid JSON');
         }
+        const claimed = (body as { operationName?: unknown } | null)?.operationName;
+        if (typeof claimed === 'string') scope.operationName = claimed.slice(0, 100);
       } else {
         body = raw;
       }
@@ -186,12 +224,56 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
     res.end();
   };
 
-  return (req, res) => {
-    handle(req, res).catch((error: unknown) => {
+  const serve = (req: IncomingMessage, res: ServerResponse, scope: RequestScope) =>
+    handle(req, res, scope).catch((error: unknown) => {
       // Apollo turns every GraphQL failure into a response; reaching here means the socket or this code failed.
       logger?.error({ err: error, method: req.method }, 'HTTP request failed outside GraphQL');
       if (!res.headersSent) httpError(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
       else res.destroy();
+    });
+
+  return (req, res) => {
+    const started = performance.now();
+    const scope: RequestScope = { requestId: acceptRequestId(req.headers[REQUEST_ID_HEADER]), errorCodes: new Set() };
+    res.setHeader(REQUEST_ID_HEADER, scope.requestId);
+    const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const route = routeLabel(pathname);
+    inFlight?.inc();
+    res.once('close', () => {
+      inFlight?.dec();
+      const seconds = (performance.now() - started) / 1000;
+      durations?.observe({ method: methodLabel(req.method), route, status: String(res.statusCode) }, seconds);
+      const refusal = (res as Refusable)[REFUSAL];
+      if (refusal) scope.errorCodes.add(refusal);
+      // One line per request, written in its scope so that it carries the request id. Probes would drown
+      // the log at info.
+      runInRequestScope(scope, () =>
+        logger?.[isProbe(pathname, scope) ? 'debug' : 'info'](
+          {
+            method: req.method,
+            path: pathname.slice(0, 200),
+            status: res.statusCode,
+            durationMs: Math.round(seconds * 10_000) / 10,
+            operationName: scope.operationName,
+            errorCodes: scope.errorCodes.size > 0 ? [...scope.errorCodes] : undefined,
+            // The client went away before the whole response was written.
+            aborted: res.writableFinished ? undefined : true,
+          },
+          'request',
+        ),
+      );
+    });
+    runInRequestScope(scope, () => {
+      if (!telemetry?.tracer) return void serve(req, res, scope);
+      withServerSpan(telemetry.tracer, `${methodLabel(req.method)} ${route}`, req.headers, (span) => {
+        span.setAttributes({ 'http.request.method': req.method ?? '', 'url.path': pathname.slice(0, 200), 'http.route': route });
+        res.once('close', () => {
+          span.setAttribute('http.response.status_code', res.statusCode);
+          if (res.statusCode >= 500) span.setStatus({ code: 2 });
+          span.end();
+        });
+        void serve(req, res, scope);
+      });
     });
   };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { comparePositions, CursorExpiredError, InvalidCursorError, tryParseId, type EventStream, type Logger, type StoredEvent, type Transact } from '@fed/platform';
+import { comparePositions, CursorExpiredError, InvalidCursorError, tryParseId, type EventStream, type Logger, type Metrics, type StoredEvent, type Transact } from '@fed/platform';
 import type { OrdersDatabase } from '../db/index.ts';
 import { orderEvent } from '../order/events.ts';
 import { createOrderRepository } from '../order/repository.ts';
@@ -36,6 +36,8 @@ export interface UserProjectionOptions {
   blockMs?: number;
   /** Events a consumer took but did not acknowledge for this long are handed to another (it died). */
   claimIdleMs?: number;
+  /** Counts events applied (`events_consumed_total`). */
+  metrics?: Metrics;
 }
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -49,7 +51,8 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * Applying USER_DELETED cancels the user's pending orders in the same transaction, with their ORDER_CANCELLED
  * events in the outbox.
  */
-export function createUserProjection({ db, stream, transact, snapshot, logger, blockMs = 500, claimIdleMs = 10_000 }: UserProjectionOptions): UserProjection {
+export function createUserProjection({ db, stream, transact, snapshot, logger, blockMs = 500, claimIdleMs = 10_000, metrics }: UserProjectionOptions): UserProjection {
+  const consumed = metrics?.counter({ name: 'events_consumed_total', help: 'Events applied by a consumer group, acknowledged after commit', labelNames: ['group'] as const });
   const group = stream.group(USER_PROJECTION);
   const consumer = randomUUID();
   let running = false;
@@ -119,6 +122,7 @@ export function createUserProjection({ db, stream, transact, snapshot, logger, b
         if (batch.length > 0) {
           await apply(batch);
           await group.ack(batch.map((event) => event.position));
+          consumed?.inc({ group: USER_PROJECTION }, batch.length);
           batch = [];
         }
         if (failing) logger.info('user projection recovered');

@@ -1,0 +1,30 @@
+import type { Metrics } from '@fed/platform';
+import type { ResponseCacheStats } from '../response-cache/response-cache.ts';
+
+export interface GatewayMetricSources {
+  /** The response cache's running totals; unset when it is off. */
+  cache?: ResponseCacheStats;
+  /** Open graphql-ws sockets and the subscriptions on them; unset without a Subscription type. */
+  sockets?: () => { sockets: number; subscriptions: number };
+}
+
+/** The gateway's cache_ and ws_ series, read from the totals those components keep. */
+export function registerGatewayMetrics(metrics: Metrics, { cache, sockets }: GatewayMetricSources): void {
+  if (cache) {
+    metrics.counterFrom(
+      { name: 'cache_requests_total', help: 'Response cache lookups by result (hit, miss, coalesced: a miss served by an identical request in flight)', labelNames: ['result'] as const },
+      () => [
+        [{ result: 'hit' }, cache.hits],
+        [{ result: 'miss' }, cache.misses],
+        [{ result: 'coalesced' }, cache.coalesced],
+      ],
+    );
+    metrics.counterFrom({ name: 'cache_stores_total', help: 'Responses written to the response cache' }, () => [[{}, cache.stored]]);
+    metrics.counterFrom({ name: 'cache_invalidations_total', help: 'Response cache purges applied (mutations and the event bus)' }, () => [[{}, cache.invalidations]]);
+    metrics.counterFrom({ name: 'cache_errors_total', help: 'Response cache store failures (each served uncached)' }, () => [[{}, cache.errors]]);
+  }
+  if (sockets) {
+    metrics.gauge({ name: 'ws_connections_open', help: 'Open graphql-ws sockets', collect: (gauge) => gauge.set(sockets().sockets) });
+    metrics.gauge({ name: 'ws_subscriptions_active', help: 'Subscriptions running over graphql-ws', collect: (gauge) => gauge.set(sockets().subscriptions) });
+  }
+}
