@@ -5,6 +5,7 @@ import { createLogger, createMemoryCache, listen, MemoryRateLimiter, type Logger
 import {
   createTestDatabase,
   graphql,
+  isRelayStatement,
   startTcpProxy,
   testRedisUrl,
   uniqueName,
@@ -41,7 +42,6 @@ export interface TestStack extends RunningStack {
   teardown(): Promise<void>;
 }
 
-const isRelay = (sql: string) => /pg_advisory_xact_lock|lock_timeout|"outbox"/.test(sql);
 
 export const silentLogger = (): Logger => createLogger({ name: 'test', level: 'silent' });
 
@@ -69,8 +69,8 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}): Pro
       seedIfEmpty: false,
       // The outbox relays poll in the background; what a request costs is counted without them.
       onQuery: {
-        users: (sql) => isRelay(sql) || statements.users.push(sql),
-        orders: (sql) => isRelay(sql) || statements.orders.push(sql),
+        users: (sql) => isRelayStatement(sql) || statements.users.push(sql),
+        orders: (sql) => isRelayStatement(sql) || statements.orders.push(sql),
       },
       ...overrides,
     });

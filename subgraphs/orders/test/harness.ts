@@ -16,7 +16,7 @@ import {
   type GraphQLApp,
   type Viewer,
 } from '@fed/platform';
-import { createTestDatabase, signedGraphql, type GraphQLResponse, type Signing } from '@fed/platform/testing';
+import { createTestDatabase, isRelayStatement, signedGraphql, type GraphQLResponse, type Signing } from '@fed/platform/testing';
 import { createUsersServer } from '@fed/users';
 import * as usersDb from '@fed/users/db';
 import { count } from 'drizzle-orm';
@@ -172,7 +172,7 @@ export interface OrdersSubgraph {
 export async function startOrdersSubgraph({ users, prefix = 'orders_it' }: { users: Pick<UsersSubgraph, 'url' | 'ordersSecret' | 'stream'>; prefix?: string }): Promise<OrdersSubgraph> {
   const statements: string[] = [];
   const secret = newSecret();
-  const database = await openTestDatabase(prefix, schema, migrationsFolder, (sql) => statements.push(sql));
+  const database = await openTestDatabase(prefix, schema, migrationsFolder, (sql) => isRelayStatement(sql) || statements.push(sql));
   const relay = createOutboxRelay({ db: database.handle.db, stream: users.stream, logger: silentLogger() });
   relay.start();
   let app: OrdersServer;

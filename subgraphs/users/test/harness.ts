@@ -13,7 +13,7 @@ import {
   type DatabaseHandle,
   type Viewer,
 } from '@fed/platform';
-import { createTestDatabase, signedGraphql, type GraphQLResponse, type Signing } from '@fed/platform/testing';
+import { createTestDatabase, isRelayStatement, signedGraphql, type GraphQLResponse, type Signing } from '@fed/platform/testing';
 import { count } from 'drizzle-orm';
 import { migrationsFolder, schema } from '../src/db/index.ts';
 import { createUsersServer } from '../src/server.ts';
@@ -57,7 +57,7 @@ export async function startUsersSubgraph(prefix = 'users_test'): Promise<UsersHa
   const ordersSecret = randomBytes(32).toString('base64url');
   let handle: DatabaseHandle<typeof schema> | undefined;
   try {
-    handle = await createDatabase({ location: { url: database.url }, schema, onQuery: (sql) => statements.push(sql) });
+    handle = await createDatabase({ location: { url: database.url }, schema, onQuery: (sql) => isRelayStatement(sql) || statements.push(sql) });
     await migrateDatabase(handle, migrationsFolder);
     const pubsub = new MemoryPubSub();
     const stream = new MemoryEventStream(pubsub);

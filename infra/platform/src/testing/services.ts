@@ -74,3 +74,9 @@ export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase>
     },
   };
 }
+
+/**
+ * SQL the outbox relays send on their own (polling every second): a test counting what a request costs
+ * leaves these out, or it counts a poll that happened to run alongside.
+ */
+export const isRelayStatement = (sql: string) => /pg_advisory_xact_lock|lock_timeout|"outbox"/.test(sql);
