@@ -9,6 +9,8 @@ import {
   createTelemetry,
   graphqlRequestListener,
   observabilityPlugin,
+  probeRequestId,
+  runInRequestScope,
   type Metrics,
   type Telemetry,
   type GraphQLApp,
@@ -131,7 +133,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     probe: async (name) => {
       // The request kind's enum is not exported; its value is the string Apollo's own health checks use.
       const healthCheck = { kind: 'health check', request: { query: HEALTH_CHECK_QUERY }, context: {} };
-      await dataSources[name]?.process(healthCheck as unknown as GraphQLDataSourceProcessOptions<GatewayContext>);
+      const scope = { requestId: probeRequestId(), errorCodes: new Set<string>() };
+      await runInRequestScope(scope, () => dataSources[name]?.process(healthCheck as unknown as GraphQLDataSourceProcessOptions<GatewayContext>));
     },
   });
   const responseCache = deps.responseCache
@@ -268,6 +271,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       context: async (_req, { viewer, responseCache: cacheState }) => ({ viewer, responseCache: cacheState }),
       routes: (req, res, url) => explorer.handle(req, res, url),
       ready: () => readiness.check(),
+      draining: () => readiness.isDraining(),
       telemetry,
       metrics: deps.metricsSources ?? (() => [telemetry.metrics]),
       corsOrigins: deps.corsOrigins ?? (development ? '*' : undefined),

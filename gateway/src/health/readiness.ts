@@ -18,6 +18,7 @@ export interface GatewayReadiness {
   loaded(): void;
   /** From now on, /readyz says draining whatever else holds. */
   drain(): void;
+  isDraining(): boolean;
   check(): Readiness;
   stop(): void;
 }
@@ -58,6 +59,7 @@ export function createGatewayReadiness({ probe, intervalMs = 5_000, staleAfterMs
     drain: () => {
       draining = true;
     },
+    isDraining: () => draining,
     check: () => {
       const now = Date.now();
       const checks: Record<string, boolean> = { supergraph: isLoaded };

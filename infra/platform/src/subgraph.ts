@@ -167,6 +167,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
       },
       telemetry,
       metrics: () => [telemetry.metrics],
+      draining: () => draining,
       logger,
     }),
   );

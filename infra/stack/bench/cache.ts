@@ -16,7 +16,7 @@
 // a markdown table to stderr with the progress.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +27,7 @@ import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '@fed/platform/testing';
 import { openDatabases } from '../src/databases.ts';
 import { seed } from '../src/seed.ts';
-import { median } from './stats.ts';
+import { cpuMs, median } from './stats.ts';
 
 const QUERY = `query Nested { users(first: 20) { edges { node {
   id name email orderCount
@@ -87,11 +87,6 @@ const httpOk = (url: string) => async () => (await fetch(url)).ok;
 const graphqlOk = (url: string) => async () =>
   (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' })).ok;
 
-const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-}
 
 async function answer(url: string, authorization: string): Promise<unknown> {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization }, body: BODY });

@@ -10,9 +10,7 @@
 // shared 2-core machine is noisy (the load generator and Postgres compete with the stack), so each run also
 // reports the stack process's CPU time per request, read from /proc (Linux). Medians and ratios go to stdout
 // as JSON, progress to stderr.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -22,8 +20,8 @@ import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } 
 import { openDatabases } from '../src/databases.ts';
 import { startStackProcess, type StackProcess } from '../src/process.ts';
 import { seed } from '../src/seed.ts';
-import { stackEnv } from './stack-env.ts';
-import { median } from './stats.ts';
+import { checkoutAt, stackEnv } from './stack-env.ts';
+import { cpuMs, median } from './stats.ts';
 
 const BASELINE_COMMIT = '9cd7990';
 const QUERY = `query Nested { users(first: 20) { edges { node {
@@ -44,14 +42,7 @@ const connections = Number(values.connections);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
-const baselineTree = `${repo}.bench/baseline`;
 
-function ensureBaseline(): void {
-  if (existsSync(`${baselineTree}/node_modules`)) return;
-  log(`checking out ${BASELINE_COMMIT} into .bench/baseline and installing it (once)`);
-  if (!existsSync(baselineTree)) execFileSync('git', ['worktree', 'add', '--detach', baselineTree, BASELINE_COMMIT], { cwd: repo, stdio: 'inherit' });
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: baselineTree, stdio: ['ignore', 'ignore', 'inherit'] });
-}
 
 interface Stack {
   name: string;
@@ -72,13 +63,6 @@ async function answer(stack: Stack): Promise<unknown> {
   return body.data;
 }
 
-const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-
-/** User plus system CPU time of a process so far, in ms (/proc/PID/stat fields 14 and 15). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-}
 
 async function load(stack: Stack, seconds: number) {
   const cpuBefore = cpuMs(stack.process.child.pid!);
@@ -90,7 +74,7 @@ async function load(stack: Stack, seconds: number) {
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuMsPerRequest: Number((cpu / result.requests.total).toFixed(2)) };
 }
 
-ensureBaseline();
+const baselineTree = checkoutAt(BASELINE_COMMIT, 'baseline', log);
 const databases: TestDatabase[] = [];
 const stacks: Stack[] = [];
 try {

@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 /**
  * The environment a benchmark gives the stack process it starts: production mode, free ports, quiet logs, no
  * seeding and no telemetry, plus `extra` (databases, Redis, secrets, limits).
@@ -15,4 +19,18 @@ export function stackEnv(extra: Record<string, string>): Record<string, string |
     APOLLO_TELEMETRY_DISABLED: '1',
     ...extra,
   };
+}
+
+/**
+ * An earlier commit of this repo, checked out under .bench/<name> and installed on first use, for a bench
+ * that compares it with the working tree side by side.
+ */
+export function checkoutAt(commit: string, name: string, log: (line: string) => void): string {
+  const repo = fileURLToPath(new URL('../../..', import.meta.url));
+  const tree = `${repo}.bench/${name}`;
+  if (existsSync(`${tree}/node_modules`)) return tree;
+  log(`checking out ${commit} into .bench/${name} and installing it (once)`);
+  if (!existsSync(tree)) execFileSync('git', ['worktree', 'add', '--detach', tree, commit], { cwd: repo, stdio: 'inherit' });
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: tree, stdio: ['ignore', 'ignore', 'inherit'] });
+  return tree;
 }

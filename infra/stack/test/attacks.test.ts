@@ -1,9 +1,10 @@
 // The attack matrix: hostile requests through the real gateway (and straight at the subgraphs) on loopback.
 // Each row asserts the exact HTTP status and error code and, where the request must not get through, that
 // no subgraph received anything.
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAuthenticator, createGateway, mintToken, type Gateway } from '@fed/gateway';
-import { createInfrastructure, IDENTITY_HEADER, listen, signIdentity, type Infrastructure } from '@fed/platform';
+import { createInfrastructure, IDENTITY_HEADER, isProbeRequest, listen, signIdentity, type Infrastructure } from '@fed/platform';
 import { testRedisUrl, uniqueName } from '@fed/platform/testing';
 import { UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -26,7 +27,7 @@ let userToken: Record<string, string>;
 beforeAll(async () => {
   stack = await startTestStack();
   await seed(stack.databases, { users: 5, ordersPerUser: 2 });
-  for (const server of [stack.httpServers.users, stack.httpServers.orders]) server.on('request', () => subgraphRequests++);
+  for (const server of [stack.httpServers.users, stack.httpServers.orders]) server.on('request', (req: IncomingMessage) => isProbeRequest(req.headers['x-request-id']) || subgraphRequests++);
   userToken = await signedInAs('1');
 });
 afterAll(() => stack?.teardown());

@@ -2,7 +2,8 @@
 // every request over HTTP on loopback. Hits and misses are told apart by the Age header and by counting the
 // requests that reach each subgraph's HTTP server.
 import { createHash } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import { isProbeRequest } from '@fed/platform';
 import { graphql, signedGraphql, waitFor, type GraphQLResponse, type TcpProxy } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
@@ -11,7 +12,7 @@ import { signedInAs, startStackBehindRedisProxy, startTestStack, type TestStack 
 /** Counts the requests each subgraph's HTTP server receives. */
 function countRequests(servers: Record<'users' | 'orders', Server>) {
   const counts = { users: 0, orders: 0 };
-  for (const name of ['users', 'orders'] as const) servers[name].on('request', () => (counts[name] += 1));
+  for (const name of ['users', 'orders'] as const) servers[name].on('request', (req: IncomingMessage) => isProbeRequest(req.headers['x-request-id']) || (counts[name] += 1));
   return {
     /** Runs `call` and reports how many requests each subgraph received meanwhile. */
     async during<T>(call: () => Promise<T>): Promise<{ value: T; users: number; orders: number }> {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext, type HTTPGraphQLResponse } from '@apollo/server';
 import type { Logger } from '../logger.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics, type Metrics } from '../observability/metrics.ts';
-import { acceptRequestId, REQUEST_ID_HEADER, runInRequestScope, type RequestScope } from '../observability/request-scope.ts';
+import { acceptRequestId, isProbeRequest, REQUEST_ID_HEADER, runInRequestScope, type RequestScope } from '../observability/request-scope.ts';
 import type { Telemetry } from '../observability/telemetry.ts';
 import { withServerSpan } from '../observability/tracing.ts';
 
@@ -39,6 +39,8 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
   corsOrigins?: string[] | '*';
   /** What /readyz answers: 503 unless ready (a schema loaded, the database answering, not draining). */
   ready?: () => Readiness | Promise<Readiness>;
+  /** True once a drain started: responses then carry `connection: close`, so clients stop reusing the socket. */
+  draining?: () => boolean;
   /** Records http_ metrics and, when tracing is on, a server span per request continuing the caller's trace. */
   telemetry?: Telemetry;
   /** What GET /metrics serves: this service's registry, or every service's in the embedded default. */
@@ -123,7 +125,7 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
 export function graphqlRequestListener<TContext extends BaseContext, TAdmission = undefined>(
   options: GraphQLHttpOptions<TContext, TAdmission>,
 ): RequestListener {
-  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, routes, telemetry, metrics, logger } = options;
+  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, routes, telemetry, metrics, draining, logger } = options;
   const durations = telemetry?.metrics.histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP requests from the first byte to the last, by method, route and status',
@@ -131,8 +133,7 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
   });
   const inFlight = telemetry?.metrics.gauge({ name: 'http_requests_in_flight', help: 'HTTP requests being served now' });
   const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
-  // The gateway's subgraph probes (Apollo's health-check operation) are probes too.
-  const isProbe = (pathname: string, scope: RequestScope) => PROBES.has(pathname) || scope.operationName === '__ApolloServiceHealthCheck__';
+  const isProbe = (pathname: string, scope: RequestScope) => PROBES.has(pathname) || isProbeRequest(scope.requestId);
   // Label values come from a fixed set: a client making up paths or methods cannot grow the series.
   const routeLabel = (pathname: string) => (pathname === path || PROBES.has(pathname) ? pathname : 'other');
   const methodLabel = (method: string | undefined) => (method && ['GET', 'POST', 'OPTIONS', 'HEAD'].includes(method) ? method : 'other');
@@ -236,6 +237,7 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
     const started = performance.now();
     const scope: RequestScope = { requestId: acceptRequestId(req.headers[REQUEST_ID_HEADER]), errorCodes: new Set() };
     res.setHeader(REQUEST_ID_HEADER, scope.requestId);
+    if (draining?.()) res.setHeader('connection', 'close');
     const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';
     const route = routeLabel(pathname);
     inFlight?.inc();

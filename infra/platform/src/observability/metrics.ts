@@ -109,5 +109,8 @@ export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 export async function renderMetrics(sources: readonly Metrics[]): Promise<string> {
   if (sources.length === 1 && sources[0]) return sources[0].registry.metrics();
   const snapshots = await Promise.all(sources.map((source) => source.registry.getMetricsAsJSON()));
-  return AggregatorRegistry.aggregate(snapshots).metrics();
+  // No two registries share a series (each has its own `service` label), so merging only has to put families
+  // together: 'sum' keeps every series as it is. A metric's own aggregator is meant for cluster workers of one
+  // service and would drop or blend series: process_start_time_seconds ('omit') would vanish.
+  return AggregatorRegistry.aggregate(snapshots.map((metrics) => metrics.map((metric) => ({ ...metric, aggregator: 'sum' as const })))).metrics();
 }

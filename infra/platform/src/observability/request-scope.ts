@@ -32,3 +32,12 @@ export const currentRequestScope = (): RequestScope | undefined => scopes.getSto
 
 /** The id to forward to the next service, when called on behalf of a request. */
 export const currentRequestId = (): string | undefined => scopes.getStore()?.requestId;
+
+// A service's own probes of another (the gateway asking a subgraph `{ __typename }`) carry ids with this
+// prefix: logs put them at debug, and tests that count a request's subgraph calls leave them out.
+const PROBE_PREFIX = 'probe:';
+
+export const probeRequestId = (): string => `${PROBE_PREFIX}${randomUUID()}`;
+
+export const isProbeRequest = (requestId: string | string[] | undefined): boolean =>
+  typeof requestId === 'string' && requestId.startsWith(PROBE_PREFIX);
