@@ -28,11 +28,8 @@ import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } 
 import { openDatabases } from '../src/databases.ts';
 import { seed } from '../src/seed.ts';
 import { cpuMs, median } from './stats.ts';
+import { NESTED_QUERY as QUERY } from './stack-env.ts';
 
-const QUERY = `query Nested { users(first: 20) { edges { node {
-  id name email orderCount
-  orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } }
-} } } }`;
 const BODY = JSON.stringify({ query: QUERY });
 
 const { values } = parseArgs({

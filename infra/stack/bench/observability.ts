@@ -20,14 +20,10 @@ import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } 
 import { openDatabases } from '../src/databases.ts';
 import { startStackProcess, type StackProcess } from '../src/process.ts';
 import { seed } from '../src/seed.ts';
-import { checkoutAt, stackEnv } from './stack-env.ts';
+import { checkoutAt, NESTED_QUERY as QUERY, stackEnv } from './stack-env.ts';
 import { cpuMs, median } from './stats.ts';
 
 const BEFORE_COMMIT = '13b785c';
-const QUERY = `query Nested { users(first: 20) { edges { node {
-  id name email orderCount
-  orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } }
-} } } }`;
 
 const { values } = parseArgs({
   options: {

@@ -2,6 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+/** The nested users → orders → items query every gateway bench times, as admin. */
+export const NESTED_QUERY = `query Nested { users(first: 20) { edges { node {
+  id name email orderCount
+  orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } }
+} } } }`;
+
 /**
  * The environment a benchmark gives the stack process it starts: production mode, free ports, quiet logs, no
  * seeding and no telemetry, plus `extra` (databases, Redis, secrets, limits).
