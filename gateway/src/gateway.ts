@@ -3,7 +3,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApolloGateway, HEALTH_CHECK_QUERY, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { Kind, parse } from 'graphql';
 import { ApolloServer, type BaseContext } from '@apollo/server';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import {
   createSubgraphSubscriptionClient,
   createTelemetry,
@@ -11,6 +10,7 @@ import {
   observabilityPlugin,
   probeRequestId,
   runInRequestScope,
+  trackHttpDrain,
   type Metrics,
   type Telemetry,
   type GraphQLApp,
@@ -180,6 +180,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   });
 
   const httpServer = createServer();
+  // Not Apollo's drain plugin: it can end a socket whose request is being read, and that request is lost.
+  const httpDrain = trackHttpDrain(httpServer);
   const explorer = createExplorer({ development, endpoint: '/graphql', logger });
   const formatError = createGatewayErrorFormatter(logger, [...DOWNSTREAM_PUBLIC_CODES, ...(deps.extraPublicErrorCodes ?? [])]);
   const apollo = new ApolloServer<GatewayContext>({
@@ -198,7 +200,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     validationOptions: { maxErrors: deps.maxValidationErrors ?? 20 },
     formatError,
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: deps.drain?.graceMs ?? 10_000 }),
       observabilityPlugin(telemetry),
       explorer.plugin,
       rejectSubscriptionsOverHttp(),
@@ -295,8 +296,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     stop: () =>
       (stopping ??= (async () => {
         readiness.drain();
+        httpDrain.answerWithClose();
         if (deps.drain?.delayMs) await sleep(deps.drain.delayMs);
-        await Promise.all([subscriptions?.dispose(), apollo.stop()]);
+        await Promise.all([subscriptions?.dispose(), httpDrain.close(deps.drain?.graceMs ?? 10_000).then(() => apollo.stop())]);
         await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
         await responseCache?.stop();
         readiness.stop();

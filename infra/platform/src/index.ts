@@ -14,6 +14,7 @@ export * from './errors.ts';
 export * from './scalars.ts';
 export * from './pagination.ts';
 export * from './http/server.ts';
+export * from './http/drain.ts';
 export * from './subgraph.ts';
 export * from './identity/index.ts';
 export * from './runtime.ts';

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { ApolloServer, type BaseContext } from '@apollo/server';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import {
   ApolloServerPluginInlineTraceDisabled,
   ApolloServerPluginLandingPageDisabled,
@@ -13,6 +12,7 @@ import { createErrorFormatter } from './errors.ts';
 import { observabilityPlugin } from './observability/graphql-plugin.ts';
 import { createTelemetry, type Telemetry } from './observability/telemetry.ts';
 import { FORBIDDEN } from './identity/viewer.ts';
+import { trackHttpDrain } from './http/drain.ts';
 import { graphqlRequestListener, HttpError } from './http/server.ts';
 import {
   createIdentityVerifier,
@@ -92,8 +92,8 @@ export async function createSubgraphApp<TContext extends BaseContext>(
   const schema = buildSubgraphSchema([{ typeDefs, resolvers }] as Parameters<typeof buildSubgraphSchema>[0]);
   // Platform rules raise these whatever the subgraph's own enum says; they must never be masked.
   const formatError = createErrorFormatter({ knownCodes: [...knownCodes, FORBIDDEN, UNAUTHENTICATED], logger });
-  // The HTTP server exists before Apollo so the drain plugin can close it gracefully on stop().
   const httpServer = createServer();
+  const httpDrain = trackHttpDrain(httpServer);
   const apollo = new ApolloServer<TContext>({
     schema,
     introspection,
@@ -109,7 +109,6 @@ export async function createSubgraphApp<TContext extends BaseContext>(
       // Inline traces would hand query timings and error details to anyone who can reach the subgraph.
       ApolloServerPluginInlineTraceDisabled(),
       ApolloServerPluginLandingPageDisabled(),
-      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: options.drain?.graceMs ?? 10_000 }),
       observabilityPlugin(telemetry),
       {
         // A captured signature could otherwise repeat a write (a second placeOrder) while it is still valid.
@@ -168,6 +167,8 @@ export async function createSubgraphApp<TContext extends BaseContext>(
       telemetry,
       metrics: () => [telemetry.metrics],
       draining: () => draining,
+      // Its callers are the gateway and other subgraphs (unsigned requests are refused): their probes stay at debug.
+      trustProbeIds: true,
       logger,
     }),
   );
@@ -197,8 +198,9 @@ export async function createSubgraphApp<TContext extends BaseContext>(
     // sockets close with 1001.
     stop: async () => {
       draining = true;
+      httpDrain.answerWithClose();
       if (options.drain?.delayMs) await sleep(options.drain.delayMs);
-      await Promise.all([subscriptions?.dispose(), apollo.stop()]);
+      await Promise.all([subscriptions?.dispose(), httpDrain.close(options.drain?.graceMs ?? 10_000).then(() => apollo.stop())]);
     },
   };
 }

@@ -39,6 +39,12 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
   corsOrigins?: string[] | '*';
   /** What /readyz answers: 503 unless ready (a schema loaded, the database answering, not draining). */
   ready?: () => Readiness | Promise<Readiness>;
+  /**
+   * Keep a caller's `probe:` request id (another service's health probe, logged at debug): only where every
+   * caller is one of ours, as behind the gateway. Elsewhere it is replaced, or any client could take its
+   * requests out of the info-level access log.
+   */
+  trustProbeIds?: boolean;
   /** True once a drain started: responses then carry `connection: close`, so clients stop reusing the socket. */
   draining?: () => boolean;
   /** Records http_ metrics and, when tracing is on, a server span per request continuing the caller's trace. */
@@ -125,7 +131,7 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
 export function graphqlRequestListener<TContext extends BaseContext, TAdmission = undefined>(
   options: GraphQLHttpOptions<TContext, TAdmission>,
 ): RequestListener {
-  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, routes, telemetry, metrics, draining, logger } = options;
+  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, routes, telemetry, metrics, draining, trustProbeIds = false, logger } = options;
   const durations = telemetry?.metrics.histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP requests from the first byte to the last, by method, route and status',
@@ -235,7 +241,7 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
 
   return (req, res) => {
     const started = performance.now();
-    const scope: RequestScope = { requestId: acceptRequestId(req.headers[REQUEST_ID_HEADER]), errorCodes: new Set() };
+    const scope: RequestScope = { requestId: acceptRequestId(req.headers[REQUEST_ID_HEADER], { probes: trustProbeIds }), errorCodes: new Set() };
     res.setHeader(REQUEST_ID_HEADER, scope.requestId);
     if (draining?.()) res.setHeader('connection', 'close');
     const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';

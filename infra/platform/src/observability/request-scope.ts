@@ -20,10 +20,13 @@ const scopes = new AsyncLocalStorage<RequestScope>();
 // trusted (log injection, unbounded headers).
 const ACCEPTABLE_ID = /^[\w.:@/+=-]{1,128}$/;
 
-/** The caller's `x-request-id` when it is a sane token, else a fresh one. */
-export function acceptRequestId(header: string | string[] | undefined): string {
+/**
+ * The caller's `x-request-id` when it is a sane token, else a fresh one. A `probe:` id is kept only when
+ * `probes` says the callers are our own services: anyone else could use one to move requests out of the log.
+ */
+export function acceptRequestId(header: string | string[] | undefined, { probes = false }: { probes?: boolean } = {}): string {
   const value = Array.isArray(header) ? header[0] : header;
-  return value && ACCEPTABLE_ID.test(value) ? value : randomUUID();
+  return value && ACCEPTABLE_ID.test(value) && (probes || !isProbeRequest(value)) ? value : randomUUID();
 }
 
 export const runInRequestScope = <T>(scope: RequestScope, fn: () => T): T => scopes.run(scope, fn);

@@ -3,3 +3,4 @@ export * from './graphql.ts';
 export * from './tcp-proxy.ts';
 export * from './config.ts';
 export * from './wait.ts';
+export * from './prometheus.ts';
