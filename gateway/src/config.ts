@@ -108,13 +108,10 @@ export const gatewayConfigShape = z.object({
 
   /** Each subgraph's circuit breaker: `off` calls subgraphs whatever happens. */
   SUBGRAPH_BREAKER: z.enum(['on', 'off']).default('on'),
-  /** Calls within the window before a breaker may open (a run of this many failures opens it). */
-  SUBGRAPH_BREAKER_VOLUME: limit(DEFAULT_BREAKER.volumeThreshold),
-  /** Share of failed calls within the window that opens it, in percent. */
-  SUBGRAPH_BREAKER_ERROR_PERCENT: z.coerce.number().int().min(1).max(100).default(DEFAULT_BREAKER.errorThresholdPercentage),
+  /** A run of this many failed calls in a row to one subgraph opens its breaker. */
+  SUBGRAPH_BREAKER_FAILURES: limit(DEFAULT_BREAKER.failures),
   /** The cool-down before one probe call may close it again. */
   SUBGRAPH_BREAKER_RESET_MS: milliseconds(DEFAULT_BREAKER.resetTimeoutMs),
-  SUBGRAPH_BREAKER_WINDOW_MS: milliseconds(DEFAULT_BREAKER.windowMs),
   ...observabilitySettings,
 
   LOG_LEVEL: logLevel,
@@ -177,10 +174,8 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
     breaker:
       config.SUBGRAPH_BREAKER === 'on'
         ? {
-            volumeThreshold: config.SUBGRAPH_BREAKER_VOLUME,
-            errorThresholdPercentage: config.SUBGRAPH_BREAKER_ERROR_PERCENT,
+            failures: config.SUBGRAPH_BREAKER_FAILURES,
             resetTimeoutMs: config.SUBGRAPH_BREAKER_RESET_MS,
-            windowMs: config.SUBGRAPH_BREAKER_WINDOW_MS,
           }
         : null,
   } satisfies Partial<GatewayDeps>;

@@ -105,6 +105,8 @@ export interface GatewayDeps {
    * how long requests in flight then have to finish before their connections are cut.
    */
   drain?: { delayMs?: number; graceMs?: number };
+  /** How often a silent subgraph is probed, and how long without an answer makes the gateway unready. */
+  readiness?: { intervalMs?: number; staleAfterMs?: number };
 }
 
 export interface Gateway extends GraphQLApp {
@@ -130,6 +132,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const breakers: SubgraphBreaker[] = [];
   const dataSources: Record<string, SubgraphDataSource<GatewayContext>> = {};
   const readiness = createGatewayReadiness({
+    ...deps.readiness,
     probe: async (name) => {
       // The request kind's enum is not exported; its value is the string Apollo's own health checks use.
       const healthCheck = { kind: 'health check', request: { query: HEALTH_CHECK_QUERY }, context: {} };
@@ -298,7 +301,14 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         readiness.drain();
         httpDrain.answerWithClose();
         if (deps.drain?.delayMs) await sleep(deps.drain.delayMs);
-        await Promise.all([subscriptions?.dispose(), httpDrain.close(deps.drain?.graceMs ?? 10_000).then(() => apollo.stop())]);
+        const graceMs = deps.drain?.graceMs ?? 10_000;
+        await Promise.all([
+          subscriptions?.dispose(),
+          httpDrain.close(graceMs).then(async (graceful) => {
+            if (!graceful) logger.warn({ graceMs }, 'drain grace period over: cut the requests still in flight');
+            await apollo.stop();
+          }),
+        ]);
         await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
         await responseCache?.stop();
         readiness.stop();

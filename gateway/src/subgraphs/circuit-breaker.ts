@@ -1,19 +1,15 @@
 import CircuitBreaker from 'opossum';
 import type { Logger, Metrics } from '@fed/platform';
 
-/** When a subgraph's breaker opens, how long it stays open, and what it counts over. */
+/** When a subgraph's breaker opens, and how long it stays open. */
 export interface BreakerPolicy {
-  /** Calls within the window before the breaker may open at all (a run of this many failures opens it). */
-  volumeThreshold: number;
-  /** Share of failed calls within the window, in percent, that opens the breaker. */
-  errorThresholdPercentage: number;
+  /** A run of this many failed calls in a row (refused, reset, timed out, 5xx) opens the breaker. */
+  failures: number;
   /** The cool-down: open this long, then one probe call decides. */
   resetTimeoutMs: number;
-  /** The rolling window failures are counted over. */
-  windowMs: number;
 }
 
-export const DEFAULT_BREAKER: BreakerPolicy = { volumeThreshold: 5, errorThresholdPercentage: 50, resetTimeoutMs: 10_000, windowMs: 10_000 };
+export const DEFAULT_BREAKER: BreakerPolicy = { failures: 5, resetTimeoutMs: 10_000 };
 
 /** Thrown instead of calling a subgraph whose breaker is open: the caller answers at once. */
 export class CircuitOpenError extends Error {
@@ -49,13 +45,21 @@ export function createSubgraphBreaker(subgraph: string, policy: BreakerPolicy, {
     {
       // Our fetch has its own deadline (a timeout is a failure like any other), and nothing is retried here.
       timeout: false,
-      volumeThreshold: policy.volumeThreshold,
-      errorThresholdPercentage: policy.errorThresholdPercentage,
+      // opossum's own rule opens above a failure rate; this breaker opens on a run of failures (below), which
+      // a busy subgraph's earlier successes cannot dilute. A rate above 100 % never happens.
+      errorThresholdPercentage: 100,
       resetTimeout: policy.resetTimeoutMs,
-      rollingCountTimeout: policy.windowMs,
-      rollingCountBuckets: 10,
     },
   );
+  let run = 0;
+  breaker.on('success', () => {
+    run = 0;
+  });
+  breaker.on('failure', () => {
+    run += 1;
+    // Half-open, opossum reopens on the probe's failure by itself.
+    if (run >= policy.failures && breaker.closed) breaker.open();
+  });
   const state = (): BreakerState => (breaker.opened ? 'open' : breaker.halfOpen ? 'half-open' : 'closed');
   const transitions = metrics.counter({
     name: 'subgraph_circuit_transitions_total',
@@ -75,7 +79,10 @@ export function createSubgraphBreaker(subgraph: string, policy: BreakerPolicy, {
   };
   breaker.on('open', enter('open'));
   breaker.on('halfOpen', enter('half-open'));
-  breaker.on('close', enter('closed'));
+  breaker.on('close', () => {
+    run = 0;
+    enter('closed')();
+  });
   return {
     call: (send) =>
       breaker.fire(send).catch((error: unknown) => {

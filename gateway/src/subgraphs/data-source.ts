@@ -32,7 +32,7 @@ export interface SubgraphDataSourceOptions<TContext> {
   metrics: Metrics;
   /** Stops calling a subgraph that keeps failing; unset calls it whatever happens. */
   breaker?: SubgraphBreaker;
-  /** Told whenever the subgraph answers (any status below 500): the gateway's readiness. */
+  /** Told whenever the subgraph answers with a 2xx: the gateway's readiness. */
   onAnswer?: () => void;
 }
 
@@ -68,7 +68,8 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     });
     const send = (input: string, init: RequestInit) => async () => {
       const response = await fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-      if (response.status < 500) onAnswer?.();
+      // A 401 (a wrong secret) or 404 (a wrong URL) is an answer from the wrong place, not a healthy subgraph.
+      if (response.ok) onAnswer?.();
       return response;
     };
     const fetcher: Fetcher = async (input, init) => {

@@ -200,7 +200,14 @@ export async function createSubgraphApp<TContext extends BaseContext>(
       draining = true;
       httpDrain.answerWithClose();
       if (options.drain?.delayMs) await sleep(options.drain.delayMs);
-      await Promise.all([subscriptions?.dispose(), httpDrain.close(options.drain?.graceMs ?? 10_000).then(() => apollo.stop())]);
+      const graceMs = options.drain?.graceMs ?? 10_000;
+      await Promise.all([
+        subscriptions?.dispose(),
+        httpDrain.close(graceMs).then(async (graceful) => {
+          if (!graceful) logger.warn({ graceMs }, 'drain grace period over: cut the requests still in flight');
+          await apollo.stop();
+        }),
+      ]);
     },
   };
 }

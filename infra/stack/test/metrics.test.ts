@@ -134,9 +134,11 @@ describe('Prometheus metrics of the embedded stack', () => {
       const labels = { service, db: service, operation: 'SELECT' };
       expect(after.value('db_query_duration_seconds_count', labels) - before.value('db_query_duration_seconds_count', labels), service).toBeGreaterThanOrEqual(1);
       expect(after.series('db_pool_connections_max', { service, db: service }).map((sample) => sample.value)).toEqual([10]);
-      const inUse = after.series('db_pool_connections_in_use', { service, db: service });
-      expect(inUse).toHaveLength(1);
-      expect(inUse[0]?.value).toBeGreaterThanOrEqual(0);
+      const inFlight = after.series('db_operations_in_flight', { service, db: service });
+      expect(inFlight).toHaveLength(1);
+      // Only the outbox relay's poll may hold a transaction now; a leak would grow without bound.
+      expect(inFlight[0]?.value).toBeGreaterThanOrEqual(0);
+      expect(inFlight[0]?.value).toBeLessThanOrEqual(1);
     }
   });
 
@@ -149,6 +151,9 @@ describe('Prometheus metrics of the embedded stack', () => {
       expect(after.value('events_relayed_total', { service: 'users' }) - before.value('events_relayed_total', { service: 'users' })).toBe(1);
       expect(after.value('events_consumed_total', { service: 'orders' }) - before.value('events_consumed_total', { service: 'orders' })).toBe(1);
       expect(after.value('graphql_operation_duration_seconds_count', { service: 'gateway', type: 'mutation' })).toBeGreaterThanOrEqual(1);
+      // Inside transactions each statement counts once: the users row, then the outbox row marked sent.
+      const updates = { service: 'users', db: 'users', operation: 'UPDATE' };
+      expect(after.value('db_query_duration_seconds_count', updates) - before.value('db_query_duration_seconds_count', updates)).toBe(2);
     });
   });
 

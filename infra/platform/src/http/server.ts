@@ -157,8 +157,9 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
       return json(res, isReady ? 200 : 503, { status, checks });
     }
     if (url.pathname === '/metrics' && metrics) {
+      const page = await renderMetrics(metrics());
       res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE });
-      return res.end(await renderMetrics(metrics()));
+      return res.end(page);
     }
     if (routes && (await routes(req, res, url))) return;
     if (url.pathname !== path) return httpError(res, 404, 'NOT_FOUND', `Not found; GraphQL is served at ${path}`);
@@ -247,10 +248,12 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
     const pathname = (req.url ?? '/').split('?', 1)[0] ?? '/';
     const route = routeLabel(pathname);
     inFlight?.inc();
+    // Nothing sent means no status: the client left, or the drain cut the connection.
+    const status = () => (res.headersSent ? res.statusCode : 'aborted');
     res.once('close', () => {
       inFlight?.dec();
       const seconds = (performance.now() - started) / 1000;
-      durations?.observe({ method: methodLabel(req.method), route, status: String(res.statusCode) }, seconds);
+      durations?.observe({ method: methodLabel(req.method), route, status: String(status()) }, seconds);
       const refusal = (res as Refusable)[REFUSAL];
       if (refusal) scope.errorCodes.add(refusal);
       // One line per request, written in its scope so that it carries the request id. Probes would drown
@@ -260,7 +263,7 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
           {
             method: req.method,
             path: pathname.slice(0, 200),
-            status: res.statusCode,
+            status: status(),
             durationMs: Math.round(seconds * 10_000) / 10,
             operationName: scope.operationName,
             errorCodes: scope.errorCodes.size > 0 ? [...scope.errorCodes] : undefined,
@@ -276,8 +279,8 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
       withServerSpan(telemetry.tracer, `${methodLabel(req.method)} ${route}`, req.headers, (span) => {
         span.setAttributes({ 'http.request.method': req.method ?? '', 'url.path': pathname.slice(0, 200), 'http.route': route });
         res.once('close', () => {
-          span.setAttribute('http.response.status_code', res.statusCode);
-          if (res.statusCode >= 500) span.setStatus({ code: 2 });
+          if (res.headersSent) span.setAttribute('http.response.status_code', res.statusCode);
+          if (!res.headersSent || res.statusCode >= 500) span.setStatus({ code: 2 });
           span.end();
         });
         void serve(req, res, scope);

@@ -4,7 +4,10 @@ import type { Telemetry } from './telemetry.ts';
 /** Called as a statement starts; the function it returns is called once when the statement settles. */
 export type QueryObserver = (statement: string) => (error?: unknown) => void;
 
-/** Connections busy now: statements outside a transaction, plus open transactions (each holds one). */
+/**
+ * What wants a connection now: statements outside a transaction, plus open transactions (each holds one).
+ * Above the pool size, the rest wait for a connection.
+ */
 export interface PoolUse {
   transactionStarted(): () => void;
 }
@@ -20,7 +23,11 @@ export function observeDatabase({ metrics, tracer }: Telemetry, database: string
     labelNames: ['db', 'operation'] as const,
   });
   const failures = metrics.counter({ name: 'db_query_errors_total', help: 'SQL statements that failed, by database', labelNames: ['db'] as const });
-  const inUse = metrics.gauge({ name: 'db_pool_connections_in_use', help: 'Connections running a statement or holding a transaction', labelNames: ['db'] as const });
+  const inUse = metrics.gauge({
+    name: 'db_operations_in_flight',
+    help: 'Statements outside a transaction plus open transactions: each holds or waits for a pool connection',
+    labelNames: ['db'] as const,
+  });
   const max = metrics.gauge({ name: 'db_pool_connections_max', help: 'The pool size', labelNames: ['db'] as const });
   max.set({ db: database }, maxConnections);
   inUse.set({ db: database }, 0);
@@ -56,25 +63,30 @@ type Settle = (error?: unknown) => void;
 
 /**
  * postgres.js runs a query when it is first awaited, and `.values()` returns the same object: wrapping its
- * `then` times exactly the execution, whatever drizzle chains before awaiting.
+ * `then` times exactly the execution, whatever drizzle chains before awaiting. Inside a transaction
+ * postgres.js attaches a handler of its own too, so the first `then` starts the observation and every later
+ * one shares it.
  */
 function observeThenable<T extends PromiseLike<unknown>>(query: T, start: () => Settle): T {
   const then = query.then.bind(query);
+  let observed: PromiseLike<unknown> | undefined;
   Object.defineProperty(query, 'then', {
     configurable: true,
     value: (onFulfilled?: (value: unknown) => unknown, onRejected?: (reason: unknown) => unknown) => {
-      const settle = start();
-      return then(
-        (value) => {
-          settle();
-          return onFulfilled ? onFulfilled(value) : value;
-        },
-        (reason: unknown) => {
-          settle(reason);
-          if (onRejected) return onRejected(reason);
-          throw reason;
-        },
-      );
+      if (!observed) {
+        const settle = start();
+        observed = then(
+          (value) => {
+            settle();
+            return value;
+          },
+          (reason: unknown) => {
+            settle(reason);
+            throw reason;
+          },
+        );
+      }
+      return observed.then(onFulfilled, onRejected);
     },
   });
   return query;
