@@ -184,7 +184,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
   const httpServer = createServer();
   // Not Apollo's drain plugin: it can end a socket whose request is being read, and that request is lost.
-  const httpDrain = trackHttpDrain(httpServer);
+  const httpDrain = trackHttpDrain(httpServer, logger);
   const explorer = createExplorer({ development, endpoint: '/graphql', logger });
   const formatError = createGatewayErrorFormatter(logger, [...DOWNSTREAM_PUBLIC_CODES, ...(deps.extraPublicErrorCodes ?? [])]);
   const apollo = new ApolloServer<GatewayContext>({
@@ -301,14 +301,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         readiness.drain();
         httpDrain.answerWithClose();
         if (deps.drain?.delayMs) await sleep(deps.drain.delayMs);
-        const graceMs = deps.drain?.graceMs ?? 10_000;
-        await Promise.all([
-          subscriptions?.dispose(),
-          httpDrain.close(graceMs).then(async (graceful) => {
-            if (!graceful) logger.warn({ graceMs }, 'drain grace period over: cut the requests still in flight');
-            await apollo.stop();
-          }),
-        ]);
+        await Promise.all([subscriptions?.dispose(), httpDrain.close(deps.drain?.graceMs ?? 10_000).then(() => apollo.stop())]);
         await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
         await responseCache?.stop();
         readiness.stop();

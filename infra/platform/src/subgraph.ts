@@ -93,7 +93,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
   // Platform rules raise these whatever the subgraph's own enum says; they must never be masked.
   const formatError = createErrorFormatter({ knownCodes: [...knownCodes, FORBIDDEN, UNAUTHENTICATED], logger });
   const httpServer = createServer();
-  const httpDrain = trackHttpDrain(httpServer);
+  const httpDrain = trackHttpDrain(httpServer, logger);
   const apollo = new ApolloServer<TContext>({
     schema,
     introspection,
@@ -200,14 +200,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
       draining = true;
       httpDrain.answerWithClose();
       if (options.drain?.delayMs) await sleep(options.drain.delayMs);
-      const graceMs = options.drain?.graceMs ?? 10_000;
-      await Promise.all([
-        subscriptions?.dispose(),
-        httpDrain.close(graceMs).then(async (graceful) => {
-          if (!graceful) logger.warn({ graceMs }, 'drain grace period over: cut the requests still in flight');
-          await apollo.stop();
-        }),
-      ]);
+      await Promise.all([subscriptions?.dispose(), httpDrain.close(options.drain?.graceMs ?? 10_000).then(() => apollo.stop())]);
     },
   };
 }

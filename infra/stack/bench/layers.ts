@@ -13,15 +13,15 @@
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import { mintToken } from '@fed/gateway';
 import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '@fed/platform/testing';
 import { openDatabases } from '../src/databases.ts';
-import { startStackProcess, type StackProcess } from '../src/process.ts';
+import { startStackProcess } from '../src/process.ts';
 import { seed } from '../src/seed.ts';
-import { checkoutAt, NESTED_QUERY as QUERY, stackEnv } from './stack-env.ts';
-import { cpuMs, median } from './stats.ts';
+import { checkoutAt, stackEnv } from './stack-env.ts';
+import { median } from './stats.ts';
+import { answerNested, loadNested, type BenchStack } from './stack-load.ts';
 
 const BASELINE_COMMIT = '9cd7990';
 
@@ -40,39 +40,15 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 
 
-interface Stack {
-  name: string;
-  url: string;
-  headers: Record<string, string>;
-  process: StackProcess;
-}
 
-async function startStack(name: string, tree: string, env: Record<string, string>, headers: Record<string, string>): Promise<Stack> {
+async function startStack(name: string, tree: string, env: Record<string, string>, headers: Record<string, string>): Promise<BenchStack> {
   const started = await startStackProcess(tree, stackEnv(env));
   return { name, url: started.gatewayUrl, headers: { 'content-type': 'application/json', ...headers }, process: started };
 }
 
-async function answer(stack: Stack): Promise<unknown> {
-  const response = await fetch(stack.url, { method: 'POST', headers: stack.headers, body: JSON.stringify({ query: QUERY }) });
-  const body = (await response.json()) as { data?: unknown; errors?: unknown };
-  if (response.status !== 200 || body.errors) throw new Error(`${stack.name} answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
-  return body.data;
-}
-
-
-async function load(stack: Stack, seconds: number) {
-  const cpuBefore = cpuMs(stack.process.child.pid!);
-  const result = await autocannon({ url: stack.url, method: 'POST', headers: stack.headers, body: JSON.stringify({ query: QUERY }), connections, duration: seconds });
-  const cpu = cpuMs(stack.process.child.pid!) - cpuBefore;
-  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
-    throw new Error(`${stack.name}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
-  }
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuMsPerRequest: Number((cpu / result.requests.total).toFixed(2)) };
-}
-
 const baselineTree = checkoutAt(BASELINE_COMMIT, 'baseline', log);
 const databases: TestDatabase[] = [];
-const stacks: Stack[] = [];
+const stacks: BenchStack[] = [];
 try {
   log(`seeding two identical pairs of databases on ${testPostgresUrl()}`);
   const pairs = [];
@@ -92,19 +68,19 @@ try {
   stacks.push(
     await startStack('layered', repo, { ...pairs[1]!, JWT_SECRET: jwtSecret, RATE_LIMIT_MAX: '1000000000' }, { authorization: `Bearer ${token}` }),
   );
-  const [baseline, layered] = stacks as [Stack, Stack];
+  const [baseline, layered] = stacks as [BenchStack, BenchStack];
 
-  const expected = await answer(baseline);
-  if (!isDeepStrictEqual(await answer(layered), expected)) throw new Error('the two stacks answer differently; nothing was timed');
+  const expected = await answerNested(baseline);
+  if (!isDeepStrictEqual(await answerNested(layered), expected)) throw new Error('the two stacks answer differently; nothing was timed');
   log('answers are deep-equal; warming up');
-  for (const stack of stacks) await load(stack, 3);
+  for (const stack of stacks) await loadNested(stack, 3, connections);
 
   const rps: Record<string, number[]> = { baseline: [], layered: [] };
   const p50: Record<string, number[]> = { baseline: [], layered: [] };
   const cpu: Record<string, number[]> = { baseline: [], layered: [] };
   for (let run = 1; run <= runs; run++) {
     for (const stack of run % 2 ? [baseline, layered] : [layered, baseline]) {
-      const measured = await load(stack, duration);
+      const measured = await loadNested(stack, duration, connections);
       rps[stack.name]!.push(measured.rps);
       p50[stack.name]!.push(measured.p50);
       cpu[stack.name]!.push(measured.cpuMsPerRequest);

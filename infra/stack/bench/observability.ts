@@ -13,15 +13,15 @@ import type { AddressInfo } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { mintToken } from '@fed/gateway';
 import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '@fed/platform/testing';
 import { openDatabases } from '../src/databases.ts';
-import { startStackProcess, type StackProcess } from '../src/process.ts';
+import { startStackProcess } from '../src/process.ts';
 import { seed } from '../src/seed.ts';
-import { checkoutAt, NESTED_QUERY as QUERY, stackEnv } from './stack-env.ts';
-import { cpuMs, median } from './stats.ts';
+import { checkoutAt, stackEnv } from './stack-env.ts';
+import { median } from './stats.ts';
+import { answerNested, loadNested, type BenchStack } from './stack-load.ts';
 
 const BEFORE_COMMIT = '13b785c';
 
@@ -38,11 +38,6 @@ const connections = Number(values.connections);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const repo = fileURLToPath(new URL('../../..', import.meta.url));
 
-interface Stack {
-  name: string;
-  url: string;
-  process: StackProcess;
-}
 
 const before = checkoutAt(BEFORE_COMMIT, 'before-observability', log);
 
@@ -65,25 +60,8 @@ const headers = {
   authorization: `Bearer ${await mintToken({ ...DEVELOPMENT_AUTH, secret: jwtSecret, sub: '1', role: 'admin' })}`,
 };
 
-async function answer(stack: Stack): Promise<unknown> {
-  const response = await fetch(stack.url, { method: 'POST', headers, body: JSON.stringify({ query: QUERY }) });
-  const body = (await response.json()) as { data?: unknown; errors?: unknown };
-  if (response.status !== 200 || body.errors) throw new Error(`${stack.name} answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
-  return body.data;
-}
-
-async function load(stack: Stack, seconds: number) {
-  const cpuBefore = cpuMs(stack.process.child.pid!);
-  const result = await autocannon({ url: stack.url, method: 'POST', headers, body: JSON.stringify({ query: QUERY }), connections, duration: seconds });
-  const cpu = cpuMs(stack.process.child.pid!) - cpuBefore;
-  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
-    throw new Error(`${stack.name}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
-  }
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, cpuMsPerRequest: Number((cpu / result.requests.total).toFixed(2)) };
-}
-
 const databases: TestDatabase[] = [];
-const stacks: Stack[] = [];
+const stacks: BenchStack[] = [];
 try {
   log(`seeding three identical pairs of databases on ${testPostgresUrl()}`);
   const variants: { name: string; tree: string; env: Record<string, string> }[] = [
@@ -108,23 +86,23 @@ try {
       RESPONSE_CACHE: 'off',
     };
     const started = await startStackProcess(variant.tree, stackEnv(env));
-    stacks.push({ name: variant.name, url: started.gatewayUrl, process: started });
+    stacks.push({ name: variant.name, url: started.gatewayUrl, headers, process: started });
   }
 
-  const [reference, ...others] = stacks as [Stack, ...Stack[]];
-  const expected = await answer(reference);
+  const [reference, ...others] = stacks as [BenchStack, ...BenchStack[]];
+  const expected = await answerNested(reference);
   for (const stack of others) {
-    if (!isDeepStrictEqual(await answer(stack), expected)) throw new Error(`${stack.name} answers differently; nothing was timed`);
+    if (!isDeepStrictEqual(await answerNested(stack), expected)) throw new Error(`${stack.name} answers differently; nothing was timed`);
   }
   log('answers are deep-equal; warming up');
-  for (const stack of stacks) await load(stack, 3);
+  for (const stack of stacks) await loadNested(stack, 3, connections);
 
   const measured = Object.fromEntries(stacks.map((stack) => [stack.name, { rps: [] as number[], p50: [] as number[], p99: [] as number[], cpu: [] as number[] }]));
   for (let run = 1; run <= runs; run++) {
     // Each run starts with a different stack, so no variant always follows the same one.
     const order = stacks.map((_, index) => stacks[(index + run) % stacks.length]!);
     for (const stack of order) {
-      const result = await load(stack, duration);
+      const result = await loadNested(stack, duration, connections);
       const series = measured[stack.name]!;
       series.rps.push(result.rps);
       series.p50.push(result.p50);

@@ -1,12 +1,13 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Logger } from '../logger.ts';
 
 export interface HttpDrain {
   /** Responses not yet written say `connection: close`, so clients stop reusing their sockets. */
   answerWithClose(): void;
   /**
    * Stops accepting, lets every request already read finish, then resolves once all connections are closed;
-   * after `graceMs` the remaining ones are cut. Resolves false when it had to cut.
+   * after `graceMs` the remaining ones are cut (and the log says so). Resolves false when it had to cut.
    */
   close(graceMs: number): Promise<boolean>;
 }
@@ -18,7 +19,7 @@ export interface HttpDrain {
  * parser is between requests (`closeIdleConnections`): what it had not read is refused at the connection,
  * what it read is answered.
  */
-export function trackHttpDrain(server: Server): HttpDrain {
+export function trackHttpDrain(server: Server, logger: Logger): HttpDrain {
   const sockets = new Set<Socket>();
   const unanswered = new Set<ServerResponse>();
   server.on('connection', (socket: Socket) => {
@@ -41,6 +42,7 @@ export function trackHttpDrain(server: Server): HttpDrain {
       const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const cut = setTimeout(() => {
         graceful = false;
+        logger.warn({ graceMs, connections: sockets.size }, 'drain grace period over: cut the requests still in flight');
         for (const socket of sockets) socket.destroy();
       }, graceMs);
       await closed;

@@ -1,4 +1,4 @@
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
+import { context, propagation, SpanKind, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -57,21 +57,6 @@ export function createTracing({ serviceName, exporter, batch = true, sampleRatio
       }
     },
   };
-}
-
-/** Runs `fn` in a span that ends when its promise settles, marked as an error when it rejects. */
-export async function inSpan<T>(tracer: Tracer | undefined, name: string, attributes: Record<string, string | number>, fn: (span?: Span) => Promise<T>): Promise<T> {
-  if (!tracer) return fn();
-  return tracer.startActiveSpan(name, { kind: SpanKind.CLIENT, attributes }, async (span) => {
-    try {
-      return await fn(span);
-    } catch (error) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.name : 'error' });
-      throw error;
-    } finally {
-      span.end();
-    }
-  });
 }
 
 /** Adds the active trace (W3C `traceparent`) to outgoing headers; nothing when tracing is off. */
