@@ -1,6 +1,6 @@
 import { gatewayConfigRules, gatewayConfigShape } from '@fed/gateway/config';
 import { ordersConfigShape } from '@fed/orders/config';
-import { distinctSecrets, isDevelopmentSecret } from '@fed/platform';
+import { dataDir, distinctSecrets, isDevelopmentSecret, logLevel, nodeEnv, postgresUrl } from '@fed/platform';
 import { usersConfigShape } from '@fed/users/config';
 import { z } from 'zod';
 
@@ -32,3 +32,15 @@ export const stackConfigSchema = usersConfigShape
   });
 
 export type StackConfig = z.infer<typeof stackConfigSchema>;
+
+/**
+ * The one-shot jobs (`db:migrate`, `seed`): only where the two databases are. They hold no secrets, so a
+ * migration Job or container needs nothing but the database URLs.
+ */
+export const databaseToolsConfigSchema = z.object({
+  USERS_DATABASE_URL: postgresUrl.optional(),
+  ORDERS_DATABASE_URL: postgresUrl.optional(),
+  DATA_DIR: dataDir,
+  LOG_LEVEL: logLevel,
+  NODE_ENV: nodeEnv,
+});

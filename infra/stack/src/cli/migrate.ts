@@ -1,9 +1,9 @@
 // `npm run db:migrate`: one-shot migration of both subgraphs' databases (advisory-locked on Postgres).
 import { loadConfigOrExit, startOrExit } from '@fed/platform';
-import { stackConfigSchema } from '../config.ts';
+import { databaseToolsConfigSchema } from '../config.ts';
 import { locationsFrom, openDatabases } from '../databases.ts';
 
-const config = loadConfigOrExit(stackConfigSchema, process.env);
+const config = loadConfigOrExit(databaseToolsConfigSchema, process.env);
 const locations = locationsFrom(config);
 await startOrExit(async () => {
   const databases = await openDatabases(locations, { migrate: true });

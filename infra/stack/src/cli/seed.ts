@@ -1,7 +1,7 @@
 // `npm run seed -- --users N --orders-per-user M`: replaces all data with a deterministic dataset.
 import { parseArgs } from 'node:util';
 import { loadConfigOrExit, startOrExit } from '@fed/platform';
-import { stackConfigSchema } from '../config.ts';
+import { databaseToolsConfigSchema } from '../config.ts';
 import { locationsFrom, openDatabases } from '../databases.ts';
 import { DEFAULT_SEED, seed } from '../seed.ts';
 
@@ -32,7 +32,7 @@ if (values.help) {
 const users = count(values.users, DEFAULT_SEED.users, 'users');
 const ordersPerUser = count(values['orders-per-user'], DEFAULT_SEED.ordersPerUser, 'orders-per-user');
 
-const config = loadConfigOrExit(stackConfigSchema, process.env);
+const config = loadConfigOrExit(databaseToolsConfigSchema, process.env);
 await startOrExit(async () => {
   const databases = await openDatabases(locationsFrom(config), { migrate: true });
   const started = performance.now();
