@@ -105,6 +105,8 @@ export const gatewayConfigShape = z.object({
   RESPONSE_CACHE_MAX_TTL_S: z.coerce.number().int().positive().default(300),
   /** Lower caps for responses containing a type, in seconds (`Order=10,User=30`). */
   RESPONSE_CACHE_TYPE_TTL_S: namedValues(z.coerce.number().int().min(0), 'seconds'),
+  /** With read replicas under the subgraphs: repeat each purge this long after it (0: never). */
+  RESPONSE_CACHE_REPLICA_LAG_MS: z.coerce.number().int().min(0).max(60_000).default(0),
 
   /** Each subgraph's circuit breaker: `off` calls subgraphs whatever happens. */
   SUBGRAPH_BREAKER: z.enum(['on', 'off']).default('on'),
@@ -181,6 +183,8 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
   } satisfies Partial<GatewayDeps>;
   // The store and the event bus come from the composition root's infrastructure.
   const responseCache =
-    config.RESPONSE_CACHE === 'on' ? { maxTtlSeconds: config.RESPONSE_CACHE_MAX_TTL_S, typeTtlSeconds: config.RESPONSE_CACHE_TYPE_TTL_S } : null;
+    config.RESPONSE_CACHE === 'on'
+      ? { maxTtlSeconds: config.RESPONSE_CACHE_MAX_TTL_S, typeTtlSeconds: config.RESPONSE_CACHE_TYPE_TTL_S, replicaLagMs: config.RESPONSE_CACHE_REPLICA_LAG_MS }
+      : null;
   return { auth, gateway, responseCache };
 }

@@ -26,6 +26,12 @@ export interface ResponseCacheOptions {
   maxTtlSeconds: number;
   /** Lower caps for responses that contain a type (`{ Order: 10 }`), in seconds. */
   typeTtlSeconds?: Record<string, number>;
+  /**
+   * When subgraphs read from replicas: each purge is repeated this long after it (milliseconds; 0: never). A
+   * query answered in between by a replica that had not yet applied the write would otherwise be cached, stale,
+   * for its whole TTL. Set it above the replicas' usual replay lag.
+   */
+  replicaLagMs?: number;
 }
 
 /** What one request contributes: filled in by the subgraph fetches and the Apollo plugin, read by the wrapper. */
@@ -100,12 +106,27 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     logger.warn({ err, operation, stats }, 'response cache unavailable; serving uncached');
   };
 
+  const repurges = new Set<NodeJS.Timeout>();
+  const purge = async (tags: string[]) => {
+    generation += 1;
+    await store.invalidate(tags);
+  };
+  const purgeAgainLater = (tags: string[]) => {
+    const timer = setTimeout(() => {
+      repurges.delete(timer);
+      purge(tags).catch((error: unknown) => failed('invalidate', error));
+    }, options.replicaLagMs);
+    timer.unref();
+    repurges.add(timer);
+  };
+
   const invalidate = async (committed: readonly DomainEvent[]) => {
     const fresh = committed.filter((event) => !applied.has(event.id));
     if (fresh.length === 0) return;
-    generation += 1;
+    const tags = [...new Set(fresh.flatMap((event) => event.changed.map((change) => `${event.source}/${change}`)))];
+    if (options.replicaLagMs) purgeAgainLater(tags);
     try {
-      await store.invalidate([...new Set(fresh.flatMap((event) => event.changed.map((change) => `${event.source}/${change}`)))]);
+      await purge(tags);
       stats.invalidations += fresh.length;
       // A mutation's events are applied from its response and heard again on the bus: purge once.
       for (const event of fresh) applied.add(event.id);
@@ -334,6 +355,7 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
       };
     },
     async stop(): Promise<void> {
+      for (const timer of repurges) clearTimeout(timer);
       await stopListening?.();
     },
   };

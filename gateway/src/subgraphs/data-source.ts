@@ -36,9 +36,14 @@ export interface SubgraphDataSourceOptions<TContext> {
   onAnswer?: () => void;
 }
 
-// Carries the viewer from willSendRequest to the fetcher, which alone sees the exact body to sign. It never
-// leaves the process: the fetcher always replaces it with the signed identity.
-const VIEWER_HANDOFF = 'x-fed-viewer-unsigned';
+// Carries the viewer and the read consistency from willSendRequest to the fetcher, which alone sees the exact
+// body to sign. It never leaves the process: the fetcher always replaces it with the signed identity.
+const IDENTITY_HANDOFF = 'x-fed-identity-unsigned';
+
+interface Handoff {
+  viewer: Viewer | null;
+  readPrimary: boolean;
+}
 
 const causes = (error: unknown, test: (error: Error) => boolean) =>
   error instanceof Error && (test(error) || (error.cause instanceof Error && test(error.cause)));
@@ -74,10 +79,10 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     };
     const fetcher: Fetcher = async (input, init) => {
       const headers = { ...init?.headers } as Record<string, string>;
-      const handoff = headers[VIEWER_HANDOFF];
-      delete headers[VIEWER_HANDOFF];
-      const viewer = handoff ? (JSON.parse(handoff) as Viewer) : null;
-      headers[IDENTITY_HEADER] = signIdentity({ secret, caller: 'gateway', audience: name, viewer, body: String(init?.body ?? '') });
+      const handoff = headers[IDENTITY_HANDOFF];
+      delete headers[IDENTITY_HANDOFF];
+      const { viewer, readPrimary }: Handoff = handoff ? (JSON.parse(handoff) as Handoff) : { viewer: null, readPrimary: false };
+      headers[IDENTITY_HEADER] = signIdentity({ secret, caller: 'gateway', audience: name, viewer, readPrimary, body: String(init?.body ?? '') });
       // The subgraph logs under the same request id, and its spans join the same trace.
       const requestId = currentRequestId();
       if (requestId) headers[REQUEST_ID_HEADER] = requestId;
@@ -106,11 +111,14 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
   override willSendRequest(options: GraphQLDataSourceProcessOptions<TContext>): void {
     const { request } = options;
     // Cleared first, so that forwarding client headers here one day could never smuggle one in.
-    request.http?.headers.delete(VIEWER_HANDOFF);
+    request.http?.headers.delete(IDENTITY_HANDOFF);
     // Only a client's operation has a gateway context (not health checks or schema loading).
-    const context = 'incomingRequestContext' in options ? options.context : undefined;
-    const viewer = context?.viewer ?? null;
-    if (viewer) request.http?.headers.set(VIEWER_HANDOFF, JSON.stringify(viewer));
+    const incoming = 'incomingRequestContext' in options ? options : undefined;
+    const context = incoming?.context;
+    // A query may read from replicas. Every fetch of a mutation must see its writes (a later fetch reads what an
+    // earlier one wrote), and a subscription event's fetches must see the write the event announces.
+    const handoff: Handoff = { viewer: context?.viewer ?? null, readPrimary: !!incoming && incoming.incomingRequestContext.operation?.operation !== 'query' };
+    if (handoff.viewer || handoff.readPrimary) request.http?.headers.set(IDENTITY_HANDOFF, JSON.stringify(handoff));
     this.observer?.willSend(this.subgraphName, request, context);
   }
 

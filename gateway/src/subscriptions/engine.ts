@@ -145,6 +145,8 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     const requestContext = {
       request: { query: undefined, variables: request.variables ?? {}, operationName: request.operationName ?? undefined },
       context: request.contextValue,
+      // Subgraph fetches read what the event says was just committed: they go to the primaries (see SubgraphDataSource).
+      operation: operationContext.operation,
       metrics: {},
       logger: options.logger,
     };

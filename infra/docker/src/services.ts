@@ -53,7 +53,8 @@ export function serviceForCommand(command: readonly string[]): ImageServiceName 
 export function checkServiceEnv(name: ImageServiceName, env: Record<string, string>): string[] {
   const service: ImageService = IMAGE_SERVICES[name];
   const problems: string[] = [];
-  const parsed = service.config.safeParse(env);
+  // As parseConfig does: an empty value (VAR= in a shell or a compose file) means unset, so defaults apply.
+  const parsed = service.config.safeParse(Object.fromEntries(Object.entries(env).filter(([, value]) => value !== '')));
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${name}: ${issue.path.join('.') || '(config)'}: ${issue.message}`);
   }

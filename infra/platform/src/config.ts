@@ -55,6 +55,22 @@ export const postgresUrl = z
   .url()
   .refine((url) => /^postgres(ql)?:\/\//.test(url), 'must be a postgres:// URL');
 
+/** Streaming read replicas of a database, comma-separated: selects are spread over them. */
+export const replicaUrls = z
+  .string()
+  .transform((value) => value.split(',').map((url) => url.trim()).filter(Boolean))
+  .pipe(z.array(postgresUrl))
+  .default([]);
+
+/** Read replicas of what? A replica needs the primary it follows to be set too (PGlite has none). */
+export const replicasNeedPrimary =
+  (primary: string, replicas: string) =>
+  (config: Record<string, unknown>, ctx: z.RefinementCtx): void => {
+    if ((config[replicas] as string[] | undefined)?.length && !config[primary]) {
+      ctx.addIssue({ code: 'custom', path: [replicas], message: `needs ${primary}: read replicas follow a Postgres primary` });
+    }
+  };
+
 export const redisUrl = z
   .string()
   .url()

@@ -42,9 +42,19 @@ function resign(token: string, edit: (claims: Record<string, unknown>) => void, 
 
 describe('the signed identity a subgraph receives', () => {
   it('carries the caller, the viewer (none for an anonymous request or a service acting as itself) and its own id', () => {
-    expect(verify(sign(), BODY)).toEqual({ caller: 'gateway', viewer: ALICE, tokenId: expect.stringMatching(/^[\w-]{22}$/) });
+    expect(verify(sign(), BODY)).toEqual({ caller: 'gateway', viewer: ALICE, tokenId: expect.stringMatching(/^[\w-]{22}$/), readPrimary: false });
     expect(verify(sign({ viewer: null, caller: 'orders', secret: ORDERS_SECRET }), BODY)).toMatchObject({ caller: 'orders', viewer: null });
     expect(verify(sign(), BODY).tokenId).not.toBe(verify(sign(), BODY).tokenId);
+  });
+
+  it('says when reads must come from the primary, and nobody without the key can say so', () => {
+    expect(verify(sign({ readPrimary: true }), BODY).readPrimary).toBe(true);
+    expect(verify(sign({ readPrimary: false }), BODY).readPrimary).toBe(false);
+    // Claims are covered by the signature: adding the flag to a captured token breaks it.
+    const [header, payload, signature] = sign().split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
+    const forged = `${header}.${Buffer.from(JSON.stringify({ ...claims, rp: true })).toString('base64url')}.${signature}`;
+    expect(refusal(() => verify(forged, BODY))).toMatch(/signature/);
   });
 
   it('is an HS256 JWS of its own type that names its audience and expires 30 s after it was issued', () => {

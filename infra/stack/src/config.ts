@@ -1,6 +1,6 @@
 import { gatewayConfigRules, gatewayConfigShape } from '@fed/gateway/config';
 import { ordersConfigShape } from '@fed/orders/config';
-import { dataDir, distinctSecrets, isDevelopmentSecret, logLevel, nodeEnv, postgresUrl } from '@fed/platform';
+import { dataDir, replicasNeedPrimary, distinctSecrets, isDevelopmentSecret, logLevel, nodeEnv, postgresUrl } from '@fed/platform';
 import { usersConfigShape } from '@fed/users/config';
 import { z } from 'zod';
 
@@ -22,6 +22,8 @@ export const stackConfigSchema = usersConfigShape
   })
   .superRefine((config, ctx) => {
     gatewayConfigRules(config, ctx);
+    replicasNeedPrimary('USERS_DATABASE_URL', 'USERS_DATABASE_REPLICA_URLS')(config, ctx);
+    replicasNeedPrimary('ORDERS_DATABASE_URL', 'ORDERS_DATABASE_REPLICA_URLS')(config, ctx);
     // Generated secrets are fine in one process; secrets that are set must not be development values.
     distinctSecrets(['JWT_SECRET', ...SUBGRAPH_SECRETS])(config, ctx);
     for (const key of SUBGRAPH_SECRETS) {

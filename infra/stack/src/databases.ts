@@ -14,16 +14,22 @@ export interface DatabaseLocations {
 }
 
 /** A URL means real Postgres; without one each subgraph gets its own embedded PGlite under DATA_DIR. */
-export function locationsFrom(config: { USERS_DATABASE_URL?: string; ORDERS_DATABASE_URL?: string; DATA_DIR: string }): DatabaseLocations {
+export function locationsFrom(config: {
+  USERS_DATABASE_URL?: string;
+  ORDERS_DATABASE_URL?: string;
+  USERS_DATABASE_REPLICA_URLS?: string[];
+  ORDERS_DATABASE_REPLICA_URLS?: string[];
+  DATA_DIR: string;
+}): DatabaseLocations {
   return {
-    users: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users'),
-    orders: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders'),
+    users: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users', config.USERS_DATABASE_REPLICA_URLS),
+    orders: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders', config.ORDERS_DATABASE_REPLICA_URLS),
   };
 }
 
 export interface OpenOptions {
   /** Sees every statement each subgraph sends (query counting in tests, debug logging). */
-  onQuery?: { users?: (sql: string) => void; orders?: (sql: string) => void };
+  onQuery?: { users?: (sql: string, target: string) => void; orders?: (sql: string, target: string) => void };
   migrate?: boolean;
   /** Each service's telemetry, for `db_` metrics and statement spans. */
   telemetry?: { users?: Telemetry; orders?: Telemetry };

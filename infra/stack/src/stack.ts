@@ -34,7 +34,7 @@ export interface StackOptions {
   /** Gateway settings (timeouts, CORS, limits, rate limit), as gatewaySettings() derives them from config. */
   gateway?: Partial<Omit<GatewayDeps, 'supergraphSdl' | 'subgraphUrls' | 'logger' | 'cache' | 'responseCache' | 'rateLimiter' | 'authenticate' | 'subgraphSecrets' | 'mode'>>;
   /** The response cache's limits; null turns it off. Default: on, 300 s at most. */
-  responseCache?: { maxTtlSeconds: number; typeTtlSeconds?: Record<string, number> } | null;
+  responseCache?: { maxTtlSeconds: number; typeTtlSeconds?: Record<string, number>; replicaLagMs?: number } | null;
   /** How the gateway verifies bearer tokens. Default: HS256 with the development secret (`npm run token`). */
   auth?: AuthenticatorOptions;
   /**
@@ -123,6 +123,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
   const usersRelay = createOutboxRelay({ db: databases.users.db, stream: infrastructure.events, logger: usersLogger, metrics: telemetry.users.telemetry.metrics });
   const users = await createUsersServer({
     db: databases.users.db,
+    reader: databases.users.reader,
     events: { stream: infrastructure.events, pubsub: infrastructure.pubsub, relay: usersRelay },
     logger: usersLogger,
     secrets: { gateway: secrets.users, orders: secrets.ordersToUsers },
@@ -141,6 +142,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     const relay = createOutboxRelay({ db: databases.orders.db, stream: infrastructure.events, logger: ordersLogger, metrics: telemetry.orders.telemetry.metrics });
     const app: OrdersServer = await createOrdersServer({
       db: databases.orders.db,
+      reader: databases.orders.reader,
       events: { stream: infrastructure.events, relay },
       userSnapshot: createHttpUserSnapshot({ url: usersUrl, secret: secrets.ordersToUsers, timeoutMs: options.usersTimeoutMs }),
       logger: ordersLogger,

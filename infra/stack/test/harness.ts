@@ -10,6 +10,7 @@ import {
   testRedisUrl,
   uniqueName,
   type GraphQLResponse,
+  type StreamingReplica,
   type TcpProxy,
   type TestDatabase,
 } from '@fed/platform/testing';
@@ -49,7 +50,7 @@ export const silentLogger = (): Logger => createLogger({ name: 'test', level: 's
  * The real thing on loopback: both subgraphs on their own fresh Postgres databases, Redis with a per-run
  * key prefix, and the gateway in front, each HTTP server on a free port.
  */
-export async function startTestStack(overrides: Partial<StackOptions> = {}): Promise<TestStack> {
+export async function startTestStack(overrides: Partial<StackOptions> = {}, { replica }: { replica?: StreamingReplica } = {}): Promise<TestStack> {
   const created: TestDatabase[] = [await createTestDatabase('users'), await createTestDatabase('orders')];
   const [usersDb, ordersDb] = created as [TestDatabase, TestDatabase];
   const statements = { users: [] as string[], orders: [] as string[] };
@@ -61,7 +62,10 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}): Pro
   const keyPrefix = overrides.keyPrefix ?? `${uniqueName('test')}:`;
   try {
     const stack = await startStack({
-      databases: { users: { url: proxies.users.url }, orders: { url: proxies.orders.url } },
+      databases: {
+        users: { url: proxies.users.url, replicaUrls: replica ? [replica.url(usersDb.name)] : [] },
+        orders: { url: proxies.orders.url, replicaUrls: replica ? [replica.url(ordersDb.name)] : [] },
+      },
       redisUrl: testRedisUrl(),
       keyPrefix,
       supergraphSdl,

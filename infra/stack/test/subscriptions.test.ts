@@ -201,7 +201,14 @@ describe('federated subscriptions through the gateway', () => {
 
   it('shares one upstream subscription among 100 identical ones on a replica, and gives every client each event', async () => {
     const client = await connect('1');
-    const before = stack.usersSubscriptions();
+    // Upstreams the earlier tests closed may still be winding down at the subgraph: count from a settled figure.
+    let before = stack.usersSubscriptions();
+    await waitFor(async () => {
+      const previous = before;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      before = stack.usersSubscriptions();
+      expect(before).toBe(previous);
+    }, 5_000);
     const streams = Array.from({ length: 100 }, () => follow(client, { userId: '1' }));
     await waitFor(async () => expect(await listeners('user-events:1')).toBe(1));
     // Counted at the users subgraph: one subscription for a hundred clients.

@@ -1,4 +1,4 @@
-import { dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
+import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const ordersConfigShape = z.object({
@@ -6,6 +6,8 @@ export const ordersConfigShape = z.object({
   HOST: z.string().optional(),
   /** Unset: an embedded PGlite database under DATA_DIR/orders. */
   ORDERS_DATABASE_URL: postgresUrl.optional(),
+  /** Streaming replicas of ORDERS_DATABASE_URL (comma-separated): queries read from them, writes never do. */
+  ORDERS_DATABASE_REPLICA_URLS: replicaUrls,
   DATA_DIR: dataDir,
   /** The users subgraph, asked for every user id once, when a new deployment builds its projection of users. */
   USERS_URL: z.string().url().default('http://localhost:4001/graphql'),
@@ -24,6 +26,9 @@ export const ordersConfigShape = z.object({
 
 const SECRETS = ['ORDERS_SUBGRAPH_SECRET', 'ORDERS_TO_USERS_SECRET'];
 
-export const ordersConfigSchema = ordersConfigShape.superRefine(productionRules(SECRETS)).superRefine(distinctSecrets(SECRETS));
+export const ordersConfigSchema = ordersConfigShape
+  .superRefine(productionRules(SECRETS))
+  .superRefine(distinctSecrets(SECRETS))
+  .superRefine(replicasNeedPrimary('ORDERS_DATABASE_URL', 'ORDERS_DATABASE_REPLICA_URLS'));
 
 export type OrdersConfig = z.infer<typeof ordersConfigSchema>;

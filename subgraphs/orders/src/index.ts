@@ -29,7 +29,7 @@ await startOrExit(async () => {
   const database = await createDatabase({
     telemetry,
     name: 'orders',
-    location: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders'),
+    location: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders', config.ORDERS_DATABASE_REPLICA_URLS),
     schema,
   });
   // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
@@ -39,6 +39,7 @@ await startOrExit(async () => {
 
   const app = await createOrdersServer({
     db: database.db,
+    reader: database.reader,
     events: { stream: infrastructure.events, relay },
     userSnapshot: createHttpUserSnapshot({
       url: config.USERS_URL,

@@ -30,6 +30,11 @@ export { USER_PROJECTION, type UserProjection } from './user-projection/projecto
 export interface OrdersServerDeps {
   db: OrdersDatabase;
   /**
+   * Where queries read (a read replica's handle; default `db`). Requests the gateway marks as writing, or as
+   * acting on a fresh event, read from `db`: a replica may not have their write yet.
+   */
+  reader?: OrdersDatabase;
+  /**
    * Where order events go: each write puts them in this database's outbox and `relay` moves them to `stream`,
    * which also feeds the projection of which users exist.
    */
@@ -54,9 +59,9 @@ export interface OrdersServer extends GraphQLApp {
 }
 
 /** The orders subgraph as an app: it neither reads the environment nor listens, nor starts its consumer. */
-export async function createOrdersServer({ db, events, userSnapshot, logger, secrets, replayStore, introspection, drain, ...deps }: OrdersServerDeps): Promise<OrdersServer> {
+export async function createOrdersServer({ db, reader = db, events, userSnapshot, logger, secrets, replayStore, introspection, drain, ...deps }: OrdersServerDeps): Promise<OrdersServer> {
   const telemetry = deps.telemetry ?? createTelemetry({ service: 'orders' });
-  const orders = createOrderRepository(db);
+  const repositories = { primary: createOrderRepository(db), replica: createOrderRepository(reader) };
   const unitOfWork = createUnitOfWork({ db, source: 'orders', relay: events.relay });
   const userProjection = createUserProjection({ db, stream: events.stream, transact: unitOfWork(), snapshot: userSnapshot, logger, metrics: telemetry.metrics });
 
@@ -64,12 +69,16 @@ export async function createOrdersServer({ db, events, userSnapshot, logger, sec
     name: 'orders',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...orderResolvers } satisfies Resolvers,
-    context: async ({ viewer }, committed) => ({
-      viewer,
-      loaders: createOrderLoaders(orders),
-      orders,
-      orderService: createOrderService(orders, unitOfWork(committed), userProjection),
-    }),
+    context: async ({ viewer, readPrimary }, committed) => {
+      const orders = readPrimary ? repositories.primary : repositories.replica;
+      return {
+        viewer,
+        loaders: createOrderLoaders(orders),
+        orders,
+        // Writes check what they change on the primary, whoever asked.
+        orderService: createOrderService(repositories.primary, unitOfWork(committed), userProjection),
+      };
+    },
     callers: { gateway: { secret: secrets.gateway, actsForViewers: true } },
     replayStore,
     logger,

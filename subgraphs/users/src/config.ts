@@ -1,4 +1,4 @@
-import { dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
+import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const usersConfigShape = z.object({
@@ -6,6 +6,8 @@ export const usersConfigShape = z.object({
   HOST: z.string().optional(),
   /** Unset: an embedded PGlite database under DATA_DIR/users. */
   USERS_DATABASE_URL: postgresUrl.optional(),
+  /** Streaming replicas of USERS_DATABASE_URL (comma-separated): queries read from them, writes never do. */
+  USERS_DATABASE_REPLICA_URLS: replicaUrls,
   DATA_DIR: dataDir,
   /** Unset: in-memory pub/sub, which only reaches services in the same process. */
   REDIS_URL: redisUrl.optional(),
@@ -21,6 +23,9 @@ export const usersConfigShape = z.object({
 
 const SECRETS = ['USERS_SUBGRAPH_SECRET', 'ORDERS_TO_USERS_SECRET'];
 
-export const usersConfigSchema = usersConfigShape.superRefine(productionRules(SECRETS)).superRefine(distinctSecrets(SECRETS));
+export const usersConfigSchema = usersConfigShape
+  .superRefine(productionRules(SECRETS))
+  .superRefine(distinctSecrets(SECRETS))
+  .superRefine(replicasNeedPrimary('USERS_DATABASE_URL', 'USERS_DATABASE_REPLICA_URLS'));
 
 export type UsersConfig = z.infer<typeof usersConfigSchema>;

@@ -29,7 +29,7 @@ await startOrExit(async () => {
   const database = await createDatabase({
     telemetry,
     name: 'users',
-    location: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users'),
+    location: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users', config.USERS_DATABASE_REPLICA_URLS),
     schema,
   });
   // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
@@ -39,6 +39,7 @@ await startOrExit(async () => {
 
   const app = await createUsersServer({
     db: database.db,
+    reader: database.reader,
     events: { stream: infrastructure.events, pubsub: infrastructure.pubsub, relay },
     logger,
     // Production refuses to start without them (see the config); development uses fixed development values.

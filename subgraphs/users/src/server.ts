@@ -28,6 +28,11 @@ export { ErrorCode } from './errors.ts';
 export interface UsersServerDeps {
   db: UsersDatabase;
   /**
+   * Where queries read (a read replica's handle; default `db`). Requests the gateway marks as writing, or as
+   * acting on a fresh event, read from `db`: a replica may not have their write yet.
+   */
+  reader?: UsersDatabase;
+  /**
    * Where user events go: each write puts them in this database's outbox, and `relay` moves them to `stream`
    * (Redis Streams when scaled out, in memory in the embedded default). Subscriptions read `stream` and hear
    * new events on `pubsub`.
@@ -46,22 +51,25 @@ export interface UsersServerDeps {
 }
 
 /** The users subgraph as an app: it neither reads the environment nor listens. */
-export async function createUsersServer({ db, events, logger, secrets, replayStore, introspection, drain, ...deps }: UsersServerDeps): Promise<GraphQLApp> {
+export async function createUsersServer({ db, reader = db, events, logger, secrets, replayStore, introspection, drain, ...deps }: UsersServerDeps): Promise<GraphQLApp> {
   const telemetry = deps.telemetry ?? createTelemetry({ service: 'users' });
-  const users = createUserRepository(db);
+  const repositories = { primary: createUserRepository(db), replica: createUserRepository(reader) };
   const unitOfWork = createUnitOfWork({ db, source: 'users', relay: events.relay });
 
   return createSubgraphApp<UsersContext>({
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...userResolvers, ...userEventResolvers } satisfies Resolvers,
-    context: async ({ viewer }, committed) => ({
-      viewer,
-      loaders: createUserLoaders(users),
-      users,
-      userService: createUserService(unitOfWork(committed)),
-      events: { stream: events.stream, pubsub: events.pubsub },
-    }),
+    context: async ({ viewer, readPrimary }, committed) => {
+      const users = readPrimary ? repositories.primary : repositories.replica;
+      return {
+        viewer,
+        loaders: createUserLoaders(users),
+        users,
+        userService: createUserService(unitOfWork(committed)),
+        events: { stream: events.stream, pubsub: events.pubsub },
+      };
+    },
     callers: { gateway: { secret: secrets.gateway, actsForViewers: true }, orders: { secret: secrets.orders, actsForViewers: false } },
     replayStore,
     logger,

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { withReplicas, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
@@ -15,27 +15,36 @@ import type { Telemetry } from '../observability/telemetry.ts';
  */
 export type Database<TSchema extends Record<string, unknown>> = PgDatabase<PgQueryResultHKT, TSchema>;
 
-/** Where a database lives: a Postgres URL, or a directory for an embedded PGlite ("memory://" keeps it in RAM). */
-export type DatabaseLocation = { url: string } | { dataDir: string };
+/**
+ * Where a database lives: a Postgres URL (with optional streaming read replicas of it), or a directory for an
+ * embedded PGlite ("memory://" keeps it in RAM).
+ */
+export type DatabaseLocation = { url: string; replicaUrls?: readonly string[] } | { dataDir: string };
 
 /** A URL means real Postgres; without one the service gets an embedded PGlite in `dataDir/name`. */
-export const databaseLocation = (url: string | undefined, dataDir: string, name: string): DatabaseLocation =>
-  url ? { url } : { dataDir: join(dataDir, name) };
+export const databaseLocation = (url: string | undefined, dataDir: string, name: string, replicaUrls: readonly string[] = []): DatabaseLocation =>
+  url ? { url, ...(replicaUrls.length > 0 && { replicaUrls }) } : { dataDir: join(dataDir, name) };
 
 export interface DatabaseOptions<TSchema extends Record<string, unknown>> {
   location: DatabaseLocation;
   schema: TSchema;
   /** Pool size for real Postgres. PGlite is always a single connection. */
   maxConnections?: number;
-  /** Sees every SQL statement drizzle sends; used for query counting and debug logging. */
-  onQuery?: (sql: string) => void;
+  /** Sees every SQL statement drizzle sends, and where: `primary` or `replicaN`. Query counting, debug logging. */
+  onQuery?: (sql: string, target: string) => void;
   /** Records `db_` metrics and statement spans into a service's telemetry, labelled `name`. */
   telemetry?: Telemetry;
   name?: string;
 }
 
 export interface DatabaseHandle<TSchema extends Record<string, unknown>> {
+  /** The primary: every write and transaction, and reads that must see the latest writes. */
   db: Database<TSchema>;
+  /**
+   * Selects go to a read replica (a random one per statement), anything else to the primary. Without replicas
+   * it is `db`. Replicas lag behind the primary, so a request that writes reads from `db` instead.
+   */
+  reader: Database<TSchema>;
   kind: 'postgres' | 'pglite';
   location: DatabaseLocation;
   close(): Promise<void>;
@@ -45,25 +54,34 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
   options: DatabaseOptions<TSchema>,
 ): Promise<DatabaseHandle<TSchema>> {
   const { location, schema, onQuery } = options;
-  const logger = onQuery ? { logQuery: (query: string) => onQuery(query) } : false;
   const maxConnections = 'url' in location ? (options.maxConnections ?? 10) : 1;
   const observed = options.telemetry && observeDatabase(options.telemetry, options.name ?? 'db', maxConnections);
 
   if ('url' in location) {
-    const raw = postgres(location.url, {
-      max: maxConnections,
-      // Fail fast when Postgres is down instead of hanging requests; reconnects happen on the next query.
-      connect_timeout: 5,
-      idle_timeout: 30,
-      onnotice: () => {},
-    });
-    const client = observed ? instrumentPostgres(raw, observed.observe, observed.pool) : raw;
-    const db = drizzlePostgres(client, { schema, logger });
+    const connect = (url: string, role: string) => {
+      const raw = postgres(url, {
+        max: maxConnections,
+        // Fail fast when Postgres is down instead of hanging requests; reconnects happen on the next query.
+        connect_timeout: 5,
+        idle_timeout: 30,
+        onnotice: () => {},
+      });
+      const watched = options.telemetry && (role === 'primary' ? observed : observeDatabase(options.telemetry, `${options.name ?? 'db'}_${role}`, maxConnections));
+      const client = watched ? instrumentPostgres(raw, watched.observe, watched.pool) : raw;
+      return { client, db: drizzlePostgres(client, { schema, logger: onQuery ? { logQuery: (query: string) => onQuery(query, role) } : false }) };
+    };
+    const primary = connect(location.url, 'primary');
+    const replicas = (location.replicaUrls ?? []).map((url, index) => connect(url, `replica${index + 1}`));
+    const [first, ...rest] = replicas.map((replica) => replica.db);
+    const reader = first ? withReplicas(primary.db, [first, ...rest]) : primary.db;
     return {
-      db: db as unknown as Database<TSchema>,
+      db: primary.db as unknown as Database<TSchema>,
+      reader: reader as unknown as Database<TSchema>,
       kind: 'postgres',
       location,
-      close: () => client.end({ timeout: 5 }),
+      close: async () => {
+        await Promise.all([primary, ...replicas].map(({ client }) => client.end({ timeout: 5 })));
+      },
     };
   }
 
@@ -77,9 +95,10 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
     throw error;
   }
   if (observed) instrumentPglite(client, observed.observe, observed.pool);
-  const db = drizzlePglite(client, { schema, logger });
+  const db = drizzlePglite(client, { schema, logger: onQuery ? { logQuery: (query: string) => onQuery(query, 'primary') } : false });
   return {
     db: db as unknown as Database<TSchema>,
+    reader: db as unknown as Database<TSchema>,
     kind: 'pglite',
     location,
     close: async () => {

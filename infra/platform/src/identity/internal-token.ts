@@ -33,6 +33,8 @@ interface Claims {
   jti: string;
   sub?: string;
   role?: string;
+  /** Read from the primary database: the caller's operation writes, or must see what was just written. */
+  rp?: true;
 }
 
 /** What a subgraph knows about a verified request. */
@@ -42,6 +44,11 @@ export interface CallerIdentity {
   viewer: Viewer | null;
   /** The signature's own id (`jti`). */
   tokenId: string;
+  /**
+   * Reads must come from the primary, not a read replica that may lag: the caller's operation is a write (a
+   * mutation, whose later fetches must see it), or acts on an event that was just committed.
+   */
+  readPrimary: boolean;
 }
 
 export interface SignIdentityOptions {
@@ -53,6 +60,8 @@ export interface SignIdentityOptions {
   viewer: Viewer | null;
   /** The exact body that will be sent. */
   body: string;
+  /** See CallerIdentity.readPrimary. */
+  readPrimary?: boolean;
   now?: number;
 }
 
@@ -61,10 +70,11 @@ const hmac = (secret: string, input: string) => createHmac('sha256', secret).upd
 
 // node:crypto HMAC is synchronous and ~5 µs; jose's WebCrypto path costs ~100 µs per call, paid on every
 // subgraph fetch.
-export function signIdentity({ secret, caller, audience, viewer, body, now = Date.now() }: SignIdentityOptions): string {
+export function signIdentity({ secret, caller, audience, viewer, body, readPrimary, now = Date.now() }: SignIdentityOptions): string {
   const iat = Math.floor(now / 1000);
   const claims: Claims = { iss: caller, aud: audience, iat, exp: iat + IDENTITY_TTL_SECONDS, bh: bodyHash(body), jti: randomBytes(16).toString('base64url') };
   if (viewer) Object.assign(claims, { sub: viewer.userId, role: viewer.role });
+  if (readPrimary) claims.rp = true;
   const signingInput = `${HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   return `${signingInput}.${hmac(secret, signingInput).digest('base64url')}`;
 }
@@ -121,7 +131,7 @@ export function createIdentityVerifier({ audience, callers, clockToleranceSecond
     if (claims.exp < nowSeconds - clockToleranceSeconds) return fail('expired');
     if (claims.bh !== bodyHash(body)) return fail('body does not match the signature');
 
-    const identity = { caller: claims.iss, tokenId: claims.jti };
+    const identity = { caller: claims.iss, tokenId: claims.jti, readPrimary: claims.rp === true };
     if (claims.sub === undefined && claims.role === undefined) return { ...identity, viewer: null };
     if (!caller.actsForViewers) return fail(`${claims.iss} may not act for a user`);
     if (typeof claims.sub !== 'string' || tryParseId(claims.sub) === undefined || !isRole(claims.role)) return fail('bad viewer claims');

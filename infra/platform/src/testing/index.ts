@@ -4,3 +4,4 @@ export * from './tcp-proxy.ts';
 export * from './config.ts';
 export * from './wait.ts';
 export * from './prometheus.ts';
+export * from './replica.ts';

@@ -27,7 +27,8 @@ export function createHttpUserSnapshot({ url, secret, timeoutMs = 10_000 }: Http
     let after: string | null = null;
     for (;;) {
       const payload = JSON.stringify({ query: PAGE, variables: { after } });
-      const identity = signIdentity({ secret, caller: 'orders', audience: 'users', viewer: null, body: payload });
+      // From the primary: a user created a moment ago must be in the snapshot, whatever a replica has caught up to.
+      const identity = signIdentity({ secret, caller: 'orders', audience: 'users', viewer: null, body: payload, readPrimary: true });
       const response = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', [IDENTITY_HEADER]: identity },

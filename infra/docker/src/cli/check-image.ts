@@ -13,17 +13,17 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mintToken } from '@fed/gateway';
 import { createTestDatabase, graphql, testPostgresUrl, testRedisUrl, waitFor, type TestDatabase } from '@fed/platform/testing';
-import { IMAGE_SERVICES, type ImageServiceName } from './services.ts';
+import { IMAGE_SERVICES, type ImageServiceName } from '../services.ts';
 
 const HERE = import.meta.dirname;
-const ROOT = join(HERE, '../../..');
+const ROOT = join(HERE, '../../../..');
 const { values: args } = parseArgs({ options: { image: { type: 'string' }, base: { type: 'string' }, keep: { type: 'boolean' } } });
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const run = (command: string, argv: string[], env?: Record<string, string>) =>
   execFileSync(command, argv, { encoding: 'utf8', env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 }).trim();
 
-const docker = run('bash', [join(HERE, '../scripts/docker-engine.sh')]);
+const docker = run('bash', [join(HERE, '../../scripts/docker-engine.sh')]);
 const dockerOut = (...argv: string[]) => run(docker, argv);
 
 const NESTED_QUERY = `query Nested { users(first: 5) { edges { node {
@@ -123,7 +123,7 @@ async function checkGateway(label: string, url: string, readBack: string = url):
 async function main(): Promise<void> {
   let image = args.image;
   if (!image) {
-    const base = args.base ?? run('bash', [join(HERE, '../scripts/local-base.sh')], { DOCKER: docker });
+    const base = args.base ?? run('bash', [join(HERE, '../../scripts/local-base.sh')], { DOCKER: docker });
     image = 'federated-graph:check';
     log(`building ${image} on ${base}`);
     const started = performance.now();
@@ -218,7 +218,7 @@ try {
   process.exitCode = 1;
 } finally {
   if (!args.keep) for (const name of containers) spawnSync(docker, ['rm', '-f', name], { stdio: 'ignore' });
-  mkdirSync(join(HERE, '../test-results'), { recursive: true });
-  writeFileSync(join(HERE, '../test-results/image-check.json'), `${JSON.stringify({ at: new Date().toISOString(), postgres: new URL(testPostgresUrl()).host, ...figures }, null, 2)}\n`);
+  mkdirSync(join(HERE, '../../test-results'), { recursive: true });
+  writeFileSync(join(HERE, '../../test-results/image-check.json'), `${JSON.stringify({ at: new Date().toISOString(), postgres: new URL(testPostgresUrl()).host, ...figures }, null, 2)}\n`);
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 }
