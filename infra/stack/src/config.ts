@@ -1,6 +1,6 @@
 import { gatewayConfigRules, gatewayConfigShape } from '@fed/gateway/config';
 import { ordersConfigShape } from '@fed/orders/config';
-import { dataDir, replicasNeedPrimary, distinctSecrets, isDevelopmentSecret, logLevel, nodeEnv, postgresUrl } from '@fed/platform';
+import { dataDir, productionRules, replicasNeedPrimary, distinctSecrets, isDevelopmentSecret, logLevel, nodeEnv, postgresUrl } from '@fed/platform';
 import { usersConfigShape } from '@fed/users/config';
 import { z } from 'zod';
 
@@ -39,10 +39,13 @@ export type StackConfig = z.infer<typeof stackConfigSchema>;
  * The one-shot jobs (`db:migrate`, `seed`): only where the two databases are. They hold no secrets, so a
  * migration Job or container needs nothing but the database URLs.
  */
-export const databaseToolsConfigSchema = z.object({
-  USERS_DATABASE_URL: postgresUrl.optional(),
-  ORDERS_DATABASE_URL: postgresUrl.optional(),
-  DATA_DIR: dataDir,
-  LOG_LEVEL: logLevel,
-  NODE_ENV: nodeEnv,
-});
+export const databaseToolsConfigSchema = z
+  .object({
+    USERS_DATABASE_URL: postgresUrl.optional(),
+    ORDERS_DATABASE_URL: postgresUrl.optional(),
+    DATA_DIR: dataDir,
+    LOG_LEVEL: logLevel,
+    NODE_ENV: nodeEnv,
+  })
+  // In production a job without the URLs would migrate or seed an embedded database nobody reads.
+  .superRefine(productionRules(['USERS_DATABASE_URL', 'ORDERS_DATABASE_URL']));

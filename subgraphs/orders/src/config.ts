@@ -27,7 +27,9 @@ export const ordersConfigShape = z.object({
 const SECRETS = ['ORDERS_SUBGRAPH_SECRET', 'ORDERS_TO_USERS_SECRET'];
 
 export const ordersConfigSchema = ordersConfigShape
-  .superRefine(productionRules(SECRETS))
+  // A standalone process in production without a database URL would quietly keep its data in an embedded
+  // PGlite inside its container, lost on restart and different in every replica.
+  .superRefine(productionRules([...SECRETS, 'ORDERS_DATABASE_URL']))
   .superRefine(distinctSecrets(SECRETS))
   .superRefine(replicasNeedPrimary('ORDERS_DATABASE_URL', 'ORDERS_DATABASE_REPLICA_URLS'));
 

@@ -24,7 +24,9 @@ export const usersConfigShape = z.object({
 const SECRETS = ['USERS_SUBGRAPH_SECRET', 'ORDERS_TO_USERS_SECRET'];
 
 export const usersConfigSchema = usersConfigShape
-  .superRefine(productionRules(SECRETS))
+  // A standalone process in production without a database URL would quietly keep its data in an embedded
+  // PGlite inside its container, lost on restart and different in every replica.
+  .superRefine(productionRules([...SECRETS, 'USERS_DATABASE_URL']))
   .superRefine(distinctSecrets(SECRETS))
   .superRefine(replicasNeedPrimary('USERS_DATABASE_URL', 'USERS_DATABASE_REPLICA_URLS'));
 
