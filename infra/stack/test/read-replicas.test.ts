@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from 'graphql-ws';
 import postgres from 'postgres';
+import WebSocket from 'ws';
 import { isRelayStatement, startStreamingReplica, waitFor, type StreamingReplica } from '@fed/platform/testing';
 import { seed } from '../src/seed.ts';
-import { startTestStack, type TestStack } from './harness.ts';
+import { startTestStack, tokenFor, type TestStack } from './harness.ts';
 
 const NESTED = /* GraphQL */ `
   query Nested {
@@ -66,6 +68,8 @@ describe('read replicas', () => {
       const users = primaryOf('users');
       await users`update users set name = 'Only On The Primary' where id = 2`.finally(() => users.end({ timeout: 1 }));
       const lagging = await stack.request<{ user: { name: string } }>('{ user(id: "2") { name } }');
+      expect(lagging.errors).toBeUndefined();
+      expect(lagging.data?.user.name).toMatch(/\w+ \w+/);
       expect(lagging.data?.user.name).not.toBe('Only On The Primary');
 
       // A mutation writes on the primary, and the rest of its request reads there too: orderCount is resolved
@@ -82,7 +86,9 @@ describe('read replicas', () => {
 
       // The same read as a query a moment later is served by the lagging replica: the new order is not there yet.
       const stale = await stack.request<{ user: { orderCount: number } }>('{ user(id: "3") { orderCount } }');
+      expect(stale.errors).toBeUndefined();
       expect(stale.data?.user.orderCount).toBe(before.data?.user.orderCount);
+      expect(typeof stale.data?.user.orderCount).toBe('number');
 
       // updateUser answers with what it wrote, and the user's orders (another subgraph, fetched after the
       // write) come from orders' primary: the order placed above is among them.
@@ -104,6 +110,38 @@ describe('read replicas', () => {
     expect(current.data?.two.name).toBe('Only On The Primary');
     expect(current.data?.three.name).toBe('Renamed While Lagging');
     expect(current.data?.three.orderCount).toBe(4);
+  });
+
+  it('completes a subscription event from the primary: the event shows the write, though the replica lags', async () => {
+    const client = createClient({
+      url: stack.urls.gateway.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${await tokenFor('6')}` },
+    });
+    const names: string[] = [];
+    const stop = client.subscribe<{ userEvents: { kind: string; user: { name: string; orderCount: number } | null } }>(
+      { query: 'subscription { userEvents(userId: "6") { kind user { name orderCount } } }' },
+      { next: (result) => result.data && names.push(`${result.data.userEvents.user?.name}/${result.data.userEvents.user?.orderCount}`), error: () => {}, complete: () => {} },
+    );
+    try {
+      await replica.pauseReplay();
+      // The upstream subscription may still be opening: write until an event arrives, each with a new name.
+      let attempt = 0;
+      await waitFor(async () => {
+        attempt += 1;
+        const renamed = await stack.request('mutation ($name: String!) { updateUser(id: "6", input: { name: $name }) { id } }', { name: `Lagged Rename ${attempt}` });
+        expect(renamed.errors).toBeUndefined();
+        await waitFor(() => expect(names.length).toBeGreaterThan(0), 1_000);
+      }, 15_000, 100);
+      // The users subgraph resolved the event's user, and orders its orderCount, from the primaries: the name is
+      // the one just written, which the paused replica does not have.
+      expect(names.at(-1)).toMatch(/^Lagged Rename \d+\/3$/);
+    } finally {
+      stop();
+      await client.dispose();
+      await replica.resumeReplay();
+    }
   });
 });
 

@@ -46,7 +46,8 @@ async function freePort(): Promise<number> {
 /** Starts `service` from the image on the host's network; resolves with its name once it answers /readyz. */
 async function start(image: string, service: ImageServiceName, env: Record<string, string>, port?: number, command?: string[]): Promise<{ name: string; readyMs: number }> {
   const name = `fed-check-${service}-${randomBytes(3).toString('hex')}`;
-  const envArgs = Object.entries({ LOG_LEVEL: 'warn', ...env }).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
+  // On the host's network: loopback only, as nothing outside this machine needs to reach the check's services.
+  const envArgs = Object.entries({ LOG_LEVEL: 'warn', HOST: '127.0.0.1', ...env }).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
   const started = performance.now();
   dockerOut('run', '-d', '--name', name, '--network', 'host', ...envArgs, image, ...(command ?? ['node', IMAGE_SERVICES[service].entry]));
   containers.push(name);

@@ -35,7 +35,9 @@ export function createSubgraphSubscriptionClient(options: SubgraphSubscriptionCl
   return {
     /** Starts a subscription; the returned function ends it (and the connection, once it is the last). */
     subscribe(query: string, variables: Record<string, unknown> | undefined, viewer: Viewer | null, sink: Sink<FormattedExecutionResult>): () => void {
-      const identity = signIdentity({ secret, caller, audience, viewer, body: subscriptionBody(query, variables) });
+      // Each event announces a commit that a read replica may not have applied yet: the fields the subgraph
+      // resolves for it (the event's user) are read from the primary.
+      const identity = signIdentity({ secret, caller, audience, viewer, body: subscriptionBody(query, variables), readPrimary: true });
       return client.subscribe({ query, variables, extensions: { [IDENTITY_HEADER]: identity } }, sink);
     },
     dispose: () => client.dispose(),

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -58,7 +59,7 @@ export async function startStreamingReplica(): Promise<StreamingReplica> {
   const dir = mkdtempSync(join(tmpdir(), 'pg-replica-'));
   const dataDir = join(dir, 'data');
   if (owner) chownSync(dir, owner.uid, owner.gid);
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   try {
     run('pg_basebackup', ['-h', primaryUrl.hostname, '-p', primaryUrl.port || '5432', '-U', decodeURIComponent(primaryUrl.username || 'postgres'), '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast']);
     // Debian keeps a cluster's configuration outside its data directory, so the backup has none of its own.
@@ -100,7 +101,8 @@ export async function startStreamingReplica(): Promise<StreamingReplica> {
     url,
     pauseReplay: () => onReplica((sql) => sql`select pg_wal_replay_pause()`).then(() => undefined),
     resumeReplay: () => onReplica((sql) => sql`select pg_wal_replay_resume()`).then(() => undefined),
-    caughtUp: async (timeoutMs = 15_000) => {
+    // Generous: the primary is shared, and every other suite's CREATE and DROP DATABASE is replayed too.
+    caughtUp: async (timeoutMs = 60_000) => {
       const sql = postgres(primaryUrl.toString(), { max: 1, onnotice: () => {} });
       const [position] = await sql<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`.finally(() => sql.end({ timeout: 1 }));
       await waitFor(
@@ -135,4 +137,12 @@ async function allowReplication(primary: postgres.Sql): Promise<void> {
     throw new Error(`pg_basebackup needs "${REPLICATION_RULE}" in ${hba.file}, and this process cannot add it (${(error as Error).message}); add it and reload Postgres`);
   }
   await primary`select pg_reload_conf()`;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
