@@ -116,7 +116,8 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     const incoming = 'incomingRequestContext' in options ? options : undefined;
     const context = incoming?.context;
     // A query may read from replicas. Every fetch of a mutation must see its writes (a later fetch reads what an
-    // earlier one wrote), and a subscription event's fetches must see the write the event announces.
+    // earlier one wrote), and the fetches that complete a subscription event must see the write it announces
+    // (the upstream subscription itself is signed the same way, in the subscription client).
     const handoff: Handoff = { viewer: context?.viewer ?? null, readPrimary: !!incoming && incoming.incomingRequestContext.operation?.operation !== 'query' };
     if (handoff.viewer || handoff.readPrimary) request.http?.headers.set(IDENTITY_HANDOFF, JSON.stringify(handoff));
     this.observer?.willSend(this.subgraphName, request, context);
