@@ -8,11 +8,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mintToken } from '@fed/gateway';
-import { createTestDatabase, graphql, testPostgresUrl, testRedisUrl, waitFor, type TestDatabase } from '@fed/platform/testing';
+import { createTestDatabase, freePort, graphql, testPostgresUrl, testRedisUrl, waitFor, type TestDatabase } from '@fed/platform/testing';
 import { IMAGE_SERVICES, type ImageServiceName } from '../services.ts';
 
 const HERE = import.meta.dirname;
@@ -34,14 +33,6 @@ const secret = () => randomBytes(24).toString('base64url'); // 32 characters
 const JWT = { secret: secret(), issuer: 'image-check', audience: 'federated-graph' };
 const containers: string[] = [];
 const figures: Record<string, unknown> = {};
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Starts `service` from the image on the host's network; resolves with its name once it answers /readyz. */
 async function start(image: string, service: ImageServiceName, env: Record<string, string>, port?: number, command?: string[]): Promise<{ name: string; readyMs: number }> {

@@ -1,10 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { testPostgresUrl } from './services.ts';
+import { freePort, testPostgresUrl } from './services.ts';
 import { waitFor } from './wait.ts';
 
 /** A real streaming replica of the test Postgres server, on a port of its own. */
@@ -137,12 +136,4 @@ async function allowReplication(primary: postgres.Sql): Promise<void> {
     throw new Error(`pg_basebackup needs "${REPLICATION_RULE}" in ${hba.file}, and this process cannot add it (${(error as Error).message}); add it and reload Postgres`);
   }
   await primary`select pg_reload_conf()`;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }

@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
@@ -80,3 +81,12 @@ export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase>
  * leaves these out, or it counts a poll that happened to run alongside.
  */
 export const isRelayStatement = (sql: string) => /pg_advisory_xact_lock|lock_timeout|"outbox"/.test(sql);
+
+/** A TCP port nothing listens on right now, on loopback: for a server a test starts in another process. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
