@@ -7,25 +7,20 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createTestDatabase, waitFor } from '@fed/platform/testing';
+import { dockerEngine } from '../src/engine.ts';
 
 const BEFORE = '238b3d0'; // the last commit whose image ran TypeScript through tsx
 const ROOT = join(import.meta.dirname, '../../..');
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 const runs = Number(values.runs);
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const docker = execFileSync('bash', [join(ROOT, 'infra/docker/scripts/docker-engine.sh')], { encoding: 'utf8' }).trim();
-const dockerOut = (...args: string[]) => execFileSync(docker, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-const base = execFileSync('bash', [join(ROOT, 'infra/docker/scripts/local-base.sh')], { encoding: 'utf8', env: { ...process.env, DOCKER: docker } }).trim();
-
-function build(tag: string, context: string): void {
+const engine = dockerEngine(process.env);
+const { docker, out: dockerOut } = engine;
+const base = engine.localBase();
+const build = (tag: string, context: string) => {
   log(`building ${tag}`);
-  const result = spawnSync(docker, ['build', '-f', 'infra/docker/Dockerfile', '--build-arg', `NODE_IMAGE=${base}`, '-t', tag, '.'], {
-    cwd: context,
-    env: { ...process.env, DOCKER_BUILDKIT: '1' },
-    encoding: 'utf8',
-  });
-  if (result.status !== 0) throw new Error(result.stderr.slice(-3000));
-}
+  engine.build(tag, context, base);
+};
 
 const after = 'federated-graph:bench-compiled';
 build(after, ROOT);
@@ -38,8 +33,9 @@ if (spawnSync(docker, ['image', 'inspect', before], { stdio: 'ignore' }).status 
   build(before, tree);
 }
 
-const database = await createTestDatabase('bench_startup');
-execFileSync(docker, ['run', '--rm', '--network', 'host', '-e', `USERS_DATABASE_URL=${database.url}`, '-e', `ORDERS_DATABASE_URL=${database.url}`, after, 'node', 'infra/stack/dist/cli/migrate.js'], { stdio: 'ignore' });
+// Two databases, as deployed: the two migrations run concurrently and would race on one.
+const [database, ordersDatabase] = [await createTestDatabase('bench_startup'), await createTestDatabase('bench_startup_orders')];
+execFileSync(docker, ['run', '--rm', '--network', 'host', '-e', `USERS_DATABASE_URL=${database.url}`, '-e', `ORDERS_DATABASE_URL=${ordersDatabase.url}`, after, 'node', 'infra/stack/dist/cli/migrate.js'], { stdio: 'ignore' });
 
 const variants = {
   compiled: { image: after, command: ['node', 'subgraphs/users/dist/index.js'] },
@@ -71,14 +67,14 @@ for (let run = 0; run < runs; run++) {
     }
   }
 }
-await database.drop();
+await Promise.all([database.drop(), ordersDatabase.drop()]);
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 };
-const sizeMB = (image: string) => Math.round(Number(dockerOut('image', 'inspect', '-f', '{{.Size}}', image)) / 1e6);
+const sizeMB = (image: string) => Math.round(engine.sizeBytes(image) / 1e6);
 const rows = (Object.keys(variants) as (keyof typeof variants)[]).map((name) => ({
   variant: name,
   image: variants[name].image,

@@ -5,13 +5,14 @@
 // No registry is needed: unless --image names one already built, the base is a local stand-in for
 // node:20-bookworm-slim (scripts/local-base.sh), passed as the Dockerfile's NODE_IMAGE build argument.
 // Figures (size, build and start-up times) go to stdout as JSON and to test-results/image-check.json.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mintToken } from '@fed/gateway';
 import { createTestDatabase, freePort, graphql, testPostgresUrl, testRedisUrl, waitFor, type TestDatabase } from '@fed/platform/testing';
+import { dockerEngine } from '../engine.ts';
 import { IMAGE_SERVICES, type ImageServiceName } from '../services.ts';
 
 const HERE = import.meta.dirname;
@@ -19,11 +20,8 @@ const ROOT = join(HERE, '../../../..');
 const { values: args } = parseArgs({ options: { image: { type: 'string' }, base: { type: 'string' }, keep: { type: 'boolean' } } });
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const run = (command: string, argv: string[], env?: Record<string, string>) =>
-  execFileSync(command, argv, { encoding: 'utf8', env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 }).trim();
-
-const docker = run('bash', [join(HERE, '../../scripts/docker-engine.sh')]);
-const dockerOut = (...argv: string[]) => run(docker, argv);
+const engine = dockerEngine(process.env);
+const { docker, out: dockerOut } = engine;
 
 const NESTED_QUERY = `query Nested { users(first: 5) { edges { node {
   id name email
@@ -115,20 +113,14 @@ async function checkGateway(label: string, url: string, readBack: string = url):
 async function main(): Promise<void> {
   let image = args.image;
   if (!image) {
-    const base = args.base ?? run('bash', [join(HERE, '../../scripts/local-base.sh')], { DOCKER: docker });
+    const base = args.base ?? engine.localBase();
     image = 'federated-graph:check';
     log(`building ${image} on ${base}`);
     const started = performance.now();
-    const build = spawnSync(docker, ['build', '-f', 'infra/docker/Dockerfile', '--build-arg', `NODE_IMAGE=${base}`, '-t', image, '.'], {
-      cwd: ROOT,
-      env: { ...process.env, DOCKER_BUILDKIT: '1' },
-      encoding: 'utf8',
-      maxBuffer: 64 << 20,
-    });
-    if (build.status !== 0) throw new Error(`docker build failed:\n${build.stderr.slice(-4000)}`);
+    engine.build(image, ROOT, base);
     figures.buildSeconds = Math.round((performance.now() - started) / 100) / 10;
   }
-  figures.imageBytes = Number(dockerOut('image', 'inspect', '-f', '{{.Size}}', image));
+  figures.imageBytes = engine.sizeBytes(image);
   figures.imageMB = Math.round(Number(figures.imageBytes) / 1e6);
 
   // What "lean" means here, checked on the image itself rather than trusted from the Dockerfile.
