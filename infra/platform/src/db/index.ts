@@ -54,6 +54,7 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
   options: DatabaseOptions<TSchema>,
 ): Promise<DatabaseHandle<TSchema>> {
   const { location, schema, onQuery } = options;
+  const logger = (target: string) => (onQuery ? { logQuery: (query: string) => onQuery(query, target) } : false);
   const maxConnections = 'url' in location ? (options.maxConnections ?? 10) : 1;
   const observed = options.telemetry && observeDatabase(options.telemetry, options.name ?? 'db', maxConnections);
 
@@ -68,7 +69,7 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
       });
       const watched = options.telemetry && (role === 'primary' ? observed : observeDatabase(options.telemetry, `${options.name ?? 'db'}_${role}`, maxConnections));
       const client = watched ? instrumentPostgres(raw, watched.observe, watched.pool) : raw;
-      return { client, db: drizzlePostgres(client, { schema, logger: onQuery ? { logQuery: (query: string) => onQuery(query, role) } : false }) };
+      return { client, db: drizzlePostgres(client, { schema, logger: logger(role) }) };
     };
     const primary = connect(location.url, 'primary');
     const replicas = (location.replicaUrls ?? []).map((url, index) => connect(url, `replica${index + 1}`));
@@ -95,7 +96,7 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
     throw error;
   }
   if (observed) instrumentPglite(client, observed.observe, observed.pool);
-  const db = drizzlePglite(client, { schema, logger: onQuery ? { logQuery: (query: string) => onQuery(query, 'primary') } : false });
+  const db = drizzlePglite(client, { schema, logger: logger('primary') });
   return {
     db: db as unknown as Database<TSchema>,
     reader: db as unknown as Database<TSchema>,
