@@ -64,6 +64,8 @@ export const gatewayConfigShape = z.object({
   /** Each subgraph's secret (`users=…,orders=…`). Unset in development: fixed development values. */
   SUBGRAPH_SECRETS: namedValues(secret, 'secret of 32+ characters'),
   SUBGRAPH_TIMEOUT_MS: milliseconds(10_000),
+  /** Identical subgraph reads in flight at once share one fetch (keyed by the signed viewer): `off` sends each. */
+  SUBGRAPH_DEDUPE: z.enum(['on', 'off']).default('on'),
   /** Unset: in-memory cache and rate limits, private to this process. */
   REDIS_URL: redisUrl.optional(),
   CORS_ORIGINS: origins,
@@ -165,6 +167,7 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
     mode: config.NODE_ENV === 'production' ? 'production' : 'development',
     subgraphUrls: config.SUBGRAPH_URLS,
     subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+    dedupe: config.SUBGRAPH_DEDUPE === 'on',
     corsOrigins: config.CORS_ORIGINS,
     maxBodyBytes: config.MAX_BODY_BYTES,
     extraPublicErrorCodes: config.PUBLIC_ERROR_CODES,

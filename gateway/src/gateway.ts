@@ -100,6 +100,8 @@ export interface GatewayDeps {
   metricsSources?: () => readonly Metrics[];
   /** Each subgraph's circuit breaker; null calls subgraphs whatever happens. */
   breaker?: BreakerPolicy | null;
+  /** Identical subgraph reads in flight at once share one fetch. Default: on. */
+  dedupe?: boolean;
   /**
    * On stop: how long /readyz says draining before the listener closes (for load balancers to notice), and
    * how long requests in flight then have to finish before their connections are cut.
@@ -174,6 +176,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         observer: responseCache?.observer,
         metrics: telemetry.metrics,
         breaker,
+        dedupe: deps.dedupe ?? true,
         onAnswer: () => readiness.answered(name),
       });
       readiness.track(name);

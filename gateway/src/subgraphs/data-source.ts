@@ -4,6 +4,7 @@ import { GraphQLError } from 'graphql';
 import { currentRequestId, IDENTITY_HEADER, injectTraceContext, REQUEST_ID_HEADER, signIdentity, type Logger, type Metrics, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 import { CircuitOpenError, type SubgraphBreaker } from './circuit-breaker.ts';
+import { createInFlightDedupe } from './dedupe.ts';
 
 /** What the data source reads from the gateway's per-request context. */
 interface ViewerContext {
@@ -34,6 +35,8 @@ export interface SubgraphDataSourceOptions<TContext> {
   breaker?: SubgraphBreaker;
   /** Told whenever the subgraph answers with a 2xx: the gateway's readiness. */
   onAnswer?: () => void;
+  /** Identical reads in flight at once share one fetch (never a mutation's). Default: on. */
+  dedupe?: boolean;
 }
 
 // Carries the viewer and the read consistency from willSendRequest to the fetcher, which alone sees the exact
@@ -60,7 +63,7 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
   private readonly logger: Logger;
   private readonly observer: FetchObserver<TContext> | undefined;
 
-  constructor({ name, url, timeoutMs, secret, logger, observer, metrics, breaker, onAnswer }: SubgraphDataSourceOptions<TContext>) {
+  constructor({ name, url, timeoutMs, secret, logger, observer, metrics, breaker, onAnswer, dedupe = true }: SubgraphDataSourceOptions<TContext>) {
     const durations = metrics.histogram({
       name: 'subgraph_fetch_duration_seconds',
       help: 'Gateway fetches to a subgraph, by subgraph and outcome (ok, error, timeout, open_circuit)',
@@ -71,6 +74,12 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       help: 'Failed gateway fetches to a subgraph, by subgraph and reason (error, timeout, open_circuit, status_5xx)',
       labelNames: ['subgraph', 'reason'] as const,
     });
+    const shared = metrics.counter({
+      name: 'subgraph_fetches_deduplicated_total',
+      help: 'Subgraph fetches answered by an identical one already in flight, by subgraph',
+      labelNames: ['subgraph'] as const,
+    });
+    const inFlight = dedupe ? createInFlightDedupe() : undefined;
     const send = (input: string, init: RequestInit) => async () => {
       const response = await fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
       // A 401 (a wrong secret) or 404 (a wrong URL) is an answer from the wrong place, not a healthy subgraph.
@@ -82,7 +91,8 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       const handoff = headers[IDENTITY_HANDOFF];
       delete headers[IDENTITY_HANDOFF];
       const { viewer, readPrimary }: Handoff = handoff ? (JSON.parse(handoff) as Handoff) : { viewer: null, readPrimary: false };
-      headers[IDENTITY_HEADER] = signIdentity({ secret, caller: 'gateway', audience: name, viewer, readPrimary, body: String(init?.body ?? '') });
+      const body = String(init?.body ?? '');
+      headers[IDENTITY_HEADER] = signIdentity({ secret, caller: 'gateway', audience: name, viewer, readPrimary, body });
       // The subgraph logs under the same request id, and its spans join the same trace.
       const requestId = currentRequestId();
       if (requestId) headers[REQUEST_ID_HEADER] = requestId;
@@ -91,7 +101,10 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       const observe = (outcome: string) => durations.observe({ subgraph: name, outcome }, (performance.now() - started) / 1000);
       try {
         const request = send(input, { ...(init as RequestInit), headers });
-        const response = await (breaker ? breaker.call(request) : request());
+        const call = () => (breaker ? breaker.call(request) : request());
+        // Whatever the subgraph answers depends on the body and the signed viewer alone; a mutation's fetches
+        // (readPrimary) must each run.
+        const response = await (inFlight && !readPrimary ? inFlight.fetch(`${handoff ?? ''}\n${body}`, call, () => shared.inc({ subgraph: name })) : call());
         if (response.status >= 500) failures.inc({ subgraph: name, reason: 'status_5xx' });
         observe(response.status >= 500 ? 'error' : 'ok');
         return response as unknown as Awaited<ReturnType<Fetcher>>;

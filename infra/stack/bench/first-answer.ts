@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mintToken } from '@fed/gateway';
 import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
-import { median } from './stats.ts';
+import { median } from '@fed/platform/testing';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, port: { type: 'string', default: '4900' } } });
 const runs = Number(values.runs);

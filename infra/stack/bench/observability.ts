@@ -15,12 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { mintToken } from '@fed/gateway';
 import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
-import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '@fed/platform/testing';
+import { createTestDatabase, median, testPostgresUrl, testRedisUrl, type TestDatabase } from '@fed/platform/testing';
 import { openDatabases } from '../src/databases.ts';
 import { startStackProcess } from '../src/process.ts';
 import { seed } from '../src/seed.ts';
 import { checkoutAt, stackEnv } from './stack-env.ts';
-import { median } from './stats.ts';
 import { answerNested, loadNested, type BenchStack } from './stack-load.ts';
 
 const BEFORE_COMMIT = '13b785c';

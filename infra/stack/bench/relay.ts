@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createDatabase, createLogger, createOutboxRelay, createRedis, createUnitOfWork, migrateDatabase, outbox, RedisEventStream, type DomainEvent } from '@fed/platform';
-import { createTestDatabase, testRedisUrl, uniqueName } from '@fed/platform/testing';
+import { createTestDatabase, percentile, testRedisUrl, uniqueName } from '@fed/platform/testing';
 import { migrationsFolder, schema } from '@fed/users/db';
 import { sql } from 'drizzle-orm';
 
@@ -19,7 +19,6 @@ const { values } = parseArgs({
 });
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const logger = createLogger({ name: 'bench', level: 'silent' });
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
 const database = await createTestDatabase('bench_relay');
 const prefix = `${uniqueName('bench')}:`;

@@ -1,7 +1,7 @@
 import autocannon from 'autocannon';
 import type { StackProcess } from '../src/process.ts';
 import { NESTED_QUERY } from './stack-env.ts';
-import { cpuMs } from './stats.ts';
+import { cpuMs } from '@fed/platform/testing';
 
 /** A one-process stack a bench started, and the headers every request to it carries. */
 export interface BenchStack {

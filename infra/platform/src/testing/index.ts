@@ -5,3 +5,4 @@ export * from './config.ts';
 export * from './wait.ts';
 export * from './prometheus.ts';
 export * from './replica.ts';
+export * from './stats.ts';

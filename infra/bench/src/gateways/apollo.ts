@@ -1,8 +1,8 @@
 // The reference for benchmarks: a bare @apollo/gateway + @apollo/server with nothing of ours but what these
 // subgraphs demand to answer at all (a signed identity on each subgraph request, for a fixed admin viewer),
 // optionally with Apollo's own responseCachePlugin on Redis. A bench process, configured by its arguments:
-//   tsx bench/bare-gateway.ts --port P --supergraph FILE --users URL --users-secret S --orders URL
-//     --orders-secret S [--redis URL]   (with --redis: responseCachePlugin on that Redis)
+//   node infra/bench/dist/gateways/apollo.js --port P --supergraph FILE --users URL --users-secret S
+//     --orders URL --orders-secret S [--redis URL]   (with --redis: responseCachePlugin on that Redis)
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
@@ -43,7 +43,7 @@ const gateway = new ApolloGateway({
       url: target.url,
       fetcher: (input, init) => {
         const identity = signIdentity({ secret: target.secret, caller: 'gateway', audience: name, viewer: ADMIN, body: String(init?.body ?? '') });
-        return fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), [IDENTITY_HEADER]: identity } }) as never;
+        return fetch(input, { ...(init as RequestInit), headers: { ...(init?.headers as Record<string, string>), [IDENTITY_HEADER]: identity } }) as never;
       },
     });
   },
@@ -62,5 +62,5 @@ const server = new ApolloServer({
   plugins: cache ? [responseCachePlugin({ sessionId: async () => 'bench-admin' })] : [],
 });
 const { url } = await startStandaloneServer(server, { listen: { port: Number(required('port')), host: '127.0.0.1' } });
-process.stdout.write(`ready ${url}\n`);
+process.stdout.write(`ready ${url}graphql\n`);
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void server.stop().then(() => process.exit(0)));

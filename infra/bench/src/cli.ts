@@ -1,0 +1,174 @@
+// `npm run bench [-- --quick]`: this gateway against bare Apollo Gateway (with and without Apollo's response
+// cache) and Hive Gateway, in one run, on one seeded dataset, behind the same subgraph processes.
+//   --quick                 what the README shows: 2 runs of 4 s per gateway and scenario (about 3 minutes)
+//   --runs N --seconds S    alternating runs per gateway and scenario, and their length (full: 5 × 15 s)
+//   --connections C         concurrent connections (50)
+//   --subscribers 1000,10000  fan-out sizes ('' to skip)
+//   --gateways a,b          only these gateways (bare Apollo, the reference, always runs)
+//   --out DIR               where bench.md, bench.json and bench.svg go (infra/bench/results)
+// Progress goes to stderr; the report's path and the goals to stdout. Needs Postgres and Redis (TEST_DATABASE_URL,
+// TEST_REDIS_URL, else the loopback defaults).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { median, testRedisUrl } from '@fed/platform/testing';
+import { buildCompiledTree } from './build.ts';
+import { seedDataset, type Dataset } from './dataset.ts';
+import { load, pickLoadGenerator, type LoadRequest, type LoadResult } from './load.ts';
+import { peakRssMb, REPO, type BenchProcess } from './processes.ts';
+import { checkGoals, renderChart, renderMarkdown, type BenchReport, type ScenarioRow } from './report.ts';
+import { httpScenarios, readsThenWrites } from './scenarios.ts';
+import { sqlPerRequest } from './sql.ts';
+import { fanOut, type FanOut } from './subscriptions.ts';
+import { startTopology, type GatewayName, type Topology } from './topology.ts';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    seconds: { type: 'string' },
+    connections: { type: 'string', default: '50' },
+    subscribers: { type: 'string', default: '1000,10000' },
+    gateways: { type: 'string' },
+    users: { type: 'string', default: '10000' },
+    'orders-per-user': { type: 'string', default: '10' },
+    out: { type: 'string', default: join(REPO, 'infra/bench/results') },
+  },
+});
+const quick = values.quick;
+const settings = {
+  mode: quick ? ('quick' as const) : ('full' as const),
+  runs: Number(values.runs ?? (quick ? 2 : 5)),
+  secondsPerRun: Number(values.seconds ?? (quick ? 4 : 15)),
+  warmupSeconds: quick ? 2 : 5,
+  connections: Number(values.connections),
+  loadGenerator: pickLoadGenerator(),
+};
+const subscriberCounts = values.subscribers.split(',').filter(Boolean).map(Number);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const began = performance.now();
+const elapsed = () => `${Math.round((performance.now() - began) / 1000)} s`;
+
+interface Answer {
+  status: number;
+  data?: unknown;
+  errors?: unknown;
+}
+
+async function answer(gateway: BenchProcess, request: LoadRequest): Promise<Answer> {
+  const response = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: request.authorization }, body: request.body });
+  return { status: response.status, ...((await response.json()) as Omit<Answer, 'status'>) };
+}
+
+/** Nothing is timed unless every gateway answers every distinct request of the scenario exactly as bare Apollo does. */
+async function checkAnswers(scenario: string, gateways: BenchProcess[], reference: BenchProcess, requests: readonly LoadRequest[]) {
+  for (const request of readsThenWrites(requests)) {
+    const expected = await answer(reference, request);
+    if (expected.status !== 200 || expected.errors) throw new Error(`${scenario}: bare Apollo answered ${expected.status}: ${JSON.stringify(expected).slice(0, 300)}`);
+    for (const gateway of gateways) {
+      const actual = await answer(gateway, request);
+      if (actual.status !== 200 || actual.errors || !isDeepStrictEqual(actual.data, expected.data)) {
+        throw new Error(`${scenario}: ${gateway.name} answers differently from bare Apollo; nothing was timed.\n  request: ${request.body.slice(0, 200)}\n  ${gateway.name}: ${JSON.stringify(actual).slice(0, 300)}\n  apollo: ${JSON.stringify(expected).slice(0, 300)}`);
+      }
+    }
+  }
+}
+
+let dataset: Dataset | undefined;
+let topology: Topology | undefined;
+try {
+  const loadAverageAtStart = loadavg().map((value) => Number(value.toFixed(2)));
+  const tree = join(REPO, '.bench/compiled');
+  log(`[${elapsed()}] compiling every workspace into ${relative(REPO, tree)}, laid out as the image is`);
+  buildCompiledTree(tree);
+
+  const size = { users: Number(values.users), ordersPerUser: Number(values['orders-per-user']) };
+  log(`[${elapsed()}] seeding ${size.users} users with ${size.ordersPerUser} orders each`);
+  dataset = await seedDataset(size, log);
+
+  const only = values.gateways && new Set([...values.gateways.split(','), 'apollo']);
+  const scenarios = httpScenarios(dataset.counts.users)
+    .map((scenario) => ({ ...scenario, gateways: scenario.gateways.filter((name) => !only || only.has(name)) }))
+    .filter((scenario) => scenario.gateways.length > 0);
+  const wanted = [...new Set<GatewayName>(['apollo', ...scenarios.flatMap((scenario) => scenario.gateways)])];
+  log(`[${elapsed()}] starting the subgraphs and ${wanted.length} gateways`);
+  topology = await startTopology({ tree, inherited: { PATH: process.env.PATH, HOME: process.env.HOME }, usersDatabaseUrl: dataset.users.url, ordersDatabaseUrl: dataset.orders.url, redisUrl: testRedisUrl(), wanted }, log);
+  const { gateways, adminToken } = topology;
+  const gateway = (name: GatewayName) => gateways.get(name)!;
+
+  log(`[${elapsed()}] checking that every gateway answers like bare Apollo`);
+  for (const scenario of scenarios) {
+    await checkAnswers(scenario.name, scenario.gateways.filter((name) => name !== 'apollo').map(gateway), gateway('apollo'), scenario.requests(adminToken));
+  }
+
+  const options = { seconds: settings.secondsPerRun, connections: settings.connections, log };
+  log(`[${elapsed()}] warming up (${settings.warmupSeconds} s each, ${settings.loadGenerator})`);
+  for (const scenario of scenarios) {
+    for (const name of scenario.gateways) await load(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: settings.warmupSeconds });
+  }
+  const results = new Map<string, LoadResult[]>();
+  for (let run = 1; run <= settings.runs; run += 1) {
+    log(`[${elapsed()}] run ${run} of ${settings.runs}`);
+    for (const scenario of scenarios) {
+      // Alternating order, so that no gateway always runs right after the same one.
+      for (const name of run % 2 ? scenario.gateways : [...scenario.gateways].reverse()) {
+        const measured = await load(settings.loadGenerator, gateway(name), scenario.requests(adminToken), options);
+        results.set(`${scenario.name}:${name}`, [...(results.get(`${scenario.name}:${name}`) ?? []), measured]);
+        log(`  ${scenario.name} ${name}: ${Math.round(measured.rps)} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms`);
+      }
+    }
+  }
+  const rowOf = (scenario: string, name: GatewayName): Omit<ScenarioRow, 'ratioToApollo'> => {
+    const runs = results.get(`${scenario}:${name}`)!;
+    const of = (field: keyof LoadResult) => median(runs.map((run) => run[field]));
+    return { gateway: name, rps: Math.round(of('rps')), p50Ms: of('p50Ms'), p99Ms: of('p99Ms'), cpuMsPerRequest: of('cpuMsPerRequest'), runs };
+  };
+  const apolloNested = rowOf('nested', 'apollo').rps;
+  const scenarioRows = scenarios.map((scenario) => {
+    const rows = scenario.gateways.map((name) => rowOf(scenario.name, name));
+    const apollo = rows.find((row) => row.gateway === 'apollo')?.rps ?? apolloNested;
+    return { name: scenario.name, title: scenario.title, rows: rows.map((row) => ({ ...row, ratioToApollo: Number((row.rps / apollo).toFixed(2)) })) };
+  });
+
+  log(`[${elapsed()}] counting SQL statements per nested request`);
+  const sql = await sqlPerRequest(gateway('ours'), [topology.users, topology.orders], adminToken, [10, 50, 100]);
+  log(`  ${sql.map(({ n, statementsPerRequest }) => `N=${n}: ${statementsPerRequest}`).join(', ')}`);
+
+  const subscriptions: FanOut[] = [];
+  for (const subscribers of subscriberCounts) {
+    log(`[${elapsed()}] subscription fan-out to ${subscribers} subscribers`);
+    subscriptions.push(await fanOut(gateway('ours'), adminToken, subscribers, quick ? 5 : 20, log));
+  }
+
+  const peakRss = Object.fromEntries([topology.users, topology.orders, ...gateways.values()].map((process) => [process.name, peakRssMb(process.pid)]));
+  const partial = {
+    date: new Date().toISOString(),
+    command: `npm run bench${quick ? ' -- --quick' : ''}`,
+    machine: {
+      cores: cpus().length,
+      cpu: cpus()[0]?.model.trim() ?? 'unknown',
+      memoryGb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      loadAverageAtStart,
+      loadAverageAtEnd: loadavg().map((value) => Number(value.toFixed(2))),
+    },
+    settings,
+    dataset: { ...dataset.counts, seedSeconds: dataset.seedSeconds },
+    scenarios: scenarioRows,
+    sql,
+    subscriptions,
+    peakRssMb: peakRss,
+    totalSeconds: Math.round((performance.now() - began) / 1000),
+  };
+  const report: BenchReport = { ...partial, goals: checkGoals(partial) };
+  mkdirSync(values.out, { recursive: true });
+  writeFileSync(join(values.out, 'bench.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(values.out, 'bench.md'), renderMarkdown(report));
+  writeFileSync(join(values.out, 'bench.svg'), renderChart(report));
+  log(`[${elapsed()}] done`);
+  process.stdout.write(`${report.goals.map((goal) => `${goal.met ? 'met ' : 'MISS'}  ${goal.goal}: ${goal.measured} (${goal.target})`).join('\n')}\n\nReport: ${join(values.out, 'bench.md')}\n`);
+} finally {
+  await topology?.stop();
+  await dataset?.drop();
+}

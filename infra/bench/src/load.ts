@@ -1,0 +1,108 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import autocannon from 'autocannon';
+import { cpuMs } from '@fed/platform/testing';
+import type { BenchProcess } from './processes.ts';
+
+/** One request of a scenario: the load cycles through them, one per request, on every connection. */
+export interface LoadRequest {
+  body: string;
+  authorization: string;
+}
+
+export interface LoadResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  /** The gateway process's user + system CPU per request. */
+  cpuMsPerRequest: number;
+}
+
+export type LoadGenerator = 'wrk' | 'autocannon';
+
+/** wrk when installed (it needs far less CPU than autocannon, which shares these cores with the gateways). */
+export function pickLoadGenerator(): LoadGenerator {
+  try {
+    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
+    return 'wrk';
+  } catch (error) {
+    // wrk prints its version and exits 1; only a missing binary fails to spawn.
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'autocannon' : 'wrk';
+  }
+}
+
+// A run with more than a stray failure measures failures, not the gateway.
+function checkFailures(name: string, failed: number, total: number, log: (line: string) => void) {
+  if (failed > total / 1_000) throw new Error(`${name}: ${failed} of ${total} requests failed`);
+  if (failed > 0) log(`${name}: ${failed} of ${total} requests failed`);
+}
+
+/**
+ * One wrk thread (so that the cycle through `requests` is one sequence): a Lua script hands out the requests
+ * in turn and prints the summary as JSON.
+ */
+function runWrk(target: BenchProcess, requests: readonly LoadRequest[], seconds: number, connections: number, log: (line: string) => void) {
+  const scratch = mkdtempSync(`${tmpdir()}/fed-bench-`);
+  try {
+    const script = `${scratch}/run.lua`;
+    writeFileSync(
+      script,
+      `local requests = { ${requests.map(({ body, authorization }) => `{ ${JSON.stringify(body)}, ${JSON.stringify(authorization)} }`).join(',\n')} }
+local counter = 0
+request = function()
+  counter = counter + 1
+  local r = requests[(counter % #requests) + 1]
+  return wrk.format("POST", nil, { ["content-type"] = "application/json", ["authorization"] = r[2] }, r[1])
+end
+done = function(summary, latency, _)
+  local e = summary.errors
+  io.write(string.format('{"requests":%d,"durationUs":%d,"p50":%d,"p99":%d,"failed":%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout + e.status))
+end
+`,
+    );
+    const output = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '30s', '-s', script, target.url], { encoding: 'utf8' });
+    const line = output.split('\n').find((candidate) => candidate.startsWith('{"requests"'));
+    if (!line) throw new Error(`wrk printed no summary:\n${output}`);
+    const result = JSON.parse(line) as { requests: number; durationUs: number; p50: number; p99: number; failed: number };
+    checkFailures(target.name, result.failed, result.requests, log);
+    return { rps: result.requests / (result.durationUs / 1e6), p50Ms: result.p50 / 1000, p99Ms: result.p99 / 1000, requests: result.requests };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+async function runAutocannon(target: BenchProcess, requests: readonly LoadRequest[], seconds: number, connections: number, log: (line: string) => void) {
+  let next = 0;
+  const result = await autocannon({
+    url: target.url,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (request) => {
+          const { body, authorization } = requests[next++ % requests.length]!;
+          return { ...request, body, headers: { ...request.headers, 'content-type': 'application/json', authorization } };
+        },
+      },
+    ],
+  });
+  checkFailures(target.name, result.non2xx + result.errors + result.timeouts, result.requests.total, log);
+  return { rps: result.requests.total / seconds, p50Ms: result.latency.p50, p99Ms: result.latency.p99, requests: result.requests.total };
+}
+
+/** `requests` against `target` for `seconds` at `connections`, with the target process's CPU per request. */
+export async function load(
+  generator: LoadGenerator,
+  target: BenchProcess,
+  requests: readonly LoadRequest[],
+  { seconds, connections, log }: { seconds: number; connections: number; log: (line: string) => void },
+): Promise<LoadResult> {
+  const cpuBefore = cpuMs(target.pid);
+  const measured = generator === 'wrk' ? runWrk(target, requests, seconds, connections, log) : await runAutocannon(target, requests, seconds, connections, log);
+  const cpu = cpuMs(target.pid) - cpuBefore;
+  return { ...measured, cpuMsPerRequest: Number((cpu / Math.max(1, measured.requests)).toFixed(3)) };
+}

@@ -1,0 +1,157 @@
+import type { LoadResult } from './load.ts';
+import type { SqlCount } from './sql.ts';
+import type { FanOut } from './subscriptions.ts';
+import { GATEWAYS, type GatewayName } from './topology.ts';
+import type { ScenarioName } from './scenarios.ts';
+
+export interface ScenarioRow {
+  gateway: GatewayName;
+  /** Medians over the runs. */
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuMsPerRequest: number;
+  /** Requests/s over bare Apollo Gateway's in the same scenario (for cache hits: over its nested run). */
+  ratioToApollo: number | null;
+  runs: LoadResult[];
+}
+
+export interface Goal {
+  goal: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export interface BenchReport {
+  date: string;
+  command: string;
+  machine: { cores: number; cpu: string; memoryGb: number; node: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
+  settings: { mode: 'quick' | 'full'; runs: number; secondsPerRun: number; warmupSeconds: number; connections: number; loadGenerator: string };
+  dataset: { users: number; orders: number; items: number; seedSeconds: number };
+  scenarios: { name: ScenarioName; title: string; rows: ScenarioRow[] }[];
+  sql: SqlCount[];
+  subscriptions: FanOut[];
+  /** Peak RSS (VmHWM) of every process over the whole run, in MB. */
+  peakRssMb: Record<string, number>;
+  goals: Goal[];
+  totalSeconds: number;
+}
+
+const fixed = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+
+/** The goals of the benchmark issue, checked against this run's medians. */
+export function checkGoals(report: Omit<BenchReport, 'goals'>): Goal[] {
+  const row = (scenario: ScenarioName, gateway: GatewayName) => report.scenarios.find((s) => s.name === scenario)?.rows.find((r) => r.gateway === gateway);
+  const goals: Goal[] = [];
+  const ratio = (goal: string, target: number, top: ScenarioRow | undefined, bottom: ScenarioRow | undefined) => {
+    if (!top || !bottom) return;
+    const value = top.rps / bottom.rps;
+    goals.push({ goal, target: `≥ ${target}×`, measured: `${fixed(value, 2)}× (${Math.round(top.rps)} vs ${Math.round(bottom.rps)} req/s)`, met: value >= target });
+  };
+  for (const scenario of ['nested', 'entity'] as const) {
+    ratio(`Uncached ${scenario}: this gateway / bare Apollo`, 0.95, row(scenario, 'ours'), row(scenario, 'apollo'));
+    ratio(`Uncached ${scenario}: this gateway / Hive (dedupe off in both)`, 1, row(scenario, 'ours'), row(scenario, 'hive'));
+  }
+  ratio('Uncached nested: this gateway / Hive, both with in-flight dedupe (their defaults)', 1, row('nested', 'ours-dedupe'), row('nested', 'hive-dedupe'));
+  const hit = row('cache-hit', 'ours-cached');
+  ratio('Cache hits / uncached (nested)', 20, hit, row('nested', 'ours'));
+  ratio("Cache hits / Apollo's responseCachePlugin", 1, hit, row('cache-hit', 'apollo-cached'));
+  if (hit) {
+    goals.push({ goal: `Cache hits p99 at ${report.settings.connections} connections`, target: '≤ 20 ms', measured: `${fixed(hit.p99Ms)} ms`, met: hit.p99Ms <= 20 });
+  }
+  if (report.sql.length > 0) {
+    const counts = report.sql.map((count) => count.statementsPerRequest);
+    goals.push({
+      goal: 'SQL statements per nested request, flat in N',
+      target: 'the same at every N',
+      measured: report.sql.map(({ n, statementsPerRequest }) => `N=${n}: ${statementsPerRequest}`).join(', '),
+      met: counts.every((count) => count === counts[0]),
+    });
+  }
+  const thousand = report.subscriptions.find((run) => run.subscribers === 1_000);
+  if (thousand) goals.push({ goal: 'Subscription p99, 1k subscribers', target: '≤ 100 ms', measured: `${fixed(thousand.p99Ms, 0)} ms`, met: thousand.p99Ms <= 100 });
+  const tenThousand = report.subscriptions.find((run) => run.subscribers === 10_000);
+  if (tenThousand) {
+    goals.push({ goal: 'Memory per subscriber, 10k subscribers', target: '≤ 30 KB', measured: `${fixed(tenThousand.kbPerSubscriber)} KB`, met: tenThousand.kbPerSubscriber <= 30 });
+  }
+  for (const [name, mb] of Object.entries(report.peakRssMb)) {
+    if (name in GATEWAYS) goals.push({ goal: `Peak RSS, ${name}`, target: '≤ 400 MB', measured: `${mb} MB`, met: mb <= 400 });
+  }
+  return goals;
+}
+
+export function renderMarkdown(report: BenchReport): string {
+  const { machine, settings, dataset } = report;
+  const lines = [
+    `# Gateway benchmark, ${report.date.slice(0, 10)}`,
+    '',
+    `\`${report.command}\` on ${machine.cores} cores (${machine.cpu}), ${machine.memoryGb} GB, Node ${machine.node}; load average ${machine.loadAverageAtStart.join(' ')} at the start, ${machine.loadAverageAtEnd.join(' ')} at the end.`,
+    `Real Postgres and Redis on loopback; ${dataset.users.toLocaleString('en')} users, ${dataset.orders.toLocaleString('en')} orders, ${dataset.items.toLocaleString('en')} items (seeded in ${dataset.seedSeconds} s).`,
+    `Every process runs compiled JavaScript with \`node\`. Load: ${settings.loadGenerator}, ${settings.connections} connections, ${settings.runs} alternating runs of ${settings.secondsPerRun} s after a ${settings.warmupSeconds} s warm-up; medians. Every gateway's answers deep-equal bare Apollo Gateway's before anything is timed.`,
+    '',
+    '## Goals',
+    '',
+    '| Goal | Target | Measured | Met |',
+    '|---|---|---|---|',
+    ...report.goals.map((goal) => `| ${goal.goal} | ${goal.target} | ${goal.measured} | ${goal.met ? 'yes' : '**no**'} |`),
+  ];
+  for (const scenario of report.scenarios) {
+    lines.push('', `## ${scenario.title}`, '', '| Gateway | req/s | × bare Apollo | p50 ms | p99 ms | gateway CPU ms/req |', '|---|---:|---:|---:|---:|---:|');
+    for (const row of scenario.rows) {
+      lines.push(`| ${row.gateway} | ${Math.round(row.rps)} | ${row.ratioToApollo === null ? '' : `${fixed(row.ratioToApollo, 2)}×`} | ${fixed(row.p50Ms)} | ${fixed(row.p99Ms)} | ${fixed(row.cpuMsPerRequest, 2)} |`);
+    }
+  }
+  if (report.sql.length > 0) {
+    lines.push('', '## SQL statements per nested request (both subgraphs)', '', '| N users | statements |', '|---:|---:|');
+    for (const { n, statementsPerRequest } of report.sql) lines.push(`| ${n} | ${statementsPerRequest} |`);
+  }
+  if (report.subscriptions.length > 0) {
+    lines.push('', '## Subscription fan-out (this gateway; bare Apollo Gateway cannot execute subscriptions)', '', '| Subscribers | deliveries | p50 ms | p99 ms | KB per subscriber |', '|---:|---:|---:|---:|---:|');
+    for (const run of report.subscriptions) lines.push(`| ${run.subscribers} | ${run.deliveries} | ${run.p50Ms} | ${run.p99Ms} | ${run.kbPerSubscriber} |`);
+  }
+  lines.push('', '## Peak RSS per process over the whole run', '', '| Process | MB |', '|---|---:|');
+  for (const [name, mb] of Object.entries(report.peakRssMb)) lines.push(`| ${name} | ${mb} |`);
+  lines.push('', '## Gateways', '', ...Object.entries(GATEWAYS).map(([name, description]) => `- \`${name}\`: ${description}.`));
+  lines.push('', `The whole run took ${Math.round(report.totalSeconds)} s. Chart: \`bench.svg\`; every run's figures: \`bench.json\`.`, '');
+  return lines.join('\n');
+}
+
+const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Throughput (left) and p99 latency (right) per gateway, one group of bars per scenario, each on its own scale. */
+export function renderChart(report: BenchReport): string {
+  const barHeight = 18;
+  const gap = 4;
+  const labelWidth = 120;
+  const panelWidth = 330;
+  const width = labelWidth + 2 * panelWidth + 60;
+  const colors: Record<string, string> = { ours: '#2563eb', 'ours-dedupe': '#60a5fa', 'ours-cached': '#1e3a8a', apollo: '#6b7280', 'apollo-cached': '#374151', hive: '#d97706', 'hive-dedupe': '#fbbf24' };
+  const parts: string[] = [];
+  let y = 40;
+  parts.push(`<text x="${labelWidth}" y="24" font-weight="bold">requests/s (median)</text>`, `<text x="${labelWidth + panelWidth + 40}" y="24" font-weight="bold">p99 latency, ms (median)</text>`);
+  for (const scenario of report.scenarios) {
+    parts.push(`<text x="8" y="${y + 12}" font-weight="bold">${escape(scenario.name)}</text>`);
+    y += barHeight;
+    const maxRps = Math.max(...scenario.rows.map((row) => row.rps), 1);
+    const maxP99 = Math.max(...scenario.rows.map((row) => row.p99Ms), 1);
+    for (const row of scenario.rows) {
+      const color = colors[row.gateway] ?? '#999';
+      const rpsWidth = (row.rps / maxRps) * (panelWidth - 70);
+      const p99Width = (row.p99Ms / maxP99) * (panelWidth - 70);
+      const p99X = labelWidth + panelWidth + 40;
+      parts.push(
+        `<text x="16" y="${y + 13}">${escape(row.gateway)}</text>`,
+        `<rect x="${labelWidth}" y="${y}" width="${rpsWidth.toFixed(1)}" height="${barHeight}" fill="${color}"/>`,
+        `<text x="${(labelWidth + rpsWidth + 4).toFixed(1)}" y="${y + 13}">${Math.round(row.rps)}</text>`,
+        `<rect x="${p99X}" y="${y}" width="${p99Width.toFixed(1)}" height="${barHeight}" fill="${color}"/>`,
+        `<text x="${(p99X + p99Width + 4).toFixed(1)}" y="${y + 13}">${fixed(row.p99Ms)}</text>`,
+      );
+      y += barHeight + gap;
+    }
+    y += 10;
+  }
+  const caption = `${report.date.slice(0, 10)} · ${report.machine.cores} cores · Node ${report.machine.node} · ${report.settings.connections} connections · ${report.settings.loadGenerator}`;
+  parts.push(`<text x="8" y="${y + 14}" fill="#555">${escape(caption)}</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 28}" font-family="sans-serif" font-size="12">\n<rect width="100%" height="100%" fill="white"/>\n${parts.join('\n')}\n</svg>\n`;
+}

@@ -1,0 +1,69 @@
+import type { LoadRequest } from './load.ts';
+import type { GatewayName } from './topology.ts';
+
+/** The nested users → orders → items list query; `first` users with five orders each. */
+export const nestedQuery = (first: number) => `query Nested { users(first: ${first}) { edges { node {
+  id name email orderCount
+  orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } }
+} } } }`;
+
+const USER_QUERY = 'query User($id: ID!) { user(id: $id) { id name email orderCount } }';
+const USER_ORDERS_QUERY = 'query UserOrders($id: ID!) { user(id: $id) { id name orders(first: 5) { totalCount edges { node { id status totalCents } } } } }';
+// Idempotent: the same id always gets the same name, so every gateway's answer to it is the same.
+const RENAME_MUTATION = 'mutation Rename($id: ID!, $name: String!) { updateUser(id: $id, input: { name: $name }) { id name } }';
+
+const body = (query: string, variables?: Record<string, unknown>) => JSON.stringify(variables ? { query, variables } : { query });
+
+export type ScenarioName = 'nested' | 'entity' | 'mix' | 'cache-hit';
+
+export interface HttpScenario {
+  name: ScenarioName;
+  title: string;
+  gateways: readonly GatewayName[];
+  /** The cycle of requests the load sends, as admin. */
+  requests(authorization: string): LoadRequest[];
+}
+
+/** `count` user ids spread evenly over the seeded 1..`users`, so that reads touch the whole table. */
+const spreadIds = (count: number, users: number) => Array.from({ length: count }, (_, index) => 1 + Math.floor((index * users) / count));
+
+export function httpScenarios(users: number): HttpScenario[] {
+  return [
+    {
+      name: 'nested',
+      title: 'Nested list: users(first: 20) → orders(first: 5) → items',
+      gateways: ['ours', 'ours-dedupe', 'apollo', 'hive', 'hive-dedupe'],
+      requests: (authorization) => [{ body: body(nestedQuery(20)), authorization }],
+    },
+    {
+      name: 'entity',
+      title: 'Single entity: user(id) with a field from orders, 200 different ids',
+      gateways: ['ours', 'apollo', 'hive'],
+      requests: (authorization) => spreadIds(200, users).map((id) => ({ body: body(USER_QUERY, { id: String(id) }), authorization })),
+    },
+    {
+      name: 'mix',
+      title: "Read/write mix: 9 reads of a user's orders to 1 updateUser, on 100 users",
+      gateways: ['ours', 'ours-cached', 'apollo', 'hive'],
+      requests: (authorization) =>
+        spreadIds(100, users).map((id, index) =>
+          index % 10 === 9
+            ? { body: body(RENAME_MUTATION, { id: String(id), name: `Bench user ${id}` }), authorization }
+            : { body: body(USER_ORDERS_QUERY, { id: String(id) }), authorization },
+        ),
+    },
+    {
+      name: 'cache-hit',
+      title: 'Cache hits: the nested list again and again, one viewer',
+      gateways: ['ours-cached', 'apollo-cached'],
+      requests: (authorization) => [{ body: body(nestedQuery(20)), authorization }],
+    },
+  ];
+}
+
+/** Reads first, then writes: no read is compared after another gateway's write changed what it reads. */
+export const readsThenWrites = (requests: readonly LoadRequest[]) => {
+  const distinct = [...new Map(requests.map((request) => [request.body, request])).values()];
+  const isWrite = (request: LoadRequest) => request.body.includes('"query":"mutation');
+  return [...distinct.filter((request) => !isWrite(request)), ...distinct.filter(isWrite)];
+};

@@ -1,0 +1,104 @@
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import { percentile } from '@fed/platform/testing';
+import { rssMb, type BenchProcess } from './processes.ts';
+
+// Fields from both subgraphs: every event is completed by an _entities fetch to users and one to orders.
+const SUBSCRIPTION = 'subscription { userEvents(userId: "1") { kind occurredAt user { name orders(first: 3) { totalCount } } } }';
+
+export interface FanOut {
+  subscribers: number;
+  deliveries: number;
+  /** Commit (the event's `occurredAt`, stamped by the subgraph) → the client has it; same machine, same clock. */
+  p50Ms: number;
+  p99Ms: number;
+  /** The gateway's RSS growth with every subscriber connected and idle, per subscriber. */
+  kbPerSubscriber: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(check: () => boolean, timeoutMs: number, what: string) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/**
+ * `size` graphql-ws clients, each on its own socket, follow user 1's events through `gateway`; `events` writes
+ * through the gateway, 200 ms apart, are each timed at every subscriber.
+ */
+export async function fanOut(gateway: BenchProcess, authorization: string, size: number, events: number, log: (line: string) => void): Promise<FanOut> {
+  let writes = 0;
+  const write = async () => {
+    const response = await fetch(gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization },
+      body: JSON.stringify({ query: `mutation { updateUser(id: "1", input: { name: "Fan-out ${++writes}" }) { id } }` }),
+    });
+    if (!response.ok) throw new Error(`the write answered ${response.status}`);
+  };
+  await sleep(500);
+  const before = rssMb(gateway.pid);
+  const clients: Client[] = [];
+  const received = new Array<number>(size).fill(0);
+  const latencies: number[] = [];
+  let measuring = false;
+  const failures: string[] = [];
+  try {
+    for (let i = 0; i < size; i += 1) {
+      const client = createClient({ url: gateway.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: { authorization } });
+      clients.push(client);
+      client.subscribe(
+        { query: SUBSCRIPTION },
+        {
+          next: (result) => {
+            received[i] = (received[i] ?? 0) + 1;
+            const occurredAt = (result.data?.userEvents as { occurredAt?: string } | undefined)?.occurredAt;
+            if (measuring && occurredAt) latencies.push(Date.now() - Date.parse(occurredAt));
+          },
+          error: (error) => failures.push(String((error as Error).message ?? error)),
+          complete: () => {},
+        },
+      );
+      // Paced handshakes: a burst of 10 000 at once measures the accept queue, not the gateway.
+      if (i % 200 === 199) await sleep(20);
+    }
+    // Every subscriber is live once a probe write reaches all of them.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (failures.length > 0) throw new Error(`${failures.length} subscribers failed, e.g. ${failures[0]}`);
+      await write();
+      try {
+        await until(() => received.every((count) => count > 0), 3_000, 'the probe event');
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      }
+    }
+    await sleep(1_000);
+    const idle = rssMb(gateway.pid);
+    log(`  ${size} subscribers live; gateway RSS ${before} → ${idle} MB`);
+    measuring = true;
+    const target = received.map((count) => count + events);
+    for (let e = 0; e < events; e += 1) {
+      await write();
+      await sleep(200);
+    }
+    await until(() => received.every((count, i) => count >= target[i]!), 60_000, 'every event at every subscriber');
+    measuring = false;
+    if (failures.length > 0) throw new Error(`${failures.length} subscribers failed, e.g. ${failures[0]}`);
+    latencies.sort((a, b) => a - b);
+    return {
+      subscribers: size,
+      deliveries: latencies.length,
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      kbPerSubscriber: Number((((idle - before) * 1024) / size).toFixed(1)),
+    };
+  } finally {
+    await Promise.all(clients.map((client) => client.dispose()));
+  }
+}

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { mintToken } from '@fed/gateway';
+import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
+import { freePort } from '@fed/platform/testing';
+import { graphqlOk, httpOk, startProcess, type BenchProcess } from './processes.ts';
+
+/** Every gateway the harness can start, each as its own process in front of the same subgraph processes. */
+export const GATEWAYS = {
+  ours: 'This gateway, uncached: auth, limits, rate limit, metrics, breaker; dedupe off',
+  'ours-dedupe': 'This gateway, uncached, with in-flight dedupe on (its default)',
+  'ours-cached': 'This gateway with its response cache on Redis (its default)',
+  apollo: 'Bare @apollo/gateway + @apollo/server, no plugins',
+  'apollo-cached': "Bare @apollo/gateway with Apollo's responseCachePlugin on the same Redis",
+  hive: '@graphql-hive/gateway, in-flight dedupe off',
+  'hive-dedupe': '@graphql-hive/gateway with its defaults (in-flight dedupe on)',
+} as const;
+
+export type GatewayName = keyof typeof GATEWAYS;
+
+export interface Topology {
+  users: BenchProcess;
+  orders: BenchProcess;
+  gateways: Map<GatewayName, BenchProcess>;
+  /** The admin token every request carries (bare Apollo and Hive ignore it: they sign a fixed admin). */
+  adminToken: string;
+  mintAdmin(sub: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const secret = () => randomBytes(32).toString('base64url');
+
+/**
+ * Starts the users and orders subgraphs on the seeded databases, then `wanted` gateways, all from the compiled
+ * `tree` with `node`, as production runs them. Every gateway reads the same committed supergraph file.
+ */
+export async function startTopology(
+  options: { tree: string; inherited: Record<string, string | undefined>; usersDatabaseUrl: string; ordersDatabaseUrl: string; redisUrl: string; wanted: readonly GatewayName[] },
+  log: (line: string) => void,
+): Promise<Topology> {
+  const { usersDatabaseUrl, ordersDatabaseUrl, redisUrl, wanted } = options;
+  const entry = (path: string) => join(options.tree, path);
+  const secrets = { users: secret(), orders: secret(), ordersToUsers: secret(), jwt: secret() };
+  const started: BenchProcess[] = [];
+  const stop = async () => {
+    for (const process of started.reverse()) await process.stop();
+  };
+  try {
+    const [usersPort, ordersPort] = [await freePort(), await freePort()];
+    const usersUrl = `http://127.0.0.1:${usersPort}/graphql`;
+    const ordersUrl = `http://127.0.0.1:${ordersPort}/graphql`;
+    const shared = { REDIS_URL: redisUrl, USERS_SUBGRAPH_SECRET: secrets.users, ORDERS_SUBGRAPH_SECRET: secrets.orders, ORDERS_TO_USERS_SECRET: secrets.ordersToUsers };
+    const { inherited } = options;
+    const users = await startProcess({
+      name: 'users',
+      inherited,
+      entry: entry('subgraphs/users/dist/index.js'),
+      env: { ...shared, USERS_PORT: String(usersPort), USERS_DATABASE_URL: usersDatabaseUrl },
+      url: usersUrl,
+      ready: httpOk(`http://127.0.0.1:${usersPort}/readyz`),
+    });
+    started.push(users);
+    const orders = await startProcess({
+      name: 'orders',
+      inherited,
+      entry: entry('subgraphs/orders/dist/index.js'),
+      env: { ...shared, ORDERS_PORT: String(ordersPort), ORDERS_DATABASE_URL: ordersDatabaseUrl, USERS_URL: usersUrl },
+      url: ordersUrl,
+      ready: httpOk(`http://127.0.0.1:${ordersPort}/readyz`),
+    });
+    started.push(orders);
+
+    const reference = ['--supergraph', DEFAULT_SUPERGRAPH_PATH, '--users', usersUrl, '--users-secret', secrets.users, '--orders', ordersUrl, '--orders-secret', secrets.orders];
+    const ours = (port: number, cache: 'on' | 'off', dedupe: 'on' | 'off') => ({
+      entry: entry('gateway/dist/index.js'),
+      env: {
+        GATEWAY_PORT: String(port),
+        HOST: '127.0.0.1',
+        REDIS_URL: redisUrl,
+        JWT_SECRET: secrets.jwt,
+        SUPERGRAPH_PATH: DEFAULT_SUPERGRAPH_PATH,
+        SUBGRAPH_URLS: `users=${usersUrl},orders=${ordersUrl}`,
+        SUBGRAPH_SECRETS: `users=${secrets.users},orders=${secrets.orders}`,
+        RESPONSE_CACHE: cache,
+        SUBGRAPH_DEDUPE: dedupe,
+        // High enough never to refuse, so that every request still pays for the check.
+        RATE_LIMIT_MAX: '1000000000',
+      },
+      url: `http://127.0.0.1:${port}/graphql`,
+      ready: httpOk(`http://127.0.0.1:${port}/readyz`),
+    });
+    const bare = (path: string, port: number, extra: string[]) => ({
+      entry: entry(path),
+      args: ['--port', String(port), ...reference, ...extra],
+      url: `http://127.0.0.1:${port}/graphql`,
+      ready: graphqlOk(`http://127.0.0.1:${port}/graphql`),
+    });
+    const how: Record<GatewayName, (port: number) => Omit<Parameters<typeof startProcess>[0], 'name' | 'inherited'>> = {
+      ours: (port) => ours(port, 'off', 'off'),
+      'ours-dedupe': (port) => ours(port, 'off', 'on'),
+      'ours-cached': (port) => ours(port, 'on', 'on'),
+      apollo: (port) => bare('infra/bench/dist/gateways/apollo.js', port, []),
+      'apollo-cached': (port) => bare('infra/bench/dist/gateways/apollo.js', port, ['--redis', redisUrl]),
+      hive: (port) => bare('infra/bench/dist/gateways/hive.js', port, ['--dedupe', 'off']),
+      'hive-dedupe': (port) => bare('infra/bench/dist/gateways/hive.js', port, ['--dedupe', 'on']),
+    };
+    const gateways = new Map<GatewayName, BenchProcess>();
+    for (const name of wanted) {
+      const gateway = await startProcess({ name, inherited, ...how[name](await freePort()) });
+      started.push(gateway);
+      gateways.set(name, gateway);
+      log(`  ${name} ready (pid ${gateway.pid})`);
+    }
+    const auth = { ...DEVELOPMENT_AUTH, secret: secrets.jwt };
+    const mintAdmin = async (sub: number) => `Bearer ${await mintToken({ ...auth, sub: String(sub), role: 'admin' })}`;
+    return { users, orders, gateways, adminToken: await mintAdmin(1), mintAdmin, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
