@@ -18,8 +18,13 @@ export class CircuitOpenError extends Error {
 
 // A 5xx is an answer the fetch resolves with; the breaker must count it as a failure, and the data source
 // still gets the response to report as usual.
+/** What the breaker reads of an answer. */
+interface Answer {
+  status: number;
+}
+
 class ServerErrorStatus extends Error {
-  constructor(readonly response: Response) {
+  constructor(readonly response: Answer) {
     super(`HTTP ${response.status}`);
   }
 }
@@ -29,7 +34,7 @@ const STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, o
 
 export interface SubgraphBreaker {
   /** Sends through the breaker: refused with CircuitOpenError while open. */
-  call(send: () => Promise<Response>): Promise<Response>;
+  call<T extends Answer>(send: () => Promise<T>): Promise<T>;
   state(): BreakerState;
   shutdown(): void;
 }
@@ -37,7 +42,7 @@ export interface SubgraphBreaker {
 /** One subgraph's circuit breaker (opossum), reporting its state as `subgraph_circuit_state`. */
 export function createSubgraphBreaker(subgraph: string, policy: BreakerPolicy, { metrics, logger }: { metrics: Metrics; logger: Logger }): SubgraphBreaker {
   const breaker = new CircuitBreaker(
-    async (send: () => Promise<Response>) => {
+    async (send: () => Promise<Answer>) => {
       const response = await send();
       if (response.status >= 500) throw new ServerErrorStatus(response);
       return response;
@@ -84,12 +89,13 @@ export function createSubgraphBreaker(subgraph: string, policy: BreakerPolicy, {
     enter('closed')();
   });
   return {
-    call: (send) =>
+    // Whatever resolves is what `send` resolved with (a 5xx comes back out of its error): still a T.
+    call: <T extends Answer>(send: () => Promise<T>) =>
       breaker.fire(send).catch((error: unknown) => {
         if (error instanceof ServerErrorStatus) return error.response;
         if ((error as { code?: unknown }).code === 'EOPENBREAKER') throw new CircuitOpenError(`The ${subgraph} circuit is open`);
         throw error;
-      }),
+      }) as Promise<T>,
     state,
     shutdown: () => breaker.shutdown(),
   };

@@ -1,10 +1,11 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
-import type { Fetcher } from '@apollo/utils.fetcher';
+import type { Fetcher, FetcherResponse } from '@apollo/utils.fetcher';
 import { GraphQLError } from 'graphql';
 import { currentRequestId, IDENTITY_HEADER, injectTraceContext, REQUEST_ID_HEADER, signIdentity, type Logger, type Metrics, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 import { CircuitOpenError, type SubgraphBreaker } from './circuit-breaker.ts';
 import { createInFlightDedupe } from './dedupe.ts';
+import { createSubgraphTransport } from './transport.ts';
 
 /** What the data source reads from the gateway's per-request context. */
 interface ViewerContext {
@@ -60,6 +61,7 @@ const isOpenCircuit = (error: unknown) => causes(error, (e) => e instanceof Circ
  */
 export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> extends RemoteGraphQLDataSource<TContext> {
   private readonly subgraphName: string;
+  private readonly transport: ReturnType<typeof createSubgraphTransport>;
   private readonly logger: Logger;
   private readonly observer: FetchObserver<TContext> | undefined;
 
@@ -79,9 +81,10 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       help: 'Subgraph fetches answered by an identical one already in flight, by subgraph',
       labelNames: ['subgraph'] as const,
     });
-    const inFlight = dedupe ? createInFlightDedupe() : undefined;
-    const send = (input: string, init: RequestInit) => async () => {
-      const response = await fetch(input, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    const inFlight = dedupe ? createInFlightDedupe<FetcherResponse>() : undefined;
+    const transport = createSubgraphTransport();
+    const send = (url: string, headers: Record<string, string>, body: string) => async () => {
+      const response = await transport.post(url, headers, body, AbortSignal.timeout(timeoutMs));
       // A 401 (a wrong secret) or 404 (a wrong URL) is an answer from the wrong place, not a healthy subgraph.
       if (response.ok) onAnswer?.();
       return response;
@@ -100,14 +103,14 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       const started = performance.now();
       const observe = (outcome: string) => durations.observe({ subgraph: name, outcome }, (performance.now() - started) / 1000);
       try {
-        const request = send(input, { ...(init as RequestInit), headers });
+        const request = send(input, headers, body);
         const call = () => (breaker ? breaker.call(request) : request());
         // Whatever the subgraph answers depends on the body and the signed viewer alone; a mutation's fetches
         // (readPrimary) must each run.
         const response = await (inFlight && !readPrimary ? inFlight.fetch(`${handoff ?? ''}\n${body}`, call, () => shared.inc({ subgraph: name })) : call());
         if (response.status >= 500) failures.inc({ subgraph: name, reason: 'status_5xx' });
         observe(response.status >= 500 ? 'error' : 'ok');
-        return response as unknown as Awaited<ReturnType<Fetcher>>;
+        return response;
       } catch (error) {
         const reason = isOpenCircuit(error) ? 'open_circuit' : isTimeout(error) ? 'timeout' : 'error';
         failures.inc({ subgraph: name, reason });
@@ -116,9 +119,15 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       }
     };
     super({ url, fetcher });
+    this.transport = transport;
     this.subgraphName = name;
     this.logger = logger;
     this.observer = observer;
+  }
+
+  /** Closes its keep-alive connections to the subgraph. */
+  close(): Promise<void> {
+    return this.transport.close();
   }
 
   override willSendRequest(options: GraphQLDataSourceProcessOptions<TContext>): void {

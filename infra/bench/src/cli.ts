@@ -5,6 +5,7 @@
 //   --connections C         concurrent connections (50)
 //   --subscribers 1000,10000  fan-out sizes ('' to skip)
 //   --gateways a,b          only these gateways (bare Apollo, the reference, always runs)
+//   --cpu-prof              write each gateway's CPU profile to OUT/profiles when it stops
 //   --out DIR               where bench.md, bench.json and bench.svg go (infra/bench/results)
 // Progress goes to stderr; the report's path and the goals to stdout. Needs Postgres and Redis (TEST_DATABASE_URL,
 // TEST_REDIS_URL, else the loopback defaults).
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     subscribers: { type: 'string', default: '1000,10000' },
     gateways: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
     users: { type: 'string', default: '10000' },
     'orders-per-user': { type: 'string', default: '10' },
     out: { type: 'string', default: join(REPO, 'infra/bench/results') },
@@ -93,7 +95,11 @@ try {
     .filter((scenario) => scenario.gateways.length > 0);
   const wanted = [...new Set<GatewayName>(['apollo', ...scenarios.flatMap((scenario) => scenario.gateways)])];
   log(`[${elapsed()}] starting the subgraphs and ${wanted.length} gateways`);
-  topology = await startTopology({ tree, inherited: { PATH: process.env.PATH, HOME: process.env.HOME }, usersDatabaseUrl: dataset.users.url, ordersDatabaseUrl: dataset.orders.url, redisUrl: testRedisUrl(), wanted }, log);
+  topology = await startTopology({
+    tree,
+    inherited: { PATH: process.env.PATH, HOME: process.env.HOME },
+    ...(values['cpu-prof'] && { profileDir: join(values.out, 'profiles') }),
+    usersDatabaseUrl: dataset.users.url, ordersDatabaseUrl: dataset.orders.url, redisUrl: testRedisUrl(), wanted }, log);
   const { gateways, adminToken } = topology;
   const gateway = (name: GatewayName) => gateways.get(name)!;
 

@@ -19,6 +19,8 @@ export interface StartOptions {
   /** A compiled entry (`…/gateway/dist/index.js`). */
   entry: string;
   args?: string[];
+  /** Node's own flags, before the entry (`--cpu-prof`). */
+  nodeArgs?: string[];
   /** On top of `inherited` and production defaults: nothing else from the harness's shell reaches the process. */
   env?: Record<string, string>;
   /** What the process inherits from the harness's shell (PATH, HOME). */
@@ -34,8 +36,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const BASE_ENV = { APOLLO_TELEMETRY_DISABLED: '1', LOG_LEVEL: 'warn', NODE_ENV: 'production' };
 
 /** Starts a compiled entry with `node` (as the image runs it) and waits until `ready` says so. */
-export async function startProcess({ name, entry, args = [], env = {}, inherited, url, ready }: StartOptions): Promise<BenchProcess> {
-  const child = spawn(process.execPath, [entry, ...args], { cwd: REPO, env: { ...inherited, ...BASE_ENV, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+export async function startProcess({ name, entry, args = [], nodeArgs = [], env = {}, inherited, url, ready }: StartOptions): Promise<BenchProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, entry, ...args], { cwd: REPO, env: { ...inherited, ...BASE_ENV, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4_000)));
   const stop = async () => {

@@ -27,7 +27,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * and projection pollers also query in the background, so their rate over an idle window of the same length
  * is taken off.
  */
-export async function sqlPerRequest(gateway: BenchProcess, subgraphs: readonly BenchProcess[], authorization: string, sizes: readonly number[], repeat = 5): Promise<SqlCount[]> {
+export async function sqlPerRequest(gateway: BenchProcess, subgraphs: readonly BenchProcess[], authorization: string, sizes: readonly number[], repeat = 20): Promise<SqlCount[]> {
   const results: SqlCount[] = [];
   for (const n of sizes) {
     const body = JSON.stringify({ query: nestedQuery(n) });

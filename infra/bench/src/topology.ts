@@ -35,7 +35,7 @@ const secret = () => randomBytes(32).toString('base64url');
  * `tree` with `node`, as production runs them. Every gateway reads the same committed supergraph file.
  */
 export async function startTopology(
-  options: { tree: string; inherited: Record<string, string | undefined>; usersDatabaseUrl: string; ordersDatabaseUrl: string; redisUrl: string; wanted: readonly GatewayName[] },
+  options: { tree: string; inherited: Record<string, string | undefined>; profileDir?: string; usersDatabaseUrl: string; ordersDatabaseUrl: string; redisUrl: string; wanted: readonly GatewayName[] },
   log: (line: string) => void,
 ): Promise<Topology> {
   const { usersDatabaseUrl, ordersDatabaseUrl, redisUrl, wanted } = options;
@@ -95,7 +95,7 @@ export async function startTopology(
       url: `http://127.0.0.1:${port}/graphql`,
       ready: graphqlOk(`http://127.0.0.1:${port}/graphql`),
     });
-    const how: Record<GatewayName, (port: number) => Omit<Parameters<typeof startProcess>[0], 'name' | 'inherited'>> = {
+    const how: Record<GatewayName, (port: number) => Omit<Parameters<typeof startProcess>[0], 'name' | 'inherited' | 'nodeArgs'>> = {
       ours: (port) => ours(port, 'off', 'off'),
       'ours-dedupe': (port) => ours(port, 'off', 'on'),
       'ours-cached': (port) => ours(port, 'on', 'on'),
@@ -106,7 +106,13 @@ export async function startTopology(
     };
     const gateways = new Map<GatewayName, BenchProcess>();
     for (const name of wanted) {
-      const gateway = await startProcess({ name, inherited, ...how[name](await freePort()) });
+      const gateway = await startProcess({
+        name,
+        inherited,
+        // One CPU profile per gateway, written when it stops: open it in Chrome DevTools or speedscope.
+        nodeArgs: options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [],
+        ...how[name](await freePort()),
+      });
       started.push(gateway);
       gateways.set(name, gateway);
       log(`  ${name} ready (pid ${gateway.pid})`);

@@ -1,11 +1,12 @@
-// The reference for benchmarks: a bare @apollo/gateway + @apollo/server with nothing of ours but what these
-// subgraphs demand to answer at all (a signed identity on each subgraph request, for a fixed admin viewer),
+// The reference for benchmarks: a bare @apollo/gateway + @apollo/server, with its default subgraph fetcher and
+// nothing of ours but what these subgraphs demand to answer at all (a signed identity on each subgraph request,
+// for a fixed admin viewer),
 // optionally with Apollo's own responseCachePlugin on Redis. A bench process, configured by its arguments:
 //   node infra/bench/dist/gateways/apollo.js --port P --supergraph FILE --users URL --users-secret S
 //     --orders URL --orders-secret S [--redis URL]   (with --redis: responseCachePlugin on that Redis)
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ApolloGateway, RemoteGraphQLDataSource } from '@apollo/gateway';
+import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import responseCachePlugin from '@apollo/server-plugin-response-cache';
 import { startStandaloneServer } from '@apollo/server/standalone';
@@ -34,18 +35,33 @@ const subgraphs: Record<string, { url: string; secret: string }> = {
   orders: { url: required('orders'), secret: required('orders-secret') },
 };
 
+/**
+ * Apollo's own data source with its default fetcher (make-fetch-happen), plus the one header our subgraphs
+ * demand. `process()` sends exactly `JSON.stringify` of the request without `http`, right after this hook, so
+ * that is the body the signature covers.
+ */
+class SignedDataSource extends RemoteGraphQLDataSource {
+  constructor(
+    private readonly subgraph: string,
+    private readonly secret: string,
+    url: string,
+  ) {
+    super({ url });
+  }
+
+  override willSendRequest({ request }: GraphQLDataSourceProcessOptions): void {
+    const { http, ...sent } = request;
+    const identity = signIdentity({ secret: this.secret, caller: 'gateway', audience: this.subgraph, viewer: ADMIN, body: JSON.stringify(sent) });
+    http?.headers.set(IDENTITY_HEADER, identity);
+  }
+}
+
 const gateway = new ApolloGateway({
   supergraphSdl: readFileSync(required('supergraph'), 'utf8'),
   buildService: ({ name }) => {
     const target = subgraphs[name];
     if (!target) throw new Error(`no URL for subgraph ${name}`);
-    return new RemoteGraphQLDataSource({
-      url: target.url,
-      fetcher: (input, init) => {
-        const identity = signIdentity({ secret: target.secret, caller: 'gateway', audience: name, viewer: ADMIN, body: String(init?.body ?? '') });
-        return fetch(input, { ...(init as RequestInit), headers: { ...(init?.headers as Record<string, string>), [IDENTITY_HEADER]: identity } }) as never;
-      },
-    });
+    return new SignedDataSource(name, target.secret, target.url);
   },
 });
 

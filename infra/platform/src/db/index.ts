@@ -1,9 +1,8 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import { withReplicas, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { instrumentPglite, instrumentPostgres, observeDatabase } from '../observability/database.ts';
@@ -86,11 +85,14 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
     };
   }
 
+  // Loaded only here: PGlite and its driver hold about 110 MB, which services on real Postgres and the gateway
+  // (which has no database at all) should not carry.
+  const [{ PGlite: Engine }, { drizzle: drizzlePglite }] = await Promise.all([import('@electric-sql/pglite'), import('drizzle-orm/pglite')]);
   const inMemory = location.dataDir.startsWith('memory://');
   const release = inMemory ? () => {} : lockDataDir(location.dataDir);
   let client: PGlite;
   try {
-    client = await PGlite.create(location.dataDir);
+    client = await Engine.create(location.dataDir);
   } catch (error) {
     release();
     throw error;
