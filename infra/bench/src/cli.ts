@@ -2,6 +2,7 @@
 // cache) and Hive Gateway, in one run, on one seeded dataset, behind the same subgraph processes.
 //   --quick                 what the README shows: 2 runs of 4 s per gateway and scenario (about 3 minutes)
 //   --runs N --seconds S    alternating runs per gateway and scenario, and their length (full: 5 × 15 s)
+//   --warmup S              seconds of warm-up per gateway and scenario (quick: 2, full: 5)
 //   --connections C         concurrent connections (50)
 //   --subscribers 1000,10000  fan-out sizes ('' to skip)
 //   --gateways a,b          only these gateways (bare Apollo, the reference, always runs)
@@ -12,23 +13,25 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { parseArgs } from 'node:util';
 import { median, testRedisUrl } from '@fed/platform/testing';
 import { buildCompiledTree } from './build.ts';
 import { seedDataset, type Dataset } from './dataset.ts';
-import { load, pickLoadGenerator, type LoadRequest, type LoadResult } from './load.ts';
-import { peakRssMb, REPO, type BenchProcess } from './processes.ts';
+import { load, pickLoadGenerator, type LoadResult } from './load.ts';
+import { peakRssMb, REPO } from './processes.ts';
 import { checkGoals, renderChart, renderMarkdown, type BenchReport, type ScenarioRow } from './report.ts';
-import { httpScenarios, readsThenWrites } from './scenarios.ts';
+import { httpScenarios } from './scenarios.ts';
 import { sqlPerRequest } from './sql.ts';
 import { fanOut, type FanOut } from './subscriptions.ts';
 import { startTopology, type GatewayName, type Topology } from './topology.ts';
+import { checkAnswers } from './verify.ts';
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     runs: { type: 'string' },
     seconds: { type: 'string' },
+    warmup: { type: 'string' },
     connections: { type: 'string', default: '50' },
     subscribers: { type: 'string', default: '1000,10000' },
     gateways: { type: 'string' },
@@ -43,7 +46,7 @@ const settings = {
   mode: quick ? ('quick' as const) : ('full' as const),
   runs: Number(values.runs ?? (quick ? 2 : 5)),
   secondsPerRun: Number(values.seconds ?? (quick ? 4 : 15)),
-  warmupSeconds: quick ? 2 : 5,
+  warmupSeconds: Number(values.warmup ?? (quick ? 2 : 5)),
   connections: Number(values.connections),
   loadGenerator: pickLoadGenerator(),
 };
@@ -51,31 +54,6 @@ const subscriberCounts = values.subscribers.split(',').filter(Boolean).map(Numbe
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const began = performance.now();
 const elapsed = () => `${Math.round((performance.now() - began) / 1000)} s`;
-
-interface Answer {
-  status: number;
-  data?: unknown;
-  errors?: unknown;
-}
-
-async function answer(gateway: BenchProcess, request: LoadRequest): Promise<Answer> {
-  const response = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: request.authorization }, body: request.body });
-  return { status: response.status, ...((await response.json()) as Omit<Answer, 'status'>) };
-}
-
-/** Nothing is timed unless every gateway answers every distinct request of the scenario exactly as bare Apollo does. */
-async function checkAnswers(scenario: string, gateways: BenchProcess[], reference: BenchProcess, requests: readonly LoadRequest[]) {
-  for (const request of readsThenWrites(requests)) {
-    const expected = await answer(reference, request);
-    if (expected.status !== 200 || expected.errors) throw new Error(`${scenario}: bare Apollo answered ${expected.status}: ${JSON.stringify(expected).slice(0, 300)}`);
-    for (const gateway of gateways) {
-      const actual = await answer(gateway, request);
-      if (actual.status !== 200 || actual.errors || !isDeepStrictEqual(actual.data, expected.data)) {
-        throw new Error(`${scenario}: ${gateway.name} answers differently from bare Apollo; nothing was timed.\n  request: ${request.body.slice(0, 200)}\n  ${gateway.name}: ${JSON.stringify(actual).slice(0, 300)}\n  apollo: ${JSON.stringify(expected).slice(0, 300)}`);
-      }
-    }
-  }
-}
 
 let dataset: Dataset | undefined;
 let topology: Topology | undefined;

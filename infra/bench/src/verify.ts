@@ -1,0 +1,39 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { LoadRequest } from './load.ts';
+import { readsThenWrites } from './scenarios.ts';
+
+/** Where a gateway answers GraphQL, and what to call it in errors. */
+export interface Answering {
+  name: string;
+  url: string;
+}
+
+interface Answer {
+  status: number;
+  data?: unknown;
+  errors?: unknown;
+}
+
+async function answer(gateway: Answering, request: LoadRequest): Promise<Answer> {
+  const response = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: request.authorization }, body: request.body });
+  return { status: response.status, ...((await response.json()) as Omit<Answer, 'status'>) };
+}
+
+/**
+ * Nothing is timed unless every gateway answers every distinct request of the scenario exactly as the reference
+ * (bare Apollo Gateway) does: status 200, no errors, deep-equal data. Throws naming the first that does not.
+ */
+export async function checkAnswers(scenario: string, gateways: readonly Answering[], reference: Answering, requests: readonly LoadRequest[]): Promise<void> {
+  for (const request of readsThenWrites(requests)) {
+    const expected = await answer(reference, request);
+    if (expected.status !== 200 || expected.errors) throw new Error(`${scenario}: ${reference.name} answered ${expected.status}: ${JSON.stringify(expected).slice(0, 300)}`);
+    for (const gateway of gateways) {
+      const actual = await answer(gateway, request);
+      if (actual.status !== 200 || actual.errors || !isDeepStrictEqual(actual.data, expected.data)) {
+        throw new Error(
+          `${scenario}: ${gateway.name} answers differently from ${reference.name}; nothing was timed.\n  request: ${request.body.slice(0, 200)}\n  ${gateway.name}: ${JSON.stringify(actual).slice(0, 300)}\n  ${reference.name}: ${JSON.stringify(expected).slice(0, 300)}`,
+        );
+      }
+    }
+  }
+}
