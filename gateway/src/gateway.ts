@@ -309,7 +309,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         await responseCache?.stop();
         readiness.stop();
         for (const breaker of breakers) breaker.shutdown();
-        await Promise.all(Object.values(dataSources).map((dataSource) => dataSource.close()));
+        for (const dataSource of Object.values(dataSources)) dataSource.close();
       })()),
   };
 }

@@ -126,8 +126,8 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
   }
 
   /** Closes its keep-alive connections to the subgraph. */
-  close(): Promise<void> {
-    return this.transport.close();
+  close(): void {
+    this.transport.close();
   }
 
   override willSendRequest(options: GraphQLDataSourceProcessOptions<TContext>): void {

@@ -1,8 +1,8 @@
 // `npm run bench [-- --quick]`: this gateway against bare Apollo Gateway (with and without Apollo's response
 // cache) and Hive Gateway, in one run, on one seeded dataset, behind the same subgraph processes.
-//   --quick                 what the README shows: 2 runs of 4 s per gateway and scenario (about 3 minutes)
+//   --quick                 what the README shows: 2 runs of 3 s per gateway and scenario (under 3 minutes)
 //   --runs N --seconds S    alternating runs per gateway and scenario, and their length (full: 5 × 15 s)
-//   --warmup S              seconds of warm-up per gateway and scenario (quick: 2, full: 5)
+//   --warmup S              seconds of warm-up per gateway and scenario (quick: 1, full: 5)
 //   --connections C         concurrent connections (50)
 //   --subscribers 1000,10000  fan-out sizes ('' to skip)
 //   --gateways a,b          only these gateways (bare Apollo, the reference, always runs)
@@ -10,7 +10,7 @@
 //   --out DIR               where bench.md, bench.json and bench.svg go (infra/bench/results)
 // Progress goes to stderr; the report's path and the goals to stdout. Needs Postgres and Redis (TEST_DATABASE_URL,
 // TEST_REDIS_URL, else the loopback defaults).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -45,8 +45,8 @@ const quick = values.quick;
 const settings = {
   mode: quick ? ('quick' as const) : ('full' as const),
   runs: Number(values.runs ?? (quick ? 2 : 5)),
-  secondsPerRun: Number(values.seconds ?? (quick ? 4 : 15)),
-  warmupSeconds: Number(values.warmup ?? (quick ? 2 : 5)),
+  secondsPerRun: Number(values.seconds ?? (quick ? 3 : 15)),
+  warmupSeconds: Number(values.warmup ?? (quick ? 1 : 5)),
   connections: Number(values.connections),
   loadGenerator: pickLoadGenerator(),
 };
@@ -55,11 +55,13 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 const began = performance.now();
 const elapsed = () => `${Math.round((performance.now() - began) / 1000)} s`;
 
+let tree: string | undefined;
 let dataset: Dataset | undefined;
 let topology: Topology | undefined;
 try {
   const loadAverageAtStart = loadavg().map((value) => Number(value.toFixed(2)));
-  const tree = join(REPO, '.bench/compiled');
+  // One tree per run, so that two runs never rebuild each other's.
+  tree = join(REPO, `.bench/compiled-${process.pid}`);
   log(`[${elapsed()}] compiling every workspace into ${relative(REPO, tree)}, laid out as the image is`);
   buildCompiledTree(tree);
 
@@ -152,7 +154,11 @@ try {
   writeFileSync(join(values.out, 'bench.svg'), renderChart(report));
   log(`[${elapsed()}] done`);
   process.stdout.write(`${report.goals.map((goal) => `${goal.met ? 'met ' : 'MISS'}  ${goal.goal}: ${goal.measured} (${goal.target})`).join('\n')}\n\nReport: ${join(values.out, 'bench.md')}\n`);
+} catch (error) {
+  for (const death of topology?.deaths() ?? []) log(death);
+  throw error;
 } finally {
   await topology?.stop();
   await dataset?.drop();
+  if (tree) rmSync(tree, { recursive: true, force: true });
 }

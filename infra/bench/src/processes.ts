@@ -11,6 +11,8 @@ export interface BenchProcess {
   url: string;
   child: ChildProcess;
   pid: number;
+  /** Set when it exited on its own: how, and the end of its stderr. */
+  died(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -40,7 +42,13 @@ export async function startProcess({ name, entry, args = [], nodeArgs = [], env 
   const child = spawn(process.execPath, [...nodeArgs, entry, ...args], { cwd: REPO, env: { ...inherited, ...BASE_ENV, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4_000)));
+  let stopping = false;
+  let death: string | undefined;
+  child.once('exit', (code, signal) => {
+    if (!stopping) death = `${name} exited by itself (${signal ?? `code ${code}`}):\n${stderr}`;
+  });
   const stop = async () => {
+    stopping = true;
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
@@ -49,7 +57,7 @@ export async function startProcess({ name, entry, args = [], nodeArgs = [], env 
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${stderr}`);
-    if (await ready().catch(() => false)) return { name, url, child, pid: child.pid!, stop };
+    if (await ready().catch(() => false)) return { name, url, child, pid: child.pid!, died: () => death, stop };
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`${name} was not ready within 60 s: ${stderr}`);

@@ -24,6 +24,8 @@ export interface Topology {
   gateways: Map<GatewayName, BenchProcess>;
   /** The admin token every request carries (bare Apollo and Hive ignore it: they sign a fixed admin). */
   adminToken: string;
+  /** Every process that exited by itself, with its stderr: a failed step says why. */
+  deaths(): string[];
   mintAdmin(sub: number): Promise<string>;
   stop(): Promise<void>;
 }
@@ -119,7 +121,8 @@ export async function startTopology(
     }
     const auth = { ...DEVELOPMENT_AUTH, secret: secrets.jwt };
     const mintAdmin = async (sub: number) => `Bearer ${await mintToken({ ...auth, sub: String(sub), role: 'admin' })}`;
-    return { users, orders, gateways, adminToken: await mintAdmin(1), mintAdmin, stop };
+    const deaths = () => started.flatMap((process) => process.died() ?? []);
+    return { users, orders, gateways, adminToken: await mintAdmin(1), mintAdmin, deaths, stop };
   } catch (error) {
     await stop();
     throw error;
