@@ -9,6 +9,7 @@ import {
   observabilitySettings,
   port,
   productionRules,
+  redisKeyPrefix,
   redisUrl,
   secret,
 } from '@fed/platform';
@@ -68,6 +69,7 @@ export const gatewayConfigShape = z.object({
   SUBGRAPH_DEDUPE: z.enum(['on', 'off']).default('on'),
   /** Unset: in-memory cache and rate limits, private to this process. */
   REDIS_URL: redisUrl.optional(),
+  REDIS_KEY_PREFIX: redisKeyPrefix,
   CORS_ORIGINS: origins,
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** Extra subgraph error codes (comma-separated) whose messages may reach clients, for other supergraphs. */

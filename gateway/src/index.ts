@@ -27,7 +27,7 @@ const observability = observabilityFrom(config);
 await startOrExit(async () => {
   // The gateway owns its process: process metrics, and the global tracer @apollo/gateway records on.
   const { telemetry, shutdown: stopTelemetry } = startTelemetry('gateway', observability, { processMetrics: true, global: true });
-  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger });
+  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX, logger });
 
   const app = await createGateway({
     ...settings.gateway,

@@ -14,6 +14,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { createRedis, waitForRedis } from '@fed/platform';
 import { median, testRedisUrl } from '@fed/platform/testing';
 import { buildCompiledTree } from './build.ts';
 import { seedDataset, type Dataset } from './dataset.ts';
@@ -56,6 +57,7 @@ const began = performance.now();
 const elapsed = () => `${Math.round((performance.now() - began) / 1000)} s`;
 
 let tree: string | undefined;
+const redisPrefix = `bench-${process.pid}-${Date.now().toString(36)}:`;
 let dataset: Dataset | undefined;
 let topology: Topology | undefined;
 try {
@@ -79,7 +81,7 @@ try {
     tree,
     inherited: { PATH: process.env.PATH, HOME: process.env.HOME },
     ...(values['cpu-prof'] && { profileDir: join(values.out, 'profiles') }),
-    usersDatabaseUrl: dataset.users.url, ordersDatabaseUrl: dataset.orders.url, redisUrl: testRedisUrl(), wanted }, log);
+    usersDatabaseUrl: dataset.users.url, ordersDatabaseUrl: dataset.orders.url, redisUrl: testRedisUrl(), redisPrefix, wanted }, log);
   const { gateways, adminToken } = topology;
   const gateway = (name: GatewayName) => gateways.get(name)!;
 
@@ -161,4 +163,21 @@ try {
   await topology?.stop();
   await dataset?.drop();
   if (tree) rmSync(tree, { recursive: true, force: true });
+  await dropRedisKeys(redisPrefix);
+}
+
+/** What this run left in Redis: event streams and cache entries under its prefix. */
+async function dropRedisKeys(prefix: string) {
+  const redis = createRedis(testRedisUrl());
+  try {
+    await waitForRedis(redis);
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import autocannon from 'autocannon';
@@ -43,7 +44,7 @@ function checkFailures(name: string, failed: number, total: number, log: (line: 
  * One wrk thread (so that the cycle through `requests` is one sequence): a Lua script hands out the requests
  * in turn and prints the summary as JSON.
  */
-function runWrk(target: BenchProcess, requests: readonly LoadRequest[], seconds: number, connections: number, log: (line: string) => void) {
+async function runWrk(target: BenchProcess, requests: readonly LoadRequest[], seconds: number, connections: number, log: (line: string) => void) {
   const scratch = mkdtempSync(`${tmpdir()}/fed-bench-`);
   try {
     const script = `${scratch}/run.lua`;
@@ -63,7 +64,9 @@ done = function(summary, latency, _)
 end
 `,
     );
-    const output = execFileSync('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '30s', '-s', script, target.url], { encoding: 'utf8' });
+    // Asynchronously: a blocked event loop would not see the keep-alive sockets the servers close meanwhile,
+    // and the next request on one of them would fail.
+    const { stdout: output } = await promisify(execFile)('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '30s', '-s', script, target.url], { encoding: 'utf8' });
     const line = output.split('\n').find((candidate) => candidate.startsWith('{"requests"'));
     if (!line) throw new Error(`wrk printed no summary:\n${output}`);
     const result = JSON.parse(line) as { requests: number; durationUs: number; p50: number; p99: number; failed: number };
@@ -102,7 +105,7 @@ export async function load(
   { seconds, connections, log }: { seconds: number; connections: number; log: (line: string) => void },
 ): Promise<LoadResult> {
   const cpuBefore = cpuMs(target.pid);
-  const measured = generator === 'wrk' ? runWrk(target, requests, seconds, connections, log) : await runAutocannon(target, requests, seconds, connections, log);
+  const measured = generator === 'wrk' ? await runWrk(target, requests, seconds, connections, log) : await runAutocannon(target, requests, seconds, connections, log);
   const cpu = cpuMs(target.pid) - cpuBefore;
   return { ...measured, cpuMsPerRequest: Number((cpu / Math.max(1, measured.requests)).toFixed(3)) };
 }

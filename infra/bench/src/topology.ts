@@ -37,10 +37,20 @@ const secret = () => randomBytes(32).toString('base64url');
  * `tree` with `node`, as production runs them. Every gateway reads the same committed supergraph file.
  */
 export async function startTopology(
-  options: { tree: string; inherited: Record<string, string | undefined>; profileDir?: string; usersDatabaseUrl: string; ordersDatabaseUrl: string; redisUrl: string; wanted: readonly GatewayName[] },
+  options: {
+    tree: string;
+    inherited: Record<string, string | undefined>;
+    profileDir?: string;
+    usersDatabaseUrl: string;
+    ordersDatabaseUrl: string;
+    redisUrl: string;
+    /** Before every Redis key of this run, so that nothing it caches or publishes meets another run's. */
+    redisPrefix: string;
+    wanted: readonly GatewayName[];
+  },
   log: (line: string) => void,
 ): Promise<Topology> {
-  const { usersDatabaseUrl, ordersDatabaseUrl, redisUrl, wanted } = options;
+  const { usersDatabaseUrl, ordersDatabaseUrl, redisUrl, redisPrefix, wanted } = options;
   const entry = (path: string) => join(options.tree, path);
   const secrets = { users: secret(), orders: secret(), ordersToUsers: secret(), jwt: secret() };
   const started: BenchProcess[] = [];
@@ -51,7 +61,7 @@ export async function startTopology(
     const [usersPort, ordersPort] = [await freePort(), await freePort()];
     const usersUrl = `http://127.0.0.1:${usersPort}/graphql`;
     const ordersUrl = `http://127.0.0.1:${ordersPort}/graphql`;
-    const shared = { REDIS_URL: redisUrl, USERS_SUBGRAPH_SECRET: secrets.users, ORDERS_SUBGRAPH_SECRET: secrets.orders, ORDERS_TO_USERS_SECRET: secrets.ordersToUsers };
+    const shared = { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: redisPrefix, USERS_SUBGRAPH_SECRET: secrets.users, ORDERS_SUBGRAPH_SECRET: secrets.orders, ORDERS_TO_USERS_SECRET: secrets.ordersToUsers };
     const { inherited } = options;
     const users = await startProcess({
       name: 'users',
@@ -79,6 +89,7 @@ export async function startTopology(
         GATEWAY_PORT: String(port),
         HOST: '127.0.0.1',
         REDIS_URL: redisUrl,
+        REDIS_KEY_PREFIX: redisPrefix,
         JWT_SECRET: secrets.jwt,
         SUPERGRAPH_PATH: DEFAULT_SUPERGRAPH_PATH,
         SUBGRAPH_URLS: `users=${usersUrl},orders=${ordersUrl}`,
@@ -102,7 +113,7 @@ export async function startTopology(
       'ours-dedupe': (port) => ours(port, 'off', 'on'),
       'ours-cached': (port) => ours(port, 'on', 'on'),
       apollo: (port) => bare('infra/bench/dist/gateways/apollo.js', port, []),
-      'apollo-cached': (port) => bare('infra/bench/dist/gateways/apollo.js', port, ['--redis', redisUrl]),
+      'apollo-cached': (port) => bare('infra/bench/dist/gateways/apollo.js', port, ['--redis', redisUrl, '--redis-prefix', `${redisPrefix}apollo:`]),
       hive: (port) => bare('infra/bench/dist/gateways/hive.js', port, ['--dedupe', 'off']),
       'hive-dedupe': (port) => bare('infra/bench/dist/gateways/hive.js', port, ['--dedupe', 'on']),
     };

@@ -159,6 +159,7 @@ export function environmentProblems(objects: readonly Manifest[], provided: read
 /** Values two services must agree on (one Redis for cache, pub/sub and events; the secrets each pair shares). */
 const SHARED: Record<string, readonly ImageServiceName[]> = {
   REDIS_URL: ['gateway', 'users', 'orders'],
+  REDIS_KEY_PREFIX: ['gateway', 'users', 'orders'],
   ORDERS_TO_USERS_SECRET: ['users', 'orders'],
   USERS_DATABASE_URL: ['users', 'migrate'],
   ORDERS_DATABASE_URL: ['orders', 'migrate'],

@@ -76,6 +76,16 @@ export const redisUrl = z
   .url()
   .refine((url) => /^rediss?:\/\//.test(url), 'must be a redis:// or rediss:// URL');
 
+/**
+ * Put before every Redis key and channel a service uses (cache, rate limits, pub/sub, event streams), so that
+ * two deployments can share one Redis (staging next to CI, or a benchmark next to tests). Every service of one
+ * deployment must use the same prefix.
+ */
+export const redisKeyPrefix = z
+  .string()
+  .regex(/^[\w:.-]{0,64}$/, 'letters, digits, _ : . - only, at most 64')
+  .default('');
+
 export const milliseconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
 /** Embedded PGlite data lives in the repo's git-ignored .data folder, wherever a command is run from. */

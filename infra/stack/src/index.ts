@@ -20,6 +20,7 @@ await startOrExit(async () => {
   const stack = await startStack({
     databases,
     redisUrl: config.REDIS_URL,
+    keyPrefix: config.REDIS_KEY_PREFIX,
     retention: retentionFrom(config),
     supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
     ports: { gateway: config.GATEWAY_PORT, users: config.USERS_PORT, orders: config.ORDERS_PORT },

@@ -1,4 +1,4 @@
-import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
+import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const ordersConfigShape = z.object({
@@ -18,6 +18,7 @@ export const ordersConfigShape = z.object({
   ORDERS_TO_USERS_SECRET: secret.optional(),
   /** Unset: events and the signatures that ran a write stay in this process. */
   REDIS_URL: redisUrl.optional(),
+  REDIS_KEY_PREFIX: redisKeyPrefix,
   ...eventRetentionSettings,
   ...observabilitySettings,
   LOG_LEVEL: logLevel,

@@ -1,4 +1,4 @@
-import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisUrl, secret } from '@fed/platform';
+import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret } from '@fed/platform';
 import { z } from 'zod';
 
 export const usersConfigShape = z.object({
@@ -11,6 +11,7 @@ export const usersConfigShape = z.object({
   DATA_DIR: dataDir,
   /** Unset: in-memory pub/sub, which only reaches services in the same process. */
   REDIS_URL: redisUrl.optional(),
+  REDIS_KEY_PREFIX: redisKeyPrefix,
   /** The gateway signs its requests to users with this. Unset in development: a fixed development value. */
   USERS_SUBGRAPH_SECRET: secret.optional(),
   /** Orders signs its own calls to users (as itself, never for a user) with this one. */

@@ -34,7 +34,7 @@ await startOrExit(async () => {
   });
   // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
   if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
-  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, logger, retention: retentionFrom(config) });
+  const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX, logger, retention: retentionFrom(config) });
   const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger, metrics: telemetry.metrics });
 
   const app = await createUsersServer({

@@ -3,7 +3,8 @@
 // for a fixed admin viewer),
 // optionally with Apollo's own responseCachePlugin on Redis. A bench process, configured by its arguments:
 //   node infra/bench/dist/gateways/apollo.js --port P --supergraph FILE --users URL --users-secret S
-//     --orders URL --orders-secret S [--redis URL]   (with --redis: responseCachePlugin on that Redis)
+//     --orders URL --orders-secret S [--redis URL [--redis-prefix P]]   (with --redis: responseCachePlugin on
+//     that Redis, its keys under P)
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     orders: { type: 'string' },
     'orders-secret': { type: 'string' },
     redis: { type: 'string' },
+    'redis-prefix': { type: 'string', default: 'bench-bare:' },
   },
 });
 const required = (name: keyof typeof values) => {
@@ -69,7 +71,7 @@ let cache;
 if (values.redis) {
   const redis = createRedis(values.redis);
   await waitForRedis(redis);
-  cache = new RedisCache(redis, 'bench-bare:');
+  cache = new RedisCache(redis, values['redis-prefix']);
 }
 const server = new ApolloServer({
   gateway,

@@ -1,0 +1,254 @@
+// The end-to-end smoke test: `npm run bench` exactly as a user runs it, from the repository root, on a tiny
+// dataset with one short run per gateway and scenario. It is the only test that runs the CLI (every run compiles
+// the workspaces in place).
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+import { testPostgresUrl } from '@fed/platform/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BenchReport } from '../src/report.ts';
+import { httpScenarios } from '../src/scenarios.ts';
+import { GATEWAYS } from '../src/topology.ts';
+import { parseXml, textOf, type XmlElement } from './xml.ts';
+
+const REPO = fileURLToPath(new URL('../../..', import.meta.url));
+const USERS = 300;
+const ORDERS_PER_USER = 3;
+const SUBSCRIBERS = 20;
+const TIME_LIMIT_MS = 240_000;
+
+interface Observed {
+  /** `<repo>/.bench/compiled-<pid>`, from the CLI's own progress line. */
+  tree?: string;
+  /** pid → command line of every process seen running from that tree. */
+  processes: Map<number, string>;
+  /** Database names the started subgraphs were given (USERS_DATABASE_URL, ORDERS_DATABASE_URL). */
+  databases: Set<string>;
+  /** bench databases that existed at some point during the run. */
+  databasesSeen: Set<string>;
+}
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+  startedAt: number;
+  endedAt: number;
+  observed: Observed;
+}
+
+const commandLines = () =>
+  execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => /^\s*(\d+)\s+(.*)$/.exec(line))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map((match) => ({ pid: Number(match[1]), args: match[2]! }));
+
+const environmentOf = (pid: number): Record<string, string> => {
+  try {
+    return Object.fromEntries(
+      readFileSync(`/proc/${pid}/environ`, 'utf8')
+        .split('\0')
+        .filter(Boolean)
+        .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+    );
+  } catch {
+    return {}; // it exited in between
+  }
+};
+
+const sql = postgres(testPostgresUrl(), { max: 1, onnotice: () => {} });
+const benchDatabases = async () =>
+  new Set((await sql<{ datname: string }[]>`select datname from pg_database where starts_with(datname, 'bench_users_') or starts_with(datname, 'bench_orders_')`).map((row) => row.datname));
+
+/** Runs the CLI as a user would, watching the processes and databases it starts while it runs. */
+async function runBench(out: string): Promise<Run> {
+  const args = ['run', '-s', 'bench', '--', '--users', String(USERS), '--orders-per-user', String(ORDERS_PER_USER), '--runs', '1', '--seconds', '1', '--warmup', '1', '--subscribers', String(SUBSCRIBERS), '--out', out];
+  const env: Record<string, string> = { PATH: process.env.PATH!, HOME: process.env.HOME!, NODE_ENV: 'test', APOLLO_TELEMETRY_DISABLED: '1' };
+  for (const name of ['TEST_DATABASE_URL', 'TEST_REDIS_URL']) if (process.env[name]) env[name] = process.env[name]!;
+
+  const observed: Observed = { processes: new Map(), databases: new Set(), databasesSeen: new Set() };
+  const startedAt = Date.now();
+  const began = performance.now();
+  // Its own process group, so that a run that overstays is stopped with everything it started.
+  const child = spawn('npm', args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    const tree = /compiling every workspace into (\S+)/.exec(stderr)?.[1];
+    if (tree && !observed.tree) observed.tree = join(REPO, tree);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const overstayed = setTimeout(() => process.kill(-child.pid!, 'SIGTERM'), TIME_LIMIT_MS);
+
+  let running = true;
+  const watcher = (async () => {
+    while (running) {
+      if (observed.tree) {
+        for (const { pid, args: commandLine } of commandLines()) {
+          if (!commandLine.includes(`${observed.tree}/`)) continue;
+          observed.processes.set(pid, commandLine);
+          const environment = environmentOf(pid);
+          for (const key of ['USERS_DATABASE_URL', 'ORDERS_DATABASE_URL']) {
+            if (environment[key]) observed.databases.add(new URL(environment[key]).pathname.slice(1));
+          }
+        }
+      }
+      for (const name of await benchDatabases()) observed.databasesSeen.add(name);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+  })();
+  try {
+    const { code, signal } = await exited;
+    return { code, signal, stdout, stderr, seconds: (performance.now() - began) / 1000, startedAt, endedAt: Date.now(), observed };
+  } finally {
+    clearTimeout(overstayed);
+    running = false;
+    await watcher;
+  }
+}
+
+describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and scenario)', () => {
+  let out: string;
+  let run: Run;
+  let report: BenchReport;
+
+  beforeAll(async () => {
+    out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+    run = await runBench(out);
+    process.stderr.write(`npm run bench (smoke) took ${run.seconds.toFixed(1)} s, exit ${run.code ?? run.signal}\n`);
+    if (run.code === 0) report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
+  }, TIME_LIMIT_MS + 30_000);
+
+  afterAll(async () => {
+    await sql.end({ timeout: 1 });
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it('exits 0 within the time limit and writes bench.json, bench.md and bench.svg to --out', () => {
+    expect(run.code, `exit ${run.code ?? run.signal} after ${run.seconds.toFixed(1)} s; stderr:\n${run.stderr.slice(-4000)}`).toBe(0);
+    expect(run.seconds).toBeLessThan(TIME_LIMIT_MS / 1000);
+    for (const file of ['bench.json', 'bench.md', 'bench.svg']) expect(existsSync(join(out, file)), file).toBe(true);
+    // stdout carries only the goals and where the report is.
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines.at(-1)).toBe(`Report: ${join(out, 'bench.md')}`);
+    expect(lines.slice(0, report.goals.length)).toEqual(report.goals.map((goal) => `${goal.met ? 'met ' : 'MISS'}  ${goal.goal}: ${goal.measured} (${goal.target})`));
+    expect(report.totalSeconds).toBeLessThanOrEqual(Math.ceil(run.seconds));
+  });
+
+  it('records the machine: cores, CPU, Node version, load average at start and end, and the date', () => {
+    expect(report.machine.cores).toBe(cpus().length);
+    expect(report.machine.node).toBe(execFileSync('node', ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH } }).trim());
+    expect(report.machine.cpu.length).toBeGreaterThan(0);
+    for (const loadAverage of [report.machine.loadAverageAtStart, report.machine.loadAverageAtEnd]) {
+      expect(loadAverage).toHaveLength(3);
+      for (const value of loadAverage) expect(Number.isFinite(value) && value >= 0).toBe(true);
+    }
+    const date = Date.parse(report.date);
+    expect(date).toBeGreaterThanOrEqual(run.startedAt);
+    expect(date).toBeLessThanOrEqual(run.endedAt);
+    expect(report.settings).toMatchObject({ runs: 1, secondsPerRun: 1, warmupSeconds: 1 });
+  });
+
+  it('seeded and served the dataset asked for: 300 users, 900 orders, one to four items each', () => {
+    expect(report.dataset.users).toBe(USERS);
+    expect(report.dataset.orders).toBe(USERS * ORDERS_PER_USER);
+    expect(report.dataset.items).toBeGreaterThan(USERS * ORDERS_PER_USER);
+    expect(report.dataset.items).toBeLessThanOrEqual(4 * USERS * ORDERS_PER_USER);
+  });
+
+  it('measured every gateway of every scenario: req/s, ordered latencies, and its ratio to bare Apollo', () => {
+    const expected = httpScenarios(USERS);
+    expect(report.scenarios.map((scenario) => scenario.name)).toEqual(expected.map((scenario) => scenario.name));
+    const apolloNested = report.scenarios.find((scenario) => scenario.name === 'nested')!.rows.find((row) => row.gateway === 'apollo')!.rps;
+    for (const scenario of expected) {
+      const measured = report.scenarios.find((candidate) => candidate.name === scenario.name)!;
+      expect(measured.rows.map((row) => row.gateway), scenario.name).toEqual([...scenario.gateways]);
+      const apollo = measured.rows.find((row) => row.gateway === 'apollo')?.rps ?? apolloNested;
+      for (const row of measured.rows) {
+        const what = `${scenario.name}/${row.gateway}`;
+        expect(row.rps, what).toBeGreaterThan(0);
+        expect(row.p50Ms, what).toBeGreaterThan(0);
+        expect(row.p99Ms, what).toBeGreaterThanOrEqual(row.p50Ms);
+        expect(row.runs, what).toHaveLength(1);
+        expect(row.runs[0]!.requests, what).toBeGreaterThan(0);
+        expect(row.cpuMsPerRequest, what).toBeGreaterThan(0);
+        // Rounded to two decimals.
+        expect(Math.abs(row.ratioToApollo! - row.rps / apollo), what).toBeLessThanOrEqual(0.0051);
+      }
+    }
+  });
+
+  it('counted SQL statements per nested request at N = 10, 50 and 100', () => {
+    expect(report.sql.map((count) => count.n)).toEqual([10, 50, 100]);
+    for (const { statementsPerRequest } of report.sql) {
+      expect(Number.isInteger(statementsPerRequest)).toBe(true);
+      expect(statementsPerRequest).toBeGreaterThan(0);
+    }
+  });
+
+  it('fanned subscription events out to the 20 subscribers asked for', () => {
+    expect(report.subscriptions).toHaveLength(1);
+    const [fanOut] = report.subscriptions;
+    expect(fanOut!.subscribers).toBe(SUBSCRIBERS);
+    expect(fanOut!.deliveries).toBeGreaterThanOrEqual(SUBSCRIBERS);
+    expect(fanOut!.p50Ms).toBeGreaterThanOrEqual(0);
+    expect(fanOut!.p99Ms).toBeGreaterThanOrEqual(fanOut!.p50Ms);
+  });
+
+  it('recorded the peak RSS of every process it started: both subgraphs and every gateway', () => {
+    expect(Object.keys(report.peakRssMb).sort()).toEqual(['orders', 'users', ...Object.keys(GATEWAYS)].sort());
+    for (const [name, mb] of Object.entries(report.peakRssMb)) expect(mb, name).toBeGreaterThan(0);
+    // …and the memory goal covers exactly the gateways.
+    expect(report.goals.filter((goal) => goal.goal.startsWith('Peak RSS')).map((goal) => goal.goal).sort()).toEqual(Object.keys(GATEWAYS).map((name) => `Peak RSS, ${name}`).sort());
+  });
+
+  it('bench.md and bench.svg show this run: its machine, every scenario and every gateway', () => {
+    const markdown = readFileSync(join(out, 'bench.md'), 'utf8');
+    expect(markdown).toContain(`${report.machine.cores} cores`);
+    expect(markdown).toContain(`Node ${report.machine.node}`);
+    expect(markdown).toContain(`load average ${report.machine.loadAverageAtStart.join(' ')} at the start`);
+    for (const scenario of report.scenarios) {
+      expect(markdown).toContain(`## ${scenario.title}`);
+      for (const row of scenario.rows) expect(markdown).toContain(`| ${row.gateway} | ${Math.round(row.rps)} |`);
+    }
+    const svg = parseXml(readFileSync(join(out, 'bench.svg'), 'utf8'));
+    expect(svg.name).toBe('svg');
+    const texts = svg.children.filter((child): child is XmlElement => typeof child !== 'string' && child.name === 'text').map(textOf);
+    for (const scenario of report.scenarios) expect(texts).toContain(scenario.name);
+    for (const name of Object.keys(GATEWAYS)) expect(texts).toContain(name);
+  });
+
+  it('leaves nothing running: every process it started from its compiled tree has exited, and the tree is gone', () => {
+    expect(run.observed.tree, 'the CLI names its compiled tree').toMatch(/\/\.bench\/compiled/);
+    // The watcher saw them: both subgraphs and every gateway ran from the tree.
+    const seen = [...run.observed.processes.values()];
+    expect(seen.filter((line) => line.includes('/subgraphs/')).length, seen.join('\n')).toBe(2);
+    expect(seen.length, seen.join('\n')).toBeGreaterThanOrEqual(2 + Object.keys(GATEWAYS).length);
+    const left = commandLines().filter(({ args }) => args.includes(`${run.observed.tree!}/`));
+    expect(left, 'processes still running from the compiled tree').toEqual([]);
+    for (const pid of run.observed.processes.keys()) {
+      const alive = existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(run.observed.tree!);
+      expect(alive, `pid ${pid} (${run.observed.processes.get(pid)}) still runs`).toBe(false);
+    }
+    expect(existsSync(run.observed.tree!)).toBe(false);
+  });
+
+  it('dropped the two databases it seeded', async () => {
+    const ours = [...run.observed.databases];
+    expect(ours.filter((name) => name.startsWith('bench_users_'))).toHaveLength(1);
+    expect(ours.filter((name) => name.startsWith('bench_orders_'))).toHaveLength(1);
+    // They did exist while it ran…
+    for (const name of ours) expect(run.observed.databasesSeen, name).toContain(name);
+    // …and are gone now.
+    const now = await benchDatabases();
+    expect(ours.filter((name) => now.has(name))).toEqual([]);
+  });
+});

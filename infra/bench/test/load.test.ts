@@ -1,0 +1,134 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { freePort } from '@fed/platform/testing';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { load, pickLoadGenerator, type LoadGenerator, type LoadRequest } from '../src/load.ts';
+import { httpOk, startProcess, type BenchProcess } from '../src/processes.ts';
+
+// The load generators are pointed at a real HTTP server in a process of its own, as the gateways are: wrk runs
+// synchronously (execFileSync), so a server inside this test process could not answer while it runs. The server
+// counts what it gets: method, path, content type, body and authorization of every request.
+const SERVER = `
+import { createServer } from 'node:http';
+const [port, status] = process.argv.slice(2).map(Number);
+const seen = new Map();
+const server = createServer((request, response) => {
+  if (request.method === 'GET' && request.url === '/stats') {
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(JSON.stringify(Object.fromEntries(seen)));
+    return;
+  }
+  const chunks = [];
+  request.on('data', (chunk) => chunks.push(chunk));
+  request.on('end', () => {
+    const key = JSON.stringify([request.method, request.url, request.headers['content-type'] ?? null, Buffer.concat(chunks).toString('utf8'), request.headers.authorization ?? null]);
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+    response.writeHead(status, { 'content-type': 'application/json' });
+    response.end(status === 200 ? '{"data":{"ok":true}}' : '{"errors":[{"message":"boom"}]}');
+  });
+});
+server.listen(port, '127.0.0.1');
+`;
+
+let scratch: string;
+const started: BenchProcess[] = [];
+
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'bench-load-test-'));
+  writeFileSync(join(scratch, 'server.mjs'), SERVER);
+});
+afterEach(async () => {
+  for (const server of started.splice(0)) await server.stop();
+});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+async function countingServer(status = 200): Promise<BenchProcess & { seen(): Promise<Map<string, number>> }> {
+  const port = await freePort();
+  const server = await startProcess({
+    name: 'counting-server',
+    entry: join(scratch, 'server.mjs'),
+    args: [String(port), String(status)],
+    inherited: { PATH: process.env.PATH },
+    url: `http://127.0.0.1:${port}/graphql`,
+    ready: httpOk(`http://127.0.0.1:${port}/stats`),
+  });
+  started.push(server);
+  return {
+    ...server,
+    seen: async () => new Map(Object.entries((await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as Record<string, number>)),
+  };
+}
+
+// Distinct bodies and tokens, two sharing a body (so the pairing matters), one with non-ASCII text and escapes
+// (the nested query's body carries newlines), as the scenarios send them.
+const REQUESTS: LoadRequest[] = [
+  { body: JSON.stringify({ query: 'query Nested { users(first: 20) {\n  edges { node { id } } } }' }), authorization: 'Bearer aaa.one' },
+  { body: JSON.stringify({ query: 'query User($id: ID!) { user(id: $id) { id name } }', variables: { id: '17' } }), authorization: 'Bearer bbb.two' },
+  { body: JSON.stringify({ query: 'query User($id: ID!) { user(id: $id) { id name } }', variables: { id: '17' } }), authorization: 'Bearer ccc.three' },
+  {
+    body: JSON.stringify({ query: 'mutation Rename($id: ID!, $name: String!) { updateUser(id: $id, input: { name: $name }) { id } }', variables: { id: '3', name: 'Zoë "Z" Ørsted\t· 名前 \\ end' } }),
+    authorization: 'Bearer ddd.four',
+  },
+];
+const SECONDS = 1;
+const CONNECTIONS = 4;
+const quiet = { seconds: SECONDS, connections: CONNECTIONS, log: () => {} };
+
+describe('pickLoadGenerator', () => {
+  it('picks wrk when it is on PATH (as on this machine), and autocannon when it is not', () => {
+    const onPath = (process.env.PATH ?? '').split(delimiter).some((dir) => dir && existsSync(join(dir, 'wrk')));
+    expect(onPath, 'wrk is installed on this machine').toBe(true);
+    expect(pickLoadGenerator()).toBe('wrk');
+    const saved = process.env.PATH;
+    process.env.PATH = scratch; // a directory without wrk
+    try {
+      expect(pickLoadGenerator()).toBe('autocannon');
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+});
+
+describe.each<[string, () => LoadGenerator]>([
+  ['pickLoadGenerator() (wrk here)', pickLoadGenerator],
+  ['autocannon', () => 'autocannon'],
+])('load() with %s', (_, generator) => {
+  it('sends the given requests in turn, POSTed as JSON, and reports what the server really served', async () => {
+    const server = await countingServer();
+    const result = await load(generator(), server, REQUESTS, quiet);
+    const seen = await server.seen();
+
+    // Every request the server got is one of those given, body and authorization together, as JSON POSTs.
+    const given = new Set(REQUESTS.map(({ body, authorization }) => JSON.stringify(['POST', '/graphql', 'application/json', body, authorization])));
+    for (const key of seen.keys()) expect(given, `an unexpected request: ${key}`).toContain(key);
+    // Every one of them was used, in turn: the counts differ by at most one per connection.
+    const counts = [...given].map((key) => seen.get(key) ?? 0);
+    expect(Math.min(...counts), `requests per pair: ${counts.join(', ')}`).toBeGreaterThan(0);
+    expect(Math.max(...counts) - Math.min(...counts), `requests per pair: ${counts.join(', ')}`).toBeLessThanOrEqual(CONNECTIONS);
+
+    // The result counts what the server answered: at most the few requests in flight at the end are missing.
+    const served = counts.reduce((sum, count) => sum + count, 0);
+    expect(result.requests).toBeGreaterThan(0);
+    expect(result.requests).toBeLessThanOrEqual(served);
+    expect(served - result.requests).toBeLessThanOrEqual(CONNECTIONS);
+    // Throughput is those requests over the run's length.
+    expect(Math.abs(result.rps - result.requests / SECONDS) / (result.requests / SECONDS)).toBeLessThan(0.1);
+    // Latencies in ms, ordered; a run of a second on loopback has none of a second or more. wrk measures in µs;
+    // autocannon only in whole ms, so on loopback its p50 is often 0.
+    expect(result.p50Ms).toBeGreaterThanOrEqual(generator() === 'wrk' ? Number.MIN_VALUE : 0);
+    expect(result.p99Ms).toBeGreaterThanOrEqual(result.p50Ms);
+    expect(result.p99Ms).toBeLessThan(1000);
+    // CPU per request is the target process's own (the server did real work).
+    expect(Number.isFinite(result.cpuMsPerRequest)).toBe(true);
+    expect(result.cpuMsPerRequest).toBeGreaterThan(0);
+  });
+
+  it('throws, naming the target, when the server answers 500', async () => {
+    const server = await countingServer(500);
+    await expect(load(generator(), server, REQUESTS, quiet)).rejects.toThrow(/^counting-server: \d+ of \d+ requests failed$/);
+    // It really was loaded: the failure is the answers, not a failure to connect.
+    const served = [...(await server.seen()).values()].reduce((sum, count) => sum + count, 0);
+    expect(served).toBeGreaterThan(0);
+  });
+});

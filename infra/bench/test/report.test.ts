@@ -1,0 +1,382 @@
+import { describe, expect, it } from 'vitest';
+import { checkGoals, renderChart, renderMarkdown, type BenchReport, type Goal, type ScenarioRow } from '../src/report.ts';
+import type { ScenarioName } from '../src/scenarios.ts';
+import { GATEWAYS, type GatewayName } from '../src/topology.ts';
+import { parseXml, textOf, type XmlElement } from './xml.ts';
+
+// ---------------------------------------------------------------------------------------------------------------
+// A synthetic report, shaped exactly as the CLI builds one. Every figure the assertions check is derived from it.
+// ---------------------------------------------------------------------------------------------------------------
+
+type Figures = Partial<Record<GatewayName, { rps: number; p50Ms?: number; p99Ms?: number }>>;
+
+const SCENARIO_GATEWAYS: Record<ScenarioName, GatewayName[]> = {
+  nested: ['ours', 'ours-dedupe', 'apollo', 'hive', 'hive-dedupe'],
+  entity: ['ours', 'apollo', 'hive'],
+  mix: ['ours', 'ours-cached', 'apollo', 'hive'],
+  'cache-hit': ['ours-cached', 'apollo-cached'],
+};
+
+function row(gateway: GatewayName, rps: number, p50Ms: number, p99Ms: number, ratioToApollo: number | null): ScenarioRow {
+  const run = { rps, p50Ms, p99Ms, requests: Math.round(rps * 4), cpuMsPerRequest: 0.5 };
+  return { gateway, rps, p50Ms, p99Ms, cpuMsPerRequest: 0.5, ratioToApollo, runs: [run] };
+}
+
+/** Default figures: every goal comfortably met. Overrides replace one scenario's figures, gateway by gateway. */
+function report(overrides: Partial<Record<ScenarioName, Figures>> = {}, extra: Partial<Omit<BenchReport, 'goals'>> = {}): Omit<BenchReport, 'goals'> {
+  const defaults: Record<ScenarioName, Figures> = {
+    nested: { ours: { rps: 1000 }, 'ours-dedupe': { rps: 1100 }, apollo: { rps: 900 }, hive: { rps: 800 }, 'hive-dedupe': { rps: 850 } },
+    entity: { ours: { rps: 3000 }, apollo: { rps: 2500 }, hive: { rps: 2000 } },
+    mix: { ours: { rps: 2000 }, 'ours-cached': { rps: 2600 }, apollo: { rps: 1800 }, hive: { rps: 1500 } },
+    'cache-hit': { 'ours-cached': { rps: 30_000, p50Ms: 2, p99Ms: 9 }, 'apollo-cached': { rps: 6000, p50Ms: 8, p99Ms: 30 } },
+  };
+  const scenarios = (Object.keys(SCENARIO_GATEWAYS) as ScenarioName[]).map((name) => {
+    const figures = { ...defaults[name], ...overrides[name] };
+    const gateways = SCENARIO_GATEWAYS[name].filter((gateway) => figures[gateway]);
+    const apollo = figures.apollo?.rps ?? figures.ours?.rps ?? 1;
+    return {
+      name,
+      title: `Title of ${name}`,
+      rows: gateways.map((gateway) => {
+        const { rps, p50Ms = 10 + rps / 1000, p99Ms = 40 + rps / 500 } = figures[gateway]!;
+        return row(gateway, rps, p50Ms, p99Ms, gateway === 'apollo' ? 1 : Number((rps / apollo).toFixed(2)));
+      }),
+    };
+  });
+  return {
+    date: '2026-11-24T03:58:12.345Z',
+    command: 'npm run bench -- --quick',
+    machine: { cores: 2, cpu: 'Test CPU @ 2.0GHz', memoryGb: 8, node: 'v20.20.2', loadAverageAtStart: [0.51, 0.42, 0.3], loadAverageAtEnd: [1.87, 1.1, 0.66] },
+    settings: { mode: 'quick', runs: 2, secondsPerRun: 4, warmupSeconds: 2, connections: 50, loadGenerator: 'wrk' },
+    dataset: { users: 10_000, orders: 100_000, items: 250_123, seedSeconds: 12.3 },
+    scenarios,
+    sql: [
+      { n: 10, statementsPerRequest: 3 },
+      { n: 50, statementsPerRequest: 3 },
+      { n: 100, statementsPerRequest: 3 },
+    ],
+    subscriptions: [
+      { subscribers: 1000, deliveries: 20_000, p50Ms: 12, p99Ms: 60, kbPerSubscriber: 14.2 },
+      { subscribers: 10_000, deliveries: 200_000, p50Ms: 40, p99Ms: 90, kbPerSubscriber: 12.5 },
+    ],
+    peakRssMb: { users: 180, orders: 190, ours: 210, 'ours-dedupe': 205, 'ours-cached': 230, apollo: 250, 'apollo-cached': 260, hive: 300, 'hive-dedupe': 310 },
+    totalSeconds: 187,
+    ...extra,
+  };
+}
+
+const complete = (partial: Omit<BenchReport, 'goals'>): BenchReport => ({ ...partial, goals: checkGoals(partial) });
+
+function goal(goals: Goal[], name: string | RegExp): Goal {
+  const found = goals.filter((candidate) => (typeof name === 'string' ? candidate.goal === name : name.test(candidate.goal)));
+  expect(found, `exactly one goal ${String(name)} among ${JSON.stringify(goals.map((g) => g.goal))}`).toHaveLength(1);
+  return found[0]!;
+}
+
+const hasGoal = (goals: Goal[], name: string | RegExp) => goals.some((candidate) => (typeof name === 'string' ? candidate.goal === name : name.test(candidate.goal)));
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('checkGoals', () => {
+  it('with the default figures, every goal is met, and every gateway process has a memory goal', () => {
+    const goals = checkGoals(report());
+    expect(goals.filter((candidate) => !candidate.met)).toEqual([]);
+    // 2 ratios per uncached scenario, dedupe, 2 cache ratios, cache p99, SQL, 2 subscription goals, 7 gateways' RSS.
+    expect(goals).toHaveLength(4 + 1 + 2 + 1 + 1 + 2 + Object.keys(GATEWAYS).length);
+  });
+
+  describe.each(['nested', 'entity'] as const)('uncached %s, this gateway against bare Apollo (≥ 0.95×)', (scenario) => {
+    const name = `Uncached ${scenario}: this gateway / bare Apollo`;
+    it.each([
+      [0.94, false],
+      [0.949, false],
+      [0.95, true],
+      [1.3, true],
+    ])('ours at %s× apollo: met = %s', (ratio, met) => {
+      const apollo = 1000;
+      const ours = ratio * apollo;
+      const found = goal(checkGoals(report({ [scenario]: { ours: { rps: ours }, apollo: { rps: apollo } } })), name);
+      expect(found.met).toBe(met);
+      expect(found.target).toBe('≥ 0.95×');
+      expect(found.measured).toContain(`${ratio.toFixed(2)}×`);
+      expect(found.measured).toContain(`${Math.round(ours)} vs ${apollo} req/s`);
+    });
+  });
+
+  it.each([
+    ['nested', 'ours', 'hive', 'Uncached nested: this gateway / Hive (dedupe off in both)'],
+    ['entity', 'ours', 'hive', 'Uncached entity: this gateway / Hive (dedupe off in both)'],
+    ['nested', 'ours-dedupe', 'hive-dedupe', 'Uncached nested: this gateway / Hive, both with in-flight dedupe (their defaults)'],
+    ['cache-hit', 'ours-cached', 'apollo-cached', "Cache hits / Apollo's responseCachePlugin"],
+  ] as const)('%s: %s against %s must be at least 1×', (scenario, top, bottom, name) => {
+    const below = checkGoals(report({ [scenario]: { [top]: { rps: 999 }, [bottom]: { rps: 1000 } } }));
+    expect(goal(below, name).met).toBe(false);
+    const equal = checkGoals(report({ [scenario]: { [top]: { rps: 1000 }, [bottom]: { rps: 1000 } } }));
+    expect(goal(equal, name).met).toBe(true);
+  });
+
+  it('cache hits must be at least 20× the uncached nested throughput of this gateway', () => {
+    const name = 'Cache hits / uncached (nested)';
+    const uncached = 1234;
+    const met = goal(checkGoals(report({ nested: { ours: { rps: uncached } }, 'cache-hit': { 'ours-cached': { rps: 20 * uncached, p99Ms: 5 } } })), name);
+    expect(met.met).toBe(true);
+    expect(met.target).toBe('≥ 20×');
+    expect(met.measured).toContain(`${Math.round(20 * uncached)} vs ${uncached} req/s`);
+    const missed = goal(checkGoals(report({ nested: { ours: { rps: uncached } }, 'cache-hit': { 'ours-cached': { rps: 19.9 * uncached, p99Ms: 5 } } })), name);
+    expect(missed.met).toBe(false);
+    expect(missed.measured).toMatch(/^19\.90×/);
+  });
+
+  it('cache hit p99 must be at most 20 ms, and the goal names the connection count', () => {
+    const at = (p99Ms: number) => goal(checkGoals(report({ 'cache-hit': { 'ours-cached': { rps: 30_000, p99Ms } } })), /^Cache hits p99/);
+    expect(at(20).met).toBe(true);
+    expect(at(20.1).met).toBe(false);
+    expect(at(20.1).measured).toBe('20.1 ms');
+    expect(at(20).goal).toBe('Cache hits p99 at 50 connections');
+    expect(at(20).target).toBe('≤ 20 ms');
+  });
+
+  it('SQL statements per nested request: flat in N is met, growing with N is missed, none measured is no goal', () => {
+    const name = 'SQL statements per nested request, flat in N';
+    const flat = goal(checkGoals(report()), name);
+    expect(flat.met).toBe(true);
+    expect(flat.measured).toBe('N=10: 3, N=50: 3, N=100: 3');
+    const growing = goal(
+      checkGoals(report({}, { sql: [{ n: 10, statementsPerRequest: 3 }, { n: 50, statementsPerRequest: 3 }, { n: 100, statementsPerRequest: 4 }] })),
+      name,
+    );
+    expect(growing.met).toBe(false);
+    expect(growing.measured).toBe('N=10: 3, N=50: 3, N=100: 4');
+    const nPlusOne = goal(checkGoals(report({}, { sql: [{ n: 10, statementsPerRequest: 12 }, { n: 50, statementsPerRequest: 52 }] })), name);
+    expect(nPlusOne.met).toBe(false);
+    expect(hasGoal(checkGoals(report({}, { sql: [] })), name)).toBe(false);
+  });
+
+  it('subscription p99 at 1k subscribers must be at most 100 ms; memory at 10k at most 30 KB per subscriber', () => {
+    const with1k = (p99Ms: number) => goal(checkGoals(report({}, { subscriptions: [{ subscribers: 1000, deliveries: 5000, p50Ms: 10, p99Ms, kbPerSubscriber: 50 }] })), 'Subscription p99, 1k subscribers');
+    expect(with1k(100).met).toBe(true);
+    expect(with1k(101).met).toBe(false);
+    expect(with1k(101).measured).toBe('101 ms');
+    const with10k = (kbPerSubscriber: number) =>
+      goal(checkGoals(report({}, { subscriptions: [{ subscribers: 10_000, deliveries: 5000, p50Ms: 10, p99Ms: 500, kbPerSubscriber }] })), 'Memory per subscriber, 10k subscribers');
+    expect(with10k(30).met).toBe(true);
+    expect(with10k(30.1).met).toBe(false);
+    expect(with10k(30.1).measured).toBe('30.1 KB');
+    // Other sizes (as a quick smoke run uses) give neither goal: they measure something else.
+    const other = checkGoals(report({}, { subscriptions: [{ subscribers: 20, deliveries: 100, p50Ms: 5000, p99Ms: 9000, kbPerSubscriber: 900 }] }));
+    expect(hasGoal(other, /Subscription p99/)).toBe(false);
+    expect(hasGoal(other, /Memory per subscriber/)).toBe(false);
+  });
+
+  it('peak RSS must be at most 400 MB for every gateway process, and is no goal for the subgraphs', () => {
+    const peakRssMb = { users: 900, orders: 950, ours: 400, apollo: 401, hive: 120 };
+    const goals = checkGoals(report({}, { peakRssMb }));
+    const memory = goals.filter((candidate) => candidate.goal.startsWith('Peak RSS'));
+    expect(memory.map((candidate) => candidate.goal).sort()).toEqual(['Peak RSS, apollo', 'Peak RSS, hive', 'Peak RSS, ours']);
+    expect(goal(goals, 'Peak RSS, ours')).toMatchObject({ met: true, measured: '400 MB', target: '≤ 400 MB' });
+    expect(goal(goals, 'Peak RSS, apollo')).toMatchObject({ met: false, measured: '401 MB' });
+    expect(goal(goals, 'Peak RSS, hive').met).toBe(true);
+    expect(goals.some((candidate) => /users|orders/.test(candidate.goal) && candidate.goal.startsWith('Peak RSS'))).toBe(false);
+  });
+
+  it('a gateway that did not run gives no goal rather than a false miss', () => {
+    // As with `--gateways ours`: no Hive rows, no cache-hit scenario.
+    const partial = report({}, {});
+    partial.scenarios = partial.scenarios
+      .filter((scenario) => scenario.name !== 'cache-hit')
+      .map((scenario) => ({ ...scenario, rows: scenario.rows.filter((r) => !r.gateway.startsWith('hive')) }));
+    const goals = checkGoals(partial);
+    expect(goals.some((candidate) => /Hive|Cache hits/.test(candidate.goal))).toBe(false);
+    expect(goal(goals, 'Uncached nested: this gateway / bare Apollo').met).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The cells of every table row under the `## title` heading (header and separator rows left out). */
+function tableUnder(markdown: string, title: string): string[][] {
+  const sections = markdown.split(/^## /m);
+  const section = sections.find((candidate) => candidate.startsWith(`${title}\n`));
+  expect(section, `a section "## ${title}"`).toBeDefined();
+  const rows = section!.split('\n').filter((line) => line.startsWith('|'));
+  return rows.slice(2).map((line) => line.slice(1, -1).split('|').map((cell) => cell.trim()));
+}
+
+describe('renderMarkdown', () => {
+  const partial = report({ nested: { ours: { rps: 1234.4 }, apollo: { rps: 1001.6 } } });
+  const full = complete(partial);
+  const markdown = renderMarkdown(full);
+
+  it('states the machine: cores, CPU, Node version, load average at start and end, and the date', () => {
+    const { machine } = full;
+    const line = markdown.split('\n').find((candidate) => candidate.includes(' cores '));
+    expect(line, 'a machine line').toBeDefined();
+    expect(line).toContain(`${machine.cores} cores (${machine.cpu})`);
+    expect(line).toContain(`Node ${machine.node}`);
+    expect(line).toContain(`load average ${machine.loadAverageAtStart.join(' ')} at the start, ${machine.loadAverageAtEnd.join(' ')} at the end`);
+    expect(markdown.split('\n')[0]).toBe(`# Gateway benchmark, ${full.date.slice(0, 10)}`);
+  });
+
+  it('has a row per gateway per scenario, with its median req/s, its ratio to bare Apollo and its latencies', () => {
+    for (const scenario of full.scenarios) {
+      const rows = tableUnder(markdown, scenario.title);
+      expect(rows.map((cells) => cells[0])).toEqual(scenario.rows.map((r) => r.gateway));
+      for (const [index, r] of scenario.rows.entries()) {
+        const cells = rows[index]!;
+        expect(cells[1]).toBe(String(Math.round(r.rps)));
+        expect(cells[2]).toBe(`${r.ratioToApollo!.toFixed(2)}×`);
+        expect(Number(cells[3])).toBeCloseTo(r.p50Ms, 1);
+        expect(Number(cells[4])).toBeCloseTo(r.p99Ms, 1);
+      }
+    }
+    // The ratio is the report's own, not recomputed from rounded figures.
+    const nested = tableUnder(markdown, full.scenarios[0]!.title);
+    expect(nested.find((cells) => cells[0] === 'ours')![2]).toBe(`${(1234.4 / 1001.6).toFixed(2)}×`);
+  });
+
+  it('a row without a ratio shows an empty ratio cell, not "null×"', () => {
+    const withNull = complete(partial);
+    withNull.scenarios[0]!.rows[0]!.ratioToApollo = null;
+    const text = renderMarkdown(withNull);
+    expect(text).not.toContain('null');
+    expect(tableUnder(text, withNull.scenarios[0]!.title)[0]![2]).toBe('');
+  });
+
+  it('lists every goal with met or a bold no, the SQL counts, the fan-out runs and every process’s peak RSS', () => {
+    const missed = complete(report({ nested: { ours: { rps: 500 }, apollo: { rps: 1000 } } }));
+    const text = renderMarkdown(missed);
+    const goals = tableUnder(text, 'Goals');
+    expect(goals.map((cells) => cells[0])).toEqual(missed.goals.map((g) => g.goal));
+    expect(goals.map((cells) => cells[3])).toEqual(missed.goals.map((g) => (g.met ? 'yes' : '**no**')));
+    expect(goals.find((cells) => cells[0] === 'Uncached nested: this gateway / bare Apollo')![3]).toBe('**no**');
+    expect(tableUnder(text, 'SQL statements per nested request (both subgraphs)')).toEqual(missed.sql.map(({ n, statementsPerRequest }) => [String(n), String(statementsPerRequest)]));
+    const fanOut = tableUnder(text, 'Subscription fan-out (this gateway; bare Apollo Gateway cannot execute subscriptions)');
+    expect(fanOut.map((cells) => Number(cells[0]))).toEqual(missed.subscriptions.map((run) => run.subscribers));
+    expect(tableUnder(text, 'Peak RSS per process over the whole run')).toEqual(Object.entries(missed.peakRssMb).map(([name, mb]) => [name, String(mb)]));
+  });
+});
+
+describe('renderChart', () => {
+  const full = complete(report({ nested: { ours: { rps: 1000, p99Ms: 30 }, 'ours-dedupe': { rps: 250, p99Ms: 90 }, apollo: { rps: 500, p99Ms: 45 } } }));
+
+  it('the parser used here rejects what is not well-formed (so that the checks below can fail)', () => {
+    expect(() => parseXml('<svg><rect></svg>')).toThrow(/closes/);
+    expect(() => parseXml('<svg><text>a < b</text></svg>')).toThrow();
+    expect(() => parseXml('<svg><text>R&D</text></svg>')).toThrow(/&/);
+    expect(() => parseXml('<svg></svg><svg></svg>')).toThrow(/second root/);
+    expect(() => parseXml('<svg><g>')).toThrow(/unclosed/);
+    expect(textOf(parseXml('<svg><text>a &lt; b &amp; c</text></svg>'))).toBe('a < b & c');
+  });
+
+  it('is one well-formed <svg> element with finite, non-negative sizes on every <rect>', () => {
+    const svg = renderChart(full);
+    const root = parseXml(svg);
+    expect(root.name).toBe('svg');
+    expect(root.attributes.xmlns).toBe('http://www.w3.org/2000/svg');
+    for (const size of ['width', 'height'] as const) {
+      expect(Number(root.attributes[size])).toBeGreaterThan(0);
+    }
+    const rects = root.children.filter((child): child is XmlElement => typeof child !== 'string' && child.name === 'rect');
+    // The background plus two bars (throughput, p99) per gateway per scenario.
+    const bars = full.scenarios.reduce((total, scenario) => total + 2 * scenario.rows.length, 0);
+    expect(rects).toHaveLength(1 + bars);
+    for (const rect of rects) {
+      for (const size of ['width', 'height'] as const) {
+        const value = rect.attributes[size];
+        expect(value, `${size} of ${JSON.stringify(rect.attributes)}`).toBeDefined();
+        const number = value!.endsWith('%') ? Number(value!.slice(0, -1)) : Number(value);
+        expect(Number.isFinite(number), `${size}="${value}"`).toBe(true);
+        expect(number).toBeGreaterThanOrEqual(0);
+      }
+    }
+    // Every bar lies inside the picture.
+    for (const rect of rects.slice(1)) {
+      expect(Number(rect.attributes.x) + Number(rect.attributes.width)).toBeLessThanOrEqual(Number(root.attributes.width));
+      expect(Number(rect.attributes.y) + Number(rect.attributes.height)).toBeLessThanOrEqual(Number(root.attributes.height));
+    }
+  });
+
+  it('labels every scenario and every gateway in it, and states the date, cores, Node version and load generator', () => {
+    const root = parseXml(renderChart(full));
+    const texts = root.children.filter((child): child is XmlElement => typeof child !== 'string' && child.name === 'text').map(textOf);
+    for (const scenario of full.scenarios) {
+      expect(texts).toContain(scenario.name);
+      const at = texts.indexOf(scenario.name);
+      const next = full.scenarios[full.scenarios.indexOf(scenario) + 1];
+      const group = texts.slice(at, next ? texts.indexOf(next.name) : undefined);
+      for (const r of scenario.rows) expect(group).toContain(r.gateway);
+    }
+    const caption = texts.at(-1)!;
+    expect(caption).toContain(full.date.slice(0, 10));
+    expect(caption).toContain(`${full.machine.cores} cores`);
+    expect(caption).toContain(`Node ${full.machine.node}`);
+    expect(caption).toContain(full.settings.loadGenerator);
+  });
+
+  it('escapes text: names with <, > and & stay well-formed and read back unchanged', () => {
+    const odd = complete(report());
+    odd.scenarios[0]!.name = 'a<b>&c' as ScenarioName;
+    odd.settings.loadGenerator = 'wrk <patched> & co';
+    const root = parseXml(renderChart(odd));
+    const texts = root.children.filter((child): child is XmlElement => typeof child !== 'string' && child.name === 'text').map(textOf);
+    expect(texts).toContain('a<b>&c');
+    expect(texts.at(-1)).toContain('wrk <patched> & co');
+  });
+
+  it('bar lengths are proportional to the values, on each scenario’s own scale, with the value printed next to each', () => {
+    const root = parseXml(renderChart(full));
+    const elements = root.children.filter((child): child is XmlElement => typeof child !== 'string');
+    const scenarioNames = new Set<string>(full.scenarios.map((scenario) => scenario.name));
+    /** `scenario:gateway` → [throughput bar width, p99 bar width] */
+    const widths = new Map<string, [number, number]>();
+    let scenario: (typeof full.scenarios)[number] | undefined;
+    for (const [index, element] of elements.entries()) {
+      if (element.name !== 'text') continue;
+      const label = textOf(element);
+      if (scenarioNames.has(label) && element.attributes['font-weight'] === 'bold') {
+        scenario = full.scenarios.find((candidate) => candidate.name === label);
+        continue;
+      }
+      const r = scenario?.rows.find((candidate) => candidate.gateway === label);
+      if (!scenario || !r) continue;
+      // A gateway's label is followed by its throughput bar and value, then its p99 bar and value.
+      const [rpsBar, rpsValue, p99Bar, p99Value] = elements.slice(index + 1, index + 5);
+      expect([rpsBar?.name, rpsValue?.name, p99Bar?.name, p99Value?.name]).toEqual(['rect', 'text', 'rect', 'text']);
+      expect(textOf(rpsValue!)).toBe(String(Math.round(r.rps)));
+      expect(Number(textOf(p99Value!))).toBeCloseTo(r.p99Ms, 1);
+      // Same row: both bars on the same line.
+      expect(rpsBar!.attributes.y).toBe(p99Bar!.attributes.y);
+      widths.set(`${scenario.name}:${r.gateway}`, [Number(rpsBar!.attributes.width), Number(p99Bar!.attributes.width)]);
+    }
+    expect(widths.size).toBe(full.scenarios.reduce((total, s) => total + s.rows.length, 0));
+    // The longest bar of each panel is equally long in every scenario: each scenario has its own scale.
+    const longest = (panel: 0 | 1) =>
+      new Set(
+        full.scenarios.map((s) => {
+          const top = Math.max(...s.rows.map((r) => (panel === 0 ? r.rps : r.p99Ms)));
+          return widths.get(`${s.name}:${s.rows.find((r) => (panel === 0 ? r.rps : r.p99Ms) === top)!.gateway}`)![panel];
+        }),
+      );
+    expect(longest(0).size).toBe(1);
+    expect(longest(1).size).toBe(1);
+    const [rpsFull] = [...longest(0)];
+    const [p99Full] = [...longest(1)];
+    expect(rpsFull).toBeGreaterThan(100);
+    expect(p99Full).toBeGreaterThan(100);
+    for (const s of full.scenarios) {
+      const maxRps = Math.max(...s.rows.map((r) => r.rps));
+      const maxP99 = Math.max(...s.rows.map((r) => r.p99Ms));
+      for (const r of s.rows) {
+        const [rpsWidth, p99Width] = widths.get(`${s.name}:${r.gateway}`)!;
+        // Widths are printed to 0.1 px.
+        expect(Math.abs(rpsWidth - (rpsFull! * r.rps) / maxRps), `${s.name}/${r.gateway} throughput bar`).toBeLessThanOrEqual(0.051);
+        expect(Math.abs(p99Width - (p99Full! * r.p99Ms) / maxP99), `${s.name}/${r.gateway} p99 bar`).toBeLessThanOrEqual(0.051);
+      }
+    }
+    // In the nested scenario ours has 4× the throughput of ours-dedupe and a third of its p99: so are its bars.
+    const [oursRps, oursP99] = widths.get('nested:ours')!;
+    const [dedupeRps, dedupeP99] = widths.get('nested:ours-dedupe')!;
+    expect(oursRps / dedupeRps).toBeCloseTo(4, 2);
+    expect(dedupeP99 / oursP99).toBeCloseTo(3, 2);
+  });
+});

@@ -1,0 +1,3 @@
+import { serviceTestConfig } from '../platform/src/testing/vitest.ts';
+
+export default serviceTestConfig('bench');
