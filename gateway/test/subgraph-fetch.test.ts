@@ -1,5 +1,5 @@
 // Gateway → subgraph fetches: identical reads in flight at once share one HTTP request (keyed by the exact body
-// and the signed viewer, never a mutation's), each client still gets its own complete answer, and the undici
+// and the signed viewer, never a mutation's), each client still gets its own complete answer, and the keep-alive
 // transport keeps the old contract (timeouts, refused connections, Cache-Control, 5xx for the breaker).
 // Everything runs over real HTTP on loopback: real subgraphs hold their resolvers at checkpoints the test opens,
 // so that requests overlap deterministically, and record the viewer each request was signed for.
@@ -8,6 +8,7 @@ import { graphql, parseExposition, waitFor, type GraphQLResponse } from '@fed/pl
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEVELOPMENT_AUTH } from '../src/config.ts';
 import { createAuthenticator, createGateway, mintToken, type BreakerPolicy, type Gateway } from '../src/gateway.ts';
+import { createSubgraphTransport } from '../src/subgraphs/transport.ts';
 import {
   composeSupergraph,
   expected,
@@ -19,6 +20,8 @@ import {
   startBeta,
   startFailingSubgraph,
   startHangingSubgraph,
+  startIdleClosingSubgraph,
+  startStallingSubgraph,
   type StubSubgraph,
   type TestSubgraph,
 } from './fixtures/subgraph-fetch-graph.ts';
@@ -321,7 +324,7 @@ function expectBetaFailed(response: GraphQLResponse<Board>, code: string, versio
   for (const error of response.errors ?? []) expect(error.extensions).toEqual({ code, serviceName: 'beta' });
 }
 
-describe('the undici transport', () => {
+describe('the keep-alive transport', () => {
   let alpha: Awaited<ReturnType<typeof startAlpha>>;
   let beta: TestSubgraph;
   const stubs: StubSubgraph[] = [];
@@ -355,6 +358,23 @@ describe('the undici transport', () => {
     expect(leaksUrl(response, hanging.url)).toBe(false);
   });
 
+  it('answers SUBGRAPH_TIMEOUT after subgraphTimeoutMs when a subgraph starts its answer and never finishes it', async () => {
+    const timeoutMs = 300;
+    const stalling = await startStallingSubgraph();
+    stubs.push(stalling);
+    const gw = await startGateway({ alpha, beta }, { subgraphTimeoutMs: timeoutMs, urls: { beta: stalling.url } });
+    gateways.push(gw);
+
+    const started = performance.now();
+    const response = await gw.query(PRICED);
+    const ms = performance.now() - started;
+    expectBetaFailed(response, 'SUBGRAPH_TIMEOUT', alpha.state.version);
+    expect(ms).toBeGreaterThanOrEqual(timeoutMs * 0.95);
+    expect(ms).toBeLessThan(timeoutMs + 2_000);
+    expect(stalling.received()).toBe(1);
+    expect(leaksUrl(response, stalling.url)).toBe(false);
+  });
+
   it('answers SUBGRAPH_UNAVAILABLE when the subgraph refuses the connection, without its URL', async () => {
     const nowhere = await refusedUrl();
     const gw = await startGateway({ alpha, beta }, { urls: { beta: nowhere } });
@@ -363,6 +383,26 @@ describe('the undici transport', () => {
     const response = await gw.query(PRICED);
     expectBetaFailed(response, 'SUBGRAPH_UNAVAILABLE', alpha.state.version);
     expect(leaksUrl(response, nowhere)).toBe(false);
+  });
+
+  it('never sends a request on a connection the subgraph is closing for idleness (past the keep-alive timeout it announced)', async () => {
+    // A subgraph behind nginx announces `Keep-Alive: timeout=N` and closes an idle connection at N seconds. A
+    // request the gateway writes on that connection at that moment is reset, and its client gets
+    // SUBGRAPH_UNAVAILABLE from a healthy subgraph (and the breaker counts a failure). The global fetch the
+    // gateway used before retires idle connections a second before the announced timeout.
+    const subgraph = await startIdleClosingSubgraph(2);
+    const transport = createSubgraphTransport();
+    try {
+      const first = await transport.post(subgraph.url, {}, '{}', AbortSignal.timeout(5_000));
+      expect(first.status).toBe(200);
+      const second = await subgraph.atIdleClose(() => transport.post(subgraph.url, {}, '{}', AbortSignal.timeout(5_000)));
+      expect(second.status).toBe(200);
+      expect(await second.json()).toEqual({ data: { __typename: 'Query' } });
+      expect(subgraph.connections()).toBe(2);
+    } finally {
+      transport.close();
+      await subgraph.close();
+    }
   });
 
   it('still hands the subgraph’s Cache-Control to the gateway: a field the subgraph hints cacheable makes the response cacheable', async () => {

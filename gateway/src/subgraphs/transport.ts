@@ -48,8 +48,13 @@ export interface SubgraphTransport {
  * third of the CPU (no WHATWG streams, Request or Response objects), and on a gateway that makes two or three
  * subgraph calls per client request that is a large part of all the CPU it spends.
  */
+// Node retires an idle keep-alive socket only when the agent has a timeout, which the server's `Keep-Alive:
+// timeout=N` hint then shortens to N - 1 s. Without one, a request could go out on a socket the subgraph is
+// closing, and fail ("socket hang up") although the subgraph is fine. Sockets in use are not affected.
+const IDLE_SOCKET_MS = 4_000;
+
 export function createSubgraphTransport(): SubgraphTransport {
-  const agents = { 'http:': new HttpAgent({ keepAlive: true }), 'https:': new HttpsAgent({ keepAlive: true }) };
+  const agents = { 'http:': new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }), 'https:': new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS }) };
   return {
     post(url, headers, body, signal) {
       const target = new URL(url);

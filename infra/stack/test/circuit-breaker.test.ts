@@ -16,7 +16,8 @@ const BREAKER: BreakerPolicy = { failures: 3, resetTimeoutMs: 1_500 };
 const FAST_MS = 250;
 
 const USERS_ONLY = '{ users(first: 3) { edges { node { id name } } } }';
-const NESTED = '{ users(first: 3) { edges { node { id name orders(first: 2) { edges { node { id status } } } } } } }';
+const nestedWith = (orders: number) => `{ users(first: 3) { edges { node { id name orders(first: ${orders}) { edges { node { id status } } } } } } }`;
+const NESTED = nestedWith(2);
 
 interface Nested {
   users: { edges: { node: { id: string; name: string; orders?: { edges: { node: { id: string; status: string } }[] } | null } }[] };
@@ -128,7 +129,9 @@ describe('the circuit breaker on a hung subgraph', () => {
     // Orders hangs: accepts every request and never answers.
     orders.setHanging(true);
     const usersWhileWaiting: Timed[] = [];
-    const hung = Promise.all(Array.from({ length: 4 }, () => gateway.query(NESTED)));
+    // Four different orders fetches: identical ones in flight together would share one call (in-flight dedupe),
+    // and the breaker counts calls to the subgraph, not client requests.
+    const hung = Promise.all(Array.from({ length: 4 }, (_, i) => gateway.query(nestedWith(i + 1))));
     // Requests that touch only users, while those wait on orders.
     const started = performance.now();
     while (performance.now() - started < TIMEOUT_MS * 0.7) usersWhileWaiting.push(await gateway.query(USERS_ONLY));
