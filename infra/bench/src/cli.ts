@@ -5,7 +5,7 @@
 //   --warmup S              seconds of warm-up per gateway and scenario (quick: 1, full: 5)
 //   --connections C         concurrent connections (50)
 //   --subscribers 1000,10000  fan-out sizes ('' to skip)
-//   --gateways a,b          only these gateways (bare Apollo, the reference, always runs)
+//   --gateways a,b          only these gateways (bare Apollo, the reference, and ours always run)
 //   --cpu-prof              write each gateway's CPU profile to OUT/profiles when it stops
 //   --out DIR               where bench.md, bench.json and bench.svg go (infra/bench/results)
 // Progress goes to stderr; the report's path and the goals to stdout. Needs Postgres and Redis (TEST_DATABASE_URL,
@@ -57,12 +57,19 @@ const began = performance.now();
 const elapsed = () => `${Math.round((performance.now() - began) / 1000)} s`;
 
 let tree: string | undefined;
+let cleaning: Promise<void> | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: cleaning up`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
 const redisPrefix = `bench-${process.pid}-${Date.now().toString(36)}:`;
 let dataset: Dataset | undefined;
 let topology: Topology | undefined;
 try {
   const loadAverageAtStart = loadavg().map((value) => Number(value.toFixed(2)));
-  // One tree per run, so that two runs never rebuild each other's.
+  // One tree per run, removed afterwards (two runs at once would still share each workspace's dist/).
   tree = join(REPO, `.bench/compiled-${process.pid}`);
   log(`[${elapsed()}] compiling every workspace into ${relative(REPO, tree)}, laid out as the image is`);
   buildCompiledTree(tree);
@@ -71,7 +78,8 @@ try {
   log(`[${elapsed()}] seeding ${size.users} users with ${size.ordersPerUser} orders each`);
   dataset = await seedDataset(size, log);
 
-  const only = values.gateways && new Set([...values.gateways.split(','), 'apollo']);
+  // Bare Apollo is the reference; ours also serves the SQL count and the fan-out.
+  const only = values.gateways && new Set([...values.gateways.split(','), 'apollo', 'ours']);
   const scenarios = httpScenarios(dataset.counts.users)
     .map((scenario) => ({ ...scenario, gateways: scenario.gateways.filter((name) => !only || only.has(name)) }))
     .filter((scenario) => scenario.gateways.length > 0);
@@ -132,7 +140,7 @@ try {
   const peakRss = Object.fromEntries([topology.users, topology.orders, ...gateways.values()].map((process) => [process.name, peakRssMb(process.pid)]));
   const partial = {
     date: new Date().toISOString(),
-    command: `npm run bench${quick ? ' -- --quick' : ''}`,
+    command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     machine: {
       cores: cpus().length,
       cpu: cpus()[0]?.model.trim() ?? 'unknown',
@@ -160,10 +168,22 @@ try {
   for (const death of topology?.deaths() ?? []) log(death);
   throw error;
 } finally {
-  await topology?.stop();
-  await dataset?.drop();
-  if (tree) rmSync(tree, { recursive: true, force: true });
-  await dropRedisKeys(redisPrefix);
+  await cleanUp();
+}
+
+/** Stops what the run started and removes what it made; once, whether the run ends, fails or is interrupted. */
+async function cleanUp() {
+  cleaning ??= (async () => {
+    const steps: [string, () => Promise<unknown> | undefined][] = [
+      ['stopping the processes', () => topology?.stop()],
+      ['dropping the databases', () => dataset?.drop()],
+      ['removing the compiled tree', async () => tree && rmSync(tree, { recursive: true, force: true })],
+      ['deleting the Redis keys', () => dropRedisKeys(redisPrefix)],
+    ];
+    // Each step runs even when one before it fails; a failure here must not hide the run's own error.
+    for (const [what, step] of steps) await Promise.resolve(step()).catch((error: unknown) => log(`cleanup: ${what} failed: ${String(error)}`));
+  })();
+  await cleaning;
 }
 
 /** What this run left in Redis: event streams and cache entries under its prefix. */

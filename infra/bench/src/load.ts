@@ -36,6 +36,8 @@ export function pickLoadGenerator(): LoadGenerator {
 
 // A run with more than a stray failure measures failures, not the gateway.
 function checkFailures(name: string, failed: number, total: number, log: (line: string) => void) {
+  // A stalled gateway would otherwise enter the report at 0 req/s, and every ratio against it would be infinite.
+  if (total === 0) throw new Error(`${name}: not one request completed`);
   if (failed > total / 1_000) throw new Error(`${name}: ${failed} of ${total} requests failed`);
   if (failed > 0) log(`${name}: ${failed} of ${total} requests failed`);
 }

@@ -75,8 +75,9 @@ export function checkGoals(report: Omit<BenchReport, 'goals'>): Goal[] {
   if (tenThousand) {
     goals.push({ goal: 'Memory per subscriber, 10k subscribers', target: '≤ 30 KB', measured: `${fixed(tenThousand.kbPerSubscriber)} KB`, met: tenThousand.kbPerSubscriber <= 30 });
   }
+  // The goal is this gateway's; the others' peaks are in the RSS table.
   for (const [name, mb] of Object.entries(report.peakRssMb)) {
-    if (name in GATEWAYS) goals.push({ goal: `Peak RSS, ${name}`, target: '≤ 400 MB', measured: `${mb} MB`, met: mb <= 400 });
+    if (name.startsWith('ours')) goals.push({ goal: `Peak RSS, ${name}`, target: '≤ 400 MB', measured: `${mb} MB`, met: mb <= 400 });
   }
   return goals;
 }

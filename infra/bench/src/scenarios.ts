@@ -64,6 +64,6 @@ export function httpScenarios(users: number): HttpScenario[] {
 /** Reads first, then writes: no read is compared after another gateway's write changed what it reads. */
 export const readsThenWrites = (requests: readonly LoadRequest[]) => {
   const distinct = [...new Map(requests.map((request) => [request.body, request])).values()];
-  const isWrite = (request: LoadRequest) => request.body.includes('"query":"mutation');
+  const isWrite = (request: LoadRequest) => /^\s*mutation\b/.test((JSON.parse(request.body) as { query: string }).query);
   return [...distinct.filter((request) => !isWrite(request)), ...distinct.filter(isWrite)];
 };

@@ -33,6 +33,20 @@ export interface Topology {
 const secret = () => randomBytes(32).toString('base64url');
 
 /**
+ * Starts something on a port that was free a moment ago. Between freePort() and the child's listen, another
+ * process can take it; then the start is tried again on another port.
+ */
+async function onFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await start(await freePort());
+    } catch (error) {
+      if (attempt === 3 || !/EADDRINUSE|already in use/.test(String((error as Error).message))) throw error;
+    }
+  }
+}
+
+/**
  * Starts the users and orders subgraphs on the seeded databases, then `wanted` gateways, all from the compiled
  * `tree` with `node`, as production runs them. Every gateway reads the same committed supergraph file.
  */
@@ -58,29 +72,31 @@ export async function startTopology(
     for (const process of started.reverse()) await process.stop();
   };
   try {
-    const [usersPort, ordersPort] = [await freePort(), await freePort()];
-    const usersUrl = `http://127.0.0.1:${usersPort}/graphql`;
-    const ordersUrl = `http://127.0.0.1:${ordersPort}/graphql`;
     const shared = { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: redisPrefix, USERS_SUBGRAPH_SECRET: secrets.users, ORDERS_SUBGRAPH_SECRET: secrets.orders, ORDERS_TO_USERS_SECRET: secrets.ordersToUsers };
     const { inherited } = options;
-    const users = await startProcess({
-      name: 'users',
-      inherited,
-      entry: entry('subgraphs/users/dist/index.js'),
-      env: { ...shared, USERS_PORT: String(usersPort), USERS_DATABASE_URL: usersDatabaseUrl },
-      url: usersUrl,
-      ready: httpOk(`http://127.0.0.1:${usersPort}/readyz`),
-    });
+    const users = await onFreePort((port) =>
+      startProcess({
+        name: 'users',
+        inherited,
+        entry: entry('subgraphs/users/dist/index.js'),
+        env: { ...shared, USERS_PORT: String(port), USERS_DATABASE_URL: usersDatabaseUrl },
+        url: `http://127.0.0.1:${port}/graphql`,
+        ready: httpOk(`http://127.0.0.1:${port}/readyz`),
+      }),
+    );
     started.push(users);
-    const orders = await startProcess({
-      name: 'orders',
-      inherited,
-      entry: entry('subgraphs/orders/dist/index.js'),
-      env: { ...shared, ORDERS_PORT: String(ordersPort), ORDERS_DATABASE_URL: ordersDatabaseUrl, USERS_URL: usersUrl },
-      url: ordersUrl,
-      ready: httpOk(`http://127.0.0.1:${ordersPort}/readyz`),
-    });
+    const orders = await onFreePort((port) =>
+      startProcess({
+        name: 'orders',
+        inherited,
+        entry: entry('subgraphs/orders/dist/index.js'),
+        env: { ...shared, ORDERS_PORT: String(port), ORDERS_DATABASE_URL: ordersDatabaseUrl, USERS_URL: users.url },
+        url: `http://127.0.0.1:${port}/graphql`,
+        ready: httpOk(`http://127.0.0.1:${port}/readyz`),
+      }),
+    );
     started.push(orders);
+    const [usersUrl, ordersUrl] = [users.url, orders.url];
 
     const reference = ['--supergraph', DEFAULT_SUPERGRAPH_PATH, '--users', usersUrl, '--users-secret', secrets.users, '--orders', ordersUrl, '--orders-secret', secrets.orders];
     const ours = (port: number, cache: 'on' | 'off', dedupe: 'on' | 'off') => ({
@@ -119,13 +135,15 @@ export async function startTopology(
     };
     const gateways = new Map<GatewayName, BenchProcess>();
     for (const name of wanted) {
-      const gateway = await startProcess({
-        name,
-        inherited,
-        // One CPU profile per gateway, written when it stops: open it in Chrome DevTools or speedscope.
-        nodeArgs: options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [],
-        ...how[name](await freePort()),
-      });
+      const gateway = await onFreePort((port) =>
+        startProcess({
+          name,
+          inherited,
+          // One CPU profile per gateway, written when it stops: open it in Chrome DevTools or speedscope.
+          nodeArgs: options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [],
+          ...how[name](port),
+        }),
+      );
       started.push(gateway);
       gateways.set(name, gateway);
       log(`  ${name} ready (pid ${gateway.pid})`);

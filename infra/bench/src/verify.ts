@@ -12,11 +12,18 @@ interface Answer {
   status: number;
   data?: unknown;
   errors?: unknown;
+  /** A body that is not JSON (a proxy's 502, a plain-text 400), as text. */
+  text?: string;
 }
 
 async function answer(gateway: Answering, request: LoadRequest): Promise<Answer> {
   const response = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: request.authorization }, body: request.body });
-  return { status: response.status, ...((await response.json()) as Omit<Answer, 'status'>) };
+  const text = await response.text();
+  try {
+    return { status: response.status, ...(JSON.parse(text) as Omit<Answer, 'status'>) };
+  } catch {
+    return { status: response.status, text: text.slice(0, 300) };
+  }
 }
 
 /**
@@ -26,10 +33,10 @@ async function answer(gateway: Answering, request: LoadRequest): Promise<Answer>
 export async function checkAnswers(scenario: string, gateways: readonly Answering[], reference: Answering, requests: readonly LoadRequest[]): Promise<void> {
   for (const request of readsThenWrites(requests)) {
     const expected = await answer(reference, request);
-    if (expected.status !== 200 || expected.errors) throw new Error(`${scenario}: ${reference.name} answered ${expected.status}: ${JSON.stringify(expected).slice(0, 300)}`);
+    if (expected.status !== 200 || expected.errors || expected.text !== undefined) throw new Error(`${scenario}: ${reference.name} answered ${expected.status}: ${JSON.stringify(expected).slice(0, 300)}`);
     for (const gateway of gateways) {
       const actual = await answer(gateway, request);
-      if (actual.status !== 200 || actual.errors || !isDeepStrictEqual(actual.data, expected.data)) {
+      if (actual.status !== 200 || actual.errors || actual.text !== undefined || !isDeepStrictEqual(actual.data, expected.data)) {
         throw new Error(
           `${scenario}: ${gateway.name} answers differently from ${reference.name}; nothing was timed.\n  request: ${request.body.slice(0, 200)}\n  ${gateway.name}: ${JSON.stringify(actual).slice(0, 300)}\n  ${reference.name}: ${JSON.stringify(expected).slice(0, 300)}`,
         );

@@ -7,7 +7,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { testPostgresUrl } from '@fed/platform/testing';
+import { Redis } from 'ioredis';
+import { testPostgresUrl, testRedisUrl } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../src/report.ts';
 import { httpScenarios } from '../src/scenarios.ts';
@@ -18,17 +19,24 @@ const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 const USERS = 300;
 const ORDERS_PER_USER = 3;
 const SUBSCRIBERS = 20;
+// Fewer than the default 50: on a busy 2-core machine (CI runs every workspace's tests at once) 50 connections
+// queue the nested query for a second or more, and a 1 s run can then complete no request at all.
+const CONNECTIONS = 10;
 const TIME_LIMIT_MS = 240_000;
 
 interface Observed {
-  /** `<repo>/.bench/compiled-<pid>`, from the CLI's own progress line. */
+  /** The compiled tree the started processes ran from (`<repo>/.bench/compiled…`). */
   tree?: string;
-  /** pid → command line of every process seen running from that tree. */
-  processes: Map<number, string>;
+  /** pid → the command lines seen for every process of the run's process group (npm, the CLI and all it started). */
+  processes: Map<number, Set<string>>;
   /** Database names the started subgraphs were given (USERS_DATABASE_URL, ORDERS_DATABASE_URL). */
   databases: Set<string>;
   /** bench databases that existed at some point during the run. */
   databasesSeen: Set<string>;
+  /** The Redis key prefix the started processes were given (REDIS_KEY_PREFIX). */
+  redisPrefixes: Set<string>;
+  /** The most keys under that prefix seen at once during the run. */
+  redisKeysSeen: number;
 }
 
 interface Run {
@@ -40,14 +48,16 @@ interface Run {
   startedAt: number;
   endedAt: number;
   observed: Observed;
+  /** The process group of the npm process, which everything the run started belongs to. */
+  group: number;
 }
 
 const commandLines = () =>
-  execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+  execFileSync('ps', ['-eo', 'pid=,pgid=,args='], { encoding: 'utf8' })
     .split('\n')
-    .map((line) => /^\s*(\d+)\s+(.*)$/.exec(line))
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
     .filter((match): match is RegExpExecArray => match !== null)
-    .map((match) => ({ pid: Number(match[1]), args: match[2]! }));
+    .map((match) => ({ pid: Number(match[1]), group: Number(match[2]), args: match[3]! }));
 
 const environmentOf = (pid: number): Record<string, string> => {
   try {
@@ -63,16 +73,27 @@ const environmentOf = (pid: number): Record<string, string> => {
 };
 
 const sql = postgres(testPostgresUrl(), { max: 1, onnotice: () => {} });
+const redis = new Redis(testRedisUrl(), { lazyConnect: true, maxRetriesPerRequest: 1 });
+async function redisKeys(prefix: string): Promise<number> {
+  let cursor = '0';
+  let keys = 0;
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    keys += batch.length;
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
+}
 const benchDatabases = async () =>
   new Set((await sql<{ datname: string }[]>`select datname from pg_database where starts_with(datname, 'bench_users_') or starts_with(datname, 'bench_orders_')`).map((row) => row.datname));
 
 /** Runs the CLI as a user would, watching the processes and databases it starts while it runs. */
 async function runBench(out: string): Promise<Run> {
-  const args = ['run', '-s', 'bench', '--', '--users', String(USERS), '--orders-per-user', String(ORDERS_PER_USER), '--runs', '1', '--seconds', '1', '--warmup', '1', '--subscribers', String(SUBSCRIBERS), '--out', out];
+  const args = ['run', '-s', 'bench', '--', '--users', String(USERS), '--orders-per-user', String(ORDERS_PER_USER), '--runs', '1', '--seconds', '1', '--warmup', '1', '--subscribers', String(SUBSCRIBERS), '--connections', String(CONNECTIONS), '--out', out];
   const env: Record<string, string> = { PATH: process.env.PATH!, HOME: process.env.HOME!, NODE_ENV: 'test', APOLLO_TELEMETRY_DISABLED: '1' };
   for (const name of ['TEST_DATABASE_URL', 'TEST_REDIS_URL']) if (process.env[name]) env[name] = process.env[name]!;
 
-  const observed: Observed = { processes: new Map(), databases: new Set(), databasesSeen: new Set() };
+  const observed: Observed = { processes: new Map(), databases: new Set(), databasesSeen: new Set(), redisPrefixes: new Set(), redisKeysSeen: 0 };
   const startedAt = Date.now();
   const began = performance.now();
   // Its own process group, so that a run that overstays is stopped with everything it started.
@@ -80,34 +101,33 @@ async function runBench(out: string): Promise<Run> {
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-    const tree = /compiling every workspace into (\S+)/.exec(stderr)?.[1];
-    if (tree && !observed.tree) observed.tree = join(REPO, tree);
-  });
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const overstayed = setTimeout(() => process.kill(-child.pid!, 'SIGTERM'), TIME_LIMIT_MS);
 
   let running = true;
   const watcher = (async () => {
     while (running) {
-      if (observed.tree) {
-        for (const { pid, args: commandLine } of commandLines()) {
-          if (!commandLine.includes(`${observed.tree}/`)) continue;
-          observed.processes.set(pid, commandLine);
-          const environment = environmentOf(pid);
-          for (const key of ['USERS_DATABASE_URL', 'ORDERS_DATABASE_URL']) {
-            if (environment[key]) observed.databases.add(new URL(environment[key]).pathname.slice(1));
-          }
+      // Everything the CLI starts stays in the process group of the npm process started here.
+      for (const { pid, group, args: commandLine } of commandLines()) {
+        if (group !== child.pid) continue;
+        // All of them: a process shows its parent's command line until it execs, and `[node]` while it exits.
+        observed.processes.set(pid, (observed.processes.get(pid) ?? new Set()).add(commandLine));
+        observed.tree ??= /\S*\/\.bench\/compiled[^/\s]*/.exec(commandLine)?.[0];
+        const environment = environmentOf(pid);
+        for (const key of ['USERS_DATABASE_URL', 'ORDERS_DATABASE_URL']) {
+          if (environment[key]) observed.databases.add(new URL(environment[key]).pathname.slice(1));
         }
+        if (environment.REDIS_KEY_PREFIX) observed.redisPrefixes.add(environment.REDIS_KEY_PREFIX);
       }
+      for (const prefix of observed.redisPrefixes) observed.redisKeysSeen = Math.max(observed.redisKeysSeen, await redisKeys(prefix));
       for (const name of await benchDatabases()) observed.databasesSeen.add(name);
       await new Promise((resolve) => setTimeout(resolve, 300));
     }
   })();
   try {
     const { code, signal } = await exited;
-    return { code, signal, stdout, stderr, seconds: (performance.now() - began) / 1000, startedAt, endedAt: Date.now(), observed };
+    return { code, signal, stdout, stderr, seconds: (performance.now() - began) / 1000, startedAt, endedAt: Date.now(), observed, group: child.pid! };
   } finally {
     clearTimeout(overstayed);
     running = false;
@@ -121,6 +141,7 @@ describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and sce
   let report: BenchReport;
 
   beforeAll(async () => {
+    await redis.connect();
     out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
     run = await runBench(out);
     process.stderr.write(`npm run bench (smoke) took ${run.seconds.toFixed(1)} s, exit ${run.code ?? run.signal}\n`);
@@ -129,6 +150,7 @@ describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and sce
 
   afterAll(async () => {
     await sql.end({ timeout: 1 });
+    redis.disconnect();
     rmSync(out, { recursive: true, force: true });
   });
 
@@ -154,7 +176,7 @@ describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and sce
     const date = Date.parse(report.date);
     expect(date).toBeGreaterThanOrEqual(run.startedAt);
     expect(date).toBeLessThanOrEqual(run.endedAt);
-    expect(report.settings).toMatchObject({ runs: 1, secondsPerRun: 1, warmupSeconds: 1 });
+    expect(report.settings).toMatchObject({ runs: 1, secondsPerRun: 1, warmupSeconds: 1, connections: CONNECTIONS });
   });
 
   it('seeded and served the dataset asked for: 300 users, 900 orders, one to four items each', () => {
@@ -206,8 +228,9 @@ describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and sce
   it('recorded the peak RSS of every process it started: both subgraphs and every gateway', () => {
     expect(Object.keys(report.peakRssMb).sort()).toEqual(['orders', 'users', ...Object.keys(GATEWAYS)].sort());
     for (const [name, mb] of Object.entries(report.peakRssMb)) expect(mb, name).toBeGreaterThan(0);
-    // …and the memory goal covers exactly the gateways.
-    expect(report.goals.filter((goal) => goal.goal.startsWith('Peak RSS')).map((goal) => goal.goal).sort()).toEqual(Object.keys(GATEWAYS).map((name) => `Peak RSS, ${name}`).sort());
+    // …and the memory goal covers this gateway's processes.
+    const ours = Object.keys(GATEWAYS).filter((name) => name.startsWith('ours'));
+    expect(report.goals.filter((goal) => goal.goal.startsWith('Peak RSS')).map((goal) => goal.goal).sort()).toEqual(ours.map((name) => `Peak RSS, ${name}`).sort());
   });
 
   it('bench.md and bench.svg show this run: its machine, every scenario and every gateway', () => {
@@ -226,19 +249,16 @@ describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and sce
     for (const name of Object.keys(GATEWAYS)) expect(texts).toContain(name);
   });
 
-  it('leaves nothing running: every process it started from its compiled tree has exited, and the tree is gone', () => {
-    expect(run.observed.tree, 'the CLI names its compiled tree').toMatch(/\/\.bench\/compiled/);
-    // The watcher saw them: both subgraphs and every gateway ran from the tree.
-    const seen = [...run.observed.processes.values()];
-    expect(seen.filter((line) => line.includes('/subgraphs/')).length, seen.join('\n')).toBe(2);
-    expect(seen.length, seen.join('\n')).toBeGreaterThanOrEqual(2 + Object.keys(GATEWAYS).length);
-    const left = commandLines().filter(({ args }) => args.includes(`${run.observed.tree!}/`));
-    expect(left, 'processes still running from the compiled tree').toEqual([]);
-    for (const pid of run.observed.processes.keys()) {
-      const alive = existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(run.observed.tree!);
-      expect(alive, `pid ${pid} (${run.observed.processes.get(pid)}) still runs`).toBe(false);
-    }
-    expect(existsSync(run.observed.tree!)).toBe(false);
+  it('leaves nothing running: every process it started has exited, and its compiled tree is gone', () => {
+    // The watcher saw them: both subgraphs and every gateway ran from the compiled tree.
+    const fromTree = [...run.observed.processes.values()].flatMap((lines) => [...lines].filter((line) => run.observed.tree && line.includes(`${run.observed.tree}/`)).slice(0, 1));
+    expect(run.observed.tree?.startsWith(join(REPO, '.bench/compiled')), `the started processes ran from ${run.observed.tree}`).toBe(true);
+    expect(fromTree.filter((line) => /\/subgraphs\/(users|orders)\/dist\/index\.js/.test(line)), fromTree.join('\n')).toHaveLength(2);
+    expect(fromTree.length, fromTree.join('\n')).toBeGreaterThanOrEqual(2 + Object.keys(GATEWAYS).length);
+    // None is left: not in the run's process group, not from its tree.
+    const left = commandLines().filter(({ group, args }) => group === run.group || args.includes(`${run.observed.tree!}/`));
+    expect(left, 'processes still running').toEqual([]);
+    expect(existsSync(run.observed.tree!), `${run.observed.tree} still exists`).toBe(false);
   });
 
   it('dropped the two databases it seeded', async () => {
@@ -250,5 +270,16 @@ describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and sce
     // …and are gone now.
     const now = await benchDatabases();
     expect(ours.filter((name) => now.has(name))).toEqual([]);
+  });
+
+  it('deleted what it wrote to Redis: nothing is left under its key prefix', async () => {
+    const prefixes = [...run.observed.redisPrefixes];
+    // One prefix for the whole run, its own: no other run's keys can meet its keys.
+    expect(prefixes).toHaveLength(1);
+    expect(prefixes[0]).toMatch(/^bench-/);
+    // It did write there (events, cache entries)…
+    expect(run.observed.redisKeysSeen).toBeGreaterThan(0);
+    // …and left nothing.
+    expect(await redisKeys(prefixes[0]!)).toBe(0);
   });
 });
