@@ -5,11 +5,13 @@ import {
   EVENTS_EXTENSION,
   isDomainEvent,
   ResponseStoreUnavailableError,
+  type CachedHit,
   type CachedResponse,
   type DomainEvent,
   type GraphQLExchange,
   type Logger,
   type PubSub,
+  type RawHttpResponse,
   type ResponseStore,
   type StoreTicket,
   type Viewer,
@@ -216,14 +218,14 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     },
   };
 
-  const hit = (cached: CachedResponse, contentType: string): HTTPGraphQLResponse => ({
+  const hit = (cached: CachedHit, contentType: string): RawHttpResponse => ({
     status: 200,
     headers: new HeaderMap([
       ['content-type', contentType],
       ['cache-control', `max-age=${cached.maxAge}, ${cached.scope.toLowerCase()}`],
       ['age', String(Math.max(0, Math.floor((Date.now() - cached.storedAt) / 1000)))],
     ]),
-    body: { kind: 'complete', string: cached.body },
+    bytes: cached.body,
   });
 
   /** After Apollo answered: purge what a mutation committed before the client hears of it, then store. */
@@ -249,7 +251,7 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
   const around = async <TAdmission extends { viewer: Viewer | null; responseCache?: ResponseCacheRequest }>(
     exchange: GraphQLExchange<TAdmission>,
     execute: () => Promise<HTTPGraphQLResponse>,
-  ): Promise<HTTPGraphQLResponse> => {
+  ): Promise<HTTPGraphQLResponse | RawHttpResponse> => {
     const state: ResponseCacheRequest = { collecting: false, tags: new Set(), events: [] };
     exchange.admission.responseCache = state;
     const { viewer } = exchange.admission;

@@ -7,6 +7,13 @@ import { acceptRequestId, isProbeRequest, REQUEST_ID_HEADER, runInRequestScope, 
 import type { Telemetry } from '../observability/telemetry.ts';
 import { withServerSpan } from '../observability/tracing.ts';
 
+/** An answer already serialised (a cache hit): its bytes are written as they are. */
+export interface RawHttpResponse {
+  status: number;
+  headers: HeaderMap;
+  bytes: Uint8Array;
+}
+
 /** A GraphQL request as it reached HTTP, with what `admit` made of it. */
 export interface GraphQLExchange<TAdmission> {
   method: string;
@@ -29,7 +36,7 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
    * Wraps GraphQL execution: it may answer without running it (a cache hit), or work on what it returns
    * before it is sent. It may also add to the admission, before `execute` builds the context from it.
    */
-  around?: (exchange: GraphQLExchange<TAdmission>, execute: () => Promise<HTTPGraphQLResponse>) => Promise<HTTPGraphQLResponse>;
+  around?: (exchange: GraphQLExchange<TAdmission>, execute: () => Promise<HTTPGraphQLResponse>) => Promise<HTTPGraphQLResponse | RawHttpResponse>;
   /** Builds per-request state (DataLoaders, the viewer) from the incoming request and its admission. */
   context: (req: IncomingMessage, admission: TAdmission) => Promise<TContext>;
   path?: string;
@@ -227,6 +234,7 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
 
     for (const [key, value] of result.headers) res.setHeader(key, value);
     res.statusCode = result.status ?? 200;
+    if ('bytes' in result) return res.end(result.bytes);
     if (result.body.kind === 'complete') return res.end(result.body.string);
     for await (const chunk of result.body.asyncIterator) res.write(chunk);
     res.end();
