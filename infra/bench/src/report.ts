@@ -32,8 +32,10 @@ export interface BenchReport {
   scenarios: { name: ScenarioName; title: string; rows: ScenarioRow[] }[];
   sql: SqlCount[];
   subscriptions: FanOut[];
-  /** Peak RSS (VmHWM) of every process over the whole run, in MB. */
+  /** Peak RSS (VmHWM) of every process over the HTTP scenarios, in MB. */
   peakRssMb: Record<string, number>;
+  /** The `ours` gateway's peak once the subscription fan-out has run too. */
+  peakRssWithSubscribersMb: number | null;
   goals: Goal[];
   totalSeconds: number;
 }
@@ -111,8 +113,9 @@ export function renderMarkdown(report: BenchReport): string {
     lines.push('', '## Subscription fan-out (this gateway; bare Apollo Gateway cannot execute subscriptions)', '', '| Subscribers | deliveries | p50 ms | p99 ms | KB per subscriber |', '|---:|---:|---:|---:|---:|');
     for (const run of report.subscriptions) lines.push(`| ${run.subscribers} | ${run.deliveries} | ${run.p50Ms} | ${run.p99Ms} | ${run.kbPerSubscriber} |`);
   }
-  lines.push('', '## Peak RSS per process over the whole run', '', '| Process | MB |', '|---|---:|');
+  lines.push('', `## Peak RSS per process under the HTTP scenarios (${report.settings.connections} connections)`, '', '| Process | MB |', '|---|---:|');
   for (const [name, mb] of Object.entries(report.peakRssMb)) lines.push(`| ${name} | ${mb} |`);
+  if (report.peakRssWithSubscribersMb !== null) lines.push('', `With the subscription fan-out as well, \`ours\` peaked at ${report.peakRssWithSubscribersMb} MB.`);
   lines.push('', '## Gateways', '', ...Object.entries(GATEWAYS).map(([name, description]) => `- \`${name}\`: ${description}.`));
   lines.push('', `The whole run took ${Math.round(report.totalSeconds)} s. Chart: \`bench.svg\`; every run's figures: \`bench.json\`.`, '');
   return lines.join('\n');
