@@ -5,37 +5,23 @@
 //   node infra/bench/dist/gateways/apollo.js --port P --supergraph FILE --users URL --users-secret S
 //     --orders URL --orders-secret S [--redis URL [--redis-prefix P]]   (with --redis: responseCachePlugin on
 //     that Redis, its keys under P)
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApolloGateway, RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import responseCachePlugin from '@apollo/server-plugin-response-cache';
 import { startStandaloneServer } from '@apollo/server/standalone';
-import { createRedis, IDENTITY_HEADER, RedisCache, signIdentity, waitForRedis, type Viewer } from '@fed/platform';
+import { createRedis, IDENTITY_HEADER, RedisCache, signIdentity, waitForRedis } from '@fed/platform';
+import { ADMIN, REFERENCE_OPTIONS, referenceSettings } from './reference.ts';
 
 const { values } = parseArgs({
   options: {
-    port: { type: 'string' },
-    supergraph: { type: 'string' },
-    users: { type: 'string' },
-    'users-secret': { type: 'string' },
-    orders: { type: 'string' },
-    'orders-secret': { type: 'string' },
+    ...REFERENCE_OPTIONS,
     redis: { type: 'string' },
     'redis-prefix': { type: 'string', default: 'bench-bare:' },
   },
 });
-const required = (name: keyof typeof values) => {
-  const value = values[name];
-  if (!value) throw new Error(`--${name} is required`);
-  return value;
-};
+const { port, supergraphSdl, subgraphs } = referenceSettings(values);
 
-const ADMIN: Viewer = { userId: '1', role: 'admin' };
-const subgraphs: Record<string, { url: string; secret: string }> = {
-  users: { url: required('users'), secret: required('users-secret') },
-  orders: { url: required('orders'), secret: required('orders-secret') },
-};
 
 /**
  * Apollo's own data source with its default fetcher (make-fetch-happen), plus the one header our subgraphs
@@ -59,7 +45,7 @@ class SignedDataSource extends RemoteGraphQLDataSource {
 }
 
 const gateway = new ApolloGateway({
-  supergraphSdl: readFileSync(required('supergraph'), 'utf8'),
+  supergraphSdl: supergraphSdl,
   buildService: ({ name }) => {
     const target = subgraphs[name];
     if (!target) throw new Error(`no URL for subgraph ${name}`);
@@ -79,6 +65,6 @@ const server = new ApolloServer({
   // Private answers are cached per session; every request here is the same admin.
   plugins: cache ? [responseCachePlugin({ sessionId: async () => 'bench-admin' })] : [],
 });
-const { url } = await startStandaloneServer(server, { listen: { port: Number(required('port')), host: '127.0.0.1' } });
+const { url } = await startStandaloneServer(server, { listen: { port, host: '127.0.0.1' } });
 process.stdout.write(`ready ${url}graphql\n`);
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void server.stop().then(() => process.exit(0)));

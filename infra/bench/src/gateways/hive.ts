@@ -1,43 +1,29 @@
 // Hive Gateway (@graphql-hive/gateway's runtime on node:http, one process, no forks) with Hive's own defaults
 // and nothing of ours but what these subgraphs demand to answer at all: a signed identity on each subgraph
 // request, for a fixed admin viewer. The counterpart of apollo.ts. A bench process, configured by its arguments:
-//   tsx src/gateways/hive.ts --port P --supergraph FILE --users URL --users-secret S --orders URL
+//   node infra/bench/dist/gateways/hive.js --port P --supergraph FILE --users URL --users-secret S --orders URL
 //     --orders-secret S [--dedupe on|off]
 // --dedupe off turns off the one deduplication Hive does by default: identical in-flight query requests to a
 // subgraph share one HTTP request (@graphql-tools/executor-http's `deduplicateInflightRequests`, default true,
 // passed through by the HTTP transport's `options`). Hive's dedupe of identical incoming client requests
 // (`inboundInflightRequestDeduplication`) and its response cache (`responseCaching`) are off by default and
 // stay off. Logs go to stderr (LOG_LEVEL as Hive reads it), so stdout carries only the `ready` line.
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { Console } from 'node:console';
 import { parseArgs } from 'node:util';
 import { ConsoleLogWriter, createGatewayRuntime, Logger, type GatewayPlugin, type HTTPTransportOptions } from '@graphql-hive/gateway';
-import { IDENTITY_HEADER, signIdentity, type Viewer } from '@fed/platform';
+import { IDENTITY_HEADER, signIdentity } from '@fed/platform';
+import { ADMIN, REFERENCE_OPTIONS, referenceSettings } from './reference.ts';
 
 const { values } = parseArgs({
   options: {
-    port: { type: 'string' },
-    supergraph: { type: 'string' },
-    users: { type: 'string' },
-    'users-secret': { type: 'string' },
-    orders: { type: 'string' },
-    'orders-secret': { type: 'string' },
+    ...REFERENCE_OPTIONS,
     dedupe: { type: 'string', default: 'on' },
   },
 });
-const required = (name: keyof typeof values) => {
-  const value = values[name];
-  if (!value) throw new Error(`--${name} is required`);
-  return value;
-};
+const { port, supergraphSdl, subgraphs } = referenceSettings(values);
 if (values.dedupe !== 'on' && values.dedupe !== 'off') throw new Error('--dedupe must be on or off');
 
-const ADMIN: Viewer = { userId: '1', role: 'admin' };
-const subgraphs: Record<string, { url: string; secret: string }> = {
-  users: { url: required('users'), secret: required('users-secret') },
-  orders: { url: required('orders'), secret: required('orders-secret') },
-};
 // Each subgraph is fetched at exactly the location set below, so the URL says which one a fetch is for.
 const byUrl = new Map(Object.entries(subgraphs).map(([name, target]) => [target.url, { name, secret: target.secret }]));
 
@@ -56,7 +42,7 @@ const signSubgraphRequests: GatewayPlugin = {
 
 const dedupeOff: HTTPTransportOptions = { deduplicateInflightRequests: false };
 const runtime = createGatewayRuntime({
-  supergraph: readFileSync(required('supergraph'), 'utf8'),
+  supergraph: supergraphSdl,
   graphqlEndpoint: '/graphql',
   transportEntries: {
     ...Object.fromEntries(Object.entries(subgraphs).map(([name, target]) => [name, { location: target.url }])),
@@ -67,7 +53,6 @@ const runtime = createGatewayRuntime({
 });
 await runtime.getSchema();
 
-const port = Number(required('port'));
 const server = createServer(runtime);
 await new Promise<void>((resolve, reject) => {
   server.once('error', reject);
