@@ -34,6 +34,7 @@ import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.t
 import { createResponseCache, type ResponseCache, type ResponseCacheOptions, type ResponseCacheRequest } from './response-cache/response-cache.ts';
 import { createSubgraphBreaker, DEFAULT_BREAKER, type BreakerPolicy, type SubgraphBreaker } from './subgraphs/circuit-breaker.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
+import { createWriteClock } from './subgraphs/dedupe.ts';
 import { createSubscriptionEngine } from './subscriptions/engine.ts';
 import { serveSubscriptions } from './subscriptions/server.ts';
 
@@ -133,6 +134,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const breakerPolicy = deps.breaker === undefined ? DEFAULT_BREAKER : deps.breaker;
   const breakers: SubgraphBreaker[] = [];
   const dataSources: Record<string, SubgraphDataSource<GatewayContext>> = {};
+  const writes = createWriteClock();
   const readiness = createGatewayReadiness({
     ...deps.readiness,
     probe: async (name) => {
@@ -146,6 +148,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     ? createResponseCache({
         ...deps.responseCache,
         supergraphSdl,
+        writes,
         // A hit skips validation: entries answer only under the rules that admitted them.
         variant: JSON.stringify({ limits, mode, maxTokens: deps.maxTokens, maxValidationErrors: deps.maxValidationErrors }),
         logger,
@@ -177,6 +180,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         metrics: telemetry.metrics,
         breaker,
         dedupe: deps.dedupe ?? true,
+        writes,
         onAnswer: () => readiness.answered(name),
       });
       readiness.track(name);

@@ -17,6 +17,7 @@ import {
   type Viewer,
 } from '@fed/platform';
 import type { FetchObserver, SubgraphRequest, SubgraphResponse } from '../subgraphs/data-source.ts';
+import type { WriteClock } from '../subgraphs/dedupe.ts';
 import { cacheKeys, readCacheableRequest, schemaIdOf, type CacheableRequest } from './request-key.ts';
 import { createFetchTagger } from './tags.ts';
 
@@ -46,6 +47,10 @@ export interface ResponseCacheRequest {
   events: DomainEvent[];
   /** A subgraph operation could not be tagged (its selections clash with the key aliases): never stored. */
   untaggable?: boolean;
+  /** performance.now() once the lookup missed: a subgraph answer sent before it may predate a purge. */
+  lookedUpAt?: number;
+  /** An answer came from a subgraph fetch sent before the lookup (shared by in-flight dedupe): never stored. */
+  predatesLookup?: boolean;
   verdict?: { operation: string | undefined; cacheable: boolean; maxAge: number; scope: CachedResponse['scope'] };
 }
 
@@ -86,7 +91,7 @@ const LOG_EVERY_MS = 10_000;
  * tag when the subgraphs commit. Its parts plug into the gateway's seams: `around` wraps HTTP execution,
  * `plugin` judges each response, `observer` tags the subgraph fetches and collects the events they report.
  */
-export function createResponseCache(options: ResponseCacheOptions & { supergraphSdl: string; variant: string; logger: Logger }) {
+export function createResponseCache(options: ResponseCacheOptions & { supergraphSdl: string; variant: string; logger: Logger; writes?: WriteClock }) {
   const { store, events, logger, maxTtlSeconds } = options;
   const typeTtl = Object.entries(options.typeTtlSeconds ?? {});
   const schemaId = schemaIdOf(options.supergraphSdl, options.variant);
@@ -111,6 +116,7 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
   const repurges = new Set<NodeJS.Timeout>();
   const purge = async (tags: string[]) => {
     generation += 1;
+    options.writes?.wrote();
     await store.invalidate(tags);
   };
   const purgeAgainLater = (tags: string[]) => {
@@ -183,7 +189,7 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
           const maxAge = policy ? ttlFor(policy.maxAge, schema, document) : 0;
           state.verdict = {
             operation: operation?.operation,
-            cacheable: cacheable && maxAge > 0 && !state.untaggable,
+            cacheable: cacheable && maxAge > 0 && !state.untaggable && !state.predatesLookup,
             maxAge,
             scope: policy?.scope ?? 'PUBLIC',
           };
@@ -215,6 +221,9 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
       const reported = response.extensions?.[EVENTS_EXTENSION];
       if (Array.isArray(reported)) state.events.push(...reported.filter(isDomainEvent));
       if (state.collecting) tagger.collect(subgraph, response.data, request.variables?.representations, state.tags);
+      // Its ticket was issued after that fetch went out: a purge in between would not stop the store.
+      const sentAt = (response.http as { sentAt?: number } | undefined)?.sentAt;
+      if (state.lookedUpAt !== undefined && sentAt !== undefined && sentAt <= state.lookedUpAt) state.predatesLookup = true;
     },
   };
 
@@ -274,6 +283,7 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
         return hit(found.hit, request.contentType);
       }
       ticket = found.ticket;
+      state.lookedUpAt = performance.now();
     } catch (error) {
       failed('lookup', error);
     }
@@ -313,7 +323,7 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
       const { response } = settled;
       finished({
         response,
-        shareable: state.verdict?.operation === 'query' && response.body.kind === 'complete' && !state.untaggable,
+        shareable: state.verdict?.operation === 'query' && response.body.kind === 'complete' && !state.untaggable && !state.predatesLookup,
         tags: [...state.tags],
       });
       return response;
@@ -349,6 +359,7 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
       const offGap = events.onGap((state) => {
         if (state !== 'restored') return;
         generation += 1;
+        options.writes?.wrote();
         store.invalidateAll().catch((error: unknown) => failed('invalidateAll', error));
       });
       stopListening = async () => {

@@ -4,8 +4,8 @@ import { GraphQLError } from 'graphql';
 import { currentRequestId, IDENTITY_HEADER, injectTraceContext, REQUEST_ID_HEADER, signIdentity, type Logger, type Metrics, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 import { CircuitOpenError, type SubgraphBreaker } from './circuit-breaker.ts';
-import { createInFlightDedupe } from './dedupe.ts';
-import { createSubgraphTransport } from './transport.ts';
+import { createInFlightDedupe, type WriteClock } from './dedupe.ts';
+import { createSubgraphTransport, type SubgraphTransport } from './transport.ts';
 
 /** What the data source reads from the gateway's per-request context. */
 interface ViewerContext {
@@ -38,6 +38,8 @@ export interface SubgraphDataSourceOptions<TContext> {
   onAnswer?: () => void;
   /** Identical reads in flight at once share one fetch (never a mutation's). Default: on. */
   dedupe?: boolean;
+  /** The gateway's count of writes: told of every mutation fetch, and no read joins a fetch from before one. */
+  writes: WriteClock;
 }
 
 // Carries the viewer and the read consistency from willSendRequest to the fetcher, which alone sees the exact
@@ -61,11 +63,11 @@ const isOpenCircuit = (error: unknown) => causes(error, (e) => e instanceof Circ
  */
 export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> extends RemoteGraphQLDataSource<TContext> {
   private readonly subgraphName: string;
-  private readonly transport: ReturnType<typeof createSubgraphTransport>;
+  private readonly transport: SubgraphTransport;
   private readonly logger: Logger;
   private readonly observer: FetchObserver<TContext> | undefined;
 
-  constructor({ name, url, timeoutMs, secret, logger, observer, metrics, breaker, onAnswer, dedupe = true }: SubgraphDataSourceOptions<TContext>) {
+  constructor({ name, url, timeoutMs, secret, logger, observer, metrics, breaker, onAnswer, dedupe = true, writes }: SubgraphDataSourceOptions<TContext>) {
     const durations = metrics.histogram({
       name: 'subgraph_fetch_duration_seconds',
       help: 'Gateway fetches to a subgraph, by subgraph and outcome (ok, error, timeout, open_circuit)',
@@ -107,7 +109,10 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
         const call = () => (breaker ? breaker.call(request) : request());
         // Whatever the subgraph answers depends on the body and the signed viewer alone; a mutation's fetches
         // (readPrimary) must each run.
-        const response = await (inFlight && !readPrimary ? inFlight.fetch(`${handoff ?? ''}\n${body}`, call, () => shared.inc({ subgraph: name })) : call());
+        const sent = inFlight && !readPrimary ? inFlight.fetch(`${handoff ?? ''}\n${body}`, writes.generation(), call, () => shared.inc({ subgraph: name })) : call();
+        // Whatever a write's fetch did, reads in flight since before it must not be joined any more.
+        if (readPrimary) void sent.finally(writes.wrote).catch(() => {});
+        const response = await sent;
         if (response.status >= 500) failures.inc({ subgraph: name, reason: 'status_5xx' });
         observe(response.status >= 500 ? 'error' : 'ok');
         return response;
