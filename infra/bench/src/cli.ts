@@ -1,6 +1,6 @@
 // `npm run bench [-- --quick]`: this gateway against bare Apollo Gateway (with and without Apollo's response
 // cache) and Hive Gateway, in one run, on one seeded dataset, behind the same subgraph processes.
-//   --quick                 what the README shows: 2 runs of 3 s per gateway and scenario (under 3 minutes)
+//   --quick                 what the README shows: 3 runs of 2 s per gateway and scenario (under 3 minutes)
 //   --runs N --seconds S    alternating runs per gateway and scenario, and their length (full: 5 × 15 s)
 //   --warmup S              seconds of warm-up per gateway and scenario (quick: 1, full: 5)
 //   --connections C         concurrent connections (50)
@@ -45,8 +45,8 @@ const { values } = parseArgs({
 const quick = values.quick;
 const settings = {
   mode: quick ? ('quick' as const) : ('full' as const),
-  runs: Number(values.runs ?? (quick ? 2 : 5)),
-  secondsPerRun: Number(values.seconds ?? (quick ? 3 : 15)),
+  runs: Number(values.runs ?? (quick ? 3 : 5)),
+  secondsPerRun: Number(values.seconds ?? (quick ? 2 : 15)),
   warmupSeconds: Number(values.warmup ?? (quick ? 1 : 5)),
   connections: Number(values.connections),
   loadGenerator: pickLoadGenerator(),

@@ -27,14 +27,16 @@ async function answer(gateway: Answering, request: LoadRequest): Promise<Answer>
 }
 
 /**
- * Nothing is timed unless every gateway answers every distinct request of the scenario exactly as the reference
- * (bare Apollo Gateway) does: status 200, no errors, deep-equal data. Throws naming the first that does not.
+ * Nothing is timed unless every gateway answers every distinct request of the scenario, twice (so a cache's hit
+ * is checked too), exactly as the reference (bare Apollo Gateway) does: status 200, no errors, deep-equal data.
+ * Throws naming the first that does not.
  */
 export async function checkAnswers(scenario: string, gateways: readonly Answering[], reference: Answering, requests: readonly LoadRequest[]): Promise<void> {
   for (const request of readsThenWrites(requests)) {
     const expected = await answer(reference, request);
     if (expected.status !== 200 || expected.errors || expected.text !== undefined) throw new Error(`${scenario}: ${reference.name} answered ${expected.status}: ${JSON.stringify(expected).slice(0, 300)}`);
-    for (const gateway of gateways) {
+    // Twice each: a caching gateway's second answer is its cached one, and it must be the same.
+    for (const gateway of gateways.flatMap((gateway) => [gateway, gateway])) {
       const actual = await answer(gateway, request);
       if (actual.status !== 200 || actual.errors || actual.text !== undefined || !isDeepStrictEqual(actual.data, expected.data)) {
         throw new Error(

@@ -8,12 +8,14 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
-const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+// Asked once, on first use: not by every test process that imports the testing helpers.
+let clockTicksPerSecond: number | undefined;
+const ticksPerSecond = () => (clockTicksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()));
 
 /** User plus system CPU time of a process so far, in ms (/proc/PID/stat fields 14 and 15; Linux). */
 export function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond();
 }
 
 /** The value at percentile `p` of values sorted ascending (nearest rank); NaN for none. */
