@@ -1,5 +1,6 @@
 // Gateway → subgraph fetches: identical reads in flight at once share one HTTP request (keyed by the exact body
-// and the signed viewer, never a mutation's), each client still gets its own complete answer, and the keep-alive
+// and the signed viewer, never a mutation's, and never one sent before a write this gateway saw complete), each
+// client still gets its own complete answer, and the keep-alive
 // transport keeps the old contract (timeouts, refused connections, Cache-Control, 5xx for the breaker).
 // Everything runs over real HTTP on loopback: real subgraphs hold their resolvers at checkpoints the test opens,
 // so that requests overlap deterministically, and record the viewer each request was signed for.
@@ -107,6 +108,60 @@ async function fetchCounter(gateway: TestGateway, subgraph: TestSubgraph, field:
     reached: (n: number) => waitFor(async () => expect(counter.requests().length + (await counter.shared())).toBe(n)),
   };
   return counter;
+}
+
+const BUMP = 'mutation { bump { version seenBy } }';
+
+/** Tells, without waiting, whether a promise has settled yet. */
+function watch<T>(promise: Promise<T>): { promise: Promise<T>; settled(): boolean } {
+  let settled = false;
+  const done = () => {
+    settled = true;
+  };
+  promise.then(done, done);
+  return { promise, settled: () => settled };
+}
+
+/**
+ * Read-your-writes on one gateway. A viewer's query reaches alpha, reads the board and is held there (it will
+ * answer the state from before the write); the same viewer's mutation then completes through the gateway; and
+ * then the viewer sends the same query again while the first is still held. That one must not join the held
+ * fetch: it reaches alpha itself and answers the write, while the first is still held. Once released, the
+ * first answers the old state (it was sent before the write). Returns the counter, for what the caller checks.
+ */
+async function readAfterWriteWhileAnOlderReadIsHeld(gw: TestGateway, alpha: Awaited<ReturnType<typeof startAlpha>>, viewer: Viewer) {
+  const headers = await signIn(viewer);
+  const before = alpha.state.version;
+  const board = await fetchCounter(gw, alpha, 'Query.board');
+  alpha.checkpoints.holdNext('board');
+  const first = watch(gw.query(BOARD, headers));
+  await board.reached(1);
+  expect(board.requests()).toHaveLength(1);
+
+  const bumped = await gw.query<BumpResult>(BUMP, headers);
+  expect(bumped.errors).toBeUndefined();
+  expect(bumped.data?.bump).toEqual({ version: before + 1, seenBy: expected.seenBy(viewer) });
+  expect(first.settled()).toBe(false);
+
+  const second = gw.query(BOARD, headers);
+  // Checked before waiting for its answer: a read that joined the held fetch would wait for the first.
+  await board.reached(2);
+  expect(board.requests()).toHaveLength(2);
+  expect(await board.shared()).toBe(0);
+  const secondResponse = await second;
+  expect(secondResponse.errors).toBeUndefined();
+  expect(secondResponse.data).toEqual(boardFor(viewer, before + 1));
+  // The first is still held at alpha: the second never waited for it.
+  expect(first.settled()).toBe(false);
+  for (const request of board.requests()) expect(request).toMatchObject({ viewer, readPrimary: false });
+
+  alpha.checkpoints.open('board');
+  const firstResponse = await first.promise;
+  expect(firstResponse.errors).toBeUndefined();
+  // Sent before the write, it answers what was there before it: that is fine.
+  expect(firstResponse.data).toEqual(boardFor(viewer, before));
+  expect(board.requests()).toHaveLength(2);
+  return board;
 }
 
 describe('in-flight dedupe of subgraph fetches (on by default)', () => {
@@ -271,6 +326,38 @@ describe('in-flight dedupe of subgraph fetches (on by default)', () => {
     });
     expect(await board.shared()).toBe(1);
   });
+  it('read-your-writes: a query sent after a mutation through this gateway completed never joins an identical fetch sent before it', async () => {
+    const board = await readAfterWriteWhileAnOlderReadIsHeld(gw, alpha, { userId: '8', role: 'user' });
+    expect(await board.shared()).toBe(0);
+  });
+
+  it('after a write, identical reads still share with one another: only the fetch sent before the write is off limits', async () => {
+    const viewer: Viewer = { userId: '9', role: 'user' };
+    const headers = await signIn(viewer);
+    const before = alpha.state.version;
+    const board = await fetchCounter(gw, alpha, 'Query.board');
+    alpha.checkpoints.holdNext('board');
+    const first = gw.query(BOARD, headers);
+    await board.reached(1);
+
+    const bumped = await gw.query<BumpResult>(BUMP, headers);
+    expect(bumped.data?.bump.version).toBe(before + 1);
+
+    // Every read from here on is held at alpha, so that the two after the write overlap.
+    alpha.checkpoints.close('board');
+    const after = [gw.query(BOARD, headers), gw.query(BOARD, headers)];
+    await board.reached(3);
+    // The one before the write, and one for the two after it.
+    expect(board.requests()).toHaveLength(2);
+    expect(await board.shared()).toBe(1);
+    alpha.checkpoints.open('board');
+
+    expect((await first).data).toEqual(boardFor(viewer, before));
+    for (const response of await Promise.all(after)) {
+      expect(response.errors).toBeUndefined();
+      expect(response.data).toEqual(boardFor(viewer, before + 1));
+    }
+  });
 });
 
 describe('with dedupe off (dedupe: false)', () => {
@@ -282,6 +369,10 @@ describe('with dedupe off (dedupe: false)', () => {
     alpha = await startAlpha();
     beta = await startBeta();
     gw = await startGateway({ alpha, beta }, { dedupe: false });
+  });
+  afterEach(() => {
+    alpha?.checkpoints.openAll();
+    beta?.checkpoints.openAll();
   });
   afterAll(async () => {
     await gw?.gateway.stop();
@@ -303,6 +394,10 @@ describe('with dedupe off (dedupe: false)', () => {
       expect(response.errors).toBeUndefined();
       expect(response.data).toEqual(boardFor(viewer, alpha.state.version));
     }
+    expect(await board.shared()).toBe(0);
+  });
+  it('read-your-writes: a query sent after a mutation completed goes to the subgraph and answers the write, while an older one is held', async () => {
+    const board = await readAfterWriteWhileAnOlderReadIsHeld(gw, alpha, { userId: '8', role: 'user' });
     expect(await board.shared()).toBe(0);
   });
 });
