@@ -52,12 +52,14 @@ interface Run {
   group: number;
 }
 
+// Live processes only: a zombie (state Z) has exited, and waits only for whoever inherited it to reap it (the
+// compile step's esbuild service, orphaned when its node exits, can linger so where PID 1 does not reap).
 const commandLines = () =>
-  execFileSync('ps', ['-eo', 'pid=,pgid=,args='], { encoding: 'utf8' })
+  execFileSync('ps', ['-eo', 'pid=,pgid=,stat=,args='], { encoding: 'utf8' })
     .split('\n')
-    .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
-    .filter((match): match is RegExpExecArray => match !== null)
-    .map((match) => ({ pid: Number(match[1]), group: Number(match[2]), args: match[3]! }));
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line))
+    .filter((match): match is RegExpExecArray => match !== null && !match[3]!.startsWith('Z'))
+    .map((match) => ({ pid: Number(match[1]), group: Number(match[2]), args: match[4]! }));
 
 const environmentOf = (pid: number): Record<string, string> => {
   try {

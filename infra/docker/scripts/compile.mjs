@@ -6,7 +6,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
+import { build, stop } from 'esbuild';
 
 const root = join(import.meta.dirname, '../../..');
 const { values } = parseArgs({ options: { out: { type: 'string' } } });
@@ -61,6 +61,8 @@ for (const dir of workspaces) {
 }
 
 if (values.out) assemble(values.out);
+// Stops esbuild's service while this process can still reap it: an orphan becomes a zombie where PID 1 does not.
+await stop();
 
 /**
  * What the image ships: each workspace that declares `files` in its package.json, with exactly those files and
