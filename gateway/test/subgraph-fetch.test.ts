@@ -5,7 +5,7 @@
 // Everything runs over real HTTP on loopback: real subgraphs hold their resolvers at checkpoints the test opens,
 // so that requests overlap deterministically, and record the viewer each request was signed for.
 import { createMemoryCache, listen, MemoryRateLimiter, type Viewer } from '@fed/platform';
-import { graphql, parseExposition, waitFor, type GraphQLResponse } from '@fed/platform/testing';
+import { graphql, parseExposition, waitFor, watch, type GraphQLResponse } from '@fed/platform/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEVELOPMENT_AUTH } from '../src/config.ts';
 import { createAuthenticator, createGateway, mintToken, type BreakerPolicy, type Gateway } from '../src/gateway.ts';
@@ -111,16 +111,6 @@ async function fetchCounter(gateway: TestGateway, subgraph: TestSubgraph, field:
 }
 
 const BUMP = 'mutation { bump { version seenBy } }';
-
-/** Tells, without waiting, whether a promise has settled yet. */
-function watch<T>(promise: Promise<T>): { promise: Promise<T>; settled(): boolean } {
-  let settled = false;
-  const done = () => {
-    settled = true;
-  };
-  promise.then(done, done);
-  return { promise, settled: () => settled };
-}
 
 /**
  * Read-your-writes on one gateway. A viewer's query reaches alpha, reads the board and is held there (it will
@@ -472,11 +462,11 @@ describe('the keep-alive transport', () => {
     // SUBGRAPH_UNAVAILABLE from a healthy subgraph (and the breaker counts a failure). The global fetch the
     // gateway used before retires idle connections a second before the announced timeout.
     const subgraph = await startIdleClosingSubgraph(2);
-    const transport = createSubgraphTransport();
+    const transport = createSubgraphTransport(subgraph.url);
     try {
-      const first = await transport.post(subgraph.url, {}, '{}', AbortSignal.timeout(5_000));
+      const first = await transport.post({}, '{}', AbortSignal.timeout(5_000));
       expect(first.status).toBe(200);
-      const second = await subgraph.atIdleClose(() => transport.post(subgraph.url, {}, '{}', AbortSignal.timeout(5_000)));
+      const second = await subgraph.atIdleClose(() => transport.post({}, '{}', AbortSignal.timeout(5_000)));
       expect(second.status).toBe(200);
       expect(await second.json()).toEqual({ data: { __typename: 'Query' } });
       expect(subgraph.connections()).toBe(2);

@@ -84,14 +84,15 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       labelNames: ['subgraph'] as const,
     });
     const inFlight = dedupe ? createInFlightDedupe<FetcherResponse>() : undefined;
-    const transport = createSubgraphTransport();
-    const send = (url: string, headers: Record<string, string>, body: string) => async () => {
-      const response = await transport.post(url, headers, body, AbortSignal.timeout(timeoutMs));
+    // Apollo fetches `url` itself, always: the transport is bound to it.
+    const transport = createSubgraphTransport(url);
+    const send = (headers: Record<string, string>, body: string) => async () => {
+      const response = await transport.post(headers, body, AbortSignal.timeout(timeoutMs));
       // A 401 (a wrong secret) or 404 (a wrong URL) is an answer from the wrong place, not a healthy subgraph.
       if (response.ok) onAnswer?.();
       return response;
     };
-    const fetcher: Fetcher = async (input, init) => {
+    const fetcher: Fetcher = async (_input, init) => {
       const headers = { ...init?.headers } as Record<string, string>;
       const handoff = headers[IDENTITY_HANDOFF];
       delete headers[IDENTITY_HANDOFF];
@@ -105,7 +106,7 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       const started = performance.now();
       const observe = (outcome: string) => durations.observe({ subgraph: name, outcome }, (performance.now() - started) / 1000);
       try {
-        const request = send(input, headers, body);
+        const request = send(headers, body);
         const call = () => (breaker ? breaker.call(request) : request());
         // Whatever the subgraph answers depends on the body and the signed viewer alone; a mutation's fetches
         // (readPrimary) must each run.

@@ -43,8 +43,5 @@ export function createInFlightDedupe<T>() {
       sent.answer.then(forget, forget);
       return sent.answer;
     },
-    get size() {
-      return inFlight.size;
-    },
   };
 }

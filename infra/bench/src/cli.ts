@@ -14,8 +14,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createRedis, waitForRedis } from '@fed/platform';
-import { median, testRedisUrl } from '@fed/platform/testing';
+import { deleteRedisKeys, median, testRedisUrl } from '@fed/platform/testing';
 import { buildCompiledTree } from './build.ts';
 import { seedDataset, type Dataset } from './dataset.ts';
 import { load, pickLoadGenerator, type LoadResult } from './load.ts';
@@ -182,26 +181,10 @@ async function cleanUp() {
       ['stopping the processes', () => topology?.stop()],
       ['dropping the databases', () => dataset?.drop()],
       ['removing the compiled tree', async () => tree && rmSync(tree, { recursive: true, force: true })],
-      ['deleting the Redis keys', () => dropRedisKeys(redisPrefix)],
+      ['deleting the Redis keys', () => deleteRedisKeys(redisPrefix)],
     ];
     // Each step runs even when one before it fails; a failure here must not hide the run's own error.
     for (const [what, step] of steps) await Promise.resolve(step()).catch((error: unknown) => log(`cleanup: ${what} failed: ${String(error)}`));
   })();
   await cleaning;
-}
-
-/** What this run left in Redis: event streams and cache entries under its prefix. */
-async function dropRedisKeys(prefix: string) {
-  const redis = createRedis(testRedisUrl());
-  try {
-    await waitForRedis(redis);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
 }

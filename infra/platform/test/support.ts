@@ -1,9 +1,8 @@
 import { Writable } from 'node:stream';
-import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
-import { testRedisUrl } from '../src/testing/services.ts';
 
 export { waitFor } from '../src/testing/wait.ts';
+export { deleteRedisKeys } from '../src/testing/services.ts';
 
 /** Times one call, so a test can bound how long a degraded dependency makes a caller wait. */
 export async function timed<T>(call: () => Promise<T>): Promise<{ value: T; ms: number }> {
@@ -33,18 +32,3 @@ export function captureLogger(): { logger: Logger; lines: CapturedLog[] } {
 }
 
 export { startTcpProxy, type TcpProxy } from '../src/testing/tcp-proxy.ts';
-
-/** Deletes the keys a test file wrote under its run prefix. Never FLUSHDB: other runs share this Redis. */
-export async function deleteRedisKeys(prefix: string): Promise<void> {
-  const cleaner = new Redis(testRedisUrl());
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await cleaner.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await cleaner.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    cleaner.disconnect();
-  }
-}

@@ -9,7 +9,7 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import { schema as usersSchema } from '@fed/users/db';
 import { createAuthenticator, createGateway, type Gateway } from '@fed/gateway';
 import { createInfrastructure, listen, type Infrastructure, type ResponseStore } from '@fed/platform';
-import { graphql, parseExposition, signedGraphql, testRedisUrl, waitFor, type GraphQLResponse } from '@fed/platform/testing';
+import { graphql, parseExposition, signedGraphql, testRedisUrl, waitFor, watch, type GraphQLResponse } from '@fed/platform/testing';
 import { eq } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
@@ -109,16 +109,6 @@ async function startAnswerKeepingProxy(target: string): Promise<AnswerKeepingPro
 const isHit = (response: GraphQLResponse<unknown>) => response.headers.get('age') !== null;
 
 type UserName = { user: { name: string } };
-
-/** Tells, without waiting, whether a promise has settled yet. */
-function watch<T>(promise: Promise<T>): { promise: Promise<T>; settled(): boolean } {
-  let settled = false;
-  const done = () => {
-    settled = true;
-  };
-  promise.then(done, done);
-  return { promise, settled: () => settled };
-}
 
 describe('in-flight dedupe never lets the response cache store an answer fetched before its lookup', () => {
   let stack: TestStack;

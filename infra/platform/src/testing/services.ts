@@ -90,3 +90,18 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
+
+/** Deletes the keys a test file (or a bench run) wrote under its prefix. Never FLUSHDB: other runs share this Redis. */
+export async function deleteRedisKeys(prefix: string): Promise<void> {
+  const cleaner = new Redis(testRedisUrl());
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await cleaner.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await cleaner.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    cleaner.disconnect();
+  }
+}

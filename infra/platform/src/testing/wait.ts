@@ -36,3 +36,13 @@ export function recordStream<TResult>(): RecordedStream<TResult> {
   };
   return stream;
 }
+
+/** Tells, without waiting, whether a promise has settled yet. */
+export function watch<T>(promise: Promise<T>): { promise: Promise<T>; settled(): boolean } {
+  let settled = false;
+  const done = () => {
+    settled = true;
+  };
+  promise.then(done, done);
+  return { promise, settled: () => settled };
+}
