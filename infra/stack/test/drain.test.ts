@@ -191,8 +191,11 @@ describe('a gateway process drains on SIGTERM under load', () => {
       REDIS_URL: redis.url,
       DRAIN_DELAY_MS: String(DRAIN_DELAY_MS),
       DRAIN_GRACE_MS: String(DRAIN_GRACE_MS),
-      // Every request must reach the subgraphs (no cached answers), and the load must not be rate limited.
+      // Every request must reach the subgraphs (no cached answers, and no fetch shared with the other loops': the
+      // 20 identical queries would move in lockstep behind one slow orders call), and the load must not be rate
+      // limited.
       RESPONSE_CACHE: 'off',
+      SUBGRAPH_DEDUPE: 'off',
       RATE_LIMIT_MAX: '0',
       LOG_LEVEL: 'info',
     });
