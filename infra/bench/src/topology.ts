@@ -98,7 +98,8 @@ export async function startTopology(
     started.push(orders);
     const [usersUrl, ordersUrl] = [users.url, orders.url];
 
-    const reference = ['--supergraph', DEFAULT_SUPERGRAPH_PATH, '--users', usersUrl, '--users-secret', secrets.users, '--orders', ordersUrl, '--orders-secret', secrets.orders];
+    // `--name=value`: a base64url secret may start with '-', which parseArgs would take for an option.
+    const reference = [`--supergraph=${DEFAULT_SUPERGRAPH_PATH}`, `--users=${usersUrl}`, `--users-secret=${secrets.users}`, `--orders=${ordersUrl}`, `--orders-secret=${secrets.orders}`];
     const ours = (port: number, cache: 'on' | 'off', dedupe: 'on' | 'off') => ({
       entry: entry('gateway/dist/index.js'),
       env: {
