@@ -2,7 +2,8 @@
 // cache) and Hive Gateway, in one run, on one seeded dataset, behind the same subgraph processes.
 //   --quick                 what the README shows: 3 runs of 2 s per gateway and scenario (under 3 minutes)
 //   --runs N --seconds S    alternating runs per gateway and scenario, and their length (full: 5 × 15 s)
-//   --warmup S              seconds of warm-up per gateway and scenario (quick: 1, full: 5)
+//   --warmup S              seconds per warm-up round, per gateway and scenario (quick: 1, full: 5); rounds
+//                           repeat until the first answers come
 //   --connections C         concurrent connections (50)
 //   --subscribers 1000,10000  fan-out sizes ('' to skip)
 //   --gateways a,b          only these gateways (bare Apollo, the reference, and ours always run)
@@ -17,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { deleteRedisKeys, median, testRedisUrl } from '@fed/platform/testing';
 import { buildCompiledTree } from './build.ts';
 import { seedDataset, type Dataset } from './dataset.ts';
-import { load, pickLoadGenerator, type LoadResult } from './load.ts';
+import { load, pickLoadGenerator, warmUp, type LoadResult } from './load.ts';
 import { peakRssMb, REPO } from './processes.ts';
 import { checkGoals, renderChart, renderMarkdown, type BenchReport, type ScenarioRow } from './report.ts';
 import { httpScenarios } from './scenarios.ts';
@@ -98,9 +99,9 @@ try {
   }
 
   const options = { seconds: settings.secondsPerRun, connections: settings.connections, log };
-  log(`[${elapsed()}] warming up (${settings.warmupSeconds} s each, ${settings.loadGenerator})`);
+  log(`[${elapsed()}] warming up (${settings.warmupSeconds} s each, until the first answers come; ${settings.loadGenerator})`);
   for (const scenario of scenarios) {
-    for (const name of scenario.gateways) await load(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: settings.warmupSeconds });
+    for (const name of scenario.gateways) await warmUp(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: settings.warmupSeconds });
   }
   const results = new Map<string, LoadResult[]>();
   for (let run = 1; run <= settings.runs; run += 1) {

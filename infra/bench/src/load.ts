@@ -46,7 +46,7 @@ function checkFailures(name: string, failed: number, total: number, log: (line: 
  * One wrk thread (so that the cycle through `requests` is one sequence): a Lua script hands out the requests
  * in turn and prints the summary as JSON.
  */
-async function runWrk(target: BenchProcess, requests: readonly LoadRequest[], seconds: number, connections: number, log: (line: string) => void) {
+async function runWrk(target: BenchProcess, requests: readonly LoadRequest[], seconds: number, connections: number): Promise<Measured> {
   const scratch = mkdtempSync(`${tmpdir()}/fed-bench-`);
   try {
     const script = `${scratch}/run.lua`;
@@ -72,14 +72,13 @@ end
     const line = output.split('\n').find((candidate) => candidate.startsWith('{"requests"'));
     if (!line) throw new Error(`wrk printed no summary:\n${output}`);
     const result = JSON.parse(line) as { requests: number; durationUs: number; p50: number; p99: number; failed: number };
-    checkFailures(target.name, result.failed, result.requests, log);
-    return { rps: result.requests / (result.durationUs / 1e6), p50Ms: result.p50 / 1000, p99Ms: result.p99 / 1000, requests: result.requests };
+    return { rps: result.requests / (result.durationUs / 1e6), p50Ms: result.p50 / 1000, p99Ms: result.p99 / 1000, requests: result.requests, failed: result.failed };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-async function runAutocannon(target: BenchProcess, requests: readonly LoadRequest[], seconds: number, connections: number, log: (line: string) => void) {
+async function runAutocannon(target: BenchProcess, requests: readonly LoadRequest[], seconds: number, connections: number): Promise<Measured> {
   let next = 0;
   const result = await autocannon({
     url: target.url,
@@ -95,11 +94,25 @@ async function runAutocannon(target: BenchProcess, requests: readonly LoadReques
       },
     ],
   });
-  checkFailures(target.name, result.non2xx + result.errors + result.timeouts, result.requests.total, log);
-  return { rps: result.requests.total / seconds, p50Ms: result.latency.p50, p99Ms: result.latency.p99, requests: result.requests.total };
+  return { rps: result.requests.total / seconds, p50Ms: result.latency.p50, p99Ms: result.latency.p99, requests: result.requests.total, failed: result.non2xx + result.errors + result.timeouts };
 }
 
-/** `requests` against `target` for `seconds` at `connections`, with the target process's CPU per request. */
+/** What one run of the load generator saw; `failed` counts errors and non-2xx answers (also in `requests`). */
+interface Measured {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  failed: number;
+}
+
+const generate = (generator: LoadGenerator, target: BenchProcess, requests: readonly LoadRequest[], seconds: number, connections: number) =>
+  generator === 'wrk' ? runWrk(target, requests, seconds, connections) : runAutocannon(target, requests, seconds, connections);
+
+/**
+ * `requests` against `target` for `seconds` at `connections`, with the target process's CPU per request. This is
+ * a measurement: a run that completed nothing, or failed more than a stray request, throws.
+ */
 export async function load(
   generator: LoadGenerator,
   target: BenchProcess,
@@ -107,7 +120,41 @@ export async function load(
   { seconds, connections, log }: { seconds: number; connections: number; log: (line: string) => void },
 ): Promise<LoadResult> {
   const cpuBefore = cpuMs(target.pid);
-  const measured = generator === 'wrk' ? await runWrk(target, requests, seconds, connections, log) : await runAutocannon(target, requests, seconds, connections, log);
+  const { failed, ...measured } = await generate(generator, target, requests, seconds, connections);
   const cpu = cpuMs(target.pid) - cpuBefore;
+  checkFailures(target.name, failed, measured.requests, log);
   return { ...measured, cpuMsPerRequest: Number((cpu / Math.max(1, measured.requests)).toFixed(3)) };
+}
+
+/** However slow the machine, a warm-up gives up after this long and leaves the verdict to the measurement. */
+export const WARMUP_BOUND_MS = 300_000;
+
+/**
+ * Loads `target` in rounds of `seconds` until a round gets answers (and at least one round was run): a cold
+ * gateway's first answers to a nested query at 50 connections take about a second, longer on a busy machine, and
+ * a round that ends before them completes nothing. A warm-up never fails the run: what it saw is logged, and
+ * only the measurement that follows judges the gateway. Returns how many rounds it took.
+ */
+export async function warmUp(
+  generator: LoadGenerator,
+  target: BenchProcess,
+  requests: readonly LoadRequest[],
+  { seconds, connections, log, boundMs = WARMUP_BOUND_MS }: { seconds: number; connections: number; log: (line: string) => void; boundMs?: number },
+): Promise<number> {
+  const deadline = Date.now() + boundMs;
+  for (let round = 1; ; round += 1) {
+    let outcome: string;
+    try {
+      const { requests: total, failed } = await generate(generator, target, requests, seconds, connections);
+      if (total > failed) return round;
+      outcome = total === 0 ? 'no answer yet' : `all ${total} requests failed`;
+    } catch (error) {
+      outcome = `the load generator failed: ${(error as Error).message}`;
+    }
+    if (Date.now() >= deadline) {
+      log(`  ${target.name}: warm-up gave up after ${round} rounds (${outcome}); the measurement decides`);
+      return round;
+    }
+    log(`  ${target.name}: warm-up round ${round}: ${outcome}; warming up again`);
+  }
 }

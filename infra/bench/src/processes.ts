@@ -34,6 +34,9 @@ export interface StartOptions {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** How long a process may take to become ready: a hang detector, far above the seconds it takes on a quiet machine. */
+const READY_BOUND_MS = 300_000;
+
 /** What every process gets: production mode, no telemetry, quiet logs. */
 const BASE_ENV = { APOLLO_TELEMETRY_DISABLED: '1', LOG_LEVEL: 'warn', NODE_ENV: 'production' };
 
@@ -54,13 +57,13 @@ export async function startProcess({ name, entry, args = [], nodeArgs = [], env 
     child.kill('SIGTERM');
     await exited;
   };
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + READY_BOUND_MS;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${stderr}`);
     if (await ready().catch(() => false)) return { name, url, child, pid: child.pid!, died: () => death, stop };
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`${name} was not ready within 60 s: ${stderr}`);
+      throw new Error(`${name} was not ready within ${READY_BOUND_MS / 1000} s: ${stderr}`);
     }
     await sleep(100);
   }

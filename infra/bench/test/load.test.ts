@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { freePort } from '@fed/platform/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { load, pickLoadGenerator, type LoadGenerator, type LoadRequest } from '../src/load.ts';
+import { load, pickLoadGenerator, warmUp, type LoadGenerator, type LoadRequest } from '../src/load.ts';
 import { httpOk, startProcess, type BenchProcess } from '../src/processes.ts';
 
 // The load generators are pointed at a real HTTP server in a process of its own, as the gateways are: wrk runs
@@ -11,8 +11,10 @@ import { httpOk, startProcess, type BenchProcess } from '../src/processes.ts';
 // counts what it gets: method, path, content type, body and authorization of every request.
 const SERVER = `
 import { createServer } from 'node:http';
-const [port, status] = process.argv.slice(2).map(Number);
+const [port, status, holdMs = 0] = process.argv.slice(2).map(Number);
 const seen = new Map();
+// With holdMs, no answer leaves before holdMs after the first request came: a cold gateway's first answers.
+let firstAt;
 const server = createServer((request, response) => {
   if (request.method === 'GET' && request.url === '/stats') {
     response.writeHead(200, { 'content-type': 'application/json' });
@@ -24,8 +26,11 @@ const server = createServer((request, response) => {
   request.on('end', () => {
     const key = JSON.stringify([request.method, request.url, request.headers['content-type'] ?? null, Buffer.concat(chunks).toString('utf8'), request.headers.authorization ?? null]);
     seen.set(key, (seen.get(key) ?? 0) + 1);
-    response.writeHead(status, { 'content-type': 'application/json' });
-    response.end(status === 200 ? '{"data":{"ok":true}}' : '{"errors":[{"message":"boom"}]}');
+    firstAt ??= Date.now();
+    setTimeout(() => {
+      response.writeHead(status, { 'content-type': 'application/json' });
+      response.end(status === 200 ? '{"data":{"ok":true}}' : '{"errors":[{"message":"boom"}]}');
+    }, Math.max(0, firstAt + holdMs - Date.now()));
   });
 });
 server.listen(port, '127.0.0.1');
@@ -43,12 +48,12 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-async function countingServer(status = 200): Promise<BenchProcess & { seen(): Promise<Map<string, number>> }> {
+async function countingServer(status = 200, holdMs = 0): Promise<BenchProcess & { seen(): Promise<Map<string, number>> }> {
   const port = await freePort();
   const server = await startProcess({
     name: 'counting-server',
     entry: join(scratch, 'server.mjs'),
-    args: [String(port), String(status)],
+    args: [String(port), String(status), String(holdMs)],
     inherited: { PATH: process.env.PATH },
     url: `http://127.0.0.1:${port}/graphql`,
     ready: httpOk(`http://127.0.0.1:${port}/stats`),
@@ -130,5 +135,27 @@ describe.each<[string, () => LoadGenerator]>([
     // It really was loaded: the failure is the answers, not a failure to connect.
     const served = [...(await server.seen()).values()].reduce((sum, count) => sum + count, 0);
     expect(served).toBeGreaterThan(0);
+  });
+
+  it('warms up a server whose first answers take longer than a round: rounds repeat until answers come, and nothing throws', async () => {
+    // As a cold gateway at 50 connections: a 1 s round ends before its first answer, 1.5 s after the first request.
+    const cold = await countingServer(200, 1_500);
+    await expect(load(generator(), cold, REQUESTS, quiet)).rejects.toThrow(/^counting-server: not one request completed$/);
+
+    const lines: string[] = [];
+    const warming = await countingServer(200, 1_500);
+    const rounds = await warmUp(generator(), warming, REQUESTS, { ...quiet, log: (line) => lines.push(line) });
+    expect(rounds).toBeGreaterThanOrEqual(2);
+    expect(lines[0]).toMatch(/counting-server: warm-up round 1: no answer yet; warming up again/);
+    // Warm, the measurement passes.
+    expect((await load(generator(), warming, REQUESTS, quiet)).requests).toBeGreaterThan(0);
+  });
+
+  it('never fails a warm-up, even against a server that only fails: the measurement judges it', async () => {
+    const server = await countingServer(500);
+    const lines: string[] = [];
+    expect(await warmUp(generator(), server, REQUESTS, { ...quiet, log: (line) => lines.push(line), boundMs: 0 })).toBe(1);
+    expect(lines).toEqual([expect.stringMatching(/^ {2}counting-server: warm-up gave up after 1 rounds \(all \d+ requests failed\); the measurement decides$/)]);
+    await expect(load(generator(), server, REQUESTS, quiet)).rejects.toThrow(/requests failed/);
   });
 });

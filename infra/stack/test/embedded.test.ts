@@ -39,7 +39,7 @@ describe('the embedded default (npm start)', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'fed-embedded-'));
     stack = await startStackProcess(REPO_ROOT, { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, GATEWAY_PORT: '0', USERS_PORT: '0', ORDERS_PORT: '0', LOG_LEVEL: 'warn' });
     gatewayUrl = stack.gatewayUrl;
-  }, 90_000);
+  });
 
   afterAll(async () => {
     await stack?.stop();

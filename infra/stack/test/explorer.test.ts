@@ -121,7 +121,7 @@ describe('the explorers in development', () => {
         const url = route.request().url();
         return isLoopback(url) ? route.continue() : route.abort('internetdisconnected');
       });
-    }, 60_000);
+    });
 
     afterAll(async () => {
       await browser?.close();

@@ -2,6 +2,10 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
+/** Per test, and per hook (a stack start, a seed, a browser launch): far above any idle figure, on purpose. */
+export const TEST_TIMEOUT_MS = 300_000;
+export const HOOK_TIMEOUT_MS = 600_000;
+
 const globalSetup = fileURLToPath(new URL('./global-setup.ts', import.meta.url));
 
 /**
@@ -19,8 +23,11 @@ export function serviceTestConfig(name: string, { needsServices = true } = {}) {
       // Fails the run at once, saying how to start them, when Postgres or Redis is down.
       globalSetup: needsServices ? [globalSetup] : [],
       env: { APOLLO_TELEMETRY_DISABLED: '1' },
-      testTimeout: 30_000,
-      hookTimeout: 90_000,
+      // Limits that catch a hang, not a slow machine: CI once measured 120 s of module imports alone while another
+      // build shared the two cores, and a kustomize test died at a 30 s limit. Waits inside tests poll for their
+      // condition (waitFor) and return as soon as it holds, so a generous limit costs nothing when all is well.
+      testTimeout: TEST_TIMEOUT_MS,
+      hookTimeout: HOOK_TIMEOUT_MS,
       reporters: reportDir ? ['default', 'json'] : ['default'],
       outputFile: reportDir ? { json: join(reportDir, `${name}.json`) } : undefined,
     },

@@ -1,12 +1,29 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 /**
- * Polls `check` until it stops throwing (an `expect` inside it), or fails with its last error after `timeoutMs`.
- * Used instead of fixed sleeps: it returns as soon as the condition holds.
+ * The least an outermost wait allows, whatever its caller asked: far above what any condition takes on an idle
+ * machine, because CI shares its two cores with other builds. A wait returns as soon as its condition holds, so
+ * the bound only decides how long a failing test takes to say why.
+ */
+export const WAIT_FLOOR_MS = 60_000;
+
+// Set while a wait's check runs: a wait inside it is one attempt of a retry loop.
+const insideWait = new AsyncLocalStorage<true>();
+
+/**
+ * Polls `check` until it stops throwing (an `expect` inside it), or fails with its last error once the bound has
+ * passed. Used instead of fixed sleeps: it returns as soon as the condition holds.
+ *
+ * `timeoutMs` is raised to WAIT_FLOOR_MS, except for a wait inside another wait's check: that one is an attempt
+ * ("write, then give the event a moment; else write again"), and keeps its short bound so that the outer wait,
+ * which has the floor, can retry.
  */
 export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5_000, intervalMs = 10): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const nested = insideWait.getStore() === true;
+  const deadline = Date.now() + (nested ? timeoutMs : Math.max(timeoutMs, WAIT_FLOOR_MS));
   for (;;) {
     try {
-      return await check();
+      return await insideWait.run(true, check);
     } catch (error) {
       if (Date.now() >= deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
