@@ -1,14 +1,16 @@
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRedis, waitForRedis } from '../src/redis.ts';
 import {
   MemoryResponseStore,
+  PURGE_WAIT_MS,
   RedisResponseStore,
   ResponseStoreUnavailableError,
   type CachedResponse,
   type ResponseStore,
   type StoreTicket,
 } from '../src/response-cache/index.ts';
+import { startRedisServer, type PrivateRedis } from '../src/testing/redis-server.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
 import { deleteRedisKeys, startTcpProxy, timed, waitFor } from './support.ts';
 
@@ -226,5 +228,68 @@ describe('RedisResponseStore when Redis goes away', () => {
       viaProxy.disconnect();
       await proxy.close();
     }
+  });
+});
+
+describe('RedisResponseStore when Redis stalls (a Redis of its own, paused with CLIENT PAUSE)', () => {
+  let server: PrivateRedis;
+  /** Two replicas on their own connections, as two gateway processes would be. */
+  let replicas: { a: RedisResponseStore; b: RedisResponseStore; connections: Redis[] };
+  const fresh = async () => {
+    const connections = [createRedis(server.url), createRedis(server.url)];
+    for (const connection of connections) await waitForRedis(connection);
+    const prefix = `${uniqueName('stall')}:`;
+    const [a, b] = connections.map((connection) => new RedisResponseStore(connection, prefix, { maxTtlSeconds: 300 })) as [RedisResponseStore, RedisResponseStore];
+    return { a, b, connections };
+  };
+  /** A's reads time out (the 200 ms command timeout) while Redis is paused: its breaker opens. */
+  const tripBreaker = async (store: ResponseStore) => expect(store.lookup(['probe'])).rejects.toThrow();
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  beforeEach(async () => {
+    replicas = await fresh();
+  });
+  afterEach(() => {
+    for (const connection of replicas.connections) connection.disconnect();
+  });
+  afterAll(() => server?.stop());
+
+  it('purges while the breaker is open (a read just timed out): no replica serves the purged entry', async () => {
+    const { a, b } = replicas;
+    await fill(a, 'user', 'old name', ['users/User:1']);
+    await server.pause(300);
+    await tripBreaker(a);
+    await expect(a.lookup(['user'])).rejects.toBeInstanceOf(ResponseStoreUnavailableError);
+    await a.invalidate(['users/User:1']);
+    expect(await bodyAt(b, 'user')).toBeUndefined();
+  });
+
+  it('replaces a purge that timed out by a full invalidation, and resolves only once that landed', async () => {
+    const { a, b } = replicas;
+    await fill(a, 'user', 'old name', ['users/User:1']);
+    await fill(a, 'other', 'other', ['users/User:2']);
+    // Longer than a command may take: the purge itself times out, and may or may not have run.
+    await server.pause(600);
+    await a.invalidate(['users/User:1']);
+    expect(await bodyAt(b, 'user')).toBeUndefined();
+    // Everything went, not only the purged tag: the purge's fate was unknown.
+    expect(await bodyAt(b, 'other')).toBeUndefined();
+    // And the replica whose purge failed caches again.
+    await waitFor(async () => {
+      await fill(a, 'user', 'new name', ['users/User:1']);
+      expect(await bodyAt(a, 'user')).toBe('new name');
+    });
+  });
+
+  it('when the purge cannot be made good in time: rejects, and invalidates everything by itself once Redis answers', async () => {
+    const { a, b } = replicas;
+    await fill(a, 'other', 'other', ['users/User:2']);
+    await server.pause(PURGE_WAIT_MS + 1_000);
+    await expect(a.invalidate(['users/User:1'])).rejects.toBeInstanceOf(ResponseStoreUnavailableError);
+    // Nothing calls A from here on (a lookup would start its recovery too): the full invalidation is its own
+    // doing, and B sees it.
+    await waitFor(async () => expect(await bodyAt(b, 'other')).toBeUndefined(), 10_000, 50);
   });
 });

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import { isProbeRequest } from '@fed/platform';
-import { graphql, signedGraphql, waitFor, type GraphQLResponse, type TcpProxy } from '@fed/platform/testing';
+import { graphql, signedGraphql, startRedisServer, waitFor, type GraphQLResponse, type PrivateRedis, type TcpProxy } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
 import { signedInAs, startStackBehindRedisProxy, startTestStack, type TestStack } from './harness.ts';
@@ -326,6 +326,82 @@ describe('the response cache when Redis goes away', () => {
       return response;
     }, 10_000);
     expect(names(resumed)).toContain('Renamed During Outage');
+  });
+});
+
+describe('the response cache when Redis stalls around a write (two replicas on a Redis of this test’s own)', () => {
+  let redis: PrivateRedis;
+  let stack: TestStack;
+  let replicaB: { url: string; gateway: TestStack['gateway'] };
+  const replicas = () => [stack.urls.gateway, replicaB.url];
+  const read = (url: string, id: string) => graphql<{ user: { name: string } }>(url, `{ user(id: "${id}") { name } }`, undefined, stack.admin);
+  const rename = (id: string, name: string) =>
+    stack.request<{ updateUser: { name: string } }>('mutation ($id: ID!, $name: String!) { updateUser(id: $id, input: { name: $name }) { name } }', { id, name });
+  /** Reads until the answer is a cache hit again (the cache serves again), returning every name it saw. */
+  const readUntilHit = async (url: string, id: string) => {
+    const names: (string | undefined)[] = [];
+    await waitFor(
+      async () => {
+        const response = await read(url, id);
+        names.push(response.data?.user.name);
+        expect(isHit(response)).toBe(true);
+      },
+      15_000,
+      50,
+    );
+    return names;
+  };
+  /**
+   * Both replicas hold `id`'s answer, then Redis stalls for `ms` while a read on each replica asks it: each
+   * read's rate-limit call and then its cache lookup exceed the 200 ms command timeout, and every store's
+   * breaker opens (checked: both count the failure). `during` runs alongside those reads.
+   */
+  const stall = async (id: string, ms: number, during?: () => Promise<unknown>) => {
+    for (const url of replicas()) await waitFor(async () => expect(isHit(await read(url, id))).toBe(true), 10_000, 50);
+    const errors = () => [stack.gateway.responseCache?.stats.errors ?? 0, replicaB.gateway.responseCache?.stats.errors ?? 0];
+    const before = errors();
+    await redis.pause(ms);
+    const [written] = await Promise.all([during?.(), ...replicas().map((url) => read(url, id))]);
+    const after = errors();
+    expect(after[0]).toBeGreaterThan(before[0]!);
+    expect(after[1]).toBeGreaterThan(before[1]!);
+    return written;
+  };
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    stack = await startTestStack({ redisUrl: redis.url });
+    await seed(stack.databases, { users: 4, ordersPerUser: 0 });
+    replicaB = await stack.addGateway();
+  });
+  afterAll(async () => {
+    await stack?.teardown();
+    await redis?.stop();
+  });
+
+  it('shows a write made through a gateway just after the stall (breakers still open) on both replicas, from its answer on', async () => {
+    await stall('1', 500);
+    const renamed = await rename('1', 'Written After A Stall');
+    expect(renamed.data?.updateUser.name).toBe('Written After A Stall');
+    for (const url of replicas()) expect(new Set(await readUntilHit(url, '1'))).toEqual(new Set(['Written After A Stall']));
+  });
+
+  it('shows a write whose own purge times out on both replicas, from its answer on (the answer waits for the purge)', async () => {
+    const renamed = (await stall('2', 800, () => rename('2', 'Written In A Stall'))) as Awaited<ReturnType<typeof rename>>;
+    expect(renamed.data?.updateUser.name).toBe('Written In A Stall');
+    for (const url of replicas()) expect(new Set(await readUntilHit(url, '2'))).toEqual(new Set(['Written In A Stall']));
+  });
+
+  it('purges on both replicas for a write made directly against a subgraph, heard over pub/sub while their breakers were open', async () => {
+    await stall('3', 500);
+    const direct = await signedGraphql<{ updateUser: { name: string } }>(
+      stack.urls.users,
+      { secret: stack.secrets.users, audience: 'users', viewer: { userId: '3', role: 'user' } },
+      'mutation { updateUser(id: "3", input: { name: "Written Directly After A Stall" }) { name } }',
+    );
+    expect(direct.data?.updateUser.name).toBe('Written Directly After A Stall');
+    // The event's trip over the bus is the documented window; once the cache serves again it serves the write.
+    for (const url of replicas()) expect((await readUntilHit(url, '3')).at(-1)).toBe('Written Directly After A Stall');
   });
 });
 

@@ -37,6 +37,14 @@ export interface StoreTicket {
  */
 export const MAX_TICKET_AGE_MS = 30_000;
 const stampLifetimeMs = (maxTtlSeconds: number) => maxTtlSeconds * 1000 + MAX_TICKET_AGE_MS + 1_000;
+/**
+ * How long a failed purge keeps its caller waiting for its retry (a full invalidation) to land, while the
+ * connection stays up. A mutation's answer waits for its purge: until then another replica could still serve
+ * the old answer. A stall of a few hundred milliseconds (a fork, a starved CPU) is covered; an outage is not
+ * waited for (a dropped connection gives up at once).
+ */
+export const PURGE_WAIT_MS = 2_000;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 const expired = (ticket: StoreTicket) => Date.now() - ticket.issuedAt > MAX_TICKET_AGE_MS;
 
 export type Lookup = { hit: CachedHit } | { hit?: undefined; ticket: StoreTicket };
@@ -57,7 +65,11 @@ export interface ResponseStore {
   store(key: string, response: CachedResponse, tags: readonly string[], ticket: StoreTicket): Promise<void>;
   /** Whether anything tagged with one of `tags` was purged after `ticket` (an answer computed since is stale). */
   purgedSince(tags: readonly string[], ticket: StoreTicket): Promise<boolean>;
-  /** Entries tagged with any of `tags`, stored or still being computed, are never served from now on. */
+  /**
+   * Entries tagged with any of `tags`, stored or still being computed, are never served from now on, by any
+   * replica. Resolves once that holds (the purge landed, or a full invalidation after it did); rejects when it
+   * could not be made to hold soon (PURGE_WAIT_MS at most), and the store then serves nothing until it does.
+   */
   invalidate(tags: readonly string[]): Promise<void>;
   /** No entry stored or being computed before now is ever served (after missed invalidations). */
   invalidateAll(): Promise<void>;
@@ -244,18 +256,23 @@ interface Meta {
  * allows and Redis Cluster does not.
  *
  * Whenever the connection drops, or a purge fails, this replica may have missed purges (its own failed ones,
- * or events it did not hear), so before it serves again it invalidates everything. Tickets from before a drop
- * are refused: Redis may have restarted empty, and its sequence with it. The first connection of a fresh
- * process flushes nothing by itself (a deploy must not empty every replica's cache); whether anything was
- * missed while no replica listened is the caller's call (see invalidateAll).
+ * or events it did not hear), so it invalidates everything, retrying until that lands, and serves nothing
+ * until it has. Tickets from before a drop are refused: Redis may have restarted empty, and its sequence with
+ * it. The first connection of a fresh process flushes nothing by itself (a deploy must not empty every
+ * replica's cache); whether anything was missed while no replica listened is the caller's call (see
+ * invalidateAll).
  */
 export class RedisResponseStore implements ResponseStore {
   private readonly redis: ScriptedRedis;
   private usable = false;
   private epoch = 0;
-  /** Set by a drop or a failed write or purge: the next connection must invalidate everything first. */
+  /** Set by a drop or a failed purge: a full invalidation must land before anything is served. */
   private missedPurges = false;
+  /** Counts those failures: a full invalidation sent before the latest one does not cover it. */
+  private failures = 0;
   private recovering: Promise<void> | undefined;
+  /** Failed purges waiting for the full invalidation that covers them: true once it landed, false if never. */
+  private readonly waiters = new Set<(covered: boolean) => void>();
 
   constructor(
     redis: Redis,
@@ -271,9 +288,10 @@ export class RedisResponseStore implements ResponseStore {
     }
     this.redis = redis as ScriptedRedis;
     redis.on('close', () => {
-      this.usable = false;
-      this.missedPurges = true;
+      this.owe();
       this.epoch += 1;
+      // Nothing lands until a reconnection, which may be long: waiting callers give up now.
+      this.release(false);
     });
     redis.on('ready', () => this.connected());
     if (redis.status === 'ready') this.connected();
@@ -288,17 +306,33 @@ export class RedisResponseStore implements ResponseStore {
     return { seq: `${this.prefix}seq`, floor: `${this.prefix}floor`, tag: `${this.prefix}tag:`, entry: `${this.prefix}entry:` };
   }
 
-  private recover(): void {
-    this.recovering ??= this.invalidateAll()
-      .catch(() => {
-        // Still unusable; the next call tries again.
-      })
-      .finally(() => {
-        this.recovering = undefined;
-      });
+  /** A purge may have been lost: serve nothing until a full invalidation sent after this point has landed. */
+  private owe(): void {
+    this.usable = false;
+    this.missedPurges = true;
+    this.failures += 1;
   }
 
-  /** Until then, calls fail at once: a Redis that times out must not cost every request the timeout. */
+  private release(covered: boolean): void {
+    for (const waiter of this.waiters) waiter(covered);
+    this.waiters.clear();
+  }
+
+  /**
+   * Invalidates everything until it lands, at once and then with backoff, without waiting for a request to
+   * ask: other replicas serve from the same entries meanwhile. While disconnected, the next 'ready' restarts it.
+   */
+  private recover(): void {
+    this.recovering ??= (async () => {
+      for (let attempt = 0; this.missedPurges && this.redis.status === 'ready'; attempt += 1) {
+        await this.invalidateAll().catch(() => sleep(Math.min(50 * 2 ** attempt, 1_000)));
+      }
+    })().finally(() => {
+      this.recovering = undefined;
+    });
+  }
+
+  /** Until then, reads and writes fail at once: a Redis that times out must not cost every request the timeout. */
   private brokenUntil = 0;
 
   private async tripping<T>(run: () => Promise<T>): Promise<T> {
@@ -316,17 +350,6 @@ export class RedisResponseStore implements ResponseStore {
     if (this.usable) return;
     if (this.redis.status === 'ready') this.connected();
     throw new ResponseStoreUnavailableError('the response cache is unavailable');
-  }
-
-  /** A failed write or purge may have lost a purge: nothing is served until everything is invalidated. */
-  private async guarded<T>(run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      this.usable = false;
-      this.missedPurges = true;
-      throw error;
-    }
   }
 
   async lookup(keys: readonly string[]): Promise<Lookup> {
@@ -358,26 +381,60 @@ export class RedisResponseStore implements ResponseStore {
     return (await this.tripping(() => this.redis.responseCachePurgedSince(this.keys.floor, ticket.seq, this.keys.tag, JSON.stringify(tags)))) === 1;
   }
 
+  /**
+   * Never behind the breaker, which guards reads: a purge skipped because a read timed out is a stale answer
+   * on every replica until its TTL. A purge that fails (it may still have landed) is replaced by a full
+   * invalidation, and the caller waits for that while the connection is up.
+   */
   async invalidate(tags: readonly string[]): Promise<void> {
-    this.ensureUsable();
     if (tags.length === 0) return;
-    // A stamp must outlive every entry it can make stale.
-    await this.guarded(() => this.redis.responseCacheInvalidate(this.keys.seq, this.keys.tag, stampLifetimeMs(this.options.maxTtlSeconds), ...tags));
+    try {
+      // A stamp must outlive every entry it can make stale.
+      await this.redis.responseCacheInvalidate(this.keys.seq, this.keys.tag, stampLifetimeMs(this.options.maxTtlSeconds), ...tags);
+      return;
+    } catch (error) {
+      this.owe();
+      this.recover();
+      if (await this.covered()) return;
+      throw new ResponseStoreUnavailableError('the response cache is unavailable', { cause: error });
+    }
+  }
+
+  /** Whether the full invalidation that replaces a failed purge lands within PURGE_WAIT_MS. */
+  private covered(): Promise<boolean> {
+    if (this.redis.status !== 'ready') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => settle(false), PURGE_WAIT_MS);
+      const settle = (covered: boolean) => {
+        clearTimeout(timer);
+        this.waiters.delete(settle);
+        resolve(covered);
+      };
+      this.waiters.add(settle);
+    });
   }
 
   /** Also how this replica becomes usable again: after it, no purge it may have missed can matter. */
   async invalidateAll(): Promise<void> {
     if (this.redis.status !== 'ready') {
       // Owed, then: the next connection runs it before anything is served.
-      this.missedPurges = true;
-      this.usable = false;
+      this.owe();
       throw new ResponseStoreUnavailableError('the response cache is unavailable');
     }
     const epoch = this.epoch;
-    await this.guarded(() => this.redis.responseCacheInvalidateAll(this.keys.seq, this.keys.floor));
-    // A drop during the call means it may have run before a restart: wait for the next recovery.
-    if (epoch !== this.epoch || this.redis.status !== 'ready') return;
+    const failures = this.failures;
+    try {
+      await this.redis.responseCacheInvalidateAll(this.keys.seq, this.keys.floor);
+    } catch (error) {
+      this.owe();
+      this.recover();
+      throw error;
+    }
+    // A drop during the call means it may have run before a restart, and a purge that failed meanwhile may
+    // have been sent after it: either way it covers nothing, and recovery goes on.
+    if (epoch !== this.epoch || failures !== this.failures || this.redis.status !== 'ready') return;
     this.missedPurges = false;
     this.usable = true;
+    this.release(true);
   }
 }

@@ -6,3 +6,4 @@ export * from './wait.ts';
 export * from './prometheus.ts';
 export * from './replica.ts';
 export * from './stats.ts';
+export * from './redis-server.ts';
