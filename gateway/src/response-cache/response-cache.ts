@@ -45,7 +45,7 @@ export interface ResponseCacheRequest {
   tags: Set<string>;
   /** Committed by the subgraphs while answering this request (a mutation's writes). */
   events: DomainEvent[];
-  /** A subgraph operation could not be tagged (its selections clash with the key aliases): never stored. */
+  /** A subgraph operation or answer could not be tagged (an entity it cannot name, an alias clash): never stored. */
   untaggable?: boolean;
   /** performance.now() once the lookup missed: a subgraph answer sent before it may predate a purge. */
   lookedUpAt?: number;
@@ -220,7 +220,7 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
       if (!state) return;
       const reported = response.extensions?.[EVENTS_EXTENSION];
       if (Array.isArray(reported)) state.events.push(...reported.filter(isDomainEvent));
-      if (state.collecting) tagger.collect(subgraph, response.data, request.variables?.representations, state.tags);
+      if (state.collecting && !tagger.collect(subgraph, response.data, request.variables?.representations, state.tags)) state.untaggable = true;
       // Its ticket was issued after that fetch went out: a purge in between would not stop the store.
       const sentAt = (response.http as { sentAt?: number } | undefined)?.sentAt;
       if (state.lookedUpAt !== undefined && sentAt !== undefined && sentAt <= state.lookedUpAt) state.predatesLookup = true;
