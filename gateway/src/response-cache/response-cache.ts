@@ -140,7 +140,9 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
       for (const event of fresh) applied.add(event.id);
       if (applied.size > 10_000) applied.clear();
     } catch (error) {
-      // The store refuses to serve until it has recovered with a full invalidation, so nothing stale follows.
+      // Neither the purge nor the full invalidation replacing it landed in time (the store waited for them, so
+      // a mutation's answer did too). The store serves nothing until the full invalidation lands, which it keeps
+      // retrying; another replica could serve the old answer until then.
       failed('invalidate', error);
     }
   };
