@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import {
+  DEFAULT_HTTP_TIMEOUTS,
   developmentSecret,
   distinctSecrets,
   isDevelopmentSecret,
@@ -18,6 +19,10 @@ import type { AuthenticatorOptions } from './auth/authenticate.ts';
 import type { GatewayDeps } from './gateway.ts';
 import { DEFAULT_OPERATION_LIMITS } from './limits/operation-limits.ts';
 import { DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
+import { DEFAULT_VARIABLE_LIMITS } from './limits/variables.ts';
+import { DEFAULT_APQ_POLICY } from './persisted-documents/apq-store.ts';
+import { loadTrustedDocuments } from './persisted-documents/manifest.ts';
+import type { PersistedDocumentsOptions } from './persisted-documents/persisted-documents.ts';
 import { DEFAULT_BREAKER } from './subgraphs/circuit-breaker.ts';
 
 /** `users=a,orders=b` → { users: 'a', orders: 'b' }, each value checked by `value`. */
@@ -97,6 +102,25 @@ export const gatewayConfigShape = z.object({
   MAX_COST: limit(DEFAULT_OPERATION_LIMITS.maxCost),
   MAX_TOKENS: limit(10_000),
   MAX_VALIDATION_ERRORS: limit(20),
+  /** Variables per request, declared or not; undeclared ones within it are dropped before anything runs. */
+  MAX_VARIABLES: limit(DEFAULT_VARIABLE_LIMITS.maxVariables),
+  /** Values in all of a request's variables, nested ones included. */
+  MAX_VARIABLE_VALUES: limit(DEFAULT_VARIABLE_LIMITS.maxValues),
+  /** A client sends its headers within this, and its whole request (body included) within the next: else 408. */
+  HTTP_HEADERS_TIMEOUT_MS: milliseconds(DEFAULT_HTTP_TIMEOUTS.headersTimeoutMs),
+  HTTP_REQUEST_TIMEOUT_MS: milliseconds(DEFAULT_HTTP_TIMEOUTS.requestTimeoutMs),
+
+  /**
+   * `apq`: automatic persisted queries, stored within APQ_TTL_S / APQ_MAX_BYTES / APQ_MAX_ENTRIES; `trusted`:
+   * only the documents of TRUSTED_DOCUMENTS_PATH run (production with known clients); `off`: neither.
+   */
+  PERSISTED_QUERIES: z.enum(['off', 'apq', 'trusted']).default('apq'),
+  /** An Apollo persisted query manifest (`@apollo/generate-persisted-query-manifest`); needed by `trusted`. */
+  TRUSTED_DOCUMENTS_PATH: z.string().min(1).optional(),
+  APQ_TTL_S: limit(DEFAULT_APQ_POLICY.ttlSeconds),
+  APQ_MAX_BYTES: limit(DEFAULT_APQ_POLICY.maxBytes),
+  /** New documents stored per APQ_TTL_S, across every replica and client. */
+  APQ_MAX_ENTRIES: limit(DEFAULT_APQ_POLICY.maxEntries),
   /** Requests per client per window; 0 turns the rate limit off. */
   RATE_LIMIT_MAX: count(DEFAULT_RATE_LIMIT.limit),
   RATE_LIMIT_WINDOW_MS: milliseconds(DEFAULT_RATE_LIMIT.windowMs),
@@ -129,6 +153,9 @@ export function gatewayConfigRules(config: Record<string, unknown>, ctx: z.Refin
   if (config.JWT_SECRET && config.JWKS_URL) {
     ctx.addIssue({ code: 'custom', path: ['JWKS_URL'], message: 'set either JWT_SECRET or JWKS_URL, not both' });
   }
+  if (config.PERSISTED_QUERIES === 'trusted' && !config.TRUSTED_DOCUMENTS_PATH) {
+    ctx.addIssue({ code: 'custom', path: ['TRUSTED_DOCUMENTS_PATH'], message: 'is required with PERSISTED_QUERIES=trusted' });
+  }
   if (config.NODE_ENV !== 'production') return;
   productionRules(config.JWKS_URL ? ['JWT_ISSUER', 'JWT_AUDIENCE'] : ['JWT_SECRET'])(config, ctx);
   // Whoever can change the key set in transit can sign any token.
@@ -150,6 +177,16 @@ export function gatewayConfigRules(config: Record<string, unknown>, ctx: z.Refin
 export const gatewayConfigSchema = gatewayConfigShape.superRefine(gatewayConfigRules);
 
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
+
+/** The persisted-documents mode; `trusted` reads its manifest here, once, and fails the start if it is unusable. */
+function persistedDocumentsFrom(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>): PersistedDocumentsOptions {
+  if (config.PERSISTED_QUERIES === 'off') return { mode: 'off' };
+  if (config.PERSISTED_QUERIES === 'apq') {
+    return { mode: 'apq', policy: { ttlSeconds: config.APQ_TTL_S, maxBytes: config.APQ_MAX_BYTES, maxEntries: config.APQ_MAX_ENTRIES } };
+  }
+  // gatewayConfigRules requires the path with `trusted`.
+  return { mode: 'trusted', documents: loadTrustedDocuments(config.TRUSTED_DOCUMENTS_PATH ?? '') };
+}
 
 /**
  * The plain settings createAuthenticator and createGateway take, from a parsed config: shared by the
@@ -178,6 +215,9 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
     limits: { maxDepth: config.MAX_DEPTH, maxAliases: config.MAX_ALIASES, maxDirectives: config.MAX_DIRECTIVES, maxCost: config.MAX_COST },
     maxTokens: config.MAX_TOKENS,
     maxValidationErrors: config.MAX_VALIDATION_ERRORS,
+    variableLimits: { maxVariables: config.MAX_VARIABLES, maxValues: config.MAX_VARIABLE_VALUES },
+    httpTimeouts: { headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS },
+    persistedDocuments: persistedDocumentsFrom(config),
     breaker:
       config.SUBGRAPH_BREAKER === 'on'
         ? {

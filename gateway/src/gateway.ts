@@ -7,6 +7,7 @@ import {
   createSubgraphSubscriptionClient,
   createTelemetry,
   graphqlRequestListener,
+  httpServerOptions,
   observabilityPlugin,
   probeRequestId,
   runInRequestScope,
@@ -14,6 +15,7 @@ import {
   type Metrics,
   type Telemetry,
   type GraphQLApp,
+  type HttpTimeouts,
   type SubgraphSubscriptionClient,
   type KeyValueCache,
   type Logger,
@@ -30,6 +32,10 @@ import { createGatewayErrorFormatter } from './errors/format.ts';
 import { readListSizes } from './limits/measure.ts';
 import { DEFAULT_OPERATION_LIMITS, operationLimitsPlugin, type OperationLimits } from './limits/operation-limits.ts';
 import { createRateLimitGate, DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
+import { createRequestAdmission } from './limits/request-admission.ts';
+import { DEFAULT_VARIABLE_LIMITS, type VariableLimits } from './limits/variables.ts';
+import { createPersistedDocuments, type PersistedDocumentsOptions } from './persisted-documents/persisted-documents.ts';
+import { refuseUnresolvedOperations } from './plugins/operation-resolution.ts';
 import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.ts';
 import { createResponseCache, type ResponseCache, type ResponseCacheOptions, type ResponseCacheRequest } from './response-cache/response-cache.ts';
 import { createSubgraphBreaker, DEFAULT_BREAKER, type BreakerPolicy, type SubgraphBreaker } from './subgraphs/circuit-breaker.ts';
@@ -95,6 +101,12 @@ export interface GatewayDeps {
   maxTokens?: number;
   /** Validation stops after this many errors. */
   maxValidationErrors?: number;
+  /** Persisted queries: APQ within bounds (the default), trusted documents only, or off. */
+  persistedDocuments?: PersistedDocumentsOptions;
+  /** Bounds on each request's variables, checked before the document is parsed (undeclared ones are dropped). */
+  variableLimits?: Partial<VariableLimits>;
+  /** How long a client may take to send its headers, and its whole request: then 408 and the socket closes. */
+  httpTimeouts?: Partial<HttpTimeouts>;
   /** Its metrics registry and, when tracing is on, its tracer. Default: a registry of its own, no tracing. */
   telemetry?: Telemetry;
   /** The registries GET /metrics serves. Default: the gateway's own (the embedded default adds the subgraphs'). */
@@ -189,14 +201,17 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
   });
 
-  const httpServer = createServer();
+  const httpServer = createServer(httpServerOptions(deps.httpTimeouts));
   // Not Apollo's drain plugin: it can end a socket whose request is being read, and that request is lost.
   const httpDrain = trackHttpDrain(httpServer, logger);
   const explorer = createExplorer({ development, endpoint: '/graphql', logger });
   const formatError = createGatewayErrorFormatter(logger, [...DOWNSTREAM_PUBLIC_CODES, ...(deps.extraPublicErrorCodes ?? [])]);
+  const persistedDocuments = createPersistedDocuments(deps.persistedDocuments ?? { mode: 'apq' }, { cache, limiter: deps.rateLimiter, logger });
+  const admission = createRequestAdmission(persistedDocuments, { ...DEFAULT_VARIABLE_LIMITS, ...deps.variableLimits });
   const apollo = new ApolloServer<GatewayContext>({
     gateway,
     cache,
+    persistedQueries: persistedDocuments.apolloOption,
     logger,
     introspection: development,
     // The composition root owns shutdown; Apollo's own signal handler would re-raise SIGTERM and kill the
@@ -210,6 +225,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     validationOptions: { maxErrors: deps.maxValidationErrors ?? 20 },
     formatError,
     plugins: [
+      // First: its refusal must be the one Apollo answers with, before another plugin trips on the missing operation.
+      refuseUnresolvedOperations(),
       observabilityPlugin(telemetry),
       explorer.plugin,
       rejectSubscriptionsOverHttp(),
@@ -250,6 +267,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         maxPayloadBytes: deps.maxBodyBytes ?? 1024 * 1024,
         introspection: development,
         formatError: formatError,
+        admitOperation: admission.subscription,
         logger,
       })
     : undefined;
@@ -278,6 +296,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         if (refusal) throw refusal;
         return { viewer };
       },
+      inspect: admission.http,
       around: responseCache?.around,
       context: async (_req, { viewer, responseCache: cacheState }) => ({ viewer, responseCache: cacheState }),
       routes: (req, res, url) => explorer.handle(req, res, url),

@@ -24,6 +24,12 @@ export enum ErrorCode {
   EventsOverflow = 'EVENTS_OVERFLOW',
   /** Over graphql-ws: an operation that is not a single subscription (queries and mutations go over HTTP). */
   BadRequest = 'BAD_REQUEST',
+  /** HTTP 400, trusted documents: no document of the manifest has the persisted query's sha256Hash. */
+  PersistedQueryNotFound = 'PERSISTED_QUERY_NOT_FOUND',
+  /** HTTP 400: persistedQuery.sha256Hash is not the sha256 of the query sent with it. */
+  PersistedQueryHashMismatch = 'PERSISTED_QUERY_HASH_MISMATCH',
+  /** HTTP 400, trusted documents: a query whose text is not in the manifest. */
+  OperationNotTrusted = 'OPERATION_NOT_TRUSTED',
   Internal = 'INTERNAL_SERVER_ERROR',
 }
 

@@ -36,6 +36,8 @@ export interface SubscriptionServerOptions {
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
   /** Keep-alive pings to every client (ms). */
   keepAliveMs?: number;
+  /** HTTP's first look at a request (trusted documents, variable bounds): edits the payload, or returns errors. */
+  admitOperation?: (payload: { query: string; variables?: Record<string, unknown> | null; extensions?: Record<string, unknown> | null }) => GraphQLError[] | undefined;
   logger: Logger;
 }
 
@@ -119,6 +121,8 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
           return [badRequest(`At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions per connection`)];
         }
+        const refused = options.admitOperation?.(payload);
+        if (refused) return refused;
         const documentKey = createHash('sha256').update(payload.query).digest('base64url');
         let document = documents.get(documentKey);
         if (!document) {

@@ -1,13 +1,21 @@
 // The attack matrix: hostile requests through the real gateway (and straight at the subgraphs) on loopback.
 // Each row asserts the exact HTTP status and error code and, where the request must not get through, that
 // no subgraph received anything.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createAuthenticator, createGateway, mintToken, type Gateway } from '@fed/gateway';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAuthenticator, createGateway, mintToken, type Gateway, type GatewayDeps } from '@fed/gateway';
+import { gatewayConfigSchema, gatewaySettings } from '@fed/gateway/config';
 import { createInfrastructure, IDENTITY_HEADER, isProbeRequest, listen, signIdentity, type Infrastructure } from '@fed/platform';
-import { testRedisUrl, uniqueName } from '@fed/platform/testing';
+import { deleteRedisKeys, recordStream, testRedisUrl, uniqueName, waitFor } from '@fed/platform/testing';
+import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import { Redis } from 'ioredis';
 import { UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
 import { signedInAs, silentLogger, startTestStack, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
 
@@ -304,5 +312,182 @@ describe('22. the rate limit holds across two gateway replicas sharing Redis', (
     expect(other.body.data).toEqual({ me: { id: '4' } });
     const anonymous = await post({ query: '{ users(first: 1) { totalCount } }' }, {}, replicas[1]!.url);
     expect(anonymous.status).toBe(200);
+  });
+});
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const persisted = (hash: string) => ({ persistedQuery: { version: 1, sha256Hash: hash } });
+
+/** One more gateway on the stack's subgraphs, with a Redis prefix of its own and no per-client rate limit. */
+async function startReplica(keyPrefix: string, deps: Partial<GatewayDeps>) {
+  const infrastructure = await createInfrastructure({ redisUrl: testRedisUrl(), logger: silentLogger(), keyPrefix });
+  const gateway = await createGateway({
+    supergraphSdl,
+    subgraphUrls: { users: stack.urls.users, orders: stack.urls.orders },
+    subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
+    logger: silentLogger(),
+    cache: infrastructure.cache,
+    rateLimiter: infrastructure.rateLimiter,
+    rateLimit: null,
+    authenticate: createAuthenticator(TEST_AUTH),
+    ...deps,
+  });
+  const port = await listen(gateway.httpServer, 0, '127.0.0.1');
+  return {
+    url: `http://127.0.0.1:${port}/graphql`,
+    stop: async () => {
+      await gateway.stop();
+      await infrastructure.close();
+    },
+  };
+}
+
+describe('23–25. automatic persisted queries are bounded in Redis (a TTL, a size per document, a budget of registrations)', () => {
+  const keyPrefix = `${uniqueName('apq')}:`;
+  const apqKey = (hash: string) => `${keyPrefix}cache:apq:${hash}`;
+  let redis: Redis;
+  let replica: Awaited<ReturnType<typeof startReplica>>;
+
+  beforeAll(async () => {
+    redis = new Redis(testRedisUrl());
+    replica = await startReplica(keyPrefix, { persistedDocuments: { mode: 'apq', policy: { ttlSeconds: 120, maxBytes: 2048, maxEntries: 3 } } });
+  });
+  afterAll(async () => {
+    await replica?.stop();
+    redis?.disconnect();
+    await deleteRedisKeys(keyPrefix);
+  });
+
+  /** Registers a document (its text and hash) the way Apollo Client does after a miss. */
+  const register = (query: string) => post({ query, extensions: persisted(sha256(query)) }, {}, replica.url);
+  const byHash = (query: string) => post({ extensions: persisted(sha256(query)) }, {}, replica.url);
+
+  it('23. a registered document is stored with an expiry (APQ_TTL_S), and answers by hash', async () => {
+    const query = 'query Apq1 { users(first: 1) { totalCount } }';
+    const registered = await register(query);
+    expect({ status: registered.status, errors: registered.body.errors }).toEqual({ status: 200, errors: undefined });
+    await waitFor(async () => expect(await redis.get(apqKey(sha256(query)))).toBe(query));
+    const ttl = await redis.pttl(apqKey(sha256(query)));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(120_000);
+    const hit = await byHash(query);
+    expect({ status: hit.status, data: hit.body.data }).toEqual({ status: 200, data: registered.body.data });
+  });
+
+  it('24. a document over APQ_MAX_BYTES runs but is never stored (1 MiB registrations filled Redis)', async () => {
+    const query = `query Big { __typename }\n# ${'x'.repeat(4_000)}\n`;
+    const registered = await register(query);
+    expect({ status: registered.status, data: registered.body.data }).toEqual({ status: 200, data: { __typename: 'Query' } });
+    const miss = await byHash(query);
+    expect(miss.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    expect(await redis.exists(apqKey(sha256(query)))).toBe(0);
+  });
+
+  it('25. past APQ_MAX_ENTRIES registrations per TTL nothing more is stored, whoever sends them; every stored entry expires', async () => {
+    const queries = Array.from({ length: 12 }, (_, i) => `query Flood${i} { __typename }`);
+    for (const query of queries) expect((await register(query)).status).toBe(200);
+    const stored = async () => {
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, found] = await redis.scan(cursor, 'MATCH', `${keyPrefix}cache:apq:*`, 'COUNT', 1000);
+        keys.push(...found);
+        cursor = next;
+      } while (cursor !== '0');
+      return keys;
+    };
+    // Apq1 (row 23) and two of the flood: the budget of 3 is shared by every document and client.
+    await waitFor(async () => expect((await stored()).length).toBe(3));
+    for (const key of await stored()) {
+      expect(await redis.strlen(key)).toBeLessThanOrEqual(2048);
+      expect(await redis.pttl(key)).toBeGreaterThan(0);
+    }
+    const answered = await Promise.all(queries.map(async (query) => (await byHash(query)).code));
+    expect(answered.filter((code) => code === 'PERSISTED_QUERY_NOT_FOUND')).toHaveLength(10);
+  });
+});
+
+describe('26–27. trusted documents (PERSISTED_QUERIES=trusted): only the manifest runs, over HTTP and graphql-ws', () => {
+  const USER_NAME = 'query UserName($id: ID!) {\n  user(id: $id) {\n    name\n  }\n}';
+  const FOLLOW = 'subscription Follow($userId: ID) {\n  userEvents(userId: $userId) {\n    kind\n  }\n}';
+  const keyPrefix = `${uniqueName('trusted')}:`;
+  let dir: string;
+  let replica: Awaited<ReturnType<typeof startReplica>>;
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'trusted-'));
+    const manifest = {
+      format: 'apollo-persisted-query-manifest',
+      version: 1,
+      operations: [
+        { id: sha256(USER_NAME), name: 'UserName', type: 'query', body: USER_NAME },
+        { id: sha256(FOLLOW), name: 'Follow', type: 'subscription', body: FOLLOW },
+      ],
+    };
+    writeFileSync(join(dir, 'persisted-query-manifest.json'), JSON.stringify(manifest));
+    // Through the configuration, as an operator sets it.
+    const config = gatewayConfigSchema.parse({ PERSISTED_QUERIES: 'trusted', TRUSTED_DOCUMENTS_PATH: join(dir, 'persisted-query-manifest.json') });
+    replica = await startReplica(keyPrefix, { persistedDocuments: gatewaySettings(config).gateway.persistedDocuments });
+  });
+  afterAll(async () => {
+    for (const client of clients) await client.dispose();
+    await replica?.stop();
+    rmSync(dir, { recursive: true, force: true });
+    await deleteRedisKeys(keyPrefix);
+  });
+
+  it('26. over HTTP: a manifest operation runs by hash, with its body, or by its body alone; anything else is 400 before any subgraph', async () => {
+    const expected = { user: { name: expect.any(String) } };
+    const byHash = await post({ extensions: persisted(sha256(USER_NAME)), variables: { id: '1' } }, {}, replica.url);
+    expect({ status: byHash.status, data: byHash.body.data }).toEqual({ status: 200, data: expected });
+    const both = await post({ query: USER_NAME, extensions: persisted(sha256(USER_NAME)), variables: { id: '1' } }, {}, replica.url);
+    expect({ status: both.status, data: both.body.data }).toEqual({ status: 200, data: expected });
+    const bodyOnly = await post({ query: USER_NAME, variables: { id: '1' } }, {}, replica.url);
+    expect({ status: bodyOnly.status, data: bodyOnly.body.data }).toEqual({ status: 200, data: expected });
+    const get = await send(`${replica.url}?${new URLSearchParams({ extensions: JSON.stringify(persisted(sha256(USER_NAME))), variables: '{"id":"1"}' })}`, {
+      headers: { 'apollo-require-preflight': 'true' },
+    });
+    expect({ status: get.status, data: get.body.data }).toEqual({ status: 200, data: expected });
+
+    expectStopped(await post({ query: '{ users(first: 1) { totalCount } }' }, {}, replica.url), 400, 'OPERATION_NOT_TRUSTED');
+    // One space more is another document.
+    expectStopped(await post({ query: `${USER_NAME} `, variables: { id: '1' } }, {}, replica.url), 400, 'OPERATION_NOT_TRUSTED');
+    expectStopped(await post({ extensions: persisted(sha256('{ users(first: 1) { totalCount } }')) }, {}, replica.url), 400, 'PERSISTED_QUERY_NOT_FOUND');
+    const smuggled = await post({ query: '{ users(first: 1) { totalCount } }', extensions: persisted(sha256(USER_NAME)) }, {}, replica.url);
+    expectStopped(smuggled, 400, 'PERSISTED_QUERY_HASH_MISMATCH');
+    const hiddenGet = await send(`${replica.url}?${new URLSearchParams({ query: '{ users(first: 1) { totalCount } }' })}`, { headers: { 'apollo-require-preflight': 'true' } });
+    expectStopped(hiddenGet, 400, 'OPERATION_NOT_TRUSTED');
+  });
+
+  it('27. over graphql-ws: an untrusted subscription is refused; a trusted one runs by hash alone (empty query)', async () => {
+    const client = createClient({
+      url: replica.url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${await tokenFor('2')}` },
+    });
+    clients.push(client);
+    const untrusted = recordStream<FormattedExecutionResult>();
+    client.subscribe({ query: 'subscription { userEvents(userId: "2") { kind user { email } } }' }, untrusted.sink);
+    await waitFor(() => expect(untrusted.error).toBeDefined());
+    expect((untrusted.error as { extensions?: { code?: string } }[])[0]?.extensions?.code).toBe('OPERATION_NOT_TRUSTED');
+
+    const unknown = recordStream<FormattedExecutionResult>();
+    client.subscribe({ query: '', extensions: persisted(sha256('subscription { userEvents { kind } }')) }, unknown.sink);
+    await waitFor(() => expect(unknown.error).toBeDefined());
+    expect((unknown.error as { extensions?: { code?: string } }[])[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+
+    const trusted = recordStream<FormattedExecutionResult>();
+    trusted.stop = client.subscribe({ query: '', variables: { userId: '2' }, extensions: persisted(sha256(FOLLOW)) }, trusted.sink);
+    // Renamed until an event arrives: the upstream subscription may still be opening when the first write lands.
+    let round = 0;
+    await waitFor(async () => {
+      await stack.request(`mutation { updateUser(id: "2", input: { name: "Trusted ${round++}" }) { id } }`);
+      expect(trusted.results.length).toBeGreaterThan(0);
+    });
+    expect(trusted.error).toBeUndefined();
+    expect(trusted.results[0]).toEqual({ data: { userEvents: { kind: 'USER_UPDATED' } } });
+    trusted.stop();
   });
 });

@@ -1,4 +1,4 @@
-import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext, type HTTPGraphQLResponse } from '@apollo/server';
 import type { Logger } from '../logger.ts';
@@ -32,6 +32,11 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
    * an HttpError to refuse the request; what it returns is handed to `context`.
    */
   admit?: (req: IncomingMessage, body: string) => Promise<TAdmission> | TAdmission;
+  /**
+   * The first look at the parsed request (a POST's JSON body, a GET's query string), before `around` and
+   * GraphQL: throw an HttpError to refuse it, or return it, rewritten if need be (variables it does not need).
+   */
+  inspect?: (request: { method: string; search: string; body: unknown }) => { search: string; body: unknown };
   /**
    * Wraps GraphQL execution: it may answer without running it (a cache hit), or work on what it returns
    * before it is sent. It may also add to the admission, before `execute` builds the context from it.
@@ -126,7 +131,7 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
   res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
   res.setHeader(
     'access-control-allow-headers',
-    'content-type, authorization, apollo-require-preflight, x-apollo-operation-name, x-request-id',
+    'content-type, authorization, apollo-require-preflight, x-apollo-operation-name, x-request-id, idempotency-key',
   );
   res.setHeader('access-control-max-age', '600');
 }
@@ -138,7 +143,7 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
 export function graphqlRequestListener<TContext extends BaseContext, TAdmission = undefined>(
   options: GraphQLHttpOptions<TContext, TAdmission>,
 ): RequestListener {
-  const { apollo, admit, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, routes, telemetry, metrics, draining, trustProbeIds = false, logger } = options;
+  const { apollo, admit, inspect, around, context, path = '/graphql', maxBodyBytes = 1024 * 1024, corsOrigins, ready, routes, telemetry, metrics, draining, trustProbeIds = false, logger } = options;
   const durations = telemetry?.metrics.histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP requests from the first byte to the last, by method, route and status',
@@ -192,6 +197,9 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
           res.once('finish', () => req.destroy());
           return;
         }
+        // The client went away mid-body, or the server's request timeout answered 408 and closed the socket:
+        // there is no one left to answer, and nothing went wrong here.
+        if (req.destroyed || res.destroyed) return;
         throw error;
       }
     }
@@ -225,12 +233,21 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
     }
 
     const method = (req.method ?? 'GET').toUpperCase();
+    let search = url.search;
+    if (inspect) {
+      try {
+        ({ search, body } = inspect({ method, search, body }));
+      } catch (error) {
+        if (error instanceof HttpError) return httpError(res, error.status, error.code, error.message, error.headers);
+        throw error;
+      }
+    }
     const execute = () =>
       apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: { method, headers, search: url.search, body },
+        httpGraphQLRequest: { method, headers, search, body },
         context: () => context(req, admission),
       });
-    const result = around ? await around({ method, headers, search: url.search, body, admission }, execute) : await execute();
+    const result = around ? await around({ method, headers, search, body, admission }, execute) : await execute();
 
     for (const [key, value] of result.headers) res.setHeader(key, value);
     res.statusCode = result.status ?? 200;
@@ -294,6 +311,31 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
         void serve(req, res, scope);
       });
     });
+  };
+}
+
+/** How long a client may take to send a request: its headers, and the whole of it (body included). */
+export interface HttpTimeouts {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+/** Node's own defaults are 60 s and 300 s: long enough for a client to hold a socket and a buffer with a trickle. */
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 };
+
+/**
+ * node:http server options enforcing the timeouts: past either, Node answers 408 and closes the socket. Node
+ * checks them every `connectionsCheckingInterval` (30 s by default, which would stretch a short timeout), so
+ * the check runs a few times per timeout, at most once every second.
+ */
+export function httpServerOptions(timeouts: Partial<HttpTimeouts> = {}): ServerOptions {
+  const { headersTimeoutMs, requestTimeoutMs } = { ...DEFAULT_HTTP_TIMEOUTS, ...timeouts };
+  // Node refuses a headers timeout longer than the request's.
+  const headersTimeout = Math.min(headersTimeoutMs, requestTimeoutMs);
+  return {
+    headersTimeout,
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
   };
 }
 
