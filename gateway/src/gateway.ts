@@ -26,6 +26,7 @@ import {
 import type { Authenticator } from './auth/authenticate.ts';
 import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
 import { createExplorer } from './explorer/explorer.ts';
+import { idempotencyKeyOf } from './idempotency/key.ts';
 import { createGatewayReadiness } from './health/readiness.ts';
 import { registerGatewayMetrics } from './observability/metrics.ts';
 import { createGatewayErrorFormatter } from './errors/format.ts';
@@ -56,6 +57,8 @@ export type { ResponseCacheOptions, ResponseCacheStats } from './response-cache/
 export interface GatewayContext extends BaseContext {
   /** Who the verified bearer token says is asking; null for an anonymous viewer. */
   viewer: Viewer | null;
+  /** The client's Idempotency-Key: signed into every subgraph fetch of a mutation, so each field writes once. */
+  idempotencyKey?: string;
   /** What the response cache learns while the request runs (tags, committed events); unset when it is off. */
   responseCache?: ResponseCacheRequest;
 }
@@ -63,6 +66,7 @@ export interface GatewayContext extends BaseContext {
 /** What the HTTP front knows before GraphQL runs, and hands to the context. */
 interface GatewayAdmission {
   viewer: Viewer | null;
+  idempotencyKey?: string;
   responseCache?: ResponseCacheRequest;
 }
 
@@ -294,11 +298,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         }
         await limitRate?.(req, viewer);
         if (refusal) throw refusal;
-        return { viewer };
+        return { viewer, idempotencyKey: idempotencyKeyOf(req) };
       },
       inspect: admission.http,
       around: responseCache?.around,
-      context: async (_req, { viewer, responseCache: cacheState }) => ({ viewer, responseCache: cacheState }),
+      context: async (_req, { viewer, idempotencyKey, responseCache: cacheState }) => ({ viewer, idempotencyKey, responseCache: cacheState }),
       routes: (req, res, url) => explorer.handle(req, res, url),
       ready: () => readiness.check(),
       draining: () => readiness.isDraining(),

@@ -1,7 +1,18 @@
 import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import type { Fetcher, FetcherResponse } from '@apollo/utils.fetcher';
 import { GraphQLError } from 'graphql';
-import { currentRequestId, IDENTITY_HEADER, injectTraceContext, REQUEST_ID_HEADER, signIdentity, type Logger, type Metrics, type Viewer } from '@fed/platform';
+import {
+  currentRequestId,
+  IDENTITY_HEADER,
+  injectTraceContext,
+  REQUEST_ID_HEADER,
+  requestFingerprint,
+  signIdentity,
+  type IdempotencyClaim,
+  type Logger,
+  type Metrics,
+  type Viewer,
+} from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 import { CircuitOpenError, type SubgraphBreaker } from './circuit-breaker.ts';
 import { createInFlightDedupe, type WriteClock } from './dedupe.ts';
@@ -10,6 +21,7 @@ import { createSubgraphTransport, type SubgraphTransport } from './transport.ts'
 /** What the data source reads from the gateway's per-request context. */
 interface ViewerContext {
   viewer?: Viewer | null;
+  idempotencyKey?: string;
 }
 
 export type SubgraphRequest = GraphQLDataSourceProcessOptions['request'];
@@ -49,6 +61,7 @@ const IDENTITY_HANDOFF = 'x-fed-identity-unsigned';
 interface Handoff {
   viewer: Viewer | null;
   readPrimary: boolean;
+  idempotency?: IdempotencyClaim;
 }
 
 const causes = (error: unknown, test: (error: Error) => boolean) =>
@@ -96,9 +109,9 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       const headers = { ...init?.headers } as Record<string, string>;
       const handoff = headers[IDENTITY_HANDOFF];
       delete headers[IDENTITY_HANDOFF];
-      const { viewer, readPrimary }: Handoff = handoff ? (JSON.parse(handoff) as Handoff) : { viewer: null, readPrimary: false };
+      const { viewer, readPrimary, idempotency }: Handoff = handoff ? (JSON.parse(handoff) as Handoff) : { viewer: null, readPrimary: false };
       const body = String(init?.body ?? '');
-      headers[IDENTITY_HEADER] = signIdentity({ secret, caller: 'gateway', audience: name, viewer, readPrimary, body });
+      headers[IDENTITY_HEADER] = signIdentity({ secret, caller: 'gateway', audience: name, viewer, readPrimary, idempotency, body });
       // The subgraph logs under the same request id, and its spans join the same trace.
       const requestId = currentRequestId();
       if (requestId) headers[REQUEST_ID_HEADER] = requestId;
@@ -147,6 +160,11 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     // earlier one wrote), and the fetches that complete a subscription event must see the write it announces
     // (the upstream subscription itself is signed the same way, in the subscription client).
     const handoff: Handoff = { viewer: context?.viewer ?? null, readPrimary: !!incoming && incoming.incomingRequestContext.operation?.operation !== 'query' };
+    // A mutation's key goes with a fingerprint of the client's whole request: a retry must be the same request.
+    if (incoming?.incomingRequestContext.operation?.operation === 'mutation' && context?.idempotencyKey) {
+      const { queryHash, operationName, request: clientRequest } = incoming.incomingRequestContext;
+      handoff.idempotency = { key: context.idempotencyKey, request: requestFingerprint({ queryHash, operationName, variables: clientRequest.variables }) };
+    }
     if (handoff.viewer || handoff.readPrimary) request.http?.headers.set(IDENTITY_HANDOFF, JSON.stringify(handoff));
     this.observer?.willSend(this.subgraphName, request, context);
   }

@@ -22,7 +22,7 @@ import {
   type CallerIdentity,
   type TrustedCaller,
 } from './identity/internal-token.ts';
-import { EVENTS_EXTENSION, type DomainEvent } from './events/index.ts';
+import { EVENTS_EXTENSION, scopeMutationFields, type DomainEvent } from './events/index.ts';
 import type { Logger } from './logger.ts';
 import type { RateLimiter } from './rate-limit/index.ts';
 import { serveSubgraphSubscriptions } from './subscriptions/subgraph-ws.ts';
@@ -89,7 +89,8 @@ export async function createSubgraphApp<TContext extends BaseContext>(
   const firstUse = createReplayGuard(replayStore, name);
   // Resolver maps are checked against types generated from the SDL (`satisfies Resolvers`), which are stricter
   // than @apollo/subgraph's loose map; hence the cast.
-  const schema = buildSubgraphSchema([{ typeDefs, resolvers }] as Parameters<typeof buildSubgraphSchema>[0]);
+  // Every mutation field runs in a scope that tells the unit of work which field it writes for (idempotency keys).
+  const schema = buildSubgraphSchema([{ typeDefs, resolvers: scopeMutationFields(resolvers) }] as Parameters<typeof buildSubgraphSchema>[0]);
   // Platform rules raise these whatever the subgraph's own enum says; they must never be masked.
   const formatError = createErrorFormatter({ knownCodes: [...knownCodes, FORBIDDEN, UNAUTHENTICATED], logger });
   const httpServer = createServer();

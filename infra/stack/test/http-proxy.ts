@@ -8,6 +8,11 @@ export interface HttpFaultProxy {
   /** Every request waits this long before it is forwarded: a slow service. */
   setDelay(ms: number): void;
   /**
+   * Every answer waits this long after the service gave it: the service did its work (committed a write), but
+   * the caller's deadline may pass before it hears so. The request is never cut while it is forwarded.
+   */
+  setAnswerDelay(ms: number): void;
+  /**
    * While hanging, requests are accepted (headers and body read) and never answered: only the caller's own
    * deadline ends them. `false` forwards new requests again and cuts the hung ones.
    */
@@ -21,6 +26,7 @@ export interface HttpFaultProxy {
 export async function startHttpFaultProxy(target: string): Promise<HttpFaultProxy> {
   const to = new URL(target);
   let delayMs = 0;
+  let answerDelayMs = 0;
   let hanging = false;
   let received = 0;
   const hung = new Set<ServerResponse>();
@@ -29,12 +35,19 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
     const upstream = request(
       { host: to.hostname, port: to.port, path: req.url, method: req.method, headers: { ...req.headers, host: to.host } },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
+        const reply = () => {
+          if (res.destroyed) return void answer.resume();
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        };
+        if (answerDelayMs === 0) return reply();
+        answer.pause();
+        void sleep(answerDelayMs).then(reply);
       },
     );
     upstream.on('error', () => res.destroy());
-    res.on('close', () => upstream.destroy());
+    // With an answer delay, the service finishes what it was asked even when the caller gave up.
+    if (answerDelayMs === 0) res.on('close', () => upstream.destroy());
     upstream.end(body);
   };
 
@@ -61,6 +74,9 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
     url: url.toString(),
     setDelay: (ms) => {
       delayMs = ms;
+    },
+    setAnswerDelay: (ms) => {
+      answerDelayMs = ms;
     },
     setHanging: (value) => {
       hanging = value;

@@ -18,5 +18,9 @@ export enum ErrorCode {
   ValueOutOfRange = 'VALUE_OUT_OF_RANGE',
   /** This subgraph's database could not be reached; nothing was changed. */
   DatabaseUnavailable = 'DATABASE_UNAVAILABLE',
+  /** The Idempotency-Key was already used for a different request (operation, variables or arguments); nothing was written. */
+  IdempotencyKeyReused = 'IDEMPOTENCY_KEY_REUSED',
+  /** A request with this Idempotency-Key is still running; retry later with the same key. Nothing was written. */
+  IdempotencyKeyInProgress = 'IDEMPOTENCY_KEY_IN_PROGRESS',
   Internal = 'INTERNAL_SERVER_ERROR',
 }

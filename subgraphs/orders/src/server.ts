@@ -69,14 +69,14 @@ export async function createOrdersServer({ db, reader = db, events, userSnapshot
     name: 'orders',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...orderResolvers } satisfies Resolvers,
-    context: async ({ viewer, readPrimary }, committed) => {
+    context: async ({ viewer, readPrimary, idempotency }, committed) => {
       const orders = readPrimary ? repositories.primary : repositories.replica;
       return {
         viewer,
         loaders: createOrderLoaders(orders),
         orders,
-        // Writes check what they change on the primary, whoever asked.
-        orderService: createOrderService(repositories.primary, unitOfWork(committed), userProjection),
+        // The signed idempotency key (if any) makes each mutation field's write run once per key.
+        orderService: createOrderService(unitOfWork(committed, { viewer, idempotency }), userProjection),
       };
     },
     callers: { gateway: { secret: secrets.gateway, actsForViewers: true } },

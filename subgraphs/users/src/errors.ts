@@ -13,5 +13,9 @@ export enum ErrorCode {
   CursorExpired = 'CURSOR_EXPIRED',
   /** The event stream could not be reached, so a subscription could not start; try again. */
   EventsUnavailable = 'EVENTS_UNAVAILABLE',
+  /** The Idempotency-Key was already used for a different request (operation, variables or arguments); nothing was written. */
+  IdempotencyKeyReused = 'IDEMPOTENCY_KEY_REUSED',
+  /** A request with this Idempotency-Key is still running; retry later with the same key. Nothing was written. */
+  IdempotencyKeyInProgress = 'IDEMPOTENCY_KEY_IN_PROGRESS',
   Internal = 'INTERNAL_SERVER_ERROR',
 }

@@ -50,3 +50,4 @@ export * from './stream.ts';
 export * from './redis-stream.ts';
 export * from './follow.ts';
 export * from './outbox.ts';
+export * from './idempotency.ts';

@@ -1,11 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { asc, inArray, isNull, sql } from 'drizzle-orm';
 import { bigint, index, jsonb, pgTable, timestamp } from 'drizzle-orm/pg-core';
-import type { Database } from '../db/index.ts';
+import { pgErrorCode, type Database } from '../db/index.ts';
+import { publicError } from '../errors.ts';
+import type { Viewer } from '../identity/viewer.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { DomainEvent, NewDomainEvent } from './index.ts';
 import type { EventStream } from './stream.ts';
+import {
+  createIdempotencyRepository,
+  currentMutationField,
+  decodeResult,
+  encodeResult,
+  fieldFingerprint,
+  IDEMPOTENCY_KEY_IN_PROGRESS,
+  IDEMPOTENCY_KEY_REUSED,
+  IDEMPOTENCY_WAIT_MS,
+  type IdempotencyClaim,
+  type IdempotentWrite,
+} from './idempotency.ts';
 
 /**
  * Each subgraph's outbox: its events, written in the transaction of the change they describe, so an event
@@ -39,27 +53,102 @@ export interface UnitOfWorkOptions<TDatabase> {
   flushTimeoutMs?: number;
 }
 
+/** Who a request writes for, and the idempotency key the caller signed into it, if any. */
+export interface WriteIdentity {
+  viewer: Viewer | null;
+  idempotency?: IdempotencyClaim;
+}
+
+/** The key, the viewer and the mutation field a write is for; undefined when the write is not idempotent. */
+function idempotentWrite(identity: WriteIdentity | undefined): IdempotentWrite | undefined {
+  const field = currentMutationField();
+  if (!identity?.idempotency || !identity.viewer || !field) return undefined;
+  // One key row per field, taken by the field's transaction: a second transaction of the same field would find
+  // the first one's row and replay it instead of writing. No mutation does that; one that did is a bug here.
+  if (field.claimed) throw new Error(`mutation field ${field.name} wrote in two transactions; an idempotency key covers one`);
+  field.claimed = true;
+  return {
+    subject: identity.viewer.userId,
+    key: identity.idempotency.key,
+    field: field.field,
+    request: identity.idempotency.request,
+    fingerprint: fieldFingerprint(field),
+  };
+}
+
+const reused = () =>
+  publicError(IDEMPOTENCY_KEY_REUSED, 'This Idempotency-Key was already used for a different request; nothing was written. Use a new key for a new request.');
+
+/**
+ * Inside the write's transaction, before the write: takes the key, or returns what the first request with it
+ * stored. A twin still in flight holds the key's row, so this waits for it to commit (then replays it) or roll
+ * back (then writes), at most IDEMPOTENCY_WAIT_MS.
+ */
+async function claimOrReplay(tx: AnyDatabase, write: IdempotentWrite): Promise<{ stored: unknown } | undefined> {
+  const keys = createIdempotencyRepository(tx);
+  // Only this statement waits on a twin; the write's own statements keep the server's lock_timeout.
+  await tx.execute(sql.raw(`set local lock_timeout = '${IDEMPOTENCY_WAIT_MS}ms'`));
+  let mine: boolean;
+  try {
+    mine = await keys.claim(write);
+  } catch (error) {
+    if (pgErrorCode(error) !== '55P03') throw error;
+    throw publicError(IDEMPOTENCY_KEY_IN_PROGRESS, 'A request with this Idempotency-Key is still running; retry it later with the same key.');
+  }
+  await tx.execute(sql.raw('set local lock_timeout to default'));
+  if (mine) {
+    if (await keys.usedByAnotherRequest(write)) throw reused();
+    return undefined;
+  }
+  const found = await keys.find(write);
+  if (!found) throw new Error('an idempotency key row that conflicted is gone');
+  if (found.request !== write.request || found.fingerprint !== write.fingerprint) throw reused();
+  return { stored: found.result };
+}
+
+/** How often, at most, a process deletes expired idempotency keys (after one of its keyed writes). */
+const PRUNE_KEYS_EVERY_MS = 60_000;
+
 /**
  * Transactions that write their events to the outbox. After the commit the write hands its events to
  * `committed` (the subgraph returns them to the gateway, which purges its cache before it answers) and asks
  * the relay to send them, waiting briefly: a client that reads the stream right after a mutation finds it
  * there. If the stream is down the write still succeeds; its events wait in the outbox.
+ *
+ * With `identity` carrying an idempotency key, a transaction run for a mutation field also stores the field's
+ * result under the key, in the same transaction: the write and its record commit together or not at all. A
+ * retry with the key replays that result (it writes and emits nothing), so the field runs once.
  */
 export function createUnitOfWork<TDatabase extends AnyDatabase>({ db, source, relay, flushTimeoutMs = 1_000 }: UnitOfWorkOptions<TDatabase>) {
-  return (committed: (events: DomainEvent[]) => void = () => {}): Transact<TDatabase> =>
-    async (work) => {
+  // The first keyed write of a process prunes, then one a minute at most.
+  let prunedAt = 0;
+  const pruneKeys = () => {
+    if (Date.now() - prunedAt < PRUNE_KEYS_EVERY_MS) return;
+    prunedAt = Date.now();
+    // Expired keys are already ignored; deleting them only reclaims space, so a failure waits for the next try.
+    void createIdempotencyRepository(db).prune().catch(() => {});
+  };
+  return (committed: (events: DomainEvent[]) => void = () => {}, identity?: WriteIdentity): Transact<TDatabase> =>
+    async <T>(work: (tx: TDatabase, emit: Emit) => Promise<T>) => {
+      const write = idempotentWrite(identity);
       const events: DomainEvent[] = [];
       const emit: Emit = (change) => events.push({ id: randomUUID(), occurredAt: new Date().toISOString(), source, ...change });
-      const result = await db.transaction(async (tx) => {
+      const outcome = await db.transaction(async (tx): Promise<{ value: T; replayed: boolean }> => {
+        if (write) {
+          const replay = await claimOrReplay(tx, write);
+          // What the same code returned for the first request, so it has the type `work` returns.
+          if (replay) return { value: decodeResult(replay.stored) as T, replayed: true };
+        }
         const value = await work(tx as unknown as TDatabase, emit);
         if (events.length > 0) await tx.insert(outbox).values(events.map((event) => ({ event })));
-        return value;
+        if (write) await createIdempotencyRepository(tx).complete(write, encodeResult(value));
+        return { value, replayed: false };
       });
-      if (events.length > 0) {
-        committed(events);
-        await relay.flush(flushTimeoutMs);
-      }
-      return result;
+      if (events.length > 0) committed(events);
+      if (write) pruneKeys();
+      // A replay answers for the first request's write: its events may still be waiting in the outbox.
+      if (events.length > 0 || outcome.replayed) await relay.flush(flushTimeoutMs);
+      return outcome.value;
     };
 }
 

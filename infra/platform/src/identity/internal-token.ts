@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { IDEMPOTENCY_KEY_PATTERN, type IdempotencyClaim } from '../events/idempotency.ts';
 import { tryParseId } from '../pagination.ts';
 import { MemoryRateLimiter, type RateLimiter } from '../rate-limit/index.ts';
 import { isRole, type Viewer } from './viewer.ts';
@@ -35,6 +36,9 @@ interface Claims {
   role?: string;
   /** Read from the primary database: the caller's operation writes, or must see what was just written. */
   rp?: true;
+  /** The client's Idempotency-Key and the fingerprint of its request: only the signer can attach them. */
+  idk?: string;
+  idr?: string;
 }
 
 /** What a subgraph knows about a verified request. */
@@ -49,6 +53,8 @@ export interface CallerIdentity {
    * mutation, whose later fetches must see it), or acts on an event that was just committed.
    */
   readPrimary: boolean;
+  /** The client's Idempotency-Key for this operation's writes, with its request's fingerprint. */
+  idempotency?: IdempotencyClaim;
 }
 
 export interface SignIdentityOptions {
@@ -62,6 +68,8 @@ export interface SignIdentityOptions {
   body: string;
   /** See CallerIdentity.readPrimary. */
   readPrimary?: boolean;
+  /** See CallerIdentity.idempotency. */
+  idempotency?: IdempotencyClaim;
   now?: number;
 }
 
@@ -70,11 +78,12 @@ const hmac = (secret: string, input: string) => createHmac('sha256', secret).upd
 
 // node:crypto HMAC is synchronous and ~5 µs; jose's WebCrypto path costs ~100 µs per call, paid on every
 // subgraph fetch.
-export function signIdentity({ secret, caller, audience, viewer, body, readPrimary, now = Date.now() }: SignIdentityOptions): string {
+export function signIdentity({ secret, caller, audience, viewer, body, readPrimary, idempotency, now = Date.now() }: SignIdentityOptions): string {
   const iat = Math.floor(now / 1000);
   const claims: Claims = { iss: caller, aud: audience, iat, exp: iat + IDENTITY_TTL_SECONDS, bh: bodyHash(body), jti: randomBytes(16).toString('base64url') };
   if (viewer) Object.assign(claims, { sub: viewer.userId, role: viewer.role });
   if (readPrimary) claims.rp = true;
+  if (idempotency) Object.assign(claims, { idk: idempotency.key, idr: idempotency.request });
   const signingInput = `${HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   return `${signingInput}.${hmac(secret, signingInput).digest('base64url')}`;
 }
@@ -131,7 +140,15 @@ export function createIdentityVerifier({ audience, callers, clockToleranceSecond
     if (claims.exp < nowSeconds - clockToleranceSeconds) return fail('expired');
     if (claims.bh !== bodyHash(body)) return fail('body does not match the signature');
 
-    const identity = { caller: claims.iss, tokenId: claims.jti, readPrimary: claims.rp === true };
+    if (claims.idk !== undefined && (typeof claims.idk !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(claims.idk) || typeof claims.idr !== 'string')) {
+      return fail('bad idempotency claims');
+    }
+    const identity = {
+      caller: claims.iss,
+      tokenId: claims.jti,
+      readPrimary: claims.rp === true,
+      ...(claims.idk !== undefined && { idempotency: { key: claims.idk, request: claims.idr as string } }),
+    };
     if (claims.sub === undefined && claims.role === undefined) return { ...identity, viewer: null };
     if (!caller.actsForViewers) return fail(`${claims.iss} may not act for a user`);
     if (typeof claims.sub !== 'string' || tryParseId(claims.sub) === undefined || !isRole(claims.role)) return fail('bad viewer claims');

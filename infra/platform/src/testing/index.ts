@@ -5,5 +5,6 @@ export * from './config.ts';
 export * from './wait.ts';
 export * from './prometheus.ts';
 export * from './replica.ts';
+export * from './postgres-server.ts';
 export * from './stats.ts';
 export * from './redis-server.ts';

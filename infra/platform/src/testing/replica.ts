@@ -1,8 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { postgresPrograms, privateServerSettings, startFailure, writeServerFile, type PostgresPrograms } from './postgres-server.ts';
 import { freePort, testPostgresUrl } from './services.ts';
 import { waitFor } from './wait.ts';
 
@@ -35,52 +34,30 @@ export async function startStreamingReplica(): Promise<StreamingReplica> {
   const primaryUrl = new URL(testPostgresUrl());
   const primary = postgres(primaryUrl.toString(), { max: 1, onnotice: () => {} });
   let settings: string;
-  let binDir: string;
+  let programs: PostgresPrograms;
   try {
-    const [version] = await primary<{ major: string }[]>`select current_setting('server_version_num')::int / 10000 as major`;
-    binDir = process.env.PG_BINDIR ?? `/usr/lib/postgresql/${version?.major}/bin`;
+    programs = await postgresPrograms(primary);
     await allowReplication(primary);
     const rows = await primary<{ name: string; setting: string }[]>`select name, setting from pg_settings where name in ${primary(MATCH_PRIMARY)}`;
     settings = rows.map(({ name, setting }) => `${name} = ${setting}`).join('\n');
   } finally {
     await primary.end({ timeout: 1 });
   }
+  const { run } = programs;
 
-  const asRoot = process.getuid?.() === 0;
-  const owner = asRoot ? { uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })) } : undefined;
-  const run = (program: string, args: string[]) =>
-    execFileSync(asRoot ? 'runuser' : join(binDir, program), asRoot ? ['-u', 'postgres', '--', join(binDir, program), ...args] : args, {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: tmpdir(),
-    });
-
-  const dir = mkdtempSync(join(tmpdir(), 'pg-replica-'));
+  const dir = programs.tempDir('pg-replica-');
   const dataDir = join(dir, 'data');
-  if (owner) chownSync(dir, owner.uid, owner.gid);
+  const logFile = join(dir, 'server.log');
   const port = await freePort();
   try {
     run('pg_basebackup', ['-h', primaryUrl.hostname, '-p', primaryUrl.port || '5432', '-U', decodeURIComponent(primaryUrl.username || 'postgres'), '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast']);
     // Debian keeps a cluster's configuration outside its data directory, so the backup has none of its own.
-    const files = {
-      'postgresql.conf': [`port = ${port}`, "listen_addresses = '127.0.0.1'", `unix_socket_directories = '${dir}'`, 'hot_standby = on', 'ssl = off', 'fsync = off', settings, ''].join('\n'),
-      'pg_hba.conf': 'local all all trust\nhost all all 127.0.0.1/32 trust\n',
-    };
-    for (const [name, content] of Object.entries(files)) {
-      writeFileSync(join(dataDir, name), content);
-      if (owner) chownSync(join(dataDir, name), owner.uid, owner.gid);
-    }
-    run('pg_ctl', ['-D', dataDir, '-l', join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+    writeServerFile(programs, dataDir, 'postgresql.conf', [...privateServerSettings(port, dir), 'hot_standby = on', settings, ''].join('\n'));
+    writeServerFile(programs, dataDir, 'pg_hba.conf', 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
+    run('pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start']);
   } catch (error) {
-    const log = (() => {
-      try {
-        return readFileSync(join(dir, 'server.log'), 'utf8').slice(-2000);
-      } catch {
-        return '';
-      }
-    })();
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`Could not start a streaming replica: ${(error as { stderr?: string }).stderr ?? (error as Error).message}\n${log}`);
+    throw startFailure('a streaming replica', error, logFile);
   }
 
   const url = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`;

@@ -65,6 +65,8 @@ export const projections = pgTable('projections', {
 
 // The outbox lives in this database, so an event is written in the transaction of the change it describes.
 export { outbox } from '@fed/platform';
+// Idempotency keys too: a mutation's result is stored in the transaction of its write.
+export { idempotencyKeys } from '@fed/platform';
 
 export type KnownUserRow = typeof knownUsers.$inferSelect;
 export type OrderRow = typeof orders.$inferSelect;

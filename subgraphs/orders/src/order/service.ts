@@ -4,7 +4,7 @@ import { ErrorCode } from '../errors.ts';
 import type { UserProjection } from '../user-projection/projector.ts';
 import { createKnownUserRepository } from '../user-projection/repository.ts';
 import { orderEvent } from './events.ts';
-import { createOrderRepository, type OrderItemRow, type OrderRepository, type OrderRow } from './repository.ts';
+import { createOrderRepository, type OrderItemRow, type OrderRow } from './repository.ts';
 
 export const MAX_ITEMS = 100;
 const MAX_QUANTITY = 10_000;
@@ -40,7 +40,7 @@ function validateItems(items: PlaceOrderInput['items']) {
  * event. Whether the user exists is answered by orders' own projection of the users' events, inside that
  * transaction, so placing an order works while the users subgraph is down.
  */
-export function createOrderService(orders: OrderRepository, transact: Transact<OrdersDatabase>, users: Pick<UserProjection, 'settle' | 'built'>) {
+export function createOrderService(transact: Transact<OrdersDatabase>, users: Pick<UserProjection, 'settle' | 'built'>) {
   return {
     async place(input: PlaceOrderInput): Promise<{ order: OrderRow; items: OrderItemRow[] }> {
       const userId = parseId(input.userId, 'input.userId');
@@ -55,27 +55,29 @@ export function createOrderService(orders: OrderRepository, transact: Transact<O
       // A client that just created or deleted the user must see that here: wait until the projection has applied
       // every users event in the stream (two round trips when it has, which is nearly always).
       await users.settle();
-      const placed = await transact(async (tx, emit) => {
+      // Refusals throw inside the transaction, so that it rolls back whatever it recorded (an idempotency key).
+      return transact(async (tx, emit) => {
         const user = await createKnownUserRepository(tx).findForShare(userId);
-        if (!user || user.deleted) return undefined;
+        if (!user || user.deleted) throw publicError(ErrorCode.UserNotFound, `No user with id ${userId}`, 'input.userId');
         const order = await createOrderRepository(tx).insert({ userId, currency, totalCents, items });
         emit(orderEvent('ORDER_PLACED', order.order));
         return order;
       });
-      if (!placed) throw publicError(ErrorCode.UserNotFound, `No user with id ${userId}`, 'input.userId');
-      return placed;
     },
 
     async cancel(id: number): Promise<OrderRow> {
-      const cancelled = await transact(async (tx, emit) => {
-        const row = await createOrderRepository(tx).cancel(id);
-        if (row) emit(orderEvent('ORDER_CANCELLED', row));
-        return row;
+      return transact(async (tx, emit) => {
+        const repository = createOrderRepository(tx);
+        const row = await repository.cancel(id);
+        if (row) {
+          emit(orderEvent('ORDER_CANCELLED', row));
+          return row;
+        }
+        // Refused inside the transaction, so that it rolls back whatever it recorded (an idempotency key).
+        const [existing] = await repository.findByIds([id]);
+        if (!existing) throw publicError(ErrorCode.NotFound, `No order with id ${id}`, 'id');
+        throw publicError(ErrorCode.OrderNotCancellable, `Order ${id} is ${existing.status} and can no longer be cancelled`, 'id');
       });
-      if (cancelled) return cancelled;
-      const [existing] = await orders.findByIds([id]);
-      if (!existing) throw publicError(ErrorCode.NotFound, `No order with id ${id}`, 'id');
-      throw publicError(ErrorCode.OrderNotCancellable, `Order ${id} is ${existing.status} and can no longer be cancelled`, 'id');
     },
   };
 }
