@@ -151,4 +151,19 @@ describe('the bundled GraphiQL (production)', () => {
     }
     expect(await landingPage(app.origin)).not.toContain('graphiql');
   });
+
+  it('serves a static landing page: no script from a CDN (or at all), its CSP as an HTTP header, no server version', async () => {
+    const response = await fetch(`${app.origin}/graphql`, { headers: { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' } });
+    const html = await response.text();
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(response.headers.get('content-security-policy')).toBe("default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+    expect(html).toContain('GraphQL API');
+    expect(html).not.toMatch(/<script|https?:\/\/|cdn|_latest|http-equiv/i);
+    // Apollo's page named its version (apollo-server-landing-page, 5.x); nothing here names any.
+    expect(html).not.toMatch(/apollo|\d+\.\d+\.\d+/i);
+    // GraphQL clients still get GraphQL.
+    const api = await fetch(`${app.origin}/graphql?query=${encodeURIComponent('{ __typename }')}`, { headers: { 'apollo-require-preflight': 'true' } });
+    expect(await api.json()).toEqual({ data: { __typename: 'Query' } });
+  });
 });

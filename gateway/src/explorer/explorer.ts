@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageProductionDefault } from '@apollo/server/plugin/landingPage/default';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import type { Logger } from '@fed/platform';
 import Negotiator from 'negotiator';
 import { assetStore, isAssetName, type Assets } from './assets.ts';
@@ -10,7 +10,7 @@ import { sandboxLandingPageWithOfflineExplorer } from './landing-page.ts';
 export { GRAPHIQL_PATH } from './graphiql-page.ts';
 
 export interface ExplorerOptions {
-  /** Development offers the explorers; production shows Apollo's plain landing page. */
+  /** Development offers the explorers; production a static page of its own (no script, no version). */
   development: boolean;
   /** Where GraphQL is served (HTTP and websocket). */
   endpoint: string;
@@ -32,6 +32,27 @@ const error = (res: ServerResponse, status: number, code: string, message: strin
   res.end(JSON.stringify({ errors: [{ message, extensions: { code } }] }));
 };
 
+/**
+ * Production's landing page. Apollo's loads a floating `_latest` script from its CDN without integrity, sets
+ * its CSP in a meta tag only, and names the server's version: this one is static, runs nothing, and its CSP
+ * (an HTTP header) lets it load nothing either.
+ */
+const PRODUCTION_PAGE = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>GraphQL API</title></head>
+<body>
+<h1>GraphQL API</h1>
+<p>Send GraphQL queries and mutations here with <code>POST</code> and <code>content-type: application/json</code>.
+Subscriptions use the graphql-ws protocol on this same URL.</p>
+</body>
+</html>
+`;
+const PRODUCTION_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** Apollo's rule for showing its landing page: a GET whose Accept prefers HTML to GraphQL's JSON types. */
+const prefersHtml = (req: IncomingMessage) =>
+  new Negotiator(req).mediaType(['application/json', 'application/graphql-response+json', 'multipart/mixed', 'text/html']) === 'text/html';
+
 const send = (req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string | number>, body: Buffer | string) => {
   res.writeHead(status, { 'x-content-type-options': 'nosniff', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(req.method === 'HEAD' ? undefined : body);
@@ -44,7 +65,20 @@ const send = (req: IncomingMessage, res: ServerResponse, status: number, headers
  */
 export function createExplorer({ development, endpoint, logger }: ExplorerOptions): Explorer {
   if (!development) {
-    return { plugin: ApolloServerPluginLandingPageProductionDefault({ footer: false }), handle: () => false };
+    return {
+      // Apollo's page is never rendered: the HTTP front answers browsers with the static page below first.
+      plugin: ApolloServerPluginLandingPageDisabled(),
+      handle(req, res, url) {
+        if (url.pathname !== endpoint || (req.method !== 'GET' && req.method !== 'HEAD') || !prefersHtml(req)) return false;
+        send(req, res, 200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy': PRODUCTION_CSP,
+          'referrer-policy': 'no-referrer',
+          'cache-control': 'no-cache',
+        }, PRODUCTION_PAGE);
+        return true;
+      },
+    };
   }
 
   const assets = assetStore();

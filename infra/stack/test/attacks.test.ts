@@ -4,12 +4,13 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { createAuthenticator, createGateway, mintToken, type Gateway, type GatewayDeps } from '@fed/gateway';
 import { gatewayConfigSchema, gatewaySettings } from '@fed/gateway/config';
-import { createInfrastructure, IDENTITY_HEADER, isProbeRequest, listen, signIdentity, type Infrastructure } from '@fed/platform';
+import { createInfrastructure, createLogger, IDENTITY_HEADER, isProbeRequest, listen, signIdentity, type Infrastructure } from '@fed/platform';
 import { deleteRedisKeys, recordStream, testRedisUrl, uniqueName, waitFor } from '@fed/platform/testing';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { Redis } from 'ioredis';
@@ -489,5 +490,135 @@ describe('26–27. trusted documents (PERSISTED_QUERIES=trusted): only the manif
     expect(trusted.error).toBeUndefined();
     expect(trusted.results[0]).toEqual({ data: { userEvents: { kind: 'USER_UPDATED' } } });
     trusted.stop();
+  });
+});
+
+describe('28–36. what a request carries is bounded before anything parses it, and client mistakes are 400s with stable codes', () => {
+  const keyPrefix = `${uniqueName('admission')}:`;
+  /** What the replica logs at warn and above: a client's mistake must leave no error (and no stack) there. */
+  const logged: { level: number; msg: string; err?: { stack?: string } }[] = [];
+  let replica: Awaited<ReturnType<typeof startReplica>>;
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) logged.push(JSON.parse(line) as (typeof logged)[number]);
+        done();
+      },
+    });
+    replica = await startReplica(keyPrefix, {
+      logger: createLogger({ name: 'admission', level: 'warn', destination }),
+      httpTimeouts: { headersTimeoutMs: 1_000, requestTimeoutMs: 2_000 },
+    });
+  });
+  afterAll(async () => {
+    for (const client of clients) await client.dispose();
+    await replica?.stop();
+    await deleteRedisKeys(keyPrefix);
+  });
+
+  const junk = (count: number, tag = '') => Object.fromEntries(Array.from({ length: count }, (_, i) => [`v${tag}${i}`, i]));
+
+  it('28. 70 000 undeclared variables (40× the CPU of a request): 400 BAD_REQUEST before parsing, no subgraph called', async () => {
+    const outcome = await post({ query: '{ users(first: 1) { totalCount } }', variables: junk(70_000) }, userToken);
+    expectStopped(outcome, 400, 'BAD_REQUEST');
+    expect(outcome.body.errors?.[0]?.message).toBe('A request may carry at most 100 variables');
+    // The same through the replica, whose log must stay clean.
+    expectStopped(await post({ query: '{ users(first: 1) { totalCount } }', variables: junk(70_000) }, {}, replica.url), 400, 'BAD_REQUEST');
+  });
+
+  it('29. within the bound, undeclared variables are dropped before anything uses them (the response cache key included)', async () => {
+    const query = 'query Dropped($n: Int) { users(first: $n) { totalCount } }';
+    const first = await post({ query, variables: { n: 3, ...junk(50, 'a') } }, {});
+    expect({ status: first.status, errors: first.body.errors }).toEqual({ status: 200, errors: undefined });
+    // Other junk each time: were it kept, no two requests would share an entry and no answer would be a hit.
+    let round = 0;
+    const hit = await waitFor(async () => {
+      const again = await post({ query, variables: { n: 3, ...junk(50, `b${round++}_`) } }, {});
+      expect(again.headers.get('age')).not.toBeNull();
+      return again;
+    });
+    expect(hit.body).toEqual(first.body);
+  });
+
+  it('30. a declared variable with 20 000 values, or nested 40 deep: 400 BAD_REQUEST, no subgraph called', async () => {
+    const query = 'mutation ($i: PlaceOrderInput!) { placeOrder(input: $i) { id } }';
+    const items = Array.from({ length: 5_000 }, () => ({ sku: 'BOOK-1', quantity: 1, unitPriceCents: 1 }));
+    const wide = await post({ query, variables: { i: { userId: '1', items } } }, userToken);
+    expectStopped(wide, 400, 'BAD_REQUEST');
+    expect(wide.body.errors?.[0]?.message).toBe('Variables may hold at most 10000 values in all');
+    let deep: unknown = 'BOOK-1';
+    for (let i = 0; i < 40; i++) deep = [deep];
+    const nested = await post({ query, variables: { i: { userId: '1', items: [{ sku: deep, quantity: 1, unitPriceCents: 1 }] } } }, userToken);
+    expectStopped(nested, 400, 'BAD_REQUEST');
+  });
+
+  it('31. over graphql-ws too: 70 000 undeclared variables refuse the subscription with BAD_REQUEST', async () => {
+    const client = createClient({ url: replica.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, connectionParams: userToken });
+    clients.push(client);
+    const stream = recordStream<FormattedExecutionResult>();
+    client.subscribe({ query: 'subscription { userEvents { kind } }', variables: junk(70_000) }, stream.sink);
+    await waitFor(() => expect(stream.error).toBeDefined());
+    expect((stream.error as { extensions?: { code?: string } }[])[0]?.extensions).toEqual({ code: 'BAD_REQUEST' });
+  });
+
+  it('32. variable coercion errors name no schema suggestion ("Did you mean …"), enum values or input fields', async () => {
+    const field = await post({
+      query: 'mutation ($i: PlaceOrderInput!) { placeOrder(input: $i) { id } }',
+      variables: { i: { userId: '1', items: [{ sku: 'BOOK-1', quantty: 1, unitPriceCents: 1 }] } },
+    }, {}, replica.url);
+    expectStopped(field, 400, 'BAD_USER_INPUT');
+    const enumValue = await post({ query: 'query ($s: OrderStatus) { orders(status: $s) { totalCount } }', variables: { s: 'SHIPPD' } }, {}, replica.url);
+    expectStopped(enumValue, 400, 'BAD_USER_INPUT');
+    for (const outcome of [field, enumValue]) expect(JSON.stringify(outcome.body)).not.toMatch(/did you mean|SHIPPED|"quantity"\?/i);
+  });
+
+  it('33. an unknown operationName, or several operations and none named: 400 OPERATION_RESOLUTION_FAILURE (was 500)', async () => {
+    const unknown = await post({ query: 'query A { users(first: 1) { totalCount } }', operationName: 'B' }, {}, replica.url);
+    expectStopped(unknown, 400, 'OPERATION_RESOLUTION_FAILURE');
+    expect(unknown.body.errors?.[0]?.message).toBe('The document has no operation named "B"');
+    const unnamed = await post({ query: 'query A { users(first: 1) { totalCount } } query B { users(first: 2) { totalCount } }' }, {}, replica.url);
+    expectStopped(unnamed, 400, 'OPERATION_RESOLUTION_FAILURE');
+  });
+
+  it('34. an APQ hash that does not match its query, or a bad extension: 400 with a stable code (was INTERNAL_SERVER_ERROR)', async () => {
+    const mismatch = await post({ query: '{ users(first: 1) { totalCount } }', extensions: persisted(sha256('{ users { totalCount } }')) }, {}, replica.url);
+    expectStopped(mismatch, 400, 'PERSISTED_QUERY_HASH_MISMATCH');
+    expectStopped(await post({ query: '{ __typename }', extensions: { persistedQuery: { version: 2, sha256Hash: sha256('{ __typename }') } } }, {}, replica.url), 400, 'BAD_REQUEST');
+    expectStopped(await post({ extensions: persisted('not-a-hash') }, {}, replica.url), 400, 'BAD_REQUEST');
+  });
+
+  it('35. documents that overflowed the stack (a nested list in the parser, nested inline fragments in the planner): 400 GRAPHQL_PARSE_FAILED', async () => {
+    const list = await post({ query: `{ user(id: ${'['.repeat(4_990)}1${']'.repeat(4_990)}) { id } }` }, {}, replica.url);
+    expectStopped(list, 400, 'GRAPHQL_PARSE_FAILED');
+    const fragments = await post({ query: `{ __typename ${'... on Query { '.repeat(1_600)}__typename${' }'.repeat(1_600)} }` }, {}, replica.url);
+    expectStopped(fragments, 400, 'GRAPHQL_PARSE_FAILED');
+    for (const outcome of [list, fragments]) expect(JSON.stringify(outcome.body)).not.toMatch(/call stack|RangeError/i);
+  });
+
+  /** Sends `head` and never the rest; resolves with what the server answered once it closed the socket. */
+  const stall = (head: string) =>
+    new Promise<string>((resolve, reject) => {
+      const { port } = new URL(replica.url);
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(head));
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString('utf8')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(answer));
+    });
+
+  it('36. a body (or headers) never finished: 408 and the socket closes, after HTTP_REQUEST_TIMEOUT_MS (HTTP_HEADERS_TIMEOUT_MS), not 300 s', async () => {
+    const before = subgraphRequests;
+    const body = await stall(`POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{"query":"${'x'.repeat(1_000)}`);
+    expect(body).toMatch(/^HTTP\/1\.1 408 /);
+    const headers = await stall('POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: appl');
+    expect(headers).toMatch(/^HTTP\/1\.1 408 /);
+    expect(subgraphRequests - before).toBe(0);
+  });
+
+  it('leaves no error and no stack trace in the log for any of these client mistakes', () => {
+    expect(logged.filter((line) => line.level >= 50)).toEqual([]);
+    expect(logged.filter((line) => line.err?.stack)).toEqual([]);
   });
 });
