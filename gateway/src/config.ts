@@ -24,6 +24,8 @@ import { DEFAULT_APQ_POLICY } from './persisted-documents/apq-store.ts';
 import { loadTrustedDocuments } from './persisted-documents/manifest.ts';
 import type { PersistedDocumentsOptions } from './persisted-documents/persisted-documents.ts';
 import { DEFAULT_BREAKER } from './subgraphs/circuit-breaker.ts';
+import { DEFAULT_SUBSCRIPTION_LIMITS } from './subscriptions/admission.ts';
+import { DEFAULT_DOCUMENT_CACHE } from './subscriptions/document-cache.ts';
 
 /** `users=a,orders=b` → { users: 'a', orders: 'b' }, each value checked by `value`. */
 const namedValues = <T>(value: z.ZodType<T>, example: string) =>
@@ -126,6 +128,19 @@ export const gatewayConfigShape = z.object({
   RATE_LIMIT_WINDOW_MS: milliseconds(DEFAULT_RATE_LIMIT.windowMs),
   /** Proxies in front of the gateway whose X-Forwarded-For entries are trusted (1 behind one load balancer). */
   TRUST_PROXY_HOPS: count(0),
+  /**
+   * graphql-ws, per gateway replica: subscriptions per socket; sockets and subscriptions per signed-in user;
+   * and per address for anonymous sockets (and sockets not signed in yet). Past one: TOO_MANY_SUBSCRIPTIONS, or
+   * the socket closes with 4429.
+   */
+  WS_MAX_SUBSCRIPTIONS_PER_SOCKET: limit(DEFAULT_SUBSCRIPTION_LIMITS.subscriptionsPerSocket),
+  WS_MAX_SOCKETS_PER_VIEWER: limit(DEFAULT_SUBSCRIPTION_LIMITS.socketsPerViewer),
+  WS_MAX_SUBSCRIPTIONS_PER_VIEWER: limit(DEFAULT_SUBSCRIPTION_LIMITS.subscriptionsPerViewer),
+  WS_MAX_SOCKETS_PER_ADDRESS: limit(DEFAULT_SUBSCRIPTION_LIMITS.socketsPerAddress),
+  WS_MAX_SUBSCRIPTIONS_PER_ADDRESS: limit(DEFAULT_SUBSCRIPTION_LIMITS.subscriptionsPerAddress),
+  /** Query text the graphql-ws document cache holds in all; longer documents than the second are never kept. */
+  WS_DOCUMENT_CACHE_BYTES: limit(DEFAULT_DOCUMENT_CACHE.maxBytes),
+  WS_CACHED_DOCUMENT_MAX_BYTES: limit(DEFAULT_DOCUMENT_CACHE.maxDocumentBytes),
 
   /** The full-response cache: `off` for benchmarks and debugging. */
   RESPONSE_CACHE: z.enum(['on', 'off']).default('on'),
@@ -212,6 +227,16 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
     extraPublicErrorCodes: config.PUBLIC_ERROR_CODES,
     rateLimit: config.RATE_LIMIT_MAX > 0 ? { limit: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS } : null,
     trustedProxyHops: config.TRUST_PROXY_HOPS,
+    subscriptions: {
+      limits: {
+        subscriptionsPerSocket: config.WS_MAX_SUBSCRIPTIONS_PER_SOCKET,
+        socketsPerViewer: config.WS_MAX_SOCKETS_PER_VIEWER,
+        subscriptionsPerViewer: config.WS_MAX_SUBSCRIPTIONS_PER_VIEWER,
+        socketsPerAddress: config.WS_MAX_SOCKETS_PER_ADDRESS,
+        subscriptionsPerAddress: config.WS_MAX_SUBSCRIPTIONS_PER_ADDRESS,
+      },
+      documentCache: { maxBytes: config.WS_DOCUMENT_CACHE_BYTES, maxDocumentBytes: config.WS_CACHED_DOCUMENT_MAX_BYTES },
+    },
     limits: { maxDepth: config.MAX_DEPTH, maxAliases: config.MAX_ALIASES, maxDirectives: config.MAX_DIRECTIVES, maxCost: config.MAX_COST },
     maxTokens: config.MAX_TOKENS,
     maxValidationErrors: config.MAX_VALIDATION_ERRORS,

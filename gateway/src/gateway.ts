@@ -42,6 +42,8 @@ import { createResponseCache, type ResponseCache, type ResponseCacheOptions, typ
 import { createSubgraphBreaker, DEFAULT_BREAKER, type BreakerPolicy, type SubgraphBreaker } from './subgraphs/circuit-breaker.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
 import { createWriteClock } from './subgraphs/dedupe.ts';
+import { DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from './subscriptions/admission.ts';
+import { DEFAULT_DOCUMENT_CACHE, type DocumentCacheLimits, type DocumentCacheStats } from './subscriptions/document-cache.ts';
 import { createSubscriptionEngine } from './subscriptions/engine.ts';
 import { serveSubscriptions } from './subscriptions/server.ts';
 
@@ -51,6 +53,8 @@ export { mintToken } from './auth/tokens.ts';
 export { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/operation-limits.ts';
 export { DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 export { DEFAULT_BREAKER, type BreakerPolicy } from './subgraphs/circuit-breaker.ts';
+export { DEFAULT_SUBSCRIPTION_LIMITS, TOO_MANY_CLOSE_CODE, type SubscriptionLimits } from './subscriptions/admission.ts';
+export { DEFAULT_DOCUMENT_CACHE, type DocumentCacheLimits, type DocumentCacheStats } from './subscriptions/document-cache.ts';
 export type { ResponseCacheOptions, ResponseCacheStats } from './response-cache/response-cache.ts';
 
 /** Per-request state every plugin and data source can rely on. */
@@ -126,6 +130,11 @@ export interface GatewayDeps {
   drain?: { delayMs?: number; graceMs?: number };
   /** How often a silent subgraph is probed, and how long without an answer makes the gateway unready. */
   readiness?: { intervalMs?: number; staleAfterMs?: number };
+  /**
+   * graphql-ws: sockets and subscriptions per socket, viewer and address (per replica), the parsed-document
+   * cache's bounds, and how often a lost upstream is subscribed again before its clients get STREAM_UNAVAILABLE.
+   */
+  subscriptions?: { limits?: Partial<SubscriptionLimits>; documentCache?: Partial<DocumentCacheLimits>; resubscribeAttempts?: number };
 }
 
 export interface Gateway extends GraphQLApp {
@@ -134,6 +143,8 @@ export interface Gateway extends GraphQLApp {
   /** Unset when caching is off. */
   responseCache?: ResponseCache;
   telemetry: Telemetry;
+  /** Subscriptions running now, open sockets and the parsed-document cache; unset without a Subscription type. */
+  subscriptions?: { active: number; sockets: number; documentCache: DocumentCacheStats };
 }
 
 const hasSubscriptionRoot = (supergraphSdl: string) =>
@@ -254,6 +265,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
   }
 
+  const rateLimit = deps.rateLimit === undefined ? DEFAULT_RATE_LIMIT : deps.rateLimit;
+  const limitRate = rateLimit
+    ? createRateLimitGate({ limiter: deps.rateLimiter, policy: rateLimit, trustedHops: deps.trustedProxyHops ?? 0 })
+    : undefined;
+
   // Subscriptions over graphql-ws, on the same server and path, when the supergraph has any.
   const subscriptions = hasSubscriptionRoot(supergraphSdl)
     ? serveSubscriptions({
@@ -262,6 +278,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           supergraphSdl,
           clients: (name) => subscriptionClients.get(name),
           dataSources: () => dataSources,
+          maxResubscribeAttempts: deps.subscriptions?.resubscribeAttempts,
           logger,
         }),
         authenticate: deps.authenticate,
@@ -271,16 +288,16 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         maxPayloadBytes: deps.maxBodyBytes ?? 1024 * 1024,
         introspection: development,
         formatError: formatError,
+        socketLimits: { ...DEFAULT_SUBSCRIPTION_LIMITS, ...deps.subscriptions?.limits },
+        documentCache: { ...DEFAULT_DOCUMENT_CACHE, ...deps.subscriptions?.documentCache },
+        // The HTTP path's limit, policy and keys: a socket cannot be a way around it.
+        rateLimit: limitRate,
+        trustedProxyHops: deps.trustedProxyHops ?? 0,
         admitOperation: admission.subscription,
         logger,
       })
     : undefined;
   registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats });
-
-  const rateLimit = deps.rateLimit === undefined ? DEFAULT_RATE_LIMIT : deps.rateLimit;
-  const limitRate = rateLimit
-    ? createRateLimitGate({ limiter: deps.rateLimiter, policy: rateLimit, trustedHops: deps.trustedProxyHops ?? 0 })
-    : undefined;
 
   httpServer.on(
     'request',
@@ -322,7 +339,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     responseCache,
     telemetry,
     get subscriptions() {
-      return subscriptions && { active: subscriptions.stats().subscriptions };
+      if (!subscriptions) return undefined;
+      const { subscriptions: active, sockets, documentCache } = subscriptions.stats();
+      return { active, sockets, documentCache };
     },
     // The drain, once, however often it is called (a test, then the stack that owns it): readiness says so
     // first; then the listener closes while requests in flight finish and sockets close with 1001.

@@ -4,7 +4,11 @@ export enum ErrorCode {
   Unauthenticated = 'UNAUTHENTICATED',
   /** HTTP 503: the key set that verifies tokens could not be fetched; the token may be fine. */
   AuthUnavailable = 'AUTH_UNAVAILABLE',
-  /** HTTP 429, with Retry-After: this client sent more than RATE_LIMIT_MAX requests per window. */
+  /**
+   * HTTP 429, with Retry-After: this client sent more than RATE_LIMIT_MAX requests per window. Over graphql-ws,
+   * each sign-in and each subscribe message counts as a request: a refused subscribe gets this code (the message
+   * says when to retry), a refused sign-in closes the socket with 4429.
+   */
   RateLimited = 'RATE_LIMITED',
   /** HTTP 400: the operation nests deeper than MAX_DEPTH. */
   DepthLimitExceeded = 'DEPTH_LIMIT_EXCEEDED',
@@ -14,14 +18,32 @@ export enum ErrorCode {
   DirectiveLimitExceeded = 'DIRECTIVE_LIMIT_EXCEEDED',
   /** HTTP 400: the operation could return more than MAX_COST fields. */
   CostLimitExceeded = 'COST_LIMIT_EXCEEDED',
-  /** A subgraph could not be reached or failed; the fields it owns are null. `serviceName` names it. */
+  /**
+   * A subgraph could not be reached or failed; the fields it owns are null. `serviceName` names it. Within a
+   * subscription event the event is still delivered (partial), and the stream goes on.
+   */
   SubgraphUnavailable = 'SUBGRAPH_UNAVAILABLE',
   /** A subgraph did not answer within SUBGRAPH_TIMEOUT_MS. */
   SubgraphTimeout = 'SUBGRAPH_TIMEOUT',
   /** A subscription was sent as a plain HTTP request. */
   SubscriptionOverHttp = 'SUBSCRIPTION_OVER_HTTP',
-  /** Over graphql-ws: a subscription fell too far behind and was ended; the client resumes with `after`. */
+  /**
+   * Over graphql-ws, ends the stream: a subscription fell too far behind and was ended; the client resumes with
+   * `after`.
+   */
   EventsOverflow = 'EVENTS_OVERFLOW',
+  /**
+   * Over graphql-ws, ends the stream: the subgraph that owns the subscription could not be reached again (after
+   * retries) or refused it; the client resubscribes with `after`, with a backoff. Apart from SUBGRAPH_UNAVAILABLE,
+   * which within an event only means fields of a subgraph that is down are null, and the stream goes on.
+   */
+  StreamUnavailable = 'STREAM_UNAVAILABLE',
+  /**
+   * Over graphql-ws, refuses a subscription: more than WS_MAX_SUBSCRIPTIONS_PER_SOCKET on its socket, or
+   * WS_MAX_SUBSCRIPTIONS_PER_VIEWER / _PER_ADDRESS for its client on this replica. Over the rate limit it is
+   * RATE_LIMITED; either way, end one first or retry later.
+   */
+  TooManySubscriptions = 'TOO_MANY_SUBSCRIPTIONS',
   /** Over graphql-ws: an operation that is not a single subscription (queries and mutations go over HTTP). */
   BadRequest = 'BAD_REQUEST',
   /** HTTP 400, trusted documents: no document of the manifest has the persisted query's sha256Hash. */

@@ -2,7 +2,7 @@ import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type S
 import { operationFromDocument, Supergraph } from '@apollo/federation-internals';
 import { QueryPlanner, type FetchNode, type PlanNode } from '@apollo/query-planner';
 import { getNamedType, GraphQLError, Kind, parse, print, type DocumentNode, type ExecutionResult, type FieldNode, type FormattedExecutionResult, type GraphQLSchema, type OperationDefinitionNode, visit } from 'graphql';
-import type { Logger, SubgraphSubscriptionClient, Viewer } from '@fed/platform';
+import { expiredSubscription, type Logger, type SubgraphSubscriptionClient, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 
 export interface SubscriptionEngineOptions {
@@ -18,6 +18,8 @@ export interface SubscriptionEngineOptions {
    * `after`.
    */
   maxQueuedEvents?: number;
+  /** Attempts to win back a lost upstream before clients get STREAM_UNAVAILABLE (default 10, about 15 s). */
+  maxResubscribeAttempts?: number;
 }
 
 export interface SubscriptionRequest {
@@ -29,7 +31,7 @@ export interface SubscriptionRequest {
   contextValue: Record<string, unknown>;
 }
 
-/** Attempts to win back a lost upstream before clients are told the subgraph is unavailable (about 15 s). */
+/** Attempts to win back a lost upstream before clients are told the stream is unavailable (about 15 s). */
 const MAX_RESUBSCRIBE_ATTEMPTS = 10;
 
 const pick = (variables: Record<string, unknown> | null | undefined, names: readonly string[] | undefined) =>
@@ -130,6 +132,7 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   const supergraphSchema = supergraph.schema.toGraphQLJSSchema();
   const apiSchemaJs: GraphQLSchema = apiSchema.toGraphQLJSSchema();
   const maxQueued = options.maxQueuedEvents ?? 1_000;
+  const maxAttempts = options.maxResubscribeAttempts ?? MAX_RESUBSCRIBE_ATTEMPTS;
   const stats = { overflowed: 0 };
   let unshared = 0;
   const upstreams = new Map<string, Upstream>();
@@ -219,10 +222,12 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
       for (const sink of [...sinks]) sink.end();
     };
     const unavailable = () => {
+      // Not SUBGRAPH_UNAVAILABLE: within an event that code marks fields of a subgraph that is down, and the
+      // stream goes on. This one is the last message of the stream.
       broadcast({
         errors: [
-          new GraphQLError(`The ${primary.serviceName} service is unavailable`, {
-            extensions: { code: 'SUBGRAPH_UNAVAILABLE', serviceName: primary.serviceName },
+          new GraphQLError(`The ${primary.serviceName} service is unavailable, so this subscription has ended; subscribe again after the last event received`, {
+            extensions: { code: ErrorCode.StreamUnavailable, serviceName: primary.serviceName },
           }),
         ],
       });
@@ -235,16 +240,26 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     // field resumes after the last event received, so none is lost or repeated.
     let attempts = 0;
     let pending = 0;
+    // The subgraph ended the upstream for its signed lifetime: it completes next, and is subscribed again.
+    let renewing = false;
     let retryTimer: NodeJS.Timeout | undefined;
     let stopUpstream: () => void = () => {};
     const start = () => {
       const startedAt = Date.now();
       const variables = pick(request.variables, primary.variableUsages);
       const operation = resume ? resume.operation : primary.operation;
+      renewing = false;
       stopUpstream = client.subscribe(operation, resume ? { ...variables, [RESUME_VARIABLE]: lastId } : variables, request.viewer, {
         next: (event) => {
           attempts = 0;
           if (closed) return;
+          const expired = expiredSubscription(event);
+          if (expired) {
+            // Before any event, the subgraph says where the stream stood: resuming there skips nothing.
+            if (lastId === null) lastId = expired.after;
+            renewing = true;
+            return;
+          }
           const id = resume && (event.data?.[resume.responseKey] as Record<string, unknown> | null | undefined)?.[RESUME_ID];
           if (typeof id === 'string') lastId = id;
           // Events wait here while `rest` runs for the one before. A subgraph too fast for it would grow this
@@ -267,7 +282,7 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
         error: (error) => {
           if (closed) return;
           // GraphQL errors (the subgraph refused the operation) end the stream; anything else is the connection.
-          if (Array.isArray(error) || attempts >= MAX_RESUBSCRIBE_ATTEMPTS) {
+          if (Array.isArray(error) || attempts >= maxAttempts) {
             options.logger.warn({ err: error, subgraph: primary.serviceName, attempts }, 'upstream subscription failed');
             void chain.then(unavailable);
             return;
@@ -280,7 +295,15 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
             if (!closed) start();
           }, delay);
         },
-        complete: () => void chain.then(() => setImmediate(close)),
+        complete: () => {
+          // Signed afresh, after the last event received: clients see neither a gap nor a repeat.
+          if (renewing && !closed) {
+            options.logger.debug({ subgraph: primary.serviceName }, 'renewing an upstream subscription at the end of its signed lifetime');
+            start();
+            return;
+          }
+          void chain.then(() => setImmediate(close));
+        },
       });
     };
     start();

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import { createHash } from 'node:crypto';
 import {
   getOperationAST,
@@ -8,18 +8,20 @@ import {
   parse,
   specifiedRules,
   validate,
-  type DocumentNode,
   type ExecutionResult,
   type GraphQLFormattedError,
 } from 'graphql';
 import type { Context } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { useServer, type Extra } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { HttpError, type Logger, type Viewer } from '@fed/platform';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { ErrorCode } from '../errors/codes.ts';
 import type { ListSizes } from '../limits/measure.ts';
 import { exceededLimit, type OperationLimits } from '../limits/operation-limits.ts';
+import { addressKey, clientAddress } from '../limits/rate-limit.ts';
+import { addressClient, createSocketRegistry, TOO_MANY_CLOSE_CODE, viewerClient, type SubscriptionLimits } from './admission.ts';
+import { createDocumentCache, type DocumentCacheLimits } from './document-cache.ts';
 import type { SubscriptionEngine } from './engine.ts';
 
 export interface SubscriptionServerOptions {
@@ -38,10 +40,18 @@ export interface SubscriptionServerOptions {
   keepAliveMs?: number;
   /** HTTP's first look at a request (trusted documents, variable bounds): edits the payload, or returns errors. */
   admitOperation?: (payload: { query: string; variables?: Record<string, unknown> | null; extensions?: Record<string, unknown> | null }) => GraphQLError[] | undefined;
+  /** Sockets and subscriptions per socket, viewer and address (see SubscriptionLimits). */
+  socketLimits: SubscriptionLimits;
+  documentCache: DocumentCacheLimits;
+  /**
+   * The HTTP path's rate limit (same limiter, policy and keys): each socket's sign-in and each subscribe message
+   * count as one request. It throws an HttpError 429 to refuse; unset: no rate limit.
+   */
+  rateLimit?: (req: IncomingMessage, viewer: Viewer | null) => Promise<void>;
+  /** Proxies in front whose X-Forwarded-For entry names the client (as for HTTP). */
+  trustedProxyHops: number;
   logger: Logger;
 }
-
-const MAX_SUBSCRIPTIONS_PER_SOCKET = 200;
 
 /** Closes the socket when the token it was opened with expires; the client reconnects with a fresh one. */
 export const TOKEN_EXPIRED_CLOSE_CODE = 4401;
@@ -64,6 +74,23 @@ const expiryOf = (authorization: string): number | undefined => {
 
 const badRequest = (message: string) => new GraphQLError(message, { extensions: { code: ErrorCode.BadRequest } });
 
+/** The rate limit's refusal, or undefined when the request may go on; anything else is not ours to catch. */
+async function rateLimited(limit: SubscriptionServerOptions['rateLimit'], req: IncomingMessage, viewer: Viewer | null): Promise<string | undefined> {
+  try {
+    await limit?.(req, viewer);
+    return undefined;
+  } catch (error) {
+    if (error instanceof HttpError && error.status === 429) return error.message;
+    throw error;
+  }
+}
+
+/** Identical subscribe payloads: the same document, operation, variables and extensions, as sent. */
+const payloadKey = ({ query, operationName, variables, extensions }: { query: string; operationName?: string | null; variables?: unknown; extensions?: unknown }) =>
+  createHash('sha256')
+    .update(JSON.stringify([query, operationName ?? null, variables ?? {}, extensions ?? {}]))
+    .digest('base64url');
+
 /** The code HTTP would give the same error; "did you mean" hints go, as over HTTP. */
 const coded = (error: GraphQLError, code: string) =>
   new GraphQLError(error.message.replace(/ Did you mean .*$/, ''), { extensions: { ...error.extensions, code: error.extensions.code ?? code } });
@@ -80,8 +107,28 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
   const viewers = new WeakMap<Context, Viewer | null>();
   const expiries = new WeakMap<Context, NodeJS.Timeout>();
   const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
-  const documents = new Map<string, DocumentNode>();
+  const documents = createDocumentCache(options.documentCache);
   const connections = new Set<Context>();
+  const registry = createSocketRegistry(options.socketLimits);
+  // Per socket: which subscription id runs each distinct payload, and the reverse, to replace a repeat.
+  const byPayload = new WeakMap<Context, { ids: Map<string, string>; keys: Map<string, string> }>();
+  const forget = (ctx: Context, id: string) => {
+    const running = byPayload.get(ctx);
+    const key = running?.keys.get(id);
+    if (!running || key === undefined) return;
+    running.keys.delete(id);
+    if (running.ids.get(key) === id) running.ids.delete(key);
+  };
+
+  // Before graphql-ws sees the socket: until it signs in, it counts against its address, so sockets that never
+  // send connection_init cannot pile up either.
+  wsServer.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    if (!registry.join(socket, addressClient(addressKey(clientAddress(request, options.trustedProxyHops))))) {
+      socket.close(TOO_MANY_CLOSE_CODE, 'Too many connections from this address');
+      return;
+    }
+    socket.once('close', () => registry.leave(socket));
+  });
 
   const server = useServer<Record<string, unknown>>(
     {
@@ -101,6 +148,18 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         const expiresAt = authorization ? expiryOf(authorization) : undefined;
         // A signed-in socket lives no longer than its token: one whose expiry cannot be read is refused.
         if (viewer && expiresAt === undefined) return false;
+        const limited = await rateLimited(options.rateLimit, ctx.extra.request, viewer);
+        if (limited) {
+          ctx.extra.socket.close(TOO_MANY_CLOSE_CODE, limited);
+          return false;
+        }
+        if (viewer && !registry.move(ctx.extra.socket, viewerClient(viewer.userId))) {
+          ctx.extra.socket.close(TOO_MANY_CLOSE_CODE, 'Too many connections for this user');
+          return false;
+        }
+        if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
+        registry.track(ctx.extra.socket, () => Object.keys(ctx.subscriptions).length);
+        byPayload.set(ctx, { ids: new Map(), keys: new Map() });
         viewers.set(ctx, viewer);
         connections.add(ctx);
         if (expiresAt !== undefined) {
@@ -115,12 +174,33 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         connections.delete(ctx);
         clearTimeout(expiries.get(ctx));
       },
-      onSubscribe: (ctx, _id, payload) => {
-        // One socket may not open subscriptions without end: each distinct one costs an upstream stream.
+      onSubscribe: async (ctx, id, payload) => {
+        // Before anything is awaited, so subscribes that arrive together are counted in the order they came.
+        // The same subscription again on one socket (a client that resubscribes without ending the one it runs)
+        // replaces it: the earlier one completes, so a socket never gets each event twice from one operation.
+        const running = byPayload.get(ctx);
+        const key = payloadKey(payload);
+        const previous = running?.ids.get(key);
+        const replacing = previous !== undefined && previous !== id && previous in ctx.subscriptions;
+        // Each subscription costs an upstream stream: caps per socket, and per client on this replica.
         // graphql-ws has already reserved this one's id in ctx.subscriptions.
-        if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
-          return [badRequest(`At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions per connection`)];
+        const refusal = registry.refusal(ctx.extra.socket, replacing ? 1 : 0);
+        if (refusal) return [new GraphQLError(refusal, { extensions: { code: ErrorCode.TooManySubscriptions } })];
+        // Claimed now: the next identical one, even in the same burst, replaces this one.
+        running?.ids.set(key, id);
+        running?.keys.set(id, key);
+        // Each subscribe message costs what a request costs (parse, validation, a plan, an upstream stream).
+        const limited = await rateLimited(options.rateLimit, ctx.extra.request, viewers.get(ctx) ?? null);
+        if (limited) {
+          // Refused, it replaces nothing: the one running stays, and stays the one to replace.
+          running?.keys.delete(id);
+          if (running?.ids.get(key) === id) {
+            if (replacing && previous in ctx.subscriptions) running.ids.set(key, previous);
+            else running.ids.delete(key);
+          }
+          return [new GraphQLError(limited, { extensions: { code: ErrorCode.RateLimited } })];
         }
+        if (replacing && previous in ctx.subscriptions) end(ctx, previous);
         const refused = options.admitOperation?.(payload);
         if (refused) return refused;
         const documentKey = createHash('sha256').update(payload.query).digest('base64url');
@@ -134,8 +214,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
           const errors = validate(engine.schema, document, rules);
           if (errors.length > 0) return errors.map((error) => coded(error, 'GRAPHQL_VALIDATION_FAILED'));
           // Thousands of clients send the same few documents: one parsed, validated copy serves them all.
-          if (documents.size >= 1_000) documents.clear();
-          documents.set(documentKey, document);
+          documents.set(documentKey, payload.query, document);
         }
         const operation = getOperationAST(document, payload.operationName);
         if (!operation) return [badRequest('The document names no single operation to run')];
@@ -147,8 +226,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         if (coerced.errors) return coerced.errors.map((error) => coded(error, 'BAD_USER_INPUT'));
         const exceeded = exceededLimit(options.limits, options.listSizes, engine.schema, document, operation, coerced.coerced);
         if (exceeded) return [exceeded];
-        const viewer = viewers.get(ctx) ?? null;
-        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: coerced.coerced, contextValue: { viewer } };
+        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: coerced.coerced, contextValue: { viewer: viewers.get(ctx) ?? null } };
       },
       subscribe: (args) => {
         const contextValue = args.contextValue as { viewer: Viewer | null };
@@ -161,11 +239,29 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         });
       },
       onNext: (_ctx, _id, _payload, _args, result) => mask(result as ExecutionResult),
-      onError: (_ctx, _id, _payload, errors) => errors.map((error) => options.formatError(error.toJSON(), error) as GraphQLError),
+      onError: (ctx, id, _payload, errors) => {
+        forget(ctx, id);
+        return errors.map((error) => options.formatError(error.toJSON(), error) as GraphQLError);
+      },
+      onComplete: (ctx, id) => forget(ctx, id),
     },
     wsServer,
     options.keepAliveMs ?? 12_000,
   );
+
+  /** Ends a subscription from the server's side; the client is told `complete`, as when its stream ends. */
+  function end(ctx: Context<Record<string, unknown>, Extra>, id: string) {
+    const subscription = ctx.subscriptions[id];
+    forget(ctx, id);
+    if (subscription && 'return' in subscription) {
+      // graphql-ws's loop over it ends, and it sends the `complete`.
+      void subscription.return(undefined);
+      return;
+    }
+    // Still starting: graphql-ws drops it once started (its id is gone), without a word to the client.
+    delete ctx.subscriptions[id];
+    if (ctx.extra.socket.readyState === ctx.extra.socket.OPEN) ctx.extra.socket.send(JSON.stringify({ id, type: 'complete' }));
+  }
 
   function mask(result: ExecutionResult): ExecutionResult {
     if (!result.errors?.length) return result;
@@ -178,6 +274,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
     stats: () => ({
       sockets: wsServer.clients.size,
       subscriptions: [...connections].reduce((sum, ctx) => sum + Object.keys(ctx.subscriptions).length, 0),
+      documentCache: documents.stats(),
     }),
     /** Closes every socket with 1001 (going away), so clients reconnect to another replica. */
     async dispose(): Promise<void> {

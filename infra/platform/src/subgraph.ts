@@ -67,6 +67,8 @@ export interface SubgraphAppOptions<TContext extends BaseContext> {
   telemetry?: Telemetry;
   /** Resolves when the service's database answers: /readyz. */
   healthCheck?: () => Promise<unknown>;
+  /** How long one signed subscription runs before its caller must renew it (default 5 minutes). */
+  subscriptionLifetimeMs?: number;
   /** On stop: how long /readyz says draining before the listener closes, and the grace for requests in flight. */
   drain?: { delayMs?: number; graceMs?: number };
 }
@@ -183,6 +185,9 @@ export async function createSubgraphApp<TContext extends BaseContext>(
         // A subscription commits nothing, so nobody reads what it would record.
         context: async (identity) => Object.assign(await context(identity, () => {}), { [IDENTITY]: identity }),
         formatError,
+        // Signatures are single-use here as for writes: a captured one cannot open a second feed.
+        firstUse,
+        lifetimeMs: options.subscriptionLifetimeMs,
         logger,
       })
     : undefined;

@@ -150,7 +150,8 @@ describe('federated subscriptions through the gateway', () => {
 
   it('caps the subscriptions one connection may hold at 200', async () => {
     const client = await connect('1000000', 'admin');
-    const streams = Array.from({ length: 201 }, () => follow(client, { userId: '1' }));
+    // Distinct as sent (the same subscription again on a socket replaces the one running), the same once parsed.
+    const streams = Array.from({ length: 201 }, (_, i) => follow(client, { userId: '1' }, EVENTS + ' '.repeat(i)));
     await waitFor(() => expect(streams[200]!.error ?? streams[200]!.results[0]).toBeDefined());
     expect(JSON.stringify(streams[200]!.error ?? streams[200]!.results)).toContain('At most 200 subscriptions per connection');
     expect(streams.slice(0, 200).every((stream) => stream.error === undefined && !stream.completed)).toBe(true);
@@ -200,7 +201,9 @@ describe('federated subscriptions through the gateway', () => {
   });
 
   it('shares one upstream subscription among 100 identical ones on a replica, and gives every client each event', async () => {
-    const client = await connect('1');
+    // Ten sockets of one user, ten on each: the same subscription again on one socket would replace the one
+    // running, so each differs as sent, in whitespace only.
+    const sockets = await Promise.all(Array.from({ length: 10 }, () => connect('1')));
     // Upstreams the earlier tests closed may still be winding down at the subgraph: count from a settled figure.
     let before = stack.usersSubscriptions();
     await waitFor(async () => {
@@ -209,7 +212,7 @@ describe('federated subscriptions through the gateway', () => {
       before = stack.usersSubscriptions();
       expect(before).toBe(previous);
     }, 5_000);
-    const streams = Array.from({ length: 100 }, () => follow(client, { userId: '1' }));
+    const streams = Array.from({ length: 100 }, (_, i) => follow(sockets[i % 10]!, { userId: '1' }, EVENTS + ' '.repeat(Math.floor(i / 10))));
     await waitFor(async () => expect(await listeners('user-events:1')).toBe(1));
     // Counted at the users subgraph: one subscription for a hundred clients (it may still be opening).
     await waitFor(() => expect(stack.usersSubscriptions() - before).toBe(1));

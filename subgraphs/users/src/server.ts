@@ -48,10 +48,12 @@ export interface UsersServerDeps {
   telemetry?: Telemetry;
   /** On stop: how long /readyz says draining before the listener closes, and the grace for requests in flight. */
   drain?: { delayMs?: number; graceMs?: number };
+  /** How long one signed subscription runs before the gateway renews it (default 5 minutes). */
+  subscriptionLifetimeMs?: number;
 }
 
 /** The users subgraph as an app: it neither reads the environment nor listens. */
-export async function createUsersServer({ db, reader = db, events, logger, secrets, replayStore, introspection, drain, ...deps }: UsersServerDeps): Promise<GraphQLApp> {
+export async function createUsersServer({ db, reader = db, events, logger, secrets, replayStore, introspection, drain, subscriptionLifetimeMs, ...deps }: UsersServerDeps): Promise<GraphQLApp> {
   const telemetry = deps.telemetry ?? createTelemetry({ service: 'users' });
   const repositories = { primary: createUserRepository(db), replica: createUserRepository(reader) };
   const unitOfWork = createUnitOfWork({ db, source: 'users', relay: events.relay });
@@ -79,5 +81,6 @@ export async function createUsersServer({ db, reader = db, events, logger, secre
     telemetry,
     healthCheck: () => pingDatabase(db),
     drain,
+    subscriptionLifetimeMs,
   });
 }

@@ -160,8 +160,9 @@ export function createIdentityVerifier({ audience, callers, clockToleranceSecond
 const REMEMBER_MS = (IDENTITY_TTL_SECONDS + 2 * 5) * 1000;
 
 /**
- * Remembers which signatures have already run a write, on the rate-limit edge (Redis across replicas): a
- * signature seen twice within its lifetime is a replay, and a key allowed once per window is exactly that.
+ * Remembers which signatures have already been used (to run a write, or to open a subscription or its
+ * connection), on the rate-limit edge (Redis across replicas): a signature seen twice within its lifetime is a
+ * replay, and a key allowed once per window is exactly that.
  * That edge lets everything through while Redis is down, so this replica also remembers on its own.
  */
 export function createReplayGuard(store: RateLimiter, audience: string) {

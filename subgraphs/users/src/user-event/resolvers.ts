@@ -6,6 +6,7 @@ import {
   InvalidCursorError,
   parseId,
   publicError,
+  recordSubscriptionCursor,
   tryParseId,
   type Feed,
   type Followed,
@@ -26,7 +27,8 @@ export const userEventResolvers = {
   Subscription: {
     userEvents: {
       // Authorized once, when the stream opens; the viewer cannot change on a signed subscription.
-      subscribe: async (_parent, { userId, after }, { viewer, events }) => {
+      subscribe: async (_parent, { userId, after }, context) => {
+        const { viewer, events } = context;
         let feed: Feed = {};
         if (userId === undefined || userId === null) {
           assertAdmin(viewer, "follow every user's events");
@@ -36,7 +38,11 @@ export const userEventResolvers = {
           feed = { userId: String(id) };
         }
         try {
-          return await followEvents(events.stream, events.pubsub, feed, after ?? null);
+          // From an explicit position even when asked "from now": a subscription renewed for its signed lifetime
+          // then resumes exactly there, though no event came meanwhile.
+          const from = after ?? (await events.stream.last(feed));
+          recordSubscriptionCursor(context, from);
+          return await followEvents(events.stream, events.pubsub, feed, from);
         } catch (error) {
           if (error instanceof CursorExpiredError) throw expired();
           if (error instanceof InvalidCursorError) throw publicError(ErrorCode.BadUserInput, '`after` is not an event id', 'after');
@@ -45,10 +51,11 @@ export const userEventResolvers = {
       },
       // One context serves the whole stream: without clearing, the loader would answer every later event with
       // the user as the first event found them.
-      resolve: (event: Followed, _args: unknown, { loaders }: UsersContext) => {
+      resolve: (event: Followed, _args: unknown, context: UsersContext) => {
         // A reader that fell further behind than the retention window gets this once, and the stream ends.
         if (event instanceof CursorExpiredError) throw expired();
-        loaders.byId.clearAll();
+        context.loaders.byId.clearAll();
+        recordSubscriptionCursor(context, event.position);
         return event;
       },
     },
