@@ -4,13 +4,13 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
-import { createAuthenticator, createGateway, mintToken, type Gateway, type GatewayDeps } from '@fed/gateway';
+import { createAuthenticator, createGateway, mintToken, type GatewayDeps } from '@fed/gateway';
 import { gatewayConfigSchema, gatewaySettings } from '@fed/gateway/config';
-import { createInfrastructure, createLogger, IDENTITY_HEADER, isProbeRequest, listen, signIdentity, type Infrastructure } from '@fed/platform';
+import { createInfrastructure, createLogger, IDENTITY_HEADER, isProbeRequest, listen, signIdentity } from '@fed/platform';
 import { deleteRedisKeys, recordStream, testRedisUrl, uniqueName, waitFor } from '@fed/platform/testing';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { Redis } from 'ioredis';
@@ -264,58 +264,6 @@ describe('identity attacks', () => {
   });
 });
 
-describe('22. the rate limit holds across two gateway replicas sharing Redis', () => {
-  const replicas: { gateway: Gateway; url: string; infrastructure: Infrastructure }[] = [];
-
-  beforeAll(async () => {
-    const keyPrefix = `${uniqueName('ratelimit_replicas')}:`;
-    for (let i = 0; i < 2; i++) {
-      // Each replica has its own Redis connection, exactly as two processes would.
-      const infrastructure = await createInfrastructure({ redisUrl: testRedisUrl(), logger: silentLogger(), keyPrefix });
-      const gateway = await createGateway({
-        supergraphSdl,
-        subgraphUrls: { users: stack.urls.users, orders: stack.urls.orders },
-        subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
-        logger: silentLogger(),
-        cache: infrastructure.cache,
-        rateLimiter: infrastructure.rateLimiter,
-        rateLimit: { limit: 4, windowMs: 60_000 },
-        authenticate: createAuthenticator(TEST_AUTH),
-      });
-      await listen(gateway.httpServer, 0, '127.0.0.1');
-      replicas.push({ gateway, infrastructure, url: `http://127.0.0.1:${(gateway.httpServer.address() as AddressInfo).port}/graphql` });
-    }
-  });
-  afterAll(async () => {
-    for (const { gateway, infrastructure } of replicas) {
-      await gateway.stop();
-      await infrastructure.close();
-    }
-  });
-
-  it('counts a client’s requests on both replicas together; past the limit it is 429 RATE_LIMITED with Retry-After', async () => {
-    const headers = { authorization: `Bearer ${await tokenFor('3')}` };
-    const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push((await post({ query: '{ me { id } }' }, headers, replicas[i % 2]!.url)).status);
-    expect(statuses).toEqual([200, 200, 200, 200]);
-
-    for (const { url } of replicas) {
-      const refused = await post({ query: '{ me { id } }' }, headers, url);
-      expectStopped(refused, 429, 'RATE_LIMITED');
-      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-      expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(15);
-    }
-  });
-
-  it('keys by verified sub: another user, and anonymous callers (by address), have their own allowance', async () => {
-    const other = await post({ query: '{ me { id } }' }, { authorization: `Bearer ${await tokenFor('4')}` }, replicas[0]!.url);
-    expect(other.status).toBe(200);
-    expect(other.body.data).toEqual({ me: { id: '4' } });
-    const anonymous = await post({ query: '{ users(first: 1) { totalCount } }' }, {}, replicas[1]!.url);
-    expect(anonymous.status).toBe(200);
-  });
-});
-
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const persisted = (hash: string) => ({ persistedQuery: { version: 1, sha256Hash: hash } });
 
@@ -342,6 +290,41 @@ async function startReplica(keyPrefix: string, deps: Partial<GatewayDeps>) {
     },
   };
 }
+
+describe('22. the rate limit holds across two gateway replicas sharing Redis', () => {
+  const keyPrefix = `${uniqueName('ratelimit_replicas')}:`;
+  const replicas: Awaited<ReturnType<typeof startReplica>>[] = [];
+
+  beforeAll(async () => {
+    // Each replica has its own Redis connection, exactly as two processes would.
+    for (let i = 0; i < 2; i++) replicas.push(await startReplica(keyPrefix, { rateLimit: { limit: 4, windowMs: 60_000 } }));
+  });
+  afterAll(async () => {
+    for (const replica of replicas) await replica.stop();
+  });
+
+  it('counts a client’s requests on both replicas together; past the limit it is 429 RATE_LIMITED with Retry-After', async () => {
+    const headers = { authorization: `Bearer ${await tokenFor('3')}` };
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await post({ query: '{ me { id } }' }, headers, replicas[i % 2]!.url)).status);
+    expect(statuses).toEqual([200, 200, 200, 200]);
+
+    for (const { url } of replicas) {
+      const refused = await post({ query: '{ me { id } }' }, headers, url);
+      expectStopped(refused, 429, 'RATE_LIMITED');
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(15);
+    }
+  });
+
+  it('keys by verified sub: another user, and anonymous callers (by address), have their own allowance', async () => {
+    const other = await post({ query: '{ me { id } }' }, { authorization: `Bearer ${await tokenFor('4')}` }, replicas[0]!.url);
+    expect(other.status).toBe(200);
+    expect(other.body.data).toEqual({ me: { id: '4' } });
+    const anonymous = await post({ query: '{ users(first: 1) { totalCount } }' }, {}, replicas[1]!.url);
+    expect(anonymous.status).toBe(200);
+  });
+});
 
 describe('23–25. automatic persisted queries are bounded in Redis (a TTL, a size per document, a budget of registrations)', () => {
   const keyPrefix = `${uniqueName('apq')}:`;
