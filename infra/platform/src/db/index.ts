@@ -49,6 +49,16 @@ export interface DatabaseHandle<TSchema extends Record<string, unknown>> {
   close(): Promise<void>;
 }
 
+/**
+ * How long a pooled connection waits before its next connect after a failed one. postgres.js's default grows
+ * to 20 s after a few refused attempts, and a query arriving meanwhile waits all of it, even once the database
+ * is back: a 1.2 s restart kept requests waiting past the gateway's 10 s timeout. Capped at a quarter of a
+ * second (jittered, so a pool's connections do not retry in step), a request during an outage still fails fast
+ * with DATABASE_UNAVAILABLE, the server still sees at most a few attempts a second per connection, and service
+ * resumes within that cap of the database's return.
+ */
+export const reconnectDelaySeconds = (failedAttempts: number) => Math.min(0.25, 0.01 * 2 ** failedAttempts) * (0.5 + Math.random() / 2);
+
 export async function createDatabase<TSchema extends Record<string, unknown>>(
   options: DatabaseOptions<TSchema>,
 ): Promise<DatabaseHandle<TSchema>> {
@@ -64,6 +74,7 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
         // Fail fast when Postgres is down instead of hanging requests; reconnects happen on the next query.
         connect_timeout: 5,
         idle_timeout: 30,
+        backoff: reconnectDelaySeconds,
         onnotice: () => {},
       });
       const watched = options.telemetry && (role === 'primary' ? observed : observeDatabase(options.telemetry, `${options.name ?? 'db'}_${role}`, maxConnections));

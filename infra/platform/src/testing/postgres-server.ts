@@ -82,6 +82,10 @@ export interface PrivatePostgres {
    * accepts connections again, with when it began and ended (performance.now()): the longest it was down.
    */
   restart(): Promise<{ startedAt: number; endedAt: number }>;
+  /** `pg_ctl stop -m fast`: every session is terminated, and connections are refused until up(). */
+  down(): Promise<void>;
+  /** Starts it again; resolves once it accepts connections. */
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -119,6 +123,12 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       const startedAt = performance.now();
       await programs.runAsync('pg_ctl', ['-D', dataDir, '-l', logFile, '-m', 'fast', '-w', '-t', '60', 'restart']);
       return { startedAt, endedAt: performance.now() };
+    },
+    down: async () => {
+      await programs.runAsync('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop']);
+    },
+    up: async () => {
+      await programs.runAsync('pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start']);
     },
     stop: async () => {
       try {
