@@ -1,7 +1,18 @@
-import { createAuthenticator, createGateway, mintToken } from '@fed/gateway';
+import { createAuthenticator, createGateway, mintToken, type Gateway, type GatewayDeps } from '@fed/gateway';
 import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { readSupergraph } from '@fed/gateway/supergraph';
-import { createLogger, createMemoryCache, listen, MemoryRateLimiter, type Logger, type Role } from '@fed/platform';
+import {
+  createInfrastructure,
+  createLogger,
+  createMemoryCache,
+  createOutboxRelay,
+  listen,
+  MemoryRateLimiter,
+  type GraphQLApp,
+  type Logger,
+  type Role,
+} from '@fed/platform';
+import { createUsersServer } from '@fed/users';
 import {
   createTestDatabase,
   graphql,
@@ -118,9 +129,13 @@ export async function startStackBehindRedisProxy(size: { users: number; ordersPe
 
 /**
  * One more gateway on the stack's subgraphs, reaching users at `usersUrl` (a proxy or a balancer a test
- * controls). It has its own in-memory cache and rate limit; stop() closes it.
+ * controls), with `deps` on top. It has its own in-memory cache and rate limit; stop() closes it.
  */
-export async function startGatewayTo(stack: RunningStack, usersUrl: string): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startGatewayTo(
+  stack: RunningStack,
+  usersUrl: string,
+  deps: Partial<GatewayDeps> = {},
+): Promise<{ url: string; gateway: Gateway; stop(): Promise<void> }> {
   const gateway = await createGateway({
     supergraphSdl,
     subgraphUrls: { users: usersUrl, orders: stack.urls.orders },
@@ -129,7 +144,41 @@ export async function startGatewayTo(stack: RunningStack, usersUrl: string): Pro
     cache: createMemoryCache(),
     rateLimiter: new MemoryRateLimiter(),
     authenticate: createAuthenticator(TEST_AUTH),
+    ...deps,
   });
   const port = await listen(gateway.httpServer, 0, '127.0.0.1');
-  return { url: `http://127.0.0.1:${port}/graphql`, stop: () => gateway.stop() };
+  return { url: `http://127.0.0.1:${port}/graphql`, gateway, stop: () => gateway.stop() };
+}
+
+/**
+ * A second users replica on the stack's database and Redis (the same secrets), with its own outbox relay, as
+ * another process would be: stop() closes all of it.
+ */
+export async function startUsersReplica(
+  stack: TestStack,
+  options: { subscriptionLifetimeMs?: number } = {},
+): Promise<{ url: string; app: GraphQLApp; stop(): Promise<void> }> {
+  const infrastructure = await createInfrastructure({ redisUrl: testRedisUrl(), logger: silentLogger(), keyPrefix: stack.keyPrefix });
+  const relay = createOutboxRelay({ db: stack.databases.users.db, stream: infrastructure.events, logger: silentLogger() });
+  relay.start();
+  const app = await createUsersServer({
+    db: stack.databases.users.db,
+    events: { stream: infrastructure.events, pubsub: infrastructure.pubsub, relay },
+    logger: silentLogger(),
+    secrets: { gateway: stack.secrets.users, orders: stack.secrets.ordersToUsers },
+    replayStore: infrastructure.rateLimiter,
+    subscriptionLifetimeMs: options.subscriptionLifetimeMs,
+  });
+  const port = await listen(app.httpServer, 0, '127.0.0.1');
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}/graphql`,
+    app,
+    stop: () =>
+      (stopped ??= (async () => {
+        await app.stop();
+        await relay.stop();
+        await infrastructure.close();
+      })()),
+  };
 }

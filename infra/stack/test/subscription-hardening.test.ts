@@ -9,25 +9,14 @@
 //     gateway renews it after the last event, so its clients see neither a gap nor a repeat.
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createAuthenticator, createGateway, DEFAULT_DOCUMENT_CACHE, type GatewayDeps } from '@fed/gateway';
-import {
-  createInfrastructure,
-  createMemoryCache,
-  createOutboxRelay,
-  IDENTITY_HEADER,
-  listen,
-  MemoryRateLimiter,
-  signIdentity,
-  SUBSCRIPTION_CONNECTION_BODY,
-  subscriptionBody,
-} from '@fed/platform';
-import { graphql, recordStream, startTcpProxy, testRedisUrl, waitFor, type RecordedStream } from '@fed/platform/testing';
-import { createUsersServer } from '@fed/users';
+import { DEFAULT_DOCUMENT_CACHE, type GatewayDeps } from '@fed/gateway';
+import { IDENTITY_HEADER, listen, signIdentity, SUBSCRIPTION_CONNECTION_BODY, subscriptionBody } from '@fed/platform';
+import { graphql, recordStream, startTcpProxy, waitFor, type RecordedStream } from '@fed/platform/testing';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { seed } from '../src/seed.ts';
-import { silentLogger, startTestStack, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
+import { startGatewayTo, startTestStack, startUsersReplica, tokenFor, type TestStack } from './harness.ts';
 
 type Result = FormattedExecutionResult<Record<string, unknown>, unknown>;
 type Stream = RecordedStream<Result>;
@@ -55,19 +44,9 @@ afterAll(async () => {
 
 /** One more gateway on the stack's subgraphs, with its own in-memory cache and rate limit, and `deps` on top. */
 async function gatewayWith(deps: Partial<GatewayDeps>, usersUrl = stack.urls.users) {
-  const gateway = await createGateway({
-    supergraphSdl,
-    subgraphUrls: { users: usersUrl, orders: stack.urls.orders },
-    subgraphSecrets: { users: stack.secrets.users, orders: stack.secrets.orders },
-    logger: silentLogger(),
-    cache: createMemoryCache(),
-    rateLimiter: new MemoryRateLimiter(),
-    authenticate: createAuthenticator(TEST_AUTH),
-    ...deps,
-  });
-  const port = await listen(gateway.httpServer, 0, '127.0.0.1');
-  closers.push(() => gateway.stop());
-  return { gateway, url: `http://127.0.0.1:${port}/graphql` };
+  const started = await startGatewayTo(stack, usersUrl, deps);
+  closers.push(() => started.stop());
+  return started;
 }
 
 /** A graphql-ws client; `closed` resolves with the socket's close code the first time it closes. */
@@ -458,28 +437,11 @@ describe('12. signed subgraph subscriptions', () => {
   });
 
   describe('on a users subgraph whose subscriptions live 1.5 s on one signature', () => {
-    let shortLived: { url: string; active(): number; stop(): Promise<void> };
+    let shortLived: { url: string; active(): number };
     beforeAll(async () => {
-      const infrastructure = await createInfrastructure({ redisUrl: testRedisUrl(), logger: silentLogger(), keyPrefix: stack.keyPrefix });
-      const relay = createOutboxRelay({ db: stack.databases.users.db, stream: infrastructure.events, logger: silentLogger() });
-      const app = await createUsersServer({
-        db: stack.databases.users.db,
-        events: { stream: infrastructure.events, pubsub: infrastructure.pubsub, relay },
-        logger: silentLogger(),
-        secrets: { gateway: stack.secrets.users, orders: stack.secrets.ordersToUsers },
-        replayStore: infrastructure.rateLimiter,
-        subscriptionLifetimeMs: 1_500,
-      });
-      const port = await listen(app.httpServer, 0, '127.0.0.1');
-      shortLived = {
-        url: `http://127.0.0.1:${port}/graphql`,
-        active: () => app.subscriptions?.active ?? 0,
-        stop: async () => {
-          await app.stop();
-          await infrastructure.close();
-        },
-      };
-      closers.push(() => shortLived.stop());
+      const replica = await startUsersReplica(stack, { subscriptionLifetimeMs: 1_500 });
+      closers.push(() => replica.stop());
+      shortLived = { url: replica.url, active: () => replica.app.subscriptions?.active ?? 0 };
     });
 
     it('ends a subscription opened with a captured signature after its lifetime: no event after that', async () => {

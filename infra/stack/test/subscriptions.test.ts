@@ -2,15 +2,14 @@
 // users subgraph over graphql-ws and completes every event from orders through _entities; real Redis pub/sub
 // between the subgraphs and Postgres underneath.
 import { createAuthenticator, createGateway } from '@fed/gateway';
-import { createInfrastructure, createMemoryCache, createOutboxRelay, listen, MemoryRateLimiter } from '@fed/platform';
+import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
 import { graphql, recordStream, signedGraphql, startTcpProxy, testRedisUrl, waitFor, type RecordedStream } from '@fed/platform/testing';
-import { createUsersServer } from '@fed/users';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
-import { signedInAs, silentLogger, startGatewayTo, startTestStack, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
+import { signedInAs, silentLogger, startGatewayTo, startTestStack, startUsersReplica, supergraphSdl, TEST_AUTH, tokenFor, type TestStack } from './harness.ts';
 
 const EVENTS = `subscription Follow($userId: ID) {
   userEvents(userId: $userId) {
@@ -284,21 +283,9 @@ describe('two gateway replicas in front of two users replicas, plus orders', () 
     stack = await startTestStack();
     await seed(stack.databases, { users: 3, ordersPerUser: 1 });
     // A second users replica: the same database, the same Redis, the same secrets.
-    const infrastructure = await createInfrastructure({ redisUrl: testRedisUrl(), logger: silentLogger(), keyPrefix: stack.keyPrefix });
-    closers.push(() => infrastructure.close());
-    const relay = createOutboxRelay({ db: stack.databases.users.db, stream: infrastructure.events, logger: silentLogger() });
-    relay.start();
-    closers.push(() => relay.stop());
-    const replica = await createUsersServer({
-      db: stack.databases.users.db,
-      events: { stream: infrastructure.events, pubsub: infrastructure.pubsub, relay },
-      logger: silentLogger(),
-      secrets: { gateway: stack.secrets.users, orders: stack.secrets.ordersToUsers },
-      replayStore: infrastructure.rateLimiter,
-    });
-    const replicaPort = await listen(replica.httpServer, 0, '127.0.0.1');
-    const replicaUrl = `http://127.0.0.1:${replicaPort}/graphql`;
-    closers.push(() => replica.stop());
+    const usersReplica = await startUsersReplica(stack);
+    closers.push(() => usersReplica.stop());
+    const { app: replica, url: replicaUrl } = usersReplica;
     // Round robin over both replicas, as a load balancer without sticky sessions would.
     const balancer = await startTcpProxy([stack.urls.users, replicaUrl]);
     closers.push(() => balancer.close());
@@ -350,7 +337,7 @@ describe('two gateway replicas in front of two users replicas, plus orders', () 
     // A users replica holding upstream subscriptions goes away.
     const holder = active().original > 0 ? 'original' : 'replica';
     if (holder === 'original') await stack.stopSubgraph('users');
-    else await replica.stop();
+    else await usersReplica.stop();
     const survivor = holder === 'original' ? { url: replicaUrl, count: () => active().replica } : { url: stack.urls.users, count: () => active().original };
     await waitFor(() => expect(survivor.count()).toBe(2), 10_000);
 
