@@ -49,6 +49,29 @@ describe('gateway configuration', () => {
     expect(problems.join()).not.toMatch(/sup3r|a-comma/);
   });
 
+  it('bounds graphql-ws per socket, user and address, and its document cache: defaults, and WS_* to set them', () => {
+    expect(gatewaySettings(parseConfig(gatewayConfigSchema, {})).gateway.subscriptions).toEqual({
+      limits: { subscriptionsPerSocket: 200, socketsPerViewer: 16, subscriptionsPerViewer: 200, socketsPerAddress: 32, subscriptionsPerAddress: 200 },
+      documentCache: { maxBytes: 1024 * 1024, maxDocumentBytes: 16 * 1024 },
+    });
+    const set = gatewaySettings(
+      parseConfig(gatewayConfigSchema, {
+        WS_MAX_SUBSCRIPTIONS_PER_SOCKET: '10',
+        WS_MAX_SOCKETS_PER_VIEWER: '2',
+        WS_MAX_SUBSCRIPTIONS_PER_VIEWER: '20',
+        WS_MAX_SOCKETS_PER_ADDRESS: '4',
+        WS_MAX_SUBSCRIPTIONS_PER_ADDRESS: '8',
+        WS_DOCUMENT_CACHE_BYTES: '65536',
+        WS_CACHED_DOCUMENT_MAX_BYTES: '4096',
+      }),
+    ).gateway.subscriptions;
+    expect(set).toEqual({
+      limits: { subscriptionsPerSocket: 10, socketsPerViewer: 2, subscriptionsPerViewer: 20, socketsPerAddress: 4, subscriptionsPerAddress: 8 },
+      documentCache: { maxBytes: 65_536, maxDocumentBytes: 4_096 },
+    });
+    expect(configIssues(gatewayConfigSchema, { WS_MAX_SOCKETS_PER_VIEWER: '0' })).toHaveLength(1);
+  });
+
   it('refuses a limit of 0 (it would refuse every operation); RATE_LIMIT_MAX=0 turns the rate limit off', () => {
     expect(configIssues(gatewayConfigSchema, { MAX_DEPTH: '0' })).toHaveLength(1);
     expect(gatewaySettings(parseConfig(gatewayConfigSchema, { RATE_LIMIT_MAX: '0' })).gateway.rateLimit).toBeNull();
