@@ -155,8 +155,10 @@ export const gatewayConfigShape = z.object({
   SUBGRAPH_BREAKER: z.enum(['on', 'off']).default('on'),
   /** A run of this many failed calls in a row to one subgraph opens its breaker. */
   SUBGRAPH_BREAKER_FAILURES: limit(DEFAULT_BREAKER.failures),
-  /** The cool-down before one probe call may close it again. */
+  /** The first cool-down before one probe call may close it again. */
   SUBGRAPH_BREAKER_RESET_MS: milliseconds(DEFAULT_BREAKER.resetTimeoutMs),
+  /** Each failed probe doubles the cool-down, up to this (never below SUBGRAPH_BREAKER_RESET_MS). */
+  SUBGRAPH_BREAKER_MAX_RESET_MS: milliseconds(DEFAULT_BREAKER.maxResetTimeoutMs ?? DEFAULT_BREAKER.resetTimeoutMs),
   ...observabilitySettings,
 
   LOG_LEVEL: logLevel,
@@ -248,6 +250,7 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
         ? {
             failures: config.SUBGRAPH_BREAKER_FAILURES,
             resetTimeoutMs: config.SUBGRAPH_BREAKER_RESET_MS,
+            maxResetTimeoutMs: config.SUBGRAPH_BREAKER_MAX_RESET_MS,
           }
         : null,
   } satisfies Partial<GatewayDeps>;
