@@ -138,6 +138,8 @@ export const gatewayConfigShape = z.object({
   WS_MAX_SUBSCRIPTIONS_PER_VIEWER: limit(DEFAULT_SUBSCRIPTION_LIMITS.subscriptionsPerViewer),
   WS_MAX_SOCKETS_PER_ADDRESS: limit(DEFAULT_SUBSCRIPTION_LIMITS.socketsPerAddress),
   WS_MAX_SUBSCRIPTIONS_PER_ADDRESS: limit(DEFAULT_SUBSCRIPTION_LIMITS.subscriptionsPerAddress),
+  /** Query text the running subscriptions of one user (or anonymous address) may hold on a replica. */
+  WS_MAX_DOCUMENT_BYTES_PER_CLIENT: limit(DEFAULT_SUBSCRIPTION_LIMITS.documentBytesPerClient),
   /** Query text the graphql-ws document cache holds in all; longer documents than the second are never kept. */
   WS_DOCUMENT_CACHE_BYTES: limit(DEFAULT_DOCUMENT_CACHE.maxBytes),
   WS_CACHED_DOCUMENT_MAX_BYTES: limit(DEFAULT_DOCUMENT_CACHE.maxDocumentBytes),
@@ -236,6 +238,7 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
         subscriptionsPerViewer: config.WS_MAX_SUBSCRIPTIONS_PER_VIEWER,
         socketsPerAddress: config.WS_MAX_SOCKETS_PER_ADDRESS,
         subscriptionsPerAddress: config.WS_MAX_SUBSCRIPTIONS_PER_ADDRESS,
+        documentBytesPerClient: config.WS_MAX_DOCUMENT_BYTES_PER_CLIENT,
       },
       documentCache: { maxBytes: config.WS_DOCUMENT_CACHE_BYTES, maxDocumentBytes: config.WS_CACHED_DOCUMENT_MAX_BYTES },
     },

@@ -51,7 +51,14 @@ describe('gateway configuration', () => {
 
   it('bounds graphql-ws per socket, user and address, and its document cache: defaults, and WS_* to set them', () => {
     expect(gatewaySettings(parseConfig(gatewayConfigSchema, {})).gateway.subscriptions).toEqual({
-      limits: { subscriptionsPerSocket: 200, socketsPerViewer: 16, subscriptionsPerViewer: 200, socketsPerAddress: 32, subscriptionsPerAddress: 200 },
+      limits: {
+        subscriptionsPerSocket: 200,
+        socketsPerViewer: 16,
+        subscriptionsPerViewer: 200,
+        socketsPerAddress: 32,
+        subscriptionsPerAddress: 200,
+        documentBytesPerClient: 2 * 1024 * 1024,
+      },
       documentCache: { maxBytes: 1024 * 1024, maxDocumentBytes: 16 * 1024 },
     });
     const set = gatewaySettings(
@@ -63,10 +70,11 @@ describe('gateway configuration', () => {
         WS_MAX_SUBSCRIPTIONS_PER_ADDRESS: '8',
         WS_DOCUMENT_CACHE_BYTES: '65536',
         WS_CACHED_DOCUMENT_MAX_BYTES: '4096',
+        WS_MAX_DOCUMENT_BYTES_PER_CLIENT: '100000',
       }),
     ).gateway.subscriptions;
     expect(set).toEqual({
-      limits: { subscriptionsPerSocket: 10, socketsPerViewer: 2, subscriptionsPerViewer: 20, socketsPerAddress: 4, subscriptionsPerAddress: 8 },
+      limits: { subscriptionsPerSocket: 10, socketsPerViewer: 2, subscriptionsPerViewer: 20, socketsPerAddress: 4, subscriptionsPerAddress: 8, documentBytesPerClient: 100_000 },
       documentCache: { maxBytes: 65_536, maxDocumentBytes: 4_096 },
     });
     expect(configIssues(gatewayConfigSchema, { WS_MAX_SOCKETS_PER_VIEWER: '0' })).toHaveLength(1);

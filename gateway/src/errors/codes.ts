@@ -40,8 +40,8 @@ export enum ErrorCode {
   StreamUnavailable = 'STREAM_UNAVAILABLE',
   /**
    * Over graphql-ws, refuses a subscription: more than WS_MAX_SUBSCRIPTIONS_PER_SOCKET on its socket, or
-   * WS_MAX_SUBSCRIPTIONS_PER_VIEWER / _PER_ADDRESS for its client on this replica. Over the rate limit it is
-   * RATE_LIMITED; either way, end one first or retry later.
+   * WS_MAX_SUBSCRIPTIONS_PER_VIEWER / _PER_ADDRESS, or WS_MAX_DOCUMENT_BYTES_PER_CLIENT of documents, for its
+   * client on this replica. Over the rate limit it is RATE_LIMITED; either way, end one first or retry later.
    */
   TooManySubscriptions = 'TOO_MANY_SUBSCRIPTIONS',
   /** Over graphql-ws: an operation that is not a single subscription (queries and mutations go over HTTP). */

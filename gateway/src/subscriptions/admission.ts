@@ -14,6 +14,12 @@ export interface SubscriptionLimits {
   subscriptionsPerViewer: number;
   socketsPerAddress: number;
   subscriptionsPerAddress: number;
+  /**
+   * Query text the running subscriptions of one client may hold, in bytes: each keeps its document (and the
+   * gateway a printed copy) while it runs, so without it a user could hold their subscription cap times the
+   * largest message.
+   */
+  documentBytesPerClient: number;
 }
 
 export const DEFAULT_SUBSCRIPTION_LIMITS: SubscriptionLimits = {
@@ -23,6 +29,7 @@ export const DEFAULT_SUBSCRIPTION_LIMITS: SubscriptionLimits = {
   subscriptionsPerViewer: 200,
   socketsPerAddress: 32,
   subscriptionsPerAddress: 200,
+  documentBytesPerClient: 2 * 1024 * 1024,
 };
 
 /** Closes a socket refused by the rate limit or a socket cap (graphql-ws clients do not retry on it by themselves). */
@@ -35,7 +42,7 @@ export const addressClient = (address: string) => `addr:${address}`;
 export function createSocketRegistry(limits: SubscriptionLimits) {
   const sockets = new Map<string, Set<WebSocket>>();
   const clientOf = new Map<WebSocket, string>();
-  const running = new WeakMap<WebSocket, () => number>();
+  const running = new WeakMap<WebSocket, SocketLoad>();
   const isViewer = (client: string) => client.startsWith('sub:');
 
   const leave = (socket: WebSocket) => {
@@ -63,25 +70,38 @@ export function createSocketRegistry(limits: SubscriptionLimits) {
     move: join,
     leave,
     clientOf: (socket: WebSocket) => clientOf.get(socket),
-    /** How to count the subscriptions on a socket (read when needed, never kept as a counter that could drift). */
-    track(socket: WebSocket, count: () => number) {
-      running.set(socket, count);
+    /** How to measure what runs on a socket (read when needed, never kept as counters that could drift). */
+    track(socket: WebSocket, load: SocketLoad) {
+      running.set(socket, load);
     },
     /**
-     * Why the subscription being opened on `socket` is refused, if it is: the counts include it already (graphql-ws
-     * reserves its id first), and not one it replaces (`replacing`), which is ending.
+     * Why the subscription being opened on `socket` (`bytes` of query text) is refused, if it is. Counts include
+     * it already (graphql-ws reserves its id first), its bytes not yet; neither includes the one it replaces,
+     * which is ending.
      */
-    refusal(socket: WebSocket, replacing: number): string | undefined {
+    refusal(socket: WebSocket, opening: { bytes: number; replacing?: { bytes: number } }): string | undefined {
       const client = clientOf.get(socket);
       if (client === undefined) return undefined;
-      if ((running.get(socket)?.() ?? 0) - replacing > limits.subscriptionsPerSocket) return `At most ${limits.subscriptionsPerSocket} subscriptions per connection`;
+      const replacing = opening.replacing ? 1 : 0;
+      if ((running.get(socket)?.count() ?? 0) - replacing > limits.subscriptionsPerSocket) return `At most ${limits.subscriptionsPerSocket} subscriptions per connection`;
       let total = -replacing;
-      for (const member of sockets.get(client) ?? []) total += running.get(member)?.() ?? 0;
+      let bytes = opening.bytes - (opening.replacing?.bytes ?? 0);
+      for (const member of sockets.get(client) ?? []) {
+        total += running.get(member)?.count() ?? 0;
+        bytes += running.get(member)?.bytes() ?? 0;
+      }
+      const who = isViewer(client) ? 'user' : 'address';
       const cap = isViewer(client) ? limits.subscriptionsPerViewer : limits.subscriptionsPerAddress;
-      if (total > cap) return `At most ${cap} subscriptions at once per ${isViewer(client) ? 'user' : 'address'} on this server`;
+      if (total > cap) return `At most ${cap} subscriptions at once per ${who} on this server`;
+      if (bytes > limits.documentBytesPerClient) return `The subscriptions of one ${who} may hold at most ${limits.documentBytesPerClient} bytes of documents on this server`;
       return undefined;
     },
   };
+}
+
+export interface SocketLoad {
+  count(): number;
+  bytes(): number;
 }
 
 export type SocketRegistry = ReturnType<typeof createSocketRegistry>;

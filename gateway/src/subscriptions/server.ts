@@ -111,10 +111,13 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
   const connections = new Set<Context>();
   const registry = createSocketRegistry(options.socketLimits);
   // Per socket: which subscription id runs each distinct payload, and the reverse, to replace a repeat.
-  const byPayload = new WeakMap<Context, { ids: Map<string, string>; keys: Map<string, string> }>();
+  // Per socket: which subscription id runs each distinct payload, and the reverse, to replace a repeat; and the
+  // bytes of query text each holds.
+  const byPayload = new WeakMap<Context, { ids: Map<string, string>; keys: Map<string, string>; bytes: Map<string, number> }>();
   const forget = (ctx: Context, id: string) => {
     const running = byPayload.get(ctx);
     const key = running?.keys.get(id);
+    running?.bytes.delete(id);
     if (!running || key === undefined) return;
     running.keys.delete(id);
     if (running.ids.get(key) === id) running.ids.delete(key);
@@ -158,8 +161,12 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
           return false;
         }
         if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
-        registry.track(ctx.extra.socket, () => Object.keys(ctx.subscriptions).length);
-        byPayload.set(ctx, { ids: new Map(), keys: new Map() });
+        const running = { ids: new Map<string, string>(), keys: new Map<string, string>(), bytes: new Map<string, number>() };
+        byPayload.set(ctx, running);
+        registry.track(ctx.extra.socket, {
+          count: () => Object.keys(ctx.subscriptions).length,
+          bytes: () => [...running.bytes.values()].reduce((sum, bytes) => sum + bytes, 0),
+        });
         viewers.set(ctx, viewer);
         connections.add(ctx);
         if (expiresAt !== undefined) {
@@ -184,16 +191,19 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         const replacing = previous !== undefined && previous !== id && previous in ctx.subscriptions;
         // Each subscription costs an upstream stream: caps per socket, and per client on this replica.
         // graphql-ws has already reserved this one's id in ctx.subscriptions.
-        const refusal = registry.refusal(ctx.extra.socket, replacing ? 1 : 0);
+        const bytes = Buffer.byteLength(payload.query, 'utf8');
+        const refusal = registry.refusal(ctx.extra.socket, { bytes, replacing: replacing ? { bytes: running?.bytes.get(previous) ?? 0 } : undefined });
         if (refusal) return [new GraphQLError(refusal, { extensions: { code: ErrorCode.TooManySubscriptions } })];
         // Claimed now: the next identical one, even in the same burst, replaces this one.
         running?.ids.set(key, id);
         running?.keys.set(id, key);
+        running?.bytes.set(id, bytes);
         // Each subscribe message costs what a request costs (parse, validation, a plan, an upstream stream).
         const limited = await rateLimited(options.rateLimit, ctx.extra.request, viewers.get(ctx) ?? null);
         if (limited) {
           // Refused, it replaces nothing: the one running stays, and stays the one to replace.
           running?.keys.delete(id);
+          running?.bytes.delete(id);
           if (running?.ids.get(key) === id) {
             if (replacing && previous in ctx.subscriptions) running.ids.set(key, previous);
             else running.ids.delete(key);

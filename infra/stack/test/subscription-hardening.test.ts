@@ -9,7 +9,7 @@
 //     gateway renews it after the last event, so its clients see neither a gap nor a repeat.
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DEFAULT_DOCUMENT_CACHE, type GatewayDeps } from '@fed/gateway';
+import { DEFAULT_DOCUMENT_CACHE, DEFAULT_SUBSCRIPTION_LIMITS, type GatewayDeps } from '@fed/gateway';
 import { IDENTITY_HEADER, listen, signIdentity, SUBSCRIPTION_CONNECTION_BODY, subscriptionBody } from '@fed/platform';
 import { graphql, recordStream, startTcpProxy, waitFor, type RecordedStream } from '@fed/platform/testing';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
@@ -92,18 +92,18 @@ const namesOf = (stream: Stream) => stream.results.map((result) => (result.data?
 describe('8. the graphql-ws document cache', () => {
   it('keeps no large document: after 30 anonymous sockets each sent a distinct valid 900 KB subscription and closed, it holds what it held', async () => {
     const before = stack.gateway.subscriptions!.documentCache;
-    const streams = await Promise.all(
-      Array.from({ length: 30 }, async (_, i) => {
-        const { client } = connect(stack.urls.gateway);
-        // A valid document: one string token, within MAX_BODY_BYTES and MAX_TOKENS.
-        const stream = follow(client, `subscription { userEvents(userId: "${i}-${'x'.repeat(900_000)}") { kind } }`);
-        await waitFor(() => expect(stream.completed || stream.error !== undefined).toBe(true), 60_000);
-        await client.dispose();
-        return stream;
-      }),
-    );
-    // Each was served (validated, planned, refused upstream), not turned away at the door.
-    for (const stream of streams) expect(codeOf(stream.results[0] ?? stream.error)).toEqual(expect.any(String));
+    const streams: Stream[] = [];
+    // One after another: an address's running subscriptions may not hold more than 2 MiB of documents at once.
+    for (let i = 0; i < 30; i++) {
+      const { client } = connect(stack.urls.gateway);
+      // A valid document: one string token, within MAX_BODY_BYTES and MAX_TOKENS.
+      const stream = follow(client, `subscription { userEvents(userId: "${i}-${'x'.repeat(900_000)}") { kind } }`);
+      await waitFor(() => expect(stream.completed || stream.error !== undefined).toBe(true), 60_000);
+      await client.dispose();
+      streams.push(stream);
+    }
+    // Each was served (parsed, validated, planned, refused by the subgraph), not turned away at the door.
+    for (const stream of streams) expect(codeOf(stream.results[0] ?? stream.error)).toBe('BAD_USER_INPUT');
     await waitFor(() => expect(stack.gateway.subscriptions!.sockets).toBe(0));
     const after = stack.gateway.subscriptions!.documentCache;
     expect(after.tooLarge - before.tooLarge).toBe(30);
@@ -129,6 +129,26 @@ describe('8. the graphql-ws document cache', () => {
     await waitFor(() => expect(again.completed || again.error !== undefined).toBe(true));
     expect(stack.gateway.subscriptions!.documentCache).toEqual(withSmall);
     expect(withSmall.bytes).toBeLessThanOrEqual(DEFAULT_DOCUMENT_CACHE.maxBytes);
+    await client.dispose();
+  });
+
+  it('bounds what one user’s running subscriptions hold: a third live 900 KB subscription is refused until one ends', async () => {
+    const { client } = connect(stack.urls.gateway, await tokenFor('2'));
+    // Valid and long-lived: the large string is a cursor only read when an event comes.
+    const large = (i: number) => `subscription { userEvents(userId: "2") { kind user { orders(first: 1, after: "${i}-${'z'.repeat(900_000)}") { totalCount } } } }`;
+    const before = stack.gateway.subscriptions!.active;
+    const [first, second] = [follow(client, large(1)), follow(client, large(2))];
+    await waitFor(() => expect(stack.gateway.subscriptions!.active - before).toBe(2));
+    const third = follow(client, large(3));
+    await waitFor(() => expect(third.error).toBeDefined());
+    expect(codeOf(third.error)).toBe('TOO_MANY_SUBSCRIPTIONS');
+    expect(JSON.stringify(third.error)).toContain(`at most ${DEFAULT_SUBSCRIPTION_LIMITS.documentBytesPerClient} bytes of documents`);
+    expect(first.error ?? second.error).toBeUndefined();
+    first.stop();
+    await waitFor(() => expect(stack.gateway.subscriptions!.active - before).toBe(1));
+    const fourth = follow(client, large(4));
+    await waitFor(() => expect(stack.gateway.subscriptions!.active - before).toBe(2));
+    expect(fourth.error).toBeUndefined();
     await client.dispose();
   });
 });
