@@ -377,4 +377,72 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
       expect(await group.read('a', 10, 100)).toEqual([stored(mine, position!)]);
     });
   });
+  describe('causal fences across sources', () => {
+    const T = 1_800_000_000_000;
+    const at = (ms: number) => new Date(T + ms).toISOString();
+    const fence = (source: string, instance: string, clearance: number, now = T, reachableSince = T) => ({
+      source,
+      instance,
+      now,
+      clearance: T + clearance,
+      reachableSince,
+      maxStallMs: 10_000,
+    });
+
+    it(`holds back a source's events that another source's clearance does not cover, until it does (${name})`, async () => {
+      const { stream } = await open();
+      // users vouches for everything it acknowledged before T+100 (and then could not reach the stream).
+      expect(await stream.append([], fence('users', 'u-1', 100))).toEqual([]);
+      const early = event('u1', { occurredAt: at(50) });
+      const late = event('u1', { occurredAt: at(150) });
+      const later = event('u2', { occurredAt: at(120) });
+      const sent = await stream.append([early, late, later], fence('orders', 'o-1', 1_000));
+      // A prefix goes in: `late` and everything after it wait, whatever their users.
+      expect(sent).toHaveLength(1);
+      expect(ids(await stream.read({}, null, 10))).toEqual([early.id]);
+
+      // users' backlog goes in (orders' clearance is now at most the oldest stamp it holds back: 120).
+      const update = event('u1', { source: 'users', kind: 'USER_UPDATED', occurredAt: at(110) });
+      expect(await stream.append([update], fence('users', 'u-1', 2_000))).toHaveLength(1);
+      // Now orders' held events are covered: they go in after the update they followed.
+      expect(await stream.append([late, later], fence('orders', 'o-1', 1_000))).toHaveLength(2);
+      expect(ids(await stream.read({ userId: 'u1' }, null, 10))).toEqual([early.id, update.id, late.id]);
+    });
+
+    it(`takes a source's highest clearance among its instances, and never holds a source back by itself (${name})`, async () => {
+      const { stream } = await open();
+      await stream.append([], fence('users', 'u-1', 10));
+      await stream.append([], fence('users', 'u-2', 500));
+      expect(await stream.append([event('u1', { occurredAt: at(400) })], fence('orders', 'o-1', 1_000))).toHaveLength(1);
+      // users' own instances never hold users back; orders (clearance T+1000) covers this one.
+      expect(await stream.append([event('u1', { source: 'users', occurredAt: at(900) })], fence('users', 'u-1', 6_000))).toHaveLength(1);
+      expect(await stream.append([event('u1', { source: 'users', occurredAt: at(1_100) })], fence('users', 'u-1', 6_000))).toEqual([]);
+      // An instance that stopped after sending everything withdraws; its source no longer holds anyone.
+      await stream.withdraw('users', 'u-2');
+      await stream.withdraw('users', 'u-1');
+      expect(await stream.append([event('u1', { occurredAt: at(9_000) })], fence('orders', 'o-1', 10_000))).toHaveLength(1);
+    });
+
+    it(`forgets an instance presumed gone only once the caller has itself reached the stream for that long (${name})`, async () => {
+      const { stream } = await open();
+      await stream.append([], fence('users', 'u-1', 0));
+      const stamped = event('u1', { occurredAt: at(20_000) });
+      // 30 s after users' clearance, but orders has only just reached the stream again (after an outage of it):
+      // users gets its chance to come back.
+      expect(await stream.append([stamped], fence('orders', 'o-1', 31_000, T + 30_000, T + 29_000))).toEqual([]);
+      // Reaching it for longer than the stall bound, orders goes on without users.
+      expect(await stream.append([stamped], fence('orders', 'o-1', 31_000, T + 40_000, T + 29_000))).toHaveLength(1);
+      // And users, forgotten, holds nobody back any more.
+      expect(await stream.append([event('u1', { occurredAt: at(30_500) })], fence('orders', 'o-1', 31_000, T + 30_000, T))).toHaveLength(1);
+    });
+
+    it(`appends re-sent events it already has without a check, and unfenced appends as before (${name})`, async () => {
+      const { stream } = await open();
+      const first = event('u1', { occurredAt: at(1) });
+      const [position] = await stream.append([first]);
+      await stream.append([], fence('users', 'u-1', 0));
+      expect(await stream.append([first], fence('orders', 'o-1', 1_000))).toEqual([position]);
+      expect(await stream.append([event('u1', { occurredAt: at(5_000) })])).toHaveLength(1);
+    });
+  });
 });

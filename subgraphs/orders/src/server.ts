@@ -38,7 +38,7 @@ export interface OrdersServerDeps {
    * Where order events go: each write puts them in this database's outbox and `relay` moves them to `stream`,
    * which also feeds the projection of which users exist.
    */
-  events: { stream: EventStream; relay: Pick<OutboxRelay, 'flush'> };
+  events: { stream: EventStream; relay: Pick<OutboxRelay, 'flush' | 'serve'> };
   /** Every user id that exists now, asked once, when a new deployment builds its projection. */
   userSnapshot: UserSnapshot;
   logger: Logger;

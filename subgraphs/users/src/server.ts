@@ -37,7 +37,7 @@ export interface UsersServerDeps {
    * (Redis Streams when scaled out, in memory in the embedded default). Subscriptions read `stream` and hear
    * new events on `pubsub`.
    */
-  events: { stream: EventStream; pubsub: PubSub; relay: Pick<OutboxRelay, 'flush'> };
+  events: { stream: EventStream; pubsub: PubSub; relay: Pick<OutboxRelay, 'flush' | 'serve'> };
   logger: Logger;
   /** What each caller signs with: the gateway (acting for end users) and orders (acting as itself). */
   secrets: { gateway: string; orders: string };

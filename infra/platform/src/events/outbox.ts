@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { asc, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, gt, inArray, isNull, sql } from 'drizzle-orm';
 import { bigint, index, jsonb, pgTable, timestamp } from 'drizzle-orm/pg-core';
 import { pgErrorCode, type Database } from '../db/index.ts';
 import { publicError } from '../errors.ts';
@@ -7,7 +7,7 @@ import type { Viewer } from '../identity/viewer.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { DomainEvent, NewDomainEvent } from './index.ts';
-import type { EventStream } from './stream.ts';
+import type { CausalFence, EventStream } from './stream.ts';
 import {
   createIdempotencyRepository,
   currentMutationField,
@@ -48,8 +48,12 @@ export interface UnitOfWorkOptions<TDatabase> {
   db: TDatabase;
   /** The subgraph that commits the events. */
   source: string;
-  relay: Pick<OutboxRelay, 'flush'>;
-  /** How long a committed write waits for its events to reach the stream before it answers anyway. */
+  /** Told which source it serves (a test may pass a bare `flush`, which orders nothing across sources). */
+  relay: { flush(timeoutMs?: number): Promise<unknown>; serve?: OutboxRelay['serve'] };
+  /**
+   * How long a committed write waits for its events to reach the stream before it answers anyway. The relay
+   * orders other sources' later events behind such a write (see createOutboxRelay).
+   */
   flushTimeoutMs?: number;
 }
 
@@ -113,13 +117,16 @@ const PRUNE_KEYS_EVERY_MS = 60_000;
  * Transactions that write their events to the outbox. After the commit the write hands its events to
  * `committed` (the subgraph returns them to the gateway, which purges its cache before it answers) and asks
  * the relay to send them, waiting briefly: a client that reads the stream right after a mutation finds it
- * there. If the stream is down the write still succeeds; its events wait in the outbox.
+ * there. If the stream is down the write still succeeds, after `flushTimeoutMs`; its events wait in the outbox,
+ * and no other source's event sent after the answer gets into the stream before them (see createOutboxRelay).
  *
  * With `identity` carrying an idempotency key, a transaction run for a mutation field also stores the field's
  * result under the key, in the same transaction: the write and its record commit together or not at all. A
  * retry with the key replays that result (it writes and emits nothing), so the field runs once.
  */
 export function createUnitOfWork<TDatabase extends AnyDatabase>({ db, source, relay, flushTimeoutMs = 1_000 }: UnitOfWorkOptions<TDatabase>) {
+  // A write whose events are not in the stream answers only after flushTimeoutMs: the relay vouches for no more.
+  relay.serve?.({ source, ackWaitMs: flushTimeoutMs });
   // The first keyed write of a process prunes, then one a minute at most.
   let prunedAt = 0;
   const pruneKeys = () => {
@@ -153,10 +160,21 @@ export function createUnitOfWork<TDatabase extends AnyDatabase>({ db, source, re
 }
 
 export interface OutboxRelay {
-  /** Sends everything committed before the call; resolves when sent, or after `timeoutMs` if given. */
-  flush(timeoutMs?: number): Promise<void>;
-  /** Polls for rows committed by processes that died before sending them. */
+  /**
+   * Sends everything committed before the call. Resolves true once it is all in the stream; false after
+   * `timeoutMs` (if given) when it is not, because the stream or the database cannot be reached, or because the
+   * stream holds it back behind an event another source acknowledged earlier (see CausalFence).
+   */
+  flush(timeoutMs?: number): Promise<boolean>;
+  /**
+   * Called by each unit of work that writes through this relay, before it starts: the relay's events come from
+   * `source`, and its writers acknowledge a write whose events are not in the stream only after `ackWaitMs`.
+   * From then on its appends are fenced: they keep every user's timeline in causal order across sources.
+   */
+  serve(writers: { source: string; ackWaitMs: number }): void;
+  /** Polls for rows committed by processes that died before sending them, and renews its clearance. */
   start(): void;
+  /** Stops; after sending everything it could, it withdraws its clearance, so it holds no other source back. */
   stop(): Promise<void>;
 }
 
@@ -172,6 +190,12 @@ export interface OutboxRelayOptions {
   hooks?: { beforeAppend?(): Promise<void> | void; afterAppend?(): Promise<void> | void };
   /** Counts events relayed (`events_relayed_total`) and failed passes. */
   metrics?: Metrics;
+  /** The most two services' clocks may differ by (ms): a clearance is claimed that much shorter, twice over. */
+  maxClockSkewMs?: number;
+  /** How long another source may hold this one's events back before it is presumed gone (see CausalFence). */
+  maxStallMs?: number;
+  /** While the stream holds events back, how often the relay tries them again. */
+  holdRetryMs?: number;
 }
 
 // Any constant works as long as every relay of the same database agrees on it.
@@ -179,29 +203,66 @@ const RELAY_LOCK_KEY = 727_002;
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
+/** One pass's outcome: events that went in, whether the stream held some back, whether more rows wait. */
+interface Pass {
+  sent: number;
+  held: boolean;
+  more: boolean;
+}
+
 /**
  * Moves outbox rows to the stream, oldest first, then marks them sent, in one transaction that holds an
  * advisory lock: with several replicas one relays at a time, which keeps each user's events in commit order.
  * A crash anywhere rolls the transaction back and releases the lock; the rows are sent again, and the stream
  * drops the repeats by event id. So every committed event reaches the stream exactly once.
+ *
+ * Causal order across sources (once a unit of work called `serve`): a write is acknowledged either with its
+ * events in the stream, or, when they could not get there, only `ackWaitMs` after its commit. So a pass that
+ * started at `p` and sent every row it found vouches that every event of its source acknowledged before
+ * `p + ackWaitMs` is in the stream: that is its clearance (less the clock skew allowance), renewed by every pass,
+ * idle ones included (they run at least three times per `ackWaitMs`). The stream appends an event of another
+ * source stamped `t` only once this source's clearance reaches `t`, so a write acknowledged here before another
+ * was sent anywhere is in every timeline first. While the stream or this database is unreachable the clearance
+ * stops moving and other sources' newer events wait; see CausalFence for how long.
  */
-export function createOutboxRelay({ db, stream, logger, batchSize = 500, pollMs = 1_000, keepSentMs = 3_600_000, hooks, metrics }: OutboxRelayOptions): OutboxRelay {
+export function createOutboxRelay({
+  db,
+  stream,
+  logger,
+  batchSize = 500,
+  pollMs = 1_000,
+  keepSentMs = 3_600_000,
+  hooks,
+  metrics,
+  maxClockSkewMs = 50,
+  maxStallMs = 10_000,
+  holdRetryMs = 100,
+}: OutboxRelayOptions): OutboxRelay {
   const relayed = metrics?.counter({ name: 'events_relayed_total', help: 'Events moved from the outbox to the event stream (committed)' });
   const failures = metrics?.counter({ name: 'events_relay_failures_total', help: 'Outbox relay passes that failed (events stay in the outbox)' });
+  const holds = metrics?.counter({
+    name: 'events_relay_holds_total',
+    help: 'Outbox relay passes whose events the stream held back behind an earlier acknowledged event of another source',
+  });
+  const instance = randomUUID();
+  let fenced: { source: string; ackWaitMs: number } | undefined;
+  let reachableSince: number | undefined;
   let requested = 0;
-  let completed = 0;
+  let attempted = 0;
   let running: Promise<void> | undefined;
   let stopped = false;
   let failing = false;
+  let holding = false;
   let poll: NodeJS.Timeout | undefined;
+  let retry: NodeJS.Timeout | undefined;
   let prunedAt = 0;
-  const waiters = new Set<{ ticket: number; resolve(): void }>();
+  const waiters = new Set<{ ticket: number; resolve(sent: boolean): void }>();
 
-  const release = (upTo: number) => {
+  const release = (upTo: number, sent: boolean) => {
     for (const waiter of [...waiters]) {
       if (waiter.ticket > upTo) continue;
       waiters.delete(waiter);
-      waiter.resolve();
+      waiter.resolve(sent);
     }
   };
 
@@ -210,35 +271,65 @@ export function createOutboxRelay({ db, stream, logger, batchSize = 500, pollMs 
    * rows this call was asked for are then either sent by the holder or found by this pass. lock_timeout bounds
    * the wait behind a holder that hangs.
    */
-  const pass = (): Promise<number> =>
-    db.transaction(async (tx) => {
+  const pass = (): Promise<Pass> => {
+    // Before the transaction's first snapshot: every row committed before this instant is seen by this pass.
+    const startedAt = Date.now();
+    return db.transaction(async (tx) => {
       await tx.execute(sql`set local lock_timeout = '2s'`);
       await tx.execute(sql`select pg_advisory_xact_lock(${RELAY_LOCK_KEY})`);
       const rows = await tx.select({ seq: outbox.seq, event: outbox.event }).from(outbox).where(isNull(outbox.sentAt)).orderBy(asc(outbox.seq)).limit(batchSize);
-      if (rows.length === 0) return 0;
+      if (rows.length === 0 && !fenced) return { sent: 0, held: false, more: false };
+      let fence: CausalFence | undefined;
+      if (fenced) {
+        let clearance = startedAt + fenced.ackWaitMs - 2 * maxClockSkewMs;
+        if (rows.length === batchSize) {
+          // Rows beyond this batch are not sent yet: the clearance cannot pass the oldest stamp among them.
+          const [oldest] = await tx
+            .select({ stamp: sql<string | null>`min(${outbox.event}->>'occurredAt')` })
+            .from(outbox)
+            .where(and(isNull(outbox.sentAt), gt(outbox.seq, (rows.at(-1) as { seq: number }).seq)));
+          if (oldest?.stamp) clearance = Math.min(clearance, Date.parse(oldest.stamp));
+        }
+        fence = { source: fenced.source, instance, now: Date.now(), clearance, reachableSince: reachableSince ?? Date.now(), maxStallMs };
+      }
       await hooks?.beforeAppend?.();
-      await stream.append(rows.map((row) => row.event));
+      const positions = await stream.append(
+        rows.map((row) => row.event),
+        fence,
+      );
       await hooks?.afterAppend?.();
-      await tx
-        .update(outbox)
-        .set({ sentAt: sql`now()` })
-        .where(inArray(outbox.seq, rows.map((row) => row.seq)));
+      const sent = rows.slice(0, positions.length);
+      if (sent.length > 0) {
+        await tx
+          .update(outbox)
+          .set({ sentAt: sql`now()` })
+          .where(inArray(outbox.seq, sent.map((row) => row.seq)));
+      }
       if (Date.now() - prunedAt > 60_000) {
         prunedAt = Date.now();
         await tx.delete(outbox).where(sql`${outbox.sentAt} < now() - make_interval(secs => ${keepSentMs / 1000})`);
       }
-      return rows.length;
+      return { sent: sent.length, held: sent.length < rows.length, more: rows.length === batchSize };
     });
+  };
+
+  /** Passes until the outbox is drained (true), the stream holds events back, or a pass fails (false). */
+  const drain = async (): Promise<boolean> => {
+    let outcome: Pass;
+    do {
+      outcome = await pass();
+      relayed?.inc(outcome.sent);
+    } while (outcome.more && !outcome.held && !stopped);
+    return !outcome.held && !outcome.more;
+  };
 
   const run = async () => {
-    while (completed < requested && !stopped) {
+    while (attempted < requested && !stopped) {
       const target = requested;
+      let drained = false;
       try {
-        let sent: number;
-        do {
-          sent = await pass();
-          relayed?.inc(sent);
-        } while (sent === batchSize && !stopped);
+        drained = await drain();
+        reachableSince ??= Date.now();
         if (failing) logger.info('outbox relay recovered');
         failing = false;
       } catch (error) {
@@ -246,35 +337,76 @@ export function createOutboxRelay({ db, stream, logger, batchSize = 500, pollMs 
         if (!failing) logger.warn({ err: error }, 'outbox relay failed; retrying');
         failures?.inc();
         failing = true;
+        reachableSince = undefined;
       }
-      completed = target;
-      release(target);
-      if (failing) break;
+      attempted = target;
+      if (drained) {
+        release(target, true);
+        if (holding) logger.info('outbox relay: held events went in');
+        holding = false;
+        continue;
+      }
+      if (!failing) {
+        // Held back behind another source's earlier event: try again soon, it moves as soon as that one is in.
+        if (!holding) logger.info('outbox relay: the stream holds events back behind an earlier write of another service');
+        holding = true;
+        holds?.inc();
+        retry ??= setTimeout(() => {
+          retry = undefined;
+          request();
+        }, holdRetryMs).unref();
+      }
+      break;
     }
   };
 
-  const flush = (timeoutMs?: number): Promise<void> => {
-    if (stopped) return Promise.resolve();
-    const ticket = ++requested;
-    const done = new Promise<void>((resolve) => waiters.add({ ticket, resolve }));
+  const request = () => {
+    if (stopped) return;
+    requested += 1;
     running ??= run().finally(() => {
       running = undefined;
-      if (completed < requested && !stopped && !failing) void flush();
+      if (attempted < requested && !stopped && !failing && !holding) request();
     });
-    return timeoutMs === undefined ? done : Promise.race([done, delay(timeoutMs)]);
+  };
+
+  // Renewing the clearance well within the writers' wait keeps other sources from ever waiting on an idle one.
+  const pollEvery = () => (fenced ? Math.min(pollMs, Math.max(10, Math.floor(fenced.ackWaitMs / 3))) : pollMs);
+
+  const flush = (timeoutMs?: number): Promise<boolean> => {
+    if (stopped) return Promise.resolve(false);
+    const done = new Promise<boolean>((resolve) => waiters.add({ ticket: requested + 1, resolve }));
+    request();
+    return timeoutMs === undefined ? done : Promise.race([done, delay(timeoutMs).then(() => false)]);
   };
 
   return {
     flush,
+    serve: (writers) => {
+      if (fenced && fenced.source !== writers.source) throw new Error(`outbox relay serves ${fenced.source}, not ${writers.source}`);
+      fenced = { source: writers.source, ackWaitMs: Math.min(writers.ackWaitMs, fenced?.ackWaitMs ?? Infinity) };
+      if (poll) {
+        clearInterval(poll);
+        poll = setInterval(request, pollEvery()).unref();
+      }
+    },
     start: () => {
-      poll ??= setInterval(() => void flush(), pollMs).unref();
-      void flush();
+      poll ??= setInterval(request, pollEvery()).unref();
+      request();
     },
     stop: async () => {
       stopped = true;
       clearInterval(poll);
+      clearTimeout(retry);
       await running;
-      release(Infinity);
+      if (fenced) {
+        // A last drain: if everything went in, this instance vouches for nothing any more and withdraws.
+        const { source } = fenced;
+        const last = (async () => {
+          if (await drain()) await stream.withdraw(source, instance);
+        })().catch(() => {});
+        await Promise.race([last, delay(2_000)]);
+      }
+      release(Infinity, false);
     },
   };
 }

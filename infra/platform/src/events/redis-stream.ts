@@ -2,6 +2,8 @@ import type { Redis } from 'ioredis';
 import { waitForRedis } from '../redis.ts';
 import type { DomainEvent } from './index.ts';
 import {
+  stampOf,
+  type CausalFence,
   comparePositions,
   CursorExpiredError,
   DEDUPLICATION_SECONDS,
@@ -20,9 +22,38 @@ import {
 // The user stream reuses the log's id, so a position means the same thing in both. Trimming is exact and
 // remembers the newest position it removed from each stream (Redis itself only tracks XDEL), so a reader can
 // tell "nothing after my cursor was lost" from "some was".
+//
+// With a fence (ARGV[5..10], see CausalFence), each relay instance's clearance lives in the events:clearance hash
+// (field 'source/instance'); a new event that another source's clearance does not cover stops the batch there.
+// Reading the clearances and appending in one script means no clearance can move between the check and the write.
 const APPEND = `
 local prefix, logMax, userMax, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local source, instance = ARGV[5], ARGV[6]
+local fenced = source ~= ''
 local log = prefix .. 'events:log'
+local clearances = prefix .. 'events:clearance'
+local covering = {}
+if fenced then
+  local now, reachableSince, maxStall = tonumber(ARGV[7]), tonumber(ARGV[9]), tonumber(ARGV[10])
+  local highest = {}
+  local all = redis.call('HGETALL', clearances)
+  for i = 1, #all, 2 do
+    local key, clearance = all[i], tonumber(all[i + 1])
+    if now - clearance > maxStall and now - reachableSince > maxStall then
+      redis.call('HDEL', clearances, key)
+    else
+      local of = string.match(key, '^(.*)/[^/]*$')
+      if of ~= source and (highest[of] == nil or clearance > highest[of]) then highest[of] = clearance end
+    end
+  end
+  for _, clearance in pairs(highest) do covering[#covering + 1] = clearance end
+end
+local function covered(stamp)
+  for _, clearance in ipairs(covering) do
+    if clearance < stamp then return false end
+  end
+  return true
+end
 local trimmed = prefix .. 'events:trimmed'
 local function add(key, max, id, json)
   local position = redis.call('XADD', key, id, 'e', json)
@@ -35,22 +66,34 @@ local function add(key, max, id, json)
   return position
 end
 local positions = {}
-for i = 5, #ARGV, 4 do
-  local id, user, source, json = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+local heldFrom = nil
+for i = 11, #ARGV, 5 do
+  local id, user, from, json, stamp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
   local seen = prefix .. 'events:id:' .. id
-  local known = redis.call('GET', seen)
-  if known then
+  local known = heldFrom == nil and redis.call('GET', seen)
+  if heldFrom ~= nil then
+    if stamp < heldFrom then heldFrom = stamp end
+  elseif known then
     positions[#positions + 1] = known
+  elseif not covered(stamp) then
+    heldFrom = stamp
   else
     local position = add(log, logMax, '*', json)
     add(prefix .. 'events:user:' .. user, userMax, position, json)
     redis.call('SET', seen, position, 'EX', ttl)
-    redis.call('HSET', prefix .. 'events:sources', source, position)
+    redis.call('HSET', prefix .. 'events:sources', from, position)
     local stored = '{"position":"' .. position .. '",' .. string.sub(json, 2)
     redis.call('PUBLISH', prefix .. 'user-events:' .. user, stored)
     redis.call('PUBLISH', prefix .. 'domain-events', stored)
     positions[#positions + 1] = position
   end
+end
+if fenced then
+  local claim = tonumber(ARGV[8])
+  if heldFrom ~= nil and heldFrom < claim then claim = heldFrom end
+  local key = source .. '/' .. instance
+  local old = tonumber(redis.call('HGET', clearances, key) or '-1')
+  if claim > old then redis.call('HSET', clearances, key, string.format('%d', claim)) end
 end
 return positions
 `;
@@ -111,11 +154,19 @@ export class RedisEventStream implements EventStream {
     return feed.userId === undefined ? `${this.prefix}events:log` : `${this.prefix}events:user:${feed.userId}`;
   }
 
-  async append(events: readonly DomainEvent[]): Promise<string[]> {
-    if (events.length === 0) return [];
-    const args = events.flatMap((event) => [event.id, event.userId, event.source, JSON.stringify(event)]);
+  async append(events: readonly DomainEvent[], fence?: CausalFence): Promise<string[]> {
+    // Without a fence there is nothing to record; with one, even an empty batch renews the clearance.
+    if (events.length === 0 && !fence) return [];
+    const args = events.flatMap((event) => [event.id, event.userId, event.source, JSON.stringify(event), stampOf(event)]);
+    const fenceArgs = fence
+      ? [fence.source, fence.instance, fence.now, Math.floor(fence.clearance), fence.reachableSince, fence.maxStallMs]
+      : ['', '', 0, 0, 0, 0];
     const run = (this.redis as unknown as { eventsAppend(...args: (string | number)[]): Promise<string[]> }).eventsAppend;
-    return run.call(this.redis, this.prefix, this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS, ...args);
+    return run.call(this.redis, this.prefix, this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS, ...fenceArgs, ...args);
+  }
+
+  async withdraw(source: string, instance: string): Promise<void> {
+    await this.redis.hdel(`${this.prefix}events:clearance`, `${source}/${instance}`);
   }
 
   async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {

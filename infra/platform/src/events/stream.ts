@@ -29,6 +29,37 @@ export class CursorExpiredError extends Error {}
 export class InvalidCursorError extends Error {}
 
 /**
+ * What a relay vouches for when it appends, so that the stream can keep each user's timeline in causal order
+ * across sources (subgraphs): an event acknowledged to a client before another write was sent comes first.
+ *
+ * Each relay instance keeps a *clearance* in the stream: a time T (ms) such that every event of its source
+ * acknowledged before T is already in the stream. A write whose events could not reach the stream is only
+ * acknowledged once its source's clearance can no longer cover it (see createOutboxRelay), so an event stamped
+ * at `t` may go in once every other source has a clearance of at least `t`. A source's clearance is the highest
+ * of its instances'.
+ */
+export interface CausalFence {
+  /** The source of every event appended, and the relay instance appending them. */
+  source: string;
+  instance: string;
+  /** The relay's clock (ms). */
+  now: number;
+  /** This instance's clearance if every event goes in; the stream lowers it to the oldest event it holds back. */
+  clearance: number;
+  /**
+   * Since when (ms) this relay has been reaching the stream without failing. An instance whose clearance is more
+   * than `maxStallMs` old, while the caller has been reaching the stream for longer than that, is presumed gone
+   * (it crashed, or cannot reach its database) and is forgotten: it holds nobody back any more. After an outage
+   * of the stream itself every relay starts counting again, so nobody is forgotten for the outage.
+   */
+  reachableSince: number;
+  maxStallMs: number;
+}
+
+/** The time (ms) an event's causal position is judged by: when its write stamped it, on its source's clock. */
+export const stampOf = (event: DomainEvent) => Date.parse(event.occurredAt);
+
+/**
  * The durable event edge: an ordered log of every committed event, a stream per user cut from it, consumer
  * groups with acknowledgements, and a doorbell on pub/sub for live readers. In memory for the embedded default,
  * Redis Streams when scaled out.
@@ -38,8 +69,14 @@ export interface EventStream {
    * Appends each event whose id it has not seen, in order, to the log and to its user's stream, and rings the
    * pub/sub doorbell with the stored event. Returns each event's position (the first one, for a repeat), so a
    * relay that re-sends after a crash creates no second entry.
+   *
+   * With a fence, it stops before the first new event that another source's clearance does not cover yet (that
+   * event and every later one are held back: the relay sends them again), and records the instance's clearance,
+   * lowered to the oldest stamp held back. It returns the positions of what went in: a prefix of `events`.
    */
-  append(events: readonly DomainEvent[]): Promise<string[]>;
+  append(events: readonly DomainEvent[], fence?: CausalFence): Promise<string[]>;
+  /** Forgets a relay instance's clearance: it stopped after sending everything, so it holds nobody back. */
+  withdraw(source: string, instance: string): Promise<void>;
   /**
    * Up to `limit` retained events of `feed` after `after` (exclusive; null: from the oldest retained), oldest
    * first. Throws CursorExpiredError when events after `after` were trimmed, InvalidCursorError when `after`
@@ -110,6 +147,8 @@ export class MemoryEventStream implements EventStream {
   private readonly trimmed = { log: '0-0', users: new Map<string, string>() };
   private readonly waiters = new Set<() => void>();
   private readonly sources = new Map<string, string>();
+  /** `source/instance` → clearance (ms), as CausalFence describes. */
+  private readonly clearances = new Map<string, number>();
   private lastPosition = '0-0';
 
   constructor(
@@ -124,13 +163,23 @@ export class MemoryEventStream implements EventStream {
     return this.lastPosition;
   }
 
-  async append(events: readonly DomainEvent[]): Promise<string[]> {
+  async append(events: readonly DomainEvent[], fence?: CausalFence): Promise<string[]> {
     const positions: string[] = [];
     const notify: Promise<void>[] = [];
+    const covering = fence ? this.otherClearances(fence) : [];
+    let heldFrom: number | undefined;
     for (const event of events) {
       const known = this.seen.get(event.id);
+      if (heldFrom !== undefined) {
+        heldFrom = Math.min(heldFrom, stampOf(event));
+        continue;
+      }
       if (known) {
         positions.push(known.position);
+        continue;
+      }
+      if (covering.some((clearance) => clearance < stampOf(event))) {
+        heldFrom = stampOf(event);
         continue;
       }
       const stored: StoredEvent = { ...event, position: this.nextPosition() };
@@ -144,9 +193,32 @@ export class MemoryEventStream implements EventStream {
       positions.push(stored.position);
       notify.push(this.pubsub.publish(userEventsChannel(event.userId), stored), this.pubsub.publish(DOMAIN_EVENTS_CHANNEL, stored));
     }
+    if (fence) {
+      const key = `${fence.source}/${fence.instance}`;
+      const claim = Math.min(fence.clearance, heldFrom ?? Infinity);
+      if (claim > (this.clearances.get(key) ?? -Infinity)) this.clearances.set(key, claim);
+    }
     for (const wake of [...this.waiters]) wake();
     await Promise.all(notify);
     return positions;
+  }
+
+  /** Each other source's clearance (its instances' highest), forgetting instances presumed gone. */
+  private otherClearances({ source, now, reachableSince, maxStallMs }: CausalFence): number[] {
+    const bySource = new Map<string, number>();
+    for (const [key, clearance] of this.clearances) {
+      if (now - clearance > maxStallMs && now - reachableSince > maxStallMs) {
+        this.clearances.delete(key);
+        continue;
+      }
+      const of = key.slice(0, key.lastIndexOf('/'));
+      if (of !== source) bySource.set(of, Math.max(bySource.get(of) ?? -Infinity, clearance));
+    }
+    return [...bySource.values()];
+  }
+
+  async withdraw(source: string, instance: string): Promise<void> {
+    this.clearances.delete(`${source}/${instance}`);
   }
 
   /** Trims the log and the user just appended to (no other user's stream grew). */
