@@ -63,6 +63,8 @@ interface Outcome {
   subscribers: Subscriber[];
   deaths: string[];
   notRunning: string[];
+  /** The suite's own failures (a writer that threw): the run is incomplete, whatever the counts say. */
+  harnessErrors: string[];
   setupError?: string;
 }
 
@@ -92,7 +94,7 @@ describe('chaos: two gateways, two users replicas, orders, subscribers and write
   let redis: ChaosRedis | undefined;
   let balancer: Balancer | undefined;
   const services: ServiceProcess[] = [];
-  const outcome: Outcome = { faults: [], writes: new Map(), stale: [], failedReads: [], findings: [], subscribers: [], deaths: [], notRunning: [] };
+  const outcome: Outcome = { faults: [], writes: new Map(), stale: [], failedReads: [], findings: [], subscribers: [], deaths: [], notRunning: [], harnessErrors: [] };
 
   beforeAll(async () => {
     try {
@@ -209,10 +211,10 @@ describe('chaos: two gateways, two users replicas, orders, subscribers and write
         // Before each write, the last one read again through one gateway or the other: an entry cached before an
         // outage that missed the write's purge would answer here, after Redis is back.
         const again = i % 2 === 0 ? gatewayA : gatewayB;
-        const read = await ask<{ user: { name: string; orders: { edges: { node: { id: string } }[] } } | null }>(again, 'query ($id: ID!) { user(id: $id) { name orders(first: 1) { edges { node { id } } } } }', { id: user });
+        const read = await ask<{ user: { name: string; orders: { edges: { node: { id: string } }[] } | null } | null }>(again, 'query ($id: ID!) { user(id: $id) { name orders(first: 1) { edges { node { id } } } } }', { id: user });
         if (problem(read)) outcome.failedReads.push(`user ${user} via ${again.name} before write #${i}: ${problem(read)}`);
         else {
-          const got = { name: read.data?.user?.name, order: read.data?.user?.orders.edges[0]?.node.id };
+          const got = { name: read.data?.user?.name, order: read.data?.user?.orders?.edges[0]?.node.id };
           if (latest.name !== undefined && got.name !== latest.name) outcome.stale.push({ user, wrote: `${latest.by} (read again later)`, via: '', readVia: again.name, expected: latest.name, got: String(got.name) });
           if (latest.order !== undefined && got.order !== latest.order) outcome.stale.push({ user, wrote: `placeOrder → order ${latest.order} (read again later)`, via: '', readVia: again.name, expected: latest.order, got: String(got.order) });
         }
@@ -235,13 +237,13 @@ describe('chaos: two gateways, two users replicas, orders, subscribers and write
           latest = { ...latest, order: error ? undefined : orderId };
           if (error || !orderId) failedWrites += 1;
           else await checkRead(user, `placeOrder → order ${orderId}`, via, readVia, orderId, async () => {
-            const read = await ask<{ user: { orders: { edges: { node: { id: string } }[] } } | null }>(readVia, 'query ($id: ID!) { user(id: $id) { orders(first: 1) { edges { node { id } } } } }', { id: user });
-            return { error: problem(read), value: read.data?.user?.orders.edges[0]?.node.id };
+            const read = await ask<{ user: { orders: { edges: { node: { id: string } }[] } | null } | null }>(readVia, 'query ($id: ID!) { user(id: $id) { orders(first: 1) { edges { node { id } } } } }', { id: user });
+            return { error: problem(read), value: read.data?.user?.orders?.edges[0]?.node.id };
           });
         }
         await sleep(50);
       }
-    });
+    }).map((writer, index) => writer.catch((error: unknown) => void outcome.harnessErrors.push(`the writer of user ${FOLLOWED[index]} stopped: ${(error as Error).stack ?? String(error)}`)));
 
     async function checkRead(user: string, wrote: string, via: ServiceProcess, readVia: ServiceProcess, expected: string, read: () => Promise<{ error?: string; value?: string }>) {
       const { error, value } = await read();
@@ -346,7 +348,15 @@ describe('chaos: two gateways, two users replicas, orders, subscribers and write
       `processes dead: ${outcome.deaths.length}${outcome.notRunning.length > 0 ? `; not running at the end: ${outcome.notRunning.join(', ')}` : ''}`,
       '',
     );
+    // Failed reads are not asserted (a fault may refuse them), but their reasons say what the faults did.
+    const reasons = new Map<string, number>();
+    for (const failed of outcome.failedReads) {
+      const reason = failed.replace(/^user \d+ via (\S+) [^:]*: /, '$1: ').replace(/\d+/g, 'N').slice(0, 160);
+      reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+    }
+    for (const [reason, count] of [...reasons].sort((a, b) => b[1] - a[1]).slice(0, 5)) lines.push(`  failed read ×${count}: ${reason}`);
     if (outcome.setupError) lines.push(`the run itself failed: ${outcome.setupError}`);
+    for (const error of outcome.harnessErrors) lines.push(error);
     process.stdout.write(`${lines.join('\n')}\n`);
   }
 
@@ -355,6 +365,7 @@ describe('chaos: two gateways, two users replicas, orders, subscribers and write
 
   it('ran the whole scenario: every fault injected, writes acknowledged through both gateways, events at every subscriber', () => {
     expect(outcome.setupError, outcome.setupError).toBeUndefined();
+    expect(outcome.harnessErrors.join('\n')).toBe('');
     expect(outcome.faults).toHaveLength(6);
     const acked = [...outcome.writes.values()].flat().filter((write) => write.outcome === 'acked');
     expect(new Set(acked.map((write) => write.gateway))).toEqual(new Set(['gateway-A', 'gateway-B']));
