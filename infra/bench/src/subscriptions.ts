@@ -52,7 +52,15 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
   const failures: string[] = [];
   try {
     for (let i = 0; i < size; i += 1) {
-      const client = createClient({ url: gateway.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: { authorization } });
+      const client = createClient({
+        url: gateway.url.replace(/^http/, 'ws'),
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        lazy: false,
+        connectionParams: { authorization },
+        // A socket refused or closed before any subscription: counted, so that the run fails saying why.
+        onNonLazyError: (error) => failures.push(closeReason(error)),
+      });
       clients.push(client);
       client.subscribe(
         { query: SUBSCRIPTION },
@@ -62,7 +70,7 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
             const occurredAt = (result.data?.userEvents as { occurredAt?: string } | undefined)?.occurredAt;
             if (measuring && occurredAt) latencies.push(Date.now() - Date.parse(occurredAt));
           },
-          error: (error) => failures.push(String((error as Error).message ?? error)),
+          error: (error) => failures.push(closeReason(error)),
           complete: () => {},
         },
       );
@@ -104,4 +112,12 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
   } finally {
     await Promise.all(clients.map((client) => client.dispose()));
   }
+}
+
+/** A readable reason for a graphql-ws failure: an Error's message, or a close event's code and reason. */
+function closeReason(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  const close = error as { code?: unknown; reason?: unknown };
+  if (typeof close?.code === 'number') return `socket closed ${close.code}${close.reason ? `: ${String(close.reason)}` : ''}`;
+  return String(error);
 }

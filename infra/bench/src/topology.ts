@@ -115,6 +115,12 @@ export async function startTopology(
         SUBGRAPH_DEDUPE: dedupe,
         // High enough never to refuse, so that every request still pays for the check.
         RATE_LIMIT_MAX: '1000000000',
+        // The fan-out's subscribers are one viewer on one address, by the thousand: the per-viewer and
+        // per-address websocket limits (32 sockets by default) would refuse all but the first few.
+        WS_MAX_SOCKETS_PER_VIEWER: '1000000',
+        WS_MAX_SUBSCRIPTIONS_PER_VIEWER: '1000000',
+        WS_MAX_SOCKETS_PER_ADDRESS: '1000000',
+        WS_MAX_SUBSCRIPTIONS_PER_ADDRESS: '1000000',
       },
       url: `http://127.0.0.1:${port}/graphql`,
       ready: httpOk(`http://127.0.0.1:${port}/readyz`),
