@@ -84,6 +84,7 @@ const SNIPPET_CONTEXT: Record<string, { prelude: string; trigger: string; printe
       'const freshToken = async () => process.env.TOKEN;',
       'const handle = (event: unknown) => console.log(JSON.stringify(event));',
       "const refetchThenFollowFromNow = () => console.log('refetch');",
+      "const giveUp = (code?: string) => console.log('gave up', code);",
     ].join('\n'),
     trigger: 'mutation { updateUser(id: "42", input: { name: "Followed From The README" }) { id } }',
     printed: /"kind":"USER_UPDATED"/,
@@ -157,6 +158,11 @@ describe('README.md examples, against a freshly seeded npm start', () => {
     });
     // What the README says the command prints is what it prints.
     if (shown.length > 0) expect(bodies).toEqual(shown.map((line) => JSON.parse(line) as unknown));
+    // The retry example says its two requests print the same order: the second placed nothing.
+    if (block.section === 'Retrying writes safely') {
+      expect(bodies).toHaveLength(2);
+      expect(bodies[1]).toEqual(bodies[0]);
+    }
   });
 
   // In document order: the reads before the writes, as a reader goes down the page.
