@@ -71,6 +71,9 @@ describe('federated subscriptions through the gateway', () => {
     const viewer = await signedInAs('2');
     const renamed = await stack.request('mutation { updateUser(id: "2", input: { name: "Streamed Name" }) { id } }', undefined, viewer);
     expect(renamed.errors).toBeUndefined();
+    // Fields of other subgraphs are read at delivery: the order waits until the rename's event is out, so that
+    // the event shows the count from before it.
+    await waitFor(() => expect(stream.results).toHaveLength(1));
     const placed = await stack.request(
       'mutation { placeOrder(input: { userId: "2", items: [{ sku: "SUB-1", quantity: 2, unitPriceCents: 250 }] }) { id } }',
       undefined,
