@@ -401,8 +401,12 @@ export function createOutboxRelay({
       if (fenced) {
         // A last drain: if everything went in, this instance vouches for nothing any more and withdraws.
         const { source } = fenced;
+        // Pass after pass (a full batch, or one held behind another source): a relay that stops without
+        // withdrawing holds every other source back until it is presumed gone.
         const last = (async () => {
-          if (await drain()) await stream.withdraw(source, instance);
+          for (const deadline = Date.now() + 2_000; Date.now() < deadline; await delay(holdRetryMs)) {
+            if (await drain()) return stream.withdraw(source, instance);
+          }
         })().catch(() => {});
         await Promise.race([last, delay(2_000)]);
       }

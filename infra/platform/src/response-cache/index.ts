@@ -325,7 +325,9 @@ export class RedisResponseStore implements ResponseStore {
   private recover(): void {
     this.recovering ??= (async () => {
       for (let attempt = 0; this.missedPurges && this.redis.status === 'ready'; attempt += 1) {
-        await this.invalidateAll().catch(() => sleep(Math.min(50 * 2 ** attempt, 1_000)));
+        await this.invalidateAll().catch(() => undefined);
+        // Landed but overtaken (a purge failed meanwhile) backs off too: a struggling Redis gets no tight loop.
+        if (this.missedPurges) await sleep(Math.min(50 * 2 ** attempt, 1_000));
       }
     })().finally(() => {
       this.recovering = undefined;
