@@ -119,5 +119,7 @@ function closeReason(error: unknown): string {
   if (error instanceof Error) return error.message;
   const close = error as { code?: unknown; reason?: unknown };
   if (typeof close?.code === 'number') return `socket closed ${close.code}${close.reason ? `: ${String(close.reason)}` : ''}`;
+  // A refused subscribe: graphql-ws hands over the server's errors as they came.
+  if (Array.isArray(error)) return error.map((each: { message?: unknown; extensions?: { code?: unknown } }) => `${String(each.extensions?.code)}: ${String(each.message)}`).join('; ');
   return String(error);
 }

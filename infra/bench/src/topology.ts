@@ -116,7 +116,8 @@ export async function startTopology(
         // High enough never to refuse, so that every request still pays for the check.
         RATE_LIMIT_MAX: '1000000000',
         // The fan-out's subscribers are one viewer on one address, by the thousand: the per-viewer and
-        // per-address websocket limits (32 sockets by default) would refuse all but the first few.
+        // per-address websocket limits (32 sockets by default, 2 MiB of running query text) would refuse them.
+        WS_MAX_DOCUMENT_BYTES_PER_CLIENT: '1000000000',
         WS_MAX_SOCKETS_PER_VIEWER: '1000000',
         WS_MAX_SUBSCRIPTIONS_PER_VIEWER: '1000000',
         WS_MAX_SOCKETS_PER_ADDRESS: '1000000',
