@@ -50,6 +50,7 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
   const latencies: number[] = [];
   let measuring = false;
   const failures: string[] = [];
+  let connected = 0;
   try {
     for (let i = 0; i < size; i += 1) {
       const client = createClient({
@@ -62,6 +63,7 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
         onNonLazyError: (error) => failures.push(closeReason(error)),
       });
       clients.push(client);
+      client.on('connected', () => (connected += 1));
       client.subscribe(
         { query: SUBSCRIPTION },
         {
@@ -74,8 +76,9 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
           complete: () => {},
         },
       );
-      // Paced handshakes: a burst of 10 000 at once measures the accept queue, not the gateway.
-      if (i % 200 === 199) await sleep(20);
+      // Paced handshakes: a burst of 10 000 at once measures the accept queue, not the gateway (past its backlog
+      // the kernel resets connections). Each batch of 200 is acknowledged, or has failed, before the next opens.
+      if (i % 200 === 199) await until(() => connected + failures.length > i, LIVE_BOUND_MS, 'the handshakes');
     }
     // Every subscriber is live once a probe write reaches all of them.
     const deadline = Date.now() + LIVE_BOUND_MS;
@@ -121,5 +124,9 @@ function closeReason(error: unknown): string {
   if (typeof close?.code === 'number') return `socket closed ${close.code}${close.reason ? `: ${String(close.reason)}` : ''}`;
   // A refused subscribe: graphql-ws hands over the server's errors as they came.
   if (Array.isArray(error)) return error.map((each: { message?: unknown; extensions?: { code?: unknown } }) => `${String(each.extensions?.code)}: ${String(each.message)}`).join('; ');
-  return String(error);
+  // The socket's own failure (an ErrorEvent: a reset, a refused connection).
+  const failed = error as { message?: unknown; error?: unknown };
+  if (typeof failed?.message === 'string') return `socket error: ${failed.message}`;
+  if (failed?.error instanceof Error) return `socket error: ${failed.error.message}`;
+  return JSON.stringify(error) ?? String(error);
 }
