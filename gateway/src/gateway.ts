@@ -26,6 +26,7 @@ import {
 import type { Authenticator } from './auth/authenticate.ts';
 import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
 import { createExplorer } from './explorer/explorer.ts';
+import { createExecutionEngine, withExecutionEngine } from './execution/engine.ts';
 import { idempotencyKeyOf } from './idempotency/key.ts';
 import { createGatewayReadiness } from './health/readiness.ts';
 import { registerGatewayMetrics } from './observability/metrics.ts';
@@ -124,6 +125,11 @@ export interface GatewayDeps {
   /** Identical subgraph reads in flight at once share one fetch. Default: on. */
   dedupe?: boolean;
   /**
+   * Who runs query plans: this gateway's own executor (the default), or @apollo/gateway's (for comparison;
+   * the own one sends what it does not run, introspection for one, to Apollo's anyway).
+   */
+  execution?: 'own' | 'apollo';
+  /**
    * On stop: how long /readyz says draining before the listener closes (for load balancers to notice), and
    * how long requests in flight then have to finish before their connections are cut.
    */
@@ -216,6 +222,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
   });
 
+  const engine = deps.execution === 'apollo' ? undefined : createExecutionEngine({ supergraphSdl, logger, tracer: telemetry.tracer });
+
   const httpServer = createServer(httpServerOptions(deps.httpTimeouts));
   // Not Apollo's drain plugin: it can end a socket whose request is being read, and that request is lost.
   const httpDrain = trackHttpDrain(httpServer, logger);
@@ -224,7 +232,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const persistedDocuments = createPersistedDocuments(deps.persistedDocuments ?? { mode: 'apq' }, { cache, limiter: deps.rateLimiter, logger });
   const admission = createRequestAdmission(persistedDocuments, { ...DEFAULT_VARIABLE_LIMITS, ...deps.variableLimits });
   const apollo = new ApolloServer<GatewayContext>({
-    gateway,
+    gateway: engine ? withExecutionEngine(gateway, engine, () => dataSources) : gateway,
     cache,
     persistedQueries: persistedDocuments.apolloOption,
     logger,

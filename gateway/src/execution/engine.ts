@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import { buildOperationContext, type ServiceMap } from '@apollo/gateway';
+import { operationFromDocument, Supergraph, type VariableDefinitions } from '@apollo/federation-internals';
+import { QueryPlanner, type PlanNode, type SubscriptionNode } from '@apollo/query-planner';
+import type { GatewayExecutionResult, GatewayExecutor, GatewayGraphQLRequestContext, GatewayInterface } from '@apollo/server-gateway-interface';
+import { getVariableValues, GraphQLError, Kind, type DocumentNode, type GraphQLSchema, type VariableDefinitionNode } from 'graphql';
+import type { Logger, Telemetry } from '@fed/platform';
+import { createOperationCache, type OperationCacheStats } from './operation-cache.ts';
+import { executePlanNode, rootCursor, supergraphTypes } from './plan.ts';
+import { compileProjection, UnsupportedOperation, type Projection } from './projection.ts';
+
+type Tracer = NonNullable<Telemetry['tracer']>;
+// SpanStatusCode.ERROR, without a dependency on the OpenTelemetry API for one constant.
+const SPAN_ERROR = 2;
+
+export interface ExecutionEngineOptions {
+  supergraphSdl: string;
+  logger: Logger;
+  /** Set when tracing is on: plan and fetch spans, under the names Apollo's executor used. */
+  tracer?: Tracer;
+  /** Bound on the prepared operations kept (plans and projections), in estimated bytes. Default 32 MiB. */
+  maxCacheBytes?: number;
+}
+
+/** One operation, planned and compiled once, then run on every request for it. */
+export type PreparedOperation =
+  | {
+      kind: 'own';
+      /** Unset when there is nothing to fetch (only `__typename` asked, say). */
+      node: PlanNode | undefined;
+      projection: Projection;
+      variableDefinitions: VariableDefinitions;
+      /** The operation's definitions as written, which requests' variables are coerced against. */
+      variableNodes: readonly VariableDefinitionNode[];
+    }
+  | { kind: 'fallback'; reason: string };
+
+export interface ExecutionEngine {
+  /** The API schema clients validate against. */
+  readonly apiSchema: GraphQLSchema;
+  readonly supergraph: Supergraph;
+  readonly planner: QueryPlanner;
+  /** Plans and runs one query or mutation; what this engine does not run goes to `fallback` (Apollo's executor). */
+  execute(requestContext: GatewayGraphQLRequestContext, serviceMap: ServiceMap, fallback?: GatewayExecutor): Promise<GatewayExecutionResult>;
+  /** Runs a plan (a subscription event's `rest`, say) for `operation` and shapes the answer to its selection. */
+  run(prepared: Extract<PreparedOperation, { kind: 'own' }>, node: PlanNode | undefined, requestContext: GatewayGraphQLRequestContext, serviceMap: ServiceMap): Promise<GatewayExecutionResult>;
+  /** Compiles the projection of an operation without planning it (subscriptions plan their own way). */
+  prepareProjection(document: DocumentNode, operationName: string | undefined): Extract<PreparedOperation, { kind: 'own' }>;
+  stats(): OperationCacheStats;
+}
+
+function findsDeferOrSubscription(node: PlanNode | SubscriptionNode | undefined): string | undefined {
+  if (!node) return undefined;
+  switch (node.kind) {
+    case 'Defer':
+      return '@defer';
+    case 'Subscription':
+      return 'a subscription';
+    case 'Sequence':
+    case 'Parallel':
+      for (const child of node.nodes) {
+        const found = findsDeferOrSubscription(child);
+        if (found) return found;
+      }
+      return undefined;
+    case 'Flatten':
+      return findsDeferOrSubscription(node.node);
+    case 'Condition':
+      return findsDeferOrSubscription(node.ifClause) ?? findsDeferOrSubscription(node.elseClause);
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Our own query-plan executor. @apollo/gateway still loads the supergraph and @apollo/query-planner plans; this
+ * runs the plans. Each operation is planned, and its projection compiled, once (kept in a cache bounded in bytes,
+ * keyed by the document's hash and the operation name: one engine serves one supergraph). Anything it does not
+ * run (introspection, @defer) goes to Apollo's executor, logged once per operation.
+ */
+export function createExecutionEngine(options: ExecutionEngineOptions): ExecutionEngine {
+  const { logger, tracer } = options;
+  const supergraph = Supergraph.build(options.supergraphSdl);
+  const apiSchema = supergraph.apiSchema();
+  const apiSchemaJs = apiSchema.toGraphQLJSSchema();
+  const types = supergraphTypes(supergraph.schema.toGraphQLJSSchema());
+  const planner = new QueryPlanner(supergraph);
+  const cache = createOperationCache<PreparedOperation>(options.maxCacheBytes ?? 32 * 1024 * 1024);
+
+  const shapingOperation = (document: DocumentNode, operationName: string | undefined) => {
+    const context = buildOperationContext({ schema: apiSchemaJs, operationDocument: document, operationName });
+    // The operation as Apollo's result shaping sees it: this definition and the fragments, unvalidated.
+    const operation = operationFromDocument(
+      apiSchema,
+      { kind: Kind.DOCUMENT, definitions: [context.operation, ...Object.values(context.fragments)] },
+      { validate: false },
+    );
+    return { operation, variableNodes: context.operation.variableDefinitions ?? [] };
+  };
+
+  const prepareProjection = (document: DocumentNode, operationName: string | undefined) => {
+    const { operation, variableNodes } = shapingOperation(document, operationName);
+    return {
+      kind: 'own' as const,
+      node: undefined,
+      projection: compileProjection(operation),
+      variableDefinitions: operation.variableDefinitions,
+      variableNodes,
+    };
+  };
+
+  const prepare = (document: DocumentNode, operationName: string | undefined): PreparedOperation => {
+    try {
+      const { node } = planner.buildQueryPlan(operationFromDocument(apiSchema, document, { operationName }));
+      const unsupported = findsDeferOrSubscription(node);
+      if (unsupported || node?.kind === 'Subscription') return { kind: 'fallback', reason: unsupported ?? 'a subscription' };
+      return { ...prepareProjection(document, operationName), node };
+    } catch (error) {
+      if (error instanceof UnsupportedOperation) return { kind: 'fallback', reason: error.message };
+      // Apollo's executor reports what planning refused, in its own words.
+      return { kind: 'fallback', reason: `it could not be prepared (${error instanceof Error ? error.message : String(error)})` };
+    }
+  };
+
+  const prepared = (requestContext: GatewayGraphQLRequestContext): PreparedOperation => {
+    const { request, document } = requestContext;
+    const hash = requestContext.queryHash ?? createHash('sha256').update(request.query ?? '').digest('hex');
+    const key = `${hash}\0${request.operationName ?? ''}`;
+    const cached = cache.get(key);
+    if (cached) return cached;
+    const entry = tracer
+      ? tracer.startActiveSpan('gateway.plan', (span) => {
+          try {
+            return prepare(document, request.operationName);
+          } finally {
+            span.end();
+          }
+        })
+      : prepare(document, request.operationName);
+    if (entry.kind === 'fallback') logger.info({ operationName: request.operationName ?? null, reason: entry.reason }, "operation runs on Apollo's executor");
+    cache.set(key, entry, estimateBytes(request.query ?? '', entry));
+    return entry;
+  };
+
+  const run: ExecutionEngine['run'] = async (operation, node, requestContext, serviceMap) => {
+    const errors: unknown[] = [];
+    const input: Record<string, unknown> = {};
+    if (node) {
+      await executePlanNode({ requestContext, serviceMap, variableDefinitions: operation.variableDefinitions, errors, tracer }, types, node, rootCursor(input));
+    }
+    let data;
+    try {
+      let valueCompletion: GraphQLError[];
+      ({ data, errors: valueCompletion } = operation.projection(input, requestContext.request.variables));
+      // As Apollo does: errors found while shaping are noise after a fetch failed, and otherwise go in
+      // `extensions.valueCompletion`, where clients that relied on their absence do not trip on them.
+      if (errors.length === 0 && valueCompletion.length > 0) return { extensions: { valueCompletion }, data };
+    } catch (error) {
+      if (error instanceof GraphQLError) return { errors: [error] };
+      if (error instanceof Error) return { errors: [new GraphQLError(error.message, { originalError: error })] };
+      logger.error(`Unexpected error during query plan execution: ${String(error)}`);
+      return { errors: [new GraphQLError('Unexpected error during query plan execution')] };
+    }
+    return errors.length === 0 ? { data } : { errors: errors as GraphQLError[], data };
+  };
+
+  const execute: ExecutionEngine['execute'] = async (requestContext, serviceMap, fallback) => {
+    const operation = prepared(requestContext);
+    if (operation.kind === 'fallback') {
+      if (!fallback) throw new Error(`This operation cannot run on the gateway's executor: ${operation.reason}`);
+      return fallback(requestContext);
+    }
+    if (operation.variableNodes.length > 0) {
+      const { errors } = getVariableValues(apiSchemaJs, operation.variableNodes, requestContext.request.variables ?? {});
+      if (errors) return { errors };
+    }
+    if (!tracer) return run(operation, operation.node, requestContext, serviceMap);
+    return tracer.startActiveSpan('gateway.request', async (span) => {
+      try {
+        const result = await run(operation, operation.node, requestContext, serviceMap);
+        if (result.errors) span.setStatus({ code: SPAN_ERROR });
+        return result;
+      } catch (error) {
+        span.recordException(error as Error);
+        span.setStatus({ code: SPAN_ERROR });
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  };
+
+  return { apiSchema: apiSchemaJs, supergraph, planner, execute, run, prepareProjection, stats: cache.stats };
+}
+
+/** A rough size: plans and projections grow with the document and with the subgraph operations planned. */
+function estimateBytes(query: string, entry: PreparedOperation): number {
+  if (entry.kind === 'fallback') return 256 + query.length;
+  let fetched = 0;
+  const visit = (node: PlanNode | undefined): void => {
+    if (!node) return;
+    switch (node.kind) {
+      case 'Fetch':
+        fetched += node.operation.length;
+        return;
+      case 'Sequence':
+      case 'Parallel':
+        node.nodes.forEach(visit);
+        return;
+      case 'Flatten':
+        return visit(node.node);
+      case 'Condition':
+        visit(node.ifClause);
+        return visit(node.elseClause);
+      default:
+        return;
+    }
+  };
+  visit(entry.node);
+  // Parsed ASTs and compiled selections take tens of bytes per character of source.
+  return 2_048 + 40 * (query.length + fetched);
+}
+
+/**
+ * Apollo Server drives any `GatewayInterface`: this one is @apollo/gateway (which loads the supergraph and
+ * answers what the engine does not run) with its executor replaced by the engine's.
+ */
+export function withExecutionEngine(gateway: GatewayInterface, engine: ExecutionEngine, serviceMap: () => ServiceMap): GatewayInterface {
+  return {
+    onSchemaLoadOrUpdate: (callback) => gateway.onSchemaLoadOrUpdate(callback),
+    stop: () => gateway.stop(),
+    load: async (options) => {
+      const loaded = await gateway.load(options);
+      const fallback = loaded.executor;
+      if (!fallback) return loaded;
+      return { ...loaded, executor: (requestContext) => engine.execute(requestContext, serviceMap(), fallback) };
+    },
+  };
+}

@@ -1,0 +1,351 @@
+import type { ServiceMap } from '@apollo/gateway';
+import { assert, errorCodeDef, ERRORS, type VariableDefinitions } from '@apollo/federation-internals';
+import { evaluateCondition, type FetchDataRewrite, type FetchNode, type PlanNode, type QueryPlanSelectionNode } from '@apollo/query-planner';
+import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
+import { GraphQLError, isAbstractType, isInterfaceType, isObjectType, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
+
+/**
+ * Runs a query plan's nodes: fetches in sequence and in parallel, each `Flatten`ed into the entities it
+ * completes, exactly as @apollo/gateway's `executeQueryPlan` does (the same requests, in the same order, merged
+ * the same way), without what it pays on every request whether anyone looks or not: a trace node per plan
+ * node, a span per step, `Object.create(null)` objects.
+ */
+
+type ResponsePath = (string | number)[];
+type Data = Record<string, unknown>;
+
+interface Cursor {
+  path: ResponsePath;
+  data: Data | Data[];
+  fullResult: Data;
+}
+
+export interface PlanRun {
+  requestContext: GatewayGraphQLRequestContext;
+  serviceMap: ServiceMap;
+  /** The operation's variable definitions, for `Condition` nodes' defaults. */
+  variableDefinitions: VariableDefinitions;
+  errors: unknown[];
+  tracer?: Tracer;
+}
+
+/** What the fetches need from the supergraph, resolved once per schema. */
+export interface SupergraphTypes {
+  /** Apollo's `isObjectOfType`, memoised: `obj.__typename` satisfies `condition`. */
+  isObjectOfType(typename: unknown, condition: string, whenUnknown?: boolean): boolean;
+}
+
+export function supergraphTypes(schema: GraphQLSchema): SupergraphTypes {
+  const answers = new Map<string, boolean>();
+  return {
+    isObjectOfType(typename, condition, whenUnknown = false) {
+      if (!typename) return whenUnknown;
+      if (condition === typename) return true;
+      const key = `${String(typename)}\0${condition}`;
+      let answer = answers.get(key);
+      if (answer === undefined) {
+        const type = schema.getType(String(typename));
+        const conditional = schema.getType(condition);
+        answer =
+          !!type &&
+          !!conditional &&
+          isAbstractType(conditional) &&
+          (isObjectType(type) || isInterfaceType(type)) &&
+          schema.isSubType(conditional, type);
+        answers.set(key, answer);
+      }
+      return answer;
+    },
+  };
+}
+
+export async function executePlanNode(run: PlanRun, types: SupergraphTypes, node: PlanNode, cursor: Cursor | undefined): Promise<void> {
+  if (!cursor) return;
+  switch (node.kind) {
+    case 'Sequence':
+      for (const child of node.nodes) await executePlanNode(run, types, child, cursor);
+      return;
+    case 'Parallel':
+      await Promise.all(node.nodes.map((child) => executePlanNode(run, types, child, cursor)));
+      return;
+    case 'Flatten':
+      return executePlanNode(run, types, node.node, moveIntoCursor(cursor, node.path));
+    case 'Fetch':
+      try {
+        await (run.tracer ? traced(run.tracer, node.serviceName, () => executeFetch(run, types, node, cursor)) : executeFetch(run, types, node, cursor));
+      } catch (error) {
+        run.errors.push(error);
+      }
+      return;
+    case 'Condition': {
+      const branch = evaluateCondition(node, run.variableDefinitions, run.requestContext.request.variables) ? node.ifClause : node.elseClause;
+      if (branch) await executePlanNode(run, types, branch, cursor);
+      return;
+    }
+    default:
+      // `Defer` and `Subscription` never reach here: the engine sends those operations elsewhere.
+      throw new Error(`Unsupported plan node ${node.kind}`);
+  }
+}
+
+export const rootCursor = (data: Data): Cursor => ({ path: [], data, fullResult: data });
+
+function traced(tracer: Tracer, service: string, fetch: () => Promise<void>): Promise<void> {
+  return tracer.startActiveSpan('gateway.fetch', { attributes: { service } }, async (span) => {
+    try {
+      await fetch();
+    } catch (error) {
+      span.recordException(error as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNode, cursor: Cursor): Promise<void> {
+  const service = run.serviceMap[fetch.serviceName];
+  if (!service) throw new Error(`Couldn't find service with name "${fetch.serviceName}"`);
+
+  const entities: Data[] = Array.isArray(cursor.data) ? cursor.data.filter((entity) => entity !== null && entity !== undefined) : [cursor.data];
+  if (entities.length < 1) return;
+
+  const variables: Data = {};
+  const provided = run.requestContext.request.variables;
+  if (fetch.variableUsages && provided) {
+    for (const name of fetch.variableUsages) {
+      if (hasOwn(provided, name) && typeof provided[name] !== 'undefined') variables[name] = provided[name];
+    }
+  }
+
+  const send = async (variables: Data): Promise<Data | null | undefined> => {
+    const response = await service.process({
+      // GraphQLDataSourceRequestKind.INCOMING_OPERATION: the enum is not exported.
+      kind: 'incoming operation',
+      request: { query: fetch.operation, variables, operationName: fetch.operationName },
+      incomingRequestContext: run.requestContext,
+      context: run.requestContext.context,
+      document: fetch.operationDocumentNode,
+      pathInIncomingRequest: cursor.path,
+    } as never);
+    if (response.errors) {
+      const pathOf = errorPaths(fetch, cursor);
+      run.errors.push(...response.errors.map((error) => downstreamError(error, fetch.serviceName, pathOf)));
+      if (!response.extensions?.ftv1) {
+        const metrics = run.requestContext.metrics as { nonFtv1ErrorPaths?: { subgraph: string; path: unknown }[] };
+        const paths = response.errors.map((error) => ({ subgraph: fetch.serviceName, path: error.path }));
+        if (metrics.nonFtv1ErrorPaths) metrics.nonFtv1ErrorPaths.push(...paths);
+        else metrics.nonFtv1ErrorPaths = paths;
+      }
+    }
+    return response.data as Data | null | undefined;
+  };
+
+  if (!fetch.requires) {
+    const received = await send(variables);
+    if (received) applyRewrites(types, fetch.outputRewrites, received);
+    for (const entity of entities) deepMerge(entity, received);
+    return;
+  }
+
+  const representations: Data[] = [];
+  const representationToEntity: number[] = [];
+  for (let index = 0; index < entities.length; index++) {
+    // The supergraph's types, not the API schema's: a key may use @inaccessible fields, which subgraphs know.
+    const representation = selectRequires(types, entities[index]!, fetch.requires);
+    if (representation && representation.__typename) {
+      applyRewrites(types, fetch.inputRewrites, representation);
+      representations.push(representation);
+      representationToEntity.push(index);
+    }
+  }
+  if (representations.length < 1) return;
+  if ('representations' in variables) throw new Error(`Variables cannot contain key "representations"`);
+
+  const received = await send({ ...variables, representations });
+  if (!received) return;
+  if (!(received._entities && Array.isArray(received._entities))) throw new Error(`Expected "data._entities" in response to be an array`);
+  const receivedEntities = received._entities as (Data | null)[];
+  if (receivedEntities.length !== representations.length) throw new Error(`Expected "data._entities" to contain ${representations.length} elements`);
+
+  // Apollo walks `entities`, not `representations`: past the representations' end it merges nothing into
+  // nothing, and it does the same here.
+  for (let index = 0; index < entities.length; index++) {
+    const entity = receivedEntities[index];
+    const target = entities[representationToEntity[index]!];
+    if (entity && !entity.__typename) entity.__typename = target!.__typename;
+    applyRewrites(types, fetch.outputRewrites, entity as Data);
+    deepMerge(target, entity);
+  }
+}
+
+const hasOwn = (object: object, key: PropertyKey) => Object.prototype.hasOwnProperty.call(object, key);
+const getOwn = (object: Data, key: string) => (hasOwn(object, key) ? object[key] : undefined);
+
+function defineOwn(object: object, key: string) {
+  if (!hasOwn(object, key) && key in object) Object.defineProperty(object, key, { configurable: true, enumerable: true, value: undefined, writable: true });
+}
+
+const isObject = (value: unknown): value is Data => value !== undefined && value !== null && typeof value === 'object' && !Array.isArray(value);
+
+function deepMerge(target: unknown, source: unknown): unknown {
+  if (source === undefined || source === null) return target;
+  const into = target as Data;
+  const from = source as Data;
+  for (const key of Object.keys(from)) {
+    const value = from[key];
+    if (value === undefined) continue;
+    defineOwn(into, key);
+    const existing = into[key];
+    if (existing && isObject(value)) {
+      deepMerge(existing, value);
+    } else if (Array.isArray(value) && Array.isArray(existing) && value.length === existing.length) {
+      for (let index = 0; index < value.length; index++) {
+        if (isObject(existing[index]) && isObject(value[index])) deepMerge(existing[index], value[index]);
+        else existing[index] = value[index];
+      }
+    } else {
+      into[key] = value;
+    }
+  }
+  return target;
+}
+
+/** A fetch's `requires` read out of an entity: its representation, or null when an input is missing. */
+function selectRequires(types: SupergraphTypes, source: Data | null, selections: readonly QueryPlanSelectionNode[]): Data | null {
+  if (source === null) return null;
+  const result: Data = {};
+  for (const selection of selections) {
+    if (selection.kind === 'Field') {
+      const responseName = selection.alias ?? selection.name;
+      if (!hasOwn(source, responseName) || typeof source[responseName] === 'undefined') return null;
+      const value = source[responseName];
+      const nested = selection.selections;
+      if (Array.isArray(value)) result[responseName] = value.map((element: Data | null) => (nested ? selectRequires(types, element, nested) : element));
+      else if (nested) result[responseName] = selectRequires(types, value as Data | null, nested);
+      else result[responseName] = value;
+    } else {
+      if (!selection.typeCondition || !source) continue;
+      if (types.isObjectOfType(source.__typename, selection.typeCondition)) deepMerge(result, selectRequires(types, source, selection.selections));
+    }
+  }
+  return result;
+}
+
+const FRAGMENT_PREFIX = '... on ';
+
+function applyRewrites(types: SupergraphTypes, rewrites: readonly FetchDataRewrite[] | undefined, value: Data) {
+  if (!rewrites) return;
+  for (const rewrite of rewrites) {
+    if (rewrite.path.length === 0) continue;
+    const parent = rewrite.path.slice(0, -1);
+    const last = rewrite.path[rewrite.path.length - 1]!;
+    assert(!last.startsWith(FRAGMENT_PREFIX), () => `Unexpected fragment as last element of ${rewrite.path}`);
+    applyAtPath(types, parent, value, (object) => {
+      if (rewrite.kind === 'ValueSetter') {
+        defineOwn(object, last);
+        object[last] = rewrite.setValueTo;
+      } else {
+        const atPath = getOwn(object, last);
+        if (atPath) {
+          defineOwn(object, rewrite.renameKeyTo);
+          object[rewrite.renameKeyTo] = atPath;
+          object[last] = undefined;
+        }
+      }
+    });
+  }
+}
+
+function applyAtPath(types: SupergraphTypes, path: readonly string[], value: unknown, apply: (object: Data) => void) {
+  if (Array.isArray(value)) {
+    for (const element of value) applyAtPath(types, path, element, apply);
+    return;
+  }
+  if (typeof value !== 'object' || value === null) return;
+  if (path.length === 0) {
+    apply(value as Data);
+    return;
+  }
+  const [first, ...rest] = path as [string, ...string[]];
+  if (first.startsWith(FRAGMENT_PREFIX)) {
+    // Rewrites do not always have every object's __typename, and must still apply then.
+    if (types.isObjectOfType((value as Data).__typename, first.slice(FRAGMENT_PREFIX.length), true)) applyAtPath(types, rest, value, apply);
+  } else {
+    applyAtPath(types, rest, getOwn(value as Data, first), apply);
+  }
+}
+
+function moveIntoCursor(cursor: Cursor, pathInCursor: ResponsePath): Cursor | undefined {
+  const data = flattenResultsAtPath(cursor.data, pathInCursor);
+  return data ? { path: cursor.path.concat(pathInCursor), data, fullResult: cursor.fullResult } : undefined;
+}
+
+function flattenResultsAtPath(value: unknown, path: ResponsePath): Data | Data[] | null | undefined {
+  if (path.length === 0) return value as Data | Data[];
+  if (value === undefined || value === null) return value;
+  const [current, ...rest] = path;
+  if (current === '@') return (value as unknown[]).flatMap((element) => flattenResultsAtPath(element, rest) as Data) as Data[];
+  assert(typeof current === 'string', () => `Unexpected ${typeof current} found in path`);
+  assert(!Array.isArray(value), () => `Unexpected array in result for path element ${current}`);
+  return flattenResultsAtPath(getOwn(value as Data, current), rest);
+}
+
+/** Error paths from a subgraph, moved to where its answer lands in the client's response (hydrated lazily). */
+function errorPaths(fetch: FetchNode, cursor: Cursor) {
+  let hydrated: ResponsePath[] | undefined;
+  return (path: readonly (string | number)[] | undefined): ResponsePath | undefined => {
+    if (fetch.requires && typeof path?.[1] === 'number') {
+      if (!hydrated) {
+        hydrated = [];
+        hydratePaths([], cursor.path, cursor.fullResult, hydrated);
+      }
+      return [...(hydrated[path[1]] ?? []), ...path.slice(2)];
+    }
+    return path ? [...cursor.path, ...path.slice()] : undefined;
+  };
+}
+
+function hydratePaths(parent: ResponsePath, path: ResponsePath, data: unknown, result: ResponsePath[]) {
+  const head = path[0];
+  if (data == null) return;
+  if (head == null) {
+    result.push(parent.slice());
+  } else if (head === '@') {
+    assert(Array.isArray(data), 'expected array when encountering `@`');
+    for (const [index, value] of data.entries()) {
+      parent.push(index);
+      hydratePaths(parent, path.slice(1), value, result);
+      parent.pop();
+    }
+  } else if (typeof head === 'string') {
+    if (Array.isArray(data)) {
+      for (const [index, value] of data.entries()) {
+        parent.push(index);
+        hydratePaths(parent, path, value, result);
+        parent.pop();
+      }
+    } else if (hasOwn(data as object, head)) {
+      parent.push(head);
+      hydratePaths(parent, path.slice(1), (data as Data)[head], result);
+      parent.pop();
+    }
+  } else {
+    assert(false, `unknown path part "${head}"`);
+  }
+}
+
+function downstreamError(original: GraphQLFormattedError, serviceName: string, pathOf: (path: readonly (string | number)[] | undefined) => ResponsePath | undefined): GraphQLError {
+  const message = original.message || `Error while fetching subquery from service "${serviceName}"`;
+  const extensions = original.extensions;
+  const options = {
+    originalError: original as Error,
+    path: pathOf(original.path),
+    extensions: { ...extensions, serviceName },
+  };
+  const codeDef = errorCodeDef(original);
+  if (!codeDef && extensions?.code) return new GraphQLError(message, options);
+  return (codeDef ?? ERRORS.DOWNSTREAM_SERVICE_ERROR).err(message, options);
+}

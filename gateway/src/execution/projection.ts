@@ -1,0 +1,361 @@
+import {
+  assert,
+  ERRORS,
+  isCompositeType,
+  isCustomScalarType,
+  isEnumType,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  isSubtype,
+  isValidLeafValue,
+  typenameFieldName,
+  Variable,
+  type CompositeType,
+  type Directive,
+  type NamedType,
+  type Operation,
+  type OutputType,
+  type Schema,
+  type SelectionSet,
+} from '@apollo/federation-internals';
+import type { GraphQLError } from 'graphql';
+
+/**
+ * Shapes what the fetches gathered into the client's answer: only the fields asked for, in the order asked,
+ * with `null`s propagated to the nearest nullable parent and errors where Apollo's result shaping reports them.
+ *
+ * It follows `computeResponse` in @apollo/gateway's `resultShaping` step for step, over the same normalised
+ * `Operation`, so that answers and errors are the same byte for byte. What changes is when the work happens:
+ * directives, types, type conditions and leaf checks are resolved once per operation here, not once per value
+ * per request, and the output is plain objects (Apollo's `Object.create(null)` ones are slow to serialise).
+ */
+export type Projection = (input: Record<string, unknown>, variables: Record<string, unknown> | undefined) => ProjectionResult;
+
+export interface ProjectionResult {
+  data: Record<string, unknown> | null;
+  errors: GraphQLError[];
+}
+
+type Path = (string | number)[];
+
+/** `@skip(if:)` / `@include(if:)`, reduced to a literal or a variable read. */
+interface Condition {
+  directive: Directive<never, { if: boolean | Variable }>;
+  literal?: boolean;
+  variable?: string;
+}
+
+interface Guard {
+  skip?: Condition;
+  include?: Condition;
+}
+
+const enum Kind {
+  Typename,
+  Value,
+  Fragment,
+}
+
+interface TypenameSelection {
+  kind: Kind.Typename;
+  guard?: Guard;
+  responseName: string;
+  /** A response name a prototype also has (`constructor`): read it as an own property only. */
+  inherited: boolean;
+}
+
+interface ValueSelection {
+  kind: Kind.Value;
+  guard?: Guard;
+  responseName: string;
+  inherited: boolean;
+  type: Shape;
+  selections?: Selections;
+}
+
+interface FragmentSelection {
+  kind: Kind.Fragment;
+  guard?: Guard;
+  typeCondition?: CompositeType;
+  selections: Selections;
+  /** Whether the condition holds, by runtime `__typename` (or, without one, by parent type). */
+  applies: Map<string, boolean>;
+}
+
+type Selection = TypenameSelection | ValueSelection | FragmentSelection;
+type Selections = readonly Selection[];
+
+const enum ShapeKind {
+  NonNull,
+  List,
+  Composite,
+  Leaf,
+}
+
+type Shape =
+  | { kind: ShapeKind.NonNull; of: Shape; label: string }
+  | { kind: ShapeKind.List; of: Shape; label: string }
+  | { kind: ShapeKind.Composite; type: CompositeType; label: string }
+  | { kind: ShapeKind.Leaf; valid: (value: unknown) => boolean; label: string };
+
+export class UnsupportedOperation extends Error {}
+
+const hasOwn = (object: object, key: string) => Object.prototype.hasOwnProperty.call(object, key);
+const own = (object: Record<string, unknown>, key: string, inherited: boolean) => (inherited ? (hasOwn(object, key) ? object[key] : undefined) : object[key]);
+
+/** Compiles the projection of one operation (from `operationFromDocument` on the API schema). */
+export function compileProjection(operation: Operation): Projection {
+  const schema = operation.schema();
+  const shapes = new Map<string, Shape>();
+  const leafChecks = new Map<NamedType, (value: unknown) => boolean>();
+
+  const leafCheck = (type: NamedType): ((value: unknown) => boolean) => {
+    let check = leafChecks.get(type);
+    if (!check) {
+      if (isCustomScalarType(type)) check = () => true;
+      else if (isEnumType(type)) {
+        const values = new Set(type.values.map((value) => value.name));
+        check = (value) => typeof value === 'string' && values.has(value);
+      } else {
+        const leaf = type as Parameters<typeof isValidLeafValue>[2];
+        check = (value) => isValidLeafValue(schema, value, leaf);
+      }
+      leafChecks.set(type, check);
+    }
+    return check;
+  };
+
+  const shapeOf = (type: OutputType): Shape => {
+    const label = String(type);
+    let shape = shapes.get(label);
+    if (shape) return shape;
+    if (isNonNullType(type)) shape = { kind: ShapeKind.NonNull, of: shapeOf(type.ofType), label };
+    else if (isListType(type)) shape = { kind: ShapeKind.List, of: shapeOf(type.ofType), label };
+    else if (isCompositeType(type)) shape = { kind: ShapeKind.Composite, type, label };
+    else shape = { kind: ShapeKind.Leaf, valid: leafCheck(type), label };
+    shapes.set(label, shape);
+    return shape;
+  };
+
+  const conditionOf = (directive: Directive<never, { if: boolean | Variable }> | undefined): Condition | undefined => {
+    if (!directive) return undefined;
+    const value = directive.arguments().if;
+    return value instanceof Variable ? { directive, variable: value.name } : { directive, literal: value };
+  };
+
+  const guardOf = (element: { appliedDirectivesOf(definition: unknown): readonly unknown[] }): Guard | undefined => {
+    const skip = conditionOf(element.appliedDirectivesOf(schema.skipDirective())[0] as never);
+    const include = conditionOf(element.appliedDirectivesOf(schema.includeDirective())[0] as never);
+    return skip || include ? { skip, include } : undefined;
+  };
+
+  const compile = (selectionSet: SelectionSet): Selections =>
+    selectionSet.selections().map((selection): Selection => {
+      if (selection.kind === 'FieldSelection') {
+        const field = selection.element;
+        const responseName = field.responseName();
+        // A plain object cannot hold `__proto__` as data; Apollo's path can.
+        if (responseName === '__proto__') throw new UnsupportedOperation('a response key named __proto__');
+        if (field.definition.isSchemaIntrospectionField()) throw new UnsupportedOperation('schema introspection');
+        const guard = guardOf(field);
+        // Read as own properties only where a prototype has the name too (`constructor`; `map` on a list sent
+        // where an object belongs).
+        const inherited = responseName in Object.prototype || responseName in Array.prototype;
+        if (field.name === typenameFieldName) return { kind: Kind.Typename, guard, responseName, inherited };
+        return {
+          kind: Kind.Value,
+          guard,
+          responseName,
+          inherited,
+          type: shapeOf(field.definition.type!),
+          selections: selection.selectionSet ? compile(selection.selectionSet) : undefined,
+        };
+      }
+      return {
+        kind: Kind.Fragment,
+        guard: guardOf(selection.element),
+        typeCondition: selection.element.typeCondition,
+        selections: compile(selection.selectionSet),
+        applies: new Map(),
+      };
+    });
+
+  const root = compile(operation.selectionSet);
+  const rootType = schema.schemaDefinition.rootType(operation.rootKind)!;
+  const defaults = operation.collectDefaultedVariableValues();
+
+  return (input, provided) => {
+    const variables: Record<string, unknown> = { __proto__: null, ...defaults, ...provided };
+    const errors: GraphQLError[] = [];
+    const run = createRun(schema, variables, errors);
+    const data: Record<string, unknown> = {};
+    const bubbled = run.applySelections(input, root, data, [], rootType);
+    return { data: bubbled ? null : data, errors };
+  };
+}
+
+function createRun(schema: Schema, variables: Record<string, unknown>, errors: GraphQLError[]) {
+  // What the last `complete` call reports besides its value: a null that must bubble up past a non-null
+  // position, and whether an error was already recorded for it (so that only one is).
+  let invalid = false;
+  let errored = false;
+
+  const holds = (condition: Condition): boolean => {
+    if (condition.variable === undefined) return condition.literal!;
+    const value = variables[condition.variable];
+    assert(value !== undefined && typeof value === 'boolean', () => `Unexpected value ${value} for variable $${condition.variable} of ${condition.directive}`);
+    return value;
+  };
+  const skipped = (guard: Guard) => (guard.skip !== undefined && holds(guard.skip)) || (guard.include !== undefined && !holds(guard.include));
+
+  const describe = (path: Path, shape: Shape, parentType: CompositeType) => {
+    const element = path[path.length - 1];
+    assert(element !== undefined, 'Should not have been called on an empty path');
+    return typeof element === 'string' ? `field ${parentType}.${element}` : `array element of type ${shape.label} at index ${element}`;
+  };
+
+  const fragmentApplies = (fragment: FragmentSelection, typename: string | undefined, parentType: CompositeType): boolean => {
+    const condition = fragment.typeCondition;
+    if (!condition) return true;
+    const key = typename ? typename : `\0${parentType.name}`;
+    let applies = fragment.applies.get(key);
+    if (applies === undefined) {
+      if (typename) {
+        const type = schema.type(typename);
+        applies = !!type && isSubtype(condition, type);
+      } else {
+        applies = isSubtype(condition, parentType);
+      }
+      fragment.applies.set(key, applies);
+    }
+    return applies;
+  };
+
+  /** Returns true when a null must replace the whole object (Apollo's NULL_BUBBLE_UP). */
+  function applySelections(input: Record<string, unknown>, selections: Selections, output: Record<string, unknown>, path: Path, parentType: CompositeType): boolean {
+    for (let index = 0; index < selections.length; index++) {
+      const selection = selections[index]!;
+      if (selection.guard && skipped(selection.guard)) continue;
+
+      if (selection.kind === Kind.Fragment) {
+        const typename = input[typenameFieldName];
+        assert(!typename || typeof typename === 'string', () => `Got unexpected value for __typename: ${typename}`);
+        if (fragmentApplies(selection, typename as string | undefined, parentType)) {
+          if (applySelections(input, selection.selections, output, path, selection.typeCondition ?? parentType)) return true;
+        }
+        continue;
+      }
+
+      const { responseName, inherited } = selection;
+      const outputValue = own(output, responseName, inherited);
+      let inputValue = own(input, responseName, inherited) ?? null;
+
+      if (selection.kind === Kind.Typename) {
+        // Root types answer with the supergraph's names, and an @interfaceObject's name is never a runtime type.
+        if (outputValue === undefined) {
+          if (inputValue === null && responseName !== typenameFieldName) inputValue = input[typenameFieldName] ?? null;
+          const type = inputValue !== null && typeof inputValue === 'string' ? (schema.type(inputValue) ?? parentType) : parentType;
+          if (!isObjectType(type)) return true;
+          output[responseName] = type.name;
+        }
+        continue;
+      }
+
+      path.push(responseName);
+      const updated = complete(outputValue, selection.type, inputValue, selection.selections, path, parentType);
+      output[responseName] = updated;
+      path.pop();
+      if (invalid) return true;
+    }
+    return false;
+  }
+
+  function complete(outputValue: unknown, shape: Shape, inputValue: unknown, selections: Selections | undefined, path: Path, parentType: CompositeType): unknown {
+    assert(inputValue !== undefined, 'Should not pass undefined for `inputValue` to this method');
+
+    if (outputValue === null || (outputValue !== undefined && !selections)) {
+      invalid = errored = false;
+      return outputValue;
+    }
+
+    switch (shape.kind) {
+      case ShapeKind.NonNull: {
+        const updated = complete(outputValue, shape.of, inputValue, selections, path, parentType);
+        if (updated === null) {
+          if (!errored) {
+            errors.push(ERRORS.INVALID_GRAPHQL.err(`Cannot return null for non-nullable ${describe(path, shape.of, parentType)}.`, { path: Array.from(path) }));
+          }
+          invalid = errored = true;
+          return updated;
+        }
+        invalid = errored = false;
+        return updated;
+      }
+      default:
+        if (inputValue === null) {
+          invalid = errored = false;
+          return null;
+        }
+    }
+
+    switch (shape.kind) {
+      case ShapeKind.List: {
+        assert(Array.isArray(inputValue), () => `Invalid non-list value ${inputValue} returned by subgraph for list type ${shape.label}`);
+        assert(outputValue === undefined || Array.isArray(outputValue), () => `Invalid non-list value ${outputValue} returned by subgraph for list type ${shape.label}`);
+        const list = outputValue === undefined ? new Array<unknown>(inputValue.length).fill(undefined) : (outputValue as unknown[]);
+        assert(inputValue.length === list.length, () => `[${inputValue}].length (${inputValue.length}) !== [${list}].length (${list.length})`);
+        let nullify = false;
+        let anyErrors = false;
+        const updated = new Array<unknown>(list.length);
+        for (let index = 0; index < list.length; index++) {
+          path.push(index);
+          updated[index] = complete(list[index], shape.of, inputValue[index], selections, path, parentType);
+          path.pop();
+          nullify ||= invalid;
+          anyErrors ||= errored;
+        }
+        invalid = false;
+        errored = anyErrors;
+        return nullify ? null : updated;
+      }
+      case ShapeKind.Composite: {
+        assert(selections, () => `Invalid empty selection set for composite type ${shape.label}`);
+        assert(typeof inputValue === 'object', () => `Invalid non-object value ${inputValue} returned by subgraph for composite type ${shape.label}`);
+        assert(outputValue === undefined || typeof outputValue === 'object', () => `Invalid non-object value ${inputValue} returned by subgraph for composite type ${shape.label}`);
+        const object = inputValue as Record<string, unknown>;
+        const typename = object[typenameFieldName];
+        assert(typename === undefined || typeof typename === 'string', () => `Invalid non-string value ${typename} for __typename at ${path}`);
+        let objectType: CompositeType = shape.type;
+        if (typename) {
+          const named = schema.type(typename);
+          if (!named || !isCompositeType(named)) {
+            // Never the subgraph's typename in the message: it may name an @inaccessible type.
+            errors.push(ERRORS.INVALID_GRAPHQL.err(`Invalid __typename found for object at ${describe(path, shape, parentType)}.`, { path: Array.from(path) }));
+            invalid = false;
+            errored = true;
+            return null;
+          }
+          objectType = named;
+        }
+        const target = outputValue === undefined ? {} : (outputValue as Record<string, unknown>);
+        const bubbled = applySelections(object, selections, target, path, objectType);
+        invalid = false;
+        errored = bubbled;
+        return bubbled ? null : target;
+      }
+      case ShapeKind.Leaf: {
+        assert(outputValue === undefined, () => `Excepted output to be undefined but got ${shape.label} for type ${shape.label}`);
+        const valid = shape.valid(inputValue);
+        if (!valid) errors.push(ERRORS.INVALID_GRAPHQL.err(`Invalid value found for ${describe(path, shape, parentType)}.`, { path: Array.from(path) }));
+        invalid = false;
+        errored = !valid;
+        return valid ? inputValue : null;
+      }
+      default:
+        throw new Error('unreachable');
+    }
+  }
+
+  return { applySelections };
+}
