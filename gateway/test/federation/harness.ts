@@ -1,0 +1,183 @@
+// The federation-behaviour suites' harness: small subgraphs written for each test (buildSubgraphSchema over
+// in-memory data, each a real Apollo Server on an ephemeral loopback port), composed at test time, and served
+// through the real createGateway once per executor. Every case is asked over HTTP of every executor; each answer
+// must be the one the test pins, and the executors' answers must be byte-identical.
+import { composeServices } from '@apollo/composition';
+import { ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
+import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
+import { startStandaloneServer } from '@apollo/server/standalone';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import { createLogger, createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
+import { GraphQLError, parse, type GraphQLFormattedError } from 'graphql';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { DEVELOPMENT_AUTH } from '../../src/config.ts';
+import { createAuthenticator, createGateway, type Gateway, type GatewayDeps } from '../../src/gateway.ts';
+
+/** Every executor the gateway can run a plan with: Apollo's is the reference, ours must answer the same. */
+export const EXECUTIONS = ['apollo', 'own'] as const;
+export type Execution = (typeof EXECUTIONS)[number];
+
+/** A subgraph error code the gateway lets through (with its message), so that tests see what was raised. */
+export const TEST_ERROR_CODE = 'FED_TEST_ERROR';
+
+/** An error a subgraph resolver raises on purpose; its message and code reach the client. */
+export const testError = (message: string) => new GraphQLError(message, { extensions: { code: TEST_ERROR_CODE } });
+
+export interface SubgraphDefinition {
+  name: string;
+  typeDefs: string;
+  resolvers: Record<string, unknown>;
+}
+
+export interface SubgraphRequest {
+  subgraph: string;
+  query: string;
+  variables: Record<string, unknown>;
+}
+
+export interface Answer {
+  status: number;
+  /** The response body exactly as it came over the wire. */
+  text: string;
+  body: { data?: unknown; errors?: GraphQLFormattedError[] };
+}
+
+export interface Expected {
+  data?: unknown;
+  errors?: Array<{ message: string; path?: ReadonlyArray<string | number>; extensions?: Record<string, unknown>; locations?: unknown }>;
+  /** Default 200. */
+  status?: number;
+}
+
+export interface Federation {
+  supergraphSdl: string;
+  /** Every subgraph request since the last clear, in arrival order. */
+  requests: SubgraphRequest[];
+  /** What each executor answers to one request. */
+  ask(query: string, variables?: Record<string, unknown>): Promise<Record<Execution, Answer>>;
+  /** One executor's answer, and the subgraph requests it made. */
+  askWith(execution: Execution, query: string, variables?: Record<string, unknown>): Promise<{ answer: Answer; requests: SubgraphRequest[] }>;
+  /**
+   * Asks every executor in turn (`before` runs before each, to reset state a mutation changes); each answer must
+   * be `expected`, data keys in the order the operation asks for them, and all answers byte-identical.
+   */
+  expectAnswer(query: string, variables: Record<string, unknown> | undefined, expected: Expected, before?: () => void): Promise<Record<Execution, Answer>>;
+}
+
+function recorder(subgraph: string, requests: SubgraphRequest[]): ApolloServerPlugin<BaseContext> {
+  return {
+    async requestDidStart({ request }) {
+      requests.push({ subgraph, query: request.query ?? '', variables: request.variables ?? {} });
+    },
+  };
+}
+
+/** Subgraph SDL with the federation 2 link header. */
+export const federationSdl = (imports: string[], body: string) =>
+  `extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ${JSON.stringify(imports)})\n${body}`;
+
+/**
+ * Starts the subgraphs, composes them (any composition error fails the suite) and one gateway per executor; all
+ * of it in the suite's beforeAll, and closed in its afterAll.
+ */
+export function federation(subgraphs: SubgraphDefinition[]): Federation {
+  const requests: SubgraphRequest[] = [];
+  const servers: ApolloServer[] = [];
+  const gateways: Gateway[] = [];
+  const urls = new Map<Execution, string>();
+  let supergraphSdl = '';
+
+  beforeAll(async () => {
+    const services = [];
+    for (const subgraph of subgraphs) {
+      const server = new ApolloServer({
+        schema: buildSubgraphSchema([{ typeDefs: parse(subgraph.typeDefs), resolvers: subgraph.resolvers as never }]),
+        plugins: [ApolloServerPluginInlineTraceDisabled(), recorder(subgraph.name, requests)],
+        includeStacktraceInErrorResponses: false,
+      });
+      servers.push(server);
+      const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
+      services.push({ name: subgraph.name, url, typeDefs: parse(subgraph.typeDefs) });
+    }
+    const composed = composeServices(services);
+    if (composed.errors) throw new Error(`composition failed:\n${composed.errors.map((error) => error.message).join('\n')}`);
+    supergraphSdl = composed.supergraphSdl;
+    for (const execution of EXECUTIONS) {
+      const deps: GatewayDeps & { execution: Execution } = {
+        supergraphSdl,
+        execution,
+        logger: createLogger({ name: `federation-${execution}`, level: 'silent' }),
+        cache: createMemoryCache(),
+        rateLimiter: new MemoryRateLimiter(),
+        rateLimit: null,
+        breaker: null,
+        authenticate: createAuthenticator(DEVELOPMENT_AUTH),
+        subgraphSecrets: {},
+        defaultSubgraphSecret: () => 'federation-behaviour-tests-subgraph-secret',
+        extraPublicErrorCodes: [TEST_ERROR_CODE],
+        readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
+      };
+      const gateway = await createGateway(deps);
+      gateways.push(gateway);
+      urls.set(execution, `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const gateway of gateways) await gateway.stop();
+    for (const server of servers) await server.stop();
+  });
+
+  const post = async (execution: Execution, query: string, variables?: Record<string, unknown>): Promise<Answer> => {
+    const response = await fetch(urls.get(execution)!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query, variables }),
+    });
+    const text = await response.text();
+    let body: Answer['body'];
+    try {
+      body = JSON.parse(text) as Answer['body'];
+    } catch {
+      throw new Error(`${execution}: non-JSON answer (${response.status}): ${text.slice(0, 300)}`);
+    }
+    return { status: response.status, text, body };
+  };
+
+  const askWith = async (execution: Execution, query: string, variables?: Record<string, unknown>) => {
+    const from = requests.length;
+    const answer = await post(execution, query, variables);
+    return { answer, requests: requests.slice(from) };
+  };
+
+  const ask = async (query: string, variables?: Record<string, unknown>) => {
+    const answers = {} as Record<Execution, Answer>;
+    for (const execution of EXECUTIONS) answers[execution] = await post(execution, query, variables);
+    return answers;
+  };
+
+  return {
+    get supergraphSdl() {
+      return supergraphSdl;
+    },
+    requests,
+    ask,
+    askWith,
+    async expectAnswer(query, variables, expected, before) {
+      const answers = {} as Record<Execution, Answer>;
+      for (const execution of EXECUTIONS) {
+        before?.();
+        answers[execution] = await post(execution, query, variables);
+      }
+      const { status = 200, ...body } = expected;
+      for (const execution of EXECUTIONS) {
+        const answer = answers[execution];
+        expect({ status: answer.status, ...answer.body }, `the ${execution} executor's answer`).toEqual({ status, ...body });
+        // toEqual ignores key order; a response's keys follow the operation's selections.
+        expect(JSON.stringify(answer.body.data), `the ${execution} executor's key order`).toBe(JSON.stringify(expected.data));
+      }
+      expect(answers.own.text, "the own executor's answer, byte for byte against apollo's").toBe(answers.apollo.text);
+      return answers;
+    },
+  };
+}
