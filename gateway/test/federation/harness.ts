@@ -39,12 +39,14 @@ export interface Answer {
   status: number;
   /** The response body exactly as it came over the wire. */
   text: string;
-  body: { data?: unknown; errors?: GraphQLFormattedError[] };
+  body: { data?: unknown; errors?: GraphQLFormattedError[]; extensions?: Record<string, unknown> };
 }
 
 export interface Expected {
   data?: unknown;
   errors?: Array<{ message: string; path?: ReadonlyArray<string | number>; extensions?: Record<string, unknown>; locations?: unknown }>;
+  /** Apollo's executor reports value-completion problems here (`valueCompletion`), not in `errors`. */
+  extensions?: Record<string, unknown>;
   /** Default 200. */
   status?: number;
 }
@@ -53,6 +55,8 @@ export interface Federation {
   supergraphSdl: string;
   /** Every subgraph request since the last clear, in arrival order. */
   requests: SubgraphRequest[];
+  /** Stops one subgraph's server: from then on, fetches to it are refused. */
+  stopSubgraph(name: string): Promise<void>;
   /** What each executor answers to one request. */
   ask(query: string, variables?: Record<string, unknown>): Promise<Record<Execution, Answer>>;
   /** One executor's answer, and the subgraph requests it made. */
@@ -67,6 +71,8 @@ export interface Federation {
 function recorder(subgraph: string, requests: SubgraphRequest[]): ApolloServerPlugin<BaseContext> {
   return {
     async requestDidStart({ request }) {
+      // The gateway's readiness probes are not part of any operation.
+      if (request.operationName === '__ApolloServiceHealthCheck__' || request.query?.includes('__ApolloServiceHealthCheck__')) return;
       requests.push({ subgraph, query: request.query ?? '', variables: request.variables ?? {} });
     },
   };
@@ -82,7 +88,7 @@ export const federationSdl = (imports: string[], body: string) =>
  */
 export function federation(subgraphs: SubgraphDefinition[]): Federation {
   const requests: SubgraphRequest[] = [];
-  const servers: ApolloServer[] = [];
+  const servers = new Map<string, ApolloServer>();
   const gateways: Gateway[] = [];
   const urls = new Map<Execution, string>();
   let supergraphSdl = '';
@@ -95,7 +101,7 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
         plugins: [ApolloServerPluginInlineTraceDisabled(), recorder(subgraph.name, requests)],
         includeStacktraceInErrorResponses: false,
       });
-      servers.push(server);
+      servers.set(subgraph.name, server);
       const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
       services.push({ name: subgraph.name, url, typeDefs: parse(subgraph.typeDefs) });
     }
@@ -125,7 +131,7 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
 
   afterAll(async () => {
     for (const gateway of gateways) await gateway.stop();
-    for (const server of servers) await server.stop();
+    for (const server of servers.values()) await server.stop();
   });
 
   const post = async (execution: Execution, query: string, variables?: Record<string, unknown>): Promise<Answer> => {
@@ -161,6 +167,9 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
       return supergraphSdl;
     },
     requests,
+    async stopSubgraph(name) {
+      await servers.get(name)?.stop();
+    },
     ask,
     askWith,
     async expectAnswer(query, variables, expected, before) {

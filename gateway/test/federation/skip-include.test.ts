@@ -1,0 +1,184 @@
+// @skip and @include with variables where a field, an inline fragment or a fragment spread crosses into another
+// subgraph: the answer has exactly the selected fields, a fetch whose every field is excluded is not made, and a
+// key the client skips is still sent to the next subgraph.
+import { describe, expect, it } from 'vitest';
+import { federation, federationSdl, type Execution } from './harness.ts';
+
+const USERS = [
+  { id: 'u1', name: 'Ada' },
+  { id: 'u2', name: 'Alan' },
+];
+const POSTS = [
+  { id: 'x1', title: 'Engines', authorId: 'u1' },
+  { id: 'x2', title: 'Machines', authorId: 'u2' },
+  { id: 'x3', title: 'Notes', authorId: 'u1' },
+];
+
+const users = {
+  name: 'users',
+  typeDefs: federationSdl(
+    ['@key'],
+    `
+type Query {
+  users: [User!]!
+}
+type User @key(fields: "id") {
+  id: ID!
+  name: String!
+}
+`,
+  ),
+  resolvers: {
+    Query: { users: () => USERS },
+    User: { __resolveReference: ({ id }: { id: string }) => USERS.find((user) => user.id === id) },
+  },
+};
+
+const posts = {
+  name: 'posts',
+  typeDefs: federationSdl(
+    ['@key'],
+    `
+type Query {
+  posts: [Post!]!
+}
+type Post {
+  id: ID!
+  title: String!
+  author: User!
+}
+type User @key(fields: "id") {
+  id: ID!
+  posts: [Post!]!
+  postCount: Int!
+}
+`,
+  ),
+  resolvers: {
+    Query: { posts: () => POSTS },
+    Post: { author: (post: { authorId: string }) => ({ id: post.authorId }) },
+    User: {
+      __resolveReference: ({ id }: { id: string }) => ({ id }),
+      posts: ({ id }: { id: string }) => POSTS.filter((post) => post.authorId === id),
+      postCount: ({ id }: { id: string }) => POSTS.filter((post) => post.authorId === id).length,
+    },
+  },
+};
+
+const subgraphsOf = (requests: Array<{ subgraph: string }>) => requests.map((request) => request.subgraph);
+const executions: Execution[] = ['apollo', 'own'];
+
+describe('@skip and @include across fetch boundaries', () => {
+  const graph = federation([users, posts]);
+
+  const withPosts = `query ($withPosts: Boolean!) { users { name posts @include(if: $withPosts) { title } } }`;
+
+  it('includes a field of another subgraph when the variable says so, and makes no fetch for it otherwise', async () => {
+    await graph.expectAnswer(withPosts, { withPosts: true }, {
+      data: {
+        users: [
+          { name: 'Ada', posts: [{ title: 'Engines' }, { title: 'Notes' }] },
+          { name: 'Alan', posts: [{ title: 'Machines' }] },
+        ],
+      },
+    });
+    await graph.expectAnswer(withPosts, { withPosts: false }, { data: { users: [{ name: 'Ada' }, { name: 'Alan' }] } });
+    for (const execution of executions) {
+      expect(subgraphsOf((await graph.askWith(execution, withPosts, { withPosts: false })).requests)).toEqual(['users']);
+      expect(subgraphsOf((await graph.askWith(execution, withPosts, { withPosts: true })).requests)).toEqual(['users', 'posts']);
+    }
+  });
+
+  it('applies @skip on an inline fragment with a type condition and on a named fragment spread', async () => {
+    const query = `query ($brief: Boolean!) {
+      users { name ... on User @skip(if: $brief) { postCount } ...Titles @skip(if: $brief) }
+    }
+    fragment Titles on User { posts { title } }`;
+    await graph.expectAnswer(query, { brief: true }, { data: { users: [{ name: 'Ada' }, { name: 'Alan' }] } });
+    await graph.expectAnswer(query, { brief: false }, {
+      data: {
+        users: [
+          { name: 'Ada', postCount: 2, posts: [{ title: 'Engines' }, { title: 'Notes' }] },
+          { name: 'Alan', postCount: 1, posts: [{ title: 'Machines' }] },
+        ],
+      },
+    });
+  });
+
+  it('needs both conditions of @skip and @include on one field to let it through', async () => {
+    const query = `query ($skip: Boolean!, $include: Boolean!) { users { name postCount @skip(if: $skip) @include(if: $include) } }`;
+    const without = { data: { users: [{ name: 'Ada' }, { name: 'Alan' }] } };
+    await graph.expectAnswer(query, { skip: false, include: true }, { data: { users: [{ name: 'Ada', postCount: 2 }, { name: 'Alan', postCount: 1 }] } });
+    await graph.expectAnswer(query, { skip: true, include: true }, without);
+    await graph.expectAnswer(query, { skip: false, include: false }, without);
+    await graph.expectAnswer(query, { skip: true, include: false }, without);
+  });
+
+  it("uses a variable's default value when the request leaves it out", async () => {
+    const query = `query ($counts: Boolean = false) { users { name postCount @include(if: $counts) } }`;
+    await graph.expectAnswer(query, undefined, { data: { users: [{ name: 'Ada' }, { name: 'Alan' }] } });
+    await graph.expectAnswer(query, { counts: true }, { data: { users: [{ name: 'Ada', postCount: 2 }, { name: 'Alan', postCount: 1 }] } });
+  });
+
+  it('still sends the key to the next subgraph when the client skips the key field itself', async () => {
+    const query = `query ($ids: Boolean!) { users { id @include(if: $ids) postCount } }`;
+    await graph.expectAnswer(query, { ids: false }, { data: { users: [{ postCount: 2 }, { postCount: 1 }] } });
+    await graph.expectAnswer(query, { ids: true }, { data: { users: [{ id: 'u1', postCount: 2 }, { id: 'u2', postCount: 1 }] } });
+  });
+
+  it('keeps a field selected both with a false condition and without one', async () => {
+    await graph.expectAnswer(`query ($no: Boolean!) { users { name @include(if: $no) postCount @skip(if: true) name } }`, { no: false }, {
+      data: { users: [{ name: 'Ada' }, { name: 'Alan' }] },
+    });
+  });
+
+  it('skips a root field of one subgraph while the other root field and its nested entity fields are fetched', async () => {
+    const query = `query ($u: Boolean!, $n: Boolean!) { users @include(if: $u) { name } posts { title author { name @include(if: $n) } } }`;
+    await graph.expectAnswer(query, { u: false, n: true }, {
+      data: {
+        posts: [
+          { title: 'Engines', author: { name: 'Ada' } },
+          { title: 'Machines', author: { name: 'Alan' } },
+          { title: 'Notes', author: { name: 'Ada' } },
+        ],
+      },
+    });
+    await graph.expectAnswer(query, { u: true, n: false }, {
+      data: { users: [{ name: 'Ada' }, { name: 'Alan' }], posts: [{ title: 'Engines', author: {} }, { title: 'Machines', author: {} }, { title: 'Notes', author: {} }] },
+    });
+    for (const execution of executions) {
+      expect(subgraphsOf((await graph.askWith(execution, query, { u: false, n: false })).requests)).toEqual(['posts']);
+    }
+  });
+
+  it('applies literal conditions, and conditions inside a fragment spread under another condition', async () => {
+    const query = `query ($outer: Boolean!, $inner: Boolean!) {
+      posts { title author @include(if: $outer) { ...Author } }
+      users @skip(if: false) { name @include(if: false) id }
+    }
+    fragment Author on User { name postCount @include(if: $inner) }`;
+    await graph.expectAnswer(query, { outer: true, inner: true }, {
+      data: {
+        posts: [
+          { title: 'Engines', author: { name: 'Ada', postCount: 2 } },
+          { title: 'Machines', author: { name: 'Alan', postCount: 1 } },
+          { title: 'Notes', author: { name: 'Ada', postCount: 2 } },
+        ],
+        users: [{ id: 'u1' }, { id: 'u2' }],
+      },
+    });
+    await graph.expectAnswer(query, { outer: true, inner: false }, {
+      data: {
+        posts: [
+          { title: 'Engines', author: { name: 'Ada' } },
+          { title: 'Machines', author: { name: 'Alan' } },
+          { title: 'Notes', author: { name: 'Ada' } },
+        ],
+        users: [{ id: 'u1' }, { id: 'u2' }],
+      },
+    });
+    await graph.expectAnswer(query, { outer: false, inner: true }, {
+      data: { posts: [{ title: 'Engines' }, { title: 'Machines' }, { title: 'Notes' }], users: [{ id: 'u1' }, { id: 'u2' }] },
+    });
+  });
+});
