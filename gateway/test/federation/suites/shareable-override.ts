@@ -2,7 +2,7 @@
 // value types (objects, enums, a union of value types) defined in both subgraphs, @external key fields of a type
 // extended in fed-1 style, and @override moving a field from one subgraph to another.
 import { describe, expect, it } from 'vitest';
-import { federation, federationSdl, type Execution } from './harness.ts';
+import { federation, federationSdl, type Execution } from '../harness.ts';
 
 const PRODUCTS = [
   { id: 'p1', name: 'Lamp', price: { amount: 30, currency: 'EUR' }, condition: 'NEW', tag: { __typename: 'TextTag', text: 'bright' } },

@@ -3,7 +3,7 @@
 // fragments, nested, on members that never occur) and __typename, with the fields behind each type condition
 // fetched from the subgraph that owns them.
 import { describe, expect, it } from 'vitest';
-import { federation, federationSdl } from './harness.ts';
+import { federation, federationSdl } from '../harness.ts';
 
 const BOOKS = [
   { id: 'b1', title: 'Dune', pages: 412, authorId: 'a1' },

@@ -3,7 +3,7 @@
 // operation, an entity the other subgraph does not know, and a subgraph that cannot be reached; each null
 // propagating to the nearest nullable parent.
 import { describe, it } from 'vitest';
-import { federation, federationSdl, testError } from './harness.ts';
+import { federation, federationSdl, testError } from '../harness.ts';
 
 const PRODUCTS = [
   { id: 'p1', name: 'Lamp' },

@@ -3,7 +3,7 @@
 // interface before type conditions (and __typename) can be applied; into it, entities of any implementation are
 // sent as the interface.
 import { describe, expect, it } from 'vitest';
-import { federation, federationSdl } from './harness.ts';
+import { federation, federationSdl } from '../harness.ts';
 
 const MEDIA = [
   { __typename: 'Book', id: 'b1', title: 'Dune', pages: 412 },

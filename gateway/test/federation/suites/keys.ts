@@ -2,7 +2,7 @@
 // entities in lists (nested lists, nulls and duplicates among them), and a type with several @key, which the
 // plan hops between: a subgraph that knows one key reaches a subgraph that knows only the other through a third.
 import { describe, expect, it } from 'vitest';
-import { federation, federationSdl } from './harness.ts';
+import { federation, federationSdl } from '../harness.ts';
 
 const SKUS = [
   { code: 'lamp', region: 'EU', stock: 4 },

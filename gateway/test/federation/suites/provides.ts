@@ -2,7 +2,7 @@
 // and the owner is asked only for what was not provided. Which subgraphs each operation reaches is part of the
 // answer here, as it is what @provides is for.
 import { describe, expect, it } from 'vitest';
-import { federation, federationSdl, type Execution } from './harness.ts';
+import { federation, federationSdl, type Execution } from '../harness.ts';
 
 const USERS = [
   { id: 'u1', username: 'ada', email: 'ada@example.com', address: { city: 'London', street: '12 Analytical Row' } },

@@ -3,7 +3,7 @@
 // fail, and entities in lists. The requiring subgraph sees exactly the representation it asked for: its
 // resolvers compute from it (and echo what they were sent where that is the point).
 import { describe, expect, it } from 'vitest';
-import { federation, federationSdl, testError } from './harness.ts';
+import { federation, federationSdl, testError } from '../harness.ts';
 
 interface Product {
   upc: string;

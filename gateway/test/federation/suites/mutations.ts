@@ -3,7 +3,7 @@
 // result are fetched from the other subgraph after it; a failing mutation field does not stop the later ones.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { federation, federationSdl, testError } from './harness.ts';
+import { federation, federationSdl, testError } from '../harness.ts';
 
 /** Both subgraphs write to this one journal: its order is the order the mutations ran in. */
 const state = { journal: [] as string[], balances: new Map<string, number>() };

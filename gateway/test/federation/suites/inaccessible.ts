@@ -3,7 +3,7 @@
 // is inaccessible returned as a union member or an interface implementation, and the hidden parts refused in
 // operations and variables.
 import { describe, it } from 'vitest';
-import { federation, federationSdl } from './harness.ts';
+import { federation, federationSdl } from '../harness.ts';
 
 const ITEMS = [
   { id: 'i1', status: 'ACTIVE' },

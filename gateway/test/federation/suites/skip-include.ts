@@ -2,7 +2,7 @@
 // subgraph: the answer has exactly the selected fields, a fetch whose every field is excluded is not made, and a
 // key the client skips is still sent to the next subgraph.
 import { describe, expect, it } from 'vitest';
-import { federation, federationSdl, type Execution } from './harness.ts';
+import { federation, federationSdl, type Execution } from '../harness.ts';
 
 const USERS = [
   { id: 'u1', name: 'Ada' },
