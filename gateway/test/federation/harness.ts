@@ -2,6 +2,7 @@
 // in-memory data, each a real Apollo Server on an ephemeral loopback port), composed at test time, and served
 // through the real createGateway once per executor. Every case is asked over HTTP of every executor; each answer
 // must be the one the test pins, and the executors' answers must be byte-identical.
+import { Writable } from 'node:stream';
 import { composeServices } from '@apollo/composition';
 import { ApolloServer, type ApolloServerPlugin, type BaseContext } from '@apollo/server';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
@@ -12,6 +13,23 @@ import { GraphQLError, parse, type GraphQLFormattedError } from 'graphql';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { DEVELOPMENT_AUTH } from '../../src/config.ts';
 import { createAuthenticator, createGateway, type Gateway, type GatewayDeps } from '../../src/gateway.ts';
+
+/** The line the gateway logs when an operation is handed to Apollo's executor instead of its own. */
+const FALLBACK_MESSAGE = "operation runs on Apollo's executor";
+
+/** A log destination that keeps only the fallback lines (each operation's reason); everything else is dropped. */
+function fallbackRecorder(fallbacks: string[]) {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line.includes(FALLBACK_MESSAGE)) continue;
+        const { reason } = JSON.parse(line) as { reason?: string };
+        fallbacks.push(reason ?? line);
+      }
+      done();
+    },
+  });
+}
 
 /** Every executor the gateway can run a plan with: Apollo's is the reference, ours must answer the same. */
 export const EXECUTIONS = ['apollo', 'own'] as const;
@@ -91,6 +109,8 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
   const servers = new Map<string, ApolloServer>();
   const gateways: Gateway[] = [];
   const urls = new Map<Execution, string>();
+  /** Why operations went to Apollo's executor, in any gateway: the cases here must all run on the executor asked for. */
+  const fallbacks: string[] = [];
   let supergraphSdl = '';
 
   beforeAll(async () => {
@@ -109,10 +129,10 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
     if (composed.errors) throw new Error(`composition failed:\n${composed.errors.map((error) => error.message).join('\n')}`);
     supergraphSdl = composed.supergraphSdl;
     for (const execution of EXECUTIONS) {
-      const deps: GatewayDeps & { execution: Execution } = {
+      const deps: GatewayDeps = {
         supergraphSdl,
         execution,
-        logger: createLogger({ name: `federation-${execution}`, level: 'silent' }),
+        logger: createLogger({ name: `federation-${execution}`, level: 'info', destination: fallbackRecorder(fallbacks) }),
         cache: createMemoryCache(),
         rateLimiter: new MemoryRateLimiter(),
         rateLimit: null,
@@ -141,6 +161,7 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
       body: JSON.stringify({ query, variables }),
     });
     const text = await response.text();
+    expect(fallbacks, `operations handed to Apollo's executor by the ${execution} gateway`).toEqual([]);
     let body: Answer['body'];
     try {
       body = JSON.parse(text) as Answer['body'];

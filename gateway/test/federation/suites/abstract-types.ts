@@ -256,4 +256,35 @@ describe('abstract types across subgraphs', () => {
       { data: { media: [{ id: 'b1' }, { id: 'b2' }, {}] } },
     );
   });
+
+  it('answers one response key from different fields on different member types, and __typename at the root', async () => {
+    await graph.expectAnswer(`{ kind: __typename media { ... on Book { size: pages n: reviewCount } ... on Movie { size: minutes n: reviewCount } } }`, undefined, {
+      data: {
+        kind: 'Query',
+        media: [
+          { size: 412, n: 1 },
+          { size: 474, n: 0 },
+          { size: 117, n: 2 },
+        ],
+      },
+    });
+  });
+
+  // Keys in Apollo's order, which the gateway keeps: graphql-js would order a Book's keys author, id, reviews
+  // (first seen) and a review's stars, body; Apollo's executor answers author, reviews, id and body, stars.
+  it('merges the sub-selections of one field selected under several type conditions', async () => {
+    await graph.expectAnswer(
+      `{ media { ... on Book { author { name } } ... on Media { id ... on Book { author { id } reviews { stars } } } ... on Book { reviews { body } } } }`,
+      undefined,
+      {
+        data: {
+          media: [
+            { author: { name: 'Herbert', id: 'a1' }, reviews: [{ body: 'vast', stars: 5 }], id: 'b1' },
+            { author: { name: 'Austen', id: 'a2' }, reviews: [], id: 'b2' },
+            { id: 'm1' },
+          ],
+        },
+      },
+    );
+  });
 });

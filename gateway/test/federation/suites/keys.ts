@@ -174,6 +174,51 @@ describe('compound, nested and list-typed keys, and entities in lists', () => {
     });
   });
 
+  // Apollo's answer today is wrong: with an entity fetch to follow, `{ skus { code: region price } }` answers each
+  // sku's code under "code", not its region (the first fetch is planned as `{ skus { __typename code region } }`).
+  // Without the entity fetch (`{ skus { code: region } }`) it is right. The spec's answer is pinned here as a known
+  // failure; the next test holds our executor to Apollo's answer meanwhile.
+  it.fails('answers the aliased field, not the key field the alias is named after, when an entity fetch follows (Apollo: wrong today)', async () => {
+    await graph.expectAnswer(`{ skus { code: region price } }`, undefined, {
+      data: {
+        skus: [
+          { code: 'EU', price: 30 },
+          { code: 'US', price: 35 },
+          { code: 'EU', price: 120 },
+        ],
+      },
+    });
+  });
+
+  it("answers an alias named after a key field as Apollo's executor does, byte for byte", async () => {
+    for (const query of [`{ skus { code: region price } }`, `{ skus { code: region region: code price stock } }`, `{ skus { code: region } }`]) {
+      const answers = await graph.ask(query);
+      expect(answers.own.text, query).toBe(answers.apollo.text);
+    }
+    // What that is today, for the record.
+    expect((await graph.ask(`{ skus { code: region price } }`)).apollo.body).toEqual({
+      data: {
+        skus: [
+          { code: 'lamp', price: 30 },
+          { code: 'lamp', price: 35 },
+          { code: 'desk', price: 120 },
+        ],
+      },
+    });
+  });
+
+  it('orders keys as the operation does, when fields of two subgraphs interleave and a fragment repeats some', async () => {
+    await graph.expectAnswer(`{ skus { price ...S code stock price } } fragment S on Sku { region price stock }`, undefined, {
+      data: {
+        skus: [
+          { price: 30, region: 'EU', stock: 4, code: 'lamp' },
+          { price: 35, region: 'US', stock: 0, code: 'lamp' },
+          { price: 120, region: 'EU', stock: 9, code: 'desk' },
+        ],
+      },
+    });
+  });
+
   it('resolves an entity by a list-typed key, an empty list included', async () => {
     await graph.expectAnswer(`{ batches { size label ids } }`, undefined, {
       data: {

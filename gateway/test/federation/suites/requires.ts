@@ -243,4 +243,21 @@ describe('@requires', () => {
       expect(requests.map((request) => request.subgraph)).toEqual(['products', 'shipping', 'delivery']);
     }
   });
+
+  it('passes the variables of the requiring field and of the required one to the fetches that use them', async () => {
+    await graph.expectAnswer(
+      `query ($rate: Int!, $scale: Int!, $currency: String!) { products { price(currency: $currency) dutyEur(rate: $rate) volume(scale: $scale) } }`,
+      { rate: 5, scale: 3, currency: 'EUR' },
+      {
+        data: {
+          products: [
+            { price: 28, dutyEur: 16, volume: 72 },
+            { price: 2, dutyEur: 1, volume: 3 },
+            { price: null, dutyEur: null, volume: 15 },
+          ],
+        },
+        errors: [{ message: 'no EUR price for p3', path: ['products', 2, 'price'], extensions: { code: 'FED_TEST_ERROR', serviceName: 'products' } }],
+      },
+    );
+  });
 });
