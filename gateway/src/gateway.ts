@@ -129,6 +129,8 @@ export interface GatewayDeps {
    * the own one sends what it does not run, introspection for one, to Apollo's anyway).
    */
   execution?: 'own' | 'apollo';
+  /** The own executor sends identical representations within one `_entities` fetch once. Default: on. */
+  dedupeRepresentations?: boolean;
   /**
    * On stop: how long /readyz says draining before the listener closes (for load balancers to notice), and
    * how long requests in flight then have to finish before their connections are cut.
@@ -222,7 +224,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
   });
 
-  const engine = deps.execution === 'apollo' ? undefined : createExecutionEngine({ supergraphSdl, logger, tracer: telemetry.tracer });
+  // Subscriptions always run on it; `execution: 'apollo'` leaves queries and mutations to Apollo's executor.
+  const engine = createExecutionEngine({ supergraphSdl, logger, tracer: telemetry.tracer, dedupeRepresentations: deps.dedupeRepresentations });
 
   const httpServer = createServer(httpServerOptions(deps.httpTimeouts));
   // Not Apollo's drain plugin: it can end a socket whose request is being read, and that request is lost.
@@ -232,7 +235,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const persistedDocuments = createPersistedDocuments(deps.persistedDocuments ?? { mode: 'apq' }, { cache, limiter: deps.rateLimiter, logger });
   const admission = createRequestAdmission(persistedDocuments, { ...DEFAULT_VARIABLE_LIMITS, ...deps.variableLimits });
   const apollo = new ApolloServer<GatewayContext>({
-    gateway: engine ? withExecutionEngine(gateway, engine, () => dataSources) : gateway,
+    gateway: deps.execution === 'apollo' ? gateway : withExecutionEngine(gateway, engine, () => dataSources),
     cache,
     persistedQueries: persistedDocuments.apolloOption,
     logger,
@@ -283,7 +286,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     ? serveSubscriptions({
         httpServer,
         engine: createSubscriptionEngine({
-          supergraphSdl,
+          execution: engine,
           clients: (name) => subscriptionClients.get(name),
           dataSources: () => dataSources,
           maxResubscribeAttempts: deps.subscriptions?.resubscribeAttempts,

@@ -20,6 +20,11 @@ export interface ExecutionEngineOptions {
   tracer?: Tracer;
   /** Bound on the prepared operations kept (plans and projections), in estimated bytes. Default 32 MiB. */
   maxCacheBytes?: number;
+  /**
+   * Identical representations within one `_entities` fetch are sent once (five orders of one user ask for
+   * that user once). Default: on; answers are the same either way, the subgraph requests are not.
+   */
+  dedupeRepresentations?: boolean;
 }
 
 /** One operation, planned and compiled once, then run on every request for it. */
@@ -79,7 +84,7 @@ function findsDeferOrSubscription(node: PlanNode | SubscriptionNode | undefined)
  * run (introspection, @defer) goes to Apollo's executor, logged once per operation.
  */
 export function createExecutionEngine(options: ExecutionEngineOptions): ExecutionEngine {
-  const { logger, tracer } = options;
+  const { logger, tracer, dedupeRepresentations = true } = options;
   const supergraph = Supergraph.build(options.supergraphSdl);
   const apiSchema = supergraph.apiSchema();
   const apiSchemaJs = apiSchema.toGraphQLJSSchema();
@@ -146,7 +151,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     const errors: unknown[] = [];
     const input: Record<string, unknown> = {};
     if (node) {
-      await executePlanNode({ requestContext, serviceMap, variableDefinitions: operation.variableDefinitions, errors, tracer }, types, node, rootCursor(input));
+      await executePlanNode({ requestContext, serviceMap, variableDefinitions: operation.variableDefinitions, errors, tracer, dedupeRepresentations }, types, node, rootCursor(input));
     }
     let data;
     try {

@@ -28,6 +28,8 @@ export interface PlanRun {
   variableDefinitions: VariableDefinitions;
   errors: unknown[];
   tracer?: Tracer;
+  /** Identical representations within one `_entities` fetch are sent once, and the answer fanned back out. */
+  dedupeRepresentations?: boolean;
 }
 
 /** What the fetches need from the supergraph, resolved once per schema. */
@@ -120,8 +122,8 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
     }
   }
 
-  const send = async (variables: Data): Promise<Data | null | undefined> => {
-    const response = await service.process({
+  const send = async (variables: Data, fanOut?: (response: SubgraphAnswer) => void): Promise<Data | null | undefined> => {
+    const response: SubgraphAnswer = await service.process({
       // GraphQLDataSourceRequestKind.INCOMING_OPERATION: the enum is not exported.
       kind: 'incoming operation',
       request: { query: fetch.operation, variables, operationName: fetch.operationName },
@@ -130,6 +132,7 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
       document: fetch.operationDocumentNode,
       pathInIncomingRequest: cursor.path,
     } as never);
+    fanOut?.(response);
     if (response.errors) {
       const pathOf = errorPaths(fetch, cursor);
       run.errors.push(...response.errors.map((error) => downstreamError(error, fetch.serviceName, pathOf)));
@@ -164,7 +167,8 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
   if (representations.length < 1) return;
   if ('representations' in variables) throw new Error(`Variables cannot contain key "representations"`);
 
-  const received = await send({ ...variables, representations });
+  const sent = run.dedupeRepresentations ? dedupe(representations) : undefined;
+  const received = await send({ ...variables, representations: sent ? sent.unique : representations }, sent?.fanOut);
   if (!received) return;
   if (!(received._entities && Array.isArray(received._entities))) throw new Error(`Expected "data._entities" in response to be an array`);
   const receivedEntities = received._entities as (Data | null)[];
@@ -179,6 +183,60 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
     applyRewrites(types, fetch.outputRewrites, entity as Data);
     deepMerge(target, entity);
   }
+}
+
+type SubgraphAnswer = { data?: Data | null; errors?: readonly GraphQLFormattedError[]; extensions?: Data };
+
+/**
+ * Representations to send once each, and how to turn the subgraph's answer to them back into the answer to
+ * all of them: each entity its own copy (later fetches merge into them separately), each error repeated at
+ * every position its representation held, in the order the positions come.
+ */
+function dedupe(representations: Data[]) {
+  const unique: Data[] = [];
+  const slots: number[] = [];
+  const seen = new Map<string, number>();
+  for (const representation of representations) {
+    const key = JSON.stringify(representation);
+    let slot = seen.get(key);
+    if (slot === undefined) {
+      slot = unique.length;
+      seen.set(key, slot);
+      unique.push(representation);
+    }
+    slots.push(slot);
+  }
+  if (unique.length === representations.length) return undefined;
+  const fanOut = (response: SubgraphAnswer) => {
+    const entities = response.data?._entities;
+    if (Array.isArray(entities) && entities.length === unique.length) {
+      const used = new Set<number>();
+      response.data!._entities = slots.map((slot) => {
+        const entity = entities[slot] as unknown;
+        if (!used.has(slot)) {
+          used.add(slot);
+          return entity;
+        }
+        return entity === null || typeof entity !== 'object' ? entity : structuredClone(entity);
+      });
+    }
+    if (response.errors) {
+      const fanned: { position: number; order: number; error: GraphQLFormattedError }[] = [];
+      response.errors.forEach((error, order) => {
+        const slot = error.path?.[0] === '_entities' ? error.path[1] : undefined;
+        if (typeof slot !== 'number') {
+          fanned.push({ position: -1, order, error });
+          return;
+        }
+        slots.forEach((candidate, position) => {
+          if (candidate === slot) fanned.push({ position, order, error: { ...error, path: ['_entities', position, ...error.path!.slice(2)] } });
+        });
+      });
+      fanned.sort((a, b) => a.position - b.position || a.order - b.order);
+      response.errors = fanned.map(({ error }) => error);
+    }
+  };
+  return { unique, fanOut };
 }
 
 const hasOwn = (object: object, key: PropertyKey) => Object.prototype.hasOwnProperty.call(object, key);

@@ -1,12 +1,14 @@
-import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
-import { operationFromDocument, Supergraph } from '@apollo/federation-internals';
-import { QueryPlanner, type FetchNode, type PlanNode } from '@apollo/query-planner';
+import type { GraphQLDataSource, ServiceMap } from '@apollo/gateway';
+import { operationFromDocument } from '@apollo/federation-internals';
+import type { FetchNode, PlanNode } from '@apollo/query-planner';
 import { getNamedType, GraphQLError, Kind, parse, print, type DocumentNode, type ExecutionResult, type FieldNode, type FormattedExecutionResult, type GraphQLSchema, type OperationDefinitionNode, visit } from 'graphql';
 import { expiredSubscription, type Logger, type SubgraphSubscriptionClient, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
+import type { ExecutionEngine, PreparedOperation } from '../execution/engine.ts';
 
 export interface SubscriptionEngineOptions {
-  supergraphSdl: string;
+  /** The gateway's executor: it plans each subscription and runs each event's `rest`. */
+  execution: ExecutionEngine;
   /** A signed graphql-ws client per subgraph that owns a Subscription field. */
   clients: (subgraph: string) => SubgraphSubscriptionClient | undefined;
   /** The gateway's own data sources, for the entity fetches that complete each event. */
@@ -115,6 +117,13 @@ function resumable(schema: GraphQLSchema, primaryOperation: string, variables: R
   };
 }
 
+interface Prepared {
+  primary: FetchNode;
+  rest: PlanNode | undefined;
+  operation: Extract<PreparedOperation, { kind: 'own' }>;
+  definition: OperationDefinitionNode | undefined;
+}
+
 /** A subgraph's answer event, handed to the plan executor as if a fetch had returned it. */
 const answering = (result: FormattedExecutionResult): GraphQLDataSource => ({ process: async () => result as never });
 
@@ -126,11 +135,9 @@ const answering = (result: FormattedExecutionResult): GraphQLDataSource => ({ pr
  * subgraphs answer through `_entities` exactly as for a query. Nothing here knows any field by name.
  */
 export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
-  const supergraph = Supergraph.build(options.supergraphSdl);
-  const apiSchema = supergraph.apiSchema();
-  const planner = new QueryPlanner(supergraph);
-  const supergraphSchema = supergraph.schema.toGraphQLJSSchema();
-  const apiSchemaJs: GraphQLSchema = apiSchema.toGraphQLJSSchema();
+  const { execution } = options;
+  const apiSchema = execution.supergraph.apiSchema();
+  const apiSchemaJs: GraphQLSchema = execution.apiSchema;
   const maxQueued = options.maxQueuedEvents ?? 1_000;
   const maxAttempts = options.maxResubscribeAttempts ?? MAX_RESUBSCRIBE_ATTEMPTS;
   const stats = { overflowed: 0 };
@@ -141,31 +148,24 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   // same subgraph (an entity it owns, further down) still go to the real one.
   const EVENT_SOURCE = '__subscription_event__';
 
-  const executeEvent = async (request: SubscriptionRequest, primary: FetchNode, rest: PlanNode | undefined, event: FormattedExecutionResult): Promise<ExecutionResult> => {
+  const executeEvent = async (request: SubscriptionRequest, prepared: Prepared, event: FormattedExecutionResult): Promise<ExecutionResult> => {
+    const { primary, rest, operation } = prepared;
     const replayed: FetchNode = { ...primary, serviceName: EVENT_SOURCE };
     const serviceMap: ServiceMap = { ...options.dataSources(), [EVENT_SOURCE]: answering(event) };
-    const operationContext = buildOperationContext({ schema: apiSchemaJs, operationDocument: request.document, operationName: request.operationName ?? undefined });
     const requestContext = {
       request: { query: undefined, variables: request.variables ?? {}, operationName: request.operationName ?? undefined },
       context: request.contextValue,
       // Subgraph fetches read what the event says was just committed: they go to the primaries (see SubgraphDataSource).
-      operation: operationContext.operation,
+      operation: prepared.definition,
       metrics: {},
       logger: options.logger,
     };
     // Always through the executor, `rest` or not: it shapes the answer to the client's selection exactly as for
     // a query (no planner-added fields, errors attributed to the subgraph).
-    const result = await executeQueryPlan(
-      { kind: 'QueryPlan', node: rest ? { kind: 'Sequence', nodes: [replayed, rest] } : replayed },
-      serviceMap,
-      requestContext as never,
-      operationContext,
-      supergraphSchema,
-      apiSchema,
-    );
+    const result = await execution.run(operation, rest ? { kind: 'Sequence', nodes: [replayed, rest] } : replayed, requestContext as never, serviceMap);
     // Errors the event itself carried name the subgraph that sent it, not the stand-in.
     const errors = result.errors?.map((error) =>
-      error.extensions.serviceName === EVENT_SOURCE
+      error.extensions?.serviceName === EVENT_SOURCE
         ? new GraphQLError(error.message, { path: error.path, extensions: { ...error.extensions, serviceName: primary.serviceName } })
         : error,
     );
@@ -186,11 +186,15 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     },
   };
 
-  function plan(request: SubscriptionRequest) {
-    const operation = operationFromDocument(apiSchema, request.document, { operationName: request.operationName ?? undefined });
-    const node = planner.buildQueryPlan(operation).node;
+  /** Planned and compiled once per upstream, for all its events. */
+  function prepare(request: SubscriptionRequest): Prepared {
+    const operationName = request.operationName ?? undefined;
+    const node = execution.planner.buildQueryPlan(operationFromDocument(apiSchema, request.document, { operationName })).node;
     if (node?.kind !== 'Subscription') throw new Error('the operation did not plan as a subscription');
-    return node;
+    const definition = request.document.definitions.find(
+      (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION && (!operationName || definition.name?.value === operationName),
+    );
+    return { primary: node.primary, rest: node.rest, operation: execution.prepareProjection(request.document, operationName), definition };
   }
 
   /**
@@ -199,7 +203,8 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
    * resumes (`after`) gets an upstream of its own: one that joined a shared upstream would miss its replay.
    */
   function openUpstream(sharedKey: string, request: SubscriptionRequest): Upstream {
-    const { primary, rest } = plan(request);
+    const prepared = prepare(request);
+    const { primary } = prepared;
     const client = options.clients(primary.serviceName);
     if (!client) throw new Error(`no subscription client for subgraph ${primary.serviceName}`);
     const resume = resumable(apiSchemaJs, primary.operation, request.variables ?? {});
@@ -272,7 +277,7 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
           }
           pending += 1;
           chain = chain
-            .then(() => (closed ? undefined : executeEvent(request, primary, rest, event)))
+            .then(() => (closed ? undefined : executeEvent(request, prepared, event)))
             .finally(() => (pending -= 1))
             .then((result) => result && broadcast(result), (error: unknown) => {
               options.logger.error({ err: error, subgraph: primary.serviceName }, 'could not complete a subscription event');
