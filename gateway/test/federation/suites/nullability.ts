@@ -26,6 +26,8 @@ type Query {
   product(id: ID!): Product
   strictProduct(id: ID!): Product!
   rows: [[Product]!]
+  "p3 and p4."
+  pair: [Product]
 }
 type Product @key(fields: "id") {
   id: ID!
@@ -41,6 +43,7 @@ type Product @key(fields: "id") {
       product: (_: unknown, { id }: { id: string }) => product(id),
       strictProduct: (_: unknown, { id }: { id: string }) => product(id),
       rows: () => [[PRODUCTS[0], PRODUCTS[2]], [PRODUCTS[1]]],
+      pair: () => PRODUCTS.slice(2),
     },
     Product: {
       __resolveReference: ({ id }: { id: string }) => product(id),
@@ -115,8 +118,50 @@ type Product @key(fields: "id") {
 const masked = (path: Array<string | number>, serviceName: string) => ({ message: 'Internal server error', path, extensions: { code: 'INTERNAL_SERVER_ERROR', serviceName } });
 const raised = (message: string, path: Array<string | number>, serviceName: string) => ({ message, path, extensions: { code: 'FED_TEST_ERROR', serviceName } });
 
+/**
+ * Its reference resolver fails for p2 (a rejected promise: the error's path is `_entities.<index>` in its answer)
+ * and throws for p4 (synchronously: the whole `_entities` field fails); a nested field fails for p3.
+ */
+const reviews = {
+  name: 'reviews',
+  typeDefs: federationSdl(
+    ['@key'],
+    `
+type Product @key(fields: "id") {
+  id: ID!
+  stars: Int
+  strictStars: Int!
+  comments: [Comment!]!
+}
+type Comment {
+  text: String
+  author: String!
+}
+`,
+  ),
+  resolvers: {
+    Product: {
+      __resolveReference: ({ id }: { id: string }) => {
+        if (id === 'p4') throw testError(`no reviews at all for ${id}`);
+        if (id !== 'p2') return Promise.resolve({ id });
+        return Promise.reject(testError(`reviews of ${id} are sealed`));
+      },
+      stars: ({ id }: { id: string }) => Number(id.slice(1)),
+      strictStars: ({ id }: { id: string }) => Number(id.slice(1)),
+      comments: ({ id }: { id: string }) => [{ text: `${id} ok` }, { text: `${id} odd` }],
+    },
+    Comment: {
+      text: (comment: { text: string }) => {
+        if (comment.text === 'p3 odd') throw testError('comment hidden');
+        return comment.text;
+      },
+      author: (comment: { text: string }) => (comment.text === 'p1 odd' ? null : 'anon'),
+    },
+  },
+};
+
 describe('nullability and errors across subgraph boundaries', () => {
-  const graph = federation([catalog, pricing, gone]);
+  const graph = federation([catalog, pricing, gone, reviews]);
 
   it('nulls the nearest nullable parent when a subgraph answers null for a non-null field of an entity it resolves', async () => {
     // The subgraph itself reports the null (its message is masked) and nulls its _entities entry.
@@ -202,6 +247,61 @@ describe('nullability and errors across subgraph boundaries', () => {
         ],
       },
       errors: [masked(['shelf', 0, 'offers', 1, 'label'], 'pricing')],
+    });
+  });
+
+  it('reports a failed entity reference at the path of that entity, nulling only its fields', async () => {
+    await graph.expectAnswer(`{ products { id stars } }`, undefined, {
+      data: {
+        products: [
+          { id: 'p1', stars: 1 },
+          { id: 'p2', stars: null },
+          { id: 'p3', stars: 3 },
+        ],
+      },
+      errors: [raised('reviews of p2 are sealed', ['products', 1], 'reviews')],
+    });
+    await graph.expectAnswer(`{ products { id strictStars } }`, undefined, {
+      data: null,
+      errors: [raised('reviews of p2 are sealed', ['products', 1], 'reviews')],
+    });
+  });
+
+  it('nulls every entity of a fetch whose whole _entities field failed, with the error at the list (Apollo: `@` and `_entities` in the path)', async () => {
+    await graph.expectAnswer(`{ pair { id stars } }`, undefined, {
+      data: {
+        pair: [
+          { id: 'p3', stars: null },
+          { id: 'p4', stars: null },
+        ],
+      },
+      errors: [raised('no reviews at all for p4', ['pair', '@', '_entities'], 'reviews')],
+    });
+    await graph.expectAnswer(`{ product(id: "p4") { id stars } }`, undefined, {
+      data: { product: { id: 'p4', stars: null } },
+      errors: [raised('no reviews at all for p4', ['product', '_entities'], 'reviews')],
+    });
+  });
+
+  it('rewrites the path of an error deep inside an entity (a list element of a list field) to the operation', async () => {
+    await graph.expectAnswer(`{ rows { name comments { text } } }`, undefined, {
+      data: {
+        rows: [
+          [
+            { name: 'Lamp', comments: [{ text: 'p1 ok' }, { text: 'p1 odd' }] },
+            { name: 'Vase', comments: [{ text: 'p3 ok' }, { text: null }] },
+          ],
+          [null],
+        ],
+      },
+      errors: [raised('comment hidden', ['rows', 0, 1, 'comments', 1, 'text'], 'reviews'), raised('reviews of p2 are sealed', ['rows', 1, 0], 'reviews')],
+    });
+  });
+
+  it('nulls an entity up to its nullable list element when a non-null field deep inside it is null', async () => {
+    await graph.expectAnswer(`{ rows { id comments { author } } }`, undefined, {
+      data: { rows: [[null, { id: 'p3', comments: [{ author: 'anon' }, { author: 'anon' }] }], [null]] },
+      errors: [masked(['rows', 0, 0, 'comments', 1, 'author'], 'reviews'), raised('reviews of p2 are sealed', ['rows', 1, 0], 'reviews')],
     });
   });
 

@@ -1,6 +1,7 @@
 // Fields several subgraphs can resolve: @shareable fields answered by whichever subgraph the plan is already in,
 // value types (objects, enums, a union of value types) defined in both subgraphs, @external key fields of a type
 // extended in fed-1 style, and @override moving a field from one subgraph to another.
+import { GraphQLScalarType } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { federation, federationSdl, type Execution } from '../harness.ts';
 
@@ -9,6 +10,13 @@ const PRODUCTS = [
   { id: 'p2', name: 'Desk', price: { amount: 120, currency: 'USD' }, condition: 'USED', tag: { __typename: 'NumberTag', number: 7 } },
 ];
 const product = (id: string) => PRODUCTS.find((row) => row.id === id) ?? null;
+
+const SPECS: Record<string, unknown> = {
+  p1: { __typename: 'Fake', id: 'not-an-entity', sizes: [1, 2.5, -0, 1e21], nested: { a: null, b: [true, { c: 'd' }] }, '': 'empty key' },
+  p2: ['list', 3, null],
+};
+/** Strings JSON must escape, or must not: quotes, backslashes, control characters, line separators, astral planes. */
+const NOTES = ['"quoted" \\ back\\slash', 'tab\tnew\nline \u0001', 'Émile — “typographic” \u2028\u2029 </script>', '😀 𝄞 \ud83d'];
 
 const VALUE_TYPES = `
 type Money @shareable {
@@ -80,14 +88,21 @@ type Product @key(fields: "id") {
   condition: Condition! @shareable
   tag: Tag! @shareable
   stock: Int! @override(from: "catalog")
+  "Free-form: objects, lists and strings that look like selections must pass through untouched."
+  specs: JSON
+  notes: [String!]!
 }
+scalar JSON
 ${VALUE_TYPES}`,
   ),
   resolvers: {
     Query: { deals: () => [{ discount: 10, product: PRODUCTS[1] }] },
+    JSON: new GraphQLScalarType({ name: 'JSON', serialize: (value) => value }),
     Product: {
       __resolveReference: ({ id }: { id: string }) => product(id),
       stock: ({ id }: { id: string }) => (id === 'p1' ? 4 : 0),
+      specs: ({ id }: { id: string }) => SPECS[id],
+      notes: ({ id }: { id: string }) => (id === 'p1' ? NOTES : []),
     },
     Tag: { __resolveType: (tag: { __typename: string }) => tag.__typename },
   },
@@ -179,6 +194,17 @@ describe('@shareable fields, value types, @external keys and @override', () => {
   it('merges the same value-typed field selected twice with different subfields and aliases', async () => {
     await graph.expectAnswer(`{ deals { product { price { amount } p: price { currency } price { currency amount } } } }`, undefined, {
       data: { deals: [{ product: { price: { amount: 120, currency: 'USD' }, p: { currency: 'USD' } } }] },
+    });
+  });
+
+  it('passes a custom scalar through untouched (objects with __typename, lists, numbers) and strings that need escaping', async () => {
+    await graph.expectAnswer(`{ products { specs notes } }`, undefined, {
+      data: {
+        products: [
+          { specs: { __typename: 'Fake', id: 'not-an-entity', sizes: [1, 2.5, 0, 1e21], nested: { a: null, b: [true, { c: 'd' }] }, '': 'empty key' }, notes: NOTES },
+          { specs: ['list', 3, null], notes: [] },
+        ],
+      },
     });
   });
 });

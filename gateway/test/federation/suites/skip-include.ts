@@ -40,7 +40,11 @@ const posts = {
     ['@key'],
     `
 type Query {
-  posts: [Post!]!
+  posts(where: PostFilter): [Post!]!
+}
+input PostFilter {
+  authorIds: [ID!]
+  titleContains: String
 }
 type Post {
   id: ID!
@@ -49,17 +53,36 @@ type Post {
 }
 type User @key(fields: "id") {
   id: ID!
-  posts: [Post!]!
+  "All of them unless first is given."
+  posts(first: Int, order: Order = OLDEST): [Post!]!
+  "The newest one, unless the arguments say otherwise (null: all of them, oldest first)."
+  recent(first: Int = 1, order: Order = NEWEST): [Post!]!
   postCount: Int!
+}
+enum Order {
+  OLDEST
+  NEWEST
 }
 `,
   ),
   resolvers: {
-    Query: { posts: () => POSTS },
+    Query: {
+      posts: (_: unknown, { where }: { where?: { authorIds?: string[] | null; titleContains?: string | null } | null }) =>
+        POSTS.filter((post) => (!where?.authorIds || where.authorIds.includes(post.authorId)) && (!where?.titleContains || post.title.includes(where.titleContains))),
+    },
     Post: { author: (post: { authorId: string }) => ({ id: post.authorId }) },
     User: {
       __resolveReference: ({ id }: { id: string }) => ({ id }),
-      posts: ({ id }: { id: string }) => POSTS.filter((post) => post.authorId === id),
+      posts: ({ id }: { id: string }, { first, order }: { first?: number | null; order: string | null }) => {
+        const own = POSTS.filter((post) => post.authorId === id);
+        if (order === 'NEWEST') own.reverse();
+        return first === null || first === undefined ? own : own.slice(0, first);
+      },
+      recent: ({ id }: { id: string }, { first, order }: { first: number | null; order: string | null }) => {
+        const own = POSTS.filter((post) => post.authorId === id);
+        if (order === 'NEWEST') own.reverse();
+        return first === null ? own : own.slice(0, first);
+      },
       postCount: ({ id }: { id: string }) => POSTS.filter((post) => post.authorId === id).length,
     },
   },
@@ -179,6 +202,59 @@ describe('@skip and @include across fetch boundaries', () => {
     });
     await graph.expectAnswer(query, { outer: false, inner: true }, {
       data: { posts: [{ title: 'Engines' }, { title: 'Machines' }, { title: 'Notes' }], users: [{ id: 'u1' }, { id: 'u2' }] },
+    });
+  });
+
+  it('leaves an argument out of an entity fetch when its variable is not given, so the subgraph applies its default', async () => {
+    const query = `query ($n: Int, $order: Order) { users { name recent(first: $n, order: $order) { title } } }`;
+    const answer = (ada: string[], alan: string[]) => ({
+      data: {
+        users: [
+          { name: 'Ada', recent: ada.map((title) => ({ title })) },
+          { name: 'Alan', recent: alan.map((title) => ({ title })) },
+        ],
+      },
+    });
+    await graph.expectAnswer(query, {}, answer(['Notes'], ['Machines']));
+    await graph.expectAnswer(query, { n: 2 }, answer(['Notes', 'Engines'], ['Machines']));
+    // An explicit null is passed on as null: every post, oldest first.
+    await graph.expectAnswer(query, { n: null, order: null }, answer(['Engines', 'Notes'], ['Machines']));
+    await graph.expectAnswer(`{ users { name recent(first: null) { title } } }`, undefined, answer(['Notes', 'Engines'], ['Machines']));
+  });
+
+  it('passes input objects, lists and enums in variables and literals to the root fetch and to entity fetches', async () => {
+    await graph.expectAnswer(
+      `query ($where: PostFilter!, $order: Order!) { posts(where: $where) { title author { name posts(order: $order, first: 1) { title } } } }`,
+      { where: { authorIds: ['u1'], titleContains: 'e' }, order: 'NEWEST' },
+      { data: { posts: [{ title: 'Engines', author: { name: 'Ada', posts: [{ title: 'Notes' }] } }, { title: 'Notes', author: { name: 'Ada', posts: [{ title: 'Notes' }] } }] } },
+    );
+    await graph.expectAnswer(`{ posts(where: { authorIds: ["u2", "nobody"], titleContains: null }) { title } }`, undefined, { data: { posts: [{ title: 'Machines' }] } });
+  });
+
+  it('answers empty objects where every field is skipped, and __typename of an entity without fetching it', async () => {
+    const query = `query ($no: Boolean!) { users { posts @include(if: $no) { title } } posts { author { __typename } } }`;
+    await graph.expectAnswer(query, { no: false }, {
+      data: { users: [{}, {}], posts: [{ author: { __typename: 'User' } }, { author: { __typename: 'User' } }, { author: { __typename: 'User' } }] },
+    });
+    for (const execution of executions) {
+      expect(subgraphsOf((await graph.askWith(execution, query, { no: false })).requests).sort()).toEqual(['posts', 'users']);
+    }
+  });
+
+  it('goes back and forth between the subgraphs several levels deep', async () => {
+    await graph.expectAnswer(`{ users { name posts { title author { name postCount posts(first: 1) { author { id name } } } } } }`, undefined, {
+      data: {
+        users: [
+          {
+            name: 'Ada',
+            posts: [
+              { title: 'Engines', author: { name: 'Ada', postCount: 2, posts: [{ author: { id: 'u1', name: 'Ada' } }] } },
+              { title: 'Notes', author: { name: 'Ada', postCount: 2, posts: [{ author: { id: 'u1', name: 'Ada' } }] } },
+            ],
+          },
+          { name: 'Alan', posts: [{ title: 'Machines', author: { name: 'Alan', postCount: 1, posts: [{ author: { id: 'u2', name: 'Alan' } }] } }] },
+        ],
+      },
     });
   });
 });
