@@ -114,44 +114,47 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
   let supergraphSdl = '';
 
   beforeAll(async () => {
-    const services = [];
-    for (const subgraph of subgraphs) {
-      const server = new ApolloServer({
-        schema: buildSubgraphSchema([{ typeDefs: parse(subgraph.typeDefs), resolvers: subgraph.resolvers as never }]),
-        plugins: [ApolloServerPluginInlineTraceDisabled(), recorder(subgraph.name, requests)],
-        includeStacktraceInErrorResponses: false,
-      });
-      servers.set(subgraph.name, server);
-      const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
-      services.push({ name: subgraph.name, url, typeDefs: parse(subgraph.typeDefs) });
-    }
+    const services = await Promise.all(
+      subgraphs.map(async (subgraph) => {
+        const server = new ApolloServer({
+          schema: buildSubgraphSchema([{ typeDefs: parse(subgraph.typeDefs), resolvers: subgraph.resolvers as never }]),
+          plugins: [ApolloServerPluginInlineTraceDisabled(), recorder(subgraph.name, requests)],
+          includeStacktraceInErrorResponses: false,
+        });
+        servers.set(subgraph.name, server);
+        const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
+        return { name: subgraph.name, url, typeDefs: parse(subgraph.typeDefs) };
+      }),
+    );
     const composed = composeServices(services);
     if (composed.errors) throw new Error(`composition failed:\n${composed.errors.map((error) => error.message).join('\n')}`);
     supergraphSdl = composed.supergraphSdl;
-    for (const execution of EXECUTIONS) {
-      const deps: GatewayDeps = {
-        supergraphSdl,
-        execution,
-        logger: createLogger({ name: `federation-${execution}`, level: 'info', destination: fallbackRecorder(fallbacks) }),
-        cache: createMemoryCache(),
-        rateLimiter: new MemoryRateLimiter(),
-        rateLimit: null,
-        breaker: null,
-        authenticate: createAuthenticator(DEVELOPMENT_AUTH),
-        subgraphSecrets: {},
-        defaultSubgraphSecret: () => 'federation-behaviour-tests-subgraph-secret',
-        extraPublicErrorCodes: [TEST_ERROR_CODE],
-        readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
-      };
-      const gateway = await createGateway(deps);
-      gateways.push(gateway);
-      urls.set(execution, `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`);
-    }
-  }, 120_000);
+    await Promise.all(
+      EXECUTIONS.map(async (execution) => {
+        const deps: GatewayDeps = {
+          supergraphSdl,
+          execution,
+          logger: createLogger({ name: `federation-${execution}`, level: 'info', destination: fallbackRecorder(fallbacks) }),
+          cache: createMemoryCache(),
+          rateLimiter: new MemoryRateLimiter(),
+          rateLimit: null,
+          breaker: null,
+          authenticate: createAuthenticator(DEVELOPMENT_AUTH),
+          subgraphSecrets: {},
+          defaultSubgraphSecret: () => 'federation-behaviour-tests-subgraph-secret',
+          extraPublicErrorCodes: [TEST_ERROR_CODE],
+          readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
+        };
+        const gateway = await createGateway(deps);
+        gateways.push(gateway);
+        urls.set(execution, `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`);
+      }),
+    );
+  });
 
   afterAll(async () => {
-    for (const gateway of gateways) await gateway.stop();
-    for (const server of servers.values()) await server.stop();
+    await Promise.all(gateways.map((gateway) => gateway.stop()));
+    await Promise.all([...servers.values()].map((server) => server.stop()));
   });
 
   const post = async (execution: Execution, query: string, variables?: Record<string, unknown>): Promise<Answer> => {
@@ -195,9 +198,15 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
     askWith,
     async expectAnswer(query, variables, expected, before) {
       const answers = {} as Record<Execution, Answer>;
-      for (const execution of EXECUTIONS) {
-        before?.();
-        answers[execution] = await post(execution, query, variables);
+      if (before) {
+        // State the operation changes: one executor at a time, each from the same state.
+        for (const execution of EXECUTIONS) {
+          before();
+          answers[execution] = await post(execution, query, variables);
+        }
+      } else {
+        const asked = await Promise.all(EXECUTIONS.map((execution) => post(execution, query, variables)));
+        EXECUTIONS.forEach((execution, index) => (answers[execution] = asked[index]!));
       }
       const { status = 200, ...body } = expected;
       for (const execution of EXECUTIONS) {
