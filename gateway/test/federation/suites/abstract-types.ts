@@ -10,6 +10,8 @@ const BOOKS = [
   { id: 'b2', title: 'Emma', pages: 474, authorId: 'a2' },
 ];
 const MOVIES = [{ id: 'm1', title: 'Alien', minutes: 117 }];
+/** A movie whose id is also a book's: only the type tells their representations apart. */
+const TWIN_MOVIE = { id: 'b1', title: 'Dune (film)', minutes: 137 };
 const AUTHORS = [
   { id: 'a1', name: 'Herbert' },
   { id: 'a2', name: 'Austen' },
@@ -35,6 +37,8 @@ type Query {
   media: [Media!]!
   medium(id: ID!): Media
   search(term: String!): [SearchResult!]!
+  "Book b1 and the movie with the same id, twice each."
+  twins: [Media!]!
 }
 interface Media {
   id: ID!
@@ -67,6 +71,12 @@ union SearchResult = Book | Movie | Author
         const movie = byId(MOVIES, id);
         return movie && { __typename: 'Movie', ...movie };
       },
+      twins: () => [
+        { __typename: 'Book', ...BOOKS[0] },
+        { __typename: 'Movie', ...TWIN_MOVIE },
+        { __typename: 'Movie', ...TWIN_MOVIE },
+        { __typename: 'Book', ...BOOKS[0] },
+      ],
       search: (_: unknown, { term }: { term: string }) => [
         ...BOOKS.filter((book) => book.title.includes(term)).map((book) => ({ __typename: 'Book', ...book })),
         ...AUTHORS.filter((author) => author.name.includes(term)).map((author) => ({ __typename: 'Author', ...author })),
@@ -79,7 +89,7 @@ union SearchResult = Book | Movie | Author
       __resolveReference: ({ id }: { id: string }) => byId(BOOKS, id),
       author: (book: { authorId: string }) => byId(AUTHORS, book.authorId),
     },
-    Movie: { __resolveReference: ({ id }: { id: string }) => byId(MOVIES, id) },
+    Movie: { __resolveReference: ({ id }: { id: string }) => byId([...MOVIES, TWIN_MOVIE], id) },
     Author: { __resolveReference: ({ id }: { id: string }) => byId(AUTHORS, id) },
   },
 };
@@ -104,11 +114,13 @@ type Book implements Media @key(fields: "id") {
   id: ID!
   reviewCount: Int!
   reviews: [Review!]!
+  label: String!
 }
 type Movie implements Media @key(fields: "id") {
   id: ID!
   reviewCount: Int!
   reviews: [Review!]!
+  label: String!
 }
 type Review {
   stars: Int!
@@ -131,11 +143,13 @@ union Reviewable = Book | Movie
       __resolveReference: ({ id }: { id: string }) => ({ id }),
       reviewCount: ({ id }: { id: string }) => REVIEWS[id]!.length,
       reviews: ({ id }: { id: string }) => REVIEWS[id]!.map((review) => ({ ...review, subject: { __typename: 'Book', id } })),
+      label: ({ id }: { id: string }) => `book ${id}`,
     },
     Movie: {
       __resolveReference: ({ id }: { id: string }) => ({ id }),
       reviewCount: ({ id }: { id: string }) => REVIEWS[id]!.length,
       reviews: ({ id }: { id: string }) => REVIEWS[id]!.map((review) => ({ ...review, subject: { __typename: 'Movie', id } })),
+      label: ({ id }: { id: string }) => `movie ${id}`,
     },
   },
 };
@@ -286,5 +300,18 @@ describe('abstract types across subgraphs', () => {
         },
       },
     );
+  });
+
+  it('tells apart entities of different types with the same key in one fetch, each repeated', async () => {
+    await graph.expectAnswer(`{ twins { __typename title ... on Book { label } ... on Movie { label minutes } } }`, undefined, {
+      data: {
+        twins: [
+          { __typename: 'Book', title: 'Dune', label: 'book b1' },
+          { __typename: 'Movie', title: 'Dune (film)', label: 'movie b1', minutes: 137 },
+          { __typename: 'Movie', title: 'Dune (film)', label: 'movie b1', minutes: 137 },
+          { __typename: 'Book', title: 'Dune', label: 'book b1' },
+        ],
+      },
+    });
   });
 });

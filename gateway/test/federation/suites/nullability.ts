@@ -28,6 +28,8 @@ type Query {
   rows: [[Product]!]
   "p3 and p4."
   pair: [Product]
+  "p3, p1, p3: the same entity twice."
+  twice: [Product]
 }
 type Product @key(fields: "id") {
   id: ID!
@@ -44,6 +46,7 @@ type Product @key(fields: "id") {
       strictProduct: (_: unknown, { id }: { id: string }) => product(id),
       rows: () => [[PRODUCTS[0], PRODUCTS[2]], [PRODUCTS[1]]],
       pair: () => PRODUCTS.slice(2),
+      twice: () => [PRODUCTS[2], PRODUCTS[0], PRODUCTS[2]],
     },
     Product: {
       __resolveReference: ({ id }: { id: string }) => product(id),
@@ -302,6 +305,36 @@ describe('nullability and errors across subgraph boundaries', () => {
     await graph.expectAnswer(`{ rows { id comments { author } } }`, undefined, {
       data: { rows: [[null, { id: 'p3', comments: [{ author: 'anon' }, { author: 'anon' }] }], [null]] },
       errors: [masked(['rows', 0, 0, 'comments', 1, 'author'], 'reviews'), raised('reviews of p2 are sealed', ['rows', 1, 0], 'reviews')],
+    });
+  });
+
+  it('reports the error of an entity that occurs twice at each of its places, nulling both', async () => {
+    await graph.expectAnswer(`{ twice { id discount } }`, undefined, {
+      data: {
+        twice: [
+          { id: 'p3', discount: null },
+          { id: 'p1', discount: 5 },
+          { id: 'p3', discount: null },
+        ],
+      },
+      errors: [raised('no discount for p3', ['twice', 0, 'discount'], 'pricing'), raised('no discount for p3', ['twice', 2, 'discount'], 'pricing')],
+    });
+    await graph.expectAnswer(`{ twice { id stockNote } }`, undefined, {
+      data: { twice: [null, { id: 'p1', stockNote: 'in stock: p1' }, null] },
+      errors: [raised('stock unknown for p3', ['twice', 0, 'stockNote'], 'pricing'), raised('stock unknown for p3', ['twice', 2, 'stockNote'], 'pricing')],
+    });
+    await graph.expectAnswer(`{ twice { name comments { text } } }`, undefined, {
+      data: {
+        twice: [
+          { name: 'Vase', comments: [{ text: 'p3 ok' }, { text: null }] },
+          { name: 'Lamp', comments: [{ text: 'p1 ok' }, { text: 'p1 odd' }] },
+          { name: 'Vase', comments: [{ text: 'p3 ok' }, { text: null }] },
+        ],
+      },
+      errors: [
+        raised('comment hidden', ['twice', 0, 'comments', 1, 'text'], 'reviews'),
+        raised('comment hidden', ['twice', 2, 'comments', 1, 'text'], 'reviews'),
+      ],
     });
   });
 

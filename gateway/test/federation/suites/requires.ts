@@ -31,6 +31,8 @@ const products = {
 type Query {
   products: [Product!]!
   product(upc: String!): Product
+  "p1, p2, p1, null, p3."
+  bundle: [Product]!
 }
 type Product @key(fields: "upc") {
   upc: String!
@@ -60,7 +62,11 @@ type Envelope implements Packaging @shareable {
 `,
   ),
   resolvers: {
-    Query: { products: () => PRODUCTS, product: (_: unknown, { upc }: { upc: string }) => product(upc) },
+    Query: {
+      products: () => PRODUCTS,
+      product: (_: unknown, { upc }: { upc: string }) => product(upc),
+      bundle: () => [PRODUCTS[0], PRODUCTS[1], PRODUCTS[0], null, PRODUCTS[2]],
+    },
     Product: {
       __resolveReference: ({ upc }: { upc: string }) => product(upc),
       price: (row: Product, { currency }: { currency: string }) => {
@@ -259,5 +265,20 @@ describe('@requires', () => {
         errors: [{ message: 'no EUR price for p3', path: ['products', 2, 'price'], extensions: { code: 'FED_TEST_ERROR', serviceName: 'products' } }],
       },
     );
+  });
+
+  it('computes required fields for an entity repeated in a list with a null among them', async () => {
+    await graph.expectAnswer(`{ bundle { upc handling quote dutyEur } }`, undefined, {
+      data: {
+        bundle: [
+          { upc: 'p1', handling: 'box M', quote: 'Lamp: 14', dutyEur: 30 },
+          { upc: 'p2', handling: 'padded envelope', quote: 'Card: ask us', dutyEur: 2 },
+          { upc: 'p1', handling: 'box M', quote: 'Lamp: 14', dutyEur: 30 },
+          null,
+          { upc: 'p3', handling: 'box L', quote: 'Vase: 35', dutyEur: null },
+        ],
+      },
+      errors: [{ message: 'no EUR price for p3', path: ['bundle', 4, 'price'], extensions: { code: 'FED_TEST_ERROR', serviceName: 'products' } }],
+    });
   });
 });
