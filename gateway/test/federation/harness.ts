@@ -53,6 +53,9 @@ export interface SubgraphRequest {
   variables: Record<string, unknown>;
 }
 
+/** An operation's text, or its text and which of its operations to run. */
+export type Operation = string | { query: string; operationName: string };
+
 export interface Answer {
   status: number;
   /** The response body exactly as it came over the wire. */
@@ -76,14 +79,14 @@ export interface Federation {
   /** Stops one subgraph's server: from then on, fetches to it are refused. */
   stopSubgraph(name: string): Promise<void>;
   /** What each executor answers to one request. */
-  ask(query: string, variables?: Record<string, unknown>): Promise<Record<Execution, Answer>>;
+  ask(query: Operation, variables?: Record<string, unknown>): Promise<Record<Execution, Answer>>;
   /** One executor's answer, and the subgraph requests it made. */
-  askWith(execution: Execution, query: string, variables?: Record<string, unknown>): Promise<{ answer: Answer; requests: SubgraphRequest[] }>;
+  askWith(execution: Execution, query: Operation, variables?: Record<string, unknown>): Promise<{ answer: Answer; requests: SubgraphRequest[] }>;
   /**
    * Asks every executor in turn (`before` runs before each, to reset state a mutation changes); each answer must
    * be `expected`, data keys in the order the operation asks for them, and all answers byte-identical.
    */
-  expectAnswer(query: string, variables: Record<string, unknown> | undefined, expected: Expected, before?: () => void): Promise<Record<Execution, Answer>>;
+  expectAnswer(query: Operation, variables: Record<string, unknown> | undefined, expected: Expected, before?: () => void): Promise<Record<Execution, Answer>>;
 }
 
 function recorder(subgraph: string, requests: SubgraphRequest[]): ApolloServerPlugin<BaseContext> {
@@ -157,11 +160,12 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
     await Promise.all([...servers.values()].map((server) => server.stop()));
   });
 
-  const post = async (execution: Execution, query: string, variables?: Record<string, unknown>): Promise<Answer> => {
+  const post = async (execution: Execution, operation: Operation, variables?: Record<string, unknown>): Promise<Answer> => {
+    const { query, operationName } = typeof operation === 'string' ? { query: operation, operationName: undefined } : operation;
     const response = await fetch(urls.get(execution)!, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify({ query, operationName, variables }),
     });
     const text = await response.text();
     expect(fallbacks, `operations handed to Apollo's executor by the ${execution} gateway`).toEqual([]);
@@ -174,13 +178,13 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
     return { status: response.status, text, body };
   };
 
-  const askWith = async (execution: Execution, query: string, variables?: Record<string, unknown>) => {
+  const askWith = async (execution: Execution, query: Operation, variables?: Record<string, unknown>) => {
     const from = requests.length;
     const answer = await post(execution, query, variables);
     return { answer, requests: requests.slice(from) };
   };
 
-  const ask = async (query: string, variables?: Record<string, unknown>) => {
+  const ask = async (query: Operation, variables?: Record<string, unknown>) => {
     const answers = {} as Record<Execution, Answer>;
     for (const execution of EXECUTIONS) answers[execution] = await post(execution, query, variables);
     return answers;

@@ -338,6 +338,19 @@ describe('nullability and errors across subgraph boundaries', () => {
     });
   });
 
+  it('keeps apart sibling entity fetches to the same subgraph for aliased root fields, errors at each alias', async () => {
+    await graph.expectAnswer(`{ a: product(id: "p3") { discount price } b: product(id: "p1") { discount } c: product(id: "p3") { d: discount } }`, undefined, {
+      data: { a: { discount: null, price: 30 }, b: { discount: 5 }, c: { d: null } },
+      errors: [raised('no discount for p3', ['a', 'discount'], 'pricing'), raised('no discount for p3', ['c', 'd'], 'pricing')],
+    });
+  });
+
+  it('runs the operation the request names, among several in the document', async () => {
+    const document = `query Prices { products { price } } query Names($id: ID!) { product(id: $id) { ...N } } fragment N on Product { name stars }`;
+    await graph.expectAnswer({ query: document, operationName: 'Names' }, { id: 'p3' }, { data: { product: { name: 'Vase', stars: 3 } } });
+    await graph.expectAnswer({ query: document, operationName: 'Prices' }, undefined, { data: null, errors: [masked(['products', 1, 'price'], 'pricing')] });
+  });
+
   it('nulls what an unreachable subgraph owns, up to the nearest nullable parent, with one error naming it', async () => {
     await graph.stopSubgraph('gone');
     const unavailable = { message: 'The gone service is unavailable', extensions: { code: 'SUBGRAPH_UNAVAILABLE', serviceName: 'gone' } };

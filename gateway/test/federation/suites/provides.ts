@@ -29,11 +29,28 @@ type Address @shareable {
   city: String!
   street: String!
 }
+interface Media {
+  id: ID!
+  title: String!
+}
+type Book implements Media @key(fields: "id") {
+  id: ID!
+  title: String! @shareable
+  pages: Int!
+}
+type Movie implements Media @key(fields: "id") {
+  id: ID!
+  title: String!
+  minutes: Int!
+}
 `,
   ),
   resolvers: {
     Query: { me: () => USERS[0] },
     User: { __resolveReference: ({ id }: { id: string }) => user(id) },
+    Media: { __resolveType: (media: { __typename: string }) => media.__typename },
+    Book: { __resolveReference: ({ id }: { id: string }) => ({ id, title: 'Dune', pages: 412 }) },
+    Movie: { __resolveReference: ({ id }: { id: string }) => ({ id, title: 'Alien', minutes: 117 }) },
   },
 };
 
@@ -51,6 +68,21 @@ const reviews = {
     `
 type Query {
   reviews: [Review!]!
+  picks: [Pick!]!
+}
+"Provides the title of books only, behind a type condition."
+type Pick {
+  subject: Media! @provides(fields: "... on Book { title }")
+}
+interface Media {
+  id: ID!
+}
+type Book implements Media @key(fields: "id") {
+  id: ID!
+  title: String! @external
+}
+type Movie implements Media @key(fields: "id") {
+  id: ID!
 }
 type Review {
   id: ID!
@@ -71,7 +103,11 @@ type Address @shareable {
 `,
   ),
   resolvers: {
-    Query: { reviews: () => REVIEWS },
+    Query: {
+      reviews: () => REVIEWS,
+      picks: () => [{ subject: { __typename: 'Book', id: 'b1', title: 'Dune (from reviews)' } }, { subject: { __typename: 'Movie', id: 'm1' } }],
+    },
+    Media: { __resolveType: (media: { __typename: string }) => media.__typename },
     Review: {
       author: (review: { authorId: string }) => {
         const author = user(review.authorId)!;
@@ -146,5 +182,19 @@ describe('@provides', () => {
         me: { username: 'ada', reviews: [{ body: 'Great', author: { username: 'ada (from reviews)', email: 'ada@example.com' } }] },
       },
     });
+  });
+
+  it('uses a provision behind a type condition for the members it names, and the owner for the others', async () => {
+    const query = `{ picks { subject { __typename id ... on Book { title } ... on Movie { title } } } }`;
+    await graph.expectAnswer(query, undefined, {
+      data: {
+        picks: [{ subject: { __typename: 'Book', id: 'b1', title: 'Dune (from reviews)' } }, { subject: { __typename: 'Movie', id: 'm1', title: 'Alien' } }],
+      },
+    });
+    for (const execution of executions) {
+      const { requests } = await graph.askWith(execution, query);
+      expect(subgraphsOf(requests)).toEqual(['reviews', 'accounts']);
+      expect(requests[1]!.variables.representations).toEqual([{ __typename: 'Movie', id: 'm1' }]);
+    }
   });
 });

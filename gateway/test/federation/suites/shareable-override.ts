@@ -44,6 +44,8 @@ const catalog = {
     `
 type Query {
   products: [Product!]!
+  "Both subgraphs can answer it."
+  featured: Product @shareable
 }
 type Product @key(fields: "id") {
   id: ID!
@@ -57,7 +59,7 @@ type Product @key(fields: "id") {
 ${VALUE_TYPES}`,
   ),
   resolvers: {
-    Query: { products: () => PRODUCTS },
+    Query: { products: () => PRODUCTS, featured: () => PRODUCTS[0] },
     Product: {
       __resolveReference: ({ id }: { id: string }) => product(id),
       // The old figure: never asked once inventory overrides the field.
@@ -76,6 +78,7 @@ const inventory = {
     `
 type Query {
   deals: [Deal!]!
+  featured: Product @shareable
 }
 type Deal {
   discount: Int!
@@ -96,7 +99,7 @@ scalar JSON
 ${VALUE_TYPES}`,
   ),
   resolvers: {
-    Query: { deals: () => [{ discount: 10, product: PRODUCTS[1] }] },
+    Query: { deals: () => [{ discount: 10, product: PRODUCTS[1] }], featured: () => PRODUCTS[0] },
     JSON: new GraphQLScalarType({ name: 'JSON', serialize: (value) => value }),
     Product: {
       __resolveReference: ({ id }: { id: string }) => product(id),
@@ -205,6 +208,12 @@ describe('@shareable fields, value types, @external keys and @override', () => {
           { specs: ['list', 3, null], notes: [] },
         ],
       },
+    });
+  });
+
+  it('answers a shareable root field from one subgraph, going to the other for what only it has', async () => {
+    await graph.expectAnswer(`{ featured { name stock description rating { stars } } }`, undefined, {
+      data: { featured: { name: 'Lamp', stock: 4, description: 'A fine lamp', rating: { stars: 5 } } },
     });
   });
 });
