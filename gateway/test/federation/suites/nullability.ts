@@ -30,6 +30,8 @@ type Query {
   pair: [Product]
   "p3, p1, p3: the same entity twice."
   twice: [Product]
+  "p3, p2, p3."
+  mixed: [Product]
 }
 type Product @key(fields: "id") {
   id: ID!
@@ -47,6 +49,7 @@ type Product @key(fields: "id") {
       rows: () => [[PRODUCTS[0], PRODUCTS[2]], [PRODUCTS[1]]],
       pair: () => PRODUCTS.slice(2),
       twice: () => [PRODUCTS[2], PRODUCTS[0], PRODUCTS[2]],
+      mixed: () => [PRODUCTS[2], PRODUCTS[1], PRODUCTS[2]],
     },
     Product: {
       __resolveReference: ({ id }: { id: string }) => product(id),
@@ -139,6 +142,8 @@ type Product @key(fields: "id") {
 type Comment {
   text: String
   author: String!
+  "Fails for p3's second comment, a turn of the event loop later than anything else fails."
+  late: String
 }
 `,
   ),
@@ -159,6 +164,11 @@ type Comment {
         return comment.text;
       },
       author: (comment: { text: string }) => (comment.text === 'p1 odd' ? null : 'anon'),
+      late: async (comment: { text: string }) => {
+        if (comment.text !== 'p3 odd') return comment.text;
+        await new Promise((resolve) => setImmediate(resolve));
+        throw testError('comment withdrawn');
+      },
     },
   },
 };
@@ -349,6 +359,21 @@ describe('nullability and errors across subgraph boundaries', () => {
     const document = `query Prices { products { price } } query Names($id: ID!) { product(id: $id) { ...N } } fragment N on Product { name stars }`;
     await graph.expectAnswer({ query: document, operationName: 'Names' }, { id: 'p3' }, { data: { product: { name: 'Vase', stars: 3 } } });
     await graph.expectAnswer({ query: document, operationName: 'Prices' }, undefined, { data: null, errors: [masked(['products', 1, 'price'], 'pricing')] });
+  });
+
+  it("keeps the subgraph's order of errors when a repeated entity fails later than another one", async () => {
+    // The subgraph raises p2's error first (its reference fails at once) and p3's a turn later; Apollo's executor
+    // reports them in that order, each of p3's places where the subgraph put it.
+    await graph.expectAnswer(`{ mixed { id comments { late } } }`, undefined, {
+      data: {
+        mixed: [{ id: 'p3', comments: [{ late: 'p3 ok' }, { late: null }] }, null, { id: 'p3', comments: [{ late: 'p3 ok' }, { late: null }] }],
+      },
+      errors: [
+        raised('reviews of p2 are sealed', ['mixed', 1], 'reviews'),
+        raised('comment withdrawn', ['mixed', 0, 'comments', 1, 'late'], 'reviews'),
+        raised('comment withdrawn', ['mixed', 2, 'comments', 1, 'late'], 'reviews'),
+      ],
+    });
   });
 
   it('nulls what an unreachable subgraph owns, up to the nearest nullable parent, with one error naming it', async () => {

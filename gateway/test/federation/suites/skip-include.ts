@@ -257,4 +257,27 @@ describe('@skip and @include across fetch boundaries', () => {
       },
     });
   });
+
+  it('applies conditions to __typename, and to fragments on the root type', async () => {
+    const query = `query ($t: Boolean!) { ...Root ... on Query @include(if: $t) { posts { title } } kind: __typename @skip(if: $t) }
+      fragment Root on Query { users { __typename @include(if: $t) t: __typename @skip(if: $t) postCount } }`;
+    await graph.expectAnswer(query, { t: true }, {
+      data: {
+        users: [
+          { __typename: 'User', postCount: 2 },
+          { __typename: 'User', postCount: 1 },
+        ],
+        posts: [{ title: 'Engines' }, { title: 'Machines' }, { title: 'Notes' }],
+      },
+    });
+    await graph.expectAnswer(query, { t: false }, {
+      data: {
+        users: [
+          { t: 'User', postCount: 2 },
+          { t: 'User', postCount: 1 },
+        ],
+        kind: 'Query',
+      },
+    });
+  });
 });
