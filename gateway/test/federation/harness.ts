@@ -162,13 +162,15 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
 
   const post = async (execution: Execution, operation: Operation, variables?: Record<string, unknown>): Promise<Answer> => {
     const { query, operationName } = typeof operation === 'string' ? { query: operation, operationName: undefined } : operation;
+    const fellBackBefore = fallbacks.length;
     const response = await fetch(urls.get(execution)!, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ query, operationName, variables }),
     });
     const text = await response.text();
-    expect(fallbacks, `operations handed to Apollo's executor by the ${execution} gateway`).toEqual([]);
+    // Logged before the answer is sent; only the own executor's gateway ever logs one.
+    expect(fallbacks.slice(fellBackBefore), `handed to Apollo's executor instead of our own: ${query}`).toEqual([]);
     let body: Answer['body'];
     try {
       body = JSON.parse(text) as Answer['body'];

@@ -314,4 +314,17 @@ describe('abstract types across subgraphs', () => {
       },
     });
   });
+
+  it('makes no entity fetch when no object needs it (no match for the type condition, or an empty list)', async () => {
+    for (const query of [`{ search(term: "Alien") { ... on Book { reviewCount } } }`, `{ search(term: "zzz") { ... on Movie { reviewCount } } }`]) {
+      const answers = await graph.ask(query);
+      expect(answers.own.text).toBe(answers.apollo.text);
+      for (const execution of ['apollo', 'own'] as const) {
+        expect((await graph.askWith(execution, query)).requests.map((request) => request.subgraph)).toEqual(['catalog']);
+      }
+    }
+    await graph.expectAnswer(`{ search(term: "Alien") { ... on Book { reviewCount } } none: search(term: "zzz") { ... on Movie { reviewCount } } }`, undefined, {
+      data: { search: [{}], none: [] },
+    });
+  });
 });
