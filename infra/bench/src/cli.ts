@@ -1,7 +1,9 @@
 // `npm run bench [-- --quick]`: this gateway against bare Apollo Gateway (with and without Apollo's response
-// cache) and Hive Gateway, in one run, on one seeded dataset, behind the same subgraph processes.
-//   --quick                 what the README shows: 3 runs of 2 s per gateway and scenario (under 3 minutes)
-//   --runs N --seconds S    alternating runs per gateway and scenario, and their length (full: 5 × 15 s)
+// cache) and Hive Gateway (on its own planner and on Hive Router's Rust planner), in one run, on one seeded dataset,
+// behind the same subgraph processes.
+//   --quick                 what the README shows: 3 runs of 2 s per gateway and scenario
+//   --runs N --seconds S    alternating runs per gateway and scenario, and their length (full: 5 × 15 s); a
+//                           scenario may ask for longer runs (the deep one: at least 8 s)
 //   --warmup S              seconds per warm-up round, per gateway and scenario (quick: 1, full: 5); rounds
 //                           repeat until the first answers come
 //   --connections C         concurrent connections (50)
@@ -20,7 +22,7 @@ import { buildCompiledTree } from './build.ts';
 import { seedDataset, type Dataset } from './dataset.ts';
 import { load, pickLoadGenerator, warmUp, type LoadResult } from './load.ts';
 import { peakRssMb, REPO } from './processes.ts';
-import { checkGoals, renderChart, renderMarkdown, type BenchReport, type ScenarioRow } from './report.ts';
+import { checkGoals, renderChart, renderMarkdown, withRatios, type BenchReport, type MeasuredRow } from './report.ts';
 import { httpScenarios } from './scenarios.ts';
 import { sqlPerRequest } from './sql.ts';
 import { fanOut, type FanOut } from './subscriptions.ts';
@@ -94,14 +96,21 @@ try {
   const gateway = (name: GatewayName) => gateways.get(name)!;
 
   log(`[${elapsed()}] checking that every gateway answers like bare Apollo`);
+  const answerBytes = new Map<string, number>();
   for (const scenario of scenarios) {
-    await checkAnswers(scenario.name, scenario.gateways.filter((name) => name !== 'apollo').map(gateway), gateway('apollo'), scenario.requests(adminToken));
+    const sizes = await checkAnswers(scenario.name, scenario.gateways.filter((name) => name !== 'apollo').map(gateway), gateway('apollo'), scenario.requests(adminToken));
+    if (sizes.length > 0) answerBytes.set(scenario.name, Math.round(sizes.reduce((total, size) => total + size, 0) / sizes.length));
   }
 
-  const options = { seconds: settings.secondsPerRun, connections: settings.connections, log };
+  // After every run and warm-up round, until the gateway and both subgraphs have served what the load abandoned.
+  const quiesce = (name: GatewayName) => [gateway(name).pid, topology!.users.pid, topology!.orders.pid];
+  const secondsOf = (scenario: (typeof scenarios)[number]) => Math.max(settings.secondsPerRun, scenario.minSecondsPerRun ?? 0);
+  const options = { connections: settings.connections, log };
   log(`[${elapsed()}] warming up (${settings.warmupSeconds} s each, until the first answers come; ${settings.loadGenerator})`);
   for (const scenario of scenarios) {
-    for (const name of scenario.gateways) await warmUp(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: settings.warmupSeconds });
+    for (const name of scenario.gateways) {
+      await warmUp(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: settings.warmupSeconds, quiesce: quiesce(name) });
+    }
   }
   const results = new Map<string, LoadResult[]>();
   for (let run = 1; run <= settings.runs; run += 1) {
@@ -109,23 +118,29 @@ try {
     for (const scenario of scenarios) {
       // Alternating order, so that no gateway always runs right after the same one.
       for (const name of run % 2 ? scenario.gateways : [...scenario.gateways].reverse()) {
-        const measured = await load(settings.loadGenerator, gateway(name), scenario.requests(adminToken), options);
+        const measured = await load(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: secondsOf(scenario), quiesce: quiesce(name) });
         results.set(`${scenario.name}:${name}`, [...(results.get(`${scenario.name}:${name}`) ?? []), measured]);
         log(`  ${scenario.name} ${name}: ${Math.round(measured.rps)} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms`);
       }
     }
   }
-  const rowOf = (scenario: string, name: GatewayName): Omit<ScenarioRow, 'ratioToApollo'> => {
+  const rowOf = (scenario: string, name: GatewayName): MeasuredRow => {
     const runs = results.get(`${scenario}:${name}`)!;
     const of = (field: keyof LoadResult) => median(runs.map((run) => run[field]));
     return { gateway: name, rps: Math.round(of('rps')), p50Ms: of('p50Ms'), p99Ms: of('p99Ms'), cpuMsPerRequest: of('cpuMsPerRequest'), runs };
   };
-  const apolloNested = rowOf('nested', 'apollo').rps;
-  const scenarioRows = scenarios.map((scenario) => {
-    const rows = scenario.gateways.map((name) => rowOf(scenario.name, name));
-    const apollo = rows.find((row) => row.gateway === 'apollo')?.rps ?? apolloNested;
-    return { name: scenario.name, title: scenario.title, rows: rows.map((row) => ({ ...row, ratioToApollo: Number((row.rps / apollo).toFixed(2)) })) };
-  });
+  // Cache hits have no bare Apollo row of their own: they are compared with its nested run.
+  const apolloNested = results.has('nested:apollo') ? rowOf('nested', 'apollo') : undefined;
+  const scenarioRows = scenarios.map((scenario) => ({
+    name: scenario.name,
+    title: scenario.title,
+    answerBytes: answerBytes.get(scenario.name) ?? null,
+    secondsPerRun: secondsOf(scenario),
+    rows: withRatios(
+      scenario.gateways.map((name) => rowOf(scenario.name, name)),
+      apolloNested,
+    ),
+  }));
 
   log(`[${elapsed()}] counting SQL statements per nested request`);
   const sql = await sqlPerRequest(gateway('ours'), [topology.users, topology.orders], adminToken, [10, 50, 100]);

@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import autocannon from 'autocannon';
 import { cpuMs } from '@fed/platform/testing';
@@ -117,35 +117,72 @@ export async function load(
   generator: LoadGenerator,
   target: BenchProcess,
   requests: readonly LoadRequest[],
-  { seconds, connections, log }: { seconds: number; connections: number; log: (line: string) => void },
+  { seconds, connections, log, quiesce = [target.pid] }: { seconds: number; connections: number; log: (line: string) => void; quiesce?: readonly number[] },
 ): Promise<LoadResult> {
   const cpuBefore = cpuMs(target.pid);
   const { failed, ...measured } = await generate(generator, target, requests, seconds, connections);
   const cpu = cpuMs(target.pid) - cpuBefore;
+  // What the load generator abandoned at the end is still being served: not in this run, not in the next.
+  await settle(quiesce);
   checkFailures(target.name, failed, measured.requests, log);
   return { ...measured, cpuMsPerRequest: Number((cpu / Math.max(1, measured.requests)).toFixed(3)) };
+}
+
+/** However busy the processes stay, `settle` returns after this long. */
+export const SETTLE_BOUND_MS = 60_000;
+
+/**
+ * Waits until every process of `pids` is idle: less than `idleMs` of CPU each over a `windowMs` window. A load
+ * generator that stops abandons the requests still in flight, and a gateway (and its subgraphs) go on serving
+ * them; without the wait that work would land in the next run, another gateway's on the same cores, or pile up
+ * round after round when a warm-up's rounds are shorter than an answer takes. Returns the milliseconds waited.
+ */
+export async function settle(pids: readonly number[], { windowMs = 200, idleMs = 10, boundMs = SETTLE_BOUND_MS } = {}): Promise<number> {
+  const began = Date.now();
+  const sample = () => pids.map((pid) => (existsSync(`/proc/${pid}/stat`) ? cpuMs(pid) : 0));
+  let before = sample();
+  while (Date.now() - began < boundMs) {
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const after = sample();
+    if (after.every((value, index) => value - before[index]! < idleMs)) break;
+    before = after;
+  }
+  return Date.now() - began;
 }
 
 /** However slow the machine, a warm-up gives up after this long and leaves the verdict to the measurement. */
 export const WARMUP_BOUND_MS = 300_000;
 
+/** A warm-up round that got no answer is followed by one twice as long, up to this many times `seconds`. */
+export const WARMUP_LONGEST_ROUND = 16;
+
 /**
- * Loads `target` in rounds of `seconds` until a round gets answers (and at least one round was run): a cold
- * gateway's first answers to a nested query at 50 connections take about a second, longer on a busy machine, and
- * a round that ends before them completes nothing. A warm-up never fails the run: what it saw is logged, and
- * only the measurement that follows judges the gateway. Returns how many rounds it took.
+ * Loads `target` in rounds until a round gets answers (and at least one round was run): a cold gateway's first
+ * answers to a nested query at 50 connections take about a second, the deep query's longer, longer still on a
+ * busy machine, and a round that ends before them completes nothing. The first round lasts `seconds`; each one
+ * that got no answer is followed by one twice as long (up to WARMUP_LONGEST_ROUND times), once what it abandoned
+ * has been served (`quiesce`). A warm-up never fails the run: what it saw is logged, and only the measurement that
+ * follows judges the gateway. Returns how many rounds it took.
  */
 export async function warmUp(
   generator: LoadGenerator,
   target: BenchProcess,
   requests: readonly LoadRequest[],
-  { seconds, connections, log, boundMs = WARMUP_BOUND_MS }: { seconds: number; connections: number; log: (line: string) => void; boundMs?: number },
+  {
+    seconds,
+    connections,
+    log,
+    boundMs = WARMUP_BOUND_MS,
+    quiesce = [target.pid],
+  }: { seconds: number; connections: number; log: (line: string) => void; boundMs?: number; quiesce?: readonly number[] },
 ): Promise<number> {
   const deadline = Date.now() + boundMs;
   for (let round = 1; ; round += 1) {
     let outcome: string;
     try {
-      const { requests: total, failed } = await generate(generator, target, requests, seconds, connections);
+      const length = seconds * Math.min(2 ** (round - 1), WARMUP_LONGEST_ROUND);
+      const { requests: total, failed } = await generate(generator, target, requests, length, connections);
+      await settle(quiesce);
       if (total > failed) return round;
       outcome = total === 0 ? 'no answer yet' : `all ${total} requests failed`;
     } catch (error) {

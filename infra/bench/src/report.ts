@@ -13,7 +13,34 @@ export interface ScenarioRow {
   cpuMsPerRequest: number;
   /** Requests/s over bare Apollo Gateway's in the same scenario (for cache hits: over its nested run). */
   ratioToApollo: number | null;
+  /** Requests/s over the hive-router gateway's in the same scenario; null where it did not run. */
+  ratioToHiveRouter: number | null;
+  /** Gateway CPU per request over bare Apollo Gateway's (the same reference run as `ratioToApollo`). */
+  cpuRatioToApollo: number | null;
+  /** Gateway CPU per request over the hive-router gateway's in the same scenario; null where it did not run. */
+  cpuRatioToHiveRouter: number | null;
   runs: LoadResult[];
+}
+
+export type MeasuredRow = Omit<ScenarioRow, 'ratioToApollo' | 'ratioToHiveRouter' | 'cpuRatioToApollo' | 'cpuRatioToHiveRouter'>;
+
+/** `top / bottom` to two decimals; null without a bottom, or when it is not positive (no ratio to a zero). */
+const ratioOf = (top: number, bottom: number | undefined) => (bottom !== undefined && bottom > 0 ? Number((top / bottom).toFixed(2)) : null);
+
+/**
+ * Each row's throughput and gateway CPU per request over bare Apollo's and over hive-router's in the same
+ * scenario. A scenario without bare Apollo (cache hits) is compared with `fallbackApollo` (its nested run).
+ */
+export function withRatios(rows: readonly MeasuredRow[], fallbackApollo?: Pick<MeasuredRow, 'rps' | 'cpuMsPerRequest'>): ScenarioRow[] {
+  const apollo = rows.find((row) => row.gateway === 'apollo') ?? fallbackApollo;
+  const router = rows.find((row) => row.gateway === 'hive-router');
+  return rows.map((row) => ({
+    ...row,
+    ratioToApollo: ratioOf(row.rps, apollo?.rps),
+    ratioToHiveRouter: ratioOf(row.rps, router?.rps),
+    cpuRatioToApollo: ratioOf(row.cpuMsPerRequest, apollo?.cpuMsPerRequest),
+    cpuRatioToHiveRouter: ratioOf(row.cpuMsPerRequest, router?.cpuMsPerRequest),
+  }));
 }
 
 export interface Goal {
@@ -29,7 +56,15 @@ export interface BenchReport {
   machine: { cores: number; cpu: string; memoryGb: number; node: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] };
   settings: { mode: 'quick' | 'full'; runs: number; secondsPerRun: number; warmupSeconds: number; connections: number; loadGenerator: string };
   dataset: { users: number; orders: number; items: number; seedSeconds: number };
-  scenarios: { name: ScenarioName; title: string; rows: ScenarioRow[] }[];
+  scenarios: {
+    name: ScenarioName;
+    title: string;
+    /** The mean size of bare Apollo Gateway's answers to the scenario's distinct requests, in bytes. */
+    answerBytes: number | null;
+    /** How long each of its runs lasted: the settings' secondsPerRun, or the scenario's minimum if longer. */
+    secondsPerRun: number;
+    rows: ScenarioRow[];
+  }[];
   sql: SqlCount[];
   subscriptions: FanOut[];
   /** Peak RSS (VmHWM) of every process over the HTTP scenarios, in MB. */
@@ -81,6 +116,51 @@ export function checkGoals(report: Omit<BenchReport, 'goals'>): Goal[] {
   for (const [name, mb] of Object.entries(report.peakRssMb)) {
     if (name.startsWith('ours')) goals.push({ goal: `Peak RSS, ${name}`, target: '≤ 400 MB', measured: `${mb} MB`, met: mb <= 400 });
   }
+  goals.push(...executorGoals(report));
+  return goals;
+}
+
+/**
+ * The own executor's goals (issue 20), on every scenario where this gateway ran uncached (`ours`): gateway CPU per
+ * request against bare Apollo's (at most EXECUTOR_CPU_TO_APOLLO of it) and against hive-router's (at most
+ * EXECUTOR_CPU_TO_HIVE_ROUTER), throughput at least hive-router's, and each of this gateway's processes no larger
+ * at its peak than before the executor.
+ */
+export const EXECUTOR_CPU_TO_APOLLO: Partial<Record<ScenarioName, number>> & { default: number } = { nested: 0.35, deep: 0.35, default: 0.5 };
+export const EXECUTOR_CPU_TO_HIVE_ROUTER = 0.6;
+export const EXECUTOR_RPS_TO_HIVE_ROUTER = 1;
+/** Peak RSS of this gateway's processes before its own executor (about 310 MB): the executor must not raise it. */
+export const EXECUTOR_PEAK_RSS_MB = 310;
+
+function executorGoals(report: Omit<BenchReport, 'goals'>): Goal[] {
+  const goals: Goal[] = [];
+  const cpuRatio = (goal: string, target: number, top: ScenarioRow, bottom: ScenarioRow | undefined) => {
+    if (!bottom) return;
+    const value = bottom.cpuMsPerRequest > 0 ? top.cpuMsPerRequest / bottom.cpuMsPerRequest : Number.POSITIVE_INFINITY;
+    goals.push({ goal, target: `≤ ${target}×`, measured: `${fixed(value, 2)}× (${fixed(top.cpuMsPerRequest, 2)} vs ${fixed(bottom.cpuMsPerRequest, 2)} ms)`, met: value <= target });
+  };
+  for (const scenario of report.scenarios) {
+    const ours = scenario.rows.find((row) => row.gateway === 'ours');
+    if (!ours) continue;
+    const apollo = scenario.rows.find((row) => row.gateway === 'apollo');
+    const router = scenario.rows.find((row) => row.gateway === 'hive-router');
+    cpuRatio(`Gateway CPU per request, ${scenario.name}: this gateway / bare Apollo`, EXECUTOR_CPU_TO_APOLLO[scenario.name] ?? EXECUTOR_CPU_TO_APOLLO.default, ours, apollo);
+    cpuRatio(`Gateway CPU per request, ${scenario.name}: this gateway / hive-router`, EXECUTOR_CPU_TO_HIVE_ROUTER, ours, router);
+    if (router) {
+      const value = router.rps > 0 ? ours.rps / router.rps : Number.POSITIVE_INFINITY;
+      goals.push({
+        goal: `Uncached ${scenario.name}: this gateway / hive-router`,
+        target: `≥ ${EXECUTOR_RPS_TO_HIVE_ROUTER}×`,
+        measured: `${fixed(value, 2)}× (${Math.round(ours.rps)} vs ${Math.round(router.rps)} req/s)`,
+        met: value >= EXECUTOR_RPS_TO_HIVE_ROUTER,
+      });
+    }
+  }
+  for (const [name, mb] of Object.entries(report.peakRssMb)) {
+    if (name.startsWith('ours')) {
+      goals.push({ goal: `Peak RSS, ${name}, with the own executor`, target: `≤ ${EXECUTOR_PEAK_RSS_MB} MB`, measured: `${mb} MB`, met: mb <= EXECUTOR_PEAK_RSS_MB });
+    }
+  }
   return goals;
 }
 
@@ -99,11 +179,27 @@ export function renderMarkdown(report: BenchReport): string {
     '|---|---|---|---|',
     ...report.goals.map((goal) => `| ${goal.goal} | ${goal.target} | ${goal.measured} | ${goal.met ? 'yes' : '**no**'} |`),
   ];
+  const times = (ratio: number | null) => (ratio === null ? '' : `${fixed(ratio, 2)}×`);
   for (const scenario of report.scenarios) {
-    lines.push('', `## ${scenario.title}`, '', '| Gateway | req/s | × bare Apollo | p50 ms | p99 ms | gateway CPU ms/req |', '|---|---:|---:|---:|---:|---:|');
+    lines.push(
+      '',
+      `## ${scenario.title}`,
+      '',
+      ...(scenario.answerBytes === null ? [] : [`Bare Apollo Gateway's answer: ${fixed(scenario.answerBytes / 1024)} KB of JSON per request (mean).`, '']),
+      ...(scenario.secondsPerRun === report.settings.secondsPerRun ? [] : [`Runs of ${scenario.secondsPerRun} s in this scenario (its answers take seconds at ${report.settings.connections} connections).`, '']),
+      '| Gateway | req/s | req/s × bare Apollo | req/s × hive-router | p50 ms | p99 ms | gateway CPU ms/req | CPU × bare Apollo | CPU × hive-router |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const row of scenario.rows) {
-      lines.push(`| ${row.gateway} | ${Math.round(row.rps)} | ${row.ratioToApollo === null ? '' : `${fixed(row.ratioToApollo, 2)}×`} | ${fixed(row.p50Ms)} | ${fixed(row.p99Ms)} | ${fixed(row.cpuMsPerRequest, 2)} |`);
+      lines.push(
+        `| ${row.gateway} | ${Math.round(row.rps)} | ${times(row.ratioToApollo)} | ${times(row.ratioToHiveRouter)} | ${fixed(row.p50Ms)} | ${fixed(row.p99Ms)} | ${fixed(row.cpuMsPerRequest, 2)} | ${times(row.cpuRatioToApollo)} | ${times(row.cpuRatioToHiveRouter)} |`,
+      );
     }
+    const ours = scenario.rows.find((row) => row.gateway === 'ours');
+    const against = (reference: string, rps: number | null, cpu: number | null) =>
+      rps === null || cpu === null ? [] : [`${times(rps)} ${reference}'s throughput at ${times(cpu)} its gateway CPU per request`];
+    const summary = ours ? [...against('bare Apollo', ours.ratioToApollo, ours.cpuRatioToApollo), ...against('hive-router', ours.ratioToHiveRouter, ours.cpuRatioToHiveRouter)] : [];
+    if (summary.length > 0) lines.push('', `This gateway (\`ours\`): ${summary.join('; ')}.`);
   }
   if (report.sql.length > 0) {
     lines.push('', '## SQL statements per nested request (both subgraphs)', '', '| N users | statements |', '|---:|---:|');
@@ -130,7 +226,7 @@ export function renderChart(report: BenchReport): string {
   const labelWidth = 120;
   const panelWidth = 330;
   const width = labelWidth + 2 * panelWidth + 60;
-  const colors: Record<string, string> = { ours: '#2563eb', 'ours-dedupe': '#60a5fa', 'ours-cached': '#1e3a8a', apollo: '#6b7280', 'apollo-cached': '#374151', hive: '#d97706', 'hive-dedupe': '#fbbf24' };
+  const colors: Record<string, string> = { ours: '#2563eb', 'ours-dedupe': '#60a5fa', 'ours-cached': '#1e3a8a', apollo: '#6b7280', 'apollo-cached': '#374151', hive: '#d97706', 'hive-dedupe': '#fbbf24', 'hive-router': '#b91c1c' };
   const parts: string[] = [];
   let y = 40;
   parts.push(`<text x="${labelWidth}" y="24" font-weight="bold">requests/s (median)</text>`, `<text x="${labelWidth + panelWidth + 40}" y="24" font-weight="bold">p99 latency, ms (median)</text>`);

@@ -7,6 +7,27 @@ export const nestedQuery = (first: number) => `query Nested { users(first: ${fir
   orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } }
 } } } }`;
 
+/**
+ * The deep query, shaped like the public federation gateway benchmark's: levels that go back and forth between the
+ * subgraphs (users → their orders → each order's user → that user's orders → their user), with fragments. Apollo
+ * plans it as three fetches one after the other and four in all: the users (users); their orders, each order's
+ * user's counts and last three orders (orders, by User entity); then, in parallel, both levels of order users'
+ * names (users, by User entity, twice). With five orders per user (the seed has ten), it is about 7 KB of JSON per
+ * user: DEEP_USERS users make the scenario's ~100 KB answer.
+ */
+export const deepQuery = (first: number) => `query Deep { users(first: ${first}) { totalCount edges { cursor node {
+  ...UserFields
+  orders(first: 5) { totalCount edges { node {
+    ...OrderFields
+    user { ...UserFields orders(first: 3) { totalCount edges { node { ...OrderFields user { id name } } } } }
+  } } }
+} } } }
+fragment UserFields on User { id name email createdAt orderCount totalSpentCents }
+fragment OrderFields on Order { id status totalCents currency createdAt items { sku quantity unitPriceCents } }`;
+
+/** How many users the deep scenario asks for. */
+export const DEEP_USERS = 15;
+
 const USER_QUERY = 'query User($id: ID!) { user(id: $id) { id name email orderCount } }';
 const USER_ORDERS_QUERY = 'query UserOrders($id: ID!) { user(id: $id) { id name orders(first: 5) { totalCount edges { node { id status totalCents } } } } }';
 // Idempotent: the same id always gets the same name, so every gateway's answer to it is the same.
@@ -14,12 +35,18 @@ const RENAME_MUTATION = 'mutation Rename($id: ID!, $name: String!) { updateUser(
 
 const body = (query: string, variables?: Record<string, unknown>) => JSON.stringify(variables ? { query, variables } : { query });
 
-export type ScenarioName = 'nested' | 'entity' | 'mix' | 'cache-hit';
+export type ScenarioName = 'nested' | 'deep' | 'entity' | 'mix' | 'cache-hit';
 
 export interface HttpScenario {
   name: ScenarioName;
   title: string;
   gateways: readonly GatewayName[];
+  /**
+   * Runs of this scenario last at least this long, whatever --seconds says: at 50 connections the deep query's
+   * first answers take seconds, so a shorter run would measure its start more than its pace (the CPU of the
+   * requests still in flight at the end counts against the ones completed).
+   */
+  minSecondsPerRun?: number;
   /** The cycle of requests the load sends, as admin. */
   requests(authorization: string): LoadRequest[];
 }
@@ -32,19 +59,26 @@ export function httpScenarios(users: number): HttpScenario[] {
     {
       name: 'nested',
       title: 'Nested list: users(first: 20) → orders(first: 5) → items',
-      gateways: ['ours', 'ours-dedupe', 'apollo', 'hive', 'hive-dedupe'],
+      gateways: ['ours', 'ours-dedupe', 'apollo', 'hive', 'hive-dedupe', 'hive-router'],
       requests: (authorization) => [{ body: body(nestedQuery(20)), authorization }],
+    },
+    {
+      name: 'deep',
+      title: `Deep: users(first: ${DEEP_USERS}) → orders → user → orders → user, back and forth between the subgraphs (3 sequential fetches)`,
+      gateways: ['ours', 'apollo', 'hive', 'hive-router'],
+      minSecondsPerRun: 8,
+      requests: (authorization) => [{ body: body(deepQuery(DEEP_USERS)), authorization }],
     },
     {
       name: 'entity',
       title: 'Single entity: user(id) with a field from orders, 200 different ids',
-      gateways: ['ours', 'apollo', 'hive'],
+      gateways: ['ours', 'apollo', 'hive', 'hive-router'],
       requests: (authorization) => spreadIds(200, users).map((id) => ({ body: body(USER_QUERY, { id: String(id) }), authorization })),
     },
     {
       name: 'mix',
       title: "Read/write mix: 9 reads of a user's orders to 1 updateUser, on 100 users",
-      gateways: ['ours', 'ours-cached', 'apollo', 'hive'],
+      gateways: ['ours', 'ours-cached', 'apollo', 'hive', 'hive-router'],
       requests: (authorization) =>
         spreadIds(100, users).map((id, index) =>
           index % 10 === 9
@@ -52,6 +86,7 @@ export function httpScenarios(users: number): HttpScenario[] {
             : { body: body(USER_ORDERS_QUERY, { id: String(id) }), authorization },
         ),
     },
+    // Response caches against each other: the uncached references (hive-router among them) have nothing to hit.
     {
       name: 'cache-hit',
       title: 'Cache hits: the nested list again and again, one viewer',

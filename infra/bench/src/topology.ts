@@ -12,8 +12,9 @@ export const GATEWAYS = {
   'ours-cached': 'This gateway with its response cache on Redis (its default)',
   apollo: 'Bare @apollo/gateway + @apollo/server, no plugins',
   'apollo-cached': "Bare @apollo/gateway with Apollo's responseCachePlugin on the same Redis",
-  hive: '@graphql-hive/gateway, in-flight dedupe off',
-  'hive-dedupe': '@graphql-hive/gateway with its defaults (in-flight dedupe on)',
+  hive: '@graphql-hive/gateway on its default (JavaScript) planner, in-flight dedupe off',
+  'hive-dedupe': '@graphql-hive/gateway with its defaults (JavaScript planner, in-flight dedupe on)',
+  'hive-router': "@graphql-hive/gateway on @graphql-hive/router-runtime (Hive Router's Rust query planner, a JavaScript executor), in-flight dedupe off",
 } as const;
 
 export type GatewayName = keyof typeof GATEWAYS;
@@ -140,6 +141,7 @@ export async function startTopology(
       'apollo-cached': (port) => bare('infra/bench/dist/gateways/apollo.js', port, ['--redis', redisUrl, '--redis-prefix', `${redisPrefix}apollo:`]),
       hive: (port) => bare('infra/bench/dist/gateways/hive.js', port, ['--dedupe', 'off']),
       'hive-dedupe': (port) => bare('infra/bench/dist/gateways/hive.js', port, ['--dedupe', 'on']),
+      'hive-router': (port) => bare('infra/bench/dist/gateways/hive.js', port, ['--dedupe', 'off', '--runtime', 'router']),
     };
     const gateways = new Map<GatewayName, BenchProcess>();
     for (const name of wanted) {

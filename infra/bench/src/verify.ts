@@ -10,6 +10,8 @@ export interface Answering {
 
 interface Answer {
   status: number;
+  /** The body's size in bytes (UTF-8). */
+  bytes: number;
   data?: unknown;
   errors?: unknown;
   /** A body that is not JSON (a proxy's 502, a plain-text 400), as text. */
@@ -19,21 +21,25 @@ interface Answer {
 async function answer(gateway: Answering, request: LoadRequest): Promise<Answer> {
   const response = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: request.authorization }, body: request.body });
   const text = await response.text();
+  const bytes = Buffer.byteLength(text);
   try {
-    return { status: response.status, ...(JSON.parse(text) as Omit<Answer, 'status'>) };
+    return { status: response.status, bytes, ...(JSON.parse(text) as Omit<Answer, 'status' | 'bytes'>) };
   } catch {
-    return { status: response.status, text: text.slice(0, 300) };
+    return { status: response.status, bytes, text: text.slice(0, 300) };
   }
 }
 
 /**
  * Nothing is timed unless every gateway answers every distinct request of the scenario, twice (so a cache's hit
  * is checked too), exactly as the reference (bare Apollo Gateway) does: status 200, no errors, deep-equal data.
- * Throws naming the first that does not.
+ * Throws naming the first that does not. Returns the size in bytes of the reference's answer to each distinct request,
+ * in the order they were sent.
  */
-export async function checkAnswers(scenario: string, gateways: readonly Answering[], reference: Answering, requests: readonly LoadRequest[]): Promise<void> {
+export async function checkAnswers(scenario: string, gateways: readonly Answering[], reference: Answering, requests: readonly LoadRequest[]): Promise<number[]> {
+  const sizes: number[] = [];
   for (const request of readsThenWrites(requests)) {
     const expected = await answer(reference, request);
+    sizes.push(expected.bytes);
     if (expected.status !== 200 || expected.errors || expected.text !== undefined) throw new Error(`${scenario}: ${reference.name} answered ${expected.status}: ${JSON.stringify(expected).slice(0, 300)}`);
     // Twice each: a caching gateway's second answer is its cached one, and it must be the same.
     for (const gateway of gateways.flatMap((gateway) => [gateway, gateway])) {
@@ -45,4 +51,5 @@ export async function checkAnswers(scenario: string, gateways: readonly Answerin
       }
     }
   }
+  return sizes;
 }

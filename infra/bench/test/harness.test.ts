@@ -208,6 +208,29 @@ describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and sce
         expect(row.cpuMsPerRequest, what).toBeGreaterThan(0);
         // Rounded to two decimals.
         expect(Math.abs(row.ratioToApollo! - row.rps / apollo), what).toBeLessThanOrEqual(0.0051);
+        const apolloCpu = (measured.rows.find((candidate) => candidate.gateway === 'apollo') ?? report.scenarios.find((s) => s.name === 'nested')!.rows.find((r) => r.gateway === 'apollo')!).cpuMsPerRequest;
+        expect(Math.abs(row.cpuRatioToApollo! - row.cpuMsPerRequest / apolloCpu), what).toBeLessThanOrEqual(0.0051);
+        // Against hive-router wherever it ran (every uncached scenario).
+        const router = measured.rows.find((candidate) => candidate.gateway === 'hive-router');
+        expect(router !== undefined, what).toBe(scenario.name !== 'cache-hit');
+        if (router) {
+          expect(Math.abs(row.ratioToHiveRouter! - row.rps / router.rps), what).toBeLessThanOrEqual(0.0051);
+          expect(Math.abs(row.cpuRatioToHiveRouter! - row.cpuMsPerRequest / router.cpuMsPerRequest), what).toBeLessThanOrEqual(0.0051);
+        } else {
+          expect(row.ratioToHiveRouter, what).toBeNull();
+        }
+      }
+      expect(measured.answerBytes, scenario.name).toBeGreaterThan(0);
+    }
+    // The deep query's answer is the largest of the scenarios'.
+    const bytes = (name: string) => report.scenarios.find((candidate) => candidate.name === name)!.answerBytes!;
+    expect(bytes('deep')).toBeGreaterThan(bytes('nested'));
+  });
+
+  it('reports the own executor’s goals against bare Apollo and hive-router on every uncached scenario', () => {
+    for (const scenario of ['nested', 'deep', 'entity', 'mix']) {
+      for (const name of [`Gateway CPU per request, ${scenario}: this gateway / bare Apollo`, `Gateway CPU per request, ${scenario}: this gateway / hive-router`, `Uncached ${scenario}: this gateway / hive-router`]) {
+        expect(report.goals.filter((goal) => goal.goal === name), name).toHaveLength(1);
       }
     }
   });
@@ -234,7 +257,7 @@ describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and sce
     for (const [name, mb] of Object.entries(report.peakRssMb)) expect(mb, name).toBeGreaterThan(0);
     // …and the memory goal covers this gateway's processes.
     const ours = Object.keys(GATEWAYS).filter((name) => name.startsWith('ours'));
-    expect(report.goals.filter((goal) => goal.goal.startsWith('Peak RSS')).map((goal) => goal.goal).sort()).toEqual(ours.map((name) => `Peak RSS, ${name}`).sort());
+    expect(report.goals.filter((goal) => goal.goal.startsWith('Peak RSS')).map((goal) => goal.goal).sort()).toEqual(ours.flatMap((name) => [`Peak RSS, ${name}`, `Peak RSS, ${name}, with the own executor`]).sort());
   });
 
   it('bench.md and bench.svg show this run: its machine, every scenario and every gateway', () => {

@@ -1,9 +1,10 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { freePort } from '@fed/platform/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { load, pickLoadGenerator, warmUp, type LoadGenerator, type LoadRequest } from '../src/load.ts';
+import { load, pickLoadGenerator, settle, warmUp, type LoadGenerator, type LoadRequest } from '../src/load.ts';
 import { httpOk, startProcess, type BenchProcess } from '../src/processes.ts';
 
 // The load generators are pointed at a real HTTP server in a process of its own, as the gateways are: wrk runs
@@ -157,5 +158,38 @@ describe.each<[string, () => LoadGenerator]>([
     expect(await warmUp(generator(), server, REQUESTS, { ...quiet, log: (line) => lines.push(line), boundMs: 0 })).toBe(1);
     expect(lines).toEqual([expect.stringMatching(/^ {2}counting-server: warm-up gave up after 1 rounds \(all \d+ requests failed\); the measurement decides$/)]);
     await expect(load(generator(), server, REQUESTS, quiet)).rejects.toThrow(/requests failed/);
+  });
+});
+
+describe('settle', () => {
+  // A process that burns CPU for `busyMs`, then writes `marker` and idles: as a gateway still serving what a load
+  // generator abandoned.
+  function burner(busyMs: number, marker: string) {
+    const child = spawn(process.execPath, ['-e', `const end = Date.now() + ${busyMs}; while (Date.now() < end) {} require('node:fs').writeFileSync(${JSON.stringify(marker)}, ''); setInterval(() => {}, 1000);`], { stdio: 'ignore' });
+    return child;
+  }
+
+  it('returns only once every process given is idle', async () => {
+    const marker = join(scratch, 'burnt-1');
+    const idle = burner(0, join(scratch, 'idle-1'));
+    const busy = burner(1_500, marker);
+    try {
+      await settle([idle.pid!, busy.pid!]);
+      expect(existsSync(marker), 'the busy process had finished its work').toBe(true);
+    } finally {
+      idle.kill();
+      busy.kill();
+    }
+  });
+
+  it('gives up at its bound, however busy the process stays, and ignores a process that has exited', async () => {
+    const marker = join(scratch, 'burnt-2');
+    const busy = burner(30_000, marker);
+    try {
+      expect(await settle([busy.pid!, 2 ** 22 + 12_345], { boundMs: 300 })).toBeGreaterThanOrEqual(300);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      busy.kill();
+    }
   });
 });

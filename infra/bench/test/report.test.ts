@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkGoals, renderChart, renderMarkdown, type BenchReport, type Goal, type ScenarioRow } from '../src/report.ts';
+import { checkGoals, renderChart, renderMarkdown, withRatios, type BenchReport, type Goal, type MeasuredRow } from '../src/report.ts';
 import type { ScenarioName } from '../src/scenarios.ts';
 import { GATEWAYS, type GatewayName } from '../src/topology.ts';
 import { parseXml, textOf, type XmlElement } from './xml.ts';
@@ -8,41 +8,47 @@ import { parseXml, textOf, type XmlElement } from './xml.ts';
 // A synthetic report, shaped exactly as the CLI builds one. Every figure the assertions check is derived from it.
 // ---------------------------------------------------------------------------------------------------------------
 
-type Figures = Partial<Record<GatewayName, { rps: number; p50Ms?: number; p99Ms?: number }>>;
+type Figures = Partial<Record<GatewayName, { rps: number; p50Ms?: number; p99Ms?: number; cpuMsPerRequest?: number }>>;
 
 const SCENARIO_GATEWAYS: Record<ScenarioName, GatewayName[]> = {
-  nested: ['ours', 'ours-dedupe', 'apollo', 'hive', 'hive-dedupe'],
-  entity: ['ours', 'apollo', 'hive'],
-  mix: ['ours', 'ours-cached', 'apollo', 'hive'],
+  nested: ['ours', 'ours-dedupe', 'apollo', 'hive', 'hive-dedupe', 'hive-router'],
+  deep: ['ours', 'apollo', 'hive', 'hive-router'],
+  entity: ['ours', 'apollo', 'hive', 'hive-router'],
+  mix: ['ours', 'ours-cached', 'apollo', 'hive', 'hive-router'],
   'cache-hit': ['ours-cached', 'apollo-cached'],
 };
 
-function row(gateway: GatewayName, rps: number, p50Ms: number, p99Ms: number, ratioToApollo: number | null): ScenarioRow {
-  const run = { rps, p50Ms, p99Ms, requests: Math.round(rps * 4), cpuMsPerRequest: 0.5 };
-  return { gateway, rps, p50Ms, p99Ms, cpuMsPerRequest: 0.5, ratioToApollo, runs: [run] };
+/** Gateway CPU per request unless a figure says otherwise: this gateway well under every reference. */
+const DEFAULT_CPU: Partial<Record<GatewayName, number>> = { ours: 0.5, 'ours-dedupe': 0.5, 'ours-cached': 0.1, apollo: 2, 'apollo-cached': 0.4, hive: 1.5, 'hive-dedupe': 1.4, 'hive-router': 1 };
+
+function measured(gateway: GatewayName, rps: number, p50Ms: number, p99Ms: number, cpuMsPerRequest: number): MeasuredRow {
+  const run = { rps, p50Ms, p99Ms, requests: Math.round(rps * 4), cpuMsPerRequest };
+  return { gateway, rps, p50Ms, p99Ms, cpuMsPerRequest, runs: [run] };
 }
 
 /** Default figures: every goal comfortably met. Overrides replace one scenario's figures, gateway by gateway. */
 function report(overrides: Partial<Record<ScenarioName, Figures>> = {}, extra: Partial<Omit<BenchReport, 'goals'>> = {}): Omit<BenchReport, 'goals'> {
   const defaults: Record<ScenarioName, Figures> = {
-    nested: { ours: { rps: 1000 }, 'ours-dedupe': { rps: 1100 }, apollo: { rps: 900 }, hive: { rps: 800 }, 'hive-dedupe': { rps: 850 } },
-    entity: { ours: { rps: 3000 }, apollo: { rps: 2500 }, hive: { rps: 2000 } },
-    mix: { ours: { rps: 2000 }, 'ours-cached': { rps: 2600 }, apollo: { rps: 1800 }, hive: { rps: 1500 } },
+    nested: { ours: { rps: 1000 }, 'ours-dedupe': { rps: 1100 }, apollo: { rps: 900 }, hive: { rps: 800 }, 'hive-dedupe': { rps: 850 }, 'hive-router': { rps: 950 } },
+    deep: { ours: { rps: 300 }, apollo: { rps: 100 }, hive: { rps: 150 }, 'hive-router': { rps: 250 } },
+    entity: { ours: { rps: 3000 }, apollo: { rps: 2500 }, hive: { rps: 2000 }, 'hive-router': { rps: 2800 } },
+    mix: { ours: { rps: 2000 }, 'ours-cached': { rps: 2600 }, apollo: { rps: 1800 }, hive: { rps: 1500 }, 'hive-router': { rps: 1900 } },
     'cache-hit': { 'ours-cached': { rps: 30_000, p50Ms: 2, p99Ms: 9 }, 'apollo-cached': { rps: 6000, p50Ms: 8, p99Ms: 30 } },
   };
-  const scenarios = (Object.keys(SCENARIO_GATEWAYS) as ScenarioName[]).map((name) => {
+  const built = (Object.keys(SCENARIO_GATEWAYS) as ScenarioName[]).map((name) => {
     const figures = { ...defaults[name], ...overrides[name] };
     const gateways = SCENARIO_GATEWAYS[name].filter((gateway) => figures[gateway]);
-    const apollo = figures.apollo?.rps ?? figures.ours?.rps ?? 1;
     return {
       name,
-      title: `Title of ${name}`,
       rows: gateways.map((gateway) => {
-        const { rps, p50Ms = 10 + rps / 1000, p99Ms = 40 + rps / 500 } = figures[gateway]!;
-        return row(gateway, rps, p50Ms, p99Ms, gateway === 'apollo' ? 1 : Number((rps / apollo).toFixed(2)));
+        const { rps, p50Ms = 10 + rps / 1000, p99Ms = 40 + rps / 500, cpuMsPerRequest = DEFAULT_CPU[gateway] ?? 1 } = figures[gateway]!;
+        return measured(gateway, rps, p50Ms, p99Ms, cpuMsPerRequest);
       }),
     };
   });
+  // As the CLI does: cache hits are compared with bare Apollo's nested run.
+  const apolloNested = built.find((scenario) => scenario.name === 'nested')?.rows.find((r) => r.gateway === 'apollo');
+  const scenarios = built.map(({ name, rows }) => ({ name, title: `Title of ${name}`, answerBytes: name === 'deep' ? 102_400 : 2048, secondsPerRun: name === 'deep' ? 8 : 4, rows: withRatios(rows, apolloNested) }));
   return {
     date: '2026-11-24T03:58:12.345Z',
     command: 'npm run bench -- --quick',
@@ -59,7 +65,7 @@ function report(overrides: Partial<Record<ScenarioName, Figures>> = {}, extra: P
       { subscribers: 1000, deliveries: 20_000, p50Ms: 12, p99Ms: 60, kbPerSubscriber: 14.2 },
       { subscribers: 10_000, deliveries: 200_000, p50Ms: 40, p99Ms: 90, kbPerSubscriber: 12.5 },
     ],
-    peakRssMb: { users: 180, orders: 190, ours: 210, 'ours-dedupe': 205, 'ours-cached': 230, apollo: 250, 'apollo-cached': 260, hive: 300, 'hive-dedupe': 310 },
+    peakRssMb: { users: 180, orders: 190, ours: 210, 'ours-dedupe': 205, 'ours-cached': 230, apollo: 250, 'apollo-cached': 260, hive: 300, 'hive-dedupe': 310, 'hive-router': 290 },
     peakRssWithSubscribersMb: null,
     totalSeconds: 187,
     ...extra,
@@ -82,10 +88,11 @@ describe('checkGoals', () => {
   it('with the default figures, every goal is met, and each of this gateway’s processes has a memory goal', () => {
     const goals = checkGoals(report());
     expect(goals.filter((candidate) => !candidate.met)).toEqual([]);
-    // 2 ratios per uncached scenario, dedupe, 2 cache ratios, cache p99, SQL, 2 subscription goals, RSS of ours*.
+    // 2 ratios for nested and entity, dedupe, 2 cache ratios, cache p99, SQL, 2 subscription goals, RSS of ours*;
+    // then the executor's: 3 per scenario where ours ran uncached (nested, deep, entity, mix), RSS of ours* again.
     const ours = Object.keys(GATEWAYS).filter((name) => name.startsWith('ours'));
     expect(ours.length).toBeGreaterThan(0);
-    expect(goals).toHaveLength(4 + 1 + 2 + 1 + 1 + 2 + ours.length);
+    expect(goals).toHaveLength(4 + 1 + 2 + 1 + 1 + 2 + ours.length + 3 * 4 + ours.length);
   });
 
   describe.each(['nested', 'entity'] as const)('uncached %s, this gateway against bare Apollo (≥ 0.95×)', (scenario) => {
@@ -172,9 +179,9 @@ describe('checkGoals', () => {
   });
 
   it('peak RSS must be at most 400 MB for each of this gateway’s processes; the other gateways and the subgraphs get no goal', () => {
-    const peakRssMb = { users: 900, orders: 950, ours: 400, 'ours-cached': 401, 'ours-dedupe': 12, apollo: 999, 'apollo-cached': 999, hive: 999, 'hive-dedupe': 999 };
+    const peakRssMb = { users: 900, orders: 950, ours: 400, 'ours-cached': 401, 'ours-dedupe': 12, apollo: 999, 'apollo-cached': 999, hive: 999, 'hive-dedupe': 999, 'hive-router': 999 };
     const goals = checkGoals(report({}, { peakRssMb }));
-    const memory = goals.filter((candidate) => candidate.goal.startsWith('Peak RSS'));
+    const memory = goals.filter((candidate) => candidate.goal.startsWith('Peak RSS') && candidate.target === '≤ 400 MB');
     expect(memory.map((candidate) => candidate.goal).sort()).toEqual(['Peak RSS, ours', 'Peak RSS, ours-cached', 'Peak RSS, ours-dedupe']);
     expect(goal(goals, 'Peak RSS, ours')).toMatchObject({ met: true, measured: '400 MB', target: '≤ 400 MB' });
     expect(goal(goals, 'Peak RSS, ours-cached')).toMatchObject({ met: false, measured: '401 MB' });
@@ -188,7 +195,9 @@ describe('checkGoals', () => {
       .filter((scenario) => scenario.name !== 'cache-hit')
       .map((scenario) => ({ ...scenario, rows: scenario.rows.filter((r) => !r.gateway.startsWith('hive')) }));
     const goals = checkGoals(partial);
-    expect(goals.some((candidate) => /Hive|Cache hits/.test(candidate.goal))).toBe(false);
+    expect(goals.some((candidate) => /Hive|hive-router|Cache hits/.test(candidate.goal))).toBe(false);
+    // Bare Apollo still ran, so the CPU goals against it remain.
+    expect(goal(goals, 'Gateway CPU per request, deep: this gateway / bare Apollo').met).toBe(true);
     expect(goal(goals, 'Uncached nested: this gateway / bare Apollo').met).toBe(true);
   });
 });
@@ -203,6 +212,93 @@ function tableUnder(markdown: string, title: string): string[][] {
   const rows = section!.split('\n').filter((line) => line.startsWith('|'));
   return rows.slice(2).map((line) => line.slice(1, -1).split('|').map((cell) => cell.trim()));
 }
+
+describe('withRatios', () => {
+  const rows = [measured('ours', 1200, 10, 40, 0.6), measured('apollo', 1000, 12, 50, 2.4), measured('hive-router', 800, 15, 60, 1.5)];
+
+  it('divides each row’s throughput and gateway CPU per request by bare Apollo’s and hive-router’s, to two decimals', () => {
+    const [ours, apollo, router] = withRatios(rows);
+    expect(ours).toMatchObject({ ratioToApollo: 1.2, ratioToHiveRouter: 1.5, cpuRatioToApollo: 0.25, cpuRatioToHiveRouter: 0.4 });
+    expect(apollo).toMatchObject({ ratioToApollo: 1, ratioToHiveRouter: 1.25, cpuRatioToApollo: 1, cpuRatioToHiveRouter: 1.6 });
+    expect(router).toMatchObject({ ratioToApollo: 0.8, ratioToHiveRouter: 1, cpuRatioToApollo: 0.63, cpuRatioToHiveRouter: 1 });
+    // The measured figures pass through unchanged.
+    expect(ours).toMatchObject({ gateway: 'ours', rps: 1200, p50Ms: 10, p99Ms: 40, cpuMsPerRequest: 0.6, runs: rows[0]!.runs });
+  });
+
+  it('without hive-router its ratios are null; without bare Apollo, the fallback (its nested run) is the reference', () => {
+    const [cached] = withRatios([measured('ours-cached', 30_000, 1, 5, 0.12)], { rps: 1000, cpuMsPerRequest: 2.4 });
+    expect(cached).toMatchObject({ ratioToApollo: 30, cpuRatioToApollo: 0.05, ratioToHiveRouter: null, cpuRatioToHiveRouter: null });
+    const [alone] = withRatios([measured('ours-cached', 30_000, 1, 5, 0.12)]);
+    expect(alone).toMatchObject({ ratioToApollo: null, cpuRatioToApollo: null });
+    // A scenario's own bare Apollo row wins over the fallback.
+    expect(withRatios(rows, { rps: 1, cpuMsPerRequest: 1 })[0]).toMatchObject({ ratioToApollo: 1.2, cpuRatioToApollo: 0.25 });
+  });
+
+  it('gives no ratio to a reference that measured zero (no Infinity, no NaN)', () => {
+    const [ours] = withRatios([measured('ours', 1200, 10, 40, 0.6), measured('apollo', 1000, 12, 50, 0), measured('hive-router', 0, 15, 60, 1.5)]);
+    expect(ours).toMatchObject({ ratioToApollo: 1.2, cpuRatioToApollo: null, ratioToHiveRouter: null, cpuRatioToHiveRouter: 0.4 });
+  });
+});
+
+describe('checkGoals, the own executor’s goals (issue 20)', () => {
+  const cpuToApollo = (scenario: ScenarioName) => `Gateway CPU per request, ${scenario}: this gateway / bare Apollo`;
+  const cpuToRouter = (scenario: ScenarioName) => `Gateway CPU per request, ${scenario}: this gateway / hive-router`;
+  const rpsToRouter = (scenario: ScenarioName) => `Uncached ${scenario}: this gateway / hive-router`;
+
+  it.each([
+    ['nested', 0.35],
+    ['deep', 0.35],
+    ['entity', 0.5],
+    ['mix', 0.5],
+  ] as const)('%s: gateway CPU per request at most %s× bare Apollo’s', (scenario, target) => {
+    const at = (ours: number) => goal(checkGoals(report({ [scenario]: { ours: { rps: 1000, cpuMsPerRequest: ours }, apollo: { rps: 900, cpuMsPerRequest: 4 } } })), cpuToApollo(scenario));
+    const met = at(4 * target);
+    expect(met).toMatchObject({ met: true, target: `≤ ${target}×` });
+    expect(met.measured).toBe(`${target.toFixed(2)}× (${(4 * target).toFixed(2)} vs 4.00 ms)`);
+    expect(at(4 * target + 0.04).met).toBe(false);
+    expect(at(4 * target + 0.04).measured).toMatch(new RegExp(`^${(target + 0.01).toFixed(2)}×`));
+  });
+
+  it.each(['nested', 'deep', 'entity', 'mix'] as const)('%s: gateway CPU per request at most 0.6× hive-router’s, and throughput at least 1× its', (scenario) => {
+    const cpuAt = (ours: number) => goal(checkGoals(report({ [scenario]: { ours: { rps: 1000, cpuMsPerRequest: ours }, 'hive-router': { rps: 900, cpuMsPerRequest: 2 } } })), cpuToRouter(scenario));
+    expect(cpuAt(1.2)).toMatchObject({ met: true, target: '≤ 0.6×', measured: '0.60× (1.20 vs 2.00 ms)' });
+    expect(cpuAt(1.22).met).toBe(false);
+    const rpsAt = (ours: number) => goal(checkGoals(report({ [scenario]: { ours: { rps: ours }, 'hive-router': { rps: 1000 } } })), rpsToRouter(scenario));
+    expect(rpsAt(1000)).toMatchObject({ met: true, target: '≥ 1×', measured: '1.00× (1000 vs 1000 req/s)' });
+    expect(rpsAt(999).met).toBe(false);
+  });
+
+  it('only where this gateway ran uncached: cache hits get none of them, and a scenario without hive-router gets only the bare Apollo one', () => {
+    const goals = checkGoals(report({}));
+    expect(hasGoal(goals, /cache-hit: this gateway/)).toBe(false);
+    const withoutRouter = report();
+    withoutRouter.scenarios = withoutRouter.scenarios.map((scenario) => (scenario.name === 'deep' ? { ...scenario, rows: scenario.rows.filter((r) => r.gateway !== 'hive-router') } : scenario));
+    const partial = checkGoals(withoutRouter);
+    expect(hasGoal(partial, cpuToApollo('deep'))).toBe(true);
+    expect(hasGoal(partial, cpuToRouter('deep'))).toBe(false);
+    expect(hasGoal(partial, rpsToRouter('deep'))).toBe(false);
+    expect(hasGoal(partial, rpsToRouter('nested'))).toBe(true);
+  });
+
+  it('a reference that measured no CPU gives a missed goal that says n/a, not a met one', () => {
+    const found = goal(checkGoals(report({ deep: { ours: { rps: 300, cpuMsPerRequest: 0.5 }, apollo: { rps: 100, cpuMsPerRequest: 0 } } })), cpuToApollo('deep'));
+    expect(found.met).toBe(false);
+    expect(found.measured).toMatch(/^n\/a/);
+  });
+
+  it('peak RSS of each of this gateway’s processes at most 310 MB (before the executor), beside the 400 MB goal', () => {
+    const peakRssMb = { users: 900, orders: 950, ours: 310, 'ours-dedupe': 311, 'ours-cached': 250, apollo: 999, 'hive-router': 999 };
+    const goals = checkGoals(report({}, { peakRssMb }));
+    const executor = goals.filter((candidate) => candidate.goal.startsWith('Peak RSS') && candidate.target === '≤ 310 MB');
+    expect(executor.map((candidate) => candidate.goal).sort()).toEqual(['Peak RSS, ours, with the own executor', 'Peak RSS, ours-cached, with the own executor', 'Peak RSS, ours-dedupe, with the own executor']);
+    expect(goal(goals, 'Peak RSS, ours, with the own executor')).toMatchObject({ met: true, measured: '310 MB' });
+    expect(goal(goals, 'Peak RSS, ours-dedupe, with the own executor')).toMatchObject({ met: false, measured: '311 MB' });
+    // The earlier goal is still there, and still met at 311 MB.
+    expect(goal(goals, 'Peak RSS, ours-dedupe')).toMatchObject({ met: true, target: '≤ 400 MB' });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
 
 describe('renderMarkdown', () => {
   const partial = report({ nested: { ours: { rps: 1234.4 }, apollo: { rps: 1001.6 } } });
@@ -225,15 +321,39 @@ describe('renderMarkdown', () => {
       expect(rows.map((cells) => cells[0])).toEqual(scenario.rows.map((r) => r.gateway));
       for (const [index, r] of scenario.rows.entries()) {
         const cells = rows[index]!;
+        const times = (ratio: number | null) => (ratio === null ? '' : `${ratio.toFixed(2)}×`);
         expect(cells[1]).toBe(String(Math.round(r.rps)));
         expect(cells[2]).toBe(`${r.ratioToApollo!.toFixed(2)}×`);
-        expect(Number(cells[3])).toBeCloseTo(r.p50Ms, 1);
-        expect(Number(cells[4])).toBeCloseTo(r.p99Ms, 1);
+        expect(cells[3]).toBe(times(r.ratioToHiveRouter));
+        expect(cells[4]).toBe(r.p50Ms.toFixed(1));
+        expect(cells[5]).toBe(r.p99Ms.toFixed(1));
+        expect(cells[6]).toBe(r.cpuMsPerRequest.toFixed(2));
+        expect(cells[7]).toBe(times(r.cpuRatioToApollo));
+        expect(cells[8]).toBe(times(r.cpuRatioToHiveRouter));
       }
     }
     // The ratio is the report's own, not recomputed from rounded figures.
     const nested = tableUnder(markdown, full.scenarios[0]!.title);
     expect(nested.find((cells) => cells[0] === 'ours')![2]).toBe(`${(1234.4 / 1001.6).toFixed(2)}×`);
+  });
+
+  it('states the size of bare Apollo’s answer and sums up this gateway against bare Apollo and hive-router under each scenario', () => {
+    const deep = full.scenarios.find((scenario) => scenario.name === 'deep')!;
+    const section = markdown.split(/^## /m).find((candidate) => candidate.startsWith(`${deep.title}\n`))!;
+    expect(section).toContain("Bare Apollo Gateway's answer: 100.0 KB of JSON per request (mean).");
+    // Its runs were longer than the settings' 4 s; the other scenarios' were not, and say nothing.
+    expect(section).toContain('Runs of 8 s in this scenario');
+    expect(markdown.match(/Runs of \d+ s in this scenario/g)).toHaveLength(1);
+    const ours = deep.rows.find((r) => r.gateway === 'ours')!;
+    expect(section).toContain(
+      `This gateway (\`ours\`): ${ours.ratioToApollo!.toFixed(2)}× bare Apollo's throughput at ${ours.cpuRatioToApollo!.toFixed(2)}× its gateway CPU per request; ${ours.ratioToHiveRouter!.toFixed(2)}× hive-router's throughput at ${ours.cpuRatioToHiveRouter!.toFixed(2)}× its gateway CPU per request.`,
+    );
+    // Cache hits have no `ours` row, hence no summary; a scenario without a measured size has no size line.
+    const hits = markdown.split(/^## /m).find((candidate) => candidate.startsWith('Title of cache-hit\n'))!;
+    expect(hits).not.toContain('This gateway (`ours`)');
+    const unsized = complete(report());
+    unsized.scenarios = unsized.scenarios.map((scenario) => ({ ...scenario, answerBytes: null }));
+    expect(renderMarkdown(unsized)).not.toContain("Bare Apollo Gateway's answer");
   });
 
   it('a row without a ratio shows an empty ratio cell, not "null×"', () => {

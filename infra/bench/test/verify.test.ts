@@ -58,7 +58,9 @@ describe('checkAnswers', () => {
   it('passes when every gateway answers every distinct request deep-equal to the reference, and sends each one', async () => {
     const reference = await gateway('apollo', correct);
     const others = [await gateway('ours', correct), await gateway('hive', correct)];
-    await expect(checkAnswers('nested', others, reference, [...REQUESTS, ...REQUESTS])).resolves.toBeUndefined();
+    // It returns the size of the reference's answer to each distinct request, in bytes, in the order sent.
+    const expectedSizes = REQUESTS.map(({ body }) => Buffer.byteLength(JSON.stringify(correct(body).json)));
+    await expect(checkAnswers('nested', others, reference, [...REQUESTS, ...REQUESTS])).resolves.toEqual(expectedSizes);
     // Each distinct request reached the reference and every gateway, with its body and authorization intact.
     const distinct = REQUESTS.map(({ body, authorization }) => ({ body, authorization }));
     for (const target of [reference, ...others]) {
@@ -69,7 +71,16 @@ describe('checkAnswers', () => {
   it('passes when the data only differs in the order of object keys (the same data)', async () => {
     const reference = await gateway('apollo', () => ({ json: { data: { user: { id: '1', name: 'Ann', orders: [{ id: 'o1', total: 3 }] } } } }));
     const ours = await gateway('ours', () => ({ json: { data: { user: { orders: [{ total: 3, id: 'o1' }], name: 'Ann', id: '1' } } } }));
-    await expect(checkAnswers('entity', [ours], reference, REQUESTS)).resolves.toBeUndefined();
+    await expect(checkAnswers('entity', [ours], reference, REQUESTS)).resolves.toHaveLength(REQUESTS.length);
+  });
+
+  it('measures the reference’s answers in bytes of UTF-8, not in characters', async () => {
+    const data = { data: { user: { id: '1', name: 'Zoë Ørsted · 名前 😀' } } };
+    const reference = await gateway('apollo', () => ({ json: data }));
+    const ours = await gateway('ours', () => ({ json: data }));
+    const sizes = await checkAnswers('entity', [ours], reference, [REQUESTS[0]!]);
+    expect(sizes).toEqual([Buffer.byteLength(JSON.stringify(data), 'utf8')]);
+    expect(sizes[0]).toBeGreaterThan(JSON.stringify(data).length);
   });
 
   it('throws naming the gateway that answers different data, and the scenario, and stops there', async () => {
