@@ -190,7 +190,7 @@ type SubgraphAnswer = { data?: Data | null; errors?: readonly GraphQLFormattedEr
 /**
  * Representations to send once each, and how to turn the subgraph's answer to them back into the answer to
  * all of them: each entity its own copy (later fetches merge into them separately), each error repeated at
- * every position its representation held, in the order the positions come.
+ * every position its representation held.
  */
 function dedupe(representations: Data[]) {
   const unique: Data[] = [];
@@ -221,19 +221,16 @@ function dedupe(representations: Data[]) {
       });
     }
     if (response.errors) {
-      const fanned: { position: number; order: number; error: GraphQLFormattedError }[] = [];
-      response.errors.forEach((error, order) => {
+      // In the subgraph's order (it may fail one entity later than another), each error repeated in place.
+      response.errors = response.errors.flatMap((error) => {
         const slot = error.path?.[0] === '_entities' ? error.path[1] : undefined;
-        if (typeof slot !== 'number') {
-          fanned.push({ position: -1, order, error });
-          return;
-        }
+        if (typeof slot !== 'number') return [error];
+        const repeated: GraphQLFormattedError[] = [];
         slots.forEach((candidate, position) => {
-          if (candidate === slot) fanned.push({ position, order, error: { ...error, path: ['_entities', position, ...error.path!.slice(2)] } });
+          if (candidate === slot) repeated.push({ ...error, path: ['_entities', position, ...error.path!.slice(2)] });
         });
+        return repeated.length > 0 ? repeated : [error];
       });
-      fanned.sort((a, b) => a.position - b.position || a.order - b.order);
-      response.errors = fanned.map(({ error }) => error);
     }
   };
   return { unique, fanOut };
@@ -342,13 +339,35 @@ function moveIntoCursor(cursor: Cursor, pathInCursor: ResponsePath): Cursor | un
 }
 
 function flattenResultsAtPath(value: unknown, path: ResponsePath): Data | Data[] | null | undefined {
-  if (path.length === 0) return value as Data | Data[];
-  if (value === undefined || value === null) return value;
-  const [current, ...rest] = path;
-  if (current === '@') return (value as unknown[]).flatMap((element) => flattenResultsAtPath(element, rest) as Data) as Data[];
-  assert(typeof current === 'string', () => `Unexpected ${typeof current} found in path`);
-  assert(!Array.isArray(value), () => `Unexpected array in result for path element ${current}`);
-  return flattenResultsAtPath(getOwn(value as Data, current), rest);
+  return flattenFrom(value, path, 0);
+}
+
+// Apollo's recursion, by index instead of by copying the rest of the path at every step.
+function flattenFrom(value: unknown, path: ResponsePath, from: number): Data | Data[] | null | undefined {
+  let current = value;
+  for (let index = from; index < path.length; index++) {
+    if (current === undefined || current === null) return current;
+    const element = path[index];
+    if (element === '@') {
+      // A subgraph that sent something else than a list where the plan expects one: Apollo's `flatMap` call
+      // fails with this, and the request with it.
+      if (!Array.isArray(current)) throw new TypeError('value.flatMap is not a function');
+      const flattened: unknown[] = [];
+      for (const item of current as unknown[]) {
+        const inner = flattenFrom(item, path, index + 1);
+        if (Array.isArray(inner)) {
+          for (const entity of inner) flattened.push(entity);
+        } else {
+          flattened.push(inner);
+        }
+      }
+      return flattened as Data[];
+    }
+    assert(typeof element === 'string', () => `Unexpected ${typeof element} found in path`);
+    assert(!Array.isArray(current), () => `Unexpected array in result for path element ${element}`);
+    current = getOwn(current as Data, element);
+  }
+  return current as Data | Data[];
 }
 
 /** Error paths from a subgraph, moved to where its answer lands in the client's response (hydrated lazily). */

@@ -118,8 +118,7 @@ export function compileProjection(operation: Operation): Projection {
         const values = new Set(type.values.map((value) => value.name));
         check = (value) => typeof value === 'string' && values.has(value);
       } else {
-        const leaf = type as Parameters<typeof isValidLeafValue>[2];
-        check = (value) => isValidLeafValue(schema, value, leaf);
+        check = builtInLeafCheck(schema, type);
       }
       leafChecks.set(type, check);
     }
@@ -193,6 +192,22 @@ export function compileProjection(operation: Operation): Projection {
     const bubbled = run.applySelections(input, root, data, [], rootType);
     return { data: bubbled ? null : data, errors };
   };
+}
+
+const isInteger = (value: unknown) => typeof value === 'number' && Number.isInteger(value) && Number.isFinite(value);
+
+/** `isValidLeafValue` for the built-in scalars, decided once per type instead of once per value. */
+function builtInLeafCheck(schema: Schema, type: NamedType): (value: unknown) => boolean {
+  const leaf = type as Parameters<typeof isValidLeafValue>[2];
+  // Integers print without an exponent up to 1e21; past that Apollo's regular expression says no.
+  if (type === schema.intType() || type === schema.idType()) {
+    const integral = (value: unknown) => isInteger(value) && Math.abs(value as number) < 1e21;
+    return type === schema.idType()
+      ? (value) => typeof value === 'string' || (typeof value === 'number' ? integral(value) : isValidLeafValue(schema, value, leaf))
+      : (value) => (typeof value === 'number' ? integral(value) : isValidLeafValue(schema, value, leaf));
+  }
+  if (type === schema.stringType()) return (value) => typeof value === 'string' || isValidLeafValue(schema, value, leaf);
+  return (value) => isValidLeafValue(schema, value, leaf);
 }
 
 function createRun(schema: Schema, variables: Record<string, unknown>, errors: GraphQLError[]) {
