@@ -6,7 +6,7 @@ import { createExecutionEngine, type ExecutionEngine } from '../../src/execution
 import { readSupergraph } from '../../src/supergraph/load.ts';
 import { buildCorpus, type CorpusEntry } from './corpus.ts';
 import { apolloExecutor, logger, observe, requestContextFor, type Executor, type Observed } from './executors.ts';
-import { seedOf, variantsOf } from './mutate.ts';
+import { compoundVariantsOf, seedOf, variantsOf } from './mutate.ts';
 import { recording, replaying, type RecordedFetch, type Recording, type SubgraphCall } from './recorded.ts';
 import { RECORDING_VIEWER, startRealSubgraphs, type RealSubgraphs } from './subgraphs.ts';
 
@@ -18,8 +18,10 @@ import { RECORDING_VIEWER, startRealSubgraphs, type RealSubgraphs } from './subg
  * send the same subgraph requests (query and variables) in the same order.
  */
 
-/** Mutated variants per corpus entry (about 250 entries), each run by both executors. */
-const VARIANTS_PER_ENTRY = 12;
+/** Mutated variants per corpus entry (about 250 entries), each run by both executors: one change each... */
+const VARIANTS_PER_ENTRY = 10;
+/** ...and three changes at once. */
+const COMPOUND_VARIANTS_PER_ENTRY = 2;
 
 const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
 // The subgraph requests are compared too, so the optional optimisations are off (issue 20).
@@ -178,7 +180,8 @@ describe("Apollo's executor and ours, on mutated answers", () => {
     it(entry.id, async () => {
       const recorded = recordings.get(entry.id)!;
       const divergences: ({ mutation: string } & Divergence)[] = [];
-      for (const variant of variantsOf(recorded, seedOf(entry.id), VARIANTS_PER_ENTRY)) {
+      const variants = [...variantsOf(recorded, seedOf(entry.id), VARIANTS_PER_ENTRY), ...compoundVariantsOf(recorded, seedOf(entry.id) ^ 1, COMPOUND_VARIANTS_PER_ENTRY)];
+      for (const variant of variants) {
         const difference = await differential(ours(engine), entry, variant.recording, recorded);
         if (difference) divergences.push({ mutation: variant.description, ...difference });
       }

@@ -97,7 +97,7 @@ function candidatesOf(fetch: number, answer: SubgraphAnswer): Candidate[] {
     }
 
     if (key === '__typename' && typeof value === 'string') {
-      for (const name of WRONG_TYPENAMES) add('typename', path, `__typename ${JSON.stringify(value)} -> ${JSON.stringify(name)}`, (a) => withValue(a, path, name));
+      WRONG_TYPENAMES.forEach((name, i) => add(`typename-${i}`, path, `__typename ${JSON.stringify(value)} -> ${JSON.stringify(name)}`, (a) => withValue(a, path, name)));
     }
     if (Array.isArray(value)) {
       add('string-for-list', path, 'a string for a list', (a) => withValue(a, path, 'not a list'));
@@ -118,20 +118,31 @@ function candidatesOf(fetch: number, answer: SubgraphAnswer): Candidate[] {
         add('scalar-for-object', path, 'a string for an object', (a) => withValue(a, path, 'not an object'));
         add('list-for-object', path, 'a list for an object', (a) => withValue(a, path, [value]));
       }
+      add('extra-field', path, 'a field nobody asked for', (a) => withValue(a, [...path, 'unrequested'], { nested: [1, 'two'] }));
       for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
       return;
     }
     if (typeof value === 'string' && ENUM_VALUES.has(value)) {
-      add('enum', path, `enum ${value} -> INVALID_VALUE`, (a) => withValue(a, path, 'INVALID_VALUE'));
-      add('enum', path, `enum ${value} -> PRIVATE (a value of an @inaccessible enum)`, (a) => withValue(a, path, 'PRIVATE'));
-      add('enum', path, `enum ${value} -> lower case`, (a) => withValue(a, path, value.toLowerCase()));
+      add('enum-invalid', path, `enum ${value} -> INVALID_VALUE`, (a) => withValue(a, path, 'INVALID_VALUE'));
+      add('enum-inaccessible', path, `enum ${value} -> PRIVATE (a value of an @inaccessible enum)`, (a) => withValue(a, path, 'PRIVATE'));
+      add('enum-lower-case', path, `enum ${value} -> lower case`, (a) => withValue(a, path, value.toLowerCase()));
     }
     if (typeof value === 'number' && Number.isInteger(value)) {
       add('float-for-int', path, `float for ${value}`, (a) => withValue(a, path, value + 0.5));
       add('string-for-int', path, `string for ${value}`, (a) => withValue(a, path, String(value)));
       add('big-int', path, `2^31 for ${value}`, (a) => withValue(a, path, 2 ** 31));
+      // Where integer checks tend to be hand-written: past 2^53, at and past 1e21 (JSON's exponent), negative.
+      for (const [name, edge] of [['2^53+2', 2 ** 53 + 2], ['1e20', 1e20], ['1e21', 1e21], ['-2^31-1', -(2 ** 31) - 1], ['-1.5', -1.5]] as const) {
+        add(`int-edge-${name}`, path, `${name} for ${value}`, (a) => withValue(a, path, edge));
+      }
     }
-    if (typeof value === 'string') add('number-for-string', path, 'a number for a string', (a) => withValue(a, path, 42));
+    if (typeof value === 'string') {
+      // Strings include IDs, which accept integers: so integers, floats and booleans in their place.
+      add('number-for-string', path, 'a number for a string', (a) => withValue(a, path, 42));
+      add('float-for-string', path, 'a float for a string', (a) => withValue(a, path, 1.5));
+      add('huge-for-string', path, '1e21 for a string', (a) => withValue(a, path, 1e21));
+      add('boolean-for-string', path, 'a boolean for a string', (a) => withValue(a, path, true));
+    }
     if (typeof value === 'boolean') add('string-for-boolean', path, 'a string for a boolean', (a) => withValue(a, path, 'true'));
     if (path.length > 0 && value !== null) add('object-for-leaf', path, 'an object for a leaf', (a) => withValue(a, path, { value }));
   };
@@ -147,12 +158,12 @@ function candidatesOf(fetch: number, answer: SubgraphAnswer): Candidate[] {
     ['error with null extensions and locations', { message: 'odd shape', locations: [{ line: 1, column: 2 }], extensions: null }],
     ['error with extensions that name a service and a code', { message: 'named', path: [], extensions: { code: 'FORBIDDEN', serviceName: 'elsewhere', exception: { stacktrace: ['x'] } } }],
   ];
-  for (const [describe, error] of odd) add('error-odd', [], describe, (a) => withError(a, error));
+  odd.forEach(([describe, error], i) => add(`error-odd-${i}`, [], describe, (a) => withError(a, error)));
   const failures: [string, ThrownFailure][] = [
     ['the data source throws an Error', { message: 'connect ECONNREFUSED 127.0.0.1:1' }],
     ['the data source throws a GraphQLError', { message: 'The subgraph is unavailable', graphql: true, extensions: { code: 'SUBGRAPH_UNAVAILABLE', serviceName: 'x' } }],
   ];
-  for (const [describe, failure] of failures) add('throws', [], describe, () => ({ [THROWS]: failure }) as SubgraphAnswer);
+  failures.forEach(([describe, failure], i) => add(`throws-${i}`, [], describe, () => ({ [THROWS]: failure }) as SubgraphAnswer));
   add('answer-extensions', [], 'extensions on the answer', (a) => ({ ...a, extensions: { ftv1: 'abc', cacheControl: { version: 1, hints: [] } } }));
   add('data-null', [], 'data null with an error', (a) => ({ data: null, errors: [...(a.errors ?? []), { message: 'whole answer failed', extensions: { code: 'INJECTED' } }] }));
   add('errors-only', [], 'no data, only an error', (a) => ({ errors: [...(a.errors ?? []), { message: 'no data at all' }] }));
@@ -161,25 +172,42 @@ function candidatesOf(fetch: number, answer: SubgraphAnswer): Candidate[] {
 }
 
 /**
- * Variants of a recording: for each kind of change and each depth of each fetch, one position drawn with a
- * PRNG seeded by `seed`; then at most `max` of those, drawn the same way. Deterministic for a given recording.
+ * Variants of a recording, one change each, stratified so that few variants still cover many kinds of change:
+ * the kinds this recording admits are visited in a seeded order, round after round, and each visit draws one
+ * position of that kind (any fetch, any depth, depths first spread evenly) not drawn before. At most `max`.
+ * Deterministic for a given recording and seed.
  */
 export function variantsOf(recording: Recording, seed: number, max: number): Variant[] {
   const random = prng(seed);
-  const groups = new Map<string, Candidate[]>();
+  // kind -> depth group -> candidates
+  const byKind = new Map<string, Map<string, Candidate[]>>();
   recording.forEach((fetch, index) => {
     for (const candidate of candidatesOf(index, JSON.parse(fetch.answer) as SubgraphAnswer)) {
-      const group = `${index}/${candidate.kind}/${candidate.depth}`;
-      groups.set(group, [...(groups.get(group) ?? []), candidate]);
+      const depths = byKind.get(candidate.kind) ?? new Map<string, Candidate[]>();
+      byKind.set(candidate.kind, depths);
+      const group = `${index}/${candidate.depth}`;
+      depths.set(group, [...(depths.get(group) ?? []), candidate]);
     }
   });
-  const chosen = [...groups.values()].map((group) => group[Math.floor(random() * group.length)]!);
-  // Partial Fisher-Yates: the first `max` of a seeded shuffle.
-  for (let i = 0; i < Math.min(max, chosen.length); i++) {
-    const j = i + Math.floor(random() * (chosen.length - i));
-    [chosen[i], chosen[j]] = [chosen[j]!, chosen[i]!];
+  const kinds = [...byKind.keys()];
+  for (let i = kinds.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
   }
-  return chosen.slice(0, max).map((candidate) => {
+  const chosen: Candidate[] = [];
+  while (chosen.length < max && kinds.some((kind) => byKind.get(kind)!.size > 0)) {
+    for (const kind of kinds) {
+      if (chosen.length >= max) break;
+      const depths = byKind.get(kind)!;
+      const groups = [...depths.keys()];
+      if (groups.length === 0) continue;
+      const group = groups[Math.floor(random() * groups.length)]!;
+      const candidates = depths.get(group)!;
+      chosen.push(candidates.splice(Math.floor(random() * candidates.length), 1)[0]!);
+      if (candidates.length === 0) depths.delete(group);
+    }
+  }
+  return chosen.map((candidate) => {
     const fetch = recording[candidate.fetch]!;
     const answer = candidate.apply(JSON.parse(fetch.answer) as SubgraphAnswer);
     return {
@@ -187,4 +215,30 @@ export function variantsOf(recording: Recording, seed: number, max: number): Var
       recording: recording.map((f, i) => (i === candidate.fetch ? { ...f, answer: JSON.stringify(answer) } : f)),
     };
   });
+}
+
+/**
+ * Variants with `arity` changes at once (anywhere in any fetch), drawn with a PRNG seeded by `seed`. A change
+ * whose position an earlier one removed is left out.
+ */
+export function compoundVariantsOf(recording: Recording, seed: number, max: number, arity = 3): Variant[] {
+  const random = prng(seed);
+  const all = recording.flatMap((fetch, index) => candidatesOf(index, JSON.parse(fetch.answer) as SubgraphAnswer));
+  if (all.length === 0) return [];
+  const variants: Variant[] = [];
+  for (let n = 0; n < max; n++) {
+    const answers = recording.map((fetch) => JSON.parse(fetch.answer) as SubgraphAnswer);
+    const applied: string[] = [];
+    for (let k = 0; k < arity; k++) {
+      const candidate = all[Math.floor(random() * all.length)]!;
+      try {
+        answers[candidate.fetch] = candidate.apply(answers[candidate.fetch]!);
+        applied.push(`fetch ${candidate.fetch}: ${candidate.describe}`);
+      } catch {
+        // Its position is gone (under a value an earlier change replaced).
+      }
+    }
+    variants.push({ description: applied.join('; '), recording: recording.map((f, i) => ({ ...f, answer: JSON.stringify(answers[i]) })) });
+  }
+  return variants;
 }
