@@ -18,7 +18,7 @@ import { RECORDING_VIEWER, startRealSubgraphs, type RealSubgraphs } from './subg
  * send the same subgraph requests (query and variables) in the same order.
  */
 
-/** Mutated variants per corpus entry (about 250 entries), each run by both executors: one change each... */
+/** Mutated variants per corpus entry (210 entries), each run by both executors: one change each... */
 const VARIANTS_PER_ENTRY = 10;
 /** ...and three changes at once. */
 const COMPOUND_VARIANTS_PER_ENTRY = 2;
