@@ -73,6 +73,9 @@ const pricing = {
 type Product @key(fields: "id") {
   id: ID!
   price: Int!
+  "Named like built-in properties of objects: missing where the entity is unknown (p4)."
+  constructor: String
+  toString: Int!
   discount: Int
   stockNote: String!
   offers: [Offer!]
@@ -87,6 +90,8 @@ type Offer {
     Product: {
       __resolveReference: ({ id }: { id: string }) => (id === 'p4' ? null : { id }),
       price: ({ id }: { id: string }) => (id === 'p2' ? null : Number(id.slice(1)) * 10),
+      constructor: ({ id }: { id: string }) => `made ${id}`,
+      toString: ({ id }: { id: string }) => Number(id.slice(1)),
       discount: ({ id }: { id: string }) => {
         if (id === 'p3') throw testError(`no discount for ${id}`);
         return id === 'p1' ? 5 : null;
@@ -373,6 +378,25 @@ describe('nullability and errors across subgraph boundaries', () => {
         raised('comment withdrawn', ['mixed', 0, 'comments', 1, 'late'], 'reviews'),
         raised('comment withdrawn', ['mixed', 2, 'comments', 1, 'late'], 'reviews'),
       ],
+    });
+  });
+
+  it("treats a missing field named like an object's built-in property as missing (null), not as the built-in", async () => {
+    await graph.expectAnswer(`{ shelf { id constructor } }`, undefined, {
+      data: {
+        shelf: [
+          { id: 'p1', constructor: 'made p1' },
+          { id: 'p2', constructor: 'made p2' },
+          { id: 'p3', constructor: 'made p3' },
+          { id: 'p4', constructor: null },
+        ],
+      },
+    });
+    await graph.expectAnswer(`{ shelf { id toString } }`, undefined, {
+      data: { shelf: [{ id: 'p1', toString: 1 }, { id: 'p2', toString: 2 }, { id: 'p3', toString: 3 }, null] },
+      extensions: {
+        valueCompletion: [{ message: 'Cannot return null for non-nullable field Product.toString.', path: ['shelf', 3, 'toString'], extensions: { code: 'INVALID_GRAPHQL' } }],
+      },
     });
   });
 

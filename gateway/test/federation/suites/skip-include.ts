@@ -280,4 +280,25 @@ describe('@skip and @include across fetch boundaries', () => {
       },
     });
   });
+
+  it("answers response keys named like an object's built-in properties, within and across fetches", async () => {
+    await graph.expectAnswer(`{ users { constructor: name toString: postCount hasOwnProperty: id valueOf: __typename } }`, undefined, {
+      data: {
+        users: [
+          { constructor: 'Ada', toString: 2, hasOwnProperty: 'u1', valueOf: 'User' },
+          { constructor: 'Alan', toString: 1, hasOwnProperty: 'u2', valueOf: 'User' },
+        ],
+      },
+    });
+  });
+
+  it('answers a response key named __proto__ (our executor hands such operations to Apollo\'s, by design)', async () => {
+    // Parsed from text: in an object literal, `__proto__` would set the prototype instead of a key.
+    const fallsBack = 'a response key named __proto__';
+    await graph.expectAnswer(`{ users { __proto__: name } }`, undefined, { data: JSON.parse('{"users":[{"__proto__":"Ada"},{"__proto__":"Alan"}]}'), fallsBack });
+    await graph.expectAnswer(`{ posts { author { __proto__: postCount name } } }`, undefined, {
+      data: JSON.parse('{"posts":[{"author":{"__proto__":2,"name":"Ada"}},{"author":{"__proto__":1,"name":"Alan"}},{"author":{"__proto__":2,"name":"Ada"}}]}'),
+      fallsBack,
+    });
+  });
 });
