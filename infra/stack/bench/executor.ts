@@ -18,6 +18,7 @@ import { readSupergraph } from '@fed/gateway/supergraph';
 import { createLogger, databaseLocation, runInRequestScope } from '@fed/platform';
 import { median } from '@fed/platform/testing';
 import { startStack } from '../src/stack.ts';
+import { QUERIES } from './queries.ts';
 
 // `--only ours` (or `apollo`) times one executor: for a CPU profile of it alone (`node --cpu-prof --import tsx`).
 const { values } = parseArgs({
@@ -27,15 +28,6 @@ const rounds = Number(values.rounds);
 const iterations = Number(values.iterations);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-export const QUERIES = {
-  nested: `query Nested { users(first: 20) { edges { node {
-    id name email orderCount
-    orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } } } } } }`,
-  deep: `query Deep { users(first: 20) { edges { node {
-    id name email
-    orders(first: 5) { totalCount edges { node { id status totalCents items { sku quantity unitPriceCents }
-      user { id name orderCount orders(first: 5) { totalCount edges { node { id status user { id name } } } } } } } } } } } }`,
-};
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-executor-'));
 const logger = createLogger({ name: 'bench-executor', level: 'warn' });
