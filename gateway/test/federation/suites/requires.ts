@@ -111,6 +111,8 @@ type Product @key(fields: "upc") {
   handling: String! @requires(fields: "packaging { __typename ... on Box { size } ... on Envelope { padded } }")
   "Echoes the representation it was sent for the given fields, to show what the gateway passed."
   sent: String! @requires(fields: "weight dimensions { unit }")
+  "Fails for p3 (it is non-null, so p3's whole entity is null in this subgraph's answer)."
+  insured: Boolean!
 }
 type Dimensions @shareable {
   width: Int!
@@ -141,6 +143,10 @@ type Envelope implements Packaging @shareable {
       handling: ({ packaging }: ShippingRepresentation) =>
         packaging?.__typename === 'Box' ? `box ${packaging.size}` : packaging?.padded ? 'padded envelope' : 'envelope',
       sent: ({ upc, weight, dimensions }: ShippingRepresentation) => JSON.stringify({ upc, weight, dimensions }),
+      insured: ({ upc }: ShippingRepresentation) => {
+        if (upc === 'p3') throw testError(`no insurance data for ${upc}`);
+        return upc === 'p1';
+      },
     },
     Packaging: { __resolveType: (packaging: { __typename: string }) => packaging.__typename },
   },
@@ -157,6 +163,9 @@ type Product @key(fields: "upc") {
   name: String! @external
   shippingCost: Int @external
   quote: String! @requires(fields: "name shippingCost")
+  insured: Boolean! @external
+  "Echoes what it was sent; needs a non-null field that fails for p3 in shipping."
+  policy: String @requires(fields: "insured")
 }
 `,
   ),
@@ -164,6 +173,7 @@ type Product @key(fields: "upc") {
     Product: {
       __resolveReference: (representation: { upc: string; name?: string; shippingCost?: number | null }) => representation,
       quote: ({ name, shippingCost }: { name: string; shippingCost: number | null }) => (shippingCost === null ? `${name}: ask us` : `${name}: ${shippingCost}`),
+      policy: (representation: { upc: string; insured?: boolean | null }) => `${representation.upc}: ${JSON.stringify(representation.insured ?? 'missing')}`,
     },
   },
 };
@@ -280,5 +290,31 @@ describe('@requires', () => {
       },
       errors: [{ message: 'no EUR price for p3', path: ['bundle', 4, 'price'], extensions: { code: 'FED_TEST_ERROR', serviceName: 'products' } }],
     });
+  });
+
+  it('leaves out of the requiring fetch an entity whose non-null required field failed (no fetch at all if none is left)', async () => {
+    await graph.expectAnswer(`{ products { upc policy } }`, undefined, {
+      data: {
+        products: [
+          { upc: 'p1', policy: 'p1: true' },
+          { upc: 'p2', policy: 'p2: false' },
+          { upc: 'p3', policy: null },
+        ],
+      },
+      errors: [{ message: 'no insurance data for p3', path: ['products', 2, 'insured'], extensions: { code: 'FED_TEST_ERROR', serviceName: 'shipping' } }],
+    });
+    await graph.expectAnswer(`{ product(upc: "p3") { name policy } }`, undefined, {
+      data: { product: { name: 'Vase', policy: null } },
+      errors: [{ message: 'no insurance data for p3', path: ['product', 'insured'], extensions: { code: 'FED_TEST_ERROR', serviceName: 'shipping' } }],
+    });
+    for (const execution of ['apollo', 'own'] as const) {
+      const { requests } = await graph.askWith(execution, `{ products { upc policy } }`);
+      expect(requests.find((request) => request.subgraph === 'delivery')?.variables.representations).toEqual([
+        { __typename: 'Product', insured: true, upc: 'p1' },
+        { __typename: 'Product', insured: false, upc: 'p2' },
+      ]);
+      const single = await graph.askWith(execution, `{ product(upc: "p3") { name policy } }`);
+      expect(single.requests.map((request) => request.subgraph)).toEqual(['products', 'shipping']);
+    }
   });
 });
