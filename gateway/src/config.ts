@@ -74,6 +74,10 @@ export const gatewayConfigShape = z.object({
   SUBGRAPH_TIMEOUT_MS: milliseconds(10_000),
   /** Identical subgraph reads in flight at once share one fetch (keyed by the signed viewer): `off` sends each. */
   SUBGRAPH_DEDUPE: z.enum(['on', 'off']).default('on'),
+  /** Who runs query plans: this gateway's executor, or @apollo/gateway's (a way back, should ours misbehave). */
+  EXECUTOR: z.enum(['own', 'apollo']).default('own'),
+  /** Our executor sends identical representations within one `_entities` fetch once. */
+  DEDUPE_REPRESENTATIONS: z.enum(['on', 'off']).default('on'),
   /** Unset: in-memory cache and rate limits, private to this process. */
   REDIS_URL: redisUrl.optional(),
   REDIS_KEY_PREFIX: redisKeyPrefix,
@@ -226,6 +230,8 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
     subgraphUrls: config.SUBGRAPH_URLS,
     subgraphTimeoutMs: config.SUBGRAPH_TIMEOUT_MS,
     dedupe: config.SUBGRAPH_DEDUPE === 'on',
+    execution: config.EXECUTOR,
+    dedupeRepresentations: config.DEDUPE_REPRESENTATIONS === 'on',
     corsOrigins: config.CORS_ORIGINS,
     maxBodyBytes: config.MAX_BODY_BYTES,
     extraPublicErrorCodes: config.PUBLIC_ERROR_CODES,
