@@ -183,4 +183,25 @@ describe('mutations across subgraphs', () => {
       expect(state.journal).toEqual(['audit: 1', 'ledger: deposit 1', 'audit: 2']);
     }
   });
+
+  it('does not run a mutation field its condition excludes, and runs those in fragments on the root in order', async () => {
+    const operation = `mutation ($dry: Boolean!) {
+      n1: note(text: "start") { text }
+      ... on Mutation @skip(if: $dry) { d: deposit(account: "acc1", amount: 3) { balance } }
+      ...Close
+    }
+    fragment Close on Mutation { n2: note(text: "end") { journal } }`;
+    await graph.expectAnswer(operation, { dry: true }, { data: { n1: { text: 'start' }, n2: { journal: ['audit: start', 'audit: end'] } } }, reset);
+    await graph.expectAnswer(
+      operation,
+      { dry: false },
+      { data: { n1: { text: 'start' }, d: { balance: 103 }, n2: { journal: ['audit: start', 'ledger: deposit 3', 'audit: end'] } } },
+      reset,
+    );
+    for (const execution of ['apollo', 'own'] as const) {
+      reset();
+      expect((await graph.askWith(execution, operation, { dry: true })).requests.map((request) => request.subgraph)).toEqual(['audit', 'audit']);
+      expect(state.journal).toEqual(['audit: start', 'audit: end']);
+    }
+  });
 });
