@@ -79,7 +79,7 @@ export interface Expected {
 
 export interface Federation {
   supergraphSdl: string;
-  /** Every subgraph request since the last clear, in arrival order. */
+  /** Every subgraph request since the suite started (the gateway's readiness probes aside), in arrival order. */
   requests: SubgraphRequest[];
   /** Stops one subgraph's server: from then on, fetches to it are refused. */
   stopSubgraph(name: string): Promise<void>;
@@ -88,8 +88,9 @@ export interface Federation {
   /** One executor's answer, and the subgraph requests it made. */
   askWith(execution: Execution, query: Operation, variables?: Record<string, unknown>): Promise<{ answer: Answer; requests: SubgraphRequest[] }>;
   /**
-   * Asks every executor in turn (`before` runs before each, to reset state a mutation changes); each answer must
-   * be `expected`, data keys in the order the operation asks for them, and all answers byte-identical.
+   * Asks every executor (at once; one after the other when `before` is given, which runs before each to reset
+   * state a mutation changes); each answer must be `expected`, data keys in the order the operation asks for
+   * them, and all answers byte-identical.
    */
   expectAnswer(query: Operation, variables: Record<string, unknown> | undefined, expected: Expected, before?: () => void): Promise<Record<Execution, Answer>>;
 }
