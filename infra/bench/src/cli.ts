@@ -118,7 +118,7 @@ try {
     for (const scenario of scenarios) {
       // Alternating order, so that no gateway always runs right after the same one.
       for (const name of run % 2 ? scenario.gateways : [...scenario.gateways].reverse()) {
-        const measured = await load(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: secondsOf(scenario), quiesce: quiesce(name) });
+        const measured = await load(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: secondsOf(scenario), maxSeconds: 8 * secondsOf(scenario), quiesce: quiesce(name) });
         results.set(`${scenario.name}:${name}`, [...(results.get(`${scenario.name}:${name}`) ?? []), measured]);
         log(`  ${scenario.name} ${name}: ${Math.round(measured.rps)} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms`);
       }

@@ -17,6 +17,8 @@ export interface LoadResult {
   p50Ms: number;
   p99Ms: number;
   requests: number;
+  /** How long the run lasted (longer than asked for when a short one got fewer answers than connections). */
+  seconds: number;
   /** The gateway process's user + system CPU per request. */
   cpuMsPerRequest: number;
 }
@@ -117,15 +119,29 @@ export async function load(
   generator: LoadGenerator,
   target: BenchProcess,
   requests: readonly LoadRequest[],
-  { seconds, connections, log, quiesce = [target.pid] }: { seconds: number; connections: number; log: (line: string) => void; quiesce?: readonly number[] },
+  {
+    seconds,
+    connections,
+    log,
+    quiesce = [target.pid],
+    maxSeconds = seconds,
+  }: { seconds: number; connections: number; log: (line: string) => void; quiesce?: readonly number[]; maxSeconds?: number },
 ): Promise<LoadResult> {
-  const cpuBefore = cpuMs(target.pid);
-  const { failed, ...measured } = await generate(generator, target, requests, seconds, connections);
-  const cpu = cpuMs(target.pid) - cpuBefore;
-  // What the load generator abandoned at the end is still being served: not in this run, not in the next.
-  await settle(quiesce);
-  checkFailures(target.name, failed, measured.requests, log);
-  return { ...measured, cpuMsPerRequest: Number((cpu / Math.max(1, measured.requests)).toFixed(3)) };
+  for (let length = seconds; ; length *= 2) {
+    const cpuBefore = cpuMs(target.pid);
+    const { failed, ...measured } = await generate(generator, target, requests, length, connections);
+    const cpu = cpuMs(target.pid) - cpuBefore;
+    // What the load generator abandoned at the end is still being served: not in this run, not in the next.
+    await settle(quiesce);
+    // Fewer answers than connections: the run ended about when the first answers came (a busy machine), and
+    // measured the start, not the pace. Up to maxSeconds, it is run again twice as long.
+    if (measured.requests - failed < connections && length * 2 <= maxSeconds) {
+      log(`  ${target.name}: ${measured.requests - failed} answers in ${length} s at ${connections} connections; measuring again for ${length * 2} s`);
+      continue;
+    }
+    checkFailures(target.name, failed, measured.requests, log);
+    return { ...measured, seconds: length, cpuMsPerRequest: Number((cpu / Math.max(1, measured.requests)).toFixed(3)) };
+  }
 }
 
 /** However busy the processes stay, `settle` returns after this long. */

@@ -152,6 +152,19 @@ describe.each<[string, () => LoadGenerator]>([
     expect((await load(generator(), warming, REQUESTS, quiet)).requests).toBeGreaterThan(0);
   });
 
+  it('with maxSeconds, a run that got fewer answers than connections is run again twice as long, up to maxSeconds', async () => {
+    // The first answers come 1.5 s after the first request: a 1 s run gets none, the 2 s one that follows does.
+    const cold = await countingServer(200, 1_500);
+    const lines: string[] = [];
+    const result = await load(generator(), cold, REQUESTS, { ...quiet, log: (line) => lines.push(line), maxSeconds: 4 });
+    expect(result.seconds).toBeGreaterThan(SECONDS);
+    expect(result.requests).toBeGreaterThanOrEqual(CONNECTIONS);
+    expect(lines[0]).toMatch(/^ {2}counting-server: 0 answers in 1 s at 4 connections; measuring again for 2 s$/);
+    // A server that never answers still fails the measurement once maxSeconds is reached.
+    const stalled = await countingServer(200, 60_000);
+    await expect(load(generator(), stalled, REQUESTS, { ...quiet, maxSeconds: 2 })).rejects.toThrow(/not one request completed/);
+  });
+
   it('never fails a warm-up, even against a server that only fails: the measurement judges it', async () => {
     const server = await countingServer(500);
     const lines: string[] = [];

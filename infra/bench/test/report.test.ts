@@ -22,7 +22,7 @@ const SCENARIO_GATEWAYS: Record<ScenarioName, GatewayName[]> = {
 const DEFAULT_CPU: Partial<Record<GatewayName, number>> = { ours: 0.5, 'ours-dedupe': 0.5, 'ours-cached': 0.1, apollo: 2, 'apollo-cached': 0.4, hive: 1.5, 'hive-dedupe': 1.4, 'hive-router': 1 };
 
 function measured(gateway: GatewayName, rps: number, p50Ms: number, p99Ms: number, cpuMsPerRequest: number): MeasuredRow {
-  const run = { rps, p50Ms, p99Ms, requests: Math.round(rps * 4), cpuMsPerRequest };
+  const run = { rps, p50Ms, p99Ms, requests: Math.round(rps * 4), seconds: 4, cpuMsPerRequest };
   return { gateway, rps, p50Ms, p99Ms, cpuMsPerRequest, runs: [run] };
 }
 
