@@ -217,7 +217,7 @@ function dedupe(representations: Data[]) {
           used.add(slot);
           return entity;
         }
-        return entity === null || typeof entity !== 'object' ? entity : structuredClone(entity);
+        return copy(entity);
       });
     }
     if (response.errors) {
@@ -234,6 +234,20 @@ function dedupe(representations: Data[]) {
     }
   };
   return { unique, fanOut };
+}
+
+/** A deep copy of parsed JSON (plain objects, arrays, scalars): several times cheaper than structuredClone. */
+function copy(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(copy);
+  const copied: Data = {};
+  for (const key of Object.keys(value)) {
+    const inner = copy((value as Data)[key]);
+    // An assignment to `__proto__` would set the prototype; JSON.parse made it an own key, and so does this.
+    if (key === '__proto__') Object.defineProperty(copied, key, { value: inner, enumerable: true, writable: true, configurable: true });
+    else copied[key] = inner;
+  }
+  return copied;
 }
 
 const hasOwn = (object: object, key: PropertyKey) => Object.prototype.hasOwnProperty.call(object, key);
