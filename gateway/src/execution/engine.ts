@@ -117,8 +117,9 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   const prepare = (document: DocumentNode, operationName: string | undefined): PreparedOperation => {
     try {
       const { node } = planner.buildQueryPlan(operationFromDocument(apiSchema, document, { operationName }));
+      if (node?.kind === 'Subscription') return { kind: 'fallback', reason: 'a subscription' };
       const unsupported = findsDeferOrSubscription(node);
-      if (unsupported || node?.kind === 'Subscription') return { kind: 'fallback', reason: unsupported ?? 'a subscription' };
+      if (unsupported) return { kind: 'fallback', reason: unsupported };
       return { ...prepareProjection(document, operationName), node };
     } catch (error) {
       if (error instanceof UnsupportedOperation) return { kind: 'fallback', reason: error.message };

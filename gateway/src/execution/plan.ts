@@ -348,12 +348,8 @@ function applyAtPath(types: SupergraphTypes, path: readonly string[], value: unk
 }
 
 function moveIntoCursor(cursor: Cursor, pathInCursor: ResponsePath): Cursor | undefined {
-  const data = flattenResultsAtPath(cursor.data, pathInCursor);
+  const data = flattenFrom(cursor.data, pathInCursor, 0);
   return data ? { path: cursor.path.concat(pathInCursor), data, fullResult: cursor.fullResult } : undefined;
-}
-
-function flattenResultsAtPath(value: unknown, path: ResponsePath): Data | Data[] | null | undefined {
-  return flattenFrom(value, path, 0);
 }
 
 // Apollo's recursion, by index instead of by copying the rest of the path at every step.

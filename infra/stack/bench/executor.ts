@@ -5,20 +5,14 @@
 // Apollo Server pipeline, no subgraph). Both outputs must be byte-equal before anything is timed. Reports the
 // CPU time per execution (process.cpuUsage, both threads of GC included) as medians of the rounds, as JSON.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
 import { operationFromDocument } from '@apollo/federation-internals';
 import { parse } from 'graphql';
 import { createExecutionEngine } from '@fed/gateway/execution';
-import { DEFAULT_SUPERGRAPH_PATH } from '@fed/gateway/config';
-import { readSupergraph } from '@fed/gateway/supergraph';
-import { createLogger, databaseLocation, runInRequestScope } from '@fed/platform';
+import { runInRequestScope } from '@fed/platform';
 import { median } from '@fed/platform/testing';
-import { startStack } from '../src/stack.ts';
-import { QUERIES } from './queries.ts';
+import { QUERIES, startSeededStack } from './queries.ts';
 
 // `--only ours` (or `apollo`) times one executor: for a CPU profile of it alone (`node --cpu-prof --import tsx`).
 const { values } = parseArgs({
@@ -29,16 +23,7 @@ const iterations = Number(values.iterations);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 
-const dataDir = mkdtempSync(join(tmpdir(), 'bench-executor-'));
-const logger = createLogger({ name: 'bench-executor', level: 'warn' });
-const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
-const stack = await startStack({
-  databases: { users: databaseLocation(undefined, dataDir, 'users'), orders: databaseLocation(undefined, dataDir, 'orders') },
-  supergraphSdl,
-  logger,
-  responseCache: null,
-  seedIfEmpty: { users: 200, ordersPerUser: 5 },
-});
+const { stack, logger, supergraphSdl, removeData } = await startSeededStack('bench-executor');
 
 try {
   const engine = createExecutionEngine({ supergraphSdl, logger, dedupeRepresentations: false });
@@ -136,7 +121,7 @@ try {
   process.stdout.write(`${JSON.stringify({ rounds, iterations, results }, null, 2)}\n`);
 } finally {
   await stack.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  removeData();
 }
 
 function round3(value: number) {

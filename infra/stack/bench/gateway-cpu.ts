@@ -6,20 +6,15 @@
 // as its own process. Runs alternate; medians go to stdout as JSON. With `--only own` (or `apollo`) one
 // gateway is loaded, for a profile of it alone: `node --cpu-prof --import tsx bench/gateway-cpu.ts --only own`.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { createAuthenticator, createGateway, mintToken, type Gateway } from '@fed/gateway';
-import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
-import { readSupergraph } from '@fed/gateway/supergraph';
-import { createLogger, createMemoryCache, databaseLocation, listen, MemoryRateLimiter } from '@fed/platform';
+import { DEVELOPMENT_AUTH } from '@fed/gateway/config';
+import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
 import { median } from '@fed/platform/testing';
-import { startStack } from '../src/stack.ts';
-import { QUERIES } from './queries.ts';
+import { QUERIES, startSeededStack } from './queries.ts';
 
 const { values } = parseArgs({
   options: {
@@ -32,16 +27,7 @@ const { values } = parseArgs({
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const autocannon = fileURLToPath(new URL('../../../node_modules/.bin/autocannon', import.meta.url));
 
-const dataDir = mkdtempSync(join(tmpdir(), 'bench-gateway-cpu-'));
-const logger = createLogger({ name: 'bench-gateway-cpu', level: 'warn' });
-const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
-const stack = await startStack({
-  databases: { users: databaseLocation(undefined, dataDir, 'users'), orders: databaseLocation(undefined, dataDir, 'orders') },
-  supergraphSdl,
-  logger,
-  responseCache: null,
-  seedIfEmpty: { users: 200, ordersPerUser: 5 },
-});
+const { stack, logger, supergraphSdl, removeData } = await startSeededStack('bench-gateway-cpu');
 
 /** Forwards a request the first time its body is seen, then answers it from memory. */
 async function replaying(target: string) {
@@ -128,5 +114,5 @@ try {
   for (const { gateway } of Object.values(gateways)) await gateway.stop();
   for (const { server } of Object.values(proxies)) server.close();
   if (!stopped) await stack.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  removeData();
 }

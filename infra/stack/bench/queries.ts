@@ -1,3 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_SUPERGRAPH_PATH } from '@fed/gateway/config';
+import { readSupergraph } from '@fed/gateway/supergraph';
+import { createLogger, databaseLocation } from '@fed/platform';
+import { startStack } from '../src/stack.ts';
+
 // The executor benches' queries: the nested list, and a deep one that goes back and forth between the
 // subgraphs (users → orders → items, each order's user with their orders, each of those orders' user).
 export const QUERIES = {
@@ -9,3 +17,18 @@ export const QUERIES = {
     orders(first: 5) { totalCount edges { node { id status totalCents items { sku quantity unitPriceCents }
       user { id name orderCount orders(first: 5) { totalCount edges { node { id status user { id name } } } } } } } } } } } }`,
 };
+
+/** The one-process stack on a fresh PGlite, seeded small, response cache off: it answers each fetch once. */
+export async function startSeededStack(name: string) {
+  const dataDir = mkdtempSync(join(tmpdir(), `${name}-`));
+  const logger = createLogger({ name, level: 'warn' });
+  const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
+  const stack = await startStack({
+    databases: { users: databaseLocation(undefined, dataDir, 'users'), orders: databaseLocation(undefined, dataDir, 'orders') },
+    supergraphSdl,
+    logger,
+    responseCache: null,
+    seedIfEmpty: { users: 200, ordersPerUser: 5 },
+  });
+  return { stack, logger, supergraphSdl, removeData: () => rmSync(dataDir, { recursive: true, force: true }) };
+}
