@@ -464,9 +464,9 @@ describe('the keep-alive transport', () => {
     const subgraph = await startIdleClosingSubgraph(2);
     const transport = createSubgraphTransport(subgraph.url);
     try {
-      const first = await transport.post({}, '{}', AbortSignal.timeout(5_000));
+      const first = await transport.post({}, '{}', 5_000);
       expect(first.status).toBe(200);
-      const second = await subgraph.atIdleClose(() => transport.post({}, '{}', AbortSignal.timeout(5_000)));
+      const second = await subgraph.atIdleClose(() => transport.post({}, '{}', 5_000));
       expect(second.status).toBe(200);
       expect(await second.json()).toEqual({ data: { __typename: 'Query' } });
       expect(subgraph.connections()).toBe(2);
