@@ -9,6 +9,7 @@
 //   --connections C         concurrent connections (50)
 //   --subscribers 1000,10000  fan-out sizes ('' to skip)
 //   --gateways a,b          only these gateways (bare Apollo, the reference, and ours always run)
+//   --scenarios a,b         only these scenarios (nested, deep, entity, mix, cache-hit, orders-entities)
 //   --cpu-prof              write each gateway's CPU profile to OUT/profiles when it stops
 //   --out DIR               where bench.md, bench.json and bench.svg go (infra/bench/results)
 // Progress goes to stderr; the report's path and the goals to stdout. Needs Postgres and Redis (TEST_DATABASE_URL,
@@ -17,13 +18,14 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { deleteRedisKeys, median, testRedisUrl } from '@fed/platform/testing';
+import { deleteRedisKeys, median, testPostgresUrl, testRedisUrl } from '@fed/platform/testing';
 import { buildCompiledTree } from './build.ts';
+import { postgresBackendsCpu, processCpu, redisCpu, type CpuWatch } from './cpu.ts';
 import { seedDataset, type Dataset } from './dataset.ts';
-import { load, pickLoadGenerator, warmUp, type LoadResult } from './load.ts';
+import { headersOf, load, pickLoadGenerator, warmUp, type LoadResult } from './load.ts';
 import { peakRssMb, REPO } from './processes.ts';
-import { checkGoals, renderChart, renderMarkdown, withRatios, type BenchReport, type MeasuredRow } from './report.ts';
-import { httpScenarios } from './scenarios.ts';
+import { checkGoals, renderChart, renderMarkdown, withRatios, type BenchReport, type MeasuredRow, type SubgraphRow } from './report.ts';
+import { httpScenarios, subgraphScenarios } from './scenarios.ts';
 import { sqlPerRequest } from './sql.ts';
 import { fanOut, type FanOut } from './subscriptions.ts';
 import { startTopology, type GatewayName, type Topology } from './topology.ts';
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     subscribers: { type: 'string', default: '1000,10000' },
     gateways: { type: 'string' },
+    scenarios: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     users: { type: 'string', default: '10000' },
     'orders-per-user': { type: 'string', default: '10' },
@@ -55,6 +58,7 @@ const settings = {
 };
 const subscriberCounts = values.subscribers.split(',').filter(Boolean).map(Number);
 const log = (line: string) => process.stderr.write(`${line}\n`);
+const cpuLine = ({ cpuMsPerRequestOf }: LoadResult) => Object.entries(cpuMsPerRequestOf).map(([part, ms]) => `${part} ${ms}`).join(', ');
 const began = performance.now();
 const elapsed = () => `${Math.round((performance.now() - began) / 1000)} s`;
 
@@ -69,6 +73,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const redisPrefix = `bench-${process.pid}-${Date.now().toString(36)}:`;
 let dataset: Dataset | undefined;
 let topology: Topology | undefined;
+let postgresCpu: ReturnType<typeof postgresBackendsCpu> | undefined;
 try {
   const loadAverageAtStart = loadavg().map((value) => Number(value.toFixed(2)));
   // One tree per run, removed afterwards (two runs at once would still share each workspace's dist/).
@@ -82,9 +87,12 @@ try {
 
   // Bare Apollo is the reference; ours also serves the SQL count and the fan-out.
   const only = values.gateways && new Set([...values.gateways.split(','), 'apollo', 'ours']);
+  const onlyScenarios = values.scenarios && new Set(values.scenarios.split(','));
   const scenarios = httpScenarios(dataset.counts.users)
+    .filter((scenario) => !onlyScenarios || onlyScenarios.has(scenario.name))
     .map((scenario) => ({ ...scenario, gateways: scenario.gateways.filter((name) => !only || only.has(name)) }))
     .filter((scenario) => scenario.gateways.length > 0);
+  const straight = subgraphScenarios().filter((scenario) => !onlyScenarios || onlyScenarios.has(scenario.name));
   const wanted = [...new Set<GatewayName>(['apollo', ...scenarios.flatMap((scenario) => scenario.gateways)])];
   log(`[${elapsed()}] starting the subgraphs and ${wanted.length} gateways`);
   topology = await startTopology({
@@ -94,6 +102,11 @@ try {
     usersDatabaseUrl: dataset.users.url, ordersDatabaseUrl: dataset.orders.url, redisUrl: testRedisUrl(), redisPrefix, wanted }, log);
   const { gateways, adminToken } = topology;
   const gateway = (name: GatewayName) => gateways.get(name)!;
+  const subgraph = (name: 'users' | 'orders') => topology![name];
+  // Every process of the system, read before and after each run: the table of issue 21 for every scenario.
+  postgresCpu = postgresBackendsCpu(testPostgresUrl(), [dataset.users.name, dataset.orders.name]);
+  const shared: CpuWatch[] = [processCpu('users', topology.users.pid), processCpu('orders', topology.orders.pid), postgresCpu, await redisCpu(testRedisUrl())];
+  const watchOf = (name: GatewayName) => [processCpu('gateway', gateway(name).pid), ...shared];
 
   log(`[${elapsed()}] checking that every gateway answers like bare Apollo`);
   const answerBytes = new Map<string, number>();
@@ -101,17 +114,37 @@ try {
     const sizes = await checkAnswers(scenario.name, scenario.gateways.filter((name) => name !== 'apollo').map(gateway), gateway('apollo'), scenario.requests(adminToken));
     if (sizes.length > 0) answerBytes.set(scenario.name, Math.round(sizes.reduce((total, size) => total + size, 0) / sizes.length));
   }
+  for (const scenario of straight) {
+    for (const request of scenario.requests((body) => topology!.signAsGateway(scenario.subgraph, body))) {
+      const response = await fetch(subgraph(scenario.subgraph).url, { method: 'POST', headers: headersOf(request), body: request.body });
+      const text = await response.text();
+      let wrong = response.status === 200 ? undefined : `status ${response.status}`;
+      try {
+        wrong ??= scenario.wrongAnswer(JSON.parse(text));
+      } catch {
+        wrong ??= 'not JSON';
+      }
+      if (wrong) throw new Error(`${scenario.name}: the ${scenario.subgraph} subgraph answered wrongly (${wrong}); nothing was timed: ${text.slice(0, 300)}`);
+      answerBytes.set(scenario.name, Buffer.byteLength(text));
+    }
+  }
 
   // After every run and warm-up round, until the gateway and both subgraphs have served what the load abandoned.
   const quiesce = (name: GatewayName) => [gateway(name).pid, topology!.users.pid, topology!.orders.pid];
   // Seconds asked for are seconds run (the smoke test's 1 s runs); otherwise a slow scenario gets its minimum.
   const secondsOf = (scenario: (typeof scenarios)[number]) => (values.seconds ? settings.secondsPerRun : Math.max(settings.secondsPerRun, scenario.minSecondsPerRun ?? 0));
   const options = { connections: settings.connections, log };
+  const signedRequests = (scenario: (typeof straight)[number]) => scenario.requests((body) => topology!.signAsGateway(scenario.subgraph, body));
+  const straightSeconds = (scenario: (typeof straight)[number]) => Math.min(settings.secondsPerRun, scenario.maxSecondsPerRun);
+  const straightQuiesce = [topology.users.pid, topology.orders.pid];
   log(`[${elapsed()}] warming up (${settings.warmupSeconds} s each, until the first answers come; ${settings.loadGenerator})`);
   for (const scenario of scenarios) {
     for (const name of scenario.gateways) {
       await warmUp(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: settings.warmupSeconds, quiesce: quiesce(name) });
     }
+  }
+  for (const scenario of straight) {
+    await warmUp(settings.loadGenerator, subgraph(scenario.subgraph), signedRequests(scenario), { ...options, seconds: Math.min(settings.warmupSeconds, scenario.maxSecondsPerRun), quiesce: straightQuiesce });
   }
   const results = new Map<string, LoadResult[]>();
   for (let run = 1; run <= settings.runs; run += 1) {
@@ -119,16 +152,29 @@ try {
     for (const scenario of scenarios) {
       // Alternating order, so that no gateway always runs right after the same one.
       for (const name of run % 2 ? scenario.gateways : [...scenario.gateways].reverse()) {
-        const measured = await load(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: secondsOf(scenario), maxSeconds: 8 * secondsOf(scenario), quiesce: quiesce(name) });
+        const measured = await load(settings.loadGenerator, gateway(name), scenario.requests(adminToken), { ...options, seconds: secondsOf(scenario), maxSeconds: 8 * secondsOf(scenario), quiesce: quiesce(name), watch: watchOf(name) });
         results.set(`${scenario.name}:${name}`, [...(results.get(`${scenario.name}:${name}`) ?? []), measured]);
-        log(`  ${scenario.name} ${name}: ${Math.round(measured.rps)} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms`);
+        log(`  ${scenario.name} ${name}: ${Math.round(measured.rps)} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms, CPU ms/req ${cpuLine(measured)}`);
       }
     }
+    for (const scenario of straight) {
+      const seconds = straightSeconds(scenario);
+      // Signed now, for this run only; a run is never doubled past the signature's life.
+      const measured = await load(settings.loadGenerator, subgraph(scenario.subgraph), signedRequests(scenario), { ...options, seconds, maxSeconds: Math.min(8 * seconds, scenario.maxSecondsPerRun), quiesce: straightQuiesce, watch: shared });
+      results.set(`${scenario.name}:${scenario.subgraph}`, [...(results.get(`${scenario.name}:${scenario.subgraph}`) ?? []), measured]);
+      log(`  ${scenario.name} ${scenario.subgraph}: ${Math.round(measured.rps)} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms, CPU ms/req ${cpuLine(measured)}`);
+    }
   }
+  const cpuOf = (runs: readonly LoadResult[]) => Object.fromEntries(Object.keys(runs[0]?.cpuMsPerRequestOf ?? {}).map((part) => [part, median(runs.map((run) => run.cpuMsPerRequestOf[part] ?? 0))]));
   const rowOf = (scenario: string, name: GatewayName): MeasuredRow => {
     const runs = results.get(`${scenario}:${name}`)!;
-    const of = (field: keyof LoadResult) => median(runs.map((run) => run[field]));
-    return { gateway: name, rps: Math.round(of('rps')), p50Ms: of('p50Ms'), p99Ms: of('p99Ms'), cpuMsPerRequest: of('cpuMsPerRequest'), runs };
+    const of = (field: 'rps' | 'p50Ms' | 'p99Ms' | 'cpuMsPerRequest') => median(runs.map((run) => run[field]));
+    return { gateway: name, rps: Math.round(of('rps')), p50Ms: of('p50Ms'), p99Ms: of('p99Ms'), cpuMsPerRequest: of('cpuMsPerRequest'), cpuMsPerRequestOf: cpuOf(runs), runs };
+  };
+  const subgraphRowOf = (scenario: string, target: string): SubgraphRow => {
+    const runs = results.get(`${scenario}:${target}`)!;
+    const of = (field: 'rps' | 'p50Ms' | 'p99Ms') => median(runs.map((run) => run[field]));
+    return { target, rps: Math.round(of('rps')), p50Ms: of('p50Ms'), p99Ms: of('p99Ms'), cpuMsPerRequestOf: cpuOf(runs), runs };
   };
   // Cache hits have no bare Apollo row of their own: they are compared with its nested run.
   const apolloNested = results.has('nested:apollo') ? rowOf('nested', 'apollo') : undefined;
@@ -171,6 +217,14 @@ try {
     settings,
     dataset: { ...dataset.counts, seedSeconds: dataset.seedSeconds },
     scenarios: scenarioRows,
+    subgraphScenarios: straight.map((scenario) => ({
+      name: scenario.name,
+      title: scenario.title,
+      subgraph: scenario.subgraph,
+      answerBytes: answerBytes.get(scenario.name) ?? null,
+      secondsPerRun: straightSeconds(scenario),
+      rows: [subgraphRowOf(scenario.name, scenario.subgraph)],
+    })),
     sql,
     subscriptions,
     peakRssMb: peakRss,
@@ -196,6 +250,7 @@ async function cleanUp() {
   cleaning ??= (async () => {
     const steps: [string, () => Promise<unknown> | undefined][] = [
       ['stopping the processes', () => topology?.stop()],
+      ['closing the Postgres monitor', () => postgresCpu?.close()],
       ['dropping the databases', () => dataset?.drop()],
       ['removing the compiled tree', async () => tree && rmSync(tree, { recursive: true, force: true })],
       ['deleting the Redis keys', () => deleteRedisKeys(redisPrefix)],

@@ -4,13 +4,24 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import autocannon from 'autocannon';
 import { cpuMs } from '@fed/platform/testing';
+import { cpuBetween, type CpuWatch } from './cpu.ts';
 import type { BenchProcess } from './processes.ts';
 
 /** One request of a scenario: the load cycles through them, one per request, on every connection. */
 export interface LoadRequest {
   body: string;
-  authorization: string;
+  /** The client's token; absent where the target takes none (a subgraph, called straight). */
+  authorization?: string;
+  /** Other headers (a subgraph's signed identity). */
+  headers?: Readonly<Record<string, string>>;
 }
+
+/** Every header a request is sent with. */
+export const headersOf = ({ authorization, headers }: LoadRequest): Record<string, string> => ({
+  'content-type': 'application/json',
+  ...(authorization !== undefined && { authorization }),
+  ...headers,
+});
 
 export interface LoadResult {
   rps: number;
@@ -19,8 +30,10 @@ export interface LoadResult {
   requests: number;
   /** How long the run lasted (longer than asked for when a short one got fewer answers than connections). */
   seconds: number;
-  /** The gateway process's user + system CPU per request. */
+  /** The target process's user + system CPU per request. */
   cpuMsPerRequest: number;
+  /** User + system CPU per request of every part watched during the run (gateway, subgraphs, Postgres, Redis), by name. */
+  cpuMsPerRequestOf: Record<string, number>;
 }
 
 export type LoadGenerator = 'wrk' | 'autocannon';
@@ -54,12 +67,12 @@ async function runWrk(target: BenchProcess, requests: readonly LoadRequest[], se
     const script = `${scratch}/run.lua`;
     writeFileSync(
       script,
-      `local requests = { ${requests.map(({ body, authorization }) => `{ ${JSON.stringify(body)}, ${JSON.stringify(authorization)} }`).join(',\n')} }
+      `local requests = { ${requests.map((request) => `{ ${JSON.stringify(request.body)}, { ${Object.entries(headersOf(request)).map(([name, value]) => `[${JSON.stringify(name)}] = ${JSON.stringify(value)}`).join(', ')} } }`).join(',\n')} }
 local counter = 0
 request = function()
   counter = counter + 1
   local r = requests[(counter % #requests) + 1]
-  return wrk.format("POST", nil, { ["content-type"] = "application/json", ["authorization"] = r[2] }, r[1])
+  return wrk.format("POST", nil, r[2], r[1])
 end
 done = function(summary, latency, _)
   local e = summary.errors
@@ -90,8 +103,8 @@ async function runAutocannon(target: BenchProcess, requests: readonly LoadReques
       {
         method: 'POST',
         setupRequest: (request) => {
-          const { body, authorization } = requests[next++ % requests.length]!;
-          return { ...request, body, headers: { ...request.headers, 'content-type': 'application/json', authorization } };
+          const given = requests[next++ % requests.length]!;
+          return { ...request, body: given.body, headers: { ...request.headers, ...headersOf(given) } };
         },
       },
     ],
@@ -112,8 +125,9 @@ const generate = (generator: LoadGenerator, target: BenchProcess, requests: read
   generator === 'wrk' ? runWrk(target, requests, seconds, connections) : runAutocannon(target, requests, seconds, connections);
 
 /**
- * `requests` against `target` for `seconds` at `connections`, with the target process's CPU per request. This is
- * a measurement: a run that completed nothing, or failed more than a stray request, throws.
+ * `requests` against `target` for `seconds` at `connections`, with the target process's CPU per request, and that
+ * of every part in `watch`. This is a measurement: a run that completed nothing, or failed more than a stray
+ * request, throws.
  */
 export async function load(
   generator: LoadGenerator,
@@ -125,12 +139,15 @@ export async function load(
     log,
     quiesce = [target.pid],
     maxSeconds = seconds,
-  }: { seconds: number; connections: number; log: (line: string) => void; quiesce?: readonly number[]; maxSeconds?: number },
+    watch = [],
+  }: { seconds: number; connections: number; log: (line: string) => void; quiesce?: readonly number[]; maxSeconds?: number; watch?: readonly CpuWatch[] },
 ): Promise<LoadResult> {
   for (let length = seconds; ; length *= 2) {
+    const watchedBefore = await Promise.all(watch.map((part) => part.sample()));
     const cpuBefore = cpuMs(target.pid);
     const { failed, ...measured } = await generate(generator, target, requests, length, connections);
     const cpu = cpuMs(target.pid) - cpuBefore;
+    const watchedAfter = await Promise.all(watch.map((part) => part.sample()));
     // What the load generator abandoned at the end is still being served: not in this run, not in the next.
     await settle(quiesce);
     // Fewer answers than connections: the run ended about when the first answers came (a busy machine), and
@@ -140,7 +157,9 @@ export async function load(
       continue;
     }
     checkFailures(target.name, failed, measured.requests, log);
-    return { ...measured, seconds: length, cpuMsPerRequest: Number((cpu / Math.max(1, measured.requests)).toFixed(3)) };
+    const perRequest = (ms: number) => Number((ms / Math.max(1, measured.requests)).toFixed(3));
+    const cpuMsPerRequestOf = Object.fromEntries(watch.map((part, index) => [part.name, perRequest(cpuBetween(watchedBefore[index]!, watchedAfter[index]!))]));
+    return { ...measured, seconds: length, cpuMsPerRequest: perRequest(cpu), cpuMsPerRequestOf };
   }
 }
 

@@ -19,6 +19,25 @@ export interface ScenarioRow {
   cpuRatioToApollo: number | null;
   /** Gateway CPU per request over the hive-router gateway's in the same scenario; null where it did not run. */
   cpuRatioToHiveRouter: number | null;
+  /** CPU per request of every process of the system during the scenario's runs (medians), by PROCESSES name. */
+  cpuMsPerRequestOf: Record<string, number>;
+  runs: LoadResult[];
+}
+
+/**
+ * The processes whose CPU every run reads: the load's target gateway, both subgraphs, the Postgres backends of the
+ * bench databases (summed) and the Redis server (shared with whatever else runs on the machine: an upper bound).
+ */
+export const PROCESSES = ['gateway', 'users', 'orders', 'postgres', 'redis'] as const;
+
+/** One target of a subgraph-only scenario (the subgraph as shipped, or a variant of it), with medians over its runs. */
+export interface SubgraphRow {
+  target: string;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** By process: the subgraph under load, the other one, `postgres`, `redis`. */
+  cpuMsPerRequestOf: Record<string, number>;
   runs: LoadResult[];
 }
 
@@ -65,6 +84,8 @@ export interface BenchReport {
     secondsPerRun: number;
     rows: ScenarioRow[];
   }[];
+  /** Scenarios sent straight to a subgraph, signed as the gateway signs. */
+  subgraphScenarios: { name: string; title: string; subgraph: string; answerBytes: number | null; secondsPerRun: number; rows: SubgraphRow[] }[];
   sql: SqlCount[];
   subscriptions: FanOut[];
   /** Peak RSS (VmHWM) of every process over the HTTP scenarios, in MB. */
@@ -195,11 +216,37 @@ export function renderMarkdown(report: BenchReport): string {
         `| ${row.gateway} | ${Math.round(row.rps)} | ${times(row.ratioToApollo)} | ${times(row.ratioToHiveRouter)} | ${fixed(row.p50Ms)} | ${fixed(row.p99Ms)} | ${fixed(row.cpuMsPerRequest, 2)} | ${times(row.cpuRatioToApollo)} | ${times(row.cpuRatioToHiveRouter)} |`,
       );
     }
+    lines.push(
+      '',
+      'CPU ms per request of every process (medians): the gateway under load, both subgraphs, the Postgres backends of the bench databases, and the Redis server (shared with the machine: an upper bound).',
+      '',
+      `| Gateway | ${PROCESSES.join(' | ')} | all |`,
+      `|---|${PROCESSES.map(() => '---:').join('|')}|---:|`,
+    );
+    for (const row of scenario.rows) lines.push(cpuCells(row.gateway, PROCESSES, row.cpuMsPerRequestOf));
     const ours = scenario.rows.find((row) => row.gateway === 'ours');
     const against = (reference: string, rps: number | null, cpu: number | null) =>
       rps === null || cpu === null ? [] : [`${times(rps)} ${reference}'s throughput at ${times(cpu)} its gateway CPU per request`];
     const summary = ours ? [...against('bare Apollo', ours.ratioToApollo, ours.cpuRatioToApollo), ...against('hive-router', ours.ratioToHiveRouter, ours.cpuRatioToHiveRouter)] : [];
     if (summary.length > 0) lines.push('', `This gateway (\`ours\`): ${summary.join('; ')}.`);
+  }
+  for (const scenario of report.subgraphScenarios) {
+    const parts = [scenario.subgraph, ...PROCESSES.filter((name) => name !== 'gateway' && name !== scenario.subgraph)];
+    lines.push(
+      '',
+      `## ${scenario.title}`,
+      '',
+      ...(scenario.answerBytes === null ? [] : [`The subgraph's answer: ${fixed(scenario.answerBytes / 1024)} KB of JSON per request.`, '']),
+      '| Target | req/s | p50 ms | p99 ms |',
+      '|---|---:|---:|---:|',
+      ...scenario.rows.map((row) => `| ${row.target} | ${Math.round(row.rps)} | ${fixed(row.p50Ms)} | ${fixed(row.p99Ms)} |`),
+      '',
+      'CPU ms per request of every process (medians).',
+      '',
+      `| Target | ${parts.join(' | ')} | all |`,
+      `|---|${parts.map(() => '---:').join('|')}|---:|`,
+      ...scenario.rows.map((row) => cpuCells(row.target, parts, row.cpuMsPerRequestOf)),
+    );
   }
   if (report.sql.length > 0) {
     lines.push('', '## SQL statements per nested request (both subgraphs)', '', '| N users | statements |', '|---:|---:|');
@@ -215,6 +262,13 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push('', '## Gateways', '', ...Object.entries(GATEWAYS).map(([name, description]) => `- \`${name}\`: ${description}.`));
   lines.push('', `The whole run took ${Math.round(report.totalSeconds)} s. Chart: \`bench.svg\`; every run's figures: \`bench.json\`.`, '');
   return lines.join('\n');
+}
+
+/** A table row of CPU per request: one cell per part (blank where it was not watched), and their sum. */
+function cpuCells(label: string, parts: readonly string[], cpu: Record<string, number>): string {
+  const cells = parts.map((part) => (cpu[part] === undefined ? '' : fixed(cpu[part], 2)));
+  const all = parts.reduce((sum, part) => sum + (cpu[part] ?? 0), 0);
+  return `| ${label} | ${cells.join(' | ')} | ${fixed(all, 2)} |`;
 }
 
 const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

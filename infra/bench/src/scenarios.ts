@@ -96,6 +96,54 @@ export function httpScenarios(users: number): HttpScenario[] {
   ];
 }
 
+/**
+ * What the gateway asks the orders subgraph for in the nested scenario: the orders (with items) and order count of
+ * each user of the page, by User entity.
+ */
+export const ordersEntitiesQuery = `query Nested__orders__1($representations: [_Any!]!) { _entities(representations: $representations) { ... on User {
+  __typename orderCount orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } }
+} } }`;
+
+/** A scenario sent straight to one subgraph, signed as the gateway signs, with no gateway in front. */
+export interface SubgraphScenario {
+  name: 'orders-entities';
+  title: string;
+  subgraph: 'orders';
+  /**
+   * The cycle of requests, with `sign`'s headers. Built just before each run: a signature lives
+   * IDENTITY_TTL_SECONDS (30 s), so no run of this scenario may last longer (see `maxSecondsPerRun`).
+   */
+  requests(sign: (body: string) => Record<string, string>): LoadRequest[];
+  /** What every answer must be before anything is timed; a reason when it is not. */
+  wrongAnswer(answer: unknown): string | undefined;
+  maxSecondsPerRun: number;
+}
+
+export const SUBGRAPH_USERS = 20;
+
+export function subgraphScenarios(): SubgraphScenario[] {
+  const representations = Array.from({ length: SUBGRAPH_USERS }, (_, index) => ({ __typename: 'User', id: String(index + 1) }));
+  const request = body(ordersEntitiesQuery, { representations });
+  return [
+    {
+      name: 'orders-entities',
+      title: `Orders subgraph alone: _entities for ${SUBGRAPH_USERS} users' orders(first: 5) with items, signed as the gateway signs`,
+      subgraph: 'orders',
+      requests: (sign) => [{ body: request, headers: sign(request) }],
+      wrongAnswer: (answer) => {
+        const { data, errors } = answer as { data?: { _entities?: { orders?: { edges?: unknown[] } }[] }; errors?: unknown };
+        if (errors) return `errors: ${JSON.stringify(errors).slice(0, 300)}`;
+        const entities = data?._entities;
+        if (entities?.length !== SUBGRAPH_USERS) return `${entities?.length ?? 'no'} entities for ${SUBGRAPH_USERS} users`;
+        if (!entities.every((user) => (user.orders?.edges?.length ?? 0) > 0)) return 'a user without orders';
+        return undefined;
+      },
+      // Less than the signature's 30 s, with the 5 s of clock tolerance the subgraph allows to spare.
+      maxSecondsPerRun: 25,
+    },
+  ];
+}
+
 /** Reads first, then writes: no read is compared after another gateway's write changed what it reads. */
 export const readsThenWrites = (requests: readonly LoadRequest[]) => {
   const distinct = [...new Map(requests.map((request) => [request.body, request])).values()];

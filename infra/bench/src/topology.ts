@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { mintToken } from '@fed/gateway';
 import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
+import { IDENTITY_HEADER, signIdentity } from '@fed/platform';
 import { freePort } from '@fed/platform/testing';
+import { ADMIN } from './gateways/reference.ts';
 import { graphqlOk, httpOk, startProcess, type BenchProcess } from './processes.ts';
 
 /** Every gateway the harness can start, each as its own process in front of the same subgraph processes. */
@@ -28,6 +30,8 @@ export interface Topology {
   /** Every process that exited by itself, with its stderr: a failed step says why. */
   deaths(): string[];
   mintAdmin(sub: number): Promise<string>;
+  /** The `x-fed-identity` header the gateway would send with `body` to `subgraph`, for a fixed admin. */
+  signAsGateway(subgraph: 'users' | 'orders', body: string): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -161,7 +165,10 @@ export async function startTopology(
     const auth = { ...DEVELOPMENT_AUTH, secret: secrets.jwt };
     const mintAdmin = async (sub: number) => `Bearer ${await mintToken({ ...auth, sub: String(sub), role: 'admin' })}`;
     const deaths = () => started.flatMap((process) => process.died() ?? []);
-    return { users, orders, gateways, adminToken: await mintAdmin(1), mintAdmin, deaths, stop };
+    const signAsGateway = (subgraph: 'users' | 'orders', body: string) => ({
+      [IDENTITY_HEADER]: signIdentity({ secret: secrets[subgraph], caller: 'gateway', audience: subgraph, viewer: ADMIN, body }),
+    });
+    return { users, orders, gateways, adminToken: await mintAdmin(1), mintAdmin, signAsGateway, deaths, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { LoadRequest } from './load.ts';
+import { headersOf, type LoadRequest } from './load.ts';
 import { readsThenWrites } from './scenarios.ts';
 
 /** Where a gateway answers GraphQL, and what to call it in errors. */
@@ -19,7 +19,7 @@ interface Answer {
 }
 
 async function answer(gateway: Answering, request: LoadRequest): Promise<Answer> {
-  const response = await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: request.authorization }, body: request.body });
+  const response = await fetch(gateway.url, { method: 'POST', headers: headersOf(request), body: request.body });
   const text = await response.text();
   const bytes = Buffer.byteLength(text);
   try {

@@ -10,7 +10,7 @@ import postgres from 'postgres';
 import { Redis } from 'ioredis';
 import { testPostgresUrl, testRedisUrl } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BenchReport } from '../src/report.ts';
+import { PROCESSES, type BenchReport } from '../src/report.ts';
 import { httpScenarios } from '../src/scenarios.ts';
 import { GATEWAYS } from '../src/topology.ts';
 import { parseXml, textOf, type XmlElement } from './xml.ts';
@@ -225,6 +225,39 @@ describe('npm run bench (a smoke run: 300 users, one 1 s run per gateway and sce
     // The deep query's answer is the largest of the scenarios'.
     const bytes = (name: string) => report.scenarios.find((candidate) => candidate.name === name)!.answerBytes!;
     expect(bytes('deep')).toBeGreaterThan(bytes('nested'));
+  });
+
+  it('read the CPU per request of every process in every run: the gateway, both subgraphs, the Postgres backends and Redis', () => {
+    for (const scenario of report.scenarios) {
+      for (const row of scenario.rows) {
+        const what = `${scenario.name}/${row.gateway}`;
+        expect(Object.keys(row.cpuMsPerRequestOf).sort(), what).toEqual([...PROCESSES].sort());
+        for (const run of row.runs) expect(Object.keys(run.cpuMsPerRequestOf).sort(), what).toEqual([...PROCESSES].sort());
+        for (const ms of Object.values(row.cpuMsPerRequestOf)) expect(Number.isFinite(ms) && ms >= 0, what).toBe(true);
+        // The gateway under load worked in every scenario, cache hits included.
+        expect(row.cpuMsPerRequestOf.gateway, what).toBeGreaterThan(0);
+        // Uncached, every request reached both subgraphs and the databases.
+        if (scenario.name === 'nested') for (const part of ['users', 'orders', 'postgres'] as const) expect(row.cpuMsPerRequestOf[part], `${what} ${part}`).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it('loaded the orders subgraph straight with the gateway’s _entities fetch of the nested query, signed as the gateway signs', () => {
+    expect(report.subgraphScenarios.map((scenario) => scenario.name)).toEqual(['orders-entities']);
+    const [scenario] = report.subgraphScenarios;
+    expect(scenario!.subgraph).toBe('orders');
+    // Its answer was checked (20 users, each with orders) before it was timed, and measured.
+    expect(scenario!.answerBytes).toBeGreaterThan(0);
+    expect(scenario!.rows.map((row) => row.target)).toEqual(['orders']);
+    const [row] = scenario!.rows;
+    expect(row!.rps).toBeGreaterThan(0);
+    expect(row!.runs).toHaveLength(1);
+    expect(row!.p99Ms).toBeGreaterThanOrEqual(row!.p50Ms);
+    expect(Object.keys(row!.cpuMsPerRequestOf).sort()).toEqual(['orders', 'postgres', 'redis', 'users']);
+    expect(row!.cpuMsPerRequestOf.orders).toBeGreaterThan(0);
+    expect(row!.cpuMsPerRequestOf.postgres).toBeGreaterThan(0);
+    const markdown = readFileSync(join(out, 'bench.md'), 'utf8');
+    expect(markdown).toContain(`## ${scenario!.title}`);
   });
 
   it('reports the own executor’s goals against bare Apollo and hive-router on every uncached scenario', () => {

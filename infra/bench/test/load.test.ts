@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { freePort } from '@fed/platform/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { processCpu } from '../src/cpu.ts';
 import { load, pickLoadGenerator, settle, warmUp, type LoadGenerator, type LoadRequest } from '../src/load.ts';
 import { httpOk, startProcess, type BenchProcess } from '../src/processes.ts';
 
 // The load generators are pointed at a real HTTP server in a process of its own, as the gateways are: wrk runs
 // synchronously (execFileSync), so a server inside this test process could not answer while it runs. The server
-// counts what it gets: method, path, content type, body and authorization of every request.
+// counts what it gets: method, path, content type, body, authorization and signed identity of every request.
 const SERVER = `
 import { createServer } from 'node:http';
 const [port, status, holdMs = 0] = process.argv.slice(2).map(Number);
@@ -25,7 +26,7 @@ const server = createServer((request, response) => {
   const chunks = [];
   request.on('data', (chunk) => chunks.push(chunk));
   request.on('end', () => {
-    const key = JSON.stringify([request.method, request.url, request.headers['content-type'] ?? null, Buffer.concat(chunks).toString('utf8'), request.headers.authorization ?? null]);
+    const key = JSON.stringify([request.method, request.url, request.headers['content-type'] ?? null, Buffer.concat(chunks).toString('utf8'), request.headers.authorization ?? null, request.headers['x-fed-identity'] ?? null]);
     seen.set(key, (seen.get(key) ?? 0) + 1);
     firstAt ??= Date.now();
     setTimeout(() => {
@@ -76,6 +77,8 @@ const REQUESTS: LoadRequest[] = [
     body: JSON.stringify({ query: 'mutation Rename($id: ID!, $name: String!) { updateUser(id: $id, input: { name: $name }) { id } }', variables: { id: '3', name: 'Zoë "Z" Ørsted\t· 名前 \\ end' } }),
     authorization: 'Bearer ddd.four',
   },
+  // As a subgraph is called straight: no token, a signed identity of its own.
+  { body: JSON.stringify({ query: '{ _service { sdl } }' }), headers: { 'x-fed-identity': 'eyJ.signed.identity' } },
 ];
 const SECONDS = 1;
 const CONNECTIONS = 4;
@@ -102,11 +105,12 @@ describe.each<[string, () => LoadGenerator]>([
 ])('load() with %s', (_, generator) => {
   it('sends the given requests in turn, POSTed as JSON, and reports what the server really served', async () => {
     const server = await countingServer();
-    const result = await load(generator(), server, REQUESTS, quiet);
+    const idle = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const result = await load(generator(), server, REQUESTS, { ...quiet, watch: [processCpu('server', server.pid), processCpu('idle', idle.pid!)] }).finally(() => idle.kill());
     const seen = await server.seen();
 
-    // Every request the server got is one of those given, body and authorization together, as JSON POSTs.
-    const given = new Set(REQUESTS.map(({ body, authorization }) => JSON.stringify(['POST', '/graphql', 'application/json', body, authorization])));
+    // Every request the server got is one of those given, body and headers together, as JSON POSTs.
+    const given = new Set(REQUESTS.map(({ body, authorization, headers }) => JSON.stringify(['POST', '/graphql', 'application/json', body, authorization ?? null, headers?.['x-fed-identity'] ?? null])));
     for (const key of seen.keys()) expect(given, `an unexpected request: ${key}`).toContain(key);
     // Every one of them was used, in turn: the counts differ by at most one per connection.
     const counts = [...given].map((key) => seen.get(key) ?? 0);
@@ -128,6 +132,10 @@ describe.each<[string, () => LoadGenerator]>([
     // CPU per request is the target process's own (the server did real work).
     expect(Number.isFinite(result.cpuMsPerRequest)).toBe(true);
     expect(result.cpuMsPerRequest).toBeGreaterThan(0);
+    // …and so is every watched process's: the server's about the same, a sleeping process's nothing.
+    expect(Object.keys(result.cpuMsPerRequestOf)).toEqual(['server', 'idle']);
+    expect(result.cpuMsPerRequestOf.server).toBeGreaterThan(0);
+    expect(result.cpuMsPerRequestOf.idle).toBe(0);
   });
 
   it('throws, naming the target, when the server answers 500', async () => {

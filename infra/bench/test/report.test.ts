@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkGoals, renderChart, renderMarkdown, withRatios, type BenchReport, type Goal, type MeasuredRow } from '../src/report.ts';
+import { checkGoals, PROCESSES, renderChart, renderMarkdown, withRatios, type BenchReport, type Goal, type MeasuredRow } from '../src/report.ts';
 import type { ScenarioName } from '../src/scenarios.ts';
 import { GATEWAYS, type GatewayName } from '../src/topology.ts';
 import { parseXml, textOf, type XmlElement } from './xml.ts';
@@ -22,8 +22,10 @@ const SCENARIO_GATEWAYS: Record<ScenarioName, GatewayName[]> = {
 const DEFAULT_CPU: Partial<Record<GatewayName, number>> = { ours: 0.5, 'ours-dedupe': 0.5, 'ours-cached': 0.1, apollo: 2, 'apollo-cached': 0.4, hive: 1.5, 'hive-dedupe': 1.4, 'hive-router': 1 };
 
 function measured(gateway: GatewayName, rps: number, p50Ms: number, p99Ms: number, cpuMsPerRequest: number): MeasuredRow {
-  const run = { rps, p50Ms, p99Ms, requests: Math.round(rps * 4), seconds: 4, cpuMsPerRequest };
-  return { gateway, rps, p50Ms, p99Ms, cpuMsPerRequest, runs: [run] };
+  // The other processes' share: fixed figures, the same in every row, so that each row's total is derived.
+  const cpuMsPerRequestOf = { gateway: cpuMsPerRequest, users: 0.5, orders: 2, postgres: 0.25, redis: 0.05 };
+  const run = { rps, p50Ms, p99Ms, requests: Math.round(rps * 4), seconds: 4, cpuMsPerRequest, cpuMsPerRequestOf };
+  return { gateway, rps, p50Ms, p99Ms, cpuMsPerRequest, cpuMsPerRequestOf, runs: [run] };
 }
 
 /** Default figures: every goal comfortably met. Overrides replace one scenario's figures, gateway by gateway. */
@@ -56,6 +58,25 @@ function report(overrides: Partial<Record<ScenarioName, Figures>> = {}, extra: P
     settings: { mode: 'quick', runs: 2, secondsPerRun: 4, warmupSeconds: 2, connections: 50, loadGenerator: 'wrk' },
     dataset: { users: 10_000, orders: 100_000, items: 250_123, seedSeconds: 12.3 },
     scenarios,
+    subgraphScenarios: [
+      {
+        name: 'orders-entities',
+        title: 'Title of orders-entities',
+        subgraph: 'orders',
+        answerBytes: 12_288,
+        secondsPerRun: 4,
+        rows: [
+          {
+            target: 'orders',
+            rps: 640,
+            p50Ms: 70,
+            p99Ms: 120,
+            cpuMsPerRequestOf: { orders: 1.5, users: 0, postgres: 0.4, redis: 0.01 },
+            runs: [{ rps: 640, p50Ms: 70, p99Ms: 120, requests: 2560, seconds: 4, cpuMsPerRequest: 1.5, cpuMsPerRequestOf: { orders: 1.5, users: 0, postgres: 0.4, redis: 0.01 } }],
+          },
+        ],
+      },
+    ],
     sql: [
       { n: 10, statementsPerRequest: 3 },
       { n: 50, statementsPerRequest: 3 },
@@ -205,13 +226,23 @@ describe('checkGoals', () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 /** The cells of every table row under the `## title` heading (header and separator rows left out). */
-function tableUnder(markdown: string, title: string): string[][] {
+/** Every table of a section, in order: each its body rows' cells (the header and separator lines left out). */
+function tablesUnder(markdown: string, title: string): string[][][] {
   const sections = markdown.split(/^## /m);
   const section = sections.find((candidate) => candidate.startsWith(`${title}\n`));
   expect(section, `a section "## ${title}"`).toBeDefined();
-  const rows = section!.split('\n').filter((line) => line.startsWith('|'));
-  return rows.slice(2).map((line) => line.slice(1, -1).split('|').map((cell) => cell.trim()));
+  const tables: string[][] = [];
+  let current: string[] | undefined;
+  for (const line of section!.split('\n')) {
+    if (!line.startsWith('|')) current = undefined;
+    else if (current) current.push(line);
+    else tables.push((current = [line]));
+  }
+  return tables.map((rows) => rows.slice(2).map((line) => line.slice(1, -1).split('|').map((cell) => cell.trim())));
 }
+
+/** The first table of a section. */
+const tableUnder = (markdown: string, title: string): string[][] => tablesUnder(markdown, title)[0] ?? [];
 
 describe('withRatios', () => {
   const rows = [measured('ours', 1200, 10, 40, 0.6), measured('apollo', 1000, 12, 50, 2.4), measured('hive-router', 800, 15, 60, 1.5)];
@@ -354,6 +385,30 @@ describe('renderMarkdown', () => {
     const unsized = complete(report());
     unsized.scenarios = unsized.scenarios.map((scenario) => ({ ...scenario, answerBytes: null }));
     expect(renderMarkdown(unsized)).not.toContain("Bare Apollo Gateway's answer");
+  });
+
+  it('under every scenario, a second table gives each gateway’s row the CPU per request of every process and their sum', () => {
+    for (const scenario of full.scenarios) {
+      const cpu = tablesUnder(markdown, scenario.title)[1]!;
+      expect(cpu.map((cells) => cells[0])).toEqual(scenario.rows.map((r) => r.gateway));
+      for (const [index, r] of scenario.rows.entries()) {
+        const expected = PROCESSES.map((part) => r.cpuMsPerRequestOf[part]!);
+        expect(cpu[index]!.slice(1)).toEqual([...expected.map((ms) => ms.toFixed(2)), expected.reduce((sum, ms) => sum + ms, 0).toFixed(2)]);
+      }
+    }
+    // The columns are named, the gateway first.
+    expect(markdown).toContain('| Gateway | gateway | users | orders | postgres | redis | all |');
+  });
+
+  it('shows each subgraph-only scenario: throughput and latencies per target, then the CPU per request of every process, the subgraph under load first', () => {
+    const [scenario] = full.subgraphScenarios;
+    const [row] = scenario!.rows;
+    const [throughput, cpu] = tablesUnder(markdown, scenario!.title);
+    expect(throughput).toEqual([['orders', '640', '70.0', '120.0']]);
+    expect(markdown).toContain('| Target | orders | users | postgres | redis | all |');
+    expect(cpu).toEqual([['orders', '1.50', '0.00', '0.40', '0.01', '1.91']]);
+    expect(row!.cpuMsPerRequestOf.orders).toBe(1.5);
+    expect(markdown).toContain("The subgraph's answer: 12.0 KB of JSON per request.");
   });
 
   it('a row without a ratio shows an empty ratio cell, not "null×"', () => {
