@@ -153,6 +153,12 @@ export const retentionFrom = (config: { EVENTS_RETENTION_PER_USER: number; EVENT
   log: config.EVENTS_RETENTION_LOG,
 });
 
+/**
+ * How a subgraph executes operations: `compiled` (each document compiled once, with graphql-jit) or `graphql-js`
+ * (graphql-js's executor on every request, as before compilation existed). The answers are the same.
+ */
+export const subgraphExecution = z.enum(['compiled', 'graphql-js']).default('compiled');
+
 /** Metrics, tracing and drain settings every service reads the same way. */
 export const observabilitySettings = {
   /** OpenTelemetry traces: off unless turned on. */

@@ -16,6 +16,7 @@ export * from './pagination.ts';
 export * from './http/server.ts';
 export * from './http/drain.ts';
 export * from './subgraph.ts';
+export * from './compiled-execution/index.ts';
 export * from './identity/index.ts';
 export * from './runtime.ts';
 export * from './observability/index.ts';

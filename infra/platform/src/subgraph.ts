@@ -26,6 +26,7 @@ import { EVENTS_EXTENSION, scopeMutationFields, type DomainEvent } from './event
 import type { Logger } from './logger.ts';
 import type { RateLimiter } from './rate-limit/index.ts';
 import { serveSubgraphSubscriptions } from './subscriptions/subgraph-ws.ts';
+import { compiledExecution, instrumentCacheHints, type CompiledExecutionStats, type SubgraphExecution } from './compiled-execution/index.ts';
 
 export const UNAUTHENTICATED = 'UNAUTHENTICATED';
 
@@ -39,6 +40,8 @@ export interface GraphQLApp {
   httpServer: Server;
   /** Subscriptions running now, on an app that serves them. */
   subscriptions?: { active: number };
+  /** On a subgraph running compiled execution: how many requests ran compiled, and how many on graphql-js. */
+  execution?: CompiledExecutionStats;
   stop(): Promise<void>;
 }
 
@@ -71,6 +74,13 @@ export interface SubgraphAppOptions<TContext extends BaseContext> {
   subscriptionLifetimeMs?: number;
   /** On stop: how long /readyz says draining before the listener closes, and the grace for requests in flight. */
   drain?: { delayMs?: number; graceMs?: number };
+  /**
+   * `compiled` (the default): each document is compiled once (graphql-jit) and runs compiled from then on;
+   * `graphql-js`: graphql-js executes every request, as before compiled execution existed.
+   */
+  execution?: SubgraphExecution;
+  /** How many compiled documents the server keeps (default 500). */
+  compiledDocuments?: number;
 }
 
 /** How long /readyz waits for the database before calling it down. */
@@ -92,13 +102,21 @@ export async function createSubgraphApp<TContext extends BaseContext>(
   // Resolver maps are checked against types generated from the SDL (`satisfies Resolvers`), which are stricter
   // than @apollo/subgraph's loose map; hence the cast.
   // Every mutation field runs in a scope that tells the unit of work which field it writes for (idempotency keys).
-  const schema = buildSubgraphSchema([{ typeDefs, resolvers: scopeMutationFields(resolvers) }] as Parameters<typeof buildSubgraphSchema>[0]);
+  const buildSchema = () => buildSubgraphSchema([{ typeDefs, resolvers: scopeMutationFields(resolvers) }] as Parameters<typeof buildSubgraphSchema>[0]);
+  const schema = buildSchema();
+  // Compiled queries run on a second instance of the schema: Apollo wraps every resolver of the one it executes
+  // (for its cache control plugin), and that instance keeps serving graphql-js, for documents the compiler refuses.
+  const compiled =
+    (options.execution ?? 'compiled') === 'compiled'
+      ? compiledExecution({ schema, compiledSchema: instrumentCacheHints(buildSchema()), logger, maxDocuments: options.compiledDocuments })
+      : undefined;
   // Platform rules raise these whatever the subgraph's own enum says; they must never be masked.
   const formatError = createErrorFormatter({ knownCodes: [...knownCodes, FORBIDDEN, UNAUTHENTICATED], logger });
   const httpServer = createServer();
   const httpDrain = trackHttpDrain(httpServer, logger);
   const apollo = new ApolloServer<TContext>({
-    schema,
+    // Apollo Server lets only a gateway supply the executor, so compiled execution comes in as one.
+    ...(compiled ? { gateway: compiled.gateway } : { schema }),
     introspection,
     // The composition root owns shutdown; Apollo's own signal handler would re-raise SIGTERM and kill the
     // process before databases and Redis are closed.
@@ -200,6 +218,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
   return {
     httpServer,
     subscriptions: subscriptions?.stats,
+    execution: compiled?.stats,
     // The drain: readiness says so first; then the listener closes while requests in flight finish and
     // sockets close with 1001.
     stop: async () => {

@@ -1,4 +1,4 @@
-import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret } from '@fed/platform';
+import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret, subgraphExecution } from '@fed/platform';
 import { z } from 'zod';
 
 export const ordersConfigShape = z.object({
@@ -21,6 +21,8 @@ export const ordersConfigShape = z.object({
   REDIS_KEY_PREFIX: redisKeyPrefix,
   ...eventRetentionSettings,
   ...observabilitySettings,
+  /** `compiled` (default) or `graphql-js`: how this subgraph executes operations. */
+  SUBGRAPH_EXECUTION: subgraphExecution,
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });

@@ -53,6 +53,7 @@ await startOrExit(async () => {
     introspection: config.NODE_ENV !== 'production',
     telemetry,
     drain: observability.drain,
+    execution: config.SUBGRAPH_EXECUTION,
   });
   const port = await listen(app.httpServer, config.ORDERS_PORT, listenHost(config));
   relay.start();

@@ -8,6 +8,7 @@ import {
   type Logger,
   type OutboxRelay,
   type RateLimiter,
+  type SubgraphExecution,
   type Telemetry,
   createTelemetry,
   pingDatabase,
@@ -51,6 +52,8 @@ export interface OrdersServerDeps {
   telemetry?: Telemetry;
   /** On stop: how long /readyz says draining before the listener closes, and the grace for requests in flight. */
   drain?: { delayMs?: number; graceMs?: number };
+  /** `compiled` (the default) or `graphql-js`: how operations execute. */
+  execution?: SubgraphExecution;
 }
 
 export interface OrdersServer extends GraphQLApp {
@@ -59,7 +62,7 @@ export interface OrdersServer extends GraphQLApp {
 }
 
 /** The orders subgraph as an app: it neither reads the environment nor listens, nor starts its consumer. */
-export async function createOrdersServer({ db, reader = db, events, userSnapshot, logger, secrets, replayStore, introspection, drain, ...deps }: OrdersServerDeps): Promise<OrdersServer> {
+export async function createOrdersServer({ db, reader = db, events, userSnapshot, logger, secrets, replayStore, introspection, drain, execution, ...deps }: OrdersServerDeps): Promise<OrdersServer> {
   const telemetry = deps.telemetry ?? createTelemetry({ service: 'orders' });
   const repositories = { primary: createOrderRepository(db), replica: createOrderRepository(reader) };
   const unitOfWork = createUnitOfWork({ db, source: 'orders', relay: events.relay });
@@ -87,6 +90,7 @@ export async function createOrdersServer({ db, reader = db, events, userSnapshot
     telemetry,
     healthCheck: () => pingDatabase(db),
     drain,
+    execution,
   });
   return { ...app, userProjection };
 }

@@ -1,4 +1,4 @@
-import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret } from '@fed/platform';
+import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret, subgraphExecution } from '@fed/platform';
 import { z } from 'zod';
 
 export const usersConfigShape = z.object({
@@ -18,6 +18,8 @@ export const usersConfigShape = z.object({
   ORDERS_TO_USERS_SECRET: secret.optional(),
   ...eventRetentionSettings,
   ...observabilitySettings,
+  /** `compiled` (default) or `graphql-js`: how this subgraph executes operations. */
+  SUBGRAPH_EXECUTION: subgraphExecution,
   LOG_LEVEL: logLevel,
   NODE_ENV: nodeEnv,
 });

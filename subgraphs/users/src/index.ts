@@ -51,6 +51,7 @@ await startOrExit(async () => {
     introspection: config.NODE_ENV !== 'production',
     telemetry,
     drain: observability.drain,
+    execution: config.SUBGRAPH_EXECUTION,
   });
   const port = await listen(app.httpServer, config.USERS_PORT, listenHost(config));
   relay.start();

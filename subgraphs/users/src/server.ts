@@ -9,6 +9,7 @@ import {
   type OutboxRelay,
   type PubSub,
   type RateLimiter,
+  type SubgraphExecution,
   type Telemetry,
   createTelemetry,
   pingDatabase,
@@ -48,12 +49,14 @@ export interface UsersServerDeps {
   telemetry?: Telemetry;
   /** On stop: how long /readyz says draining before the listener closes, and the grace for requests in flight. */
   drain?: { delayMs?: number; graceMs?: number };
+  /** `compiled` (the default) or `graphql-js`: how operations execute. */
+  execution?: SubgraphExecution;
   /** How long one signed subscription runs before the gateway renews it (default 5 minutes). */
   subscriptionLifetimeMs?: number;
 }
 
 /** The users subgraph as an app: it neither reads the environment nor listens. */
-export async function createUsersServer({ db, reader = db, events, logger, secrets, replayStore, introspection, drain, subscriptionLifetimeMs, ...deps }: UsersServerDeps): Promise<GraphQLApp> {
+export async function createUsersServer({ db, reader = db, events, logger, secrets, replayStore, introspection, drain, subscriptionLifetimeMs, execution, ...deps }: UsersServerDeps): Promise<GraphQLApp> {
   const telemetry = deps.telemetry ?? createTelemetry({ service: 'users' });
   const repositories = { primary: createUserRepository(db), replica: createUserRepository(reader) };
   const unitOfWork = createUnitOfWork({ db, source: 'users', relay: events.relay });
@@ -81,6 +84,7 @@ export async function createUsersServer({ db, reader = db, events, logger, secre
     telemetry,
     healthCheck: () => pingDatabase(db),
     drain,
+    execution,
     subscriptionLifetimeMs,
   });
 }
