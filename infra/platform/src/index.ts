@@ -1,6 +1,7 @@
 export * from './config.ts';
 export * from './logger.ts';
 export * from './db/index.ts';
+export * from './db/prepared.ts';
 export * from './db/migrate.ts';
 export * from './redis.ts';
 export * from './cache/index.ts';
