@@ -36,18 +36,35 @@ export function decodeCursor(kind: string, cursor: string | null | undefined, fi
   return Number(match[2]);
 }
 
+// Cursors are encoded when read, once per read: a page whose cursors no client selects (the gateway's nested
+// entity fetches select none) encodes none, where encoding every row's built a string per row of every page.
+class CursorEdge<TNode extends { id: number }> {
+  constructor(
+    private readonly kind: string,
+    readonly node: TNode,
+  ) {}
+  get cursor(): string {
+    return encodeCursor(this.kind, this.node.id);
+  }
+}
+
+class CursorPageInfo implements PageInfo {
+  constructor(
+    private readonly kind: string,
+    readonly hasNextPage: boolean,
+    private readonly last: { id: number } | undefined,
+  ) {}
+  get endCursor(): string | null {
+    return this.last ? encodeCursor(this.kind, this.last.id) : null;
+  }
+}
+
 /** Turns `first + 1` fetched rows into a Relay connection; the extra row only tells whether a next page exists. */
-export function toConnection<TRow extends { id: number }>(
-  kind: string,
-  rows: TRow[],
-  first: number,
-): Connection<TRow> {
-  const page = rows.slice(0, first);
-  const edges = page.map((node) => ({ cursor: encodeCursor(kind, node.id), node }));
-  return {
-    edges,
-    pageInfo: { hasNextPage: rows.length > first, endCursor: edges.at(-1)?.cursor ?? null },
-  };
+export function toConnection<TRow extends { id: number }>(kind: string, rows: readonly TRow[], first: number): Connection<TRow> {
+  const size = Math.min(rows.length, first);
+  const edges = new Array<CursorEdge<TRow>>(size);
+  for (let index = 0; index < size; index += 1) edges[index] = new CursorEdge(kind, rows[index]!);
+  return { edges, pageInfo: new CursorPageInfo(kind, rows.length > first, rows[size - 1]) };
 }
 
 const ID = /^[1-9]\d{0,14}$/;

@@ -82,16 +82,29 @@ describe('cursors', () => {
 describe('toConnection', () => {
   const rows = [{ id: 3 }, { id: 5 }, { id: 8 }];
 
+  // Edges and page info read as a resolver reads them (their cursors are encoded when read).
+  const plain = ({ edges, pageInfo }: ReturnType<typeof toConnection>) => ({
+    edges: edges.map(({ cursor, node }) => ({ cursor, node })),
+    pageInfo: { hasNextPage: pageInfo.hasNextPage, endCursor: pageInfo.endCursor },
+  });
+
   it('uses the extra fetched row only to report hasNextPage', () => {
     const connection = toConnection('user', rows, 2);
-    expect(connection.edges.map((edge) => edge.node)).toEqual([{ id: 3 }, { id: 5 }]);
-    expect(connection.pageInfo).toEqual({ hasNextPage: true, endCursor: encodeCursor('user', 5) });
+    expect(plain(connection)).toEqual({
+      edges: [
+        { cursor: encodeCursor('user', 3), node: { id: 3 } },
+        { cursor: encodeCursor('user', 5), node: { id: 5 } },
+      ],
+      pageInfo: { hasNextPage: true, endCursor: encodeCursor('user', 5) },
+    });
+    expect(connection.edges[0]!.node).toBe(rows[0]);
     expect(decodeCursor('user', connection.pageInfo.endCursor)).toBe(5);
+    expect(decodeCursor('user', connection.edges[1]!.cursor)).toBe(5);
   });
 
   it('reports the last page and an empty page', () => {
-    expect(toConnection('user', rows, 3).pageInfo).toEqual({ hasNextPage: false, endCursor: encodeCursor('user', 8) });
-    expect(toConnection('user', [], 10)).toEqual({ edges: [], pageInfo: { hasNextPage: false, endCursor: null } });
+    expect(plain(toConnection('user', rows, 3)).pageInfo).toEqual({ hasNextPage: false, endCursor: encodeCursor('user', 8) });
+    expect(plain(toConnection('user', [], 10))).toEqual({ edges: [], pageInfo: { hasNextPage: false, endCursor: null } });
   });
 });
 

@@ -36,34 +36,41 @@ const countCacheKey = ({ userId, status }: UserCountKey) => `${userId}:${status 
  */
 export function createOrderLoaders(repository: OrderRepository) {
   const byId = new DataLoader<number, OrderRow | null>(async (ids) => {
-    const rows = await repository.findByIds(ids);
-    const found = new Map(rows.map((row) => [row.id, row]));
+    const found = new Map<number, OrderRow>();
+    for (const row of await repository.findByIds(ids)) found.set(row.id, row);
     return ids.map((id) => found.get(id) ?? null);
   });
 
   const itemsByOrderId = new DataLoader<number, OrderItemRow[]>(async (orderIds) => {
-    const rows = await repository.itemsByOrderIds(orderIds);
     const byOrder = new Map<number, OrderItemRow[]>();
-    for (const row of rows) byOrder.set(row.orderId, [...(byOrder.get(row.orderId) ?? []), row]);
+    for (const row of await repository.itemsByOrderIds(orderIds)) {
+      const items = byOrder.get(row.orderId);
+      if (items) items.push(row);
+      else byOrder.set(row.orderId, [row]);
+    }
+    // A fresh empty list per order without items: a caller may add to what a loader returned.
     return orderIds.map((id) => byOrder.get(id) ?? []);
   });
 
   const pageByUser = new DataLoader<UserPageKey, OrderRow[], string>(
     async (keys) => {
-      const results = new Map<string, OrderRow[]>();
+      // Per distinct argument set, each user's rows: keyed by user id, so no key string is built per row.
+      const results = new Map<string, Map<number, OrderRow[]>>();
       // Distinct argument sets (aliases with other page sizes, say) run side by side on the pool.
       await Promise.all(
         groupBy(keys, pageSignature).map(async (group) => {
-          const [{ limit, after, status }] = group as [UserPageKey];
-          const rows = await repository.pagesByUser({ userIds: group.map((key) => key.userId), limit, after, status });
-          for (const key of group) results.set(pageCacheKey(key), []);
-          for (const row of rows) {
-            results.get(pageCacheKey({ userId: row.userId, limit, after, status }))?.push(row);
+          const [first] = group as [UserPageKey];
+          const { limit, after, status } = first;
+          const byUser = new Map<number, OrderRow[]>();
+          for (const key of group) byUser.set(key.userId, []);
+          results.set(pageSignature(first), byUser);
+          for (const row of await repository.pagesByUser({ userIds: group.map((key) => key.userId), limit, after, status })) {
+            byUser.get(row.userId)?.push(row);
             byId.prime(row.id, row);
           }
         }),
       );
-      return keys.map((key) => results.get(pageCacheKey(key)) ?? []);
+      return keys.map((key) => results.get(pageSignature(key))?.get(key.userId) ?? []);
     },
     { cacheKeyFn: pageCacheKey },
   );
@@ -84,8 +91,8 @@ export function createOrderLoaders(repository: OrderRepository) {
   );
 
   const statsByUser = new DataLoader<number, UserOrderStats>(async (userIds) => {
-    const rows = await repository.statsByUser(userIds);
-    const found = new Map(rows.map((row) => [row.userId, row]));
+    const found = new Map<number, UserOrderStats>();
+    for (const row of await repository.statsByUser(userIds)) found.set(row.userId, row);
     return userIds.map((userId) => found.get(userId) ?? { userId, orderCount: 0, spentCents: 0 });
   });
 

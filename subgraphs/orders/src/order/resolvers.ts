@@ -13,9 +13,16 @@ import {
 import type { OrdersContext } from '../context.ts';
 import { ErrorCode } from '../errors.ts';
 import type { Resolvers } from '../generated/resolvers.ts';
+import type { OrderConnectionModel } from '../graphql/models.ts';
 import type { OrderRow } from './repository.ts';
 
 const CURSOR_KIND = 'order';
+
+/** A page of orders with its deferred count, in one object (no spread of a connection into another). */
+function orderPage(rows: readonly OrderRow[], size: number, countTotal: () => Promise<number>): OrderConnectionModel {
+  const { edges, pageInfo } = toConnection(CURSOR_KIND, rows, size);
+  return { edges, pageInfo, countTotal };
+}
 
 /**
  * An order the viewer may act on. Only admins learn that an id does not exist; anyone else gets the same
@@ -39,7 +46,7 @@ export const orderResolvers = {
       const filter = status ?? undefined;
       const rows = await orders.list({ after: decodeCursor(CURSOR_KIND, after), limit: size + 1, status: filter });
       for (const row of rows) loaders.byId.prime(row.id, row);
-      return { ...toConnection(CURSOR_KIND, rows, size), countTotal: () => orders.count({ status: filter }) };
+      return orderPage(rows, size, () => orders.count({ status: filter }));
     },
   },
 
@@ -79,10 +86,7 @@ export const orderResolvers = {
       if (userId === undefined) return null;
       const filter = status ?? undefined;
       const rows = await loaders.pageByUser.load({ userId, limit: size + 1, after: cursor, status: filter });
-      return {
-        ...toConnection(CURSOR_KIND, rows, size),
-        countTotal: () => loaders.countByUser.load({ userId, status: filter }),
-      };
+      return orderPage(rows, size, () => loaders.countByUser.load({ userId, status: filter }));
     },
     orderCount: async (user, _args, { viewer, loaders }) => {
       assertSelfOrAdmin(viewer, user.id, "read this user's orders");

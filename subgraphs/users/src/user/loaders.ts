@@ -5,8 +5,8 @@ import type { UserRepository, UserRow } from './repository.ts';
 export function createUserLoaders(repository: UserRepository) {
   return {
     byId: new DataLoader<number, UserRow | null>(async (ids) => {
-      const rows = await repository.findByIds(ids);
-      const byId = new Map(rows.map((row) => [row.id, row]));
+      const byId = new Map<number, UserRow>();
+      for (const row of await repository.findByIds(ids)) byId.set(row.id, row);
       return ids.map((id) => byId.get(id) ?? null);
     }),
   };
