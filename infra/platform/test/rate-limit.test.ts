@@ -55,6 +55,16 @@ describe.each(implementations)('RateLimiter contract: $name', ({ create }) => {
     expect(refused.retryAfterMs).toBeLessThanOrEqual(12_000);
   });
 
+  it('counts requests that arrive together each on its own: exactly `limit` of a burst on one key are allowed', async () => {
+    const [key, other] = [freshKey(), freshKey()];
+    const policy = { limit: 5, windowMs: 60_000 };
+    const decisions = await Promise.all([...Array.from({ length: 8 }, () => limiter.consume(key, policy)), limiter.consume(other, policy)]);
+    const burst = decisions.slice(0, 8);
+    expect(burst.filter((decision) => decision.allowed)).toHaveLength(5);
+    expect(burst.filter((decision) => decision.allowed).map((decision) => decision.remaining).sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(decisions[8]).toMatchObject({ allowed: true, remaining: 4 });
+  });
+
   it('allows every request under a limit so high that one step is below the clock’s precision', async () => {
     const key = freshKey();
     const policy = { limit: 1_000_000_000, windowMs: 60_000 };
@@ -122,6 +132,9 @@ describe('failOpenRateLimiter over a Redis that is unreachable', () => {
         expect(value.allowed).toBe(true);
         expect(ms).toBeLessThan(1_000);
       }
+      // Requests that arrive together go to Redis as one pipeline, which fails as a whole.
+      const together = await Promise.all(Array.from({ length: 5 }, () => limiter.consume('client', { limit: 1, windowMs: 60_000 })));
+      expect(together.every((decision) => decision.allowed)).toBe(true);
       const warnings = lines.filter((line) => line.msg === 'rate-limit store unavailable; allowing requests');
       expect(warnings).toHaveLength(1);
       expect(warnings[0]?.level).toBe(40);
