@@ -40,11 +40,11 @@ const FALLBACK = Symbol('graphql-js');
 interface Compiled {
   query: CompiledQuery;
   /**
-   * Variables of a nullable type that feed `@skip(if:)`/`@include(if:)`. Given null (or nothing, without a
-   * default), graphql-js raises a field error where it meets the directive; graphql-jit just reads it as false.
-   * Such a request runs on graphql-js.
+   * Variables of a nullable type (validation lets them in only with a default) that feed `@skip(if:)` or
+   * `@include(if:)`. Sent an explicit null, graphql-js raises a field error where it meets the directive, while
+   * graphql-jit reads false: such a request runs on graphql-js.
    */
-  nullableConditions: { name: string; hasDefault: boolean }[];
+  nullableConditions: string[];
 }
 type Entry = Compiled | typeof FALLBACK;
 
@@ -107,7 +107,7 @@ export function compiledExecution({ schema, compiledSchema, logger, maxDocuments
     // The type says there always is one; Apollo calls the executor anyway.
     const entry = (request.operation as OperationDefinitionNode | undefined) ? entryFor(request) : FALLBACK;
     const variables = request.request.variables;
-    if (entry === FALLBACK || entry.nullableConditions.some(({ name, hasDefault }) => variables?.[name] === null || (variables?.[name] === undefined && !hasDefault))) {
+    if (entry === FALLBACK || entry.nullableConditions.some((name) => variables?.[name] === null)) {
       stats.fallback++;
       return await runOnGraphqlJs(request);
     }
@@ -151,10 +151,7 @@ function nullableConditions(document: DocumentNode, operation: OperationDefiniti
   });
   return (operation.variableDefinitions ?? [])
     .filter((definition) => used.has(definition.variable.name.value) && definition.type.kind !== Kind.NON_NULL_TYPE)
-    .map((definition) => ({
-      name: definition.variable.name.value,
-      hasDefault: definition.defaultValue !== undefined && definition.defaultValue.kind !== Kind.NULL,
-    }));
+    .map((definition) => definition.variable.name.value);
 }
 
 /**
