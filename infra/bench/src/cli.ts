@@ -10,7 +10,7 @@
 //   --subscribers 1000,10000  fan-out sizes ('' to skip)
 //   --gateways a,b          only these gateways (bare Apollo, the reference, and ours always run)
 //   --scenarios a,b         only these scenarios (nested, deep, entity, mix, cache-hit, orders-entities)
-//   --cpu-prof              write each gateway's CPU profile to OUT/profiles when it stops
+//   --cpu-prof              write each process's CPU profile (gateways and subgraphs) to OUT/profiles when it stops
 //   --out DIR               where bench.md, bench.json and bench.svg go (infra/bench/results)
 // Progress goes to stderr; the report's path and the goals to stdout. Needs Postgres and Redis (TEST_DATABASE_URL,
 // TEST_REDIS_URL, else the loopback defaults).

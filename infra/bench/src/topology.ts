@@ -59,6 +59,7 @@ export async function startTopology(
   options: {
     tree: string;
     inherited: Record<string, string | undefined>;
+    /** Where every process (subgraphs and gateways) writes its CPU profile when it stops; none without. */
     profileDir?: string;
     usersDatabaseUrl: string;
     ordersDatabaseUrl: string;
@@ -73,6 +74,8 @@ export async function startTopology(
   const entry = (path: string) => join(options.tree, path);
   const secrets = { users: secret(), orders: secret(), ordersToUsers: secret(), jwt: secret() };
   const started: BenchProcess[] = [];
+  // One CPU profile per process, written when it stops: open it in Chrome DevTools or speedscope.
+  const profiled = (name: string) => (options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []);
   const stop = async () => {
     for (const process of started.reverse()) await process.stop();
   };
@@ -83,6 +86,7 @@ export async function startTopology(
       startProcess({
         name: 'users',
         inherited,
+        nodeArgs: profiled('users'),
         entry: entry('subgraphs/users/dist/index.js'),
         env: { ...shared, USERS_PORT: String(port), USERS_DATABASE_URL: usersDatabaseUrl },
         url: `http://127.0.0.1:${port}/graphql`,
@@ -94,6 +98,7 @@ export async function startTopology(
       startProcess({
         name: 'orders',
         inherited,
+        nodeArgs: profiled('orders'),
         entry: entry('subgraphs/orders/dist/index.js'),
         env: { ...shared, ORDERS_PORT: String(port), ORDERS_DATABASE_URL: ordersDatabaseUrl, USERS_URL: users.url },
         url: `http://127.0.0.1:${port}/graphql`,
@@ -153,8 +158,7 @@ export async function startTopology(
         startProcess({
           name,
           inherited,
-          // One CPU profile per gateway, written when it stops: open it in Chrome DevTools or speedscope.
-          nodeArgs: options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [],
+          nodeArgs: profiled(name),
           ...how[name](port),
         }),
       );

@@ -9,6 +9,7 @@
 //   --runs N --seconds S    alternating runs per side and scenario (5 × 5 s), after one warm-up each
 //   --connections C         concurrent connections (20)
 //   --users N               seeded users, 10 orders each (10 000)
+//   --cpu-prof DIR          every process's CPU profile, written when it stops, to DIR/base and DIR/head
 // Progress goes to stderr, the table (markdown) to stdout. Needs Postgres and Redis, like the bench.
 import { rmSync } from 'node:fs';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '20' },
     users: { type: 'string', default: '10000' },
+    'cpu-prof': { type: 'string' },
   },
 });
 if (!values.base) throw new Error('--base REV is required');
@@ -71,6 +73,7 @@ try {
         redisUrl: testRedisUrl(),
         redisPrefix,
         wanted: ['ours'],
+        ...(values['cpu-prof'] && { profileDir: join(values['cpu-prof'], index === 0 ? 'base' : 'head') }),
       },
       log,
     );
