@@ -43,8 +43,31 @@ const require = createRequire(import.meta.url);
 
 // Packages' `exports` maps (react's, graphql-ws's) hide their umd/ folders from require.resolve, but every one
 // of them exports its package.json: the files sit next to it.
-const pathOf = (source: Source) =>
-  'local' in source ? fileURLToPath(new URL(source.local, import.meta.url)) : join(dirname(require.resolve(`${source.package}/package.json`)), source.file);
+const packagePath = (source: { package: string; file: string }) => join(dirname(require.resolve(`${source.package}/package.json`)), source.file);
+
+/**
+ * Where the build put a copy of an asset that comes from a package (VENDOR_DIR next to this module): the image
+ * ships those copies instead of the packages and everything they depend on.
+ */
+export const VENDOR_DIR = 'vendor';
+
+async function read(name: AssetName): Promise<string> {
+  const { source } = ASSET_SOURCES[name];
+  if ('local' in source) return readFile(fileURLToPath(new URL(source.local, import.meta.url)), 'utf8');
+  try {
+    return await readFile(fileURLToPath(new URL(`${VENDOR_DIR}/${name}`, import.meta.url)), 'utf8');
+  } catch (error) {
+    // Run from the sources (development, tests): the installed package has it.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return readFile(packagePath(source), 'utf8');
+  }
+}
+
+/** The installed file an asset is copied from at build time (infra/docker/scripts/compile.mjs). */
+export const vendoredFrom = (name: AssetName): string | undefined => {
+  const { source } = ASSET_SOURCES[name];
+  return 'package' in source ? packagePath(source) : undefined;
+};
 
 // Browsers fetch source maps only with developer tools open; the maps are not served, so the
 // reference would only produce a 404 and a warning there.
@@ -53,10 +76,9 @@ const withoutSourceMap = (text: string) => text.replace(/\n\/[/*]# sourceMapping
 const gzipped = promisify(gzip);
 
 async function load(name: AssetName): Promise<Asset> {
-  const { source, type } = ASSET_SOURCES[name];
-  const body = Buffer.from(withoutSourceMap(await readFile(pathOf(source), 'utf8')), 'utf8');
+  const body = Buffer.from(withoutSourceMap(await read(name)), 'utf8');
   return {
-    type,
+    type: ASSET_SOURCES[name].type,
     body,
     // GraphiQL's bundle is 3.5 MB and compresses to a fifth: worth it as soon as the browser is not on this host.
     gzipped: await gzipped(body),

@@ -5,6 +5,7 @@
 // Types are not checked here (`npm run typecheck` does that); esbuild only strips them.
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build, stop } from 'esbuild';
 
@@ -60,6 +61,7 @@ for (const dir of workspaces) {
   process.stderr.write(`compiled ${dir}: ${sources.length} files\n`);
 }
 
+await vendorExplorerAssets();
 if (values.out) assemble(values.out);
 // Stops esbuild's service while this process can still reap it: an orphan becomes a zombie where PID 1 does not.
 await stop();
@@ -83,4 +85,17 @@ function assemble(out) {
     writeFileSync(join(out, dir, 'package.json'), `${JSON.stringify(shipped, null, 2)}\n`);
     process.stderr.write(`assembled ${dir}\n`);
   }
+}
+
+/**
+ * The explorer's browser files (GraphiQL, React) are copied out of their packages next to the compiled explorer,
+ * which reads them there first: the image ships these few files, not the packages and the hundred they depend on.
+ */
+async function vendorExplorerAssets() {
+  const explorer = join(root, 'gateway/dist/explorer');
+  const { ASSET_SOURCES, VENDOR_DIR, vendoredFrom } = await import(pathToFileURL(join(explorer, 'assets.js')).href);
+  mkdirSync(join(explorer, VENDOR_DIR), { recursive: true });
+  const names = Object.keys(ASSET_SOURCES).filter((name) => vendoredFrom(name));
+  for (const name of names) cpSync(vendoredFrom(name), join(explorer, VENDOR_DIR, name));
+  process.stderr.write(`vendored the explorer's ${names.join(', ')}\n`);
 }

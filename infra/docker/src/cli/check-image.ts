@@ -7,7 +7,8 @@
 // Figures (size, build and start-up times) go to stdout as JSON and to test-results/image-check.json.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { mintToken } from '@fed/gateway';
@@ -110,10 +111,51 @@ async function checkGateway(label: string, url: string, readBack: string = url):
   log(`  ${label}: nested query, updateUser, placeOrder and the read-back all answered`);
 }
 
+/** What the image may add to its base, in MB (the README's image table states it). */
+const IMAGE_BUDGET_MB = 150;
+
+/** The packages this tree's compiled code can load: compiled as the image is, then followed (scripts/runtime-packages.mjs). */
+function runtimePackages(): string[] {
+  const tree = join(tmpdir(), `fed-image-check-${process.pid}`);
+  try {
+    const compile = spawnSync('node', [join(ROOT, 'infra/docker/scripts/compile.mjs'), '--out', tree], { encoding: 'utf8' });
+    if (compile.status !== 0) throw new Error(`compiling failed:\n${compile.stderr}`);
+    const found = spawnSync('node', [join(ROOT, 'infra/docker/scripts/runtime-packages.mjs'), '--tree', tree], { encoding: 'utf8', maxBuffer: 16 << 20 });
+    if (found.status !== 0) throw new Error(`finding the runtime packages failed:\n${found.stderr}`);
+    return found.stdout.split('\n').filter(Boolean);
+  } finally {
+    rmSync(tree, { recursive: true, force: true });
+  }
+}
+
+/** Lean: every package in the image is one a service loads, the explorer works without GraphiQL's packages, and the size is within budget. */
+function checkLean(image: string, base: string | undefined): void {
+  const shipped = dockerOut(
+    'run', '--rm', '-v', `${join(ROOT, 'infra/docker/scripts')}:/tools:ro`, '--entrypoint', 'node', image, '/tools/runtime-packages.mjs', '--list', '/app/node_modules',
+  ).split('\n').filter(Boolean);
+  const loaded = new Set(runtimePackages());
+  const unused = shipped.filter((name) => !loaded.has(name));
+  expectThat(unused.length === 0, `packages no service loads must not ship: ${unused.join(', ')}`, unused);
+  figures.packages = shipped.length;
+  // The explorer's files were copied out of their packages at build time (compile.mjs), which the image does not install.
+  const assets = dockerOut(
+    'run', '--rm', '--entrypoint', 'node', image, '--input-type=module', '-e',
+    "const { assetStore } = await import('/app/gateway/dist/explorer/assets.js'); const assets = await assetStore()(); console.log(Object.values(assets).filter((asset) => asset.body.length > 0).length, Object.keys(assets).length)",
+  ).split(' ');
+  expectThat(assets[0] === assets[1] && Number(assets[0]) > 0, 'the explorer must load every asset from the image', assets);
+  if (base) {
+    figures.baseMB = Math.round(engine.sizeBytes(base) / 1e6);
+    figures.addedMB = Number(figures.imageMB) - Number(figures.baseMB);
+    expectThat(Number(figures.addedMB) <= IMAGE_BUDGET_MB, `the image adds ${String(figures.addedMB)} MB to its base (budget: ${IMAGE_BUDGET_MB} MB)`, figures);
+  }
+  log(`lean: ${shipped.length} packages, all loaded by a service; the explorer's ${assets[1]} assets load; ${figures.addedMB ?? '?'} MB on the base`);
+}
+
 async function main(): Promise<void> {
   let image = args.image;
+  let base = args.base;
   if (!image) {
-    const base = args.base ?? engine.localBase();
+    base ??= engine.localBase();
     image = 'federated-graph:check';
     log(`building ${image} on ${base}`);
     const started = performance.now();
@@ -138,6 +180,7 @@ async function main(): Promise<void> {
   expectThat(!contents.some((line) => line.endsWith('.ts')), 'TypeScript sources must not ship', contents);
   expectThat(!contents.some((line) => line.startsWith('dev:')), 'dev dependencies must not ship', contents);
   log(`image ${image}: ${figures.imageMB} MB, user node, tini, no TypeScript sources or dev dependencies`);
+  checkLean(image, base);
 
   // 1. The embedded default: the image's own command, with only a JWT secret (production refuses the development one).
   const embeddedPort = await freePort();
