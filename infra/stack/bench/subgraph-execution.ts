@@ -1,11 +1,12 @@
-// `npm run -s bench:subgraph-execution -w @fed/stack -- [--runs 5] [--requests 300] [--connections 10] [--cpu-prof DIR]`:
+// `npm run -s bench:subgraph-execution -w @fed/stack -- [--runs 5] [--requests 300] [--connections 10] [--cpu-prof DIR] [--heap-prof DIR]`:
 // the subgraphs' CPU per request on the nested query's fetches, compiled execution against graphql-js, side by
 // side. Each subgraph runs as its own process twice (SUBGRAPH_EXECUTION=compiled and =graphql-js), both on the
 // same seeded Postgres, and is sent exactly what the gateway sends it for the nested query, signed as the
 // gateway signs: the users page, then orders' `_entities` for those 20 users with their 5 latest orders and
 // items. CPU is read from /proc for the subgraph process alone (every thread, GC included). Runs alternate
 // between the two; medians and ratios go to stdout as JSON. Both must answer byte for byte alike first.
-// `--cpu-prof DIR` writes CPU profiles of every subgraph process to DIR/<subgraph>-<execution>/ when it stops.
+// `--cpu-prof DIR` writes CPU profiles of every subgraph process to DIR/<subgraph>-<execution>/ when it stops;
+// `--heap-prof DIR` writes sampled allocation profiles there (what each request leaves for the collector).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '300' },
     connections: { type: 'string', default: '10' },
     'cpu-prof': { type: 'string' },
+    'heap-prof': { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -45,7 +47,10 @@ const children: ChildProcess[] = [];
 async function startSubgraph(name: 'users' | 'orders', execution: SubgraphExecution, usersUrl?: string) {
   const port = await freePort();
   // A directory per process: Node writes a profile per thread (tsx's loader runs in one of its own).
-  const profile = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', `${values['cpu-prof']}/${name}-${execution}`] : [];
+  const profile = [
+    ...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', `${values['cpu-prof']}/${name}-${execution}`] : []),
+    ...(values['heap-prof'] ? ['--heap-prof', '--heap-prof-dir', `${values['heap-prof']}/${name}-${execution}`] : []),
+  ];
   const env: Record<string, string | undefined> = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,

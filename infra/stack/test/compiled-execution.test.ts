@@ -10,6 +10,8 @@ import { createHttpUserSnapshot, createOrdersServer } from '@fed/orders';
 import {
   createLogger,
   createOutboxRelay,
+  createTelemetry,
+  renderMetrics,
   listen,
   MemoryEventStream,
   MemoryPubSub,
@@ -18,6 +20,7 @@ import {
   IDENTITY_HEADER,
   type GraphQLApp,
   type SubgraphExecution,
+  type Telemetry,
   type Viewer,
 } from '@fed/platform';
 import { graphql } from '@fed/platform/testing';
@@ -42,7 +45,12 @@ interface Answer {
 }
 
 let stack: TestStack;
-const twins = {} as Record<Subgraph, Record<SubgraphExecution, { app: GraphQLApp; url: string }>>;
+interface Twin {
+  app: GraphQLApp;
+  url: string;
+  telemetry: Telemetry;
+}
+const twins = {} as Record<Subgraph, Record<SubgraphExecution, Twin>>;
 const captured: Captured[] = [];
 
 // What is not part of the request itself: the connection's own headers.
@@ -87,6 +95,7 @@ beforeAll(async () => {
   // Twins only answer what is replayed to them: their outboxes are not relayed, their projection not started.
   const stream = new MemoryEventStream(new MemoryPubSub());
   for (const execution of ['compiled', 'graphql-js'] as const) {
+    const telemetry = { users: createTelemetry({ service: 'users' }), orders: createTelemetry({ service: 'orders' }) };
     const users = await createUsersServer({
       db: stack.databases.users.db,
       events: { stream, pubsub: new MemoryPubSub(), relay: createOutboxRelay({ db: stack.databases.users.db, stream, logger }) },
@@ -94,6 +103,7 @@ beforeAll(async () => {
       secrets: { gateway: stack.secrets.users, orders: stack.secrets.ordersToUsers },
       replayStore: new MemoryRateLimiter(),
       introspection: false,
+      telemetry: telemetry.users,
       execution,
     });
     const orders = await createOrdersServer({
@@ -104,11 +114,12 @@ beforeAll(async () => {
       secrets: { gateway: stack.secrets.orders },
       replayStore: new MemoryRateLimiter(),
       introspection: false,
+      telemetry: telemetry.orders,
       execution,
     });
     for (const [name, app] of [['users', users], ['orders', orders]] as const) {
       const port = await listen(app.httpServer, 0, '127.0.0.1');
-      (twins[name] ??= {} as Record<SubgraphExecution, { app: GraphQLApp; url: string }>)[execution] = { app, url: `http://127.0.0.1:${port}/graphql` };
+      (twins[name] ??= {} as Record<SubgraphExecution, Twin>)[execution] = { app, url: `http://127.0.0.1:${port}/graphql`, telemetry: telemetry[name] };
     }
   }
 }, 120_000);
@@ -157,10 +168,16 @@ describe('compiled execution answers exactly as graphql-js', () => {
     }
     expect(mismatches).toEqual([]);
     expect(compared).toBeGreaterThan(corpus.length);
-    // The comparison means something only if the compiled twins compiled.
     for (const name of ['users', 'orders'] as const) {
+      // The comparison means something only if the compiled twins compiled.
       expect(twins[name].compiled.app.execution?.compiled).toBeGreaterThan(0);
       expect(twins[name]['graphql-js'].app.execution).toBeUndefined();
+      // Both counted the same operations, by type and name, and the same errors, by code.
+      const counted = async (twin: Twin) =>
+        (await renderMetrics([twin.telemetry.metrics])).split('\n').filter((line) => /^graphql_(errors_total|operation_duration_seconds_count)\{/.test(line));
+      const compiledCounts = await counted(twins[name].compiled);
+      expect(compiledCounts.length).toBeGreaterThan(1);
+      expect(compiledCounts).toEqual(await counted(twins[name]['graphql-js']));
     }
   }, 600_000);
 
