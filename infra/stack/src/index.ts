@@ -32,6 +32,7 @@ await startOrExit(async () => {
     auth,
     secrets: { users: config.USERS_SUBGRAPH_SECRET, orders: config.ORDERS_SUBGRAPH_SECRET, ordersToUsers: config.ORDERS_TO_USERS_SECRET },
     usersTimeoutMs: config.USERS_TIMEOUT_MS,
+    subgraphExecution: config.SUBGRAPH_EXECUTION,
     seedIfEmpty: config.SEED_ON_FIRST_START ? undefined : false,
     telemetry: { tracing, knownOperations, processMetrics: true },
     drain,

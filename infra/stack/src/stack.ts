@@ -13,6 +13,7 @@ import {
   type Logger,
   type Retention,
   type ServiceTelemetry,
+  type SubgraphExecution,
   type SpanExporter,
 } from '@fed/platform';
 import { createUsersServer } from '@fed/users';
@@ -58,6 +59,8 @@ export interface StackOptions {
   };
   /** On stop: how long /readyz says draining before listeners close, and the grace for requests in flight. */
   drain?: { delayMs?: number; graceMs?: number };
+  /** How both subgraphs execute operations (SUBGRAPH_EXECUTION); default compiled. */
+  subgraphExecution?: SubgraphExecution;
 }
 
 export interface RunningStack {
@@ -131,6 +134,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     introspection,
     telemetry: telemetry.users.telemetry,
     drain: options.drain,
+    execution: options.subgraphExecution,
   });
   await listen(users.httpServer, ports.users ?? 0, SUBGRAPH_HOST);
   usersRelay.start();
@@ -151,6 +155,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
       introspection,
       telemetry: telemetry.orders.telemetry,
       drain: options.drain,
+      execution: options.subgraphExecution,
     });
     await listen(app.httpServer, port, SUBGRAPH_HOST);
     relay.start();
