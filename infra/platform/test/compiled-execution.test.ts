@@ -121,6 +121,7 @@ const OPERATIONS: { query: string; variables?: Record<string, unknown>; operatio
   { query: '{ dynamic { sku } }', cacheControl: 'max-age=5, private' },
   { query: '{ plain }', cacheControl: 'no-store' },
   { query: '{ __typename }' },
+  { query: '{ __schema { queryType { name } } __type(name: "Shop") { name fields { name type { kind ofType { name } } } } }' },
   { query: '{ boom plain }', cacheControl: 'no-store' },
   { query: '{ coded shop(id: "1") { name } }' },
   { query: '{ strict { id name } }' },
