@@ -43,9 +43,11 @@ import { createResponseCache, type ResponseCache, type ResponseCacheOptions, typ
 import { createSubgraphBreaker, DEFAULT_BREAKER, type BreakerPolicy, type SubgraphBreaker } from './subgraphs/circuit-breaker.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
 import { createWriteClock } from './subgraphs/dedupe.ts';
-import { DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from './subscriptions/admission.ts';
+import { serveEventStreams } from './streaming/sse.ts';
+import { createSocketRegistry, DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from './subscriptions/admission.ts';
 import { DEFAULT_DOCUMENT_CACHE, type DocumentCacheLimits, type DocumentCacheStats } from './subscriptions/document-cache.ts';
 import { createSubscriptionEngine } from './subscriptions/engine.ts';
+import { createOperationAdmission } from './subscriptions/operation.ts';
 import { serveSubscriptions } from './subscriptions/server.ts';
 
 export { DOWNSTREAM_PUBLIC_CODES, ErrorCode } from './errors/codes.ts';
@@ -142,7 +144,13 @@ export interface GatewayDeps {
    * graphql-ws: sockets and subscriptions per socket, viewer and address (per replica), the parsed-document
    * cache's bounds, and how often a lost upstream is subscribed again before its clients get STREAM_UNAVAILABLE.
    */
-  subscriptions?: { limits?: Partial<SubscriptionLimits>; documentCache?: Partial<DocumentCacheLimits>; resubscribeAttempts?: number };
+  subscriptions?: {
+    limits?: Partial<SubscriptionLimits>;
+    documentCache?: Partial<DocumentCacheLimits>;
+    resubscribeAttempts?: number;
+    /** Keep-alive comments on event streams (ms; default 12 000), so proxies do not close an idle stream. */
+    eventStreamKeepAliveMs?: number;
+  };
 }
 
 export interface Gateway extends GraphQLApp {
@@ -152,7 +160,8 @@ export interface Gateway extends GraphQLApp {
   responseCache?: ResponseCache;
   telemetry: Telemetry;
   /** Subscriptions running now, open sockets and the parsed-document cache; unset without a Subscription type. */
-  subscriptions?: { active: number; sockets: number; documentCache: DocumentCacheStats };
+  /** `active` counts graphql-ws subscriptions and event streams; `eventStreams` the latter alone. */
+  subscriptions?: { active: number; sockets: number; documentCache: DocumentCacheStats; eventStreams: number };
 }
 
 const hasSubscriptionRoot = (supergraphSdl: string) =>
@@ -281,62 +290,95 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     ? createRateLimitGate({ limiter: deps.rateLimiter, policy: rateLimit, trustedHops: deps.trustedProxyHops ?? 0 })
     : undefined;
 
-  // Subscriptions over graphql-ws, on the same server and path, when the supergraph has any.
-  const subscriptions = hasSubscriptionRoot(supergraphSdl)
-    ? serveSubscriptions({
-        httpServer,
-        engine: createSubscriptionEngine({
-          execution: engine,
-          clients: (name) => subscriptionClients.get(name),
-          dataSources: () => dataSources,
-          maxResubscribeAttempts: deps.subscriptions?.resubscribeAttempts,
-          logger,
-        }),
-        authenticate: deps.authenticate,
-        limits,
-        listSizes: readListSizes(supergraphSdl),
-        maxTokens: deps.maxTokens ?? 10_000,
-        maxPayloadBytes: deps.maxBodyBytes ?? 1024 * 1024,
-        introspection: development,
-        formatError: formatError,
-        socketLimits: { ...DEFAULT_SUBSCRIPTION_LIMITS, ...deps.subscriptions?.limits },
-        documentCache: { ...DEFAULT_DOCUMENT_CACHE, ...deps.subscriptions?.documentCache },
-        // The HTTP path's limit, policy and keys: a socket cannot be a way around it.
-        rateLimit: limitRate,
-        trustedProxyHops: deps.trustedProxyHops ?? 0,
-        admitOperation: admission.subscription,
+  // Before anything is parsed: who is asking, and whether they may ask again so soon. A refused token still
+  // counts against its address, so a flood of bad tokens is rate limited too. HTTP requests and event streams alike.
+  const admitRequest = async (req: IncomingMessage): Promise<GatewayAdmission> => {
+    let viewer: Viewer | null = null;
+    let refusal: unknown;
+    try {
+      viewer = await deps.authenticate(req.headers.authorization);
+    } catch (error) {
+      refusal = error;
+    }
+    await limitRate?.(req, viewer);
+    if (refusal) throw refusal;
+    return { viewer, idempotencyKey: idempotencyKeyOf(req) };
+  };
+  const context = async (_req: IncomingMessage | undefined, { viewer, idempotencyKey, responseCache: cacheState }: GatewayAdmission): Promise<GatewayContext> => ({ viewer, idempotencyKey, responseCache: cacheState });
+
+  // Subscriptions over graphql-ws and over server-sent events, on the same server and path, when the supergraph
+  // has any: one engine (shared upstreams), one set of checks and one budget per client for both transports.
+  const subscriptionEngine = hasSubscriptionRoot(supergraphSdl)
+    ? createSubscriptionEngine({
+        execution: engine,
+        clients: (name) => subscriptionClients.get(name),
+        dataSources: () => dataSources,
+        maxResubscribeAttempts: deps.subscriptions?.resubscribeAttempts,
         logger,
       })
     : undefined;
+  const operations = subscriptionEngine
+    ? createOperationAdmission({
+        schema: subscriptionEngine.schema,
+        limits,
+        listSizes: readListSizes(supergraphSdl),
+        maxTokens: deps.maxTokens ?? 10_000,
+        introspection: development,
+        documentCache: { ...DEFAULT_DOCUMENT_CACHE, ...deps.subscriptions?.documentCache },
+        admitOperation: admission.subscription,
+      })
+    : undefined;
+  const registry = createSocketRegistry({ ...DEFAULT_SUBSCRIPTION_LIMITS, ...deps.subscriptions?.limits });
+  const subscriptions =
+    subscriptionEngine && operations
+      ? serveSubscriptions({
+          httpServer,
+          engine: subscriptionEngine,
+          authenticate: deps.authenticate,
+          operations,
+          registry,
+          maxPayloadBytes: deps.maxBodyBytes ?? 1024 * 1024,
+          formatError: formatError,
+          // The HTTP path's limit, policy and keys: a socket cannot be a way around it.
+          rateLimit: limitRate,
+          trustedProxyHops: deps.trustedProxyHops ?? 0,
+          logger,
+        })
+      : undefined;
+  const corsOrigins = deps.corsOrigins ?? (development ? '*' : undefined);
+  const eventStreams =
+    subscriptionEngine && operations
+      ? serveEventStreams<GatewayAdmission>({
+          engine: subscriptionEngine,
+          operations,
+          registry,
+          admit: admitRequest,
+          // A query or mutation sent as an event stream runs as over HTTP (without the response cache).
+          executePlain: (request, admitted) => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admitted) }),
+          formatError,
+          maxBodyBytes: deps.maxBodyBytes ?? 1024 * 1024,
+          corsOrigins,
+          trustedProxyHops: deps.trustedProxyHops ?? 0,
+          keepAliveMs: deps.subscriptions?.eventStreamKeepAliveMs,
+          logger,
+        })
+      : undefined;
   registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats });
 
   httpServer.on(
     'request',
     graphqlRequestListener<GatewayContext, GatewayAdmission>({
       apollo,
-      // Before anything is parsed: who is asking, and whether they may ask again so soon. A refused token
-      // still counts against its address, so a flood of bad tokens is rate limited too.
-      admit: async (req: IncomingMessage): Promise<GatewayAdmission> => {
-        let viewer: Viewer | null = null;
-        let refusal: unknown;
-        try {
-          viewer = await deps.authenticate(req.headers.authorization);
-        } catch (error) {
-          refusal = error;
-        }
-        await limitRate?.(req, viewer);
-        if (refusal) throw refusal;
-        return { viewer, idempotencyKey: idempotencyKeyOf(req) };
-      },
+      admit: admitRequest,
       inspect: admission.http,
       around: responseCache?.around,
-      context: async (_req, { viewer, idempotencyKey, responseCache: cacheState }) => ({ viewer, idempotencyKey, responseCache: cacheState }),
-      routes: (req, res, url) => explorer.handle(req, res, url),
+      context,
+      routes: async (req, res, url) => (await eventStreams?.handle(req, res, url)) || explorer.handle(req, res, url),
       ready: () => readiness.check(),
       draining: () => readiness.isDraining(),
       telemetry,
       metrics: deps.metricsSources ?? (() => [telemetry.metrics]),
-      corsOrigins: deps.corsOrigins ?? (development ? '*' : undefined),
+      corsOrigins,
       maxBodyBytes: deps.maxBodyBytes,
       logger,
     }),
@@ -352,7 +394,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     get subscriptions() {
       if (!subscriptions) return undefined;
       const { subscriptions: active, sockets, documentCache } = subscriptions.stats();
-      return { active, sockets, documentCache };
+      return { active: active + (eventStreams?.streams() ?? 0), sockets, documentCache, eventStreams: eventStreams?.streams() ?? 0 };
     },
     // The drain, once, however often it is called (a test, then the stack that owns it): readiness says so
     // first; then the listener closes while requests in flight finish and sockets close with 1001.
@@ -361,6 +403,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         readiness.drain();
         httpDrain.answerWithClose();
         if (deps.drain?.delayMs) await sleep(deps.drain.delayMs);
+        eventStreams?.dispose();
         await Promise.all([subscriptions?.dispose(), httpDrain.close(deps.drain?.graceMs ?? 10_000).then(() => apollo.stop())]);
         await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
         await responseCache?.stop();

@@ -63,14 +63,18 @@ interface Resumable {
  * no repeat across a subgraph replica going away. The client's own selection is unchanged: the executor shapes
  * each answer to it.
  */
+export function isResumableField(schema: GraphQLSchema, fieldName: string): boolean {
+  const field = schema.getSubscriptionType()?.getFields()[fieldName];
+  const type = field && getNamedType(field.type);
+  return !!field?.args.some((arg) => arg.name === 'after') && !!type && 'getFields' in type && 'id' in type.getFields();
+}
+
 function resumable(schema: GraphQLSchema, primaryOperation: string, variables: Record<string, unknown>): Resumable | undefined {
   const document = parse(primaryOperation);
   const operation = document.definitions.find((definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION);
   const root = operation?.selectionSet.selections[0];
   if (!operation || root?.kind !== Kind.FIELD || !root.selectionSet) return undefined;
-  const field = schema.getSubscriptionType()?.getFields()[root.name.value];
-  const type = field && getNamedType(field.type);
-  if (!field?.args.some((arg) => arg.name === 'after') || !type || !('getFields' in type) || !('id' in type.getFields())) return undefined;
+  if (!isResumableField(schema, root.name.value)) return undefined;
   const given = root.arguments?.find((arg) => arg.name.value === 'after')?.value;
   const from =
     given?.kind === Kind.VARIABLE ? ((variables[given.name.value] as string | null | undefined) ?? null) : given && 'value' in given ? String(given.value) : null;
@@ -142,6 +146,9 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   const maxAttempts = options.maxResubscribeAttempts ?? MAX_RESUBSCRIBE_ATTEMPTS;
   const stats = { overflowed: 0 };
   let unshared = 0;
+  // The cursor of each event of a resumable subscription, beside the result rather than in it: results are
+  // shared by every client of an upstream, and the client may not have selected `id` at all.
+  const cursors = new WeakMap<ExecutionResult, string>();
   const upstreams = new Map<string, Upstream>();
 
   // The event stands in for the primary fetch only, under a name no subgraph has: later fetches in `rest` to the
@@ -178,6 +185,8 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     stats,
     /** Distinct upstream subscriptions open now. */
     upstreams: () => upstreams.size,
+    /** The cursor (`after`) of an event a resumable subscription delivered: resuming after it repeats nothing. */
+    cursorOf: (result: ExecutionResult): string | undefined => cursors.get(result),
 
     subscribe(request: SubscriptionRequest): AsyncIterableIterator<ExecutionResult> {
       const key = JSON.stringify([print(request.document), request.operationName ?? null, request.variables ?? {}, request.viewer]);
@@ -265,8 +274,9 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
             renewing = true;
             return;
           }
-          const id = resume && (event.data?.[resume.responseKey] as Record<string, unknown> | null | undefined)?.[RESUME_ID];
-          if (typeof id === 'string') lastId = id;
+          const found = resume && (event.data?.[resume.responseKey] as Record<string, unknown> | null | undefined)?.[RESUME_ID];
+          const id = typeof found === 'string' ? found : undefined;
+          if (id !== undefined) lastId = id;
           // Events wait here while `rest` runs for the one before. A subgraph too fast for it would grow this
           // without end: past the limit the stream ends with a code that tells clients to resume.
           if (pending >= maxQueued) {
@@ -279,7 +289,11 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
           chain = chain
             .then(() => (closed ? undefined : executeEvent(request, prepared, event)))
             .finally(() => (pending -= 1))
-            .then((result) => result && broadcast(result), (error: unknown) => {
+            .then((result) => {
+              if (!result) return;
+              if (id !== undefined) cursors.set(result, id);
+              broadcast(result);
+            }, (error: unknown) => {
               options.logger.error({ err: error, subgraph: primary.serviceName }, 'could not complete a subscription event');
               broadcast({ errors: [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })] });
             });

@@ -1,48 +1,31 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { createHash } from 'node:crypto';
-import {
-  getOperationAST,
-  getVariableValues,
-  GraphQLError,
-  NoSchemaIntrospectionCustomRule,
-  parse,
-  specifiedRules,
-  validate,
-  type ExecutionResult,
-  type GraphQLFormattedError,
-} from 'graphql';
+import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import type { Context } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { HttpError, type Logger, type Viewer } from '@fed/platform';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { ErrorCode } from '../errors/codes.ts';
-import type { ListSizes } from '../limits/measure.ts';
-import { exceededLimit, type OperationLimits } from '../limits/operation-limits.ts';
 import { addressKey, clientAddress } from '../limits/rate-limit.ts';
-import { addressClient, createSocketRegistry, TOO_MANY_CLOSE_CODE, viewerClient, type SubscriptionLimits } from './admission.ts';
-import { createDocumentCache, type DocumentCacheLimits } from './document-cache.ts';
+import { addressClient, TOO_MANY_CLOSE_CODE, viewerClient, type SocketRegistry } from './admission.ts';
 import type { SubscriptionEngine } from './engine.ts';
+import { maskResult, tokenExpiry, type OperationAdmission } from './operation.ts';
 
 export interface SubscriptionServerOptions {
   httpServer: Server;
   path?: string;
   engine: SubscriptionEngine;
   authenticate: Authenticator;
-  limits: OperationLimits;
-  listSizes: ListSizes;
-  maxTokens: number;
   maxPayloadBytes: number;
-  introspection: boolean;
   /** The gateway's error formatter: subscription errors are masked exactly as HTTP ones. */
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
   /** Keep-alive pings to every client (ms). */
   keepAliveMs?: number;
-  /** HTTP's first look at a request (trusted documents, variable bounds): edits the payload, or returns errors. */
-  admitOperation?: (payload: { query: string; variables?: Record<string, unknown> | null; extensions?: Record<string, unknown> | null }) => GraphQLError[] | undefined;
-  /** Sockets and subscriptions per socket, viewer and address (see SubscriptionLimits). */
-  socketLimits: SubscriptionLimits;
-  documentCache: DocumentCacheLimits;
+  /** What every subscription passes before it starts, shared with the SSE transport (parse, validation, limits). */
+  operations: OperationAdmission;
+  /** Sockets and subscriptions per socket, viewer and address (see SubscriptionLimits), shared with SSE streams. */
+  registry: SocketRegistry;
   /**
    * The HTTP path's rate limit (same limiter, policy and keys): each socket's sign-in and each subscribe message
    * count as one request. It throws an HttpError 429 to refuse; unset: no rate limit.
@@ -59,17 +42,6 @@ export const TOKEN_EXPIRED_CLOSE_CODE = 4401;
 const bearer = (params: Record<string, unknown> | undefined) => {
   const value = params?.authorization ?? params?.Authorization;
   return typeof value === 'string' ? value : undefined;
-};
-
-/** The expiry (ms) of a token the authenticator accepted: read the way it reads the header. */
-const expiryOf = (authorization: string): number | undefined => {
-  const token = /^Bearer ([A-Za-z0-9\-_.]+)$/.exec(authorization.trim())?.[1];
-  try {
-    const payload = JSON.parse(Buffer.from(token?.split('.')[1] ?? '', 'base64url').toString('utf8')) as { exp?: unknown };
-    return typeof payload.exp === 'number' ? payload.exp * 1000 : undefined;
-  } catch {
-    return undefined;
-  }
 };
 
 const badRequest = (message: string) => new GraphQLError(message, { extensions: { code: ErrorCode.BadRequest } });
@@ -91,10 +63,6 @@ const payloadKey = ({ query, operationName, variables, extensions }: { query: st
     .update(JSON.stringify([query, operationName ?? null, variables ?? {}, extensions ?? {}]))
     .digest('base64url');
 
-/** The code HTTP would give the same error; "did you mean" hints go, as over HTTP. */
-const coded = (error: GraphQLError, code: string) =>
-  new GraphQLError(error.message.replace(/ Did you mean .*$/, ''), { extensions: { ...error.extensions, code: error.extensions.code ?? code } });
-
 /**
  * graphql-ws on the gateway's own HTTP server and path. The client's token comes in `connection_init`
  * (`{ authorization: "Bearer …" }`); a bad one closes the socket with 4403. Only subscriptions are served
@@ -106,11 +74,8 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
   const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path ?? '/graphql', maxPayload: options.maxPayloadBytes });
   const viewers = new WeakMap<Context, Viewer | null>();
   const expiries = new WeakMap<Context, NodeJS.Timeout>();
-  const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
-  const documents = createDocumentCache(options.documentCache);
   const connections = new Set<Context>();
-  const registry = createSocketRegistry(options.socketLimits);
-  // Per socket: which subscription id runs each distinct payload, and the reverse, to replace a repeat.
+  const { registry } = options;
   // Per socket: which subscription id runs each distinct payload, and the reverse, to replace a repeat; and the
   // bytes of query text each holds.
   const byPayload = new WeakMap<Context, { ids: Map<string, string>; keys: Map<string, string>; bytes: Map<string, number> }>();
@@ -148,7 +113,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         }
         // Gone while the token was checked: nothing to time out.
         if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
-        const expiresAt = authorization ? expiryOf(authorization) : undefined;
+        const expiresAt = authorization ? tokenExpiry(authorization) : undefined;
         // A signed-in socket lives no longer than its token: one whose expiry cannot be read is refused.
         if (viewer && expiresAt === undefined) return false;
         const limited = await rateLimited(options.rateLimit, ctx.extra.request, viewer);
@@ -211,32 +176,12 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
           return [new GraphQLError(limited, { extensions: { code: ErrorCode.RateLimited } })];
         }
         if (replacing && previous in ctx.subscriptions) end(ctx, previous);
-        const refused = options.admitOperation?.(payload);
-        if (refused) return refused;
-        const documentKey = createHash('sha256').update(payload.query).digest('base64url');
-        let document = documents.get(documentKey);
-        if (!document) {
-          try {
-            document = parse(payload.query, { maxTokens: options.maxTokens, noLocation: true });
-          } catch (error) {
-            return [coded(error instanceof GraphQLError ? error : badRequest('The query could not be parsed'), 'GRAPHQL_PARSE_FAILED')];
-          }
-          const errors = validate(engine.schema, document, rules);
-          if (errors.length > 0) return errors.map((error) => coded(error, 'GRAPHQL_VALIDATION_FAILED'));
-          // Thousands of clients send the same few documents: one parsed, validated copy serves them all.
-          documents.set(documentKey, payload.query, document);
+        const verdict = options.operations.admit(payload);
+        if ('errors' in verdict) {
+          return verdict.notSubscription ? [badRequest('Only subscriptions are served over graphql-ws; send queries and mutations over HTTP')] : [...verdict.errors];
         }
-        const operation = getOperationAST(document, payload.operationName);
-        if (!operation) return [badRequest('The document names no single operation to run')];
-        if (operation.operation !== 'subscription') {
-          return [badRequest('Only subscriptions are served over graphql-ws; send queries and mutations over HTTP')];
-        }
-        // Variables are coerced to their declared types first, as over HTTP: what goes upstream is what was checked.
-        const coerced = getVariableValues(engine.schema, operation.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 20 });
-        if (coerced.errors) return coerced.errors.map((error) => coded(error, 'BAD_USER_INPUT'));
-        const exceeded = exceededLimit(options.limits, options.listSizes, engine.schema, document, operation, coerced.coerced);
-        if (exceeded) return [exceeded];
-        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: coerced.coerced, contextValue: { viewer: viewers.get(ctx) ?? null } };
+        const { document, variables } = verdict.admitted;
+        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: variables, contextValue: { viewer: viewers.get(ctx) ?? null } };
       },
       subscribe: (args) => {
         const contextValue = args.contextValue as { viewer: Viewer | null };
@@ -248,7 +193,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
           contextValue,
         });
       },
-      onNext: (_ctx, _id, _payload, _args, result) => mask(result as ExecutionResult),
+      onNext: (_ctx, _id, _payload, _args, result) => maskResult(result as ExecutionResult, options.formatError),
       onError: (ctx, id, _payload, errors) => {
         forget(ctx, id);
         return errors.map((error) => options.formatError(error.toJSON(), error) as GraphQLError);
@@ -273,18 +218,13 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
     if (ctx.extra.socket.readyState === ctx.extra.socket.OPEN) ctx.extra.socket.send(JSON.stringify({ id, type: 'complete' }));
   }
 
-  function mask(result: ExecutionResult): ExecutionResult {
-    if (!result.errors?.length) return result;
-    return { ...result, errors: result.errors.map((error) => options.formatError((error as GraphQLError).toJSON?.() ?? error, error) as GraphQLError) };
-  }
-
   logger.debug({ path: options.path ?? '/graphql' }, 'serving subscriptions over graphql-ws');
   return {
     /** Open sockets, and the subscriptions running on them (read at scrape time, not kept as counters). */
     stats: () => ({
       sockets: wsServer.clients.size,
       subscriptions: [...connections].reduce((sum, ctx) => sum + Object.keys(ctx.subscriptions).length, 0),
-      documentCache: documents.stats(),
+      documentCache: options.operations.documentCache(),
     }),
     /** Closes every socket with 1001 (going away), so clients reconnect to another replica. */
     async dispose(): Promise<void> {

@@ -122,7 +122,8 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] | '*' | undefined): void {
+/** CORS headers for an allowed origin (routes that answer themselves, such as event streams, apply them too). */
+export function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] | '*' | undefined): void {
   const origin = req.headers.origin;
   if (!origins || !origin) return;
   if (origins !== '*' && !origins.includes(origin)) return;
@@ -131,7 +132,7 @@ function applyCors(req: IncomingMessage, res: ServerResponse, origins: string[] 
   res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
   res.setHeader(
     'access-control-allow-headers',
-    'content-type, authorization, apollo-require-preflight, x-apollo-operation-name, x-request-id, idempotency-key',
+    'content-type, authorization, apollo-require-preflight, x-apollo-operation-name, x-request-id, idempotency-key, last-event-id',
   );
   res.setHeader('access-control-max-age', '600');
 }
