@@ -1,10 +1,12 @@
-// `npm run -s bench:subgraph-execution -w @fed/stack -- [--runs 5] [--requests 300] [--connections 10] [--cpu-prof DIR] [--heap-prof DIR]`:
+// `npm run -s bench:subgraph-execution -w @fed/stack -- [--runs 5] [--requests 300] [--connections 10] [--baseline COMMIT] [--cpu-prof DIR] [--heap-prof DIR]`:
 // the subgraphs' CPU per request on the nested query's fetches, compiled execution against graphql-js, side by
 // side. Each subgraph runs as its own process twice (SUBGRAPH_EXECUTION=compiled and =graphql-js), both on the
 // same seeded Postgres, and is sent exactly what the gateway sends it for the nested query, signed as the
 // gateway signs: the users page, then orders' `_entities` for those 20 users with their 5 latest orders and
 // items. CPU is read from /proc for the subgraph process alone (every thread, GC included). Runs alternate
 // between the two; medians and ratios go to stdout as JSON. Both must answer byte for byte alike first.
+// `--baseline COMMIT` adds that commit's subgraphs (checked out under .bench/ and installed once) to the same runs,
+// on the same database: this tree against the code before it, in one run.
 // `--cpu-prof DIR` writes CPU profiles of every subgraph process to DIR/<subgraph>-<execution>/ when it stops;
 // `--heap-prof DIR` writes sampled allocation profiles there (what each request leaves for the collector).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { IDENTITY_HEADER, signIdentity, type SubgraphExecution } from '@fed/platform';
 import { createTestDatabase, freePort, median } from '@fed/platform/testing';
 import { openDatabases } from '../src/databases.ts';
+import { checkoutAt } from './stack-env.ts';
 import { seed } from '../src/seed.ts';
 
 const { values } = parseArgs({
@@ -24,6 +27,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '10' },
     'cpu-prof': { type: 'string' },
     'heap-prof': { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -33,6 +37,10 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const TICKS_PER_SECOND = 100;
 const MODES: SubgraphExecution[] = ['compiled', 'graphql-js'];
+/** This tree's two executions, and (with --baseline) another commit's subgraphs as they were. */
+type Variant = SubgraphExecution | 'baseline';
+const VARIANTS: Variant[] = values.baseline ? [...MODES, 'baseline'] : MODES;
+const baselineTree = values.baseline ? `${checkoutAt(values.baseline, `subgraph-execution-${values.baseline}`, log)}/` : undefined;
 
 // The nested query's fetches as the gateway plans them (`NESTED_QUERY` in stack-env.ts), admin viewer.
 const USERS_FETCH = 'query Nested__users__0{users(first:20){edges{node{__typename id name email}}}}';
@@ -44,12 +52,14 @@ const secrets = { users: randomBytes(32).toString('base64url'), orders: randomBy
 const created = [await createTestDatabase('bench_exec_users'), await createTestDatabase('bench_exec_orders')] as const;
 const children: ChildProcess[] = [];
 
-async function startSubgraph(name: 'users' | 'orders', execution: SubgraphExecution, usersUrl?: string) {
+async function startSubgraph(name: 'users' | 'orders', variant: Variant, usersUrl?: string) {
+  const execution = variant === 'baseline' ? undefined : variant;
+  const tree = variant === 'baseline' ? baselineTree! : root;
   const port = await freePort();
   // A directory per process: Node writes a profile per thread (tsx's loader runs in one of its own).
   const profile = [
-    ...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', `${values['cpu-prof']}/${name}-${execution}`] : []),
-    ...(values['heap-prof'] ? ['--heap-prof', '--heap-prof-dir', `${values['heap-prof']}/${name}-${execution}`] : []),
+    ...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', `${values['cpu-prof']}/${name}-${variant}`] : []),
+    ...(values['heap-prof'] ? ['--heap-prof', '--heap-prof-dir', `${values['heap-prof']}/${name}-${variant}`] : []),
   ];
   const env: Record<string, string | undefined> = {
     PATH: process.env.PATH,
@@ -57,19 +67,19 @@ async function startSubgraph(name: 'users' | 'orders', execution: SubgraphExecut
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     APOLLO_TELEMETRY_DISABLED: '1',
-    SUBGRAPH_EXECUTION: execution,
+    ...(execution ? { SUBGRAPH_EXECUTION: execution } : {}),
     ORDERS_TO_USERS_SECRET: secrets.ordersToUsers,
     ...(name === 'users'
       ? { USERS_PORT: String(port), USERS_DATABASE_URL: created[0].url, USERS_SUBGRAPH_SECRET: secrets.users }
       : { ORDERS_PORT: String(port), ORDERS_DATABASE_URL: created[1].url, ORDERS_SUBGRAPH_SECRET: secrets.orders, USERS_URL: usersUrl }),
   };
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/index.ts'], { cwd: `${root}subgraphs/${name}`, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/index.ts'], { cwd: `${tree}subgraphs/${name}`, env, stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(child);
   const url = `http://127.0.0.1:${port}/graphql`;
   for (let attempt = 0; ; attempt++) {
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((response) => response.ok, () => false);
     if (ready) break;
-    if (attempt > 300 || child.exitCode !== null) throw new Error(`${name} (${execution}) did not start`);
+    if (attempt > 300 || child.exitCode !== null) throw new Error(`${name} (${variant}) did not start`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return { child, url };
@@ -113,11 +123,10 @@ try {
   await databases.users.close();
   await databases.orders.close();
 
-  const users = { compiled: await startSubgraph('users', 'compiled'), 'graphql-js': await startSubgraph('users', 'graphql-js') };
-  const orders = {
-    compiled: await startSubgraph('orders', 'compiled', users.compiled.url),
-    'graphql-js': await startSubgraph('orders', 'graphql-js', users.compiled.url),
-  };
+  const users = {} as Record<Variant, { child: ChildProcess; url: string }>;
+  const orders = {} as Record<Variant, { child: ChildProcess; url: string }>;
+  for (const variant of VARIANTS) users[variant] = await startSubgraph('users', variant);
+  for (const variant of VARIANTS) orders[variant] = await startSubgraph('orders', variant, users.compiled.url);
 
   const usersBody = JSON.stringify({ query: USERS_FETCH, variables: {}, operationName: 'Nested__users__0' });
   const page = JSON.parse(await post(users.compiled.url, 'users', usersBody)) as { data: { users: { edges: { node: { id: string } }[] } } };
@@ -127,42 +136,43 @@ try {
   const targets = { users, orders };
 
   for (const subgraph of ['users', 'orders'] as const) {
-    const [compiled, graphqlJs] = await Promise.all(MODES.map((mode) => post(targets[subgraph][mode].url, subgraph, bodies[subgraph])));
-    if (compiled !== graphqlJs) throw new Error(`${subgraph}: the two answers differ`);
-    log(`${subgraph}: ${compiled!.length} bytes, identical on both`);
+    const [compiled, ...others] = await Promise.all(VARIANTS.map((variant) => post(targets[subgraph][variant].url, subgraph, bodies[subgraph])));
+    if (others.some((other) => other !== compiled)) throw new Error(`${subgraph}: the answers differ`);
+    log(`${subgraph}: ${compiled!.length} bytes, identical on all ${VARIANTS.length}`);
     // Warm-up: compilation, the JIT of V8, connection pools.
-    for (const mode of MODES) await load(targets[subgraph][mode], subgraph, bodies[subgraph], requests / 2);
+    for (const variant of VARIANTS) await load(targets[subgraph][variant], subgraph, bodies[subgraph], requests / 2);
   }
 
-  const samples: Record<'users' | 'orders', Record<SubgraphExecution, number[]>> = {
-    users: { compiled: [], 'graphql-js': [] },
-    orders: { compiled: [], 'graphql-js': [] },
+  const samples: Record<'users' | 'orders', Record<Variant, number[]>> = {
+    users: { compiled: [], 'graphql-js': [], baseline: [] },
+    orders: { compiled: [], 'graphql-js': [], baseline: [] },
   };
   for (let run = 0; run < runs; run++) {
     // Alternate which goes first, so neither always runs on a warmer (or busier) machine.
-    const order = run % 2 === 0 ? MODES : [...MODES].reverse();
+    const order = run % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
     for (const subgraph of ['orders', 'users'] as const) {
-      for (const mode of order) samples[subgraph][mode].push(await load(targets[subgraph][mode], subgraph, bodies[subgraph], requests));
+      for (const variant of order) samples[subgraph][variant].push(await load(targets[subgraph][variant], subgraph, bodies[subgraph], requests));
     }
-    log(`run ${run + 1}/${runs}: orders ${samples.orders.compiled.at(-1)!.toFixed(2)} / ${samples.orders['graphql-js'].at(-1)!.toFixed(2)} ms, users ${samples.users.compiled.at(-1)!.toFixed(2)} / ${samples.users['graphql-js'].at(-1)!.toFixed(2)} ms (compiled / graphql-js)`);
+    const last = (subgraph: 'users' | 'orders') => VARIANTS.map((variant) => samples[subgraph][variant].at(-1)!.toFixed(2)).join(' / ');
+    log(`run ${run + 1}/${runs}: orders ${last('orders')} ms, users ${last('users')} ms (${VARIANTS.join(' / ')})`);
   }
 
   const report = Object.fromEntries(
     (['orders', 'users'] as const).map((subgraph) => {
-      const compiled = median(samples[subgraph].compiled);
-      const graphqlJs = median(samples[subgraph]['graphql-js']);
+      const medians = Object.fromEntries(VARIANTS.map((variant) => [variant, median(samples[subgraph][variant])])) as Record<Variant, number>;
       return [
         subgraph,
         {
-          cpuMsPerRequest: { compiled: round(compiled), 'graphql-js': round(graphqlJs) },
-          ratio: round(compiled / graphqlJs),
-          peakRssMb: { compiled: round(peakRssMb(targets[subgraph].compiled.child.pid!)), 'graphql-js': round(peakRssMb(targets[subgraph]['graphql-js'].child.pid!)) },
-          samples: samples[subgraph],
+          cpuMsPerRequest: Object.fromEntries(VARIANTS.map((variant) => [variant, round(medians[variant])])),
+          ratio: round(medians.compiled / medians['graphql-js']),
+          ...(values.baseline ? { ratioToBaseline: round(medians.compiled / medians.baseline) } : {}),
+          peakRssMb: Object.fromEntries(VARIANTS.map((variant) => [variant, round(peakRssMb(targets[subgraph][variant].child.pid!))])),
+          samples: Object.fromEntries(VARIANTS.map((variant) => [variant, samples[subgraph][variant]])),
         },
       ];
     }),
   );
-  process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), node: process.version, runs, requests, connections, ...report }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), node: process.version, runs, requests, connections, baseline: values.baseline, ...report }, null, 2)}\n`);
 } finally {
   await Promise.all(
     children.map(
