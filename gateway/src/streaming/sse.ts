@@ -200,7 +200,8 @@ export function serveEventStreams<TAdmission extends { viewer: Viewer | null }>(
     const payload = payloadOf(method, url, raw, req.headers['content-type'] ?? '');
     const verdict = options.operations.admit(payload);
     if ('errors' in verdict) {
-      if (!verdict.notSubscription) throw new Refusal(400, verdict.errors);
+      // Apollo answers these exactly as over HTTP (OPERATION_RESOLUTION_FAILURE, or the query's own answer).
+      if (!verdict.notSubscription && !verdict.unresolved) throw new Refusal(400, verdict.errors);
       const headers = new HeaderMap();
       for (const [key, value] of Object.entries(req.headers)) if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
       // Apollo answers in JSON; this transport wraps a success in one event.

@@ -47,8 +47,11 @@ export interface AdmittedOperation {
 
 export type OperationVerdict =
   | { admitted: AdmittedOperation }
-  /** `notSubscription`: a valid query or mutation, which the transport may serve otherwise. */
-  | { errors: readonly GraphQLError[]; notSubscription?: true };
+  /**
+   * `notSubscription`: a valid query or mutation; `unresolved`: no single operation to run (an unknown
+   * `operationName`). A transport may hand either to the HTTP path, to answer as it does.
+   */
+  | { errors: readonly GraphQLError[]; notSubscription?: true; unresolved?: true };
 
 const badRequest = (message: string) => new GraphQLError(message, { extensions: { code: ErrorCode.BadRequest } });
 
@@ -86,7 +89,7 @@ export function createOperationAdmission(options: OperationAdmissionOptions) {
         documents.set(documentKey, payload.query, document);
       }
       const operation = getOperationAST(document, payload.operationName);
-      if (!operation) return { errors: [badRequest('The document names no single operation to run')] };
+      if (!operation) return { errors: [badRequest('The document names no single operation to run')], unresolved: true };
       if (operation.operation !== 'subscription') return { errors: [badRequest('Only subscriptions are served here; send queries and mutations over HTTP')], notSubscription: true };
       // Variables are coerced to their declared types first, as over HTTP: what goes upstream is what was checked.
       const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 20 });

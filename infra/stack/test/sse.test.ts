@@ -261,6 +261,9 @@ describe('subscriptions over server-sent events', () => {
       expect(await refused(post('{"query":'))).toMatchObject({ status: 400, code: 'BAD_REQUEST' });
       expect(await refused({ headers: stack.admin, search: { query: FOLLOW, variables: '{nope' } })).toMatchObject({ status: 400, code: 'BAD_REQUEST' });
     });
+    it('an operationName the document does not have: 400 OPERATION_RESOLUTION_FAILURE', async () => {
+      expect(await refused(post({ query: FOLLOW, operationName: 'Other' }))).toMatchObject({ status: 400, code: 'OPERATION_RESOLUTION_FAILURE' });
+    });
     it('a document that does not parse: 400 GRAPHQL_PARSE_FAILED', async () => {
       expect(await refused(post({ query: 'subscription {' }))).toMatchObject({ status: 400, code: 'GRAPHQL_PARSE_FAILED' });
     });
