@@ -115,10 +115,12 @@ function rememberingLastEventId() {
 
 const opened: RawStream[] = [];
 const clients: { dispose(): void | Promise<void> }[] = [];
-afterEach(async () => {
+/** Ends what a test opened; then no upstream is left, so `usersSubscriptions` tells when the next test's is live. */
+async function release(stack: TestStack | undefined) {
   for (const stream of opened.splice(0)) stream.abort();
   await Promise.all(clients.splice(0).map((client) => client.dispose()));
-});
+  if (stack) await waitFor(() => expect(stack.usersSubscriptions()).toBe(0));
+}
 
 describe('subscriptions over server-sent events', () => {
   let stack: TestStack;
@@ -127,12 +129,7 @@ describe('subscriptions over server-sent events', () => {
     await seed(stack.databases, { users: 3, ordersPerUser: 2 });
   });
   afterAll(() => stack?.teardown());
-  // Each test starts with no upstream left from the one before: `usersSubscriptions` then says when its own is live.
-  afterEach(async () => {
-    for (const stream of opened.splice(0)) stream.abort();
-    await Promise.all(clients.splice(0).map((client) => client.dispose()));
-    await waitFor(() => expect(stack.usersSubscriptions()).toBe(0));
-  });
+  afterEach(() => release(stack));
 
   const rename = async (name: string) => {
     const response = await stack.request('mutation ($name: String!) { updateUser(id: "2", input: { name: $name }) { id } }', { name }, await signedInAs('2'));
@@ -291,6 +288,7 @@ describe('event streams share the graphql-ws budgets and the HTTP rate limit', (
     await seed(stack.databases, { users: 2, ordersPerUser: 0 });
   });
   afterAll(() => stack?.teardown());
+  afterEach(() => release(stack));
 
   it('counts a websocket subscription and an event stream against the same per-user cap: 429 TOO_MANY_SUBSCRIPTIONS', async () => {
     const gateway = await startGatewayTo(stack, stack.urls.users, { subscriptions: { limits: { subscriptionsPerViewer: 1 } } });
@@ -336,6 +334,20 @@ describe('event streams share the graphql-ws budgets and the HTTP rate limit', (
     expect(statuses).toEqual([200, 200, 429]);
   });
 
+  it('keeps a stream open past the HTTP request timeout (it bounds receiving the request, not the answer)', async () => {
+    const gateway = await startGatewayTo(stack, stack.urls.users, { httpTimeouts: { headersTimeoutMs: 100, requestTimeoutMs: 200 } });
+    clients.push({ dispose: () => gateway.stop() });
+    const stream = await openRaw(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await tokenFor('2')}` }, body: JSON.stringify({ query: FOLLOW, variables: { userId: '2' } }) });
+    opened.push(stream);
+    await waitFor(() => expect(stack.usersSubscriptions()).toBe(1));
+    // Several of Node's timeout checks go by.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const response = await stack.request('mutation { updateUser(id: "2", input: { name: "Later" }) { id } }', {}, await signedInAs('2'));
+    expect(response.errors).toBeUndefined();
+    await waitFor(() => expect(nexts(stream)).toHaveLength(1));
+    expect(stream.ended).toBe(false);
+  });
+
   it('keeps an idle stream alive with comment lines', async () => {
     const gateway = await startGatewayTo(stack, stack.urls.users, { subscriptions: { eventStreamKeepAliveMs: 20 } });
     clients.push({ dispose: () => gateway.stop() });
@@ -368,6 +380,7 @@ describe('a stream cut by a draining gateway resumes on another replica with Las
     await seed(stack.databases, { users: 2, ordersPerUser: 1 });
   });
   afterAll(() => stack?.teardown());
+  afterEach(() => release(stack));
 
   /**
    * The graphql-sse client follows user 2 (its first connection to replica A, through `url`), beside a control
