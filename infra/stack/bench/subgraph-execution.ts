@@ -1,4 +1,4 @@
-// `npm run -s bench:subgraph-execution -w @fed/stack -- [--runs 5] [--requests 300] [--connections 10] [--baseline COMMIT] [--cpu-prof DIR] [--heap-prof DIR]`:
+// `npm run -s bench:subgraph-execution -w @fed/stack -- [--runs 5] [--requests 300] [--connections 10] [--baseline COMMIT] [--tree DIR] [--cpu-prof DIR] [--heap-prof DIR]`:
 // the subgraphs' CPU per request on the nested query's fetches, compiled execution against graphql-js, side by
 // side. Each subgraph runs as its own process twice (SUBGRAPH_EXECUTION=compiled and =graphql-js), both on the
 // same seeded Postgres, and is sent exactly what the gateway sends it for the nested query, signed as the
@@ -6,7 +6,9 @@
 // items. CPU is read from /proc for the subgraph process alone (every thread, GC included). Runs alternate
 // between the two; medians and ratios go to stdout as JSON. Both must answer byte for byte alike first.
 // `--baseline COMMIT` adds that commit's subgraphs (checked out under .bench/ and installed once) to the same runs,
-// on the same database: this tree against the code before it, in one run.
+// on the same database: this tree against the code before it, in one run. `--tree DIR` runs this tree's subgraphs
+// compiled to JavaScript instead of through tsx, from a tree laid out as the image (the bench harness's
+// buildCompiledTree writes one), as production runs them: for memory figures, tsx's own caches count in RSS.
 // `--cpu-prof DIR` writes CPU profiles of every subgraph process to DIR/<subgraph>-<execution>/ when it stops;
 // `--heap-prof DIR` writes sampled allocation profiles there (what each request leaves for the collector).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     'heap-prof': { type: 'string' },
     baseline: { type: 'string' },
+    tree: { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -54,7 +57,8 @@ const children: ChildProcess[] = [];
 
 async function startSubgraph(name: 'users' | 'orders', variant: Variant, usersUrl?: string) {
   const execution = variant === 'baseline' ? undefined : variant;
-  const tree = variant === 'baseline' ? baselineTree! : root;
+  const compiledTree = variant === 'baseline' ? undefined : values.tree;
+  const tree = variant === 'baseline' ? baselineTree! : (compiledTree ? `${compiledTree}/` : root);
   const port = await freePort();
   // A directory per process: Node writes a profile per thread (tsx's loader runs in one of its own).
   const profile = [
@@ -73,7 +77,8 @@ async function startSubgraph(name: 'users' | 'orders', variant: Variant, usersUr
       ? { USERS_PORT: String(port), USERS_DATABASE_URL: created[0].url, USERS_SUBGRAPH_SECRET: secrets.users }
       : { ORDERS_PORT: String(port), ORDERS_DATABASE_URL: created[1].url, ORDERS_SUBGRAPH_SECRET: secrets.orders, USERS_URL: usersUrl }),
   };
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/index.ts'], { cwd: `${tree}subgraphs/${name}`, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const entry = compiledTree ? ['dist/index.js'] : ['--import', 'tsx', 'src/index.ts'];
+  const child = spawn(process.execPath, [...profile, ...entry], { cwd: `${tree}subgraphs/${name}`, env, stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(child);
   const url = `http://127.0.0.1:${port}/graphql`;
   for (let attempt = 0; ; attempt++) {
