@@ -363,7 +363,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           logger,
         })
       : undefined;
-  registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats });
+  registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats, eventStreams: eventStreams?.streams });
 
   httpServer.on(
     'request',

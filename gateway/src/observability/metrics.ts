@@ -6,10 +6,12 @@ export interface GatewayMetricSources {
   cache?: ResponseCacheStats;
   /** Open graphql-ws sockets and the subscriptions on them; unset without a Subscription type. */
   sockets?: () => { sockets: number; subscriptions: number };
+  /** Subscription streams open over server-sent events; unset without a Subscription type. */
+  eventStreams?: () => number;
 }
 
-/** The gateway's cache_ and ws_ series, read from the totals those components keep. */
-export function registerGatewayMetrics(metrics: Metrics, { cache, sockets }: GatewayMetricSources): void {
+/** The gateway's cache_, ws_ and sse_ series, read from the totals those components keep. */
+export function registerGatewayMetrics(metrics: Metrics, { cache, sockets, eventStreams }: GatewayMetricSources): void {
   if (cache) {
     metrics.counterFrom(
       { name: 'cache_requests_total', help: 'Response cache lookups by result (hit, miss, coalesced: a miss served by an identical request in flight)', labelNames: ['result'] as const },
@@ -26,5 +28,8 @@ export function registerGatewayMetrics(metrics: Metrics, { cache, sockets }: Gat
   if (sockets) {
     metrics.gauge({ name: 'ws_connections_open', help: 'Open graphql-ws sockets', collect: (gauge) => gauge.set(sockets().sockets) });
     metrics.gauge({ name: 'ws_subscriptions_active', help: 'Subscriptions running over graphql-ws', collect: (gauge) => gauge.set(sockets().subscriptions) });
+  }
+  if (eventStreams) {
+    metrics.gauge({ name: 'sse_streams_open', help: 'Subscriptions running over server-sent events (one per stream)', collect: (gauge) => gauge.set(eventStreams()) });
   }
 }

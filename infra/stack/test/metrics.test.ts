@@ -174,6 +174,22 @@ describe('Prometheus metrics of the embedded stack', () => {
     await waitFor(async () => expect(gauges(await scrape())).toEqual({ sockets: 0, gateway: 0, users: 0 }));
   });
 
+  it('reports subscription streams open over server-sent events at the gateway, apart from websocket ones', async () => {
+    const gauges = (metrics: Exposition) => ({ streams: metrics.value('sse_streams_open', { service: 'gateway' }), sockets: metrics.value('ws_connections_open', { service: 'gateway' }) });
+    expect(gauges(await scrape())).toEqual({ streams: 0, sockets: 0 });
+    const cut = new AbortController();
+    const response = await fetch(stack.urls.gateway, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...stack.admin },
+      body: JSON.stringify({ query: 'subscription { userEvents(userId: "1") { kind } }' }),
+      signal: cut.signal,
+    });
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    await waitFor(async () => expect(gauges(await scrape())).toEqual({ streams: 1, sockets: 0 }));
+    cut.abort();
+    await waitFor(async () => expect(gauges(await scrape())).toEqual({ streams: 0, sockets: 0 }));
+  });
+
   it('includes the process\'s own metrics once, under the gateway', async () => {
     const metrics = await scrape();
     for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'nodejs_heap_size_total_bytes', 'nodejs_eventloop_lag_seconds']) {
