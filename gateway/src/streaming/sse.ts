@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GraphQLError, Kind, type ArgumentNode, type DocumentNode, type ExecutionResult, type FieldNode, type GraphQLFormattedError, type OperationDefinitionNode, type VariableNode } from 'graphql';
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
-import { applyCors, HttpError, type Logger, type Viewer } from '@fed/platform';
+import { applyCors, BodyTooLarge, HttpError, readBody, type Logger, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 import { addressKey, clientAddress } from '../limits/rate-limit.ts';
 import { addressClient, viewerClient, type SocketRegistry } from '../subscriptions/admission.ts';
@@ -62,18 +62,6 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
 
 /** The client asks for an event stream (graphql-sse sends exactly `text/event-stream`). */
 export const acceptsEventStream = (req: IncomingMessage) => (req.headers.accept ?? '').split(',').some((type) => type.trim().split(';')[0]?.trim() === 'text/event-stream');
-
-async function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  if (Number(req.headers['content-length'] ?? 0) > limit) throw refusal(413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${limit} bytes`, { connection: 'close' });
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw refusal(413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${limit} bytes`, { connection: 'close' });
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 /** GET parameters or a POST body, as graphql-sse's distinct-connections mode sends them. */
 function payloadOf(method: string, url: URL, raw: string, contentType: string): OperationPayload {
@@ -188,7 +176,13 @@ export function serveEventStreams<TAdmission extends { viewer: Viewer | null }>(
 
   async function stream(req: IncomingMessage, res: ServerResponse, url: URL) {
     const method = req.method === 'POST' ? 'POST' : 'GET';
-    const raw = method === 'POST' ? await readBody(req, options.maxBodyBytes) : '';
+    let raw = '';
+    try {
+      if (method === 'POST') raw = await readBody(req, options.maxBodyBytes);
+    } catch (error) {
+      if (error instanceof BodyTooLarge) throw refusal(413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${options.maxBodyBytes} bytes`, { connection: 'close' });
+      throw error;
+    }
     let admission: TAdmission;
     try {
       admission = await options.admit(req);

@@ -56,19 +56,19 @@ interface Resumable {
   from: string | null;
 }
 
-/**
- * A subscription root field resumes when it takes `after: ID` and its events have an `id` (as `userEvents`
- * does). Its primary operation is rewritten so the gateway passes the cursor itself and sees each event's id:
- * when the upstream is lost, it subscribes again after the last event it received, so clients see no gap and
- * no repeat across a subgraph replica going away. The client's own selection is unchanged: the executor shapes
- * each answer to it.
- */
+/** A subscription root field resumes when it takes `after: ID` and its events have an `id` (as `userEvents` does). */
 export function isResumableField(schema: GraphQLSchema, fieldName: string): boolean {
   const field = schema.getSubscriptionType()?.getFields()[fieldName];
   const type = field && getNamedType(field.type);
   return !!field?.args.some((arg) => arg.name === 'after') && !!type && 'getFields' in type && 'id' in type.getFields();
 }
 
+/**
+ * A resumable field's primary operation is rewritten so the gateway passes the cursor itself and sees each
+ * event's id: when the upstream is lost, it subscribes again after the last event it received, so clients see
+ * no gap and no repeat across a subgraph replica going away. The client's own selection is unchanged: the
+ * executor shapes each answer to it.
+ */
 function resumable(schema: GraphQLSchema, primaryOperation: string, variables: Record<string, unknown>): Resumable | undefined {
   const document = parse(primaryOperation);
   const operation = document.definitions.find((definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION);

@@ -107,9 +107,11 @@ export class HttpError extends Error {
   }
 }
 
-class BodyTooLarge extends Error {}
+/** A request body past its limit: the rest is still on the socket, so the connection should close after the answer. */
+export class BodyTooLarge extends Error {}
 
-async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/** The whole body of a request as UTF-8, refused with BodyTooLarge past `limit` bytes (declared or sent). */
+export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw new BodyTooLarge();
   const chunks: Buffer[] = [];
