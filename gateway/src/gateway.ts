@@ -31,6 +31,8 @@ import { idempotencyKeyOf } from './idempotency/key.ts';
 import { createGatewayReadiness } from './health/readiness.ts';
 import { registerGatewayMetrics } from './observability/metrics.ts';
 import { createGatewayErrorFormatter } from './errors/format.ts';
+import { createIncrementalDelivery } from './incremental/multipart.ts';
+import type { IncrementalSlot } from './incremental/run.ts';
 import { readListSizes } from './limits/measure.ts';
 import { DEFAULT_OPERATION_LIMITS, operationLimitsPlugin, type OperationLimits } from './limits/operation-limits.ts';
 import { createRateLimitGate, DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
@@ -68,6 +70,8 @@ export interface GatewayContext extends BaseContext {
   idempotencyKey?: string;
   /** What the response cache learns while the request runs (tags, committed events); unset when it is off. */
   responseCache?: ResponseCacheRequest;
+  /** Set when the client reads multipart answers: a deferred operation's later parts go through it. */
+  incremental?: IncrementalSlot;
 }
 
 /** What the HTTP front knows before GraphQL runs, and hands to the context. */
@@ -75,6 +79,7 @@ interface GatewayAdmission {
   viewer: Viewer | null;
   idempotencyKey?: string;
   responseCache?: ResponseCacheRequest;
+  incremental?: IncrementalSlot;
 }
 
 export interface GatewayDeps {
@@ -304,7 +309,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     if (refusal) throw refusal;
     return { viewer, idempotencyKey: idempotencyKeyOf(req) };
   };
-  const context = async (_req: IncomingMessage | undefined, { viewer, idempotencyKey, responseCache: cacheState }: GatewayAdmission): Promise<GatewayContext> => ({ viewer, idempotencyKey, responseCache: cacheState });
+  const context = async (_req: IncomingMessage | undefined, { viewer, idempotencyKey, responseCache: cacheState, incremental }: GatewayAdmission): Promise<GatewayContext> => ({
+    viewer,
+    idempotencyKey,
+    responseCache: cacheState,
+    incremental,
+  });
 
   // Subscriptions over graphql-ws and over server-sent events, on the same server and path, when the supergraph
   // has any: one engine (shared upstreams), one set of checks and one budget per client for both transports.
@@ -371,7 +381,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       apollo,
       admit: admitRequest,
       inspect: admission.http,
-      around: responseCache?.around,
+      // @defer's multipart answers around the response cache, which sees (and never stores) only a first part.
+      around: deps.execution === 'apollo' ? responseCache?.around : createIncrementalDelivery<GatewayAdmission>({ formatError, inner: responseCache?.around }),
       context,
       routes: async (req, res, url) => (await eventStreams?.handle(req, res, url)) || explorer.handle(req, res, url),
       ready: () => readiness.check(),

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import { buildOperationContext, type ServiceMap } from '@apollo/gateway';
-import { operationFromDocument, Supergraph, type VariableDefinitions } from '@apollo/federation-internals';
+import { operationFromDocument, Supergraph, type Operation, type VariableDefinitions } from '@apollo/federation-internals';
 import { QueryPlanner, type PlanNode, type SubscriptionNode } from '@apollo/query-planner';
 import type { GatewayExecutionResult, GatewayExecutor, GatewayGraphQLRequestContext, GatewayInterface } from '@apollo/server-gateway-interface';
 import { getVariableValues, GraphQLError, Kind, type DocumentNode, type GraphQLSchema, type VariableDefinitionNode } from 'graphql';
 import type { Logger, Telemetry } from '@fed/platform';
+import { compileDeferredDelivery, type DeferredDelivery } from '../incremental/defer.ts';
+import { runIncrementally, type IncrementalSlot } from '../incremental/run.ts';
 import { createOperationCache, type OperationCacheStats } from './operation-cache.ts';
 import { executePlanNode, rootCursor, supergraphTypes } from './plan.ts';
-import { compileProjection, UnsupportedOperation, type Projection } from './projection.ts';
+import { compileProjection, UnsupportedOperation, type Projection, type ProjectionResult } from './projection.ts';
 
 type Tracer = NonNullable<Telemetry['tracer']>;
 // SpanStatusCode.ERROR, without a dependency on the OpenTelemetry API for one constant.
@@ -37,6 +39,9 @@ export type PreparedOperation =
       variableDefinitions: VariableDefinitions;
       /** The operation's definitions as written, which requests' variables are coerced against. */
       variableNodes: readonly VariableDefinitionNode[];
+      operation: Operation;
+      /** Set when the plan defers parts that can be delivered one by one (a client reading multipart). */
+      deferred?: DeferredDelivery;
     }
   | { kind: 'fallback'; reason: string };
 
@@ -54,24 +59,24 @@ export interface ExecutionEngine {
   stats(): OperationCacheStats;
 }
 
-function findsDeferOrSubscription(node: PlanNode | SubscriptionNode | undefined): string | undefined {
+function findsSubscription(node: PlanNode | SubscriptionNode | undefined): string | undefined {
   if (!node) return undefined;
   switch (node.kind) {
     case 'Defer':
-      return '@defer';
+      return findsSubscription(node.primary.node) ?? node.deferred.map((part) => findsSubscription(part.node)).find(Boolean);
     case 'Subscription':
       return 'a subscription';
     case 'Sequence':
     case 'Parallel':
       for (const child of node.nodes) {
-        const found = findsDeferOrSubscription(child);
+        const found = findsSubscription(child);
         if (found) return found;
       }
       return undefined;
     case 'Flatten':
-      return findsDeferOrSubscription(node.node);
+      return findsSubscription(node.node);
     case 'Condition':
-      return findsDeferOrSubscription(node.ifClause) ?? findsDeferOrSubscription(node.elseClause);
+      return findsSubscription(node.ifClause) ?? findsSubscription(node.elseClause);
     default:
       return undefined;
   }
@@ -81,15 +86,16 @@ function findsDeferOrSubscription(node: PlanNode | SubscriptionNode | undefined)
  * Our own query-plan executor. @apollo/gateway still loads the supergraph and @apollo/query-planner plans; this
  * runs the plans. Each operation is planned, and its projection compiled, once (kept in a cache bounded in bytes,
  * keyed by the document's hash and the operation name: one engine serves one supergraph). Anything it does not
- * run (introspection, @defer) goes to Apollo's executor, logged once per operation.
+ * run (introspection, say) goes to Apollo's executor, logged once per operation.
  */
 export function createExecutionEngine(options: ExecutionEngineOptions): ExecutionEngine {
   const { logger, tracer, dedupeRepresentations = true } = options;
   const supergraph = Supergraph.build(options.supergraphSdl);
   const apiSchema = supergraph.apiSchema();
-  const apiSchemaJs = apiSchema.toGraphQLJSSchema();
+  // Clients validate against it, and introspection shows it: @defer is part of what this gateway serves.
+  const apiSchemaJs = apiSchema.toGraphQLJSSchema({ includeDefer: true });
   const types = supergraphTypes(supergraph.schema.toGraphQLJSSchema());
-  const planner = new QueryPlanner(supergraph);
+  const planner = new QueryPlanner(supergraph, { incrementalDelivery: { enableDefer: true } });
   const cache = createOperationCache<PreparedOperation>(options.maxCacheBytes ?? 32 * 1024 * 1024);
 
   const shapingOperation = (document: DocumentNode, operationName: string | undefined) => {
@@ -111,6 +117,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
       projection: compileProjection(operation),
       variableDefinitions: operation.variableDefinitions,
       variableNodes,
+      operation,
     };
   };
 
@@ -118,9 +125,10 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     try {
       const { node } = planner.buildQueryPlan(operationFromDocument(apiSchema, document, { operationName }));
       if (node?.kind === 'Subscription') return { kind: 'fallback', reason: 'a subscription' };
-      const unsupported = findsDeferOrSubscription(node);
+      const unsupported = findsSubscription(node);
       if (unsupported) return { kind: 'fallback', reason: unsupported };
-      return { ...prepareProjection(document, operationName), node };
+      const prepared = prepareProjection(document, operationName);
+      return { ...prepared, node, deferred: compileDeferredDelivery(prepared.operation, node) };
     } catch (error) {
       if (error instanceof UnsupportedOperation) return { kind: 'fallback', reason: error.message };
       // Apollo's executor reports what planning refused, in its own words.
@@ -148,16 +156,12 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     return entry;
   };
 
-  const run: ExecutionEngine['run'] = async (operation, node, requestContext, serviceMap) => {
-    const errors: unknown[] = [];
-    const input: Record<string, unknown> = {};
-    if (node) {
-      await executePlanNode({ requestContext, serviceMap, variableDefinitions: operation.variableDefinitions, errors, tracer, dedupeRepresentations }, types, node, rootCursor(input));
-    }
+  /** The answer from what the fetches gathered (or from the primary part's, for an answer in parts). */
+  const shape = (project: () => ProjectionResult, errors: unknown[]): GatewayExecutionResult => {
     let data;
     try {
       let valueCompletion: GraphQLError[];
-      ({ data, errors: valueCompletion } = operation.projection(input, requestContext.request.variables));
+      ({ data, errors: valueCompletion } = project());
       // As Apollo does: errors found while shaping are noise after a fetch failed, and otherwise go in
       // `extensions.valueCompletion`, where clients that relied on their absence do not trip on them.
       if (errors.length === 0 && valueCompletion.length > 0) return { extensions: { valueCompletion }, data };
@@ -170,6 +174,37 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     return errors.length === 0 ? { data } : { errors: errors as GraphQLError[], data };
   };
 
+  const run: ExecutionEngine['run'] = async (operation, node, requestContext, serviceMap) => {
+    const errors: unknown[] = [];
+    const input: Record<string, unknown> = {};
+    if (node) {
+      await executePlanNode({ requestContext, serviceMap, variableDefinitions: operation.variableDefinitions, errors, tracer, dedupeRepresentations }, types, node, rootCursor(input));
+    }
+    return shape(() => operation.projection(input, requestContext.request.variables), errors);
+  };
+
+  /** For a client reading multipart: the initial payload now, the deferred parts through the request's slot. */
+  const runInParts = async (
+    operation: Extract<PreparedOperation, { kind: 'own' }>,
+    deferred: DeferredDelivery,
+    slot: IncrementalSlot,
+    requestContext: GatewayGraphQLRequestContext,
+    serviceMap: ServiceMap,
+  ): Promise<GatewayExecutionResult> => {
+    const variables = requestContext.request.variables;
+    const outcome = await runIncrementally({
+      operation: operation.operation,
+      delivery: deferred,
+      node: operation.node!,
+      run: { requestContext, serviceMap, variableDefinitions: operation.variableDefinitions, tracer, dedupeRepresentations },
+      types,
+      variables,
+    });
+    if (outcome.kind === 'whole') return shape(() => operation.projection(outcome.input, variables), outcome.errors);
+    slot.subsequent = outcome.subsequent;
+    return shape(() => outcome.initial.projected, outcome.initial.fetchErrors);
+  };
+
   const execute: ExecutionEngine['execute'] = async (requestContext, serviceMap, fallback) => {
     const operation = prepared(requestContext);
     if (operation.kind === 'fallback') {
@@ -180,6 +215,8 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
       const { errors } = getVariableValues(apiSchemaJs, operation.variableNodes, requestContext.request.variables ?? {});
       if (errors) return { errors };
     }
+    const slot = (requestContext.context as { incremental?: IncrementalSlot }).incremental;
+    if (slot && operation.deferred) return runInParts(operation, operation.deferred, slot, requestContext, serviceMap);
     if (!tracer) return run(operation, operation.node, requestContext, serviceMap);
     return tracer.startActiveSpan('gateway.request', async (span) => {
       try {
@@ -218,6 +255,10 @@ function estimateBytes(query: string, entry: PreparedOperation): number {
       case 'Condition':
         visit(node.ifClause);
         return visit(node.elseClause);
+      case 'Defer':
+        visit(node.primary.node);
+        for (const part of node.deferred) visit(part.node);
+        return;
       default:
         return;
     }
@@ -233,13 +274,14 @@ function estimateBytes(query: string, entry: PreparedOperation): number {
  */
 export function withExecutionEngine(gateway: GatewayInterface, engine: ExecutionEngine, serviceMap: () => ServiceMap): GatewayInterface {
   return {
-    onSchemaLoadOrUpdate: (callback) => gateway.onSchemaLoadOrUpdate(callback),
+    // The engine's API schema, which has @defer: Apollo Server validates against the schema it hears of here.
+    onSchemaLoadOrUpdate: (callback) => gateway.onSchemaLoadOrUpdate((loaded) => callback({ ...loaded, apiSchema: engine.apiSchema })),
     stop: () => gateway.stop(),
     load: async (options) => {
       const loaded = await gateway.load(options);
       const fallback = loaded.executor;
       if (!fallback) return loaded;
-      return { ...loaded, executor: (requestContext) => engine.execute(requestContext, serviceMap(), fallback) };
+      return { schema: engine.apiSchema, executor: (requestContext) => engine.execute(requestContext, serviceMap(), fallback) };
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { ServiceMap } from '@apollo/gateway';
 import { assert, errorCodeDef, ERRORS, type VariableDefinitions } from '@apollo/federation-internals';
-import { evaluateCondition, type FetchDataRewrite, type FetchNode, type PlanNode, type QueryPlanSelectionNode } from '@apollo/query-planner';
+import { evaluateCondition, type DeferNode, type DeferredNode, type FetchDataRewrite, type FetchNode, type PlanNode, type QueryPlanSelectionNode } from '@apollo/query-planner';
 import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
 import { GraphQLError, isAbstractType, isInterfaceType, isObjectType, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
@@ -15,7 +15,7 @@ import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
 type ResponsePath = (string | number)[];
 type Data = Record<string, unknown>;
 
-interface Cursor {
+export interface Cursor {
   path: ResponsePath;
   data: Data | Data[];
   fullResult: Data;
@@ -30,6 +30,8 @@ export interface PlanRun {
   tracer?: Tracer;
   /** Identical representations within one `_entities` fetch are sent once, and the answer fanned back out. */
   dedupeRepresentations?: boolean;
+  /** Runs `Defer` nodes part by part (incremental delivery); unset, a `Defer` node runs whole. */
+  defer?: (node: DeferNode, cursor: Cursor) => Promise<void>;
 }
 
 /** What the fetches need from the supergraph, resolved once per schema. */
@@ -85,10 +87,56 @@ export async function executePlanNode(run: PlanRun, types: SupergraphTypes, node
       if (branch) await executePlanNode(run, types, branch, cursor);
       return;
     }
+    case 'Defer':
+      if (run.defer) return run.defer(node, cursor);
+      // For a client that takes the answer whole: the primary part, then every deferred part.
+      if (node.primary.node) await executePlanNode(run, types, node.primary.node, cursor);
+      return runDeferredParts(node, async (part) => {
+        if (part.node) await executePlanNode(run, types, part.node, cursor);
+      });
     default:
-      // `Defer` and `Subscription` never reach here: the engine sends those operations elsewhere.
-      throw new Error(`Unsupported plan node ${node.kind}`);
+      // A `Subscription` never reaches here: the subscription engine runs its `primary` itself.
+      throw new Error(`Unsupported plan node ${(node as { kind: string }).kind}`);
   }
+}
+
+/**
+ * Runs a `Defer` node's deferred parts, once its primary part has run: all at once, except that a part whose
+ * `depends` names a fetch of an earlier part waits for that part.
+ */
+export async function runDeferredParts(node: DeferNode, runPart: (part: DeferredNode) => Promise<void>): Promise<void> {
+  const finished = new Map<DeferredNode, Promise<void>>();
+  for (const part of node.deferred) {
+    const earlier = part.depends
+      .map(({ id }) => node.deferred.find((other) => other !== part && finished.has(other) && other.node && fetchIdsIn(other.node).has(id)))
+      .map((other) => other && finished.get(other));
+    finished.set(part, Promise.all(earlier).then(() => runPart(part)));
+  }
+  await Promise.all(finished.values());
+}
+
+function fetchIdsIn(node: PlanNode, ids = new Set<string>()): Set<string> {
+  switch (node.kind) {
+    case 'Fetch':
+      if (node.id !== undefined) ids.add(node.id);
+      break;
+    case 'Sequence':
+    case 'Parallel':
+      for (const child of node.nodes) fetchIdsIn(child, ids);
+      break;
+    case 'Flatten':
+      fetchIdsIn(node.node, ids);
+      break;
+    case 'Condition':
+      if (node.ifClause) fetchIdsIn(node.ifClause, ids);
+      if (node.elseClause) fetchIdsIn(node.elseClause, ids);
+      break;
+    case 'Defer':
+      if (node.primary.node) fetchIdsIn(node.primary.node, ids);
+      for (const part of node.deferred) if (part.node) fetchIdsIn(part.node, ids);
+      break;
+  }
+  return ids;
 }
 
 export const rootCursor = (data: Data): Cursor => ({ path: [], data, fullResult: data });

@@ -107,6 +107,24 @@ const own = (object: Record<string, unknown>, key: string, inherited: boolean) =
 /** Compiles the projection of one operation (from `operationFromDocument` on the API schema). */
 export function compileProjection(operation: Operation): Projection {
   const schema = operation.schema();
+  const project = compileSelectionProjection(schema, operation.selectionSet, operation.collectDefaultedVariableValues());
+  const rootType = schema.schemaDefinition.rootType(operation.rootKind)!;
+  return (input, provided) => project(input, provided, [], rootType);
+}
+
+/**
+ * The projection of a selection set at some position of the answer: a deferred fragment's, applied to each
+ * object it covers. Error paths start at `path`; `parentType` is the position's type (its runtime type when
+ * the object names one).
+ */
+export type SelectionProjection = (
+  input: Record<string, unknown>,
+  variables: Record<string, unknown> | undefined,
+  path: readonly (string | number)[],
+  parentType: CompositeType,
+) => ProjectionResult;
+
+export function compileSelectionProjection(schema: Schema, selectionSet: SelectionSet, defaults: Record<string, unknown>): SelectionProjection {
   const shapes = new Map<string, Shape>();
   const leafChecks = new Map<NamedType, (value: unknown) => boolean>();
 
@@ -180,16 +198,14 @@ export function compileProjection(operation: Operation): Projection {
       };
     });
 
-  const root = compile(operation.selectionSet);
-  const rootType = schema.schemaDefinition.rootType(operation.rootKind)!;
-  const defaults = operation.collectDefaultedVariableValues();
+  const root = compile(selectionSet);
 
-  return (input, provided) => {
+  return (input, provided, path, parentType) => {
     const variables: Record<string, unknown> = { __proto__: null, ...defaults, ...provided };
     const errors: GraphQLError[] = [];
     const run = createRun(schema, variables, errors);
     const data: Record<string, unknown> = {};
-    const bubbled = run.applySelections(input, root, data, [], rootType);
+    const bubbled = run.applySelections(input, root, data, [...path], parentType);
     return { data: bubbled ? null : data, errors };
   };
 }

@@ -1,0 +1,101 @@
+import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
+import type { GraphQLError} from 'graphql';
+import { type GraphQLFormattedError } from 'graphql';
+import Negotiator from 'negotiator';
+import type { GraphQLExchange, RawHttpResponse } from '@fed/platform';
+import type { IncrementalItem } from './defer.ts';
+import type { IncrementalSlot } from './run.ts';
+
+/** What Apollo Client sends and reads for @defer (the spec of 2022-08-24, as Apollo Server and Router write it). */
+export const DEFER_MEDIA_TYPE = 'multipart/mixed; deferSpec=20220824';
+const CONTENT_TYPE = 'multipart/mixed; boundary="-"; deferSpec=20220824';
+const PART_HEAD = '\r\ncontent-type: application/json; charset=utf-8\r\n\r\n';
+const FIRST = `\r\n---${PART_HEAD}`;
+const NEXT = `\r\n---${PART_HEAD}`;
+const LAST = '\r\n-----\r\n';
+
+type Around<TAdmission> = (exchange: GraphQLExchange<TAdmission>, execute: () => Promise<HTTPGraphQLResponse>) => Promise<HTTPGraphQLResponse | RawHttpResponse>;
+
+/** Whether the client reads multipart answers for @defer (Apollo Client: `multipart/mixed;deferSpec=20220824,application/json`). */
+export function acceptsDeferredParts(accept: string | undefined): boolean {
+  if (!accept || !accept.includes('multipart/mixed')) return false;
+  return new Negotiator({ headers: { accept } }).mediaType([DEFER_MEDIA_TYPE]) === DEFER_MEDIA_TYPE;
+}
+
+// A cheap look at the document, for answers that never reach the engine (cache hits): whether it defers.
+function mentionsDefer(body: unknown, search: string): boolean {
+  const query = typeof body === 'object' && body !== null ? (body as { query?: unknown }).query : new URLSearchParams(search).get('query');
+  return typeof query === 'string' && query.includes('@defer');
+}
+
+/**
+ * The HTTP side of @defer: for clients that take multipart answers, it lets the engine deliver an operation in
+ * parts (through the admission's slot) and writes them as Apollo Client reads them. A cache hit for a deferred
+ * query is the complete answer, sent as one part. Errors in later parts are formatted as Apollo formats the
+ * first part's (`formatError` after the same normalisation).
+ */
+export function createIncrementalDelivery<TAdmission extends { incremental?: IncrementalSlot }>(options: {
+  formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+  /** The layer inside this one (the response cache), which sees the first part only and never stores it. */
+  inner?: Around<TAdmission>;
+}): Around<TAdmission> {
+  const { formatError, inner } = options;
+
+  const formatErrors = (errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
+    errors.map((error) => {
+      const { http: _http, ...extensions } = { ...error.extensions, code: error.extensions.code ?? 'INTERNAL_SERVER_ERROR' } as Record<string, unknown>;
+      try {
+        return formatError({ ...error.toJSON(), extensions }, error);
+      } catch {
+        return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+      }
+    });
+
+  const payload = (items: IncrementalItem[], hasNext: boolean) =>
+    JSON.stringify({
+      incremental: items.map(({ errors, ...item }) => (errors ? { ...item, errors: formatErrors(errors) } : item)),
+      hasNext,
+    });
+
+  async function* parts(first: string, subsequent: AsyncIterable<IncrementalItem[]>): AsyncGenerator<string> {
+    // The first part says more is coming: Apollo's serialisation of it, with `hasNext` added.
+    yield `${FIRST}${JSON.stringify({ ...(JSON.parse(first) as object), hasNext: true })}`;
+    // One part held back, so that the last one says `hasNext: false`.
+    let held: IncrementalItem[] | undefined;
+    for await (const items of subsequent) {
+      if (items.length === 0) continue;
+      if (held) yield `${NEXT}${payload(held, true)}`;
+      held = items;
+    }
+    yield held ? `${NEXT}${payload(held, false)}${LAST}` : `${NEXT}${JSON.stringify({ hasNext: false })}${LAST}`;
+  }
+
+  const streamed = (response: HTTPGraphQLResponse, subsequent: AsyncIterable<IncrementalItem[]>): HTTPGraphQLResponse => {
+    if (response.body.kind !== 'complete') return response;
+    const headers = new HeaderMap(response.headers);
+    headers.set('content-type', CONTENT_TYPE);
+    // Parts of one answer, each incomplete on its own: no shared cache may keep them.
+    headers.set('cache-control', 'no-store');
+    return { status: response.status, headers, body: { kind: 'chunked', asyncIterator: parts(response.body.string, subsequent) } };
+  };
+
+  const onePart = (hit: RawHttpResponse): RawHttpResponse => {
+    const complete = JSON.parse(Buffer.from(hit.bytes).toString('utf8')) as object;
+    const headers = new HeaderMap(hit.headers);
+    headers.set('content-type', CONTENT_TYPE);
+    return { ...hit, headers, bytes: Buffer.from(`${FIRST}${JSON.stringify({ ...complete, hasNext: false })}${LAST}`) };
+  };
+
+  return async (exchange, execute) => {
+    if (!acceptsDeferredParts(exchange.headers.get('accept'))) return inner ? inner(exchange, execute) : execute();
+    const slot: IncrementalSlot = {};
+    exchange.admission.incremental = slot;
+    const run = async () => {
+      const response = await execute();
+      return slot.subsequent ? streamed(response, slot.subsequent) : response;
+    };
+    const response = inner ? await inner(exchange, run) : await run();
+    if ('bytes' in response && response.status === 200 && mentionsDefer(exchange.body, exchange.search)) return onePart(response);
+    return response;
+  };
+}
