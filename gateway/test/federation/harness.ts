@@ -9,10 +9,11 @@ import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/dis
 import { startStandaloneServer } from '@apollo/server/standalone';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { createLogger, createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
-import { GraphQLError, parse, type GraphQLFormattedError } from 'graphql';
+import { getOperationAST, GraphQLError, parse, print, type GraphQLFormattedError } from 'graphql';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { DEVELOPMENT_AUTH } from '../../src/config.ts';
 import { createAuthenticator, createGateway, type Gateway, type GatewayDeps } from '../../src/gateway.ts';
+import { deferVariant, mergePayloads, readMultipart, type Payload } from '../incremental/variants.ts';
 
 /** The line the gateway logs when an operation is handed to Apollo's executor instead of its own. */
 const FALLBACK_MESSAGE = "operation runs on Apollo's executor";
@@ -75,6 +76,11 @@ export interface Expected {
    * every operation must run on the executor asked for.
    */
   fallsBack?: string;
+  /**
+   * Why the operation with its selections deferred answers otherwise (a null that stops at a deferred fragment,
+   * say); by default every clean answer is also asked for in parts, and the parts must merge into it.
+   */
+  deferDiffers?: string;
 }
 
 export interface Federation {
@@ -188,6 +194,30 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
     return { status: response.status, text, body };
   };
 
+  /**
+   * @defer on every suite's behaviour: the query with every field's selections after the first deferred (nested
+   * and in lists), asked of the own executor as Apollo Client asks; its parts, merged, must be the answer.
+   */
+  const expectDeferredAnswer = async (operation: Operation, variables: Record<string, unknown> | undefined, data: unknown) => {
+    const { query, operationName } = typeof operation === 'string' ? { query: operation, operationName: undefined } : operation;
+    const document = parse(query);
+    if (getOperationAST(document, operationName)?.operation !== 'query') return;
+    const deferred = print(deferVariant(document, false));
+    if (deferred === print(document)) return;
+    const response = await fetch(urls.get('own')!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'multipart/mixed;deferSpec=20220824, application/json' },
+      body: JSON.stringify({ query: deferred, operationName, variables }),
+    });
+    const text = await response.text();
+    expect(response.status, `@defer: ${deferred}`).toBe(200);
+    const payloads: Payload[] = response.headers.get('content-type')?.startsWith('multipart/mixed') ? readMultipart(text) : [{ ...(JSON.parse(text) as Payload), hasNext: false }];
+    expect(payloads.at(-1)?.hasNext, `@defer: ${deferred}`).toBe(false);
+    const errors = payloads.flatMap((payload) => [...(payload.errors ?? []), ...(payload.incremental ?? []).flatMap((item) => item.errors ?? [])]);
+    expect(errors, `@defer: ${deferred}`).toEqual([]);
+    expect(mergePayloads(payloads), `@defer: ${deferred}`).toEqual(data);
+  };
+
   const askWith = async (execution: Execution, query: Operation, variables?: Record<string, unknown>) => {
     const from = requests.length;
     const answer = await post(execution, query, variables);
@@ -225,7 +255,7 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
           : await Promise.all(EXECUTIONS.map((execution) => post(execution, query, variables)));
         EXECUTIONS.forEach((execution, index) => (answers[execution] = asked[index]!));
       }
-      const { status = 200, fallsBack: _, ...body } = expected;
+      const { status = 200, fallsBack: _, deferDiffers, ...body } = expected;
       for (const execution of EXECUTIONS) {
         const answer = answers[execution];
         expect({ status: answer.status, ...answer.body }, `the ${execution} executor's answer`).toEqual({ status, ...body });
@@ -233,6 +263,7 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
         expect(JSON.stringify(answer.body.data), `the ${execution} executor's key order`).toBe(JSON.stringify(expected.data));
       }
       expect(answers.own.text, "the own executor's answer, byte for byte against apollo's").toBe(answers.apollo.text);
+      if (!before && !expected.fallsBack && !deferDiffers && status === 200 && !body.errors && !body.extensions) await expectDeferredAnswer(query, variables, expected.data);
       return answers;
     },
   };

@@ -1,4 +1,4 @@
-import { Kind, parse, print, visit, type ASTNode, type DocumentNode, type InlineFragmentNode, type SelectionSetNode } from 'graphql';
+import { parse, print, type DocumentNode } from 'graphql';
 import type { GatewayExecutionResult } from '@apollo/server-gateway-interface';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SUPERGRAPH_PATH } from '../../src/config.ts';
@@ -9,6 +9,7 @@ import { readSupergraph } from '../../src/supergraph/load.ts';
 import { buildCorpus, type CorpusEntry } from '../execution/corpus.ts';
 import { logger, requestContextFor } from '../execution/executors.ts';
 import { RECORDING_VIEWER, startRealSubgraphs, type RealSubgraphs } from '../execution/subgraphs.ts';
+import { deferVariant, mergeAt } from './variants.ts';
 
 /**
  * @defer through the engine, on every query of the executor's corpus (issue 20's differential harness) turned
@@ -26,32 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await subgraphs?.stop();
 });
-
-const deferred = (selectionSet: SelectionSetNode, label: string): InlineFragmentNode => ({
-  kind: Kind.INLINE_FRAGMENT,
-  directives: [{ kind: Kind.DIRECTIVE, name: { kind: Kind.NAME, value: 'defer' }, arguments: [{ kind: Kind.ARGUMENT, name: { kind: Kind.NAME, value: 'label' }, value: { kind: Kind.STRING, value: label } }] }],
-  selectionSet,
-});
-
-/**
- * The document with every selection set of a field that selects two things or more split: its first
- * selection stays, the rest moves into `... @defer`. `outermost` splits only the root fields' selections;
- * otherwise every level is split, so deferred fragments nest in deferred fragments and sit inside lists.
- */
-function deferVariant(document: DocumentNode, outermost: boolean): DocumentNode {
-  let labels = 0;
-  return visit(document, {
-    Field: {
-      leave(field, _key, _parent, _path, ancestors) {
-        if (!field.selectionSet || field.selectionSet.selections.length < 2) return undefined;
-        const depth = ancestors.filter((node) => (node as ASTNode).kind === Kind.FIELD).length;
-        if (outermost && depth > 0) return undefined;
-        const [first, ...rest] = field.selectionSet.selections;
-        return { ...field, selectionSet: { ...field.selectionSet, selections: [first!, deferred({ kind: Kind.SELECTION_SET, selections: rest }, `d${labels++}`)] } };
-      },
-    },
-  });
-}
 
 interface Run {
   result: GatewayExecutionResult;
@@ -72,26 +47,6 @@ async function execute(entry: CorpusEntry, document: DocumentNode, inParts: bool
   const items: IncrementalItem[][] = [];
   if (slot.subsequent) for await (const part of slot.subsequent) items.push(part);
   return { result, items, fellBack };
-}
-
-/** Apollo Client's merge: objects key by key, lists element by element. */
-function merge(target: unknown, source: unknown): unknown {
-  if (Array.isArray(target) && Array.isArray(source)) return target.map((element, index) => (index in source ? merge(element, source[index]) : element));
-  if (target && source && typeof target === 'object' && typeof source === 'object') {
-    const merged: Record<string, unknown> = { ...(target as Record<string, unknown>) };
-    for (const [key, value] of Object.entries(source)) merged[key] = key in merged ? merge(merged[key], value) : value;
-    return merged;
-  }
-  return source;
-}
-
-function mergeAt(data: unknown, path: readonly (string | number)[], patch: unknown): unknown {
-  if (path.length === 0) return merge(data, patch);
-  const [head, ...rest] = path;
-  if (Array.isArray(data)) return data.map((element, index) => (index === head ? mergeAt(element, rest, patch) : element));
-  const object = data as Record<string, unknown>;
-  expect(object?.[head as string], `an item's path ${JSON.stringify(path)} names an object the client holds`).toBeTypeOf('object');
-  return { ...object, [head as string]: mergeAt(object[head as string], rest, patch) };
 }
 
 const corpus = buildCorpus().filter((entry) => entry.kind === 'query');
