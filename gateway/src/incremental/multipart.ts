@@ -1,18 +1,17 @@
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
-import type { GraphQLError} from 'graphql';
-import { type GraphQLFormattedError } from 'graphql';
+import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import Negotiator from 'negotiator';
 import type { GraphQLExchange, RawHttpResponse } from '@fed/platform';
+import type { AnswerInParts } from '../response-cache/response-cache.ts';
 import type { IncrementalItem } from './defer.ts';
 import type { IncrementalSlot } from './run.ts';
 
 /** What Apollo Client sends and reads for @defer (the spec of 2022-08-24, as Apollo Server and Router write it). */
 export const DEFER_MEDIA_TYPE = 'multipart/mixed; deferSpec=20220824';
 const CONTENT_TYPE = 'multipart/mixed; boundary="-"; deferSpec=20220824';
-const PART_HEAD = '\r\ncontent-type: application/json; charset=utf-8\r\n\r\n';
-const FIRST = `\r\n---${PART_HEAD}`;
-const NEXT = `\r\n---${PART_HEAD}`;
-const LAST = '\r\n-----\r\n';
+const PART_HEAD = 'content-type: application/json; charset=utf-8\r\n\r\n';
+// Apollo Client reads a part once the boundary after it arrives: each part is written with the boundary.
+const part = (payload: unknown) => `\r\n${PART_HEAD}${JSON.stringify(payload)}\r\n---`;
 
 type Around<TAdmission> = (exchange: GraphQLExchange<TAdmission>, execute: () => Promise<HTTPGraphQLResponse>) => Promise<HTTPGraphQLResponse | RawHttpResponse>;
 
@@ -30,8 +29,8 @@ function mentionsDefer(body: unknown, search: string): boolean {
 
 /**
  * The HTTP side of @defer: for clients that take multipart answers, it lets the engine deliver an operation in
- * parts (through the admission's slot) and writes them as Apollo Client reads them. A cache hit for a deferred
- * query is the complete answer, sent as one part. Errors in later parts are formatted as Apollo formats the
+ * parts (through the admission's slot) and writes them as Apollo Client reads them. The response cache inside
+ * stores the whole answer once every part ran; a hit for a deferred query is that answer, sent as one part. Errors in later parts are formatted as Apollo formats the
  * first part's (`formatError` after the same normalisation).
  */
 export function createIncrementalDelivery<TAdmission extends { incremental?: IncrementalSlot }>(options: {
@@ -51,39 +50,35 @@ export function createIncrementalDelivery<TAdmission extends { incremental?: Inc
       }
     });
 
-  const payload = (items: IncrementalItem[], hasNext: boolean) =>
-    JSON.stringify({
-      incremental: items.map(({ errors, ...item }) => (errors ? { ...item, errors: formatErrors(errors) } : item)),
-      hasNext,
-    });
+  const formatItems = (items: IncrementalItem[], hasNext: boolean) => ({
+    incremental: items.map(({ errors, ...item }) => (errors ? { ...item, errors: formatErrors(errors) } : item)),
+    hasNext,
+  });
 
   async function* parts(first: string, subsequent: AsyncIterable<IncrementalItem[]>): AsyncGenerator<string> {
     // The first part says more is coming: Apollo's serialisation of it, with `hasNext` added.
-    yield `${FIRST}${JSON.stringify({ ...(JSON.parse(first) as object), hasNext: true })}`;
-    // One part held back, so that the last one says `hasNext: false`.
-    let held: IncrementalItem[] | undefined;
+    yield `\r\n---${part({ ...(JSON.parse(first) as object), hasNext: true })}`;
     for await (const items of subsequent) {
-      if (items.length === 0) continue;
-      if (held) yield `${NEXT}${payload(held, true)}`;
-      held = items;
+      if (items.length > 0) yield part(formatItems(items, true));
     }
-    yield held ? `${NEXT}${payload(held, false)}${LAST}` : `${NEXT}${JSON.stringify({ hasNext: false })}${LAST}`;
+    // Whether a part is the last is known only once every part ran: a last part of its own says so.
+    yield `${part({ hasNext: false }).slice(0, -'\r\n---'.length)}\r\n-----\r\n`;
   }
 
-  const streamed = (response: HTTPGraphQLResponse, subsequent: AsyncIterable<IncrementalItem[]>): HTTPGraphQLResponse => {
-    if (response.body.kind !== 'complete') return response;
+  const streamed = (response: HTTPGraphQLResponse, { subsequent, whole }: IncrementalSlot): AnswerInParts => {
+    if (response.body.kind !== 'complete' || !subsequent) return response;
     const headers = new HeaderMap(response.headers);
     headers.set('content-type', CONTENT_TYPE);
     // Parts of one answer, each incomplete on its own: no shared cache may keep them.
     headers.set('cache-control', 'no-store');
-    return { status: response.status, headers, body: { kind: 'chunked', asyncIterator: parts(response.body.string, subsequent) } };
+    return { status: response.status, headers, body: { kind: 'chunked', asyncIterator: parts(response.body.string, subsequent) }, whole };
   };
 
   const onePart = (hit: RawHttpResponse): RawHttpResponse => {
     const complete = JSON.parse(Buffer.from(hit.bytes).toString('utf8')) as object;
     const headers = new HeaderMap(hit.headers);
     headers.set('content-type', CONTENT_TYPE);
-    return { ...hit, headers, bytes: Buffer.from(`${FIRST}${JSON.stringify({ ...complete, hasNext: false })}${LAST}`) };
+    return { ...hit, headers, bytes: Buffer.from(`\r\n---${part({ ...complete, hasNext: false })}--\r\n`) };
   };
 
   return async (exchange, execute) => {
@@ -92,7 +87,7 @@ export function createIncrementalDelivery<TAdmission extends { incremental?: Inc
     exchange.admission.incremental = slot;
     const run = async () => {
       const response = await execute();
-      return slot.subsequent ? streamed(response, slot.subsequent) : response;
+      return slot.subsequent ? streamed(response, slot) : response;
     };
     const response = inner ? await inner(exchange, run) : await run();
     if ('bytes' in response && response.status === 200 && mentionsDefer(exchange.body, exchange.search)) return onePart(response);

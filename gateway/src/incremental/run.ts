@@ -11,6 +11,8 @@ import { deliverPart, type DeferredDelivery, type IncrementalItem } from './defe
  */
 export interface IncrementalSlot {
   subsequent?: AsyncIterable<IncrementalItem[]>;
+  /** The whole answer's JSON once every part ran, as a plain request gets it; undefined when it has errors. */
+  whole?: Promise<string | undefined>;
 }
 
 /** What the engine shapes into the initial payload: a primary part's projection and its fetch errors. */
@@ -19,7 +21,16 @@ export interface InitialPart {
   fetchErrors: unknown[];
 }
 
-export type IncrementalOutcome = { kind: 'whole'; input: Record<string, unknown>; errors: unknown[] } | { kind: 'parts'; initial: InitialPart; subsequent: AsyncIterable<IncrementalItem[]> };
+export type IncrementalOutcome =
+  | { kind: 'whole'; input: Record<string, unknown>; errors: unknown[] }
+  | {
+      kind: 'parts';
+      initial: InitialPart;
+      subsequent: AsyncIterable<IncrementalItem[]>;
+      /** Every fetch error of every part, once all ran; `input` then holds everything fetched. */
+      finished: Promise<unknown[]>;
+      input: Record<string, unknown>;
+    };
 
 const asGraphQLError = (error: unknown) =>
   error instanceof GraphQLError ? error : new GraphQLError(error instanceof Error ? error.message : String(error), { originalError: error instanceof Error ? error : undefined });
@@ -72,6 +83,9 @@ export function runIncrementally(options: {
   let resolveOutcome!: (outcome: IncrementalOutcome) => void;
   const outcome = new Promise<IncrementalOutcome>((resolve) => (resolveOutcome = resolve));
   let started = false;
+  const allErrors: unknown[] = [];
+  let finish!: (errors: unknown[]) => void;
+  const finished = new Promise<unknown[]>((resolve) => (finish = resolve));
   // What the client holds: merged item by item, so that parts deferred within parts find their objects.
   let delivered: Record<string, unknown> = {};
 
@@ -82,9 +96,11 @@ export function runIncrementally(options: {
       const partNode = nested ? nested.primary.node : part.node;
       try {
         if (partNode) await executePlanNode(partRun, types, partNode, rootCursor(input));
+        allErrors.push(...partRun.errors);
         queue.push(deliverPart(delivery.parts.get(part)!, operation, delivered, input, variables, partRun.errors.map(asGraphQLError)));
       } catch (error) {
         // A subgraph answer the projection cannot shape: this part fails, the others go on.
+        allErrors.push(error);
         queue.push([{ path: [...part.queryPath], errors: [asGraphQLError(error)], ...(part.label !== undefined ? { label: part.label } : {}) }]);
         return;
       }
@@ -104,7 +120,8 @@ export function runIncrementally(options: {
       started = true;
       if (defer.primary.node) await executePlanNode(run, types, defer.primary.node, cursor);
       const projected = project(input, variables, [], rootType);
-      resolveOutcome({ kind: 'parts', initial: { projected, fetchErrors: [...run.errors] }, subsequent: queue });
+      allErrors.push(...run.errors);
+      resolveOutcome({ kind: 'parts', initial: { projected, fetchErrors: [...run.errors] }, subsequent: queue, finished, input });
       if (!projected.data) return;
       delivered = structuredClone(projected.data);
       await runParts(defer);
@@ -119,8 +136,12 @@ export function runIncrementally(options: {
       (error: unknown) => {
         if (!started) resolveOutcome({ kind: 'whole', input, errors: [...run.errors, error] });
         else queue.push([{ path: [], errors: [asGraphQLError(error)] }]);
+        allErrors.push(error);
       },
     )
-    .finally(() => queue.end());
+    .finally(() => {
+      queue.end();
+      finish(allErrors);
+    });
   return outcome;
 }

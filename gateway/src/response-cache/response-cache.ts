@@ -51,8 +51,26 @@ export interface ResponseCacheRequest {
   lookedUpAt?: number;
   /** An answer came from a subgraph fetch sent before the lookup (shared by in-flight dedupe): never stored. */
   predatesLookup?: boolean;
-  verdict?: { operation: string | undefined; cacheable: boolean; maxAge: number; scope: CachedResponse['scope'] };
+  verdict?: Verdict;
+  /**
+   * The verdict again, later: for an answer written in parts, once every part ran (later fetches may have
+   * shortened what the subgraphs allow).
+   */
+  rejudge?: () => Verdict;
 }
+
+interface Verdict {
+  operation: string | undefined;
+  cacheable: boolean;
+  maxAge: number;
+  scope: CachedResponse['scope'];
+}
+
+/**
+ * An answer written in parts (@defer) says, once every part ran, what the whole answer is (its JSON, as a
+ * plain request is answered), or undefined when it is not one to keep (it has errors): that is what is stored.
+ */
+export type AnswerInParts = HTTPGraphQLResponse & { whole?: Promise<string | undefined> };
 
 interface CacheContext extends BaseContext {
   viewer: Viewer | null;
@@ -183,19 +201,19 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
         async willSendResponse({ contextValue, response, operation, overallCachePolicy, schema, document }) {
           const state = contextValue.responseCache;
           if (!state) return;
-          const policy = overallCachePolicy.policyIfCacheable();
           const single = response.body.kind === 'single' ? response.body.singleResult : undefined;
           // Errors (partial data included), writes and anything without a cacheable policy are never stored.
-          const cacheable =
-            !!policy && operation?.operation === 'query' && !!single && !single.errors?.length && single.data != null && (response.http.status ?? 200) === 200;
-          const maxAge = policy ? ttlFor(policy.maxAge, schema, document) : 0;
-          state.verdict = {
-            operation: operation?.operation,
-            cacheable: cacheable && maxAge > 0 && !state.untaggable && !state.predatesLookup,
-            maxAge,
-            scope: policy?.scope ?? 'PUBLIC',
+          const judge = (complete: boolean): Verdict => {
+            const policy = overallCachePolicy.policyIfCacheable();
+            const maxAge = policy ? ttlFor(policy.maxAge, schema, document) : 0;
+            const cacheable = !!policy && operation?.operation === 'query' && complete && maxAge > 0 && !state.untaggable && !state.predatesLookup;
+            return { operation: operation?.operation, cacheable, maxAge, scope: policy?.scope ?? 'PUBLIC' };
           };
-          if (policy && maxAge > 0 && operation?.operation === 'query') {
+          state.verdict = judge(!!single && !single.errors?.length && single.data != null && (response.http.status ?? 200) === 200);
+          // Only ever called with a whole answer free of errors.
+          state.rejudge = () => judge(true);
+          const { maxAge } = state.verdict;
+          if (overallCachePolicy.policyIfCacheable() && maxAge > 0 && operation?.operation === 'query') {
             response.http.headers.set('cache-control', `max-age=${maxAge}, ${state.verdict.scope.toLowerCase()}`);
           } else if (operation) {
             // A write's answer, or one a cap forbids caching: the subgraphs' hints describe types, not this.
@@ -246,6 +264,8 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     storing?: { key: (scope: CachedResponse['scope']) => string | undefined; ticket: StoreTicket },
   ): Promise<{ response: HTTPGraphQLResponse; stored: Promise<unknown> }> => {
     if (state.events.length > 0) await invalidate(state.events);
+    const whole = response.body.kind === 'chunked' ? (response as AnswerInParts).whole : undefined;
+    if (storing && whole) return { response, stored: storeWhole(state, whole, storing) };
     const verdict = state.verdict;
     const key = verdict?.cacheable && response.body.kind === 'complete' ? storing?.key(verdict.scope) : undefined;
     if (!storing || !verdict || !key || response.body.kind !== 'complete') return { response, stored: Promise.resolve() };
@@ -257,6 +277,22 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
       (error: unknown) => failed('store', error),
     );
     return { response, stored };
+  };
+
+  /** An answer in parts: stored once its parts all ran, whole, if it still may be. */
+  const storeWhole = async (
+    state: ResponseCacheRequest,
+    whole: Promise<string | undefined>,
+    storing: { key: (scope: CachedResponse['scope']) => string | undefined; ticket: StoreTicket },
+  ): Promise<void> => {
+    const body = await whole;
+    const verdict = body === undefined ? undefined : state.rejudge?.();
+    const key = verdict?.cacheable ? storing.key(verdict.scope) : undefined;
+    if (body === undefined || !verdict || !key) return;
+    await store.store(key, { body, maxAge: verdict.maxAge, scope: verdict.scope, storedAt: Date.now() }, [...state.tags], storing.ticket).then(
+      () => (stats.stored += 1),
+      (error: unknown) => failed('store', error),
+    );
   };
 
   const around = async <TAdmission extends { viewer: Viewer | null; responseCache?: ResponseCacheRequest }>(

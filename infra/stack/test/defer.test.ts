@@ -3,17 +3,17 @@
 // (HttpLink, InMemoryCache, Defer20220824Handler) for what an application sees. Every deferred answer is checked
 // against the same query sent without @defer, never against pinned data. Real Postgres, real Redis, real
 // subgraphs on loopback.
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ApolloClient, HttpLink, InMemoryCache, gql, type ObservableQuery } from '@apollo/client/core';
 import { Defer20220824Handler } from '@apollo/client/incremental';
 import { addTypenameToDocument } from '@apollo/client/utilities';
+import type { IncomingMessage } from 'node:http';
 import { isProbeRequest } from '@fed/platform';
 import { startTcpProxy, waitFor, type TcpProxy } from '@fed/platform/testing';
 import { Kind, parse, print, visit, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
 import { startGatewayTo, startTestStack, type TestStack } from './harness.ts';
+import { startHttpFaultProxy } from './http-proxy.ts';
 
 /** What a client that can take incremental delivery sends (the contract's form). */
 const MULTIPART = 'multipart/mixed;deferSpec=20220824, application/json';
@@ -79,13 +79,22 @@ function partsOf(answer: Answer): Part[] {
   return parts;
 }
 
-/** The initial part carries data and `hasNext: true`, every later one `incremental`; only the last has `hasNext: false`. */
+/**
+ * The initial part carries data and `hasNext: true`, every later one `incremental`; only the last has `hasNext:
+ * false`, and it may be that alone (the gateway writes each part as soon as it is ready, before it can know that
+ * none follows; the spec allows it and Apollo Client reads it).
+ */
 function expectWellFormedStream(parts: Part[]) {
   const [initial, ...rest] = parts;
   expect(initial).toHaveProperty('data');
   expect(initial).not.toHaveProperty('incremental');
   expect(rest.length).toBeGreaterThan(0);
   expect(parts.map((part) => part.hasNext)).toEqual([...parts.slice(0, -1).map(() => true), false]);
+  const last = rest.at(-1);
+  if (last && !last.incremental) {
+    expect(last).toEqual({ hasNext: false });
+    rest.pop();
+  }
   for (const part of rest) {
     expect(part).not.toHaveProperty('data');
     expect(Array.isArray(part.incremental)).toBe(true);
@@ -205,51 +214,6 @@ async function open(url: string, query: string, headers: Record<string, string>)
   return stream;
 }
 
-/**
- * An HTTP proxy in front of a subgraph that can hold every request it receives (read in full, not forwarded)
- * until `release()`: a subgraph that is slow exactly as long as a test wants, without any clock.
- */
-async function startGate(target: string) {
-  const to = new URL(target);
-  let holding = false;
-  const held: (() => void)[] = [];
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const forward = () => {
-        const upstream = httpRequest({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers: { ...req.headers, host: to.host } }, (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        });
-        upstream.on('error', () => res.destroy());
-        upstream.end(Buffer.concat(chunks));
-      };
-      if (holding) held.push(forward);
-      else forward();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = new URL(target);
-  url.hostname = '127.0.0.1';
-  url.port = String((server.address() as AddressInfo).port);
-  return {
-    url: url.toString(),
-    hold: () => {
-      holding = true;
-    },
-    release: () => {
-      holding = false;
-      for (const forward of held.splice(0)) forward();
-    },
-    held: () => held.length,
-    close: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
-    },
-  };
-}
 
 /** Nothing internal may reach a client: no subgraph URL or port, no stack trace. */
 function expectNoLeaks(text: string, urls: string[]) {
@@ -292,7 +256,7 @@ describe('@defer over multipart HTTP (deferSpec=20220824)', () => {
    * held request ends only when the test releases it, whatever the machine's speed.
    */
   const gatedGateway = async () => {
-    const gate = await startGate(stack.urls.orders);
+    const gate = await startHttpFaultProxy(stack.urls.orders);
     cleanups.push(() => gate.close());
     const gateway = await startGatewayTo(stack, stack.urls.users, { subgraphUrls: { users: stack.urls.users, orders: gate.url }, subgraphTimeoutMs: 3_600_000 });
     cleanups.push(() => gateway.stop());
@@ -565,6 +529,28 @@ describe('@defer over multipart HTTP (deferSpec=20220824)', () => {
       const hit = await subgraphRequestsDuring(() => send(query, { accept: MULTIPART }));
       expect(hit.requests).toBe(0);
       expect(partsOf(hit.value)).toEqual([{ data: complete.data, hasNext: false }]);
+    });
+
+    it('stores the whole answer once a multipart client’s parts all ran, for multipart and plain clients alike', async () => {
+      const query = '{ users(first: 3) { edges { node { id ... @defer(label: "whole") { name createdAt } } } } }';
+      const streamed = await subgraphRequestsDuring(() => send(query, { accept: MULTIPART }));
+      expect(streamed.requests).toBeGreaterThan(0);
+      const parts = partsOf(streamed.value);
+      expectWellFormedStream(parts);
+      const whole = mergedData(parts);
+      expect(whole).toEqual(await plain(withoutDefer(query)));
+
+      // Stored after the last part was written: the next multipart client gets the whole answer as one part.
+      const hit = await waitFor(async () => {
+        const again = await subgraphRequestsDuring(() => send(query, { accept: MULTIPART }));
+        expect(again.requests).toBe(0);
+        return again.value;
+      });
+      expect(partsOf(hit)).toEqual([{ data: whole, hasNext: false }]);
+      // A plain client gets it too, keys in the order of the query without @defer (what a plain request stores).
+      const plainHit = await subgraphRequestsDuring(() => send(query));
+      expect(plainHit.requests).toBe(0);
+      expect(plainHit.value.text).toBe(`${JSON.stringify({ data: await plain(withoutDefer(query)) })}\n`);
     });
   });
 

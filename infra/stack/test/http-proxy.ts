@@ -17,12 +17,20 @@ export interface HttpFaultProxy {
    * deadline ends them. `false` forwards new requests again and cuts the hung ones.
    */
   setHanging(hanging: boolean): void;
+  /**
+   * While holding, requests are read and kept, not forwarded, until `release()` forwards them all: a service
+   * exactly as slow as a test wants, with no clock.
+   */
+  hold(): void;
+  release(): void;
+  /** Requests held now. */
+  held(): number;
   /** Requests accepted so far, hung ones included. */
   received(): number;
   close(): Promise<void>;
 }
 
-/** An HTTP proxy in front of one service that can slow it down or make it hang (accept, never answer). */
+/** An HTTP proxy in front of one service that can slow it down, hold its requests, or make it hang (accept, never answer). */
 export async function startHttpFaultProxy(target: string): Promise<HttpFaultProxy> {
   const to = new URL(target);
   let delayMs = 0;
@@ -30,6 +38,8 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
   let hanging = false;
   let received = 0;
   const hung = new Set<ServerResponse>();
+  let holding = false;
+  const held: (() => void)[] = [];
 
   const forward = (req: IncomingMessage, res: ServerResponse, body: Buffer) => {
     const upstream = request(
@@ -62,6 +72,7 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
         return;
       }
       const body = Buffer.concat(chunks);
+      if (holding) return void held.push(() => forward(req, res, body));
       if (delayMs === 0) return forward(req, res, body);
       void sleep(delayMs).then(() => forward(req, res, body));
     });
@@ -82,6 +93,14 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
       hanging = value;
       if (!value) for (const res of hung) res.destroy();
     },
+    hold: () => {
+      holding = true;
+    },
+    release: () => {
+      holding = false;
+      for (const forwardHeld of held.splice(0)) forwardHeld();
+    },
+    held: () => held.length,
     received: () => received,
     close: async () => {
       for (const res of hung) res.destroy();
