@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApolloGateway, HEALTH_CHECK_QUERY, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { Kind, parse } from 'graphql';
-import { ApolloServer, type BaseContext } from '@apollo/server';
+import { ApolloServer, HeaderMap, type BaseContext } from '@apollo/server';
 import {
   createSubgraphSubscriptionClient,
   createTelemetry,
@@ -50,7 +50,7 @@ import { createSocketRegistry, DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLim
 import { DEFAULT_DOCUMENT_CACHE, type DocumentCacheLimits, type DocumentCacheStats } from './subscriptions/document-cache.ts';
 import { createSubscriptionEngine } from './subscriptions/engine.ts';
 import { createOperationAdmission } from './subscriptions/operation.ts';
-import { serveSubscriptions } from './subscriptions/server.ts';
+import { serveSubscriptions, type SocketOperation } from './subscriptions/server.ts';
 
 export { DOWNSTREAM_PUBLIC_CODES, ErrorCode } from './errors/codes.ts';
 export { createAuthenticator, type Authenticator, type AuthenticatorOptions } from './auth/authenticate.ts';
@@ -316,6 +316,17 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     incremental,
   });
 
+  // @defer's multipart answers around the response cache, which sees (and never stores) only a first part.
+  const around = deps.execution === 'apollo' ? responseCache?.around : createIncrementalDelivery<GatewayAdmission>({ formatError, inner: responseCache?.around });
+  /** A query or mutation POSTed with `body` as `viewer`, as the HTTP front runs it: for the other transports. */
+  const runOperation = ({ body, viewer, accept }: SocketOperation) => {
+    const headers = new HeaderMap([['content-type', 'application/json']]);
+    if (accept) headers.set('accept', accept);
+    const exchange = { method: 'POST', headers, search: '', body, admission: { viewer } as GatewayAdmission };
+    const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: { method: 'POST', headers, search: '', body }, context: () => context(undefined, exchange.admission) });
+    return around ? around(exchange, execute) : execute();
+  };
+
   // Subscriptions over graphql-ws and over server-sent events, on the same server and path, when the supergraph
   // has any: one engine (shared upstreams), one set of checks and one budget per client for both transports.
   const subscriptionEngine = hasSubscriptionRoot(supergraphSdl)
@@ -352,6 +363,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           // The HTTP path's limit, policy and keys: a socket cannot be a way around it.
           rateLimit: limitRate,
           trustedProxyHops: deps.trustedProxyHops ?? 0,
+          runOperation,
           logger,
         })
       : undefined;
@@ -381,8 +393,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       apollo,
       admit: admitRequest,
       inspect: admission.http,
-      // @defer's multipart answers around the response cache, which sees (and never stores) only a first part.
-      around: deps.execution === 'apollo' ? responseCache?.around : createIncrementalDelivery<GatewayAdmission>({ formatError, inner: responseCache?.around }),
+      around,
       context,
       routes: async (req, res, url) => (await eventStreams?.handle(req, res, url)) || explorer.handle(req, res, url),
       ready: () => readiness.check(),

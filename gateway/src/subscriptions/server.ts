@@ -4,7 +4,8 @@ import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from '
 import type { Context } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { HttpError, type Logger, type Viewer } from '@fed/platform';
+import type { HTTPGraphQLResponse } from '@apollo/server';
+import { HttpError, type Logger, type RawHttpResponse, type Viewer } from '@fed/platform';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { ErrorCode } from '../errors/codes.ts';
 import { addressKey, clientAddress } from '../limits/rate-limit.ts';
@@ -33,7 +34,20 @@ export interface SubscriptionServerOptions {
   rateLimit?: (req: IncomingMessage, viewer: Viewer | null) => Promise<void>;
   /** Proxies in front whose X-Forwarded-For entry names the client (as for HTTP). */
   trustedProxyHops: number;
+  /**
+   * A query or mutation sent over the socket, run exactly as the HTTP front runs a POST of `body` (persisted
+   * documents, limits, the response cache, @defer's parts for an `accept` that takes them, error codes).
+   */
+  runOperation?: (operation: SocketOperation) => Promise<HTTPGraphQLResponse | RawHttpResponse>;
   logger: Logger;
+}
+
+/** What `runOperation` is given: the subscribe message's payload and who the socket signed in as. */
+export interface SocketOperation {
+  body: Record<string, unknown>;
+  viewer: Viewer | null;
+  /** The Accept header the HTTP front would see (multipart for @defer's parts); unset: application/json. */
+  accept?: string;
 }
 
 /** Closes the socket when the token it was opened with expires; the client reconnects with a fresh one. */
