@@ -317,7 +317,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   });
 
   // @defer's multipart answers around the response cache, which sees (and never stores) only a first part.
-  const around = deps.execution === 'apollo' ? responseCache?.around : createIncrementalDelivery<GatewayAdmission>({ formatError, inner: responseCache?.around });
+  const around = deps.execution === 'apollo' ? responseCache?.around : createIncrementalDelivery<GatewayAdmission>({ formatError, inner: responseCache?.around, metrics: telemetry.metrics });
   /** A query or mutation POSTed with `body` as `viewer`, as the HTTP front runs it: for the other transports. */
   const runOperation = ({ body, viewer, accept }: SocketOperation) => {
     const headers = new HeaderMap([['content-type', 'application/json']]);

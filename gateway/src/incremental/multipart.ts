@@ -1,7 +1,7 @@
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import Negotiator from 'negotiator';
-import type { GraphQLExchange, RawHttpResponse } from '@fed/platform';
+import { currentRequestScope, type GraphQLExchange, type Metrics, type RawHttpResponse } from '@fed/platform';
 import type { AnswerInParts } from '../response-cache/response-cache.ts';
 import type { IncrementalItem } from './defer.ts';
 import type { IncrementalSlot } from './run.ts';
@@ -37,17 +37,27 @@ export function createIncrementalDelivery<TAdmission extends { incremental?: Inc
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
   /** The layer inside this one (the response cache), which sees the first part only and never stores it. */
   inner?: Around<TAdmission>;
+  /** Errors of later parts count in `graphql_errors_total` as the first part's do. */
+  metrics?: Metrics;
 }): Around<TAdmission> {
   const { formatError, inner } = options;
+  // The observability plugin's counter (the registry hands back the one already registered).
+  const errorsTotal = options.metrics?.counter({ name: 'graphql_errors_total', help: 'Errors in GraphQL responses, by extensions.code', labelNames: ['code'] as const });
 
+  // As Apollo Server formats the first part's errors; counted and added to the request's access-log line too.
   const formatErrors = (errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
     errors.map((error) => {
       const { http: _http, ...extensions } = { ...error.extensions, code: error.extensions.code ?? 'INTERNAL_SERVER_ERROR' } as Record<string, unknown>;
+      let formatted: GraphQLFormattedError;
       try {
-        return formatError({ ...error.toJSON(), extensions }, error);
+        formatted = formatError({ ...error.toJSON(), extensions }, error);
       } catch {
-        return { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
+        formatted = { message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
       }
+      const code = typeof formatted.extensions?.code === 'string' ? formatted.extensions.code : 'UNKNOWN';
+      errorsTotal?.inc({ code });
+      currentRequestScope()?.errorCodes.add(code);
+      return formatted;
     });
 
   const formatItems = (items: IncrementalItem[], hasNext: boolean) => ({

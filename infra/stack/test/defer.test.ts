@@ -8,7 +8,7 @@ import { Defer20220824Handler } from '@apollo/client/incremental';
 import { addTypenameToDocument } from '@apollo/client/utilities';
 import type { IncomingMessage } from 'node:http';
 import { isProbeRequest } from '@fed/platform';
-import { startTcpProxy, waitFor, type TcpProxy } from '@fed/platform/testing';
+import { parseExposition, startTcpProxy, waitFor, type TcpProxy } from '@fed/platform/testing';
 import { Kind, parse, print, visit, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
@@ -484,9 +484,20 @@ describe('@defer over multipart HTTP (deferSpec=20220824)', () => {
       const twinCodes = new Set(codesOf(twin.errors));
       expect(twinCodes.size).toBeGreaterThan(0);
 
+      const errorsCounted = async () => {
+        const exposition = parseExposition(await (await fetch(new URL('/metrics', gatewayUrl))).text());
+        return new Map([...twinCodes].map((code) => [String(code), exposition.value('graphql_errors_total', { code: String(code) })]));
+      };
+      const countedBefore = await errorsCounted();
       const answer = await send(LIST, { url: gatewayUrl, accept: MULTIPART });
       const parts = partsOf(answer);
       expectWellFormedStream(parts);
+      // Errors of later parts count in the metrics as a plain request's do.
+      const countedAfter = await errorsCounted();
+      for (const code of [...twinCodes].map(String)) {
+        const inItems = parts.flatMap((part) => part.incremental ?? []).flatMap((item) => item.errors ?? []).filter((error) => error.extensions?.code === code).length;
+        expect(countedAfter.get(code)! - countedBefore.get(code)!, code).toBe(inItems);
+      }
       // The users subgraph answered: the initial part is whole, without errors.
       expect(parts[0]).toEqual({ data: primary, hasNext: true });
       const items = itemsOf(parts);
