@@ -64,6 +64,7 @@ describe('the bundled GraphiQL (development)', () => {
       '/graphiql/assets/react.production.min.js',
       '/graphiql/assets/react-dom.production.min.js',
       '/graphiql/assets/graphql-ws.min.js',
+      '/graphiql/assets/graphql-sse.min.js',
       '/graphiql/assets/graphiql.min.js',
       '/graphiql/assets/explorer.js',
     ]);

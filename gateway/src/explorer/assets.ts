@@ -23,6 +23,7 @@ export const ASSET_SOURCES = {
   'react.production.min.js': { source: { package: 'react', file: 'umd/react.production.min.js' }, type: JS },
   'react-dom.production.min.js': { source: { package: 'react-dom', file: 'umd/react-dom.production.min.js' }, type: JS },
   'graphql-ws.min.js': { source: { package: 'graphql-ws', file: 'umd/graphql-ws.min.js' }, type: JS },
+  'graphql-sse.min.js': { source: { package: 'graphql-sse', file: 'umd/graphql-sse.min.js' }, type: JS },
   'graphiql.min.js': { source: { package: 'graphiql', file: 'graphiql.min.js' }, type: JS },
   'explorer.js': { source: { local: 'client/explorer.js' }, type: JS },
 } as const satisfies Record<string, { source: Source; type: string }>;

@@ -43,7 +43,8 @@ const PRODUCTION_PAGE = `<!doctype html>
 <body>
 <h1>GraphQL API</h1>
 <p>Send GraphQL queries and mutations here with <code>POST</code> and <code>content-type: application/json</code>.
-Subscriptions use the graphql-ws protocol on this same URL.</p>
+Subscriptions use the graphql-ws protocol or server-sent events (graphql-sse, <code>accept: text/event-stream</code>)
+on this same URL.</p>
 </body>
 </html>
 `;
@@ -60,8 +61,8 @@ const send = (req: IncomingMessage, res: ServerResponse, status: number, headers
 
 /**
  * The landing page on the GraphQL endpoint, and in development the bundled GraphiQL on GRAPHIQL_PATH: built
- * from the graphiql, react and graphql-ws npm packages and served by the gateway itself, so it works with no
- * internet at all. Production serves neither (its routes fall through to the 404 of the HTTP front).
+ * from the graphiql, react, graphql-ws and graphql-sse npm packages and served by the gateway itself, so it
+ * works with no internet at all. Production serves neither (its routes fall through to the 404 of the HTTP front).
  */
 export function createExplorer({ development, endpoint, logger }: ExplorerOptions): Explorer {
   if (!development) {

@@ -88,7 +88,7 @@ function assemble(out) {
 }
 
 /**
- * The explorer's browser files (GraphiQL, React) are copied out of their packages next to the compiled explorer,
+ * The explorer's browser files (GraphiQL, React, the graphql-ws and graphql-sse clients) are copied out of their packages next to the compiled explorer,
  * which reads them there first: the image ships these few files, not the packages and the hundred they depend on.
  */
 async function vendorExplorerAssets() {

@@ -1,11 +1,12 @@
 // The bundled GraphiQL's own script: runs in the browser as is (no build step), after the React, ReactDOM,
-// graphql-ws and GraphiQL UMD bundles have set their globals.
-/* global document, location, React, ReactDOM, GraphiQL, graphqlWs */
+// graphql-ws, graphql-sse and GraphiQL UMD bundles have set their globals.
+/* global document, location, React, ReactDOM, GraphiQL, graphqlWs, graphqlSse */
 'use strict';
 
 (function () {
   const endpoint = document.currentScript?.dataset.endpoint || '/graphql';
   const { getOperationAST, parse } = GraphiQL.GraphQL;
+  const h = React.createElement;
 
   const httpUrl = new URL(endpoint, location.href);
   const wsUrl = new URL(endpoint, location.href);
@@ -31,18 +32,96 @@
     return getOperationAST(ast, params.operationName ?? undefined)?.operation === 'subscription';
   };
 
+  // Queries and mutations go over HTTP. A client that names the @defer spec of 2022-08-24 (Apollo Client's)
+  // gets a deferred query as multipart/mixed parts; every other answer stays one JSON document.
+  const HTTP_ACCEPT = 'multipart/mixed;deferSpec=20220824, application/graphql-response+json, application/json;q=0.9';
+
+  const notJson = (response) => ({ errors: [{ message: `HTTP ${response.status} ${response.statusText}: the response is not JSON` }] });
+
+  /**
+   * The parts of a multipart/mixed answer, each parsed, as they arrive. (GraphiQL's own reader, meros, decodes
+   * each network chunk on its own: a character or a delimiter split between two chunks would be lost.) Parts
+   * are JSON, which cannot hold a raw line break, so the delimiter never occurs inside one.
+   */
+  async function* partsOf(response, signal) {
+    const boundary = /boundary="?([^";]+)"?/i.exec(response.headers.get('content-type') ?? '')?.[1] ?? '-';
+    const delimiter = `\r\n--${boundary}`;
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    // The first delimiter may open the body with no line break before it.
+    let buffer = '\r\n';
+    let opened = false;
+    try {
+      for (;;) {
+        let chunk;
+        try {
+          chunk = await reader.read();
+        } catch (error) {
+          // Stopped from the toolbar: what arrived stays on screen.
+          if (signal.aborted) return;
+          throw error;
+        }
+        buffer += decoder.decode(chunk.value, { stream: !chunk.done });
+        for (let at = buffer.indexOf(delimiter); at !== -1; at = buffer.indexOf(delimiter)) {
+          const segment = buffer.slice(0, at);
+          buffer = buffer.slice(at + delimiter.length);
+          // Before the first delimiter is the preamble, not a part.
+          if (opened) {
+            // The rest of the delimiter line, the part's headers, an empty line, then the JSON.
+            const headersEnd = segment.indexOf('\r\n\r\n');
+            const body = headersEnd === -1 ? segment : segment.slice(headersEnd + 4);
+            try {
+              yield JSON.parse(body);
+            } catch {
+              throw new Error(`A part of the multipart answer is not JSON: ${body.slice(0, 200)}`);
+            }
+          }
+          opened = true;
+          // The closing delimiter (`--` after it): nothing more comes.
+          if (buffer.startsWith('--')) return;
+        }
+        if (chunk.done) {
+          if (buffer.trim() !== '') throw new Error('The multipart answer ended in the middle of a part');
+          return;
+        }
+      }
+    } finally {
+      reader.cancel().catch(() => undefined);
+    }
+  }
+
+  /**
+   * A single answer (a promise of one result), or a deferred one: an async iterable of its parts, each
+   * `{ data, hasNext }` then `{ incremental, hasNext }`, which GraphiQL merges and shows as they come.
+   */
   async function overHttp(params, headers) {
+    const controller = new AbortController();
     const response = await fetch(httpUrl, {
       method: 'POST',
       // content-type last: the gateway's CSRF protection refuses anything else, whatever the editor says.
-      headers: { accept: 'application/graphql-response+json, application/json;q=0.9', ...headers, 'content-type': 'application/json' },
+      headers: { accept: HTTP_ACCEPT, ...headers, 'content-type': 'application/json' },
       body: JSON.stringify(params),
+      signal: controller.signal,
     });
+    if ((response.headers.get('content-type') ?? '').startsWith('multipart/mixed') && response.body) {
+      const parts = partsOf(response, controller.signal);
+      return {
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+        next: () => parts.next(),
+        // GraphiQL's stop button: the request is cut at once, not after the next part.
+        return: () => {
+          controller.abort();
+          return parts.return();
+        },
+      };
+    }
     const text = await response.text();
     try {
       return JSON.parse(text);
     } catch {
-      return { errors: [{ message: `HTTP ${response.status} ${response.statusText}: the response is not JSON` }] };
+      return notJson(response);
     }
   }
 
@@ -85,9 +164,97 @@
     };
   }
 
+  // Subscriptions over server-sent events: graphql-sse's distinct-connections mode, one POST per subscription
+  // with `accept: text/event-stream`, to the same URL as queries. The client sets accept and content-type.
+  const sseHeaders = (headers) => Object.fromEntries(Object.entries(headers).filter(([name]) => !/^(accept|content-type)$/i.test(name)));
+
+  // A refused stream (a bad token, a limit) answers with a status and GraphQL errors: those are shown as they
+  // would be over HTTP, rather than graphql-sse's bare "Server responded with 401".
+  async function refusalOf(error) {
+    const response = error?.response;
+    if (!response || typeof response.text !== 'function') return undefined;
+    try {
+      const body = JSON.parse(await response.text());
+      return body && Array.isArray(body.errors) ? body : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  function overEventStream(params, headers) {
+    return {
+      subscribe(observer) {
+        // No retries, as on the websocket: the error is shown at once and running the subscription again
+        // opens a new stream.
+        const client = graphqlSse.createClient({ url: httpUrl.href, headers: sseHeaders(headers), retryAttempts: 0 });
+        const stop = client.subscribe(params, {
+          next: (result) => observer.next(result),
+          error: (error) => {
+            client.dispose();
+            void refusalOf(error).then((refusal) => {
+              if (!refusal) return observer.error(error instanceof Error ? error : new Error(`The event stream from ${httpUrl.href} failed`));
+              observer.next(refusal);
+              observer.complete();
+            });
+          },
+          complete: () => {
+            client.dispose();
+            observer.complete();
+          },
+        });
+        return {
+          unsubscribe() {
+            stop();
+            client.dispose();
+          },
+        };
+      },
+    };
+  }
+
+  // How subscriptions travel, chosen above the editor and remembered in this browser.
+  const TRANSPORTS = {
+    ws: `WebSocket (graphql-ws)`,
+    sse: `Server-sent events (graphql-sse)`,
+  };
+  const TRANSPORT_KEY = 'explorer:subscription-transport';
+  const remembered = () => {
+    try {
+      return localStorage.getItem(TRANSPORT_KEY);
+    } catch {
+      return null;
+    }
+  };
+  const saved = remembered();
+  let transport = saved !== null && Object.hasOwn(TRANSPORTS, saved) ? saved : 'ws';
+
+  function TransportChoice() {
+    const [chosen, choose] = React.useState(transport);
+    const onChange = (event) => {
+      transport = event.target.value;
+      try {
+        localStorage.setItem(TRANSPORT_KEY, transport);
+      } catch {
+        // Storage refused (private mode): the choice lasts as long as the page.
+      }
+      choose(transport);
+    };
+    return h(
+      'label',
+      { className: 'explorer-transport', title: 'Queries and mutations always go over HTTP (with @defer as multipart parts)' },
+      'Subscriptions over ',
+      h(
+        'select',
+        { id: 'explorer-subscription-transport', value: chosen, onChange },
+        Object.entries(TRANSPORTS).map(([value, label]) => h('option', { key: value, value }, label)),
+      ),
+    );
+  }
+
   function fetcher(params, options) {
     const headers = headersFrom(options?.headers);
-    return isSubscription(params) ? overWebSocket(params, headers) : overHttp(params, headers);
+    if (!isSubscription(params)) return overHttp(params, headers);
+    return transport === 'sse' ? overEventStream(params, headers) : overWebSocket(params, headers);
   }
 
   const defaultQuery = `# The bundled GraphiQL: served by the gateway itself, so it works offline.
@@ -95,7 +262,9 @@
 # To sign in, put this in the Headers tab below:
 #   { "Authorization": "Bearer <token>" }
 # with a token from:  npm run -s token -- --sub 1 --role admin
-# Subscriptions run over the websocket endpoint (${wsUrl.href}) with the same headers.
+# Subscriptions run with the same headers over the websocket endpoint (${wsUrl.href}) or as
+# server-sent events (POST ${httpUrl.href}, accept: text/event-stream): choose with "Subscriptions over"
+# at the top right. Fields under @defer arrive after the rest, e.g.  ... @defer { orders(first: 2) { totalCount } }
 
 {
   users(first: 3) {
@@ -114,12 +283,17 @@
 `;
 
   ReactDOM.createRoot(document.getElementById('graphiql')).render(
-    React.createElement(GraphiQL, {
-      fetcher,
-      defaultQuery,
-      defaultEditorToolsVisibility: 'headers',
-      // Tokens stay out of localStorage.
-      shouldPersistHeaders: false,
-    }),
+    h(
+      GraphiQL,
+      {
+        fetcher,
+        defaultQuery,
+        defaultEditorToolsVisibility: 'headers',
+        // Tokens stay out of localStorage.
+        shouldPersistHeaders: false,
+      },
+      // In the logo's place at the top right: always in view.
+      h(GraphiQL.Logo, null, h(TransportChoice)),
+    ),
   );
 })();
