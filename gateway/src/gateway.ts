@@ -45,6 +45,7 @@ import { createResponseCache, type ResponseCache, type ResponseCacheOptions, typ
 import { createSubgraphBreaker, DEFAULT_BREAKER, type BreakerPolicy, type SubgraphBreaker } from './subgraphs/circuit-breaker.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
 import { createWriteClock } from './subgraphs/dedupe.ts';
+import { serveMultipartSubscriptions } from './streaming/multipart.ts';
 import { serveEventStreams } from './streaming/sse.ts';
 import { createSocketRegistry, DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from './subscriptions/admission.ts';
 import { DEFAULT_DOCUMENT_CACHE, type DocumentCacheLimits, type DocumentCacheStats } from './subscriptions/document-cache.ts';
@@ -155,6 +156,8 @@ export interface GatewayDeps {
     resubscribeAttempts?: number;
     /** Keep-alive comments on event streams (ms; default 12 000), so proxies do not close an idle stream. */
     eventStreamKeepAliveMs?: number;
+    /** Heartbeat parts on multipart subscriptions (ms; default 5 000, as Apollo Router). */
+    multipartHeartbeatMs?: number;
   };
 }
 
@@ -165,8 +168,8 @@ export interface Gateway extends GraphQLApp {
   responseCache?: ResponseCache;
   telemetry: Telemetry;
   /** Subscriptions running now, open sockets and the parsed-document cache; unset without a Subscription type. */
-  /** `active` counts graphql-ws subscriptions and event streams; `eventStreams` the latter alone. */
-  subscriptions?: { active: number; sockets: number; documentCache: DocumentCacheStats; eventStreams: number };
+  /** `active` counts graphql-ws subscriptions and HTTP streams; `eventStreams` (SSE) and `multipartStreams` the latter by protocol. */
+  subscriptions?: { active: number; sockets: number; documentCache: DocumentCacheStats; eventStreams: number; multipartStreams: number };
 }
 
 const hasSubscriptionRoot = (supergraphSdl: string) =>
@@ -368,23 +371,40 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         })
       : undefined;
   const corsOrigins = deps.corsOrigins ?? (development ? '*' : undefined);
-  const eventStreams =
+  // Subscriptions streamed over HTTP: server-sent events and Apollo's multipart protocol, with the same checks.
+  const streamOptions =
     subscriptionEngine && operations
-      ? serveEventStreams<GatewayAdmission>({
+      ? {
           engine: subscriptionEngine,
           operations,
           registry,
           admit: admitRequest,
-          // A query or mutation sent as an event stream runs as over HTTP (without the response cache).
-          executePlain: (request, admitted) => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admitted) }),
           formatError,
           maxBodyBytes: deps.maxBodyBytes ?? 1024 * 1024,
           corsOrigins,
           trustedProxyHops: deps.trustedProxyHops ?? 0,
-          keepAliveMs: deps.subscriptions?.eventStreamKeepAliveMs,
           logger,
-        })
+        }
       : undefined;
+  const eventStreams =
+    streamOptions &&
+    serveEventStreams<GatewayAdmission>({
+      ...streamOptions,
+      // A query or mutation sent as an event stream runs as over HTTP (without the response cache).
+      executePlain: (request, admitted) => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admitted) }),
+      keepAliveMs: deps.subscriptions?.eventStreamKeepAliveMs,
+    });
+  const multipartStreams =
+    streamOptions &&
+    serveMultipartSubscriptions<GatewayAdmission>({
+      ...streamOptions,
+      // A query or mutation sent with the multipart subscription Accept header runs as the HTTP front runs it.
+      executePlain: (request, admitted) => {
+        const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admitted) });
+        return around ? around({ ...request, admission: admitted }, execute) : execute();
+      },
+      heartbeatMs: deps.subscriptions?.multipartHeartbeatMs,
+    });
   registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats, eventStreams: eventStreams?.streams });
 
   httpServer.on(
@@ -395,7 +415,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       inspect: admission.http,
       around,
       context,
-      routes: async (req, res, url) => (await eventStreams?.handle(req, res, url)) || explorer.handle(req, res, url),
+      routes: async (req, res, url) => (await eventStreams?.handle(req, res, url)) || (await multipartStreams?.handle(req, res, url)) || explorer.handle(req, res, url),
       ready: () => readiness.check(),
       draining: () => readiness.isDraining(),
       telemetry,
@@ -416,7 +436,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     get subscriptions() {
       if (!subscriptions) return undefined;
       const { subscriptions: active, sockets, documentCache } = subscriptions.stats();
-      return { active: active + (eventStreams?.streams() ?? 0), sockets, documentCache, eventStreams: eventStreams?.streams() ?? 0 };
+      const [sse, multipart] = [eventStreams?.streams() ?? 0, multipartStreams?.streams() ?? 0];
+      return { active: active + sse + multipart, sockets, documentCache, eventStreams: sse, multipartStreams: multipart };
     },
     // The drain, once, however often it is called (a test, then the stack that owns it): readiness says so
     // first; then the listener closes while requests in flight finish and sockets close with 1001.
@@ -426,6 +447,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         httpDrain.answerWithClose();
         if (deps.drain?.delayMs) await sleep(deps.drain.delayMs);
         eventStreams?.dispose();
+        multipartStreams?.dispose();
         await Promise.all([subscriptions?.dispose(), httpDrain.close(deps.drain?.graceMs ?? 10_000).then(() => apollo.stop())]);
         await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
         await responseCache?.stop();
