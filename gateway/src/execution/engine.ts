@@ -3,7 +3,7 @@ import { buildOperationContext, type ServiceMap } from '@apollo/gateway';
 import { operationFromDocument, Supergraph, type Operation, type VariableDefinitions } from '@apollo/federation-internals';
 import { QueryPlanner, type PlanNode, type SubscriptionNode } from '@apollo/query-planner';
 import type { GatewayExecutionResult, GatewayExecutor, GatewayGraphQLRequestContext, GatewayInterface } from '@apollo/server-gateway-interface';
-import { getVariableValues, GraphQLError, Kind, type DocumentNode, type GraphQLSchema, type VariableDefinitionNode } from 'graphql';
+import { execute as executeGraphQL, getOperationAST, getVariableValues, GraphQLError, Kind, type DocumentNode, type GraphQLSchema, type VariableDefinitionNode } from 'graphql';
 import type { Logger, Telemetry } from '@fed/platform';
 import { compileDeferredDelivery, type DeferredDelivery } from '../incremental/defer.ts';
 import { runIncrementally, type IncrementalSlot } from '../incremental/run.ts';
@@ -43,6 +43,8 @@ export type PreparedOperation =
       /** Set when the plan defers parts that can be delivered one by one (a client reading multipart). */
       deferred?: DeferredDelivery;
     }
+  /** Only `__schema`, `__type` and `__typename` at the root: answered from the API schema, which has @defer. */
+  | { kind: 'introspection' }
   | { kind: 'fallback'; reason: string };
 
 export interface ExecutionEngine {
@@ -58,6 +60,8 @@ export interface ExecutionEngine {
   prepareProjection(document: DocumentNode, operationName: string | undefined): Extract<PreparedOperation, { kind: 'own' }>;
   stats(): OperationCacheStats;
 }
+
+const INTROSPECTION_FIELDS = new Set(['__schema', '__type', '__typename']);
 
 function findsSubscription(node: PlanNode | SubscriptionNode | undefined): string | undefined {
   if (!node) return undefined;
@@ -122,6 +126,10 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   };
 
   const prepare = (document: DocumentNode, operationName: string | undefined): PreparedOperation => {
+    const selections = getOperationAST(document, operationName)?.selectionSet.selections;
+    if (selections?.every((selection) => selection.kind === Kind.FIELD && INTROSPECTION_FIELDS.has(selection.name.value)) && !selections.every((selection) => selection.kind === Kind.FIELD && selection.name.value === '__typename')) {
+      return { kind: 'introspection' };
+    }
     try {
       const { node } = planner.buildQueryPlan(operationFromDocument(apiSchema, document, { operationName }));
       if (node?.kind === 'Subscription') return { kind: 'fallback', reason: 'a subscription' };
@@ -212,6 +220,11 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
 
   const execute: ExecutionEngine['execute'] = async (requestContext, serviceMap, fallback) => {
     const operation = prepared(requestContext);
+    if (operation.kind === 'introspection') {
+      // As Apollo's executor answers it (graphql-js on the API schema), on the schema that has @defer.
+      const { request, document } = requestContext;
+      return (await executeGraphQL({ schema: apiSchemaJs, document, operationName: request.operationName, variableValues: request.variables })) as GatewayExecutionResult;
+    }
     if (operation.kind === 'fallback') {
       if (!fallback) throw new Error(`This operation cannot run on the gateway's executor: ${operation.reason}`);
       return fallback(requestContext);
@@ -243,7 +256,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
 
 /** A rough size: plans and projections grow with the document and with the subgraph operations planned. */
 function estimateBytes(query: string, entry: PreparedOperation): number {
-  if (entry.kind === 'fallback') return 256 + query.length;
+  if (entry.kind !== 'own') return 256 + query.length;
   let fetched = 0;
   const visit = (node: PlanNode | undefined): void => {
     if (!node) return;

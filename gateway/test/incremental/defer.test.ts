@@ -140,3 +140,18 @@ describe('@defer in parts', () => {
     expect(items.flat()).toEqual([]);
   });
 });
+
+describe('the API schema', () => {
+  it('has @defer, and introspection shows it with its arguments', async () => {
+    const query = '{ __schema { directives { name locations args { name } } } }';
+    let fellBack = false;
+    const context = requestContextFor({ id: query, origin: 'tests', query, variables: undefined, document: parse(query), kind: 'query' }, engine.apiSchema);
+    const result = await engine.execute(context, subgraphs.dataSources(RECORDING_VIEWER), async () => {
+      fellBack = true;
+      return {};
+    });
+    expect(fellBack).toBe(false);
+    const directives = (result.data as { __schema: { directives: { name: string; locations: string[]; args: { name: string }[] }[] } }).__schema.directives;
+    expect(directives.find((directive) => directive.name === 'defer')).toEqual({ name: 'defer', locations: ['FRAGMENT_SPREAD', 'INLINE_FRAGMENT'], args: [{ name: 'label' }, { name: 'if' }] });
+  });
+});
