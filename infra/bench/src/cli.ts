@@ -7,9 +7,11 @@
 //   --warmup S              seconds per warm-up round, per gateway and scenario (quick: 1, full: 5); rounds
 //                           repeat until the first answers come
 //   --connections C         concurrent connections (50)
-//   --subscribers 1000,10000  fan-out sizes ('' to skip)
+//   --subscribers 1000,10000  fan-out sizes ('' to skip), each over graphql-ws then over SSE
 //   --gateways a,b          only these gateways (bare Apollo, the reference, and ours always run)
-//   --scenarios a,b         only these scenarios (nested, deep, entity, mix, cache-hit, orders-entities)
+//   --scenarios a,b         only these scenarios (nested, deep, entity, mix, cache-hit, orders-entities, defer)
+//                           defer: the nested query with its orders deferred against the complete one, on ours
+//                           alone (time to the first part; alternating runs, as many and as long as the others')
 //   --cpu-prof              write each process's CPU profile (gateways and subgraphs) to OUT/profiles when it stops
 //   --out DIR               where bench.md, bench.json and bench.svg go (infra/bench/results)
 // Progress goes to stderr; the report's path and the goals to stdout. Needs Postgres and Redis (TEST_DATABASE_URL,
@@ -20,12 +22,13 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deleteRedisKeys, median, testPostgresUrl, testRedisUrl } from '@fed/platform/testing';
 import { buildCompiledTree } from './build.ts';
+import { checkDeferAnswers, deferredNestedQuery, loadParts, medianRun, type PartsRun } from './defer.ts';
 import { postgresBackendsCpu, processCpu, redisCpu, type CpuWatch } from './cpu.ts';
 import { seedDataset, type Dataset } from './dataset.ts';
 import { headersOf, load, pickLoadGenerator, warmUp, type LoadResult } from './load.ts';
 import { peakRssMb, REPO } from './processes.ts';
-import { checkGoals, renderChart, renderMarkdown, withRatios, type BenchReport, type MeasuredRow, type SubgraphRow } from './report.ts';
-import { httpScenarios, subgraphScenarios } from './scenarios.ts';
+import { checkGoals, renderChart, renderMarkdown, withRatios, type BenchReport, type DeferReport, type MeasuredRow, type SubgraphRow } from './report.ts';
+import { httpScenarios, nestedQuery, subgraphScenarios } from './scenarios.ts';
 import { sqlPerRequest } from './sql.ts';
 import { fanOut, type FanOut } from './subscriptions.ts';
 import { startTopology, type GatewayName, type Topology } from './topology.ts';
@@ -93,7 +96,9 @@ try {
     .map((scenario) => ({ ...scenario, gateways: scenario.gateways.filter((name) => !only || only.has(name)) }))
     .filter((scenario) => scenario.gateways.length > 0);
   const straight = subgraphScenarios().filter((scenario) => !onlyScenarios || onlyScenarios.has(scenario.name));
-  const wanted = [...new Set<GatewayName>(['apollo', ...scenarios.flatMap((scenario) => scenario.gateways)])];
+  const deferWanted = !onlyScenarios || onlyScenarios.has('defer');
+  // Ours always: the SQL count, the fan-out and the defer runs are on it.
+  const wanted = [...new Set<GatewayName>(['apollo', 'ours', ...scenarios.flatMap((scenario) => scenario.gateways)])];
   log(`[${elapsed()}] starting the subgraphs and ${wanted.length} gateways`);
   topology = await startTopology({
     tree,
@@ -128,6 +133,10 @@ try {
       answerBytes.set(scenario.name, Buffer.byteLength(text));
     }
   }
+
+  const DEFER_USERS = 20;
+  let deferSizes: Awaited<ReturnType<typeof checkDeferAnswers>> | undefined;
+  if (deferWanted) deferSizes = await checkDeferAnswers(gateway('ours'), gateway('apollo'), adminToken, DEFER_USERS);
 
   // After every run and warm-up round, until the gateway and both subgraphs have served what the load abandoned.
   const quiesce = (name: GatewayName) => [gateway(name).pid, topology!.users.pid, topology!.orders.pid];
@@ -165,6 +174,37 @@ try {
       log(`  ${scenario.name} ${scenario.subgraph}: ${Math.round(measured.rps)} req/s, p50 ${measured.p50Ms} ms, p99 ${measured.p99Ms} ms, CPU ms/req ${cpuLine(measured)}`);
     }
   }
+  // @defer on ours: the deferred nested query and the complete one, in alternating runs of the same length and load.
+  let defer: DeferReport | null = null;
+  if (deferSizes) {
+    const deferQueries = { deferred: deferredNestedQuery(DEFER_USERS), complete: nestedQuery(DEFER_USERS) };
+    const partsOptions = { seconds: settings.secondsPerRun, connections: settings.connections, quiesce: quiesce('ours') };
+    log(`[${elapsed()}] @defer: the nested query with its orders deferred against the complete one, on ours`);
+    for (const query of Object.values(deferQueries)) await loadParts(gateway('ours'), query, adminToken, { ...partsOptions, seconds: settings.warmupSeconds });
+    const partsRuns: Record<keyof typeof deferQueries, PartsRun[]> = { deferred: [], complete: [] };
+    for (let run = 1; run <= settings.runs; run += 1) {
+      for (const kind of run % 2 ? (['deferred', 'complete'] as const) : (['complete', 'deferred'] as const)) {
+        const measured = await loadParts(gateway('ours'), deferQueries[kind], adminToken, partsOptions);
+        partsRuns[kind].push(measured);
+        log(`  defer run ${run}, ${kind}: ${measured.rps} req/s, first part p50 ${measured.firstPartP50Ms} ms, p99 ${measured.firstPartP99Ms} ms; last part p50 ${measured.lastPartP50Ms} ms, p99 ${measured.lastPartP99Ms} ms`);
+      }
+    }
+    const deferred = medianRun(partsRuns.deferred);
+    const complete = medianRun(partsRuns.complete);
+    defer = {
+      gateway: 'ours',
+      connections: settings.connections,
+      runs: settings.runs,
+      secondsPerRun: settings.secondsPerRun,
+      query: deferQueries.deferred,
+      ...deferSizes,
+      deferred,
+      complete,
+      firstPartToComplete: complete.lastPartP50Ms > 0 ? Number((deferred.firstPartP50Ms / complete.lastPartP50Ms).toFixed(2)) : null,
+      deferredRuns: partsRuns.deferred,
+      completeRuns: partsRuns.complete,
+    };
+  }
   const cpuOf = (runs: readonly LoadResult[]) => Object.fromEntries(Object.keys(runs[0]?.cpuMsPerRequestOf ?? {}).map((part) => [part, median(runs.map((run) => run.cpuMsPerRequestOf[part] ?? 0))]));
   const rowOf = (scenario: string, name: GatewayName): MeasuredRow => {
     const runs = results.get(`${scenario}:${name}`)!;
@@ -199,7 +239,9 @@ try {
   const subscriptions: FanOut[] = [];
   for (const subscribers of subscriberCounts) {
     log(`[${elapsed()}] subscription fan-out to ${subscribers} subscribers`);
-    subscriptions.push(await fanOut(gateway('ours'), adminToken, subscribers, quick ? 5 : 20, log));
+    subscriptions.push(await fanOut(gateway('ours'), adminToken, subscribers, quick ? 5 : 20, log, 'graphql-ws'));
+    log(`[${elapsed()}] subscription fan-out to ${subscribers} subscribers over SSE`);
+    subscriptions.push(await fanOut(gateway('ours'), adminToken, subscribers, quick ? 5 : 20, log, 'sse'));
   }
 
   const peakRssWithSubscribers = peakRssMb(gateway('ours').pid);
@@ -227,6 +269,7 @@ try {
     })),
     sql,
     subscriptions,
+    defer,
     peakRssMb: peakRss,
     peakRssWithSubscribersMb: subscriptions.length > 0 ? peakRssWithSubscribers : null,
     totalSeconds: Math.round((performance.now() - began) / 1000),

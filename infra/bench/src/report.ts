@@ -1,3 +1,4 @@
+import type { PartsRun } from './defer.ts';
 import type { LoadResult } from './load.ts';
 import type { SqlCount } from './sql.ts';
 import type { FanOut } from './subscriptions.ts';
@@ -62,6 +63,33 @@ export function withRatios(rows: readonly MeasuredRow[], fallbackApollo?: Pick<M
   }));
 }
 
+/**
+ * Time to the first part of the nested query with its orders deferred, against the same query complete, on this
+ * gateway (issue 22): alternating runs of each, medians over the runs.
+ */
+export interface DeferReport {
+  gateway: GatewayName;
+  connections: number;
+  runs: number;
+  secondsPerRun: number;
+  /** The deferred query (the complete one is the nested scenario's). */
+  query: string;
+  /** The first part's JSON, and the complete answer's, in bytes. */
+  firstPartBytes: number;
+  completeBytes: number;
+  /** Medians over the runs of the deferred query: request sent → first part whole, and → the last part (the body's end). */
+  deferred: Omit<PartsRun, 'seconds'>;
+  /** Medians over the runs of the complete query, asked with the same Accept header (answered as one JSON body). */
+  complete: Omit<PartsRun, 'seconds'>;
+  /** deferred.firstPartP50Ms / complete.lastPartP50Ms. */
+  firstPartToComplete: number | null;
+  deferredRuns: PartsRun[];
+  completeRuns: PartsRun[];
+}
+
+/** Issue 22's goal: the first part's median at most half the complete answer's. */
+export const DEFER_FIRST_PART_TO_COMPLETE = 0.5;
+
 export interface Goal {
   goal: string;
   target: string;
@@ -87,7 +115,10 @@ export interface BenchReport {
   /** Scenarios sent straight to a subgraph, signed as the gateway signs. */
   subgraphScenarios: { name: string; title: string; subgraph: string; answerBytes: number | null; secondsPerRun: number; rows: SubgraphRow[] }[];
   sql: SqlCount[];
+  /** The fan-out runs: over graphql-ws, and over SSE (`transport: 'sse'`) at the same sizes. */
   subscriptions: FanOut[];
+  /** The deferred nested query against the complete one; null (or absent in older reports) when not run. */
+  defer?: DeferReport | null;
   /** Peak RSS (VmHWM) of every process over the HTTP scenarios, in MB. */
   peakRssMb: Record<string, number>;
   /** The `ours` gateway's peak once the subscription fan-out has run too. */
@@ -127,11 +158,24 @@ export function checkGoals(report: Omit<BenchReport, 'goals'>): Goal[] {
       met: counts.every((count) => count === counts[0]),
     });
   }
-  const thousand = report.subscriptions.find((run) => run.subscribers === 1_000);
-  if (thousand) goals.push({ goal: 'Subscription p99, 1k subscribers', target: '≤ 100 ms', measured: `${fixed(thousand.p99Ms, 0)} ms`, met: thousand.p99Ms <= 100 });
-  const tenThousand = report.subscriptions.find((run) => run.subscribers === 10_000);
-  if (tenThousand) {
-    goals.push({ goal: 'Memory per subscriber, 10k subscribers', target: '≤ 30 KB', measured: `${fixed(tenThousand.kbPerSubscriber)} KB`, met: tenThousand.kbPerSubscriber <= 30 });
+  // The same goals for both transports; the websocket ones keep their names.
+  for (const [transport, prefix] of [['graphql-ws', ''], ['sse', 'SSE: ']] as const) {
+    const runs = report.subscriptions.filter((run) => (run.transport ?? 'graphql-ws') === transport);
+    const thousand = runs.find((run) => run.subscribers === 1_000);
+    if (thousand) goals.push({ goal: `${prefix}Subscription p99, 1k subscribers`, target: '≤ 100 ms', measured: `${fixed(thousand.p99Ms, 0)} ms`, met: thousand.p99Ms <= 100 });
+    const tenThousand = runs.find((run) => run.subscribers === 10_000);
+    if (tenThousand) {
+      goals.push({ goal: `${prefix}Memory per subscriber, 10k subscribers`, target: '≤ 30 KB', measured: `${fixed(tenThousand.kbPerSubscriber)} KB`, met: tenThousand.kbPerSubscriber <= 30 });
+    }
+  }
+  if (report.defer) {
+    const { deferred, complete, firstPartToComplete } = report.defer;
+    goals.push({
+      goal: `Deferred nested: time to the first part p50 / the complete query's p50 (${report.defer.connections} connections)`,
+      target: `≤ ${DEFER_FIRST_PART_TO_COMPLETE}×`,
+      measured: `${firstPartToComplete === null ? 'n/a' : `${fixed(firstPartToComplete, 2)}×`} (${fixed(deferred.firstPartP50Ms)} vs ${fixed(complete.lastPartP50Ms)} ms)`,
+      met: firstPartToComplete !== null && firstPartToComplete <= DEFER_FIRST_PART_TO_COMPLETE,
+    });
   }
   // The goal is this gateway's; the others' peaks are in the RSS table.
   for (const [name, mb] of Object.entries(report.peakRssMb)) {
@@ -252,9 +296,35 @@ export function renderMarkdown(report: BenchReport): string {
     lines.push('', '## SQL statements per nested request (both subgraphs)', '', '| N users | statements |', '|---:|---:|');
     for (const { n, statementsPerRequest } of report.sql) lines.push(`| ${n} | ${statementsPerRequest} |`);
   }
+  if (report.defer) {
+    const { deferred, complete } = report.defer;
+    const cells = (label: string, run: Omit<PartsRun, 'seconds'>, first: boolean) =>
+      `| ${label} | ${run.rps} | ${first ? `${fixed(run.firstPartP50Ms)} | ${fixed(run.firstPartP99Ms)}` : '– | –'} | ${fixed(run.lastPartP50Ms)} | ${fixed(run.lastPartP99Ms)} | ${fixed(run.gatewayCpuMsPerRequest, 2)} |`;
+    lines.push(
+      '',
+      `## @defer: time to the first part of the nested query, its orders deferred (\`${report.defer.gateway}\`)`,
+      '',
+      `\`users(first: 20) { … ... @defer { orderCount orders(first: 5) { … items } } }\` sent as Apollo Client sends it (\`accept: multipart/mixed;deferSpec=20220824,application/json\`), against the nested query without @defer with the same header (answered as one JSON body), on the same gateway: ${report.defer.connections} keep-alive connections, ${report.defer.runs} alternating runs of ${report.defer.secondsPerRun} s each, medians. A part counts once its closing delimiter has arrived (when Apollo Client reads it); the last part is the body's end. Before timing, the merged parts deep-equal bare Apollo Gateway's answer to the complete query. First part ${fixed(report.defer.firstPartBytes / 1024)} KB of JSON; the complete answer ${fixed(report.defer.completeBytes / 1024)} KB.`,
+      '',
+      '| Query | req/s | first part p50 ms | first part p99 ms | last part (whole answer) p50 ms | p99 ms | gateway CPU ms/req |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      cells('orders deferred', deferred, true),
+      cells('complete', complete, false),
+      '',
+      `The first part comes at ${report.defer.firstPartToComplete === null ? 'n/a' : `${fixed(report.defer.firstPartToComplete, 2)}×`} the complete answer's median (goal ≤ ${DEFER_FIRST_PART_TO_COMPLETE}×).`,
+    );
+  }
   if (report.subscriptions.length > 0) {
-    lines.push('', '## Subscription fan-out (this gateway; bare Apollo Gateway cannot execute subscriptions)', '', '| Subscribers | deliveries | p50 ms | p99 ms | KB per subscriber |', '|---:|---:|---:|---:|---:|');
-    for (const run of report.subscriptions) lines.push(`| ${run.subscribers} | ${run.deliveries} | ${run.p50Ms} | ${run.p99Ms} | ${run.kbPerSubscriber} |`);
+    lines.push(
+      '',
+      '## Subscription fan-out (this gateway; bare Apollo Gateway cannot execute subscriptions)',
+      '',
+      'Each subscriber on its own connection: graphql-ws (one socket each), or SSE (graphql-sse distinct connections: one `POST` with `Accept: text/event-stream` each). Latency is commit → client; memory is the gateway’s RSS growth with every subscriber connected, per subscriber. At each size SSE runs right after graphql-ws, in the same process.',
+      '',
+      '| Subscribers | transport | deliveries | p50 ms | p99 ms | KB per subscriber |',
+      '|---:|---|---:|---:|---:|---:|',
+    );
+    for (const run of report.subscriptions) lines.push(`| ${run.subscribers} | ${run.transport ?? 'graphql-ws'} | ${run.deliveries} | ${run.p50Ms} | ${run.p99Ms} | ${run.kbPerSubscriber} |`);
   }
   lines.push('', `## Peak RSS per process under the HTTP scenarios (${report.settings.connections} connections)`, '', '| Process | MB |', '|---|---:|');
   for (const [name, mb] of Object.entries(report.peakRssMb)) lines.push(`| ${name} | ${mb} |`);

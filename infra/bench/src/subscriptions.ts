@@ -1,12 +1,16 @@
+import { Agent, request as httpRequest } from 'node:http';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { percentile } from '@fed/platform/testing';
 import { rssMb, type BenchProcess } from './processes.ts';
+import { SseReader } from './sse.ts';
 
 // Fields from both subgraphs: every event is completed by an _entities fetch to users and one to orders.
 const SUBSCRIPTION = 'subscription { userEvents(userId: "1") { kind occurredAt user { name orders(first: 3) { totalCount } } } }';
 
 export interface FanOut {
+  /** graphql-ws (absent in reports from before SSE was measured) or SSE. */
+  transport?: Transport;
   subscribers: number;
   deliveries: number;
   /** Commit (the event's `occurredAt`, stamped by the subgraph) → the client has it; same machine, same clock. */
@@ -29,11 +33,78 @@ async function until(check: () => boolean, timeoutMs: number, what: string) {
   }
 }
 
+/** How the subscribers reach the gateway: graphql-ws sockets, or graphql-sse (distinct connections). */
+export type Transport = 'graphql-ws' | 'sse';
+
+/** One subscriber, as a transport opens it: it reports each result, its failure, and when it is live. */
+type Subscribe = (handlers: { next: (result: { data?: Record<string, unknown> | null }) => void; fail: (reason: string) => void; connected: () => void }) => {
+  dispose(): Promise<void> | void;
+};
+
+/** A graphql-ws client on its own socket. */
+const overWebSocket =
+  (gateway: BenchProcess, authorization: string): Subscribe =>
+  ({ next, fail, connected }) => {
+    const client: Client = createClient({
+      url: gateway.url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      lazy: false,
+      connectionParams: { authorization },
+      // A socket refused or closed before any subscription: counted, so that the run fails saying why.
+      onNonLazyError: (error) => fail(closeReason(error)),
+    });
+    client.on('connected', connected);
+    client.subscribe({ query: SUBSCRIPTION }, { next, error: (error) => fail(closeReason(error)), complete: () => {} });
+    return { dispose: () => client.dispose() };
+  };
+
 /**
- * `size` graphql-ws clients, each on its own socket, follow user 1's events through `gateway`; `events` writes
- * through the gateway, 200 ms apart, are each timed at every subscriber.
+ * A graphql-sse client in distinct-connections mode: `POST /graphql` with `Accept: text/event-stream` on a
+ * connection of its own (no keep-alive, no pooling), reading `event: next` until it is disposed.
  */
-export async function fanOut(gateway: BenchProcess, authorization: string, size: number, events: number, log: (line: string) => void): Promise<FanOut> {
+const overServerSentEvents = (gateway: BenchProcess, authorization: string): Subscribe => {
+  const url = new URL(gateway.url);
+  // One socket per subscriber, never reused: the stream holds it for as long as the subscription lives.
+  const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
+  const body = JSON.stringify({ query: SUBSCRIPTION });
+  return ({ next, fail, connected }) => {
+    let disposed = false;
+    const req = httpRequest(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization, 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const type = res.headers['content-type'] ?? '';
+      if (res.statusCode !== 200 || !type.startsWith('text/event-stream')) {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.once('end', () => fail(`the stream was answered ${res.statusCode} (${type}): ${text.slice(0, 200)}`));
+        return;
+      }
+      connected();
+      const reader = new SseReader();
+      res.on('data', (chunk: Buffer) => {
+        for (const event of reader.push(chunk)) {
+          if (event.event === 'next') next(JSON.parse(event.data) as { data?: Record<string, unknown> | null });
+          else if (event.event === 'complete') fail('the server completed the subscription');
+        }
+      });
+      res.once('end', () => !disposed && fail('the server ended the stream'));
+      res.once('error', (error) => !disposed && fail(`stream error: ${error.message}`));
+    });
+    req.once('error', (error) => !disposed && fail(`stream error: ${error.message}`));
+    req.end(body);
+    return {
+      dispose: () => {
+        disposed = true;
+        req.destroy();
+      },
+    };
+  };
+};
+
+/**
+ * `size` clients over `transport`, each on its own connection, follow user 1's events through `gateway`; `events`
+ * writes through the gateway, 200 ms apart, are each timed at every subscriber.
+ */
+export async function fanOut(gateway: BenchProcess, authorization: string, size: number, events: number, log: (line: string) => void, transport: Transport = 'graphql-ws'): Promise<FanOut> {
   let writes = 0;
   const write = async () => {
     const response = await fetch(gateway.url, {
@@ -43,9 +114,10 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
     });
     if (!response.ok) throw new Error(`the write answered ${response.status}`);
   };
+  const subscribe = transport === 'sse' ? overServerSentEvents(gateway, authorization) : overWebSocket(gateway, authorization);
   await sleep(500);
   const before = rssMb(gateway.pid);
-  const clients: Client[] = [];
+  const subscribers: ReturnType<Subscribe>[] = [];
   const received = new Array<number>(size).fill(0);
   const latencies: number[] = [];
   let measuring = false;
@@ -53,28 +125,16 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
   let connected = 0;
   try {
     for (let i = 0; i < size; i += 1) {
-      const client = createClient({
-        url: gateway.url.replace(/^http/, 'ws'),
-        webSocketImpl: WebSocket,
-        retryAttempts: 0,
-        lazy: false,
-        connectionParams: { authorization },
-        // A socket refused or closed before any subscription: counted, so that the run fails saying why.
-        onNonLazyError: (error) => failures.push(closeReason(error)),
-      });
-      clients.push(client);
-      client.on('connected', () => (connected += 1));
-      client.subscribe(
-        { query: SUBSCRIPTION },
-        {
+      subscribers.push(
+        subscribe({
           next: (result) => {
             received[i] = (received[i] ?? 0) + 1;
             const occurredAt = (result.data?.userEvents as { occurredAt?: string } | undefined)?.occurredAt;
             if (measuring && occurredAt) latencies.push(Date.now() - Date.parse(occurredAt));
           },
-          error: (error) => failures.push(closeReason(error)),
-          complete: () => {},
-        },
+          fail: (reason) => failures.push(reason),
+          connected: () => (connected += 1),
+        }),
       );
       // Paced handshakes: a burst of 10 000 at once measures the accept queue, not the gateway (past its backlog
       // the kernel resets connections). Each batch of 200 is acknowledged, or has failed, before the next opens.
@@ -83,7 +143,7 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
     // Every subscriber is live once a probe write reaches all of them.
     const deadline = Date.now() + LIVE_BOUND_MS;
     for (;;) {
-      if (failures.length > 0) throw new Error(`${failures.length} subscribers failed, e.g. ${failures[0]}`);
+      if (failures.length > 0) throw new Error(`${failures.length} ${transport} subscribers failed, e.g. ${failures[0]}`);
       await write();
       try {
         await until(() => received.every((count) => count > 0), 3_000, 'the probe event');
@@ -94,7 +154,7 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
     }
     await sleep(1_000);
     const idle = rssMb(gateway.pid);
-    log(`  ${size} subscribers live; gateway RSS ${before} → ${idle} MB`);
+    log(`  ${size} ${transport} subscribers live; gateway RSS ${before} → ${idle} MB`);
     measuring = true;
     const target = received.map((count) => count + events);
     for (let e = 0; e < events; e += 1) {
@@ -103,9 +163,10 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
     }
     await until(() => received.every((count, i) => count >= target[i]!), LIVE_BOUND_MS, 'every event at every subscriber');
     measuring = false;
-    if (failures.length > 0) throw new Error(`${failures.length} subscribers failed, e.g. ${failures[0]}`);
+    if (failures.length > 0) throw new Error(`${failures.length} ${transport} subscribers failed, e.g. ${failures[0]}`);
     latencies.sort((a, b) => a - b);
     return {
+      transport,
       subscribers: size,
       deliveries: latencies.length,
       p50Ms: percentile(latencies, 50),
@@ -113,7 +174,7 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
       kbPerSubscriber: Number((((idle - before) * 1024) / size).toFixed(1)),
     };
   } finally {
-    await Promise.all(clients.map((client) => client.dispose()));
+    await Promise.all(subscribers.map((subscriber) => subscriber.dispose()));
   }
 }
 

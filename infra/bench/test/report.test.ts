@@ -557,3 +557,86 @@ describe('renderChart', () => {
     expect(dedupeP99 / oursP99).toBeCloseTo(3, 2);
   });
 });
+
+// ---------------------------------------------------------------------------------------------------------------
+// Issue 22: @defer's first part against the complete query, and the fan-out over SSE beside graphql-ws.
+// ---------------------------------------------------------------------------------------------------------------
+
+const partsRun = (firstPartP50Ms: number, lastPartP50Ms: number, rps = 200) => ({
+  requests: rps * 4,
+  rps,
+  firstPartP50Ms,
+  firstPartP99Ms: firstPartP50Ms * 3,
+  lastPartP50Ms,
+  lastPartP99Ms: lastPartP50Ms * 3,
+  gatewayCpuMsPerRequest: 2.5,
+});
+
+function deferReport(firstPartP50Ms: number, completeP50Ms: number): NonNullable<BenchReport['defer']> {
+  const deferred = partsRun(firstPartP50Ms, completeP50Ms * 1.1);
+  const complete = partsRun(completeP50Ms, completeP50Ms);
+  return {
+    gateway: 'ours',
+    connections: 50,
+    runs: 1,
+    secondsPerRun: 4,
+    query: 'query NestedDeferred { … }',
+    firstPartBytes: 1536,
+    completeBytes: 22_733,
+    deferred,
+    complete,
+    firstPartToComplete: Number((firstPartP50Ms / completeP50Ms).toFixed(2)),
+    deferredRuns: [{ ...deferred, seconds: 4 }],
+    completeRuns: [{ ...complete, seconds: 4 }],
+  };
+}
+
+const DEFER_GOAL = "Deferred nested: time to the first part p50 / the complete query's p50 (50 connections)";
+
+describe('checkGoals and renderMarkdown, issue 22', () => {
+  it('the first part’s median must be at most half the complete query’s; no defer run, no goal', () => {
+    expect(goal(checkGoals(report({}, { defer: deferReport(50, 100) })), DEFER_GOAL)).toEqual({ goal: DEFER_GOAL, target: '≤ 0.5×', measured: '0.50× (50.0 vs 100.0 ms)', met: true });
+    expect(goal(checkGoals(report({}, { defer: deferReport(51, 100) })), DEFER_GOAL)).toMatchObject({ met: false, measured: '0.51× (51.0 vs 100.0 ms)' });
+    expect(goal(checkGoals(report({}, { defer: { ...deferReport(51, 0), firstPartToComplete: null } })), DEFER_GOAL)).toMatchObject({ met: false, measured: 'n/a (51.0 vs 0.0 ms)' });
+    expect(hasGoal(checkGoals(report({}, { defer: null })), /Deferred/)).toBe(false);
+    expect(hasGoal(checkGoals(report()), /Deferred/)).toBe(false);
+  });
+
+  it('the SSE fan-out has the websocket goals of its own (p99 at 1k, memory at 10k), and leaves the websocket ones as they were', () => {
+    const subscriptions = [
+      { transport: 'graphql-ws' as const, subscribers: 1000, deliveries: 5000, p50Ms: 10, p99Ms: 40, kbPerSubscriber: 12 },
+      { transport: 'sse' as const, subscribers: 1000, deliveries: 5000, p50Ms: 10, p99Ms: 101, kbPerSubscriber: 12 },
+      { transport: 'graphql-ws' as const, subscribers: 10_000, deliveries: 50_000, p50Ms: 100, p99Ms: 300, kbPerSubscriber: 14.1 },
+      { transport: 'sse' as const, subscribers: 10_000, deliveries: 50_000, p50Ms: 100, p99Ms: 300, kbPerSubscriber: 30 },
+    ];
+    const goals = checkGoals(report({}, { subscriptions }));
+    expect(goal(goals, 'Subscription p99, 1k subscribers')).toMatchObject({ met: true, measured: '40 ms' });
+    expect(goal(goals, 'SSE: Subscription p99, 1k subscribers')).toMatchObject({ met: false, measured: '101 ms', target: '≤ 100 ms' });
+    expect(goal(goals, 'Memory per subscriber, 10k subscribers')).toMatchObject({ met: true, measured: '14.1 KB' });
+    expect(goal(goals, 'SSE: Memory per subscriber, 10k subscribers')).toMatchObject({ met: true, measured: '30.0 KB', target: '≤ 30 KB' });
+    // A report from before SSE (no transport) is graphql-ws, and has no SSE goal.
+    const old = checkGoals(report());
+    expect(goal(old, 'Subscription p99, 1k subscribers').met).toBe(true);
+    expect(hasGoal(old, /^SSE/)).toBe(false);
+  });
+
+  it('bench.md shows the defer run (first and last part of the deferred query, the complete one, the ratio) and the fan-out rows by transport', () => {
+    const subscriptions = [
+      { transport: 'graphql-ws' as const, subscribers: 1000, deliveries: 5000, p50Ms: 10, p99Ms: 40, kbPerSubscriber: 12 },
+      { transport: 'sse' as const, subscribers: 1000, deliveries: 5000, p50Ms: 11, p99Ms: 45, kbPerSubscriber: 9.5 },
+    ];
+    const markdown = renderMarkdown(complete(report({}, { defer: deferReport(40, 160), subscriptions })));
+    expect(tableUnder(markdown, '@defer: time to the first part of the nested query, its orders deferred (`ours`)')).toEqual([
+      ['orders deferred', '200', '40.0', '120.0', '176.0', '528.0', '2.50'],
+      ['complete', '200', '–', '–', '160.0', '480.0', '2.50'],
+    ]);
+    expect(markdown).toContain('The first part comes at 0.25× the complete answer\'s median (goal ≤ 0.5×).');
+    expect(tableUnder(markdown, 'Goals').find((cells) => cells[0] === DEFER_GOAL)).toEqual([DEFER_GOAL, '≤ 0.5×', '0.25× (40.0 vs 160.0 ms)', 'yes']);
+    expect(tableUnder(markdown, 'Subscription fan-out (this gateway; bare Apollo Gateway cannot execute subscriptions)')).toEqual([
+      ['1000', 'graphql-ws', '5000', '10', '40', '12'],
+      ['1000', 'sse', '5000', '11', '45', '9.5'],
+    ]);
+    // Without a defer run, no section.
+    expect(renderMarkdown(complete(report()))).not.toContain('@defer');
+  });
+});
