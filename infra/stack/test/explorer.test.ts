@@ -3,12 +3,13 @@
 // loopback, the way it behaves on a machine with no internet.
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { testRedisUrl, waitFor } from '@fed/platform/testing';
+import { graphql, testRedisUrl, waitFor } from '@fed/platform/testing';
 import { Redis } from 'ioredis';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
 import { startGatewayTo, startTestStack, tokenFor, type TestStack } from './harness.ts';
+import { startHttpFaultProxy } from './http-proxy.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
@@ -41,7 +42,26 @@ const SANDBOX_STAND_IN = `window.EmbeddedSandbox = function (config) {
   document.querySelector(config.target).appendChild(frame);
 };`;
 
+// NESTED with each user's orders deferred: merged, the parts are NESTED's answer.
+const DEFERRED = `{
+  users(first: 3) {
+    edges {
+      node {
+        id
+        name
+        ... @defer(label: "orders") {
+          orders(first: 2) {
+            edges { node { id totalCents items { sku quantity } } }
+          }
+        }
+      }
+    }
+  }
+}`;
+
 const FOLLOW = 'subscription { userEvents(userId: "2") { kind user { name } } }';
+
+type Transport = 'ws' | 'sse';
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
@@ -128,32 +148,48 @@ describe('the explorers in development', () => {
       redis?.disconnect();
     });
 
-    /** A page and every request it tried to send off this machine (all of them refused). */
+    /**
+     * A page and every request it tried to send off this machine (all of them refused), with the websockets it
+     * opened and the event streams it asked for.
+     */
     const watchedPage = async () => {
       const page = await context.newPage();
       const offLoopback: string[] = [];
+      const sockets: string[] = [];
+      const eventStreams: string[] = [];
       page.on('request', (request) => {
         if (!isLoopback(request.url())) offLoopback.push(request.url());
+        if (request.headers().accept === 'text/event-stream') eventStreams.push(`${request.method()} ${request.url()}`);
       });
       page.on('websocket', (socket) => {
+        sockets.push(socket.url());
         if (!isLoopback(socket.url())) offLoopback.push(socket.url());
       });
-      return { page, offLoopback };
+      return { page, offLoopback, sockets, eventStreams };
     };
 
     /** The bundled GraphiQL on a fresh page, with its script errors (CSP violations included) collected. */
-    const openGraphiQL = async () => {
-      const { page, offLoopback } = await watchedPage();
+    const openGraphiQL = async (at = origin) => {
+      const { page, offLoopback, sockets, eventStreams } = await watchedPage();
       const problems: string[] = [];
       page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
       page.on('console', (message) => {
         if (message.type() === 'error') problems.push(`console: ${message.text()}`);
       });
-      const response = await page.goto(`${origin}/graphiql`);
+      const response = await page.goto(`${at}/graphiql`);
       expect(response?.status()).toBe(200);
       await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
       await page.locator('button[data-name="headers"]').click();
-      return { page, problems, offLoopback };
+      return { page, problems, offLoopback, sockets, eventStreams };
+    };
+
+    /** The transport choice on screen (the browser remembers it, so every test makes its own). */
+    const transportChoice = (page: Page) => page.getByLabel('Subscriptions over');
+    const chooseTransport = async (page: Page, transport: Transport) => {
+      const choice = transportChoice(page);
+      await choice.waitFor({ state: 'visible' });
+      await choice.selectOption(transport);
+      expect(await choice.inputValue()).toBe(transport);
     };
 
     const setEditor = (page: Page, selector: string, value: string) =>
@@ -211,7 +247,8 @@ describe('the explorers in development', () => {
     });
 
     it('runs a subscription over the websocket: a mutation made elsewhere shows up in the result pane', async () => {
-      const { page, problems, offLoopback } = await openGraphiQL();
+      const { page, problems, offLoopback, sockets, eventStreams } = await openGraphiQL();
+      await chooseTransport(page, 'ws');
       await setEditor(page, '.graphiql-query-editor .CodeMirror', FOLLOW);
       await signIn(page);
       await run(page);
@@ -231,9 +268,100 @@ describe('the explorers in development', () => {
       await run(page);
       await waitFor(async () => expect(await listeners('user-events:2')).toBe(0), 10_000);
 
+      expect(sockets).toEqual([new URL('/graphql', origin.replace(/^http/, 'ws')).href]);
+      expect(eventStreams).toEqual([]);
       expect(problems).toEqual([]);
       expect(offLoopback).toEqual([]);
       await page.close();
+    });
+
+    it('runs a subscription over server-sent events when chosen: the event shows up, and stopping ends the stream', async () => {
+      const { page, problems, offLoopback, sockets, eventStreams } = await openGraphiQL();
+      await chooseTransport(page, 'sse');
+      await setEditor(page, '.graphiql-query-editor .CodeMirror', FOLLOW);
+      await signIn(page);
+      await run(page);
+      await waitFor(async () => expect(await listeners('user-events:2')).toBe(1), 10_000);
+      // The gateway counts it as an event stream, not a websocket subscription.
+      expect(stack.gateway.subscriptions?.eventStreams).toBe(1);
+      expect(eventStreams).toEqual([`POST ${origin}/graphql`]);
+
+      const renamed = await stack.request('mutation { updateUser(id: "2", input: { name: "Streamed To GraphiQL" }) { id } }');
+      expect(renamed.errors).toBeUndefined();
+      const event = await waitFor(async () => {
+        const text = await resultPane(page);
+        expect(text).toContain('Streamed To GraphiQL');
+        return JSON.parse(text) as unknown;
+      }, 10_000);
+      expect(event).toEqual({ data: { userEvents: { kind: 'USER_UPDATED', user: { name: 'Streamed To GraphiQL' } } } });
+      await page.screenshot({ path: `${ARTIFACTS}explorer-subscription-sse.png` });
+
+      // Stop: the stream closes, and the gateway lets go of the channel.
+      await run(page);
+      await waitFor(async () => expect(await listeners('user-events:2')).toBe(0), 10_000);
+      await waitFor(() => expect(stack.gateway.subscriptions?.eventStreams).toBe(0), 10_000);
+
+      expect(sockets).toEqual([]);
+      expect(problems).toEqual([]);
+      expect(offLoopback).toEqual([]);
+      // The choice is remembered by this browser.
+      await page.reload();
+      await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
+      expect(await transportChoice(page).inputValue()).toBe('sse');
+      await page.close();
+    });
+
+    it('runs a deferred query: the primary fields show while the deferred ones’ subgraph is held, then the complete answer', async () => {
+      // A development gateway whose orders subgraph sits behind a gate, with a subgraph timeout longer than any
+      // test: a held request ends only when the test releases it, whatever the machine's speed.
+      const gate = await startHttpFaultProxy(stack.urls.orders);
+      const gated = await startGatewayTo(stack, stack.urls.users, {
+        subgraphUrls: { users: stack.urls.users, orders: gate.url },
+        subgraphTimeoutMs: 3_600_000,
+        mode: 'development',
+      });
+      try {
+        const expected = await graphql<{ users: { edges: { node: { id: string; name: string } }[] } }>(gated.url, NESTED, undefined, stack.admin);
+        expect(expected.errors).toBeUndefined();
+        const primary = { users: { edges: expected.data?.users.edges.map(({ node }) => ({ node: { id: node.id, name: node.name } })) } };
+
+        const { page, problems, offLoopback } = await openGraphiQL(new URL(gated.url).origin);
+        await setEditor(page, '.graphiql-query-editor .CodeMirror', DEFERRED);
+        await signIn(page);
+        gate.hold();
+        await run(page);
+        // The users are on screen while orders has not answered yet.
+        const first = await waitFor(async () => {
+          const text = await resultPane(page);
+          expect(text).toContain('"data"');
+          return JSON.parse(text) as unknown;
+        }, 10_000);
+        expect(first).toEqual({ data: primary });
+        expect(gate.held()).toBeGreaterThan(0);
+        // Still running: the button stops it.
+        await page.locator('.graphiql-execute-button[aria-label^="Stop"]').waitFor();
+        await page.screenshot({ path: `${ARTIFACTS}explorer-defer-primary.png` });
+
+        gate.release();
+        const complete = await waitFor(async () => {
+          const text = await resultPane(page);
+          expect(text).toContain('totalCents');
+          return JSON.parse(text) as unknown;
+        }, 10_000);
+        expect(complete).toEqual({ data: expected.data });
+        // The answer is complete: the execute button is back (no stop button of a running operation).
+        await page.locator('.graphiql-execute-button[aria-label^="Execute"]').waitFor();
+        await page.screenshot({ path: `${ARTIFACTS}explorer-defer.png` });
+
+        expect(problems).toEqual([]);
+        expect(offLoopback).toEqual([]);
+        await page.close();
+      } finally {
+        // Held requests go on before the gateway stops, so that it has nothing to wait for.
+        gate.release();
+        await gated.stop();
+        await gate.close();
+      }
     });
 
     it('online, shows Apollo Sandbox with the link to the bundled GraphiQL visible above it', async () => {
