@@ -48,10 +48,20 @@ export interface AdmittedOperation {
 export type OperationVerdict =
   | { admitted: AdmittedOperation }
   /**
-   * `notSubscription`: a valid query or mutation; `unresolved`: no single operation to run (an unknown
-   * `operationName`). A transport may hand either to the HTTP path, to answer as it does.
+   * `notSubscription`: a query or mutation; `unresolved`: no single operation to run (an unknown
+   * `operationName`). Neither is validated here: a transport may hand either to the HTTP path, which validates
+   * and answers it as it does (or refuse it with these errors).
    */
-  | { errors: readonly GraphQLError[]; notSubscription?: true; unresolved?: true };
+  | {
+      errors: readonly GraphQLError[];
+      notSubscription?: true;
+      unresolved?: true;
+      /**
+       * An empty query (graphql-ws requires one) that trusted documents did not fill in: a hash-only persisted
+       * query, which only the HTTP path can look up (APQ), or a request without a document.
+       */
+      noDocument?: true;
+    };
 
 const badRequest = (message: string) => new GraphQLError(message, { extensions: { code: ErrorCode.BadRequest } });
 
@@ -78,17 +88,28 @@ export function createOperationAdmission(options: OperationAdmissionOptions) {
       if (refused) return { errors: refused };
       const documentKey = createHash('sha256').update(payload.query).digest('base64url');
       let document = documents.get(documentKey);
+      let operation: OperationDefinitionNode | null | undefined;
       if (!document) {
+        let parsed: DocumentNode;
         try {
-          document = parse(payload.query, { maxTokens: options.maxTokens, noLocation: true });
+          parsed = parse(payload.query, { maxTokens: options.maxTokens, noLocation: true });
         } catch (error) {
-          return { errors: [coded(error instanceof GraphQLError ? error : badRequest('The query could not be parsed'), 'GRAPHQL_PARSE_FAILED')] };
+          const errors = [coded(error instanceof GraphQLError ? error : badRequest('The query could not be parsed'), 'GRAPHQL_PARSE_FAILED')];
+          return payload.query === '' ? { errors, noDocument: true } : { errors };
         }
-        const errors = validate(schema, document, rules);
-        if (errors.length > 0) return { errors: errors.map((error) => coded(error, 'GRAPHQL_VALIDATION_FAILED')) };
-        documents.set(documentKey, payload.query, document);
+        // Which operation runs is read before validation: a query or mutation (or no single operation) goes to
+        // the HTTP path, which validates it with its own rules and messages. It is neither validated twice nor
+        // kept in this cache, which holds the subscriptions' documents.
+        operation = getOperationAST(parsed, payload.operationName);
+        if (operation?.operation === 'subscription') {
+          const errors = validate(schema, parsed, rules);
+          if (errors.length > 0) return { errors: errors.map((error) => coded(error, 'GRAPHQL_VALIDATION_FAILED')) };
+          documents.set(documentKey, payload.query, parsed);
+        }
+        document = parsed;
+      } else {
+        operation = getOperationAST(document, payload.operationName);
       }
-      const operation = getOperationAST(document, payload.operationName);
       if (!operation) return { errors: [badRequest('The document names no single operation to run')], unresolved: true };
       if (operation.operation !== 'subscription') return { errors: [badRequest('Only subscriptions are served here; send queries and mutations over HTTP')], notSubscription: true };
       // Variables are coerced to their declared types first, as over HTTP: what goes upstream is what was checked.

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import { createHash } from 'node:crypto';
-import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
-import type { Context } from 'graphql-ws';
+import { execute, GraphQLError, parse, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
+import type { Context, FormattedExecutionResult } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { HTTPGraphQLResponse } from '@apollo/server';
@@ -60,6 +60,128 @@ const bearer = (params: Record<string, unknown> | undefined) => {
 
 const badRequest = (message: string) => new GraphQLError(message, { extensions: { code: ErrorCode.BadRequest } });
 
+// ---------------------------------------------------------------------------------------------------------------
+// Queries and mutations over the socket (issue 22)
+
+/** What Apollo Client sends for @defer over HTTP: the HTTP front then answers a deferred query in parts. */
+const ACCEPT_PARTS = 'multipart/mixed;deferSpec=20220824, application/json';
+
+/**
+ * graphql-ws runs an operation once `onSubscribe` hands it a document: a query or mutation, already answered by
+ * the HTTP path, is handed on with this stand-in, whose `execute` gives graphql-ws that answer (see `answered`).
+ */
+const ANSWERED_DOCUMENT = parse('query SocketOperation { __typename }', { noLocation: true });
+
+/** The context of an operation the HTTP path answered: the answer's results, already formatted as HTTP's. */
+interface AnsweredContext {
+  viewer: Viewer | null;
+  answer: FormattedExecutionResult | AsyncGenerator<FormattedExecutionResult>;
+}
+
+const isAnswered = (contextValue: unknown): contextValue is AnsweredContext =>
+  typeof contextValue === 'object' && contextValue !== null && 'answer' in contextValue;
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * The parts of a multipart answer to a deferred query, as gateway/src/incremental/multipart.ts writes them (Apollo's
+ * framing for deferSpec=20220824): the body opens with the delimiter `\r\n---`; each part is a header block, a
+ * blank line and the part's JSON, followed by the next delimiter; the body ends with `\r\n-----\r\n`. The
+ * HTTP front hands the socket only bytes (gateway.ts's runOperation wraps the engine's parts in that framing
+ * before this file sees them), so they are read back here. JSON text never holds a raw CR or LF, so a delimiter
+ * never occurs inside a part; a part is complete once the delimiter after it has arrived, whatever the chunking.
+ */
+export function createPartReader() {
+  const DELIMITER = '\r\n---';
+  let buffer = '';
+  let opened = false;
+  return {
+    /** The parts completed by `text`, in order. */
+    push(text: string): FormattedExecutionResult[] {
+      buffer += text;
+      const parts: FormattedExecutionResult[] = [];
+      for (let at = buffer.indexOf(DELIMITER); at >= 0; at = buffer.indexOf(DELIMITER)) {
+        const segment = buffer.slice(0, at);
+        buffer = buffer.slice(at + DELIMITER.length);
+        // What precedes the first delimiter is the (empty) preamble.
+        if (!opened) {
+          opened = true;
+          continue;
+        }
+        const body = segment.indexOf('\r\n\r\n');
+        if (body < 0) throw new Error('A multipart part has no header block');
+        parts.push(JSON.parse(segment.slice(body + 4)) as FormattedExecutionResult);
+      }
+      return parts;
+    },
+    /** Throws unless the body ended with the closing delimiter. */
+    end(): void {
+      if (!opened || buffer !== '--\r\n') throw new Error('A multipart answer ended before its closing delimiter');
+    },
+  };
+}
+
+/** Parts as they arrive; returning it (the client completed the operation, the socket closed) ends the HTTP stream too. */
+function partsOf(chunks: AsyncIterator<string>): AsyncGenerator<FormattedExecutionResult> {
+  const reader = createPartReader();
+  const generator = (async function* () {
+    try {
+      for (let chunk = await chunks.next(); !chunk.done; chunk = await chunks.next()) yield* reader.push(chunk.value);
+      reader.end();
+    } finally {
+      await chunks.return?.();
+    }
+  })();
+  // A generator returned before it started never runs its `finally`: the stream is closed here as well.
+  const returnGenerator = generator.return.bind(generator);
+  generator.return = async (value) => {
+    await chunks.return?.();
+    return returnGenerator(value);
+  };
+  return generator;
+}
+
+/** A one-part answer (a cache hit): its results, as graphql-ws iterates them. */
+async function* onlyThese(results: FormattedExecutionResult[]): AsyncGenerator<FormattedExecutionResult> {
+  yield* results;
+}
+
+type HttpAnswer =
+  /** A request error: no `data`, only `errors` (what HTTP answers with a 4xx status). */
+  | { refused: GraphQLFormattedError[] }
+  | { answer: AnsweredContext['answer'] };
+
+/** The HTTP path's answer, read as graphql-ws messages: one result, parts as they come, or a refusal. */
+function readHttpAnswer(response: HTTPGraphQLResponse | RawHttpResponse): HttpAnswer {
+  const multipart = response.headers.get('content-type')?.startsWith('multipart/mixed') ?? false;
+  let text: string;
+  if ('bytes' in response) text = Buffer.from(response.bytes).toString('utf8');
+  else if (response.body.kind === 'chunked') return { answer: partsOf(response.body.asyncIterator) };
+  else text = response.body.string;
+  if (multipart) {
+    const reader = createPartReader();
+    const parts = reader.push(text);
+    reader.end();
+    return { answer: onlyThese(parts) };
+  }
+  const body = JSON.parse(text) as unknown;
+  if (!isRecord(body)) throw new Error(`The HTTP path answered ${response.status ?? 200} without a JSON object`);
+  const errors = body.errors;
+  if (!('data' in body) && Array.isArray(errors) && errors.length > 0) return { refused: errors as GraphQLFormattedError[] };
+  return { answer: body as FormattedExecutionResult };
+}
+
+/**
+ * The POST body the HTTP front would run for a subscribe payload (as the transport's checks edited it: a trusted
+ * document's text, undeclared variables gone). graphql-ws requires a query string, so a hash-only persisted
+ * query comes with an empty one: it goes without, as over HTTP.
+ */
+function postBodyOf(payload: Record<string, unknown>): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(payload)) if (value !== undefined && !(name === 'query' && value === '')) body[name] = value;
+  return body;
+}
+
 /** The rate limit's refusal, or undefined when the request may go on; anything else is not ours to catch. */
 async function rateLimited(limit: SubscriptionServerOptions['rateLimit'], req: IncomingMessage, viewer: Viewer | null): Promise<string | undefined> {
   try {
@@ -79,8 +201,9 @@ const payloadKey = ({ query, operationName, variables, extensions }: { query: st
 
 /**
  * graphql-ws on the gateway's own HTTP server and path. The client's token comes in `connection_init`
- * (`{ authorization: "Bearer …" }`); a bad one closes the socket with 4403. Only subscriptions are served
- * here, after the same parse, validation and operation limits as HTTP.
+ * (`{ authorization: "Bearer …" }`); a bad one closes the socket with 4403. Subscriptions run here, after the
+ * same parse, validation and operation limits as HTTP; queries and mutations are answered by the HTTP path
+ * (`runOperation`), so that one socket serves an app's every operation with HTTP's answers.
  */
 export function serveSubscriptions(options: SubscriptionServerOptions) {
   const { engine, logger } = options;
@@ -111,6 +234,45 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
     }
     socket.once('close', () => registry.leave(socket));
   });
+
+  // Errors the HTTP path answered with, already formatted there: sent as they are, never formatted twice.
+  const answeredErrors = new WeakMap<GraphQLError, GraphQLFormattedError>();
+
+  /**
+   * A query or mutation, run by the HTTP path as a POST of the payload by the socket's viewer: persisted
+   * documents, validation, limits, the response cache and @defer's parts as over HTTP. The rate limit was
+   * counted for the subscribe message already; the HTTP path counts nothing more.
+   *
+   * Its request errors (no `data`: an HTTP 4xx such as validation, a limit, an unknown persisted document) come
+   * as a graphql-ws `error` message, with HTTP's messages and codes, not as a `next` with errors then `complete`.
+   * That is what graphql-ws's own server does for the same failures (validation, no operation to run), what this
+   * socket already does for a refused subscription, and what both clients surface as a failure of the operation:
+   * graphql-ws's client calls the sink's `error` (and `iterate()` throws), Apollo's GraphQLWsLink raises
+   * CombinedGraphQLErrors, as Apollo Client does for HTTP's 400. Everything else (data, with errors or without)
+   * is one `next` per result: one for a plain answer, one per part for a deferred query, then `complete`.
+   */
+  async function runOnSocket(run: NonNullable<SubscriptionServerOptions['runOperation']>, viewer: Viewer | null, payload: Record<string, unknown>) {
+    const body = postBodyOf(payload);
+    // Multipart only where @defer may be: anything else is the plain POST it would be over HTTP (the same
+    // content negotiation, so the same response-cache entries).
+    const accept = typeof body.query === 'string' && body.query.includes('@defer') ? ACCEPT_PARTS : undefined;
+    let answer: HttpAnswer;
+    try {
+      answer = readHttpAnswer(await run({ body, viewer, accept }));
+    } catch (error) {
+      logger.error({ err: error }, 'a query or mutation over graphql-ws could not be answered');
+      return [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
+    }
+    if ('refused' in answer) {
+      return answer.refused.map((formatted) => {
+        const error = new GraphQLError(typeof formatted.message === 'string' ? formatted.message : 'Request refused', { extensions: formatted.extensions });
+        answeredErrors.set(error, formatted);
+        return error;
+      });
+    }
+    const contextValue: AnsweredContext = { viewer, answer: answer.answer };
+    return { schema: engine.schema, document: ANSWERED_DOCUMENT, operationName: 'SocketOperation', contextValue };
+  }
 
   const server = useServer<Record<string, unknown>>(
     {
@@ -177,20 +339,33 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
         running?.ids.set(key, id);
         running?.keys.set(id, key);
         running?.bytes.set(id, bytes);
-        // Each subscribe message costs what a request costs (parse, validation, a plan, an upstream stream).
-        const limited = await rateLimited(options.rateLimit, ctx.extra.request, viewers.get(ctx) ?? null);
-        if (limited) {
-          // Refused, it replaces nothing: the one running stays, and stays the one to replace.
+        // Refused, or not a subscription, it replaces nothing: the one running stays, and stays the one to replace.
+        const unclaim = () => {
           running?.keys.delete(id);
-          running?.bytes.delete(id);
           if (running?.ids.get(key) === id) {
             if (replacing && previous in ctx.subscriptions) running.ids.set(key, previous);
             else running.ids.delete(key);
           }
+        };
+        // Each subscribe message costs what a request costs (parse, validation, a plan, an upstream stream).
+        const viewer = viewers.get(ctx) ?? null;
+        const limited = await rateLimited(options.rateLimit, ctx.extra.request, viewer);
+        if (limited) {
+          unclaim();
+          running?.bytes.delete(id);
           return [new GraphQLError(limited, { extensions: { code: ErrorCode.RateLimited } })];
         }
-        if (replacing && previous in ctx.subscriptions) end(ctx, previous);
         const verdict = options.operations.admit(payload);
+        if ('errors' in verdict && (verdict.notSubscription || verdict.unresolved || verdict.noDocument) && options.runOperation) {
+          // A query or mutation: answered as over HTTP. Identical ones may run side by side (a refetch), so it
+          // neither replaces nor is replaced; while it runs it counts against the caps, as any operation does.
+          unclaim();
+          const outcome = await runOnSocket(options.runOperation, viewer, payload as unknown as Record<string, unknown>);
+          // Completed by the client meanwhile: graphql-ws drops a refusal without a word, and without onError.
+          if (Array.isArray(outcome) && !(id in ctx.subscriptions)) forget(ctx, id);
+          return outcome;
+        }
+        if (replacing && previous in ctx.subscriptions) end(ctx, previous);
         if ('errors' in verdict) {
           return verdict.notSubscription ? [badRequest('Only subscriptions are served over graphql-ws; send queries and mutations over HTTP')] : [...verdict.errors];
         }
@@ -207,10 +382,14 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
           contextValue,
         });
       },
-      onNext: (_ctx, _id, _payload, _args, result) => maskResult(result as ExecutionResult, options.formatError),
+      // Only the operations runOnSocket handed on: their answer is ready, and graphql-ws sends it.
+      execute: (args: ExecutionArgs) => (isAnswered(args.contextValue) ? (args.contextValue.answer as unknown as ExecutionResult) : execute(args)),
+      onNext: (_ctx, _id, _payload, args, result) =>
+        // The HTTP path's results are formatted there already.
+        isAnswered(args.contextValue) ? (result as FormattedExecutionResult) : maskResult(result as ExecutionResult, options.formatError),
       onError: (ctx, id, _payload, errors) => {
         forget(ctx, id);
-        return errors.map((error) => options.formatError(error.toJSON(), error) as GraphQLError);
+        return errors.map((error) => answeredErrors.get(error) ?? (options.formatError(error.toJSON(), error) as GraphQLError));
       },
       onComplete: (ctx, id) => forget(ctx, id),
     },
