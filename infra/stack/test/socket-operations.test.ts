@@ -317,6 +317,8 @@ describe('queries and mutations over graphql-ws, answered as over HTTP', () => {
       const gateway = await startGatewayTo(stack, stack.urls.users, { rateLimit: { limit: 5, windowMs: 3_600_000 } });
       cleanups.push(() => gateway.stop());
       const client = await connect('2', 'user', gateway.url);
+      // Closed before the gateway stops (cleanups run last first), so that no client sees the drain.
+      cleanups.push(() => client.dispose());
       const query = '{ user(id: "2") { id } }';
       // The sign-in is one request, each query another: four queries, then the limit.
       const outcomes: Outcome[] = [];
