@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { runInNewContext } from 'node:vm';
 import { createLogger, createMemoryCache, developmentSecret, listen, MemoryRateLimiter } from '@fed/platform';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '../src/config.ts';
@@ -66,6 +68,7 @@ describe('the bundled GraphiQL (development)', () => {
       '/graphiql/assets/graphql-ws.min.js',
       '/graphiql/assets/graphql-sse.min.js',
       '/graphiql/assets/graphiql.min.js',
+      '/graphiql/assets/multipart.js',
       '/graphiql/assets/explorer.js',
     ]);
     expect(html).toContain('data-endpoint="/graphql"');
@@ -136,6 +139,48 @@ describe('the bundled GraphiQL (development)', () => {
     expect(nonce).toBeTruthy();
     expect(landing).toContain(`<script nonce="${nonce}">\n  // The Sandbox script tag above blocks parsing`);
     expect(landing).toContain('window.location.replace("/graphiql")');
+  });
+});
+
+describe("the bundled GraphiQL's multipart reader (client/multipart.js, as the browser runs it)", () => {
+  type PartsOf = (response: Response, signal: AbortSignal) => AsyncGenerator<unknown>;
+  const context: { TextDecoder: typeof TextDecoder; explorerMultipart?: { partsOf: PartsOf } } = { TextDecoder };
+  runInNewContext(readFileSync(new URL('../src/explorer/client/multipart.js', import.meta.url), 'utf8'), context);
+  const partsOf = context.explorerMultipart!.partsOf;
+
+  const CONTENT_TYPE = 'multipart/mixed; boundary="-"; deferSpec=20220824';
+  const part = (payload: unknown) => `\r\ncontent-type: application/json; charset=utf-8\r\n\r\n${JSON.stringify(payload)}\r\n---`;
+  const PARTS = [{ data: { user: { name: 'Zoë 😀' } }, hasNext: true }, { incremental: [{ data: { orders: [1] }, path: ['user'], label: 'o' }], hasNext: true }, { hasNext: false }];
+  // The gateway's framing (a line break before the first delimiter), and Apollo Server's (none, and an epilogue).
+  const GATEWAY = `\r\n---${part(PARTS[0])}${part(PARTS[1])}${part(PARTS[2]).slice(0, -'\r\n---'.length)}\r\n-----\r\n`;
+  const APOLLO = `${GATEWAY.slice(2)}epilogue`;
+
+  const inChunksOf = (text: string, size: number) => {
+    const bytes = new TextEncoder().encode(text);
+    return new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < bytes.length; at += size) controller.enqueue(bytes.slice(at, at + size));
+        controller.close();
+      },
+    });
+  };
+  const read = async (body: ReadableStream<Uint8Array>) => {
+    const parts: unknown[] = [];
+    for await (const payload of partsOf(new Response(body, { headers: { 'content-type': CONTENT_TYPE } }), new AbortController().signal)) parts.push(payload);
+    return parts;
+  };
+
+  it('reads every part whatever the chunks: delimiters and multi-byte characters split anywhere', async () => {
+    for (const text of [GATEWAY, APOLLO]) {
+      for (let size = 1; size <= new TextEncoder().encode(text).length; size += 1) {
+        expect(await read(inChunksOf(text, size)), `chunks of ${size} bytes`).toEqual(PARTS);
+      }
+    }
+  });
+
+  it('fails on an answer cut in the middle of a part, or a part that is not JSON', async () => {
+    await expect(read(inChunksOf(GATEWAY.slice(0, GATEWAY.indexOf('incremental')), 7))).rejects.toThrow(/ended in the middle of a part/);
+    await expect(read(inChunksOf(`\r\n---${part(PARTS[0]).replace('{', '<')}--\r\n`, 9))).rejects.toThrow(/not JSON/);
   });
 });
 

@@ -25,6 +25,7 @@ export const ASSET_SOURCES = {
   'graphql-ws.min.js': { source: { package: 'graphql-ws', file: 'umd/graphql-ws.min.js' }, type: JS },
   'graphql-sse.min.js': { source: { package: 'graphql-sse', file: 'umd/graphql-sse.min.js' }, type: JS },
   'graphiql.min.js': { source: { package: 'graphiql', file: 'graphiql.min.js' }, type: JS },
+  'multipart.js': { source: { local: 'client/multipart.js' }, type: JS },
   'explorer.js': { source: { local: 'client/explorer.js' }, type: JS },
 } as const satisfies Record<string, { source: Source; type: string }>;
 

@@ -1,6 +1,6 @@
 // The bundled GraphiQL's own script: runs in the browser as is (no build step), after the React, ReactDOM,
-// graphql-ws, graphql-sse and GraphiQL UMD bundles have set their globals.
-/* global document, location, React, ReactDOM, GraphiQL, graphqlWs, graphqlSse */
+// graphql-ws, graphql-sse and GraphiQL UMD bundles and our multipart.js have set their globals.
+/* global document, location, React, ReactDOM, GraphiQL, graphqlWs, graphqlSse, explorerMultipart */
 'use strict';
 
 (function () {
@@ -39,58 +39,6 @@
   const notJson = (response) => ({ errors: [{ message: `HTTP ${response.status} ${response.statusText}: the response is not JSON` }] });
 
   /**
-   * The parts of a multipart/mixed answer, each parsed, as they arrive. (GraphiQL's own reader, meros, decodes
-   * each network chunk on its own: a character or a delimiter split between two chunks would be lost.) Parts
-   * are JSON, which cannot hold a raw line break, so the delimiter never occurs inside one.
-   */
-  async function* partsOf(response, signal) {
-    const boundary = /boundary="?([^";]+)"?/i.exec(response.headers.get('content-type') ?? '')?.[1] ?? '-';
-    const delimiter = `\r\n--${boundary}`;
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    // The first delimiter may open the body with no line break before it.
-    let buffer = '\r\n';
-    let opened = false;
-    try {
-      for (;;) {
-        let chunk;
-        try {
-          chunk = await reader.read();
-        } catch (error) {
-          // Stopped from the toolbar: what arrived stays on screen.
-          if (signal.aborted) return;
-          throw error;
-        }
-        buffer += decoder.decode(chunk.value, { stream: !chunk.done });
-        for (let at = buffer.indexOf(delimiter); at !== -1; at = buffer.indexOf(delimiter)) {
-          const segment = buffer.slice(0, at);
-          buffer = buffer.slice(at + delimiter.length);
-          // Before the first delimiter is the preamble, not a part.
-          if (opened) {
-            // The rest of the delimiter line, the part's headers, an empty line, then the JSON.
-            const headersEnd = segment.indexOf('\r\n\r\n');
-            const body = headersEnd === -1 ? segment : segment.slice(headersEnd + 4);
-            try {
-              yield JSON.parse(body);
-            } catch {
-              throw new Error(`A part of the multipart answer is not JSON: ${body.slice(0, 200)}`);
-            }
-          }
-          opened = true;
-          // The closing delimiter (`--` after it): nothing more comes.
-          if (buffer.startsWith('--')) return;
-        }
-        if (chunk.done) {
-          if (buffer.trim() !== '') throw new Error('The multipart answer ended in the middle of a part');
-          return;
-        }
-      }
-    } finally {
-      reader.cancel().catch(() => undefined);
-    }
-  }
-
-  /**
    * A single answer (a promise of one result), or a deferred one: an async iterable of its parts, each
    * `{ data, hasNext }` then `{ incremental, hasNext }`, which GraphiQL merges and shows as they come.
    */
@@ -104,7 +52,7 @@
       signal: controller.signal,
     });
     if ((response.headers.get('content-type') ?? '').startsWith('multipart/mixed') && response.body) {
-      const parts = partsOf(response, controller.signal);
+      const parts = explorerMultipart.partsOf(response, controller.signal);
       return {
         [Symbol.asyncIterator]() {
           return this;
