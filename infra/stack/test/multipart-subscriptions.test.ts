@@ -388,6 +388,27 @@ describe('multipart streams share the budgets of the other transports, the rate 
     await waitFor(() => expect(stack.usersSubscriptions()).toBe(0));
   });
 
+  it('delivers an event whose orders are down with orders null and SUBGRAPH_UNAVAILABLE inside the payload, masked as over HTTP', async () => {
+    const stream = await open(stack.urls.gateway, await following('2'));
+    await waitFor(() => expect(stack.usersSubscriptions()).toBe(1));
+    await stack.stopSubgraph('orders');
+    try {
+      const renamed = await stack.request('mutation { updateUser(id: "2", input: { name: "Without Orders" }) { id } }', {}, await signedInAs('2'));
+      expect(renamed.errors).toBeUndefined();
+      await waitFor(() => expect(events(stream)).toHaveLength(1));
+    } finally {
+      await stack.restartOrders();
+    }
+    const [part] = events(stream);
+    expect(part?.payload?.data).toEqual({ userEvents: { kind: 'USER_UPDATED', user: { name: 'Without Orders', orders: null } } });
+    expect(codesOf(part?.payload?.errors)).toEqual(['SUBGRAPH_UNAVAILABLE']);
+    // The partial event is not the stream's end, and nothing of the subgraph's address reaches the client.
+    expect(part?.errors).toBeUndefined();
+    expect(stream.closed).toBe(false);
+    expect(stream.body).not.toContain(new URL(stack.urls.orders).host);
+    expect(stream.body).not.toMatch(/ECONNREFUSED|127\.0\.0\.1/);
+  });
+
   it('ends its streams with STREAM_UNAVAILABLE and the closing boundary when the gateway drains; Apollo Client sees the error', async () => {
     const gateway = await gatewayWith({});
     const stream = await open(gateway.url, await following('2'));
