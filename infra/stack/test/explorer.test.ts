@@ -279,12 +279,24 @@ describe('the explorers in development', () => {
       const { page, problems, offLoopback, sockets, eventStreams } = await openGraphiQL();
       await chooseTransport(page, 'sse');
       await setEditor(page, '.graphiql-query-editor .CodeMirror', FOLLOW);
+      // A refused stream shows the gateway's GraphQL errors, as over HTTP (not graphql-sse's bare status line).
+      await setEditor(page, '.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror', JSON.stringify({ Authorization: 'Bearer not-a-token' }));
+      await run(page);
+      const refused = await waitFor(async () => {
+        const text = await resultPane(page);
+        expect(text).toContain('"errors"');
+        return JSON.parse(text) as { errors: { extensions?: { code?: string } }[] };
+      }, 10_000);
+      expect(refused.errors.map((error) => error.extensions?.code)).toEqual(['UNAUTHENTICATED']);
+      // The refusal ended the run: the button executes again.
+      await page.locator('.graphiql-execute-button[aria-label^="Execute"]').waitFor();
+
       await signIn(page);
       await run(page);
       await waitFor(async () => expect(await listeners('user-events:2')).toBe(1), 10_000);
       // The gateway counts it as an event stream, not a websocket subscription.
       expect(stack.gateway.subscriptions?.eventStreams).toBe(1);
-      expect(eventStreams).toEqual([`POST ${origin}/graphql`]);
+      expect(eventStreams).toEqual([`POST ${origin}/graphql`, `POST ${origin}/graphql`]);
 
       const renamed = await stack.request('mutation { updateUser(id: "2", input: { name: "Streamed To GraphiQL" }) { id } }');
       expect(renamed.errors).toBeUndefined();
@@ -302,7 +314,8 @@ describe('the explorers in development', () => {
       await waitFor(() => expect(stack.gateway.subscriptions?.eventStreams).toBe(0), 10_000);
 
       expect(sockets).toEqual([]);
-      expect(problems).toEqual([]);
+      // Chromium logs the refused request itself; nothing else went wrong.
+      expect(problems).toEqual(['console: Failed to load resource: the server responded with a status of 401 (Unauthorized)']);
       expect(offLoopback).toEqual([]);
       // The choice is remembered by this browser.
       await page.reload();

@@ -117,7 +117,15 @@
   const sseHeaders = (headers) => Object.fromEntries(Object.entries(headers).filter(([name]) => !/^(accept|content-type)$/i.test(name)));
 
   // A refused stream (a bad token, a limit) answers with a status and GraphQL errors: those are shown as they
-  // would be over HTTP, rather than graphql-sse's bare "Server responded with 401".
+  // would be over HTTP, rather than graphql-sse's bare "Server responded with 401". The client aborts the
+  // request before it reports the error, which would cut the body: it is read first, into a copy.
+  async function keepingRefusals(url, init) {
+    const response = await fetch(url, init);
+    if (response.ok) return response;
+    const text = await response.text();
+    return new Response(text, { status: response.status, statusText: response.statusText, headers: response.headers });
+  }
+
   async function refusalOf(error) {
     const response = error?.response;
     if (!response || typeof response.text !== 'function') return undefined;
@@ -134,7 +142,12 @@
       subscribe(observer) {
         // No retries, as on the websocket: the error is shown at once and running the subscription again
         // opens a new stream.
-        const client = graphqlSse.createClient({ url: httpUrl.href, headers: sseHeaders(headers), retryAttempts: 0 });
+        const client = graphqlSse.createClient({
+          url: httpUrl.href,
+          headers: sseHeaders(headers),
+          retryAttempts: 0,
+          fetchFn: keepingRefusals,
+        });
         const stop = client.subscribe(params, {
           next: (result) => observer.next(result),
           error: (error) => {
