@@ -1,11 +1,11 @@
 import type { IncomingMessage, Server } from 'node:http';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { execute, GraphQLError, parse, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
 import type { Context, FormattedExecutionResult } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { HTTPGraphQLResponse } from '@apollo/server';
-import { HttpError, type Logger, type RawHttpResponse, type Viewer } from '@fed/platform';
+import { HttpError, runInRequestScope, type Logger, type RawHttpResponse, type RequestScope, type Viewer } from '@fed/platform';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { ErrorCode } from '../errors/codes.ts';
 import { addressKey, clientAddress } from '../limits/rate-limit.ts';
@@ -124,18 +124,21 @@ export function createPartReader() {
 /** Parts as they arrive; returning it (the client completed the operation, the socket closed) ends the HTTP stream too. */
 function partsOf(chunks: AsyncIterator<string>): AsyncGenerator<FormattedExecutionResult> {
   const reader = createPartReader();
+  // Not awaited: graphql-ws awaits every operation's return() before it finishes closing a socket, and the
+  // HTTP stream ends only once the part it is computing is out.
+  const closeStream = () => void Promise.resolve(chunks.return?.()).catch(() => undefined);
   const generator = (async function* () {
     try {
       for (let chunk = await chunks.next(); !chunk.done; chunk = await chunks.next()) yield* reader.push(chunk.value);
       reader.end();
     } finally {
-      await chunks.return?.();
+      closeStream();
     }
   })();
   // A generator returned before it started never runs its `finally`: the stream is closed here as well.
   const returnGenerator = generator.return.bind(generator);
-  generator.return = async (value) => {
-    await chunks.return?.();
+  generator.return = (value) => {
+    closeStream();
     return returnGenerator(value);
   };
   return generator;
@@ -256,12 +259,31 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
     // Multipart only where @defer may be: anything else is the plain POST it would be over HTTP (the same
     // content negotiation, so the same response-cache entries).
     const accept = typeof body.query === 'string' && body.query.includes('@defer') ? ACCEPT_PARTS : undefined;
-    let answer: HttpAnswer;
+    // A scope of its own, as each HTTP request has: subgraph fetches carry its id, log lines name it.
+    const scope: RequestScope = { requestId: randomUUID(), errorCodes: new Set() };
+    if (typeof body.operationName === 'string') scope.operationName = body.operationName.slice(0, 100);
+    const started = performance.now();
+    let answer: HttpAnswer | undefined;
     try {
-      answer = readHttpAnswer(await run({ body, viewer, accept }));
+      answer = readHttpAnswer(await runInRequestScope(scope, () => run({ body, viewer, accept })));
     } catch (error) {
-      logger.error({ err: error }, 'a query or mutation over graphql-ws could not be answered');
+      runInRequestScope(scope, () => logger.error({ err: error }, 'a query or mutation over graphql-ws could not be answered'));
+      scope.errorCodes.add('INTERNAL_SERVER_ERROR');
       return [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
+    } finally {
+      for (const error of answer && 'refused' in answer ? answer.refused : []) if (typeof error.extensions?.code === 'string') scope.errorCodes.add(error.extensions.code);
+      // One line per operation, like the HTTP front's access log (until its answer, or its first part, is ready).
+      runInRequestScope(scope, () =>
+        logger.info(
+          {
+            transport: 'graphql-ws',
+            operationName: scope.operationName,
+            durationMs: Math.round(performance.now() - started),
+            errorCodes: scope.errorCodes.size > 0 ? [...scope.errorCodes] : undefined,
+          },
+          'socket operation',
+        ),
+      );
     }
     if ('refused' in answer) {
       return answer.refused.map((formatted) => {
