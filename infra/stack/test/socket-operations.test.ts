@@ -17,6 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
 import { signedInAs, startGatewayTo, startTestStack, tokenFor, type TestStack } from './harness.ts';
+import { startHttpFaultProxy } from './http-proxy.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Data = { [key: string]: Json };
@@ -278,6 +279,40 @@ describe('queries and mutations over graphql-ws, answered as over HTTP', () => {
       for (const item of items) expect(item.label).toBe('orders');
       expect(socket.results.flatMap((result) => [...(result.errors ?? []), ...(result.incremental ?? []).flatMap((item) => item.errors ?? [])])).toEqual([]);
       expect(mergedData(socket.results)).toEqual(expected.body.data);
+    });
+
+    it('sends the initial payload while the deferred fragment’s subgraph is held, the rest once it answers; a client may stop mid-stream', async () => {
+      // Orders sits behind a gate, with a subgraph timeout far longer than any test: nothing here depends on speed.
+      const gate = await startHttpFaultProxy(stack.urls.orders);
+      cleanups.push(() => gate.close());
+      const gateway = await startGatewayTo(stack, stack.urls.users, { subgraphUrls: { users: stack.urls.users, orders: gate.url }, subgraphTimeoutMs: 3_600_000 });
+      cleanups.push(() => gateway.stop());
+      const client = await connect('1000000', 'admin', gateway.url);
+      cleanups.push(() => client.dispose());
+      // Cleanups run last first: held requests go on before anything stops.
+      cleanups.push(() => gate.release());
+      const expected = await overHttp(gateway.url, { query: withoutDefer(LIST) }, stack.admin);
+
+      gate.hold();
+      const streamed: RecordedStream<Result> = recordStream();
+      streamed.stop = client.subscribe<Data, unknown>({ query: LIST }, streamed.sink as never);
+      const stopped: RecordedStream<Result> = recordStream();
+      stopped.stop = client.subscribe<Data, unknown>({ query: LIST }, stopped.sink as never);
+      await waitFor(() => expect([streamed.results.length, stopped.results.length]).toEqual([1, 1]));
+      expect(gate.held()).toBeGreaterThan(0);
+      expect(streamed.results[0]?.hasNext).toBe(true);
+      expect(streamed.completed).toBe(false);
+      // One client leaves while its deferred parts are still being fetched.
+      stopped.stop();
+
+      gate.release();
+      await waitFor(() => expect(streamed.completed).toBe(true));
+      expect(streamed.error).toBeUndefined();
+      expect(streamed.results.at(-1)?.hasNext).toBe(false);
+      expect(mergedData(streamed.results)).toEqual(expected.body.data);
+      // The socket goes on serving.
+      expect(await overSocket(client, { query: '{ user(id: "2") { id } }' })).toEqual({ results: [{ data: { user: { id: '2' } } }], completed: true });
+      expect(stopped.error).toBeUndefined();
     });
 
     it('answers a cached deferred query as one `next`, the whole answer, as a multipart client gets it', async () => {
