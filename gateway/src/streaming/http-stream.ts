@@ -53,6 +53,8 @@ export interface StreamProtocol {
   opening: string;
   /** One result of the subscription, masked; `cursor` is where a client resumes after it (resumable fields). */
   event(result: ExecutionResult, cursor: string | undefined): string;
+  /** A result after which this protocol allows nothing more: the stream then completes (and its upstream is let go). */
+  isLast?(result: ExecutionResult): boolean;
   /** What keeps an idle stream open through proxies, every `keepAliveMs`. */
   keepAlive: string;
   keepAliveMs: number;
@@ -255,8 +257,11 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
     for (;;) {
       const next = await iterator.next();
       if (next.done || ended) break;
+      const result = maskResult(next.value, options.formatError);
+      const written = res.write(protocol.event(result, engine.cursorOf(next.value)));
+      if (protocol.isLast?.(result)) break;
       // Backpressure: the engine keeps this client's queue (bounded: EVENTS_OVERFLOW) while the socket drains.
-      if (!res.write(protocol.event(maskResult(next.value, options.formatError), engine.cursorOf(next.value)))) {
+      if (!written) {
         await new Promise<void>((resolve) => {
           const go = () => {
             res.off('drain', go);

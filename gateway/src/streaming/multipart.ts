@@ -29,10 +29,11 @@ export const acceptsMultipartSubscription = (req: IncomingMessage) =>
 /**
  * An event in Apollo's wrapper. A result with data is `{ payload: { data, errors? } }`, and the stream goes on; a
  * result without data is the stream's last word (FORBIDDEN, CURSOR_EXPIRED, STREAM_UNAVAILABLE,
- * EVENTS_OVERFLOW…: see the README), a transport-level error: `{ payload: null, errors }`.
+ * EVENTS_OVERFLOW…: see the README), a transport-level error: `{ payload: null, errors }`, after which the
+ * protocol allows no more parts: the stream ends there, whatever the engine would send next.
  */
-const eventPart = (result: ExecutionResult) =>
-  part(result.data === undefined || result.data === null ? { payload: null, errors: result.errors ?? [] } : { payload: result });
+const withoutData = (result: ExecutionResult) => result.data === undefined || result.data === null;
+const eventPart = (result: ExecutionResult) => part(withoutData(result) ? { payload: null, errors: result.errors ?? [] } : { payload: result });
 
 const CUT = {
   draining: new GraphQLError('The server is shutting down: subscribe again (resumable subscriptions with `after` set to the id of the last event received).', {
@@ -60,6 +61,7 @@ export function serveMultipartSubscriptions<TAdmission extends { viewer: Viewer 
     contentType: MULTIPART_SUBSCRIPTION_CONTENT_TYPE,
     opening: BOUNDARY,
     event: eventPart,
+    isLast: withoutData,
     keepAlive: part({}),
     keepAliveMs: options.heartbeatMs ?? 5_000,
     complete: CLOSE,
