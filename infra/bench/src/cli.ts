@@ -11,7 +11,8 @@
 //   --gateways a,b          only these gateways (bare Apollo, the reference, and ours always run)
 //   --scenarios a,b         only these scenarios (nested, deep, entity, mix, cache-hit, orders-entities, defer)
 //                           defer: the nested query with its orders deferred against the complete one, on ours
-//                           alone (time to the first part; alternating runs, as many and as long as the others')
+//                           alone (time to the first part; as many alternating runs as the others, of at least
+//                           8 s unless --seconds is given)
 //   --cpu-prof              write each process's CPU profile (gateways and subgraphs) to OUT/profiles when it stops
 //   --out DIR               where bench.md, bench.json and bench.svg go (infra/bench/results)
 // Progress goes to stderr; the report's path and the goals to stdout. Needs Postgres and Redis (TEST_DATABASE_URL,
@@ -22,7 +23,7 @@ import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deleteRedisKeys, median, testPostgresUrl, testRedisUrl } from '@fed/platform/testing';
 import { buildCompiledTree } from './build.ts';
-import { checkDeferAnswers, deferredNestedQuery, loadParts, medianRun, type PartsRun } from './defer.ts';
+import { checkDeferAnswers, DEFER_MIN_SECONDS_PER_RUN, deferredNestedQuery, loadParts, medianRun, type PartsRun } from './defer.ts';
 import { postgresBackendsCpu, processCpu, redisCpu, type CpuWatch } from './cpu.ts';
 import { seedDataset, type Dataset } from './dataset.ts';
 import { headersOf, load, pickLoadGenerator, warmUp, type LoadResult } from './load.ts';
@@ -178,13 +179,20 @@ try {
   let defer: DeferReport | null = null;
   if (deferSizes) {
     const deferQueries = { deferred: deferredNestedQuery(DEFER_USERS), complete: nestedQuery(DEFER_USERS) };
-    const partsOptions = { seconds: settings.secondsPerRun, connections: settings.connections, quiesce: quiesce('ours') };
+    // As for the deep scenario: seconds asked for are seconds run; otherwise runs long enough to see the tail.
+    const deferSeconds = values.seconds ? settings.secondsPerRun : Math.max(settings.secondsPerRun, DEFER_MIN_SECONDS_PER_RUN);
+    const partsOptions = { seconds: deferSeconds, connections: settings.connections, quiesce: quiesce('ours') };
     log(`[${elapsed()}] @defer: the nested query with its orders deferred against the complete one, on ours`);
     for (const query of Object.values(deferQueries)) await loadParts(gateway('ours'), query, adminToken, { ...partsOptions, seconds: settings.warmupSeconds });
     const partsRuns: Record<keyof typeof deferQueries, PartsRun[]> = { deferred: [], complete: [] };
     for (let run = 1; run <= settings.runs; run += 1) {
       for (const kind of run % 2 ? (['deferred', 'complete'] as const) : (['complete', 'deferred'] as const)) {
-        const measured = await loadParts(gateway('ours'), deferQueries[kind], adminToken, partsOptions);
+        // As with wrk: fewer answers than connections measured the start, not the pace; run again twice as long.
+        let measured = await loadParts(gateway('ours'), deferQueries[kind], adminToken, partsOptions);
+        for (let seconds = deferSeconds * 2; measured.requests < settings.connections && seconds <= 8 * deferSeconds; seconds *= 2) {
+          log(`  defer ${kind}: ${measured.requests} answers in ${measured.seconds} s at ${settings.connections} connections; measuring again for ${seconds} s`);
+          measured = await loadParts(gateway('ours'), deferQueries[kind], adminToken, { ...partsOptions, seconds });
+        }
         partsRuns[kind].push(measured);
         log(`  defer run ${run}, ${kind}: ${measured.rps} req/s, first part p50 ${measured.firstPartP50Ms} ms, p99 ${measured.firstPartP99Ms} ms; last part p50 ${measured.lastPartP50Ms} ms, p99 ${measured.lastPartP99Ms} ms`);
       }
@@ -195,7 +203,7 @@ try {
       gateway: 'ours',
       connections: settings.connections,
       runs: settings.runs,
-      secondsPerRun: settings.secondsPerRun,
+      secondsPerRun: deferSeconds,
       query: deferQueries.deferred,
       ...deferSizes,
       deferred,

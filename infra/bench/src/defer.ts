@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Agent, request as httpRequest } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import { cpuMs, median, percentile } from '@fed/platform/testing';
@@ -11,6 +12,13 @@ export const deferredNestedQuery = (first: number) => `query NestedDeferred { us
   id name email
   ... @defer { orderCount orders(first: 5) { edges { node { id status totalCents items { sku quantity unitPriceCents } } } } }
 } } } }`;
+
+/**
+ * Runs of the defer scenario last at least this long unless --seconds says otherwise: at 50 connections the nested
+ * query takes about a second on a busy machine, and in a 2 s run each connection completes one or two requests,
+ * the slower ones never (the run ends first), which would cut the tail off both queries.
+ */
+export const DEFER_MIN_SECONDS_PER_RUN = 8;
 
 /** What Apollo Client sends (with a Defer20220824Handler): it reads multipart answers for @defer, and JSON. */
 export const DEFER_ACCEPT = 'multipart/mixed;deferSpec=20220824,application/json';
@@ -138,6 +146,8 @@ export async function loadParts(
   const agent = new Agent({ keepAlive: true, maxSockets: connections });
   const body = requestBody(query);
   const abort = new AbortController();
+  // Every request in flight listens for the end of the run.
+  setMaxListeners(connections + 10, abort.signal);
   const timed: Timed[] = [];
   const failures: string[] = [];
   let stopping = false;
