@@ -405,7 +405,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       },
       heartbeatMs: deps.subscriptions?.multipartHeartbeatMs,
     });
-  registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats, eventStreams: eventStreams?.streams });
+  registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats, eventStreams: eventStreams?.streams, multipartStreams: multipartStreams?.streams });
 
   httpServer.on(
     'request',

@@ -8,10 +8,12 @@ export interface GatewayMetricSources {
   sockets?: () => { sockets: number; subscriptions: number };
   /** Subscription streams open over server-sent events; unset without a Subscription type. */
   eventStreams?: () => number;
+  /** Subscription streams open over Apollo's multipart protocol; unset without a Subscription type. */
+  multipartStreams?: () => number;
 }
 
-/** The gateway's cache_, ws_ and sse_ series, read from the totals those components keep. */
-export function registerGatewayMetrics(metrics: Metrics, { cache, sockets, eventStreams }: GatewayMetricSources): void {
+/** The gateway's cache_, ws_, sse_ and multipart_ series, read from the totals those components keep. */
+export function registerGatewayMetrics(metrics: Metrics, { cache, sockets, eventStreams, multipartStreams }: GatewayMetricSources): void {
   if (cache) {
     metrics.counterFrom(
       { name: 'cache_requests_total', help: 'Response cache lookups by result (hit, miss, coalesced: a miss served by an identical request in flight)', labelNames: ['result'] as const },
@@ -31,5 +33,12 @@ export function registerGatewayMetrics(metrics: Metrics, { cache, sockets, event
   }
   if (eventStreams) {
     metrics.gauge({ name: 'sse_streams_open', help: 'Subscriptions running over server-sent events (one per stream)', collect: (gauge) => gauge.set(eventStreams()) });
+  }
+  if (multipartStreams) {
+    metrics.gauge({
+      name: 'multipart_streams_open',
+      help: "Subscriptions running over Apollo's multipart HTTP protocol (one per stream)",
+      collect: (gauge) => gauge.set(multipartStreams()),
+    });
   }
 }

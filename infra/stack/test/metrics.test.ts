@@ -174,20 +174,27 @@ describe('Prometheus metrics of the embedded stack', () => {
     await waitFor(async () => expect(gauges(await scrape())).toEqual({ sockets: 0, gateway: 0, users: 0 }));
   });
 
-  it('reports subscription streams open over server-sent events at the gateway, apart from websocket ones', async () => {
-    const gauges = (metrics: Exposition) => ({ streams: metrics.value('sse_streams_open', { service: 'gateway' }), sockets: metrics.value('ws_connections_open', { service: 'gateway' }) });
-    expect(gauges(await scrape())).toEqual({ streams: 0, sockets: 0 });
+  it.each([
+    ['server-sent events', 'sse_streams_open', 'text/event-stream', /^text\/event-stream/],
+    ["Apollo's multipart protocol", 'multipart_streams_open', 'multipart/mixed;subscriptionSpec=1.0, application/json', /^multipart\/mixed/],
+  ] as const)('reports subscription streams open over %s at the gateway, apart from the other transports', async (_, gauge, accept, contentType) => {
+    const gauges = (metrics: Exposition) => ({
+      streams: metrics.value(gauge, { service: 'gateway' }),
+      others: metrics.value('sse_streams_open', { service: 'gateway' }) + metrics.value('multipart_streams_open', { service: 'gateway' }) - metrics.value(gauge, { service: 'gateway' }),
+      sockets: metrics.value('ws_connections_open', { service: 'gateway' }),
+    });
+    expect(gauges(await scrape())).toEqual({ streams: 0, others: 0, sockets: 0 });
     const cut = new AbortController();
     const response = await fetch(stack.urls.gateway, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...stack.admin },
+      headers: { 'content-type': 'application/json', accept, ...stack.admin },
       body: JSON.stringify({ query: 'subscription { userEvents(userId: "1") { kind } }' }),
       signal: cut.signal,
     });
-    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    await waitFor(async () => expect(gauges(await scrape())).toEqual({ streams: 1, sockets: 0 }));
+    expect(response.headers.get('content-type')).toMatch(contentType);
+    await waitFor(async () => expect(gauges(await scrape())).toEqual({ streams: 1, others: 0, sockets: 0 }));
     cut.abort();
-    await waitFor(async () => expect(gauges(await scrape())).toEqual({ streams: 0, sockets: 0 }));
+    await waitFor(async () => expect(gauges(await scrape())).toEqual({ streams: 0, others: 0, sockets: 0 }));
   });
 
   it('includes the process\'s own metrics once, under the gateway', async () => {
