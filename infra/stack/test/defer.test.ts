@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
 import { startGatewayTo, startTestStack, type TestStack } from './harness.ts';
 import { startHttpFaultProxy } from './http-proxy.ts';
+import { mergedData, type Data } from './incremental.ts';
 
 /** What a client that can take incremental delivery sends (the contract's form). */
 const MULTIPART = 'multipart/mixed;deferSpec=20220824, application/json';
@@ -23,8 +24,6 @@ const PART_HEADER = '\r\ncontent-type: application/json; charset=utf-8\r\n\r\n';
 /** `\r\n` + `--` + the boundary `-`: the delimiter; the last one is followed by `--\r\n`. */
 const DELIMITER = '\r\n---';
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type Data = { [key: string]: Json };
 type Path = (string | number)[];
 
 interface IncrementalItem {
@@ -103,34 +102,6 @@ function expectWellFormedStream(parts: Part[]) {
 }
 
 const itemsOf = (parts: Part[]): IncrementalItem[] => parts.slice(1).flatMap((part) => part.incremental ?? []);
-
-const isObject = (value: Json | undefined): value is { [key: string]: Json } => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-/** `source` merged into `target` in place: objects key by key, lists element by element. */
-function deepMerge(target: Json, source: Json): Json {
-  if (isObject(target) && isObject(source)) {
-    for (const [key, value] of Object.entries(source)) target[key] = key in target ? deepMerge(target[key]!, value) : value;
-    return target;
-  }
-  if (Array.isArray(target) && Array.isArray(source)) {
-    source.forEach((value, index) => (target[index] = index < target.length ? deepMerge(target[index]!, value) : value));
-    return target;
-  }
-  return source;
-}
-
-/** The initial data with every incremental item's data merged in at its path, in arrival order. */
-function mergedData(parts: Part[]): Data | null | undefined {
-  const data = structuredClone(parts[0]?.data);
-  for (const item of itemsOf(parts)) {
-    if (item.data === undefined || item.data === null) continue;
-    let at: Json | undefined = data ?? undefined;
-    for (const key of item.path) at = isObject(at) ? at[String(key)] : Array.isArray(at) && typeof key === 'number' ? at[key] : undefined;
-    expect(isObject(at), `the object at ${JSON.stringify(item.path)} was delivered before its deferred fragment`).toBe(true);
-    deepMerge(at!, item.data);
-  }
-  return data;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Queries and their twins

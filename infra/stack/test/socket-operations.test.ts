@@ -18,9 +18,8 @@ import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
 import { signedInAs, startGatewayTo, startTestStack, tokenFor, type TestStack } from './harness.ts';
 import { startHttpFaultProxy } from './http-proxy.ts';
+import { mergedData, type Data } from './incremental.ts';
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type Data = { [key: string]: Json };
 type Result = FormattedExecutionResult<Data, unknown> & { hasNext?: boolean; incremental?: { data?: Data | null; path: (string | number)[]; label?: string; errors?: GraphQLFormattedError[] }[] };
 
 interface Payload {
@@ -66,33 +65,6 @@ const withoutDefer = (query: string) => print(visit(parse(query), { Directive: (
 
 /** What Apollo Client sends for `query`: InMemoryCache adds `__typename` to every selection set. */
 const asApolloSends = (query: string) => print(addTypenameToDocument(parse(query)) as DocumentNode);
-
-const isObject = (value: Json | undefined): value is { [key: string]: Json } => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-function deepMerge(target: Json, source: Json): Json {
-  if (isObject(target) && isObject(source)) {
-    for (const [key, value] of Object.entries(source)) target[key] = key in target ? deepMerge(target[key]!, value) : value;
-    return target;
-  }
-  if (Array.isArray(target) && Array.isArray(source)) {
-    source.forEach((value, index) => (target[index] = index < target.length ? deepMerge(target[index]!, value) : value));
-    return target;
-  }
-  return source;
-}
-
-/** The first payload's data with every incremental item merged in at its path, in arrival order. */
-function mergedData(results: Result[]): Data | null | undefined {
-  const data = structuredClone(results[0]?.data);
-  for (const item of results.slice(1).flatMap((result) => result.incremental ?? [])) {
-    if (!item.data) continue;
-    let at: Json | undefined = data ?? undefined;
-    for (const key of item.path) at = isObject(at) ? at[String(key)] : Array.isArray(at) && typeof key === 'number' ? at[key] : undefined;
-    expect(isObject(at), `the object at ${JSON.stringify(item.path)} arrived before its deferred fragment`).toBe(true);
-    deepMerge(at!, item.data);
-  }
-  return data;
-}
 
 const LIST = `{
   users(first: 3) {
