@@ -210,7 +210,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     });
     if (outcome.kind === 'whole') return shape(() => operation.projection(outcome.input, variables), outcome.errors);
     slot.subsequent = outcome.subsequent;
-    slot.whole = outcome.finished.then((errors) => {
+    slot.whole = () => outcome.finished.then((errors) => {
       const whole = shape(() => operation.projection(outcome.input, variables), errors);
       // As Apollo Server serialises a plain request's answer: that is what the response cache keeps.
       return whole.errors?.length || whole.data == null ? undefined : `${JSON.stringify({ data: whole.data, extensions: whole.extensions })}\n`;

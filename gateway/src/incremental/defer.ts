@@ -43,6 +43,8 @@ export interface DeferredDelivery {
   /** The `Defer` node at the plan's top (under `Condition`s) and the initial payload's projection. */
   primaries: Map<DeferNode, SelectionProjection>;
   parts: Map<DeferredNode, CompiledPart>;
+  /** Some part defers again within itself. */
+  nested: boolean;
 }
 
 /** The `Defer` nodes a run may start with: the plan's root, or the branches of its `Condition`s. */
@@ -118,13 +120,14 @@ export function compileDeferredDelivery(operation: Operation, node: PlanNode | u
       defaults,
     );
   const rootType = schema.schemaDefinition.rootType(operation.rootKind)!;
-  const delivery: DeferredDelivery = { primaries: new Map(), parts: new Map() };
+  const delivery: DeferredDelivery = { primaries: new Map(), parts: new Map(), nested: false };
   const addParts = (defer: DeferNode): boolean => {
     for (const part of defer.deferred) {
       const type = typeAt(operation, part.queryPath);
       if (!type) return false;
       // A part that defers again answers its own primary selection, and its deferred parts come later.
       const nested = part.node?.kind === 'Defer' ? part.node : undefined;
+      if (nested) delivery.nested = true;
       delivery.parts.set(part, { label: part.label, queryPath: part.queryPath, type, project: compile(nested ? nested.primary.subselection : part.subselection, type) });
       if (nested && !addParts(nested)) return false;
     }
@@ -195,17 +198,19 @@ const startsWith = (path: readonly unknown[] | undefined, prefix: Path) => !!pat
 export function deliverPart(
   part: CompiledPart,
   operation: Operation,
-  delivered: Data,
+  /** What the client holds, to merge the items into; unset when no part looks there later. */
+  mergeInto: Data | undefined,
   fetched: Data,
   variables: Record<string, unknown> | undefined,
   fetchErrors: readonly GraphQLError[],
+  delivered: Data = mergeInto ?? {},
 ): IncrementalItem[] {
   const items: IncrementalItem[] = [];
   for (const position of positionsOf(part, delivered, fetched, operation)) {
     const runtime = operation.schema().type(String(position.fetched[typenameFieldName] ?? ''));
     const { data, errors } = part.project(position.fetched, variables, position.path, runtime && isCompositeType(runtime) ? runtime : part.type);
     // A copy: the item itself is written later, and parts deferred within this one merge into what is held.
-    if (data) Object.assign(position.delivered, structuredClone(data));
+    if (data && mergeInto) Object.assign(position.delivered, structuredClone(data));
     // The part's fragment does not apply to this object's runtime type: nothing to send for it.
     if (data && Object.keys(data).length === 0 && errors.length === 0) continue;
     const item: IncrementalItem = { data, path: position.path };

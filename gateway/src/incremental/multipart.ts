@@ -10,6 +10,16 @@ import type { IncrementalSlot } from './run.ts';
 export const DEFER_MEDIA_TYPE = 'multipart/mixed; deferSpec=20220824';
 const CONTENT_TYPE = 'multipart/mixed; boundary="-"; deferSpec=20220824';
 const PART_HEAD = 'content-type: application/json; charset=utf-8\r\n\r\n';
+/**
+ * A serialised answer (Apollo's: one JSON object, a newline) with `hasNext` as its last key, without parsing it
+ * again: a deferred answer's first part can be large.
+ */
+function withHasNext(json: string, hasNext = true): string {
+  const body = json.trimEnd();
+  if (!body.endsWith('}')) return JSON.stringify({ ...(JSON.parse(body) as object), hasNext });
+  return `${body.slice(0, -1)}${body.length > 2 ? ',' : ''}"hasNext":${hasNext}}`;
+}
+
 // Apollo Client reads a part once the boundary after it arrives: each part is written with the boundary.
 const part = (payload: unknown) => `\r\n${PART_HEAD}${JSON.stringify(payload)}\r\n---`;
 
@@ -66,8 +76,7 @@ export function createIncrementalDelivery<TAdmission extends { incremental?: Inc
   });
 
   async function* parts(first: string, subsequent: AsyncIterable<IncrementalItem[]>): AsyncGenerator<string> {
-    // The first part says more is coming: Apollo's serialisation of it, with `hasNext` added.
-    yield `\r\n---${part({ ...(JSON.parse(first) as object), hasNext: true })}`;
+    yield `\r\n---\r\n${PART_HEAD}${withHasNext(first)}\r\n---`;
     for await (const items of subsequent) {
       if (items.length > 0) yield part(formatItems(items, true));
     }
@@ -85,10 +94,9 @@ export function createIncrementalDelivery<TAdmission extends { incremental?: Inc
   };
 
   const onePart = (hit: RawHttpResponse): RawHttpResponse => {
-    const complete = JSON.parse(Buffer.from(hit.bytes).toString('utf8')) as object;
     const headers = new HeaderMap(hit.headers);
     headers.set('content-type', CONTENT_TYPE);
-    return { ...hit, headers, bytes: Buffer.from(`\r\n---${part({ ...complete, hasNext: false })}--\r\n`) };
+    return { ...hit, headers, bytes: Buffer.from(`\r\n---\r\n${PART_HEAD}${withHasNext(Buffer.from(hit.bytes).toString('utf8'), false)}\r\n-----\r\n`) };
   };
 
   return async (exchange, execute) => {

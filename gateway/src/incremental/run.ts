@@ -11,8 +11,11 @@ import { deliverPart, type DeferredDelivery, type IncrementalItem } from './defe
  */
 export interface IncrementalSlot {
   subsequent?: AsyncIterable<IncrementalItem[]>;
-  /** The whole answer's JSON once every part ran, as a plain request gets it; undefined when it has errors. */
-  whole?: Promise<string | undefined>;
+  /**
+   * The whole answer's JSON once every part ran, as a plain request gets it; undefined when it has errors. Only
+   * computed when asked for (by the response cache).
+   */
+  whole?: () => Promise<string | undefined>;
 }
 
 /** What the engine shapes into the initial payload: a primary part's projection and its fetch errors. */
@@ -97,7 +100,7 @@ export function runIncrementally(options: {
       try {
         if (partNode) await executePlanNode(partRun, types, partNode, rootCursor(input));
         allErrors.push(...partRun.errors);
-        queue.push(deliverPart(delivery.parts.get(part)!, operation, delivered, input, variables, partRun.errors.map(asGraphQLError)));
+        queue.push(deliverPart(delivery.parts.get(part)!, operation, delivery.nested ? delivered : undefined, input, variables, partRun.errors.map(asGraphQLError), delivered));
       } catch (error) {
         // A subgraph answer the projection cannot shape: this part fails, the others go on.
         allErrors.push(error);
@@ -123,7 +126,12 @@ export function runIncrementally(options: {
       allErrors.push(...run.errors);
       resolveOutcome({ kind: 'parts', initial: { projected, fetchErrors: [...run.errors] }, subsequent: queue, finished, input });
       if (!projected.data) return;
-      delivered = structuredClone(projected.data);
+      // Parts deferred within parts look for their objects in what the client holds, which then grows with
+      // every part: a copy, since the first part may not be written yet. Without such parts, it never changes.
+      delivered = delivery.nested ? structuredClone(projected.data) : projected.data;
+      // The first part goes out first: its serialisation and write are promise continuations, which all run
+      // before the next turn of the event loop, where the deferred parts' fetches start.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       await runParts(defer);
     },
   };

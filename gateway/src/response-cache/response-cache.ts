@@ -70,7 +70,7 @@ interface Verdict {
  * An answer written in parts (@defer) says, once every part ran, what the whole answer is (its JSON, as a
  * plain request is answered), or undefined when it is not one to keep (it has errors): that is what is stored.
  */
-export type AnswerInParts = HTTPGraphQLResponse & { whole?: Promise<string | undefined> };
+export type AnswerInParts = HTTPGraphQLResponse & { whole?: () => Promise<string | undefined> };
 
 interface CacheContext extends BaseContext {
   viewer: Viewer | null;
@@ -282,10 +282,10 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
   /** An answer in parts: stored once its parts all ran, whole, if it still may be. */
   const storeWhole = async (
     state: ResponseCacheRequest,
-    whole: Promise<string | undefined>,
+    whole: () => Promise<string | undefined>,
     storing: { key: (scope: CachedResponse['scope']) => string | undefined; ticket: StoreTicket },
   ): Promise<void> => {
-    const body = await whole;
+    const body = await whole();
     const verdict = body === undefined ? undefined : state.rejudge?.();
     const key = verdict?.cacheable ? storing.key(verdict.scope) : undefined;
     if (body === undefined || !verdict || !key) return;
