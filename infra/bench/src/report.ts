@@ -158,11 +158,13 @@ export function checkGoals(report: Omit<BenchReport, 'goals'>): Goal[] {
       met: counts.every((count) => count === counts[0]),
     });
   }
-  // The same goals for both transports; the websocket ones keep their names.
-  for (const [transport, prefix] of [['graphql-ws', ''], ['sse', 'SSE: ']] as const) {
+  // The websocket goal holds the p99 at 1k subscribers; issue 22 holds SSE's at 10k.
+  for (const [transport, prefix, latencyAt] of [['graphql-ws', '', 1_000], ['sse', 'SSE: ', 10_000]] as const) {
     const runs = report.subscriptions.filter((run) => (run.transport ?? 'graphql-ws') === transport);
-    const thousand = runs.find((run) => run.subscribers === 1_000);
-    if (thousand) goals.push({ goal: `${prefix}Subscription p99, 1k subscribers`, target: '≤ 100 ms', measured: `${fixed(thousand.p99Ms, 0)} ms`, met: thousand.p99Ms <= 100 });
+    const atSize = runs.find((run) => run.subscribers === latencyAt);
+    if (atSize) {
+      goals.push({ goal: `${prefix}Subscription p99, ${latencyAt / 1_000}k subscribers`, target: '≤ 100 ms', measured: `${fixed(atSize.p99Ms, 0)} ms`, met: atSize.p99Ms <= 100 });
+    }
     const tenThousand = runs.find((run) => run.subscribers === 10_000);
     if (tenThousand) {
       goals.push({ goal: `${prefix}Memory per subscriber, 10k subscribers`, target: '≤ 30 KB', measured: `${fixed(tenThousand.kbPerSubscriber)} KB`, met: tenThousand.kbPerSubscriber <= 30 });
