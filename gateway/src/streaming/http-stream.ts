@@ -169,6 +169,18 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
   const open = new Map<ServerResponse, (why: Cut) => void>();
   let draining = false;
   const format = (error: GraphQLError) => options.formatError(error.toJSON(), error);
+  // The clients of one shared upstream are handed the same result object: framed and encoded once per event
+  // for all of them, not once per client (10 000 clients: 10 000 JSON.stringify calls for one event).
+  const framed = new WeakMap<ExecutionResult, Buffer>();
+  const frame = (value: ExecutionResult, result: ExecutionResult): Buffer | string => {
+    if (result !== value) return protocol.event(result, engine.cursorOf(value));
+    let bytes = framed.get(value);
+    if (!bytes) {
+      bytes = Buffer.from(protocol.event(result, engine.cursorOf(value)));
+      framed.set(value, bytes);
+    }
+    return bytes;
+  };
 
   const answer = (res: ServerResponse, status: number, errors: readonly GraphQLError[], headers: Record<string, string> = {}) => {
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
@@ -258,7 +270,7 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
       const next = await iterator.next();
       if (next.done || ended) break;
       const result = maskResult(next.value, options.formatError);
-      const written = res.write(protocol.event(result, engine.cursorOf(next.value)));
+      const written = res.write(frame(next.value, result));
       if (protocol.isLast?.(result)) break;
       // Backpressure: the engine keeps this client's queue (bounded: EVENTS_OVERFLOW) while the socket drains.
       if (!written) {
