@@ -46,6 +46,7 @@ import { createSubgraphBreaker, DEFAULT_BREAKER, type BreakerPolicy, type Subgra
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
 import { createWriteClock } from './subgraphs/dedupe.ts';
 import { serveMultipartSubscriptions } from './streaming/multipart.ts';
+import type { PlainRequest } from './streaming/http-stream.ts';
 import { serveEventStreams } from './streaming/sse.ts';
 import { createSocketRegistry, DEFAULT_SUBSCRIPTION_LIMITS, type SubscriptionLimits } from './subscriptions/admission.ts';
 import { DEFAULT_DOCUMENT_CACHE, type DocumentCacheLimits, type DocumentCacheStats } from './subscriptions/document-cache.ts';
@@ -322,12 +323,16 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   // @defer's multipart answers around the response cache, which sees (and never stores) only a first part.
   const around = deps.execution === 'apollo' ? responseCache?.around : createIncrementalDelivery<GatewayAdmission>({ formatError, inner: responseCache?.around, metrics: telemetry.metrics });
   /** A query or mutation POSTed with `body` as `viewer`, as the HTTP front runs it: for the other transports. */
+  /** A request as the HTTP front runs it after admission (the response cache, @defer's parts): for other routes. */
+  const runHttp = (request: PlainRequest, admission: GatewayAdmission) => {
+    const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admission) });
+    return around ? around({ ...request, admission }, execute) : execute();
+  };
+  /** A query or mutation POSTed with `body` as `viewer`: over graphql-ws. */
   const runOperation = ({ body, viewer, accept }: SocketOperation) => {
     const headers = new HeaderMap([['content-type', 'application/json']]);
     if (accept) headers.set('accept', accept);
-    const exchange = { method: 'POST', headers, search: '', body, admission: { viewer } as GatewayAdmission };
-    const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: { method: 'POST', headers, search: '', body }, context: () => context(undefined, exchange.admission) });
-    return around ? around(exchange, execute) : execute();
+    return runHttp({ method: 'POST', headers, search: '', body }, { viewer });
   };
 
   // Subscriptions over graphql-ws and over server-sent events, on the same server and path, when the supergraph
@@ -399,10 +404,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     serveMultipartSubscriptions<GatewayAdmission>({
       ...streamOptions,
       // A query or mutation sent with the multipart subscription Accept header runs as the HTTP front runs it.
-      executePlain: (request, admitted) => {
-        const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admitted) });
-        return around ? around({ ...request, admission: admitted }, execute) : execute();
-      },
+      executePlain: runHttp,
       heartbeatMs: deps.subscriptions?.multipartHeartbeatMs,
     });
   registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats, eventStreams: eventStreams?.streams, multipartStreams: multipartStreams?.streams });

@@ -198,19 +198,19 @@ const startsWith = (path: readonly unknown[] | undefined, prefix: Path) => !!pat
 export function deliverPart(
   part: CompiledPart,
   operation: Operation,
-  /** What the client holds, to merge the items into; unset when no part looks there later. */
-  mergeInto: Data | undefined,
+  /** What the client holds; `merge` when parts deferred within this one will look for their objects in it. */
+  client: { holds: Data; merge: boolean },
   fetched: Data,
   variables: Record<string, unknown> | undefined,
   fetchErrors: readonly GraphQLError[],
-  delivered: Data = mergeInto ?? {},
 ): IncrementalItem[] {
+  const delivered = client.holds;
   const items: IncrementalItem[] = [];
   for (const position of positionsOf(part, delivered, fetched, operation)) {
     const runtime = operation.schema().type(String(position.fetched[typenameFieldName] ?? ''));
     const { data, errors } = part.project(position.fetched, variables, position.path, runtime && isCompositeType(runtime) ? runtime : part.type);
     // A copy: the item itself is written later, and parts deferred within this one merge into what is held.
-    if (data && mergeInto) Object.assign(position.delivered, structuredClone(data));
+    if (data && client.merge) Object.assign(position.delivered, structuredClone(data));
     // The part's fragment does not apply to this object's runtime type: nothing to send for it.
     if (data && Object.keys(data).length === 0 && errors.length === 0) continue;
     const item: IncrementalItem = { data, path: position.path };

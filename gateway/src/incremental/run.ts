@@ -100,7 +100,7 @@ export function runIncrementally(options: {
       try {
         if (partNode) await executePlanNode(partRun, types, partNode, rootCursor(input));
         allErrors.push(...partRun.errors);
-        queue.push(deliverPart(delivery.parts.get(part)!, operation, delivery.nested ? delivered : undefined, input, variables, partRun.errors.map(asGraphQLError), delivered));
+        queue.push(deliverPart(delivery.parts.get(part)!, operation, { holds: delivered, merge: delivery.nested }, input, variables, partRun.errors.map(asGraphQLError)));
       } catch (error) {
         // A subgraph answer the projection cannot shape: this part fails, the others go on.
         allErrors.push(error);

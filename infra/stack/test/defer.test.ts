@@ -6,13 +6,11 @@
 import { ApolloClient, HttpLink, InMemoryCache, gql, type ObservableQuery } from '@apollo/client/core';
 import { Defer20220824Handler } from '@apollo/client/incremental';
 import { addTypenameToDocument } from '@apollo/client/utilities';
-import type { IncomingMessage } from 'node:http';
-import { isProbeRequest } from '@fed/platform';
 import { parseExposition, startTcpProxy, waitFor, type TcpProxy } from '@fed/platform/testing';
 import { Kind, parse, print, visit, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
-import { startGatewayTo, startTestStack, type TestStack } from './harness.ts';
+import { startGatewayTo, startTestStack, subgraphRequestsDuring as requestsDuring, type TestStack } from './harness.ts';
 import { startHttpFaultProxy } from './http-proxy.ts';
 import { mergedData, type Data } from './incremental.ts';
 
@@ -484,19 +482,7 @@ describe('@defer over multipart HTTP (deferSpec=20220824)', () => {
   });
 
   describe('the response cache', () => {
-    /** Requests that reached the stack's subgraphs (readiness probes aside) while `call` ran. */
-    const subgraphRequestsDuring = async <T>(call: () => Promise<T>) => {
-      let count = 0;
-      const counter = (req: IncomingMessage) => void (isProbeRequest(req.headers['x-request-id']) || (count += 1));
-      stack.httpServers.users.on('request', counter);
-      stack.httpServers.orders.on('request', counter);
-      try {
-        return { value: await call(), requests: count };
-      } finally {
-        stack.httpServers.users.off('request', counter);
-        stack.httpServers.orders.off('request', counter);
-      }
-    };
+    const subgraphRequestsDuring = <T>(call: () => Promise<T>) => requestsDuring(stack, call);
 
     it('serves a multipart client a cached complete answer as one part with hasNext: false', async () => {
       // Public fields only, and a shape no other test asks for.

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { createAuthenticator, createGateway, mintToken, type Gateway, type GatewayDeps } from '@fed/gateway';
 import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { readSupergraph } from '@fed/gateway/supergraph';
@@ -6,6 +7,7 @@ import {
   createLogger,
   createMemoryCache,
   createOutboxRelay,
+  isProbeRequest,
   listen,
   MemoryRateLimiter,
   type GraphQLApp,
@@ -54,6 +56,19 @@ export interface TestStack extends RunningStack {
   teardown(): Promise<void>;
 }
 
+/** `call`'s result, and how many requests reached the stack's subgraphs while it ran (readiness probes aside). */
+export async function subgraphRequestsDuring<T>(stack: RunningStack, call: () => Promise<T>): Promise<{ value: T; requests: number }> {
+  let count = 0;
+  const counter = (req: IncomingMessage) => void (isProbeRequest(req.headers['x-request-id']) || (count += 1));
+  stack.httpServers.users.on('request', counter);
+  stack.httpServers.orders.on('request', counter);
+  try {
+    return { value: await call(), requests: count };
+  } finally {
+    stack.httpServers.users.off('request', counter);
+    stack.httpServers.orders.off('request', counter);
+  }
+}
 
 export const silentLogger = (): Logger => createLogger({ name: 'test', level: 'silent' });
 

@@ -4,19 +4,17 @@
 // messages. Every answer is compared with a real HTTP request to the same gateway, never with pinned data.
 // Real subgraphs, Postgres and Redis on loopback.
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { ApolloClient, CombinedGraphQLErrors, HttpLink, InMemoryCache, gql } from '@apollo/client/core';
 import { Defer20220824Handler } from '@apollo/client/incremental';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { addTypenameToDocument } from '@apollo/client/utilities';
-import { isProbeRequest } from '@fed/platform';
 import { recordStream, waitFor, type RecordedStream } from '@fed/platform/testing';
 import { parse, print, visit, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
-import { signedInAs, startGatewayTo, startTestStack, tokenFor, type TestStack } from './harness.ts';
+import { signedInAs, startGatewayTo, startTestStack, subgraphRequestsDuring as requestsDuring, tokenFor, type TestStack } from './harness.ts';
 import { startHttpFaultProxy } from './http-proxy.ts';
 import { mergedData, type Data } from './incremental.ts';
 
@@ -92,19 +90,7 @@ describe('queries and mutations over graphql-ws, answered as over HTTP', () => {
     return client;
   };
 
-  /** Requests that reached the stack's subgraphs (readiness probes aside) while `call` ran. */
-  const subgraphRequestsDuring = async <T>(call: () => Promise<T>) => {
-    let count = 0;
-    const counter = (req: IncomingMessage) => void (isProbeRequest(req.headers['x-request-id']) || (count += 1));
-    stack.httpServers.users.on('request', counter);
-    stack.httpServers.orders.on('request', counter);
-    try {
-      return { value: await call(), requests: count };
-    } finally {
-      stack.httpServers.users.off('request', counter);
-      stack.httpServers.orders.off('request', counter);
-    }
-  };
+  const subgraphRequestsDuring = <T>(call: () => Promise<T>) => requestsDuring(stack, call);
 
   beforeAll(async () => {
     stack = await startTestStack();
