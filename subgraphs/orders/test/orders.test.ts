@@ -450,7 +450,7 @@ describe('_entities: User fields contributed by orders', () => {
         .map((statement) => {
           if (/row_number\(\) over/i.test(statement)) return 'pages';
           if (/filter \(where/i.test(statement)) return 'stats';
-          if (/from "order_items"/i.test(statement)) return 'items';
+          if (/from order_items/i.test(statement)) return 'items';
           if (/count\(\*\)/i.test(statement)) return 'counts';
           return statement;
         })

@@ -1,5 +1,5 @@
-import { and, asc, count, desc, eq, inArray, lt, lte, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
-import { preparedOn } from '@fed/platform';
+import { and, eq, inArray } from 'drizzle-orm';
+import { preparedOn, preparedRows, type ColumnConversion } from '@fed/platform';
 import type { OrdersDatabase } from '../db/index.ts';
 import { orderItems, orders, type OrderItemRow, type OrderRow, type OrderStatus } from '../db/schema.ts';
 
@@ -18,19 +18,48 @@ export interface UserOrderStats {
   spentCents: number;
 }
 
-const filters = (...conditions: (SQL | undefined)[]) => and(...conditions.filter((c) => c !== undefined));
-
-// One array parameter (`= any($1)`) rather than one parameter per id: one statement text whatever the number of
-// ids, so it is prepared once, not once per batch size.
-const anyOf = (column: SQLWrapper, name: string) => sql`${column} = any(${sql.placeholder(name)})`;
+/** The columns of an order row as the resolvers read them: the driver builds each row object with these names. */
+const ORDER_COLUMNS = 'id, user_id as "userId", status, total_cents as "totalCents", currency, created_at as "createdAt"';
+const ORDER_CONVERSIONS = { id: 'int8', userId: 'int8', createdAt: 'timestamptz' } as const;
+const ITEM_COLUMNS = 'order_id as "orderId", position, sku, quantity, unit_price_cents as "unitPriceCents"';
 
 /**
- * A statement with optional `after` and `status` filters, as four prepared variants (each built on first use):
- * a filter written as `($n is null or …)` would keep one plan for every case, and lose the index on status.
+ * One statement text with optional filters, and the order of its parameters: each filter present takes the next
+ * `$n`. Ids are one array parameter (`= any($1)`), not one per id, so a statement has one text whatever the
+ * number of ids, and is prepared once, not once per batch size.
  */
-function withFilters<TStatement>(prepare: (filters: { after: boolean; status: boolean }) => () => TStatement) {
+function statement<TArgs>(build: (param: (name: keyof TArgs & string) => string) => string) {
+  const names: (keyof TArgs & string)[] = [];
+  const text = build((name) => `$${names.push(name)}`);
+  return { text, params: (args: TArgs) => names.map((name) => args[name]) };
+}
+
+const whereAll = (conditions: (string | false)[]) => {
+  const present = conditions.filter((condition) => condition !== false);
+  return present.length > 0 ? ` where ${present.join(' and ')}` : '';
+};
+
+/**
+ * A read with optional `after` and `status` filters, as four prepared variants (each built on first use): a
+ * filter written as `($n is null or …)` would keep one plan for every case, and lose the index on status.
+ */
+function withFilters<TRead>(prepare: (filters: { after: boolean; status: boolean }) => TRead) {
   const variants = [false, true].flatMap((status) => [false, true].map((after) => prepare({ after, status })));
-  return (after: number | undefined, status: OrderStatus | undefined) => variants[(after === undefined ? 0 : 1) + (status === undefined ? 0 : 2)]!();
+  return (after: number | undefined, status: OrderStatus | undefined) => variants[(after === undefined ? 0 : 1) + (status === undefined ? 0 : 2)]!;
+}
+
+/**
+ * A prepared read (see preparedRows: rows come from the driver as the resolvers use them) on this database or its
+ * replicas (see preparedOn).
+ */
+function read<TArgs, TRow extends object>(db: OrdersDatabase, { text, params }: ReturnType<typeof statement<TArgs>>, conversions: Partial<Record<keyof TRow & string, ColumnConversion>>) {
+  const reader = preparedOn(db, (target) => preparedRows<TRow>(target, text, conversions));
+  return (args: TArgs): Promise<TRow[]> => reader()(params(args));
+}
+
+interface Filters {
+  after?: number;
+  status?: OrderStatus;
 }
 
 /**
@@ -39,100 +68,73 @@ function withFilters<TStatement>(prepare: (filters: { after: boolean; status: bo
  * transaction prepares only what that transaction runs.
  */
 export function createOrderRepository(db: OrdersDatabase) {
-  const byIds = preparedOn(db, (target) => target.select().from(orders).where(anyOf(orders.id, 'ids')).prepare('orders_by_ids'));
-  const itemsOf = preparedOn(db, (target) =>
-    target.select().from(orderItems).where(anyOf(orderItems.orderId, 'orderIds')).orderBy(asc(orderItems.orderId), asc(orderItems.position)).prepare('order_items_by_order_ids'),
+  const byIds = read<{ ids: readonly number[] }, OrderRow>(db, statement((param) => `select ${ORDER_COLUMNS} from orders where id = any(${param('ids')})`), ORDER_CONVERSIONS);
+  const itemsOf = read<{ orderIds: readonly number[] }, OrderItemRow>(
+    db,
+    statement((param) => `select ${ITEM_COLUMNS} from order_items where order_id = any(${param('orderIds')}) order by order_id, position`),
+    { orderId: 'int8' },
   );
   const page = withFilters(({ after, status }) =>
-    preparedOn(db, (target) =>
-      target
-        .select()
-        .from(orders)
-        .where(filters(after ? lt(orders.id, sql.placeholder('after')) : undefined, status ? eq(orders.status, sql.placeholder('status')) : undefined))
-        .orderBy(desc(orders.id))
-        .limit(sql.placeholder('limit'))
-        .prepare(`orders_page_${Number(after)}${Number(status)}`),
+    read<Filters & { limit: number }, OrderRow>(
+      db,
+      statement(
+        (param) =>
+          `select ${ORDER_COLUMNS} from orders${whereAll([after && `id < ${param('after')}`, status && `status = ${param('status')}`])} order by id desc limit ${param('limit')}`,
+      ),
+      ORDER_CONVERSIONS,
     ),
   );
   const countAll = [false, true].map((status) =>
-    preparedOn(db, (target) =>
-      target
-        .select({ total: count() })
-        .from(orders)
-        .where(status ? eq(orders.status, sql.placeholder('status')) : undefined)
-        .prepare(`orders_count_${Number(status)}`),
-    ),
-  );
-  const pages = withFilters(({ after, status }) =>
-    preparedOn(db, (target) => {
-      const ranked = target
-        .select({
-          id: orders.id,
-          userId: orders.userId,
-          status: orders.status,
-          totalCents: orders.totalCents,
-          currency: orders.currency,
-          createdAt: orders.createdAt,
-          rank: sql<number>`row_number() over (partition by ${orders.userId} order by ${orders.id} desc)`.as('rank'),
-        })
-        .from(orders)
-        .where(
-          filters(
-            anyOf(orders.userId, 'userIds'),
-            after ? lt(orders.id, sql.placeholder('after')) : undefined,
-            status ? eq(orders.status, sql.placeholder('status')) : undefined,
-          ),
-        )
-        .as('ranked');
-      return target
-        .select({
-          id: ranked.id,
-          userId: ranked.userId,
-          status: ranked.status,
-          totalCents: ranked.totalCents,
-          currency: ranked.currency,
-          createdAt: ranked.createdAt,
-        })
-        .from(ranked)
-        .where(lte(ranked.rank, sql.placeholder('limit')))
-        .orderBy(asc(ranked.userId), desc(ranked.id))
-        .prepare(`orders_pages_by_user_${Number(after)}${Number(status)}`);
+    read<{ status?: OrderStatus }, { total: number }>(db, statement((param) => `select count(*) as total from orders${whereAll([status && `status = ${param('status')}`])}`), {
+      total: 'int8',
     }),
   );
-  const countsByUser = [false, true].map((status) =>
-    preparedOn(db, (target) =>
-      target
-        .select({ userId: orders.userId, total: count() })
-        .from(orders)
-        .where(filters(anyOf(orders.userId, 'userIds'), status ? eq(orders.status, sql.placeholder('status')) : undefined))
-        .groupBy(orders.userId)
-        .prepare(`orders_count_by_user_${Number(status)}`),
+  // The first `limit` orders of each user: a window function ranks each user's orders, so one statement serves
+  // every user of the batch.
+  const pages = withFilters(({ after, status }) =>
+    read<Filters & { userIds: readonly number[]; limit: number }, OrderRow>(
+      db,
+      statement(
+        (param) =>
+          `select id, "userId", status, "totalCents", currency, "createdAt" from (` +
+          `select ${ORDER_COLUMNS}, row_number() over (partition by user_id order by id desc) as rank from orders` +
+          `${whereAll([`user_id = any(${param('userIds')})`, after && `id < ${param('after')}`, status && `status = ${param('status')}`])}` +
+          `) ranked where rank <= ${param('limit')} order by "userId", id desc`,
+      ),
+      ORDER_CONVERSIONS,
     ),
   );
-  const stats = preparedOn(db, (target) =>
-    target
-      .select({
-        userId: orders.userId,
-        orderCount: count(),
-        spentCents: sql<number>`coalesce(sum(${orders.totalCents}) filter (where ${orders.status} <> 'CANCELLED'), 0)`.mapWith(Number),
-      })
-      .from(orders)
-      .where(anyOf(orders.userId, 'userIds'))
-      .groupBy(orders.userId)
-      .prepare('orders_stats_by_user'),
+  const countsByUser = [false, true].map((status) =>
+    read<{ userIds: readonly number[]; status?: OrderStatus }, { userId: number; total: number }>(
+      db,
+      statement(
+        (param) =>
+          `select user_id as "userId", count(*) as total from orders${whereAll([`user_id = any(${param('userIds')})`, status && `status = ${param('status')}`])} group by user_id`,
+      ),
+      { userId: 'int8', total: 'int8' },
+    ),
+  );
+  const stats = read<{ userIds: readonly number[] }, UserOrderStats>(
+    db,
+    statement(
+      (param) =>
+        `select user_id as "userId", count(*) as "orderCount", coalesce(sum(total_cents) filter (where status <> 'CANCELLED'), 0) as "spentCents"` +
+        ` from orders where user_id = any(${param('userIds')}) group by user_id`,
+    ),
+    { userId: 'int8', orderCount: 'int8', spentCents: 'int8' },
   );
 
   return {
-    findByIds: (ids: readonly number[]): Promise<OrderRow[]> => byIds().execute({ ids }),
+    findByIds: (ids: readonly number[]): Promise<OrderRow[]> => byIds({ ids }),
 
-    itemsByOrderIds: (orderIds: readonly number[]): Promise<OrderItemRow[]> => itemsOf().execute({ orderIds }),
+    itemsByOrderIds: (orderIds: readonly number[]): Promise<OrderItemRow[]> => itemsOf({ orderIds }),
 
     /** Keyset page, newest first; `limit` is the page size plus one to detect a next page. */
     list: ({ after, limit, status }: { after?: number; limit: number; status?: OrderStatus }): Promise<OrderRow[]> =>
-      page(after, status).execute({ after, limit, status }),
+      page(after, status)({ after, limit, status }),
 
     count: async ({ status }: { status?: OrderStatus }): Promise<number> => {
-      const [row] = await countAll[status === undefined ? 0 : 1]!().execute({ status });
+      const [row] = await countAll[status === undefined ? 0 : 1]!({ status });
       return row?.total ?? 0;
     },
 
@@ -150,13 +152,13 @@ export function createOrderRepository(db: OrdersDatabase) {
       after?: number;
       limit: number;
       status?: OrderStatus;
-    }): Promise<OrderRow[]> => pages(after, status).execute({ userIds, after, limit, status }),
+    }): Promise<OrderRow[]> => pages(after, status)({ userIds, after, limit, status }),
 
     countByUser: ({ userIds, status }: { userIds: readonly number[]; status?: OrderStatus }): Promise<{ userId: number; total: number }[]> =>
-      countsByUser[status === undefined ? 0 : 1]!().execute({ userIds, status }),
+      countsByUser[status === undefined ? 0 : 1]!({ userIds, status }),
 
     /** Order count and money spent (cancelled orders excluded) per user, in one statement. */
-    statsByUser: (userIds: readonly number[]): Promise<UserOrderStats[]> => stats().execute({ userIds }),
+    statsByUser: (userIds: readonly number[]): Promise<UserOrderStats[]> => stats({ userIds }),
 
     /** The order and its items: two statements, so the caller runs this inside its transaction. */
     insert: async (order: NewOrder): Promise<{ order: OrderRow; items: OrderItemRow[] }> => {

@@ -1,9 +1,13 @@
-import { asc, count, eq, gt, sql } from 'drizzle-orm';
-import { preparedOn } from '@fed/platform';
+import { eq, sql } from 'drizzle-orm';
+import { preparedOn, preparedRows } from '@fed/platform';
 import type { UsersDatabase } from '../db/index.ts';
 import { users, type UserRow } from '../db/schema.ts';
 
 export type { UserRow };
+
+/** A user row as the resolvers read it: the driver builds each row object with these names. */
+const USER_COLUMNS = 'id, email, name, created_at as "createdAt", updated_at as "updatedAt"';
+const USER_CONVERSIONS = { id: 'int8', createdAt: 'timestamptz', updatedAt: 'timestamptz' } as const;
 
 /**
  * SQL only: no validation, no GraphQL. Every method is one statement; the reads are prepared once per database
@@ -11,28 +15,22 @@ export type { UserRow };
  * not run.
  */
 export function createUserRepository(db: UsersDatabase) {
-  // One array parameter (`= any($1)`), not one per id: one statement text whatever the batch size.
-  const byIds = preparedOn(db, (target) => target.select().from(users).where(sql`${users.id} = any(${sql.placeholder('ids')})`).prepare('users_by_ids'));
-  const pages = [false, true].map((after) =>
-    preparedOn(db, (target) =>
-      target
-        .select()
-        .from(users)
-        .where(after ? gt(users.id, sql.placeholder('after')) : undefined)
-        .orderBy(asc(users.id))
-        .limit(sql.placeholder('limit'))
-        .prepare(`users_page_${Number(after)}`),
-    ),
-  );
-  const total = preparedOn(db, (target) => target.select({ total: count() }).from(users).prepare('users_count'));
+  // Rows come from the driver as the resolvers use them (see preparedRows), one statement text each: ids are one
+  // array parameter (`= any($1)`), not one per id, whatever the batch size.
+  const byIds = preparedOn(db, (target) => preparedRows<UserRow>(target, `select ${USER_COLUMNS} from users where id = any($1)`, USER_CONVERSIONS));
+  const pages = [
+    preparedOn(db, (target) => preparedRows<UserRow>(target, `select ${USER_COLUMNS} from users order by id limit $1`, USER_CONVERSIONS)),
+    preparedOn(db, (target) => preparedRows<UserRow>(target, `select ${USER_COLUMNS} from users where id > $1 order by id limit $2`, USER_CONVERSIONS)),
+  ] as const;
+  const total = preparedOn(db, (target) => preparedRows<{ total: number }>(target, 'select count(*) as total from users', { total: 'int8' }));
   return {
-    findByIds: (ids: readonly number[]): Promise<UserRow[]> => byIds().execute({ ids }),
+    findByIds: (ids: readonly number[]): Promise<UserRow[]> => byIds()([ids]),
 
     /** Keyset page in id order; `limit` is the caller's page size plus one to detect a next page. */
-    list: ({ after, limit }: { after?: number; limit: number }): Promise<UserRow[]> => pages[after === undefined ? 0 : 1]!().execute({ after, limit }),
+    list: ({ after, limit }: { after?: number; limit: number }): Promise<UserRow[]> => (after === undefined ? pages[0]()([limit]) : pages[1]()([after, limit])),
 
     count: async (): Promise<number> => {
-      const [row] = await total().execute();
+      const [row] = await total()([]);
       return row?.total ?? 0;
     },
 
