@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { parseRedisTarget } from './redis.ts';
 
 /** Thrown with every problem found, so an operator fixes the environment in one go. */
 export class ConfigError extends Error {
@@ -71,10 +72,19 @@ export const replicasNeedPrimary =
     }
   };
 
+/**
+ * REDIS_URL: one server (`redis://`, `rediss://`), a Redis Cluster (`redis+cluster://host:port,host:port`) or
+ * the primary Sentinels follow (`redis+sentinel://host:port,host:port/mastername`); see RedisTarget. Checked
+ * here with the parser createInfrastructure uses, so a bad value stops the service at startup; the value stays
+ * a string because composition roots (the embedded stack) pass it on as one.
+ */
 export const redisUrl = z
   .string()
-  .url()
-  .refine((url) => /^rediss?:\/\//.test(url), 'must be a redis:// or rediss:// URL');
+  .trim()
+  .superRefine((url, ctx) => {
+    const target = parseRedisTarget(url);
+    if (typeof target === 'string') ctx.addIssue({ code: 'custom', message: target });
+  });
 
 /**
  * Put before every Redis key and channel a service uses (cache, rate limits, pub/sub, event streams), so that

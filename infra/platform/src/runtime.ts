@@ -4,9 +4,9 @@ import { PortInUseError } from './http/server.ts';
 import { createMemoryCache, RedisCache, resilientCache, type KeyValueCache } from './cache/index.ts';
 import { MemoryResponseStore, RedisResponseStore, type ResponseStore, type ResponseStoreOptions } from './response-cache/index.ts';
 import { MemoryPubSub, RedisPubSub, type PubSub } from './pubsub/index.ts';
-import { MemoryEventStream, RedisEventStream, type EventStream, type Retention } from './events/index.ts';
+import { eventChannelShard, MemoryEventStream, RedisEventStream, type EventStream, type Retention } from './events/index.ts';
 import { failOpenRateLimiter, MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './rate-limit/index.ts';
-import { createRedis, waitForRedis, type Redis } from './redis.ts';
+import { createRedisClient, waitForRedis, type RedisClient, type RedisTarget } from './redis.ts';
 
 /** The shared-state edges of a process: Redis when REDIS_URL is set, in-memory otherwise. */
 export interface Infrastructure {
@@ -22,7 +22,8 @@ export interface Infrastructure {
 }
 
 export interface InfrastructureOptions {
-  redisUrl?: string;
+  /** REDIS_URL as the config parsed it (one server, a cluster or Sentinels), or the URL itself. */
+  redisUrl?: RedisTarget | string;
   logger: Logger;
   /** Namespaces keys and channels, so several deployments (or test runs) can share one Redis. */
   keyPrefix?: string;
@@ -47,12 +48,12 @@ export async function createInfrastructure({ redisUrl, logger, keyPrefix = '', r
       },
     };
   }
-  const redis: Redis = createRedis(redisUrl);
+  const redis: RedisClient = createRedisClient(redisUrl);
   redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis error'));
   // Redis is shared state, not a dependency to die for: start degraded (cache misses, events dropped and
   // logged) and let ioredis reconnect, rather than refuse to serve during a Redis restart.
   await waitForRedis(redis).catch((error: unknown) => logger.warn({ err: error }, 'redis not ready; starting without it'));
-  const pubsub = new RedisPubSub(redis, keyPrefix);
+  const pubsub = new RedisPubSub(redis, keyPrefix, eventChannelShard);
   const events = new RedisEventStream(redis, keyPrefix, retention);
   return {
     kind: 'redis',

@@ -11,6 +11,7 @@ import {
   postgresUrl,
   redisUrl,
 } from '../src/config.ts';
+import { parseRedisTarget } from '../src/redis.ts';
 
 const schema = z.object({
   PORT: port(4000),
@@ -90,7 +91,7 @@ describe('parseConfig', () => {
     expect(error.issues).toHaveLength(2);
     expect(error.issues.some((issue) => issue.startsWith('PORT: '))).toBe(true);
     expect(error.issues.some((issue) => issue.startsWith('REDIS_URL: '))).toBe(true);
-    expect(error.issues.find((issue) => issue.startsWith('REDIS_URL: '))).toContain('must be a redis:// or rediss:// URL');
+    expect(error.issues.find((issue) => issue.startsWith('REDIS_URL: '))).toContain('must be redis://host:port, redis+cluster://');
     expect(error.name).toBe('ConfigError');
     expect(error.message).toMatch(/^Invalid configuration:\n {2}- /);
     for (const issue of error.issues) expect(error.message).toContain(issue);
@@ -144,5 +145,65 @@ describe('loadConfigOrExit', () => {
     expect(output).toContain('Invalid configuration');
     expect(output).toContain('PORT: ');
     expect(output).toContain('LOG_LEVEL: ');
+  });
+});
+
+describe('REDIS_URL', () => {
+  const parse = (url: string) => {
+    // The config keeps the string (composition roots pass it on); the target is what createInfrastructure makes of it.
+    const value = parseConfig(schema, { REDIS_URL: url }).REDIS_URL;
+    expect(value).toBe(url.trim());
+    return parseRedisTarget(value as string);
+  };
+
+  it('keeps one server as the URL ioredis reads, TLS and database included', () => {
+    expect(parse('redis://127.0.0.1:6379/0')).toEqual({ mode: 'standalone', url: 'redis://127.0.0.1:6379/0' });
+    expect(parse('rediss://user:p%40ss@cache:6380')).toEqual({ mode: 'standalone', url: 'rediss://user:p%40ss@cache:6380' });
+  });
+
+  it('reads a cluster as its seed nodes, with credentials and TLS', () => {
+    expect(parse('redis+cluster://127.0.0.1:7000,127.0.0.1:7001, [::1]:7002')).toEqual({
+      mode: 'cluster',
+      nodes: [
+        { host: '127.0.0.1', port: 7000 },
+        { host: '127.0.0.1', port: 7001 },
+        { host: '::1', port: 7002 },
+      ],
+      tls: false,
+    });
+    expect(parse('rediss+cluster://app:s%3Acret@cache-1,cache-2:7001')).toEqual({
+      mode: 'cluster',
+      nodes: [
+        { host: 'cache-1', port: 6379 },
+        { host: 'cache-2', port: 7001 },
+      ],
+      tls: true,
+      username: 'app',
+      password: 's:cret',
+    });
+  });
+
+  it('reads Sentinels, the primary they name and its database', () => {
+    expect(parse('redis+sentinel://:secret@s1:26379,s2/mymaster/2')).toEqual({
+      mode: 'sentinel',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26379 },
+      ],
+      name: 'mymaster',
+      db: 2,
+      tls: false,
+      password: 'secret',
+    });
+  });
+
+  it('refuses what it cannot read, saying which form was meant and never echoing a password', () => {
+    const issue = (url: string) => configError({ REDIS_URL: url }).issues[0] ?? '';
+    expect(issue('redis://a:7000,b:7001')).toContain('redis+cluster://');
+    expect(issue('redis+cluster://a:7000/1')).toContain('no databases');
+    expect(issue('redis+sentinel://:hunter2@a:26379')).toContain('mastername');
+    expect(issue('redis+sentinel://:hunter2@a:26379')).not.toContain('hunter2');
+    expect(issue('redis://cache:99999')).toContain('invalid host or port');
+    expect(issue('memcached://cache')).toContain('must be redis://');
   });
 });

@@ -1,5 +1,5 @@
 import { InMemoryLRUCache, type KeyValueCache } from '@apollo/utils.keyvaluecache';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis.ts';
 import type { Logger } from '../logger.ts';
 
 export type { KeyValueCache };
@@ -19,7 +19,7 @@ export function createMemoryCache(maxSizeBytes = 64 * 1024 * 1024): KeyValueCach
 
 export class RedisCache implements KeyValueCache<string> {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

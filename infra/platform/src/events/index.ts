@@ -28,6 +28,15 @@ export type NewDomainEvent = Omit<DomainEvent, 'id' | 'occurredAt' | 'source'>;
 export const DOMAIN_EVENTS_CHANNEL = 'domain-events';
 /** One user's events, so a subscriber hears only about the user it follows. */
 export const userEventsChannel = (userId: string) => `user-events:${userId}`;
+/**
+ * The key space (a cluster hash tag) of the durable stream: its streams, id records and bookkeeping share one
+ * slot, because one script appends an event to the log and to its user's stream atomically. The channels that
+ * script rings belong to it too, so on a cluster they are sharded channels in that slot.
+ */
+export const EVENTS_KEY_SPACE = 'events';
+/** For RedisPubSub: the event channels belong to the stream's key space; no other channel does. */
+export const eventChannelShard = (channel: string): string | undefined =>
+  channel === DOMAIN_EVENTS_CHANNEL || channel.startsWith('user-events:') ? EVENTS_KEY_SPACE : undefined;
 /** Where a subgraph's response lists the events its request committed, for the gateway that called it. */
 export const EVENTS_EXTENSION = 'domainEvents';
 

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
-import { waitForRedis } from '../redis.ts';
-import type { DomainEvent } from './index.ts';
+import { Cluster } from 'ioredis';
+import { duplicateRedis, slotTag, waitForRedis, type RedisClient } from '../redis.ts';
+import { DOMAIN_EVENTS_CHANNEL, EVENTS_KEY_SPACE, userEventsChannel, type DomainEvent } from './index.ts';
 import {
   stampOf,
   type CausalFence,
@@ -23,18 +23,21 @@ import {
 // remembers the newest position it removed from each stream (Redis itself only tracks XDEL), so a reader can
 // tell "nothing after my cursor was lost" from "some was".
 //
-// With a fence (ARGV[5..10], see CausalFence), each relay instance's clearance lives in the events:clearance hash
+// Every key it touches is in KEYS: the log, the trimmed and sources hashes, the clearances, then each event's user
+// stream and id record. On a cluster they all carry the stream's hash tag, so they share one slot.
+//
+// With a fence (ARGV[7..12], see CausalFence), each relay instance's clearance lives in the clearance hash
 // (field 'source/instance'); a new event that another source's clearance does not cover stops the batch there.
 // Reading the clearances and appending in one script means no clearance can move between the check and the write.
 const APPEND = `
-local prefix, logMax, userMax, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local source, instance = ARGV[5], ARGV[6]
+local userChannel, domainChannel, publish = ARGV[1], ARGV[2], ARGV[3]
+local logMax, userMax, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local source, instance = ARGV[7], ARGV[8]
 local fenced = source ~= ''
-local log = prefix .. 'events:log'
-local clearances = prefix .. 'events:clearance'
+local log, trimmed, sources, clearances = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local covering = {}
 if fenced then
-  local now, reachableSince, maxStall = tonumber(ARGV[7]), tonumber(ARGV[9]), tonumber(ARGV[10])
+  local now, reachableSince, maxStall = tonumber(ARGV[9]), tonumber(ARGV[11]), tonumber(ARGV[12])
   local highest = {}
   local all = redis.call('HGETALL', clearances)
   for i = 1, #all, 2 do
@@ -54,7 +57,6 @@ local function covered(stamp)
   end
   return true
 end
-local trimmed = prefix .. 'events:trimmed'
 local function add(key, max, id, json)
   local position = redis.call('XADD', key, id, 'e', json)
   local excess = redis.call('XLEN', key) - max
@@ -67,9 +69,10 @@ local function add(key, max, id, json)
 end
 local positions = {}
 local heldFrom = nil
-for i = 11, #ARGV, 5 do
+for i = 13, #ARGV, 5 do
   local id, user, from, json, stamp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local seen = prefix .. 'events:id:' .. id
+  local k = 4 + (i - 13) / 5 * 2
+  local userStream, seen = KEYS[k + 1], KEYS[k + 2]
   local known = heldFrom == nil and redis.call('GET', seen)
   if heldFrom ~= nil then
     if stamp < heldFrom then heldFrom = stamp end
@@ -79,17 +82,17 @@ for i = 11, #ARGV, 5 do
     heldFrom = stamp
   else
     local position = add(log, logMax, '*', json)
-    add(prefix .. 'events:user:' .. user, userMax, position, json)
+    add(userStream, userMax, position, json)
     redis.call('SET', seen, position, 'EX', ttl)
-    redis.call('HSET', prefix .. 'events:sources', from, position)
+    redis.call('HSET', sources, from, position)
     local stored = '{"position":"' .. position .. '",' .. string.sub(json, 2)
-    redis.call('PUBLISH', prefix .. 'user-events:' .. user, stored)
-    redis.call('PUBLISH', prefix .. 'domain-events', stored)
+    redis.call(publish, userChannel .. user, stored)
+    redis.call(publish, domainChannel, stored)
     positions[#positions + 1] = position
   end
 end
 if fenced then
-  local claim = tonumber(ARGV[8])
+  local claim = tonumber(ARGV[10])
   if heldFrom ~= nil and heldFrom < claim then claim = heldFrom end
   local key = source .. '/' .. instance
   local old = tonumber(redis.call('HGET', clearances, key) or '-1')
@@ -137,42 +140,57 @@ const toEvent = ([position, fields]: Entry): StoredEvent => ({ ...(JSON.parse(fi
  * Redis Streams: `events:log` holds every event (consumer groups read it), `events:user:<id>` each user's
  * (what `after` resumes from), both trimmed to the retention. Live readers hear the same pub/sub channels as
  * before, now rung by the append itself.
+ *
+ * On a cluster every key is under the `{events}` hash tag (`{events}:log`, `{events}:user:<id>`, ...): one slot,
+ * because one script writes the log and the user's stream together, and the channels are sharded channels in
+ * that slot (see eventChannelShard). On one server the names are as they always were.
  */
 export class RedisEventStream implements EventStream {
-  private blocking: Redis | undefined;
+  private blocking: RedisClient | undefined;
+  /** `events`, or `{events}` on a cluster, after the prefix: every key and channel of the stream starts with it. */
+  private readonly space: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix = '',
     private readonly retention: Retention = DEFAULT_RETENTION,
   ) {
-    redis.defineCommand('eventsAppend', { numberOfKeys: 0, lua: APPEND });
+    redis.defineCommand('eventsAppend', { lua: APPEND });
     redis.defineCommand('eventsRead', { numberOfKeys: 3, lua: READ });
+    this.space = prefix + slotTag(redis, EVENTS_KEY_SPACE);
   }
 
   private key(feed: Feed): string {
-    return feed.userId === undefined ? `${this.prefix}events:log` : `${this.prefix}events:user:${feed.userId}`;
+    return feed.userId === undefined ? `${this.space}:log` : `${this.space}:user:${feed.userId}`;
+  }
+
+  /** Where the append rings a channel, named as RedisPubSub names it (in the stream's slot on a cluster). */
+  private channel(name: string): string {
+    return this.redis instanceof Cluster ? `${this.space}:${name}` : this.prefix + name;
   }
 
   async append(events: readonly DomainEvent[], fence?: CausalFence): Promise<string[]> {
     // Without a fence there is nothing to record; with one, even an empty batch renews the clearance.
     if (events.length === 0 && !fence) return [];
+    const keys = [this.key({}), `${this.space}:trimmed`, `${this.space}:sources`, `${this.space}:clearance`];
+    for (const event of events) keys.push(this.key({ userId: event.userId }), `${this.space}:id:${event.id}`);
     const args = events.flatMap((event) => [event.id, event.userId, event.source, JSON.stringify(event), stampOf(event)]);
     const fenceArgs = fence
       ? [fence.source, fence.instance, fence.now, Math.floor(fence.clearance), fence.reachableSince, fence.maxStallMs]
       : ['', '', 0, 0, 0, 0];
+    const channels = [this.channel(userEventsChannel('')), this.channel(DOMAIN_EVENTS_CHANNEL), this.redis instanceof Cluster ? 'SPUBLISH' : 'PUBLISH'];
     const run = (this.redis as unknown as { eventsAppend(...args: (string | number)[]): Promise<string[]> }).eventsAppend;
-    return run.call(this.redis, this.prefix, this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS, ...fenceArgs, ...args);
+    return run.call(this.redis, keys.length, ...keys, ...channels, this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS, ...fenceArgs, ...args);
   }
 
   async withdraw(source: string, instance: string): Promise<void> {
-    await this.redis.hdel(`${this.prefix}events:clearance`, `${source}/${instance}`);
+    await this.redis.hdel(`${this.space}:clearance`, `${source}/${instance}`);
   }
 
   async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {
     if (after !== null && !parsePosition(after)) throw new InvalidCursorError(`malformed position ${after}`);
     const run = (this.redis as unknown as { eventsRead(...args: (string | number)[]): Promise<[string, Entry[]?]> }).eventsRead;
-    const [status, entries = []] = await run.call(this.redis, this.key(feed), this.key({}), `${this.prefix}events:trimmed`, after ?? '', limit);
+    const [status, entries = []] = await run.call(this.redis, this.key(feed), this.key({}), `${this.space}:trimmed`, after ?? '', limit);
     if (status === 'invalid') throw new InvalidCursorError(`unknown position ${after}`);
     if (status === 'expired') throw new CursorExpiredError(`events after ${after} are no longer retained`);
     return entries.map(toEvent);
@@ -184,16 +202,16 @@ export class RedisEventStream implements EventStream {
   }
 
   async lastFrom(source: string): Promise<string> {
-    return (await this.redis.hget(`${this.prefix}events:sources`, source)) ?? '0-0';
+    return (await this.redis.hget(`${this.space}:sources`, source)) ?? '0-0';
   }
 
   /**
    * XREADGROUP BLOCK holds its connection, so group reads get one of their own, with a timeout above any block
    * (a read on a link that went silent must still end, or its consumer could never stop).
    */
-  private blockingConnection(): Redis {
+  private blockingConnection(): RedisClient {
     if (!this.blocking) {
-      this.blocking = this.redis.duplicate({ commandTimeout: MAX_BLOCK_MS + 2_000 });
+      this.blocking = duplicateRedis(this.redis, { commandTimeout: MAX_BLOCK_MS + 2_000 });
       this.blocking.on('error', () => {}); // reconnects by itself; the consumer loop retries
     }
     return this.blocking;

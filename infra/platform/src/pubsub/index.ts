@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import { duplicateRedis, slotOf, type RedisClient } from '../redis.ts';
 
 export type Unsubscribe = () => Promise<void>;
 export type Listener = (message: unknown) => void;
@@ -61,40 +62,64 @@ export class MemoryPubSub implements PubSub {
 }
 
 /**
+ * Which key space a channel belongs to (a hash tag's text), for channels rung by a script on that key space's
+ * data; undefined for any other channel.
+ */
+export type ShardOf = (channel: string) => string | undefined;
+
+interface Route {
+  /** The channel's name in Redis. */
+  name: string;
+  /** SPUBLISH/SSUBSCRIBE: the channel lives on the node that owns its slot, not on every node. */
+  sharded: boolean;
+}
+
+/**
  * One subscriber connection per process, with reference-counted SUBSCRIBE/UNSUBSCRIBE per channel, so
  * thousands of listeners on one channel cost Redis a single subscription.
+ *
+ * On a Redis Cluster, plain pub/sub is broadcast to every node over the cluster bus. A channel that belongs to
+ * one key space (`shardOf`) uses sharded pub/sub instead: it is named with that key space's hash tag, so it
+ * lives in the same slot as the data whose script rings it, and only that slot's node carries it. On one server
+ * every channel keeps its plain name and plain pub/sub, as before.
  */
 export class RedisPubSub implements PubSub {
-  private readonly subscriber: Redis;
+  private readonly subscriber: RedisClient;
   /**
    * Per channel: its listeners, and the SUBSCRIBE every subscribe() call on it waits for, so none returns
    * before Redis routes the channel to this connection (a message published right after would be lost).
    */
   private readonly channels = new Map<string, { listeners: Set<Listener>; ready: Promise<unknown> }>();
+  /** Redis channel name → the channel as callers name it. */
+  private readonly names = new Map<string, string>();
   private readonly gapListeners = new Set<GapListener>();
 
   constructor(
-    private readonly publisher: Redis,
+    private readonly publisher: RedisClient,
     private readonly prefix = '',
+    private readonly shardOf: ShardOf = () => undefined,
   ) {
     // A subscribed connection can run nothing else, and it must queue commands while reconnecting.
-    this.subscriber = publisher.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
-    this.subscriber.on('message', (channel: string, raw: string) => {
-      const state = this.channels.get(channel.slice(this.prefix.length));
+    this.subscriber = duplicateRedis(publisher, { enableOfflineQueue: true, commandTimeout: undefined });
+    const deliver = (name: string, raw: string) => {
+      const channel = this.names.get(name);
+      const state = channel === undefined ? undefined : this.channels.get(channel);
       if (!state) return;
       for (const listener of [...state.listeners]) listener(JSON.parse(raw));
-    });
+    };
+    this.subscriber.on('message', deliver);
+    this.subscriber.on('smessage', deliver);
     this.subscriber.on('error', () => {
       // ioredis reconnects by itself; without a listener an outage would crash the process.
     });
     let dropped = false;
-    this.subscriber.on('close', () => {
+    const lost = () => {
       if (dropped) return;
       dropped = true;
       for (const listener of [...this.gapListeners]) listener('lost');
-    });
-    this.subscriber.on('ready', () => {
-      if (!dropped) return;
+    };
+    const restored = () => {
+      if (!dropped || this.subscriber.status !== 'ready') return;
       dropped = false;
       // ioredis re-subscribes on reconnect; a PING on the same connection answers only after those SUBSCRIBEs.
       this.subscriber.ping().then(
@@ -105,13 +130,32 @@ export class RedisPubSub implements PubSub {
           dropped = true;
         },
       );
-    });
+    };
+    this.subscriber.on('close', lost);
+    this.subscriber.on('ready', restored);
+    if (this.subscriber instanceof Cluster) {
+      // A cluster's sharded subscribers are connections of their own, one per primary, replaced when one drops
+      // or the slots move; ioredis re-subscribes their channels and then reports them ready.
+      this.subscriber.on('-subscriber', lost);
+      this.subscriber.on('subscribersReady', restored);
+    }
+  }
+
+  private route(channel: string): Route {
+    const shard = this.publisher instanceof Cluster ? this.shardOf(channel) : undefined;
+    return shard === undefined ? { name: this.prefix + channel, sharded: false } : { name: `${this.prefix}{${shard}}:${channel}`, sharded: true };
   }
 
   /** Counts connections subscribed to the channel (each process holds one per channel, however many listeners). */
   async subscribers(channel: string): Promise<number> {
-    const [, count] = (await this.publisher.pubsub('NUMSUB', this.prefix + channel)) as [string, number];
-    return Number(count);
+    const { name, sharded } = this.route(channel);
+    if (!(this.publisher instanceof Cluster)) return numsub(this.publisher, 'NUMSUB', name);
+    // A sharded channel is known to the primary owning its slot; a plain one to each node a subscriber chose.
+    const nodes = this.publisher.nodes(sharded ? 'master' : 'all');
+    const owner = sharded ? this.publisher.slots[slotOf(name)]?.[0] : undefined;
+    const asked = owner === undefined ? nodes : nodes.filter(({ options }) => `${options.host}:${options.port}` === owner);
+    const counts = await Promise.all(asked.map((node) => numsub(node, sharded ? 'SHARDNUMSUB' : 'NUMSUB', name)));
+    return counts.reduce((sum, count) => sum + count, 0);
   }
 
   onGap(listener: GapListener): () => void {
@@ -120,7 +164,9 @@ export class RedisPubSub implements PubSub {
   }
 
   async publish(channel: string, message: unknown): Promise<void> {
-    await this.publisher.publish(this.prefix + channel, JSON.stringify(message));
+    const { name, sharded } = this.route(channel);
+    if (sharded) await this.publisher.spublish(name, JSON.stringify(message));
+    else await this.publisher.publish(name, JSON.stringify(message));
   }
 
   /**
@@ -146,8 +192,10 @@ export class RedisPubSub implements PubSub {
 
   async subscribe(channel: string, listener: Listener): Promise<Unsubscribe> {
     let state = this.channels.get(channel);
+    const { name, sharded } = this.route(channel);
     if (!state) {
-      const ready = this.afterHandshake().then(() => this.subscriber.subscribe(this.prefix + channel));
+      this.names.set(name, channel);
+      const ready = this.afterHandshake().then(() => (sharded ? this.subscriber.ssubscribe(name) : this.subscriber.subscribe(name)));
       state = { listeners: new Set(), ready };
       this.channels.set(channel, state);
     }
@@ -167,15 +215,23 @@ export class RedisPubSub implements PubSub {
       // A repeated call, or a call after the channel was torn down and subscribed anew, changes nothing.
       if (!listeners.delete(entry) || listeners.size > 0 || this.channels.get(channel) !== owner) return;
       this.channels.delete(channel);
+      this.names.delete(name);
       await this.afterHandshake();
       // During an outage UNSUBSCRIBE fails; the listeners are gone already, so at worst Redis keeps sending
       // this connection messages that nobody hears. Shutting down must not fail on it.
-      await this.subscriber.unsubscribe(this.prefix + channel).catch(() => {});
+      await (sharded ? this.subscriber.sunsubscribe(name) : this.subscriber.unsubscribe(name)).catch(() => {});
     };
   }
 
   async close(): Promise<void> {
     this.channels.clear();
+    this.names.clear();
     this.subscriber.disconnect();
   }
+}
+
+/** How many connections one node has subscribed to `name`. */
+async function numsub(node: RedisClient, kind: 'NUMSUB' | 'SHARDNUMSUB', name: string): Promise<number> {
+  const [, count] = (await node.call('PUBSUB', kind, name)) as [string, number];
+  return Number(count);
 }

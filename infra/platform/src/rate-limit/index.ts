@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { groupByNode, type RedisClient } from '../redis.ts';
 import type { Logger } from '../logger.ts';
 
 /** `limit` requests per `windowMs`: that many may come in a burst, then one more every windowMs / limit. */
@@ -71,8 +71,8 @@ return {1, math.floor((window - ahead + ${EPSILON_MS}) / interval), 0}
 `;
 
 type Gcra = [allowed: number, remaining: number, retryAfterMs: number];
-type RedisWithGcra = Redis & { fedRateLimit(key: string, windowMs: number, limit: number): Promise<Gcra> };
-type PipelineWithGcra = ReturnType<Redis['pipeline']> & { fedRateLimit(key: string, windowMs: number, limit: number): unknown };
+type RedisWithGcra = RedisClient & { fedRateLimit(key: string, windowMs: number, limit: number): Promise<Gcra> };
+type PipelineWithGcra = ReturnType<RedisClient['pipeline']> & { fedRateLimit(key: string, windowMs: number, limit: number): unknown };
 
 interface Pending {
   key: string;
@@ -88,7 +88,7 @@ export class RedisRateLimiter implements RateLimiter {
   private pending: Pending[] = [];
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
   ) {
     // defineCommand sends EVALSHA and falls back to EVAL once when Redis does not know the script yet.
@@ -107,9 +107,17 @@ export class RedisRateLimiter implements RateLimiter {
     });
   }
 
+  /**
+   * Each key is its own slot (a script touches one key), so on a cluster one pipeline per node: a cluster
+   * pipeline must stay on one node, and the keys of a batch are spread over all of them.
+   */
   private flush(): void {
     const batch = this.pending;
     this.pending = [];
+    for (const group of groupByNode(this.redis, batch, ({ key }) => this.prefix + key)) this.send(group);
+  }
+
+  private send(batch: Pending[]): void {
     if (batch.length === 1) {
       const [{ key, policy, resolve, reject }] = batch as [Pending];
       this.redis.fedRateLimit(this.prefix + key, policy.windowMs, policy.limit).then((answer) => resolve(decision(answer)), reject);

@@ -8,3 +8,4 @@ export * from './replica.ts';
 export * from './postgres-server.ts';
 export * from './stats.ts';
 export * from './redis-server.ts';
+export * from './redis-cluster.ts';

@@ -1,0 +1,129 @@
+/**
+ * The response store's Lua scripts. Each runs on one bucket (see RedisResponseStore) and names every key it
+ * touches in KEYS; a bucket's keys share one hash tag, so on a cluster each script stays in one slot.
+ *
+ * A bucket holds:
+ * - `seq`: the newest purge sequence the bucket has heard of. Bucket 0's is the sequence itself (INCR'd by every
+ *   purge); the others get each purge's number as it is fanned out to them.
+ * - `floor`: entries with a sequence below it are from before a full invalidation.
+ * - `stamps`: a hash, tag → the sequence of its last purge; `stamp-expiry` a sorted set of when each stamp stops
+ *   mattering (every entry it could make stale has expired), swept a little by every purge.
+ * - `entry:<key>`: `meta \n tags \n body`: the scripts read the tags, Node reads the meta, nobody parses the body.
+ */
+
+// A tag's stamp is compared with each entry's sequence: HMGET a thousand at a time (unpack has a stack limit).
+const STALE = `
+local function stale(stamps, tags, seq)
+  for first = 1, #tags, 1000 do
+    local names = {}
+    for j = first, math.min(first + 999, #tags) do names[#names + 1] = tags[j] end
+    for _, stamp in ipairs(redis.call('HMGET', stamps, unpack(names))) do
+      if stamp and tonumber(stamp) > seq then return true end
+    end
+  end
+  return false
+end
+`;
+
+/**
+ * KEYS: seq, floor, stamps, then the entries asked for, in order. Returns `{ meta, body, index }` for the first
+ * valid entry (index into the entries, from 1), deleting invalid ones on the way; else `{ seq }`.
+ */
+export const LOOKUP = `${STALE}
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+for i = 4, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  if value then
+    local a = string.find(value, '\\n', 1, true)
+    local b = string.find(value, '\\n', a + 1, true)
+    local meta = string.sub(value, 1, a - 1)
+    local seq = cjson.decode(meta).s
+    -- An entry from "the future" means the sequence went back (a failover): no purge could reach it.
+    local valid = seq >= floor and seq <= current and not stale(KEYS[3], cjson.decode(string.sub(value, a + 1, b - 1)), seq)
+    if valid then return { meta, string.sub(value, b + 1), tostring(i - 3) } end
+    redis.call('DEL', KEYS[i])
+  end
+end
+return { tostring(current) }
+`;
+
+/**
+ * Stores only if nothing the entry is tagged with was purged after its ticket: checked and written in one step.
+ * KEYS: entry, floor, stamps. ARGV: value, ttl (ms), the ticket's sequence. The tags travel inside the value
+ * (one argument: a command with hundreds costs more to write than to run).
+ */
+export const STORE = `${STALE}
+local seq = tonumber(ARGV[3])
+if seq < tonumber(redis.call('GET', KEYS[2]) or '0') then return 0 end
+local value = ARGV[1]
+local a = string.find(value, '\\n', 1, true)
+local b = string.find(value, '\\n', a + 1, true)
+if stale(KEYS[3], cjson.decode(string.sub(value, a + 1, b - 1)), seq) then return 0 end
+redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
+return 1
+`;
+
+/** KEYS: floor, stamps. ARGV: the ticket's sequence, the tags as JSON. */
+export const PURGED_SINCE = `${STALE}
+local seq = tonumber(ARGV[1])
+if seq < tonumber(redis.call('GET', KEYS[1]) or '0') then return 1 end
+if stale(KEYS[2], cjson.decode(ARGV[2]), seq) then return 1 end
+return 0
+`;
+
+/**
+ * The sequence this bucket stamps with. '' (bucket 0): the next one, INCR'd here. Otherwise the number bucket 0
+ * handed out; if this bucket has already heard of that number or a later one (purges arriving out of order, or
+ * bucket 0 lost its sequence in a failover), one past the newest it heard, which still covers every entry
+ * stored here before it.
+ */
+const NEXT = `
+local function next(seqKey, given)
+  if given == '' then
+    local seq = redis.call('INCR', seqKey)
+    return seq, seq
+  end
+  local seq = tonumber(given)
+  local heard = tonumber(redis.call('GET', seqKey) or '0')
+  if seq <= heard then return seq, heard + 1 end
+  redis.call('SET', seqKey, seq)
+  return seq, seq
+end
+`;
+
+/**
+ * KEYS: seq, stamps, stamp-expiry. ARGV: the sequence ('' to take the next), how long a stamp must last (ms),
+ * then the tags. Returns the sequence.
+ */
+export const INVALIDATE = `${NEXT}
+local seq, stamp = next(KEYS[1], ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local expires = now + tonumber(ARGV[2])
+for first = 3, #ARGV, 1000 do
+  local fields, scores = {}, {}
+  for j = first, math.min(first + 999, #ARGV) do
+    fields[#fields + 1] = ARGV[j]
+    fields[#fields + 1] = stamp
+    scores[#scores + 1] = expires
+    scores[#scores + 1] = ARGV[j]
+  end
+  redis.call('HSET', KEYS[2], unpack(fields))
+  redis.call('ZADD', KEYS[3], unpack(scores))
+end
+-- Stamps that protect nothing any more: a hundred per purge keeps the hash bounded without a long script.
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)
+if #gone > 0 then
+  redis.call('HDEL', KEYS[2], unpack(gone))
+  redis.call('ZREM', KEYS[3], unpack(gone))
+end
+return seq
+`;
+
+/** KEYS: seq, floor. ARGV: the sequence ('' to take the next). Returns the sequence. */
+export const INVALIDATE_ALL = `${NEXT}
+local seq, floor = next(KEYS[1], ARGV[1])
+if floor > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], floor) end
+return seq
+`;

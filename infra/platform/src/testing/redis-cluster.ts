@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { RedisNode } from '../redis.ts';
+import { freePort } from './services.ts';
+import { waitFor } from './wait.ts';
+
+/** A Redis Cluster of a test file's own, on loopback: primaries first in `nodes`, then their replicas. */
+export interface PrivateRedisCluster {
+  /** REDIS_URL for it: `redis+cluster://` with every node as a seed. */
+  url: string;
+  nodes: RedisNode[];
+  stop(): Promise<void>;
+}
+
+export interface RedisClusterOptions {
+  primaries?: number;
+  replicasPerPrimary?: number;
+}
+
+/** Runs a command to its end; rejects with its output when it fails. */
+function run(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(output) : reject(new Error(`${command} ${args.join(' ')} exited ${code}:\n${output}`))));
+  });
+}
+
+/**
+ * Starts `primaries × (1 + replicasPerPrimary)` `redis-server --cluster-enabled yes` processes in a temp dir,
+ * joins them with `redis-cli --cluster create`, and resolves once every node reports `cluster_state:ok` with all
+ * 16384 slots assigned. Each node's cluster bus gets a free port of its own (`--cluster-port`), so no fixed
+ * port can collide with the machine's Redis on 6379 or with another test file's cluster.
+ */
+export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 }: RedisClusterOptions = {}): Promise<PrivateRedisCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'redis-cluster-'));
+  const processes: ChildProcess[] = [];
+  const exits: Promise<void>[] = [];
+  const nodes: RedisNode[] = [];
+  const stop = async () => {
+    for (const child of processes) child.kill('SIGKILL');
+    await Promise.all(exits);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let index = 0; index < primaries * (1 + replicasPerPrimary); index += 1) {
+      const port = await freePort();
+      const busPort = await freePort();
+      const nodeDir = join(dir, String(port));
+      await mkdir(nodeDir);
+      // prettier-ignore
+      const child = spawn('redis-server', [
+        '--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1',
+        '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000',
+        '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--logfile', join(nodeDir, 'redis.log'),
+      ], { stdio: 'ignore' });
+      processes.push(child);
+      exits.push(new Promise((resolve) => child.once('exit', () => resolve())));
+      nodes.push({ host: '127.0.0.1', port });
+    }
+    await Promise.all(nodes.map((node) => waitFor(() => ask(node, ['PING']), 10_000, 25)));
+    await run('redis-cli', ['--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', String(replicasPerPrimary), '--cluster-yes']);
+    // `create` returns once the slots are assigned; each node then learns the others through the bus.
+    await waitFor(
+      async () => {
+        for (const node of nodes) {
+          const info = await ask(node, ['CLUSTER', 'INFO']);
+          if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info) || !new RegExp(`cluster_known_nodes:${nodes.length}\\b`).test(info)) {
+            throw new Error(`node ${node.port} not ready:\n${info}`);
+          }
+          // Replicas are attached after the slots are assigned: until every node sees them, a failover test or
+          // a count of replicas would find primaries where replicas should be.
+          const roles = (await ask(node, ['CLUSTER', 'NODES'])).trim().split('\n').map((line) => line.split(' ')[2] ?? '');
+          if (roles.filter((flags) => flags.includes('slave')).length !== primaries * replicasPerPrimary) {
+            throw new Error(`node ${node.port} does not see every replica yet`);
+          }
+        }
+      },
+      60_000,
+      100,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url: `redis+cluster://${nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`, nodes, stop };
+}
+
+/** One command on one node, over a connection of its own (no cluster client: the cluster may not exist yet). */
+async function ask({ host, port }: RedisNode, command: [string, ...string[]]): Promise<string> {
+  const client = new Redis({ host, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return String(await client.call(...command));
+  } finally {
+    client.disconnect();
+  }
+}
