@@ -1,18 +1,22 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryCache, RedisCache, type KeyValueCache } from '../src/cache/index.ts';
-import { createRedis, waitForRedis } from '../src/redis.ts';
+import { createRedis, waitForRedis, type RedisClient } from '../src/redis.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
+import { clusterForThisFile } from './cluster.ts';
 import { deleteRedisKeys, waitFor } from './support.ts';
 
 /** Every Redis key this file writes starts with this; afterAll deletes exactly those keys. */
 const RUN_PREFIX = `${uniqueName('platform_cache_test')}:`;
 
 let redis: Redis;
+let clusterRedis: RedisClient;
+const cluster = clusterForThisFile();
 
 beforeAll(async () => {
   redis = createRedis(testRedisUrl());
   await waitForRedis(redis);
+  clusterRedis = await cluster.client();
 });
 
 afterAll(async () => {
@@ -29,6 +33,7 @@ const freshKey = (label = 'key') => `${label}:${++keyCounter}`;
 const implementations: { name: string; create: () => KeyValueCache<string> }[] = [
   { name: 'createMemoryCache()', create: () => createMemoryCache() },
   { name: 'RedisCache', create: () => new RedisCache(redis, `${RUN_PREFIX}contract:`) },
+  { name: 'RedisCache on a Redis Cluster', create: () => new RedisCache(clusterRedis, `${RUN_PREFIX}contract:`) },
 ];
 
 describe.each(implementations)('KeyValueCache contract: $name', ({ create }) => {

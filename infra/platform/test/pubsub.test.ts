@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryPubSub, RedisPubSub, type Listener, type PubSub } from '../src/pubsub/index.ts';
 import { createRedis, waitForRedis } from '../src/redis.ts';
+import { clusterForThisFile } from './cluster.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
 import { startTcpProxy, waitFor } from './support.ts';
 
@@ -28,6 +29,24 @@ async function connectedRedis(): Promise<Redis> {
   return redis;
 }
 
+const cluster = clusterForThisFile();
+
+/** On a cluster: every channel plain (broadcast over the bus), or every channel sharded in a slot of its own. */
+const onCluster = (sharded: boolean): Implementation => ({
+  name: `RedisPubSub on a Redis Cluster, ${sharded ? 'sharded' : 'plain'} channels`,
+  create: async () => {
+    const publisher = await cluster.client();
+    const pubsub = new RedisPubSub(publisher, RUN_PREFIX, sharded ? (channel) => channel : undefined);
+    return {
+      pubsub,
+      close: async () => {
+        await pubsub.close();
+        publisher.disconnect();
+      },
+    };
+  },
+});
+
 const implementations: Implementation[] = [
   {
     name: 'MemoryPubSub',
@@ -50,6 +69,8 @@ const implementations: Implementation[] = [
       };
     },
   },
+  onCluster(false),
+  onCluster(true),
 ];
 
 afterAll(() => {

@@ -1,18 +1,22 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { failOpenRateLimiter, MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from '../src/rate-limit/index.ts';
-import { createRedis, waitForRedis } from '../src/redis.ts';
+import { createRedis, waitForRedis, type RedisClient } from '../src/redis.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
+import { clusterForThisFile } from './cluster.ts';
 import { captureLogger, timed } from './support.ts';
 
 const RUN_PREFIX = `${uniqueName('platform_ratelimit_test')}:`;
 let redis: Redis;
 let otherClient: Redis;
+let clusterRedis: RedisClient;
+const cluster = clusterForThisFile();
 
 beforeAll(async () => {
   redis = createRedis(testRedisUrl());
   otherClient = createRedis(testRedisUrl());
   await Promise.all([waitForRedis(redis), waitForRedis(otherClient)]);
+  clusterRedis = await cluster.client();
 });
 
 afterAll(async () => {
@@ -30,6 +34,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const implementations: { name: string; create: () => RateLimiter }[] = [
   { name: 'MemoryRateLimiter', create: () => new MemoryRateLimiter() },
   { name: 'RedisRateLimiter', create: () => new RedisRateLimiter(redis, RUN_PREFIX) },
+  { name: 'RedisRateLimiter on a Redis Cluster', create: () => new RedisRateLimiter(clusterRedis, RUN_PREFIX) },
 ];
 
 describe.each(implementations)('RateLimiter contract: $name', ({ create }) => {
@@ -117,6 +122,30 @@ describe('RedisRateLimiter across replicas', () => {
     expect(await redis.pttl(RUN_PREFIX + key)).toBeGreaterThan(0);
     await sleep(250);
     expect(await redis.exists(RUN_PREFIX + key)).toBe(0);
+  });
+});
+
+describe('RedisRateLimiter on a Redis Cluster', () => {
+  it('answers a burst over keys on every shard (one pipeline per node), each key counted on its own', async () => {
+    const limiter = new RedisRateLimiter(clusterRedis, RUN_PREFIX);
+    const keys = Array.from({ length: 60 }, () => freshKey());
+    const policy = { limit: 2, windowMs: 60_000 };
+    const first = await Promise.all(keys.map((key) => limiter.consume(key, policy)));
+    expect(first.every((decision) => decision.allowed && decision.remaining === 1)).toBe(true);
+    const second = await Promise.all(keys.map((key) => limiter.consume(key, policy)));
+    expect(second.every((decision) => decision.allowed && decision.remaining === 0)).toBe(true);
+    const third = await Promise.all(keys.map((key) => limiter.consume(key, policy)));
+    expect(third.every((decision) => !decision.allowed)).toBe(true);
+  });
+
+  it('shares one count between two processes’ cluster clients', async () => {
+    const policy = { limit: 3, windowMs: 60_000 };
+    const key = freshKey();
+    const a = new RedisRateLimiter(clusterRedis, RUN_PREFIX);
+    const b = new RedisRateLimiter(await cluster.client(), RUN_PREFIX);
+    const allowed = [];
+    for (const limiter of [a, b, a, b]) allowed.push((await limiter.consume(key, policy)).allowed);
+    expect(allowed).toEqual([true, true, true, false]);
   });
 });
 

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createRedis, waitForRedis } from '../src/redis.ts';
+import { createRedis, waitForRedis, type Cluster, type RedisClient } from '../src/redis.ts';
 import {
   MemoryResponseStore,
   PURGE_WAIT_MS,
@@ -12,16 +12,20 @@ import {
 } from '../src/response-cache/index.ts';
 import { startRedisServer, type PrivateRedis } from '../src/testing/redis-server.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
+import { clusterForThisFile } from './cluster.ts';
 import { deleteRedisKeys, startTcpProxy, timed, waitFor } from './support.ts';
 
 /** Every Redis key this file writes starts with this; afterAll deletes exactly those keys. */
 const RUN_PREFIX = `${uniqueName('platform_response_store_test')}:`;
 let redis: Redis;
 let storeCounter = 0;
+let clusterRedis: RedisClient;
+const cluster = clusterForThisFile();
 
 beforeAll(async () => {
   redis = createRedis(testRedisUrl());
   await waitForRedis(redis);
+  clusterRedis = await cluster.client();
 });
 
 afterAll(async () => {
@@ -63,6 +67,14 @@ const implementations: { name: string; create: (maxTtlSeconds?: number) => Promi
     create: async (maxTtlSeconds = 300) => {
       const store = new RedisResponseStore(redis, `${RUN_PREFIX}${++storeCounter}:`, { maxTtlSeconds });
       // Usable once its connection is ready.
+      await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
+      return store;
+    },
+  },
+  {
+    name: 'RedisResponseStore on a Redis Cluster',
+    create: async (maxTtlSeconds = 300) => {
+      const store = new RedisResponseStore(clusterRedis, `${RUN_PREFIX}${++storeCounter}:`, { maxTtlSeconds });
       await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
       return store;
     },
@@ -190,6 +202,46 @@ describe.each(implementations)('ResponseStore contract: $name', ({ create }) => 
       expect(await bodyAt(store, 'late')).toBeUndefined();
       await new Promise((resolve) => setTimeout(resolve, 120));
     }
+  });
+});
+
+describe('RedisResponseStore on a Redis Cluster', () => {
+  /** How many primaries hold at least one entry of the store under `prefix`. */
+  const primariesWithEntries = async (prefix: string) => {
+    const primaries = (clusterRedis as Cluster).nodes('master');
+    const counts = await Promise.all(primaries.map(async (node) => (await node.keys(`${prefix}*entry:*`)).length));
+    return counts.filter((count) => count > 0).length;
+  };
+
+  it('spreads entries over every primary, and a purge by one replica reaches entries on all of them', async () => {
+    const prefix = `${RUN_PREFIX}${++storeCounter}:`;
+    const [a, b] = [new RedisResponseStore(clusterRedis, prefix, { maxTtlSeconds: 300 }), new RedisResponseStore(await cluster.client(), prefix, { maxTtlSeconds: 300 })];
+    await waitFor(async () => expect((await b.lookup(['probe'])).hit).toBeUndefined());
+    const keys = Array.from({ length: 24 }, (_, index) => `spread:${index}`);
+    for (const key of keys) await fill(a, key, key, ['users/User:1', `users/User:${key}`]);
+    expect(await primariesWithEntries(prefix)).toBe(3);
+    for (const key of keys) expect(await bodyAt(b, key)).toBe(key);
+
+    await b.invalidate(['users/User:1']);
+    for (const key of keys) expect(await bodyAt(a, key)).toBeUndefined();
+    await fill(b, 'spread:0', 'again', ['users/User:1']);
+    expect(await bodyAt(a, 'spread:0')).toBe('again');
+  });
+
+  it('answers from the first valid key when the keys live in different buckets', async () => {
+    const store = new RedisResponseStore(clusterRedis, `${RUN_PREFIX}${++storeCounter}:`, { maxTtlSeconds: 300 });
+    await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
+    // Twenty keys: certain to span several of the 16 buckets.
+    const keys = Array.from({ length: 20 }, (_, index) => `k${index}`);
+    await fill(store, 'k19', 'last', []);
+    expect(await bodyAt(store, ...keys)).toBe('last');
+    await fill(store, 'k3', 'third', ['users/User:3']);
+    expect(await bodyAt(store, ...keys)).toBe('third');
+    await store.invalidate(['users/User:3']);
+    expect(await bodyAt(store, ...keys)).toBe('last');
+    // A miss's ticket comes from the sequence the purges advance, wherever the keys were.
+    const miss = await store.lookup(['nowhere', 'neither']);
+    expect(miss.hit === undefined && miss.ticket.seq).toBeGreaterThan(0);
   });
 });
 

@@ -166,7 +166,18 @@ export class RedisPubSub implements PubSub {
   async publish(channel: string, message: unknown): Promise<void> {
     const { name, sharded } = this.route(channel);
     if (sharded) await this.publisher.spublish(name, JSON.stringify(message));
-    else await this.publisher.publish(name, JSON.stringify(message));
+    else await this.plainPublisher(name).publish(name, JSON.stringify(message));
+  }
+
+  /**
+   * Where a plain message is published. A cluster client sends PUBLISH (it has no key) to any node, and messages
+   * that entered the bus at different nodes overtake each other on the way to a subscriber's node; published
+   * always at the node owning the channel name's slot, one channel's messages keep their order.
+   */
+  private plainPublisher(name: string): RedisClient {
+    if (!(this.publisher instanceof Cluster)) return this.publisher;
+    const owner = this.publisher.slots[slotOf(name)]?.[0];
+    return this.publisher.nodes('master').find(({ options }) => `${options.host}:${options.port}` === owner) ?? this.publisher;
   }
 
   /**
