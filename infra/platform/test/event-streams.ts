@@ -1,10 +1,11 @@
 // Both EventStream implementations, for the suites that run one contract against each (event-stream and
 // follow tests). Each stream gets its own Redis namespace, so no test sees another's events.
 import type { Redis } from 'ioredis';
-import { MemoryEventStream, RedisEventStream, type EventStream, type Retention } from '../src/events/index.ts';
+import { eventChannelShard, MemoryEventStream, RedisEventStream, type EventStream, type Retention } from '../src/events/index.ts';
 import { MemoryPubSub, RedisPubSub, type PubSub } from '../src/pubsub/index.ts';
-import { createRedis, waitForRedis } from '../src/redis.ts';
+import { createRedis, waitForRedis, type RedisClient } from '../src/redis.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
+import { clusterForThisFile } from './cluster.ts';
 import { deleteRedisKeys, waitFor } from './support.ts';
 
 export interface StreamHarness {
@@ -27,12 +28,33 @@ export interface Implementation {
   create(options?: CreateOptions): Promise<StreamHarness>;
 }
 
-/** The two implementations, plus Redis connections that `cleanup` closes along with every key under `runPrefix`. */
+/** A stream and its pub/sub on `redis` under a namespace of their own, warmed as CreateOptions says. */
+async function redisHarness(redis: RedisClient, prefix: string, { retention, warm = true }: CreateOptions, closeClient: () => void): Promise<StreamHarness> {
+  const pubsub = new RedisPubSub(redis, prefix, eventChannelShard);
+  const stream = new RedisEventStream(redis, prefix, retention);
+  if (warm) {
+    const probe = stream.group('__probe');
+    await probe.ensure('0-0');
+    await waitFor(() => probe.read('probe', 1, 1), 5_000, 20);
+  }
+  return {
+    stream,
+    pubsub,
+    close: async () => {
+      await stream.close();
+      await pubsub.close();
+      closeClient();
+    },
+  };
+}
+
+/** The implementations (in memory, on one Redis, on a Redis Cluster of the file's own), plus Redis connections that `cleanup` closes along with every key under `runPrefix`. */
 export function eventStreams(label: string) {
   /** Every Redis key and channel the suite touches starts with this; cleanup deletes exactly those keys. */
   const runPrefix = `${uniqueName(label)}:`;
   const openClients: Redis[] = [];
   let namespaceCounter = 0;
+  const cluster = clusterForThisFile();
 
   const connectedRedis = async (url = testRedisUrl()): Promise<Redis> => {
     const redis = createRedis(url);
@@ -60,25 +82,16 @@ export function eventStreams(label: string) {
     },
     {
       name: 'RedisEventStream',
-      create: async ({ retention, warm = true } = {}) => {
+      create: async (options = {}) => {
         const redis = await connectedRedis();
-        const prefix = `${runPrefix}${++namespaceCounter}:`;
-        const pubsub = new RedisPubSub(redis, prefix);
-        const stream = new RedisEventStream(redis, prefix, retention);
-        if (warm) {
-          const probe = stream.group('__probe');
-          await probe.ensure('0-0');
-          await waitFor(() => probe.read('probe', 1, 1), 5_000, 20);
-        }
-        return {
-          stream,
-          pubsub,
-          close: async () => {
-            await stream.close();
-            await pubsub.close();
-            redis.disconnect();
-          },
-        };
+        return redisHarness(redis, `${runPrefix}${++namespaceCounter}:`, options, () => redis.disconnect());
+      },
+    },
+    {
+      name: 'RedisEventStream on a Redis Cluster',
+      create: async (options = {}) => {
+        const redis = await cluster.client();
+        return redisHarness(redis, `${runPrefix}${++namespaceCounter}:`, options, () => redis.disconnect());
       },
     },
   ];

@@ -1,5 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from 'ioredis';
+import { eventChannelShard, RedisEventStream, userEventsChannel, type DomainEvent } from '../src/events/index.ts';
+import { RedisPubSub } from '../src/pubsub/index.ts';
+import { waitFor } from '../src/testing/wait.ts';
 import { createRedisClient, groupByNode, slotOf, waitForRedis, type RedisClient } from '../src/redis.ts';
 import { startRedisCluster, type PrivateRedisCluster } from '../src/testing/redis-cluster.ts';
 
@@ -46,5 +50,30 @@ describe('a private Redis Cluster', () => {
       expect((await pipeline.exec())?.every(([error]) => error === null)).toBe(true);
     }
     expect(await client.get('spread:7')).toBe('v');
+  });
+});
+
+describe('the durable stream on a cluster', () => {
+  it('keeps every key of the stream in the {events} slot, and rings sharded channels in that slot', async () => {
+    const prefix = 'layout:';
+    const stream = new RedisEventStream(client, prefix);
+    const pubsub = new RedisPubSub(client, prefix, eventChannelShard);
+    const heard: unknown[] = [];
+    const unsubscribe = await pubsub.subscribe(userEventsChannel('7'), (message) => heard.push(message));
+    try {
+      const event = (userId: string): DomainEvent => ({ id: randomUUID(), kind: 'USER_UPDATED', userId, occurredAt: new Date().toISOString(), source: 'users', changed: [`User:${userId}`] });
+      await stream.append([event('7'), event('8'), event('9')]);
+      await stream.group('projection').ensure('0-0');
+
+      const slot = slotOf('{events}');
+      const keys = (await Promise.all((client as Cluster).nodes('master').map((node) => node.keys(`${prefix}*`)))).flat();
+      expect(keys.length).toBeGreaterThanOrEqual(6);
+      expect(new Set(keys.map(slotOf))).toEqual(new Set([slot]));
+      expect(await pubsub.subscribers(userEventsChannel('7'))).toBe(1);
+      await waitFor(() => expect(heard).toHaveLength(1));
+    } finally {
+      await unsubscribe();
+      await pubsub.close();
+    }
   });
 });
