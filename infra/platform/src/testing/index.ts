@@ -9,3 +9,4 @@ export * from './postgres-server.ts';
 export * from './stats.ts';
 export * from './redis-server.ts';
 export * from './redis-cluster.ts';
+export * from './redis-sentinel.ts';

@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import type { RedisNode } from '../redis.ts';
+import { askRedisNode } from './redis-node.ts';
 import { freePort } from './services.ts';
 import { waitFor } from './wait.ts';
 
@@ -64,19 +64,19 @@ export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 
       exits.push(new Promise((resolve) => child.once('exit', () => resolve())));
       nodes.push({ host: '127.0.0.1', port });
     }
-    await Promise.all(nodes.map((node) => waitFor(() => ask(node, ['PING']), 10_000, 25)));
+    await Promise.all(nodes.map((node) => waitFor(() => askRedisNode(node, ['PING']), 10_000, 25)));
     await run('redis-cli', ['--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', String(replicasPerPrimary), '--cluster-yes']);
     // `create` returns once the slots are assigned; each node then learns the others through the bus.
     await waitFor(
       async () => {
         for (const node of nodes) {
-          const info = await ask(node, ['CLUSTER', 'INFO']);
+          const info = String(await askRedisNode(node, ['CLUSTER', 'INFO']));
           if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info) || !new RegExp(`cluster_known_nodes:${nodes.length}\\b`).test(info)) {
             throw new Error(`node ${node.port} not ready:\n${info}`);
           }
           // Replicas are attached after the slots are assigned: until every node sees them, a failover test or
           // a count of replicas would find primaries where replicas should be.
-          const roles = (await ask(node, ['CLUSTER', 'NODES'])).trim().split('\n').map((line) => line.split(' ')[2] ?? '');
+          const roles = String(await askRedisNode(node, ['CLUSTER', 'NODES'])).trim().split('\n').map((line) => line.split(' ')[2] ?? '');
           if (roles.filter((flags) => flags.includes('slave')).length !== primaries * replicasPerPrimary) {
             throw new Error(`node ${node.port} does not see every replica yet`);
           }
@@ -90,16 +90,4 @@ export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 
     throw error;
   }
   return { url: `redis+cluster://${nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`, nodes, stop };
-}
-
-/** One command on one node, over a connection of its own (no cluster client: the cluster may not exist yet). */
-async function ask({ host, port }: RedisNode, command: [string, ...string[]]): Promise<string> {
-  const client = new Redis({ host, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    return String(await client.call(...command));
-  } finally {
-    client.disconnect();
-  }
 }

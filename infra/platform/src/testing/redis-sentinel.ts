@@ -1,0 +1,101 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RedisNode } from '../redis.ts';
+import { askRedisNode } from './redis-node.ts';
+import { freePort } from './services.ts';
+import { waitFor } from './wait.ts';
+
+/** A primary with replicas, watched by Sentinels, all of a test file's own on loopback. */
+export interface PrivateRedisSentinel {
+  /** REDIS_URL for it: `redis+sentinel://` with every Sentinel, and the primary's name. */
+  url: string;
+  name: string;
+  primary: RedisNode;
+  replicas: RedisNode[];
+  sentinels: RedisNode[];
+  stop(): Promise<void>;
+}
+
+export interface RedisSentinelOptions {
+  replicas?: number;
+  sentinels?: number;
+  name?: string;
+}
+
+/**
+ * Starts a primary, `replicas` replicas (`--replicaof`) and `sentinels` `redis-sentinel` processes (quorum: a
+ * majority) in a temp dir, and resolves once every Sentinel names the primary and sees every replica and every
+ * other Sentinel. Debian's `redis-sentinel` package provides the binary.
+ */
+export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = 'fedprimary' }: RedisSentinelOptions = {}): Promise<PrivateRedisSentinel> {
+  const dir = await mkdtemp(join(tmpdir(), 'redis-sentinel-'));
+  const processes: ChildProcess[] = [];
+  const exits: Promise<void>[] = [];
+  const stop = async () => {
+    for (const child of processes) child.kill('SIGKILL');
+    await Promise.all(exits);
+    await rm(dir, { recursive: true, force: true });
+  };
+  const start = (command: string, args: string[]) => {
+    const child = spawn(command, args, { stdio: 'ignore' });
+    processes.push(child);
+    exits.push(new Promise((resolve) => child.once('exit', () => resolve())));
+  };
+  const server = async (extra: string[]): Promise<RedisNode> => {
+    const port = await freePort();
+    const nodeDir = join(dir, String(port));
+    await mkdir(nodeDir);
+    // prettier-ignore
+    start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--logfile', join(nodeDir, 'redis.log'), ...extra]);
+    return { host: '127.0.0.1', port };
+  };
+  try {
+    const primary = await server([]);
+    const replicaNodes: RedisNode[] = [];
+    for (let index = 0; index < replicas; index += 1) replicaNodes.push(await server(['--replicaof', primary.host, String(primary.port)]));
+    const sentinelNodes: RedisNode[] = [];
+    for (let index = 0; index < sentinels; index += 1) {
+      const port = await freePort();
+      const config = join(dir, `sentinel-${port}.conf`);
+      // Sentinel rewrites its config file as it learns the set-up, so each gets a writable one of its own.
+      await writeFile(
+        config,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `logfile ${join(dir, `sentinel-${port}.log`)}`,
+          `sentinel monitor ${name} ${primary.host} ${primary.port} ${Math.floor(sentinels / 2) + 1}`,
+          `sentinel down-after-milliseconds ${name} 2000`,
+          `sentinel failover-timeout ${name} 10000`,
+          '',
+        ].join('\n'),
+      );
+      start('redis-sentinel', [config]);
+      sentinelNodes.push({ host: '127.0.0.1', port });
+    }
+    await waitFor(
+      async () => {
+        for (const sentinel of sentinelNodes) {
+          const fields = (await askRedisNode(sentinel, ['SENTINEL', 'MASTER', name])) as string[];
+          const field = (key: string) => fields[fields.indexOf(key) + 1];
+          if (field('port') !== String(primary.port) || field('num-slaves') !== String(replicas) || field('num-other-sentinels') !== String(sentinels - 1)) {
+            throw new Error(`sentinel ${sentinel.port} does not see the whole set-up yet: ${fields.join(' ')}`);
+          }
+        }
+        for (const replica of replicaNodes) {
+          if (!/master_link_status:up/.test(String(await askRedisNode(replica, ['INFO', 'replication'])))) throw new Error(`replica ${replica.port} not in sync`);
+        }
+      },
+      60_000,
+      100,
+    );
+    const url = `redis+sentinel://${sentinelNodes.map(({ host, port }) => `${host}:${port}`).join(',')}/${name}`;
+    return { url, name, primary, replicas: replicaNodes, sentinels: sentinelNodes, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
