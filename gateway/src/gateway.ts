@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApolloGateway, HEALTH_CHECK_QUERY, type GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { Kind, parse } from 'graphql';
-import { ApolloServer, HeaderMap, type BaseContext } from '@apollo/server';
+import { ApolloServer, HeaderMap, type BaseContext, type HTTPGraphQLResponse } from '@apollo/server';
 import {
   createSubgraphSubscriptionClient,
   createTelemetry,
@@ -19,6 +19,8 @@ import {
   type SubgraphSubscriptionClient,
   type KeyValueCache,
   type Logger,
+  type PubSub,
+  type RawHttpResponse,
   type RateLimiter,
   type RateLimitPolicy,
   type Viewer,
@@ -34,6 +36,9 @@ import { createGatewayErrorFormatter } from './errors/format.ts';
 import { createIncrementalDelivery } from './incremental/multipart.ts';
 import type { IncrementalSlot } from './incremental/run.ts';
 import { readListSizes } from './limits/measure.ts';
+import { liveOperationOf, withoutLive } from './live/directive.ts';
+import { rejectLiveQueriesOverHttp } from './live/http-refusal.ts';
+import { createLiveQueries, type LiveAnswers, type LiveQueries } from './live/live-queries.ts';
 import { DEFAULT_OPERATION_LIMITS, operationLimitsPlugin, type OperationLimits } from './limits/operation-limits.ts';
 import { createRateLimitGate, DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 import { createRequestAdmission } from './limits/request-admission.ts';
@@ -41,6 +46,7 @@ import { DEFAULT_VARIABLE_LIMITS, type VariableLimits } from './limits/variables
 import { createPersistedDocuments, type PersistedDocumentsOptions } from './persisted-documents/persisted-documents.ts';
 import { refuseUnresolvedOperations } from './plugins/operation-resolution.ts';
 import { rejectSubscriptionsOverHttp } from './plugins/subscriptions-over-http.ts';
+import { createTaggingObserver } from './response-cache/fetch-observer.ts';
 import { createResponseCache, type ResponseCache, type ResponseCacheOptions, type ResponseCacheRequest } from './response-cache/response-cache.ts';
 import { createSubgraphBreaker, DEFAULT_BREAKER, type BreakerPolicy, type SubgraphBreaker } from './subgraphs/circuit-breaker.ts';
 import { SubgraphDataSource } from './subgraphs/data-source.ts';
@@ -95,6 +101,11 @@ export interface GatewayDeps {
   cache: KeyValueCache<string>;
   /** The full-response cache (its store and the event bus that purges it); unset turns it off. */
   responseCache?: ResponseCacheOptions | null;
+  /**
+   * Live queries (`query @live`, over graphql-ws): re-run when a commit on `events` (the bus the response cache
+   * listens to) touches what their answer read, at most once per `throttleMs` (default 100); unset turns them off.
+   */
+  liveQueries?: { events: PubSub; throttleMs?: number } | null;
   /** Development turns on introspection and the Apollo Sandbox landing page. */
   mode?: 'development' | 'production';
   /** Browser origins allowed to call; unset means `*` in development and none in production. */
@@ -167,6 +178,8 @@ export interface Gateway extends GraphQLApp {
   gateway: ApolloGateway;
   /** Unset when caching is off. */
   responseCache?: ResponseCache;
+  /** Unset when live queries are off. */
+  liveQueries?: LiveQueries;
   telemetry: Telemetry;
   /** Subscriptions running now, open sockets and the parsed-document cache; unset without a Subscription type. */
   /** `active` counts graphql-ws subscriptions and HTTP streams; `eventStreams` (SSE) and `multipartStreams` the latter by protocol. */
@@ -208,6 +221,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       })
     : undefined;
 
+  // What a request's answer read, for the response cache and live queries alike.
+  const fetchObserver = responseCache?.observer ?? (deps.liveQueries ? createTaggingObserver<GatewayContext>(supergraphSdl) : undefined);
   const routed = new Set<string>();
   const subscriptionClients = new Map<string, SubgraphSubscriptionClient>();
   const gateway = new ApolloGateway({
@@ -229,7 +244,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         timeoutMs: subgraphTimeoutMs,
         secret,
         logger,
-        observer: responseCache?.observer,
+        observer: fetchObserver,
         metrics: telemetry.metrics,
         breaker,
         dedupe: deps.dedupe ?? true,
@@ -274,12 +289,29 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       observabilityPlugin(telemetry),
       explorer.plugin,
       rejectSubscriptionsOverHttp(),
+      rejectLiveQueriesOverHttp(!!deps.liveQueries),
       operationLimitsPlugin(limits, readListSizes(supergraphSdl)),
       ...(responseCache ? [responseCache.plugin] : []),
     ],
   });
   await apollo.start();
   await responseCache?.start();
+  const liveQueries = deps.liveQueries
+    ? createLiveQueries({
+        events: deps.liveQueries.events,
+        throttleMs: deps.liveQueries.throttleMs ?? 100,
+        logger,
+        wrote: () => writes.wrote(),
+        // Each run a plain query, past the response cache (it runs because what it read changed), its reads tagged.
+        run: async (body, viewer) => {
+          const state: ResponseCacheRequest = { collecting: true, tags: new Set(), events: [] };
+          const httpGraphQLRequest = { method: 'POST', headers: new HeaderMap([['content-type', 'application/json']]), search: '', body };
+          const response = await apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: () => context(undefined, { viewer, responseCache: state }) });
+          return { response, tags: state.untaggable ? undefined : state.tags };
+        },
+      })
+    : undefined;
+  await liveQueries?.start();
   readiness.loaded();
   // A typo in an override (`order=` for `orders=`) would otherwise silently route to the supergraph's URL,
   // or leave a subgraph on the development secret.
@@ -289,6 +321,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       readiness.stop();
       for (const breaker of breakers) breaker.shutdown();
       await responseCache?.stop();
+      await liveQueries?.stop();
       await apollo.stop();
       throw new Error(`Subgraph ${setting} name subgraphs the supergraph does not have: ${unknown.join(', ')} (it has: ${[...routed].join(', ')})`);
     }
@@ -328,8 +361,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admission) });
     return around ? around({ ...request, admission }, execute) : execute();
   };
-  /** A query or mutation POSTed with `body` as `viewer`: over graphql-ws. */
-  const runOperation = ({ body, viewer, accept }: SocketOperation) => {
+  /** A query or mutation POSTed with `body` as `viewer`: over graphql-ws. A live query keeps answering. */
+  const runOperation = async ({ body, viewer, accept }: SocketOperation): Promise<HTTPGraphQLResponse | RawHttpResponse | { live: LiveAnswers }> => {
+    const live = liveQueries && liveOperationOf(body);
+    if (live) {
+      const opened = await liveQueries.open({ ...body, query: withoutLive(live.document) }, viewer);
+      return 'refused' in opened ? opened.refused : { live: opened.answers };
+    }
     const headers = new HeaderMap([['content-type', 'application/json']]);
     if (accept) headers.set('accept', accept);
     return runHttp({ method: 'POST', headers, search: '', body }, { viewer });
@@ -407,7 +445,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       executePlain: runHttp,
       heartbeatMs: deps.subscriptions?.multipartHeartbeatMs,
     });
-  registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats, eventStreams: eventStreams?.streams, multipartStreams: multipartStreams?.streams });
+  registerGatewayMetrics(telemetry.metrics, { cache: responseCache?.stats, sockets: subscriptions?.stats, eventStreams: eventStreams?.streams, multipartStreams: multipartStreams?.streams, live: liveQueries?.stats });
 
   httpServer.on(
     'request',
@@ -434,6 +472,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     apollo,
     gateway,
     responseCache,
+    liveQueries,
     telemetry,
     get subscriptions() {
       if (!subscriptions) return undefined;
@@ -453,6 +492,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         await Promise.all([subscriptions?.dispose(), httpDrain.close(deps.drain?.graceMs ?? 10_000).then(() => apollo.stop())]);
         await Promise.all([...subscriptionClients.values()].map((client) => client.dispose()));
         await responseCache?.stop();
+        await liveQueries?.stop();
         readiness.stop();
         for (const breaker of breakers) breaker.shutdown();
         for (const dataSource of Object.values(dataSources)) dataSource.close();

@@ -10,6 +10,7 @@ import { runIncrementally, type IncrementalSlot } from '../incremental/run.ts';
 import { createOperationCache, type OperationCacheStats } from './operation-cache.ts';
 import { executePlanNode, rootCursor, supergraphTypes } from './plan.ts';
 import { compileProjection, UnsupportedOperation, type Projection, type ProjectionResult } from './projection.ts';
+import { withLiveDirective, withoutLiveDirective } from '../live/directive.ts';
 
 type Tracer = NonNullable<Telemetry['tracer']>;
 // SpanStatusCode.ERROR, without a dependency on the OpenTelemetry API for one constant.
@@ -96,8 +97,9 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   const { logger, tracer, dedupeRepresentations = true } = options;
   const supergraph = Supergraph.build(options.supergraphSdl);
   const apiSchema = supergraph.apiSchema();
-  // Clients validate against it, and introspection shows it: @defer is part of what this gateway serves.
-  const apiSchemaJs = apiSchema.toGraphQLJSSchema({ includeDefer: true });
+  // Clients validate against it, and introspection shows it: @defer and @live are part of what this gateway
+  // serves (a live query's runs are plain queries: the planner never sees @live).
+  const apiSchemaJs = withLiveDirective(apiSchema.toGraphQLJSSchema({ includeDefer: true }));
   const types = supergraphTypes(supergraph.schema.toGraphQLJSSchema());
   const planner = new QueryPlanner(supergraph, { incrementalDelivery: { enableDefer: true } });
   const cache = createOperationCache<PreparedOperation>(options.maxCacheBytes ?? 32 * 1024 * 1024);
@@ -125,7 +127,8 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     };
   };
 
-  const prepare = (document: DocumentNode, operationName: string | undefined): PreparedOperation => {
+  const prepare = (marked: DocumentNode, operationName: string | undefined): PreparedOperation => {
+    const document = withoutLiveDirective(marked);
     const selections = getOperationAST(document, operationName)?.selectionSet.selections;
     if (selections?.every((selection) => selection.kind === Kind.FIELD && INTROSPECTION_FIELDS.has(selection.name.value)) && !selections.every((selection) => selection.kind === Kind.FIELD && selection.name.value === '__typename')) {
       return { kind: 'introspection' };

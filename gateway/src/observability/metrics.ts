@@ -1,4 +1,5 @@
 import type { Metrics } from '@fed/platform';
+import type { LiveQueryStats } from '../live/live-queries.ts';
 import type { ResponseCacheStats } from '../response-cache/response-cache.ts';
 
 export interface GatewayMetricSources {
@@ -10,10 +11,12 @@ export interface GatewayMetricSources {
   eventStreams?: () => number;
   /** Subscription streams open over Apollo's multipart protocol; unset without a Subscription type. */
   multipartStreams?: () => number;
+  /** Live queries' running totals; unset when they are off. */
+  live?: LiveQueryStats;
 }
 
-/** The gateway's cache_, ws_, sse_ and multipart_ series, read from the totals those components keep. */
-export function registerGatewayMetrics(metrics: Metrics, { cache, sockets, eventStreams, multipartStreams }: GatewayMetricSources): void {
+/** The gateway's cache_, ws_, sse_, multipart_ and live_ series, read from the totals those components keep. */
+export function registerGatewayMetrics(metrics: Metrics, { cache, sockets, eventStreams, multipartStreams, live }: GatewayMetricSources): void {
   if (cache) {
     metrics.counterFrom(
       { name: 'cache_requests_total', help: 'Response cache lookups by result (hit, miss, coalesced: a miss served by an identical request in flight)', labelNames: ['result'] as const },
@@ -40,5 +43,14 @@ export function registerGatewayMetrics(metrics: Metrics, { cache, sockets, event
       help: "Subscriptions running over Apollo's multipart HTTP protocol (one per stream)",
       collect: (gauge) => gauge.set(multipartStreams()),
     });
+  }
+  if (live) {
+    metrics.gauge({ name: 'live_queries_open', help: 'Live queries running (over graphql-ws)', collect: (gauge) => gauge.set(live.open) });
+    metrics.counterFrom({ name: 'live_query_runs_total', help: 'Live query runs by why they ran (first: the first answer; event: a commit touched what it read; gap: the bus was away)', labelNames: ['reason'] as const }, () => [
+      [{ reason: 'first' }, live.runs.first],
+      [{ reason: 'event' }, live.runs.event],
+      [{ reason: 'gap' }, live.runs.gap],
+    ]);
+    metrics.counterFrom({ name: 'live_query_updates_total', help: 'Live query answers sent after the first (runs whose answer changed)' }, () => [[{}, live.updates]]);
   }
 }

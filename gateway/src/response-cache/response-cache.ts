@@ -2,7 +2,6 @@ import { HeaderMap, type ApolloServerPlugin, type BaseContext, type HTTPGraphQLR
 import { getNamedType, TypeInfo, visit, visitWithTypeInfo, type DocumentNode, type GraphQLSchema } from 'graphql';
 import {
   DOMAIN_EVENTS_CHANNEL,
-  EVENTS_EXTENSION,
   isDomainEvent,
   ResponseStoreUnavailableError,
   type CachedHit,
@@ -16,10 +15,9 @@ import {
   type StoreTicket,
   type Viewer,
 } from '@fed/platform';
-import type { FetchObserver, SubgraphRequest, SubgraphResponse } from '../subgraphs/data-source.ts';
 import type { WriteClock } from '../subgraphs/dedupe.ts';
 import { cacheKeys, readCacheableRequest, schemaIdOf, type CacheableRequest } from './request-key.ts';
-import { createFetchTagger } from './tags.ts';
+import { createTaggingObserver } from './fetch-observer.ts';
 
 export interface ResponseCacheOptions {
   store: ResponseStore;
@@ -113,7 +111,6 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
   const { store, events, logger, maxTtlSeconds } = options;
   const typeTtl = Object.entries(options.typeTtlSeconds ?? {});
   const schemaId = schemaIdOf(options.supergraphSdl, options.variant);
-  const tagger = createFetchTagger(options.supergraphSdl);
   const stats: ResponseCacheStats = { hits: 0, misses: 0, coalesced: 0, stored: 0, invalidations: 0, errors: 0 };
   const flights = new Map<string, Flight>();
   /** Bumped by every purge this replica hears of: a request started before it must not be shared after it. */
@@ -224,28 +221,7 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     },
   };
 
-  const observer: FetchObserver<CacheContext> = {
-    willSend(subgraph: string, request: SubgraphRequest, context: CacheContext | undefined): void {
-      if (!context?.responseCache?.collecting || !request.query) return;
-      const tagged = tagger.tag(subgraph, request.query);
-      if (!tagged) {
-        context.responseCache.untaggable = true;
-        return;
-      }
-      request.query = tagged.query;
-      for (const tag of tagged.rootTags) context.responseCache.tags.add(tag);
-    },
-    didReceive(subgraph: string, request: SubgraphRequest, response: SubgraphResponse, context: CacheContext | undefined): void {
-      const state = context?.responseCache;
-      if (!state) return;
-      const reported = response.extensions?.[EVENTS_EXTENSION];
-      if (Array.isArray(reported)) state.events.push(...reported.filter(isDomainEvent));
-      if (state.collecting && !tagger.collect(subgraph, response.data, request.variables?.representations, state.tags)) state.untaggable = true;
-      // Its ticket was issued after that fetch went out: a purge in between would not stop the store.
-      const sentAt = (response.http as { sentAt?: number } | undefined)?.sentAt;
-      if (state.lookedUpAt !== undefined && sentAt !== undefined && sentAt <= state.lookedUpAt) state.predatesLookup = true;
-    },
-  };
+  const observer = createTaggingObserver<CacheContext>(options.supergraphSdl);
 
   const hit = (cached: CachedHit, contentType: string): RawHttpResponse => ({
     status: 200,

@@ -38,8 +38,13 @@ export interface SubscriptionServerOptions {
    * A query or mutation sent over the socket, run exactly as the HTTP front runs a POST of `body` (persisted
    * documents, limits, the response cache, @defer's parts for an `accept` that takes them, error codes).
    */
-  runOperation?: (operation: SocketOperation) => Promise<HTTPGraphQLResponse | RawHttpResponse>;
+  runOperation?: (operation: SocketOperation) => Promise<HTTPGraphQLResponse | RawHttpResponse | LiveAnswer>;
   logger: Logger;
+}
+
+/** A live query's answers, as they come: the first, then each one that changed, until the client completes it. */
+export interface LiveAnswer {
+  live: AsyncGenerator<FormattedExecutionResult>;
 }
 
 /** What `runOperation` is given: the subscribe message's payload and who the socket signed in as. */
@@ -155,7 +160,8 @@ type HttpAnswer =
   | { answer: AnsweredContext['answer'] };
 
 /** The HTTP path's answer, read as graphql-ws messages: one result, parts as they come, or a refusal. */
-function readHttpAnswer(response: HTTPGraphQLResponse | RawHttpResponse): HttpAnswer {
+function readHttpAnswer(response: HTTPGraphQLResponse | RawHttpResponse | LiveAnswer): HttpAnswer {
+  if ('live' in response) return { answer: response.live };
   const multipart = response.headers.get('content-type')?.startsWith('multipart/mixed') ?? false;
   let text: string;
   if ('bytes' in response) text = Buffer.from(response.bytes).toString('utf8');

@@ -33,9 +33,11 @@ export interface StackOptions {
   logger: Logger;
   mode?: 'development' | 'production';
   /** Gateway settings (timeouts, CORS, limits, rate limit), as gatewaySettings() derives them from config. */
-  gateway?: Partial<Omit<GatewayDeps, 'supergraphSdl' | 'subgraphUrls' | 'logger' | 'cache' | 'responseCache' | 'rateLimiter' | 'authenticate' | 'subgraphSecrets' | 'mode'>>;
+  gateway?: Partial<Omit<GatewayDeps, 'supergraphSdl' | 'subgraphUrls' | 'logger' | 'cache' | 'responseCache' | 'liveQueries' | 'rateLimiter' | 'authenticate' | 'subgraphSecrets' | 'mode'>>;
   /** The response cache's limits; null turns it off. Default: on, 300 s at most. */
   responseCache?: { maxTtlSeconds: number; typeTtlSeconds?: Record<string, number>; replicaLagMs?: number } | null;
+  /** Live queries' throttle; null turns them off. Default: on, 100 ms. */
+  liveQueries?: { throttleMs?: number } | null;
   /** How the gateway verifies bearer tokens. Default: HS256 with the development secret (`npm run token`). */
   auth?: AuthenticatorOptions;
   /**
@@ -188,6 +190,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
         store: infra.createResponseStore({ maxTtlSeconds: cacheLimits.maxTtlSeconds }),
         events: infra.pubsub,
       },
+      liveQueries: options.liveQueries === null ? null : { ...options.liveQueries, events: infra.pubsub },
       rateLimiter: infra.rateLimiter,
       authenticate: createAuthenticator(options.auth ?? DEVELOPMENT_AUTH),
       mode,

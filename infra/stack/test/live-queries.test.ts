@@ -1,0 +1,200 @@
+// Live queries (issue 23): `query @live` over graphql-ws keeps its answer current. Two gateways on one Redis, both
+// subgraphs on real Postgres: writes through the other gateway, and straight to a subgraph, reach a live query on
+// this one; every new answer equals what a plain query answers right after. Real sockets and HTTP on loopback.
+import { IDENTITY_HEADER, signIdentity } from '@fed/platform';
+import { waitFor } from '@fed/platform/testing';
+import type { GraphQLFormattedError } from 'graphql';
+import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { seed } from '../src/seed.ts';
+import { signedInAs, startTestStack, tokenFor, type TestStack } from './harness.ts';
+
+type Data = Record<string, unknown>;
+
+/** A live query over the socket: every answer it got, and how it ended. */
+interface Watch {
+  answers: FormattedExecutionResult<Data>[];
+  error?: GraphQLFormattedError[];
+  completed: boolean;
+  stop(): void;
+}
+
+/** Waits until `condition` holds (waitFor retries only while its check throws). */
+const until = (condition: () => boolean | Promise<boolean>, timeoutMs?: number) =>
+  waitFor(async () => {
+    if (!(await condition())) throw new Error('not yet');
+  }, timeoutMs);
+
+const USERS_SECRET = 'live-queries-users-secret-'.repeat(2);
+
+const LIVE_USER = `query LiveUser($id: ID!) @live {
+  user(id: $id) { id name orders(first: 5) { totalCount edges { node { id status totalCents } } } }
+}`;
+const PLAIN_USER = LIVE_USER.replace(' @live', '');
+
+describe('live queries over graphql-ws', () => {
+  let stack: TestStack;
+  let other: string;
+  const clients: Client[] = [];
+  const watches: Watch[] = [];
+  const wsUrl = (url: string) => url.replace(/^http/, 'ws');
+
+  const connect = async (url = stack.urls.gateway, sub = '1000000', role: 'user' | 'admin' = 'admin') => {
+    const client = createClient({ url: wsUrl(url), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: { authorization: `Bearer ${await tokenFor(sub, role)}` } });
+    clients.push(client);
+    return client;
+  };
+
+  const watch = (client: Client, query: string, variables?: Record<string, unknown>): Watch => {
+    const state: Watch = { answers: [], completed: false, stop: () => {} };
+    state.stop = client.subscribe<Data>(
+      { query, variables },
+      {
+        next: (result) => state.answers.push(result),
+        error: (error) => (state.error = error as GraphQLFormattedError[]),
+        complete: () => (state.completed = true),
+      },
+    );
+    watches.push(state);
+    return state;
+  };
+
+  const plain = async (query: string, variables?: Record<string, unknown>) => {
+    const response = await stack.request<Data>(query, variables);
+    expect(response.errors).toBeUndefined();
+    return { data: response.data };
+  };
+
+  /** One of the gateway's series, read from its own /metrics as a scraper would (labels: those it must have). */
+  const metric = async (url: string, name: string, labels: Record<string, string> = {}) => {
+    const text = await (await fetch(new URL('/metrics', url))).text();
+    const line = text
+      .split('\n')
+      .find((candidate) => (candidate.startsWith(`${name}{`) || candidate.startsWith(`${name} `)) && Object.entries(labels).every(([key, value]) => candidate.includes(`${key}="${value}"`)));
+    if (!line) throw new Error(`${name} is not on /metrics`);
+    return Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+
+  /** Whether nothing more arrives: no new answer for a while after the last one (a busy machine gets time). */
+  const settled = async (state: Watch, count: number) => {
+    await until(() => state.answers.length >= count, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    return state.answers.length;
+  };
+
+  beforeAll(async () => {
+    stack = await startTestStack({ secrets: { users: USERS_SECRET } });
+    await seed(stack.databases, { users: 6, ordersPerUser: 2 });
+    other = (await stack.addGateway()).url;
+  });
+  afterEach(() => {
+    for (const state of watches.splice(0)) state.stop();
+  });
+  afterAll(async () => {
+    for (const client of clients) await client.dispose();
+    await stack?.teardown();
+  });
+
+  it('sends the current answer first, then one new answer per write through another gateway, each equal to a plain query right after', async () => {
+    const live = watch(await connect(), LIVE_USER, { id: '1' });
+    await until(() => live.answers.length === 1);
+    expect(live.answers[0]).toEqual(await plain(PLAIN_USER, { id: '1' }));
+
+    const renamed = await fetch(other, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...stack.admin },
+      body: JSON.stringify({ query: 'mutation { updateUser(id: "1", input: { name: "Live Rename" }) { id } }' }),
+    });
+    expect(renamed.status).toBe(200);
+    expect(await settled(live, 2)).toBe(2);
+    expect(live.answers[1]).toEqual(await plain(PLAIN_USER, { id: '1' }));
+    expect((live.answers[1]?.data?.user as { name: string }).name).toBe('Live Rename');
+
+    const placed = await stack.request<{ placeOrder: { id: string } }>('mutation { placeOrder(input: { userId: "1", items: [{ sku: "LIVE-1", quantity: 2, unitPriceCents: 150 }] }) { id } }');
+    expect(placed.errors).toBeUndefined();
+    expect(await settled(live, 3)).toBe(3);
+    expect(live.answers[2]).toEqual(await plain(PLAIN_USER, { id: '1' }));
+
+    const cancelled = await stack.request(`mutation { cancelOrder(id: "${placed.data?.placeOrder.id}") { id status } }`);
+    expect(cancelled.errors).toBeUndefined();
+    expect(await settled(live, 4)).toBe(4);
+    expect(live.answers[3]).toEqual(await plain(PLAIN_USER, { id: '1' }));
+    expect(live.completed).toBe(false);
+  });
+
+  it('follows a write sent straight to the users subgraph, past every gateway', async () => {
+    const live = watch(await connect(other), LIVE_USER, { id: '2' });
+    await until(() => live.answers.length === 1);
+    const body = JSON.stringify({ query: 'mutation { updateUser(id: "2", input: { name: "Written Directly" }) { id } }' });
+    const identity = signIdentity({ secret: USERS_SECRET, caller: 'gateway', audience: 'users', viewer: { userId: '1000000', role: 'admin' }, body });
+    const direct = await fetch(stack.urls.users, { method: 'POST', headers: { 'content-type': 'application/json', [IDENTITY_HEADER]: identity }, body });
+    expect(((await direct.json()) as { errors?: unknown }).errors).toBeUndefined();
+    expect(await settled(live, 2)).toBe(2);
+    expect(live.answers[1]).toEqual(await plain(PLAIN_USER, { id: '2' }));
+  });
+
+  it('does not run again for a write to another user (counted by live_query_runs_total)', async () => {
+    const live = watch(await connect(), LIVE_USER, { id: '3' });
+    await until(() => live.answers.length === 1);
+    const runs = await metric(stack.urls.gateway, 'live_query_runs_total', { reason: 'event' });
+    await stack.request('mutation { updateUser(id: "4", input: { name: "Someone Else" }) { id } }');
+    // The write reached this gateway: a plain query of that user shows it, and the bus is faster than that.
+    await until(async () => ((await plain('{ user(id: "4") { name } }')).data?.user as { name: string }).name === 'Someone Else');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await metric(stack.urls.gateway, 'live_query_runs_total', { reason: 'event' })).toBe(runs);
+    expect(live.answers).toHaveLength(1);
+
+    // The same write to its own user does run it, and is counted.
+    await stack.request('mutation { updateUser(id: "3", input: { name: "Its Own Write" }) { id } }');
+    await settled(live, 2);
+    expect(await metric(stack.urls.gateway, 'live_query_runs_total', { reason: 'event' })).toBeGreaterThan(runs);
+  });
+
+  it('coalesces a burst: 50 writes produce a handful of answers, the last one current', async () => {
+    const live = watch(await connect(), LIVE_USER, { id: '5' });
+    await until(() => live.answers.length === 1);
+    await Promise.all(Array.from({ length: 50 }, (_, n) => stack.request(`mutation { updateUser(id: "5", input: { name: "Burst ${n}" }) { id } }`)));
+    const current = await plain(PLAIN_USER, { id: '5' });
+    await until(() => JSON.stringify(live.answers.at(-1)) === JSON.stringify(current), 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(live.answers.at(-1)).toEqual(current);
+    // The first answer, then at most a few: one per throttle window while the writes last, and the last state.
+    expect(live.answers.length).toBeLessThanOrEqual(10);
+    expect(live.answers.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('ends nothing else when a client completes it, and stops counting it', async () => {
+    const live = watch(await connect(), LIVE_USER, { id: '6' });
+    await until(() => live.answers.length === 1);
+    expect(await metric(stack.urls.gateway, 'live_queries_open')).toBeGreaterThanOrEqual(1);
+    for (const state of watches.splice(0)) state.stop();
+    await until(async () => (await metric(stack.urls.gateway, 'live_queries_open')) === 0);
+  });
+
+  it('answers `@live(if: false)` once, as a plain query', async () => {
+    const client = await connect();
+    const once = watch(client, LIVE_USER.replace('@live', '@live(if: false)'), { id: '1' });
+    await until(() => once.completed);
+    expect(once.answers).toEqual([await plain(PLAIN_USER, { id: '1' })]);
+  });
+
+  it('refuses a live query over plain HTTP with BAD_REQUEST, and one that fails validation over the socket as HTTP would', async () => {
+    const response = await fetch(stack.urls.gateway, { method: 'POST', headers: { 'content-type': 'application/json', ...stack.admin }, body: JSON.stringify({ query: LIVE_USER, variables: { id: '1' } }) });
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { errors: GraphQLFormattedError[] };
+    expect(body.errors[0]?.extensions?.code).toBe('BAD_REQUEST');
+
+    const invalid = watch(await connect(), 'query @live { user(id: "1") { nope } }');
+    await until(() => invalid.error !== undefined);
+    expect(invalid.error?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+  });
+
+  it("answers as the socket's viewer: a user's live query of another user's private field is refused, not kept", async () => {
+    const live = watch(await connect(stack.urls.gateway, '2', 'user'), 'query @live { user(id: "3") { id email } }');
+    const http = await (await fetch(stack.urls.gateway, { method: 'POST', headers: { 'content-type': 'application/json', ...(await signedInAs('2')) }, body: JSON.stringify({ query: '{ user(id: "3") { id email } }' }) })).json();
+    await until(() => live.completed || live.error !== undefined);
+    expect(live.answers).toEqual([http]);
+    expect(live.completed).toBe(true);
+  });
+});
