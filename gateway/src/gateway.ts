@@ -361,11 +361,18 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admission) });
     return around ? around({ ...request, admission }, execute) : execute();
   };
+  /** A live query's POST body as its runs send it (without `@live`, nothing null); undefined for any other. */
+  const liveBody = (sent: Record<string, unknown>) => {
+    const live = liveQueries && liveOperationOf(sent);
+    if (!live) return undefined;
+    const body = Object.fromEntries(Object.entries(sent).filter(([, value]) => value !== null && value !== undefined));
+    return { ...body, query: withoutLive(live.document) };
+  };
   /** A query or mutation POSTed with `body` as `viewer`: over graphql-ws. A live query keeps answering. */
   const runOperation = async ({ body, viewer, accept }: SocketOperation): Promise<HTTPGraphQLResponse | RawHttpResponse | { live: LiveAnswers }> => {
-    const live = liveQueries && liveOperationOf(body);
-    if (live) {
-      const opened = await liveQueries.open({ ...body, query: withoutLive(live.document) }, viewer);
+    const live = liveBody(body);
+    if (live && liveQueries) {
+      const opened = await liveQueries.open(live, viewer);
       return 'refused' in opened ? opened.refused : { live: opened.answers };
     }
     const headers = new HeaderMap([['content-type', 'application/json']]);
@@ -436,6 +443,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       // A query or mutation sent as an event stream runs as over HTTP (without the response cache).
       executePlain: (request, admitted) => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admitted) }),
       keepAliveMs: deps.subscriptions?.eventStreamKeepAliveMs,
+      live: liveQueries && {
+        is: (payload) => liveBody({ ...payload }) !== undefined,
+        open: (payload, { viewer }) => liveQueries.open(liveBody({ ...payload }) ?? { ...payload }, viewer),
+      },
     });
   const multipartStreams =
     streamOptions &&

@@ -15,7 +15,7 @@ export function rejectLiveQueriesOverHttp(served: boolean): ApolloServerPlugin {
         async didResolveOperation({ operation, request }) {
           if (!isLive(operation, request.variables)) return;
           const message = served
-            ? 'Live queries are served over a graphql-ws WebSocket, not as plain HTTP requests.'
+            ? 'Live queries are served over a graphql-ws WebSocket or as server-sent events (send `Accept: text/event-stream`), not as plain HTTP requests.'
             : 'Live queries are not enabled on this server.';
           throw new GraphQLError(message, {
             extensions: { code: ErrorCode.BadRequest, http: { status: 400 } },

@@ -32,6 +32,9 @@ export interface LiveQueryStats {
 /** A live query's answers: the first, then each one that differs from the one before. */
 export type LiveAnswers = AsyncGenerator<FormattedExecutionResult>;
 
+/** A live query started: its answers; or refused by its first run (HTTP's answer, for the transport to word). */
+export type LiveOpening = { refused: HTTPGraphQLResponse | RawHttpResponse } | { answers: LiveAnswers };
+
 const EVERYTHING = '*';
 
 interface Live {
@@ -158,7 +161,7 @@ export function createLiveQueries(options: LiveQueriesOptions) {
      * Starts a live query (`body` without `@live`, as a POST would send it): its first run's response when it is
      * refused (HTTP's answer, for the transport to word as it does), else its answers, until `return()`.
      */
-    async open(body: Record<string, unknown>, viewer: Viewer | null): Promise<{ refused: HTTPGraphQLResponse | RawHttpResponse } | { answers: LiveAnswers }> {
+    async open(body: Record<string, unknown>, viewer: Viewer | null): Promise<LiveOpening> {
       stats.runs.first += 1;
       const startedAt = performance.now();
       const first = await options.run(body, viewer);

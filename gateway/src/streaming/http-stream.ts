@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { GraphQLError, type ExecutionResult, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
 import { applyCors, BodyTooLarge, HttpError, readBody, type Logger, type RawHttpResponse, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 import { addressKey, clientAddress } from '../limits/rate-limit.ts';
+import type { LiveOpening } from '../live/live-queries.ts';
 import { addressClient, viewerClient, type SocketRegistry } from '../subscriptions/admission.ts';
 import type { SubscriptionEngine } from '../subscriptions/engine.ts';
 import { maskResult, tokenExpiry, type AdmittedOperation, type OperationAdmission, type OperationPayload } from '../subscriptions/operation.ts';
@@ -33,6 +34,11 @@ export interface HttpStreamOptions<TAdmission extends { viewer: Viewer | null }>
   /** Runs a query or mutation through the HTTP path, for clients that send those here too. */
   executePlain: (request: PlainRequest, admission: TAdmission) => Promise<HTTPGraphQLResponse | RawHttpResponse>;
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+  /**
+   * Live queries (`query @live`), streamed as subscriptions are, with the same budgets: `is` tells one from a
+   * plain query (answered once, by `executePlain`), `open` starts it. Unset: no live queries on this transport.
+   */
+  live?: { is(payload: OperationPayload): boolean; open(payload: OperationPayload, admission: TAdmission): Promise<LiveOpening> };
   maxBodyBytes: number;
   corsOrigins?: string[] | '*';
   trustedProxyHops: number;
@@ -52,9 +58,9 @@ export interface StreamProtocol {
   /** Written with the headers. */
   opening: string;
   /** One result of the subscription, masked; `cursor` is where a client resumes after it (resumable fields). */
-  event(result: ExecutionResult, cursor: string | undefined): string;
+  event(result: ExecutionResult | FormattedExecutionResult, cursor: string | undefined): string;
   /** A result after which this protocol allows nothing more: the stream then completes (and its upstream is let go). */
-  isLast?(result: ExecutionResult): boolean;
+  isLast?(result: ExecutionResult | FormattedExecutionResult): boolean;
   /** What keeps an idle stream open through proxies, every `keepAliveMs`. */
   keepAlive: string;
   keepAliveMs: number;
@@ -207,7 +213,8 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
     const { viewer } = admission;
     const payload = payloadOf(method, url, raw, req.headers['content-type'] ?? '');
     const verdict = options.operations.admit(payload);
-    if ('errors' in verdict) {
+    const live = 'errors' in verdict && verdict.notSubscription && options.live?.is(payload) ? options.live : undefined;
+    if ('errors' in verdict && !live) {
       // Apollo answers these exactly as over HTTP (OPERATION_RESOLUTION_FAILURE, or the query's own answer).
       if (!verdict.notSubscription && !verdict.unresolved) throw new Refusal(400, verdict.errors);
       const headers = new HeaderMap();
@@ -228,7 +235,9 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
     const member = {};
     const refused = registry.openStream(member, client, Buffer.byteLength(payload.query, 'utf8'));
     if (refused) throw refusal(429, ErrorCode.TooManySubscriptions, refused);
-    let iterator: AsyncIterableIterator<ExecutionResult> | undefined;
+    // A subscription's results (masked here) or a live query's answers (formatted by the HTTP path already).
+    let iterator: AsyncIterator<ExecutionResult> | undefined;
+    let answers: AsyncGenerator<FormattedExecutionResult> | undefined;
     let expiry: NodeJS.Timeout | undefined;
     // Keep-alives only once the stream has started (the first is due long after the headers are out).
     const keepAlive = setInterval(() => res.headersSent && !res.writableEnded && res.write(protocol.keepAlive), protocol.keepAliveMs);
@@ -243,12 +252,22 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
       clearInterval(keepAlive);
       // The engine releases the upstream at once when its last client leaves.
       void iterator?.return?.();
+      void answers?.return(undefined);
     };
     res.once('close', cleanup);
     try {
-      const admitted = protocol.resume ? protocol.resume(req, verdict.admitted) : verdict.admitted;
-      const contextValue = { viewer };
-      iterator = engine.subscribe({ document: admitted.document, operationName: admitted.operationName, variables: admitted.variables, viewer, contextValue });
+      if (live) {
+        const opening = await live.open(payload, admission);
+        if ('refused' in opening) {
+          cleanup();
+          return writeResponse(res, opening.refused);
+        }
+        answers = opening.answers;
+      } else if (!('errors' in verdict)) {
+        const admitted = protocol.resume ? protocol.resume(req, verdict.admitted) : verdict.admitted;
+        const contextValue = { viewer };
+        iterator = engine.subscribe({ document: admitted.document, operationName: admitted.operationName, variables: admitted.variables, viewer, contextValue });
+      }
     } catch (error) {
       cleanup();
       throw error;
@@ -266,12 +285,23 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
     if (draining) return cut('draining');
     if (expiresAt !== undefined) expiry = setTimeout(() => cut('token-expired'), Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1));
 
-    for (;;) {
-      const next = await iterator.next();
-      if (next.done || ended) break;
+    const source = iterator;
+    /** The next thing to write and what it says, or undefined once the subscription or live query ended. */
+    const nextEvent = async (): Promise<{ result: ExecutionResult | FormattedExecutionResult; bytes: Buffer | string } | undefined> => {
+      if (answers) {
+        const next = await answers.next();
+        return next.done ? undefined : { result: next.value, bytes: protocol.event(next.value, undefined) };
+      }
+      const next = await source?.next();
+      if (!next || next.done) return undefined;
       const result = maskResult(next.value, options.formatError);
-      const written = res.write(frame(next.value, result));
-      if (protocol.isLast?.(result)) break;
+      return { result, bytes: frame(next.value, result) };
+    };
+    for (;;) {
+      const next = await nextEvent();
+      if (!next || ended) break;
+      const written = res.write(next.bytes);
+      if (protocol.isLast?.(next.result)) break;
       // Backpressure: the engine keeps this client's queue (bounded: EVENTS_OVERFLOW) while the socket drains.
       if (!written) {
         await new Promise<void>((resolve) => {

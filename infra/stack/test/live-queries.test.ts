@@ -4,6 +4,7 @@
 import { IDENTITY_HEADER, signIdentity } from '@fed/platform';
 import { waitFor } from '@fed/platform/testing';
 import type { GraphQLFormattedError } from 'graphql';
+import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -36,7 +37,7 @@ const PLAIN_USER = LIVE_USER.replace(' @live', '');
 describe('live queries over graphql-ws', () => {
   let stack: TestStack;
   let other: string;
-  const clients: Client[] = [];
+  const clients: (Client | SseClient)[] = [];
   const watches: Watch[] = [];
   const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 
@@ -46,9 +47,9 @@ describe('live queries over graphql-ws', () => {
     return client;
   };
 
-  const watch = (client: Client, query: string, variables?: Record<string, unknown>): Watch => {
+  const watch = (client: Client | SseClient, query: string, variables?: Record<string, unknown>): Watch => {
     const state: Watch = { answers: [], completed: false, stop: () => {} };
-    state.stop = client.subscribe<Data>(
+    state.stop = (client as Client).subscribe<Data>(
       { query, variables },
       {
         next: (result) => state.answers.push(result),
@@ -196,5 +197,17 @@ describe('live queries over graphql-ws', () => {
     await until(() => live.completed || live.error !== undefined);
     expect(live.answers).toEqual([http]);
     expect(live.completed).toBe(true);
+  });
+
+  it('keeps a live query current over server-sent events, with the graphql-sse client', async () => {
+    const client = createSseClient({ url: other, headers: { authorization: `Bearer ${await tokenFor('1000000', 'admin')}` }, retryAttempts: 0 });
+    clients.push(client);
+    const live = watch(client, LIVE_USER, { id: '4' });
+    await until(() => live.answers.length === 1);
+    expect(live.answers[0]).toEqual(await plain(PLAIN_USER, { id: '4' }));
+    await stack.request('mutation { updateUser(id: "4", input: { name: "Over SSE" }) { id } }');
+    expect(await settled(live, 2)).toBe(2);
+    expect(live.answers[1]).toEqual(await plain(PLAIN_USER, { id: '4' }));
+    expect(live.completed || live.error !== undefined).toBe(false);
   });
 });
