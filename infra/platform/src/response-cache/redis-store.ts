@@ -7,6 +7,7 @@ import {
   sleep,
   stampLifetimeMs,
   ttlOf,
+  type CachedHit,
   type CachedResponse,
   type Lookup,
   type ResponseStore,
@@ -31,6 +32,12 @@ interface Meta {
   p: CachedResponse['scope'];
   t: number;
 }
+
+/** A LOOKUP reply for a valid entry: `{ meta, body, index }`. */
+const hitOf = (reply: Buffer[]): CachedHit => {
+  const meta = JSON.parse(String(reply[0])) as Meta;
+  return { body: reply[1] as Buffer, maxAge: meta.a, scope: meta.p, storedAt: meta.t };
+};
 
 /** How many buckets entries are spread over on a cluster: enough that every primary of a usual cluster holds several. */
 export const CLUSTER_BUCKETS = 16;
@@ -189,35 +196,39 @@ export class RedisResponseStore implements ResponseStore {
   async lookup(keys: readonly string[]): Promise<Lookup> {
     this.ensureUsable();
     const epoch = this.epoch;
-    return this.tripping(async () => {
-      // Per bucket, its keys in the caller's order; the buckets are asked at once.
-      const asked = new Map<number, number[]>();
-      keys.forEach((key, index) => {
-        const bucket = this.bucketOf(key);
-        asked.set(bucket, [...(asked.get(bucket) ?? []), index]);
-      });
-      const replies = await Promise.all(
-        [...asked].map(async ([bucket, indexes]) => {
-          const { seq, floor, stamps, entry } = this.bucket(bucket);
-          const reply = await this.redis.responseCacheLookupBuffer(3 + indexes.length, seq, floor, stamps, ...indexes.map((index) => entry + keys[index]));
-          return { bucket, indexes, reply };
-        }),
-      );
-      let best: { index: number; reply: Buffer[] } | undefined;
-      for (const { indexes, reply } of replies) {
-        if (reply.length !== 3) continue;
-        const index = indexes[Number(String(reply[2])) - 1] as number;
-        if (!best || index < best.index) best = { index, reply };
-      }
-      if (best) {
-        const meta = JSON.parse(String(best.reply[0])) as Meta;
-        return { hit: { body: best.reply[1] as Buffer, maxAge: meta.a, scope: meta.p, storedAt: meta.t } };
-      }
-      // Bucket 0's sequence is the one tickets are numbered by; when no key was in it, it is asked now.
-      const fromFirst = replies.find(({ bucket }) => bucket === 0)?.reply[0];
-      const seq = fromFirst === undefined ? await this.redis.get(this.bucket(0).seq) : String(fromFirst);
-      return { ticket: { seq: Number(seq ?? '0'), epoch, issuedAt: Date.now() } };
+    if (this.buckets.length === 1) {
+      const { seq, floor, stamps, entry } = this.bucket(0);
+      const reply = await this.tripping(() => this.redis.responseCacheLookupBuffer(3 + keys.length, seq, floor, stamps, ...keys.map((key) => entry + key)));
+      return reply.length === 3 ? { hit: hitOf(reply) } : { ticket: { seq: Number(String(reply[0])), epoch, issuedAt: Date.now() } };
+    }
+    return this.tripping(() => this.lookupInBuckets(keys, epoch));
+  }
+
+  /** Each bucket is asked for its keys at once; the first key, in the caller's order, that holds a valid entry wins. */
+  private async lookupInBuckets(keys: readonly string[], epoch: number): Promise<Lookup> {
+    const asked = new Map<number, number[]>();
+    keys.forEach((key, index) => {
+      const bucket = this.bucketOf(key);
+      asked.set(bucket, [...(asked.get(bucket) ?? []), index]);
     });
+    const replies = await Promise.all(
+      [...asked].map(async ([bucket, indexes]) => {
+        const { seq, floor, stamps, entry } = this.bucket(bucket);
+        const reply = await this.redis.responseCacheLookupBuffer(3 + indexes.length, seq, floor, stamps, ...indexes.map((index) => entry + keys[index]));
+        return { bucket, indexes, reply };
+      }),
+    );
+    let best: { index: number; reply: Buffer[] } | undefined;
+    for (const { indexes, reply } of replies) {
+      if (reply.length !== 3) continue;
+      const index = indexes[Number(String(reply[2])) - 1] as number;
+      if (!best || index < best.index) best = { index, reply };
+    }
+    if (best) return { hit: hitOf(best.reply) };
+    // Bucket 0's sequence is the one tickets are numbered by; when no key was in it, it is asked now.
+    const fromFirst = replies.find(({ bucket }) => bucket === 0)?.reply[0];
+    const seq = fromFirst === undefined ? await this.redis.get(this.bucket(0).seq) : String(fromFirst);
+    return { ticket: { seq: Number(seq ?? '0'), epoch, issuedAt: Date.now() } };
   }
 
   async store(key: string, response: CachedResponse, tags: readonly string[], ticket: StoreTicket): Promise<void> {
