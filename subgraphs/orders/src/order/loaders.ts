@@ -35,10 +35,17 @@ const countCacheKey = ({ userId, status }: UserCountKey) => `${userId}:${status 
  * empty for missing), and each batch is one SQL statement per distinct argument set, never per parent.
  */
 export function createOrderLoaders(repository: OrderRepository) {
+  // Orders this request has read already (its pages), by id: byId answers from here before it asks the database.
+  // DataLoader's prime() would do the same with a resolved promise built per row, asked for again or not (a
+  // nested page's hundred rows, rarely any).
+  const known = new Map<number, OrderRow>();
+  const remember = (rows: readonly OrderRow[]) => {
+    for (const row of rows) if (!known.has(row.id)) known.set(row.id, row);
+  };
   const byId = new DataLoader<number, OrderRow | null>(async (ids) => {
-    const found = new Map<number, OrderRow>();
-    for (const row of await repository.findByIds(ids)) found.set(row.id, row);
-    return ids.map((id) => found.get(id) ?? null);
+    const missing = ids.filter((id) => !known.has(id));
+    if (missing.length > 0) remember(await repository.findByIds(missing));
+    return ids.map((id) => known.get(id) ?? null);
   });
 
   const itemsByOrderId = new DataLoader<number, OrderItemRow[]>(async (orderIds) => {
@@ -64,10 +71,9 @@ export function createOrderLoaders(repository: OrderRepository) {
           const byUser = new Map<number, OrderRow[]>();
           for (const key of group) byUser.set(key.userId, []);
           results.set(pageSignature(first), byUser);
-          for (const row of await repository.pagesByUser({ userIds: group.map((key) => key.userId), limit, after, status })) {
-            byUser.get(row.userId)?.push(row);
-            byId.prime(row.id, row);
-          }
+          const rows = await repository.pagesByUser({ userIds: group.map((key) => key.userId), limit, after, status });
+          for (const row of rows) byUser.get(row.userId)?.push(row);
+          remember(rows);
         }),
       );
       return keys.map((key) => results.get(pageSignature(key))?.get(key.userId) ?? []);
@@ -96,7 +102,7 @@ export function createOrderLoaders(repository: OrderRepository) {
     return userIds.map((userId) => found.get(userId) ?? { userId, orderCount: 0, spentCents: 0 });
   });
 
-  return { byId, itemsByOrderId, pageByUser, countByUser, statsByUser };
+  return { byId, remember, itemsByOrderId, pageByUser, countByUser, statsByUser };
 }
 
 export type OrderLoaders = ReturnType<typeof createOrderLoaders>;

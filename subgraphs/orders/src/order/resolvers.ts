@@ -45,7 +45,7 @@ export const orderResolvers = {
       const size = parseFirst(first);
       const filter = status ?? undefined;
       const rows = await orders.list({ after: decodeCursor(CURSOR_KIND, after), limit: size + 1, status: filter });
-      for (const row of rows) loaders.byId.prime(row.id, row);
+      loaders.remember(rows);
       return orderPage(rows, size, () => orders.count({ status: filter }));
     },
   },
