@@ -76,25 +76,31 @@ export function parseRedisTarget(url: string): RedisTarget | string {
  * Fail fast: with ioredis's defaults every request waited 10–42 s while Redis was down. With no offline queue
  * and short timeouts a dead Redis costs a request about 15 ms, and callers treat it as a miss.
  */
-const FAIL_FAST = {
-  maxRetriesPerRequest: 1,
-  commandTimeout: 200,
-  connectTimeout: 500,
-} satisfies RedisOptions;
+const FAIL_FAST = { maxRetriesPerRequest: 1, commandTimeout: 200, connectTimeout: 500 } satisfies RedisOptions;
+
+/**
+ * For tools and test set-up that would rather wait than fail (cleaning up after a suite on a busy machine):
+ * commands queue while connecting and have no timeout. Services never use it.
+ */
+export interface PatientClient {
+  patient: true;
+}
 
 const backoff = (attempt: number) => Math.min(attempt * 100, 2_000);
 
 /** The one place a Redis client is made: a Redis for a server or a Sentinel-named primary, a Cluster for a cluster. */
-export function createRedisClient(target: RedisTarget | string): RedisClient {
+export function createRedisClient(target: RedisTarget | string, tuning?: PatientClient): RedisClient {
   const parsed = typeof target === 'string' ? parseRedisTarget(target) : target;
   if (typeof parsed === 'string') throw new Error(`Invalid Redis URL: ${parsed}`);
+  const timeouts: RedisOptions = tuning?.patient ? { connectTimeout: 5_000 } : FAIL_FAST;
+  const offlineQueue = tuning?.patient === true;
   switch (parsed.mode) {
     case 'standalone':
-      return new Redis(parsed.url, { ...FAIL_FAST, enableOfflineQueue: false, retryStrategy: backoff });
+      return new Redis(parsed.url, { ...timeouts, enableOfflineQueue: offlineQueue, retryStrategy: backoff });
     case 'sentinel':
       return new Redis({
-        ...FAIL_FAST,
-        enableOfflineQueue: false,
+        ...timeouts,
+        enableOfflineQueue: offlineQueue,
         retryStrategy: backoff,
         sentinels: parsed.sentinels,
         name: parsed.name,
@@ -109,14 +115,14 @@ export function createRedisClient(target: RedisTarget | string): RedisClient {
       });
     case 'cluster': {
       const options: ClusterOptions = {
-        enableOfflineQueue: false,
+        enableOfflineQueue: offlineQueue,
         clusterRetryStrategy: backoff,
         // Primaries only: a replica may not have a purge or an append yet, and every read here must see them.
         scaleReads: 'master',
         // SSUBSCRIBE goes to the node that owns the channel's slot (see RedisPubSub).
         shardedSubscribers: true,
         redisOptions: {
-          ...FAIL_FAST,
+          ...timeouts,
           username: parsed.username,
           password: parsed.password,
           ...(parsed.tls ? { tls: {} } : {}),

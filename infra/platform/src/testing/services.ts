@@ -1,9 +1,14 @@
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
-import { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
+import { createRedisClient, slotOf, waitForRedis } from '../redis.ts';
 
-/** Tests find Postgres and Redis at the standard loopback ports unless these variables point elsewhere. */
+/**
+ * Tests find Postgres and Redis at the standard loopback ports unless these variables point elsewhere.
+ * TEST_REDIS_URL takes every REDIS_URL form, so a suite that only goes through the platform can run against a
+ * cluster (`redis+cluster://...`) or Sentinels as they are.
+ */
 export const testPostgresUrl = () => process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 export const testRedisUrl = () => process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379/0';
 
@@ -30,16 +35,18 @@ export async function assertServicesUp(): Promise<void> {
   } finally {
     await sql.end({ timeout: 1 });
   }
-  const redis = new Redis(testRedisUrl(), { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2_000, retryStrategy: () => null });
-  // The failure is reported below; without a listener ioredis would also print it as an unhandled event.
-  redis.on('error', () => {});
   try {
-    await redis.connect();
-    await redis.ping();
+    const redis = createRedisClient(testRedisUrl());
+    // The failure is reported below; without a listener ioredis would also print it as an unhandled event.
+    redis.on('error', () => {});
+    try {
+      await waitForRedis(redis, 3_000);
+      await redis.ping();
+    } finally {
+      redis.disconnect();
+    }
   } catch (error) {
     problems.push(`Redis is not reachable at ${testRedisUrl()} (${(error as Error).message}).\n  Start it: ${HOW_TO_START.redis}`);
-  } finally {
-    redis.disconnect();
   }
   if (problems.length > 0) throw new Error(`The tests need real services:\n${problems.join('\n')}`);
 }
@@ -93,15 +100,28 @@ export async function freePort(): Promise<number> {
 
 /** Deletes the keys a test file (or a bench run) wrote under its prefix. Never FLUSHDB: other runs share this Redis. */
 export async function deleteRedisKeys(prefix: string): Promise<void> {
-  const cleaner = new Redis(testRedisUrl());
+  const cleaner = createRedisClient(testRedisUrl(), { patient: true });
+  cleaner.on('error', () => {});
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await cleaner.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await cleaner.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    await waitForRedis(cleaner);
+    // SCAN sees one node's keys: on a cluster, each primary is scanned.
+    const nodes: Redis[] = cleaner instanceof Cluster ? cleaner.nodes('master') : [cleaner];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        // A DEL of many keys must stay in one slot on a cluster: one DEL per slot there.
+        for (const group of cleaner instanceof Cluster ? groupBySlot(keys) : [keys]) if (group.length > 0) await node.del(...group);
+        cursor = next;
+      } while (cursor !== '0');
+    }
   } finally {
     cleaner.disconnect();
   }
+}
+
+function groupBySlot(keys: readonly string[]): string[][] {
+  const groups = new Map<number, string[]>();
+  for (const key of keys) groups.set(slotOf(key), [...(groups.get(slotOf(key)) ?? []), key]);
+  return [...groups.values()];
 }
