@@ -78,7 +78,11 @@ export const gatewayConfigShape = z.object({
   EXECUTOR: z.enum(['own', 'apollo']).default('own'),
   /** Our executor sends identical representations within one `_entities` fetch once. */
   DEDUPE_REPRESENTATIONS: z.enum(['on', 'off']).default('on'),
-  /** Unset: in-memory cache and rate limits, private to this process. */
+  /**
+   * Unset: in-memory cache and rate limits, private to this process.
+   * One server (`redis://`, `rediss://`), a Redis Cluster (`redis+cluster://host:port,host:port`) or the primary
+   * Sentinels name (`redis+sentinel://host:port,host:port/name`); see RedisTarget.
+   */
   REDIS_URL: redisUrl.optional(),
   REDIS_KEY_PREFIX: redisKeyPrefix,
   CORS_ORIGINS: origins,

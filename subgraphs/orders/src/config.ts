@@ -16,7 +16,11 @@ export const ordersConfigShape = z.object({
   ORDERS_SUBGRAPH_SECRET: secret.optional(),
   /** Orders signs its own calls to users with this, as the caller `orders`; users holds the same one. */
   ORDERS_TO_USERS_SECRET: secret.optional(),
-  /** Unset: events and the signatures that ran a write stay in this process. */
+  /**
+   * Unset: events and the signatures that ran a write stay in this process.
+   * One server (`redis://`, `rediss://`), a Redis Cluster (`redis+cluster://host:port,host:port`) or the primary
+   * Sentinels name (`redis+sentinel://host:port,host:port/name`); see RedisTarget.
+   */
   REDIS_URL: redisUrl.optional(),
   REDIS_KEY_PREFIX: redisKeyPrefix,
   ...eventRetentionSettings,

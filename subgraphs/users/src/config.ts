@@ -9,7 +9,11 @@ export const usersConfigShape = z.object({
   /** Streaming replicas of USERS_DATABASE_URL (comma-separated): queries read from them, writes never do. */
   USERS_DATABASE_REPLICA_URLS: replicaUrls,
   DATA_DIR: dataDir,
-  /** Unset: in-memory pub/sub, which only reaches services in the same process. */
+  /**
+   * Unset: in-memory pub/sub, which only reaches services in the same process.
+   * One server (`redis://`, `rediss://`), a Redis Cluster (`redis+cluster://host:port,host:port`) or the primary
+   * Sentinels name (`redis+sentinel://host:port,host:port/name`); see RedisTarget.
+   */
   REDIS_URL: redisUrl.optional(),
   REDIS_KEY_PREFIX: redisKeyPrefix,
   /** The gateway signs its requests to users with this. Unset in development: a fixed development value. */
