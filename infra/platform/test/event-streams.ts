@@ -48,7 +48,10 @@ async function redisHarness(redis: RedisClient, prefix: string, { retention, war
   };
 }
 
-/** The implementations (in memory, on one Redis, on a Redis Cluster of the file's own), plus Redis connections that `cleanup` closes along with every key under `runPrefix`. */
+/**
+ * The implementations (in memory, on one Redis, on a Redis Cluster of the file's own), plus Redis connections that
+ * `cleanup` closes along with every key under `runPrefix`.
+ */
 export function eventStreams(label: string) {
   /** Every Redis key and channel the suite touches starts with this; cleanup deletes exactly those keys. */
   const runPrefix = `${uniqueName(label)}:`;
