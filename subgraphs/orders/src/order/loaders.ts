@@ -7,6 +7,11 @@ export interface UserPageKey {
   limit: number;
   after?: number;
   status?: OrderStatus;
+  /**
+   * The query certainly selects the page's orders' items: they are read with the page, in the same batch, so that
+   * each order's items are there when asked for (itemsOf), without a load and a promise per order.
+   */
+  withItems?: boolean;
 }
 
 export interface UserCountKey {
@@ -48,16 +53,21 @@ export function createOrderLoaders(repository: OrderRepository) {
     return ids.map((id) => known.get(id) ?? null);
   });
 
-  const itemsByOrderId = new DataLoader<number, OrderItemRow[]>(async (orderIds) => {
+  /** Each order's items, in position order; a fresh empty list per order without items (a caller may add to it). */
+  const readItems = async (orderIds: readonly number[]) => {
     const byOrder = new Map<number, OrderItemRow[]>();
-    for (const row of await repository.itemsByOrderIds(orderIds)) {
-      const items = byOrder.get(row.orderId);
-      if (items) items.push(row);
-      else byOrder.set(row.orderId, [row]);
-    }
-    // A fresh empty list per order without items: a caller may add to what a loader returned.
-    return orderIds.map((id) => byOrder.get(id) ?? []);
+    for (const id of orderIds) byOrder.set(id, []);
+    for (const row of await repository.itemsByOrderIds(orderIds)) byOrder.get(row.orderId)?.push(row);
+    return byOrder;
+  };
+  const itemsByOrderId = new DataLoader<number, OrderItemRow[]>(async (orderIds) => {
+    const byOrder = await readItems(orderIds);
+    return orderIds.map((id) => byOrder.get(id)!);
   });
+  // Items read with a page (UserPageKey.withItems), by order id.
+  const itemsRead = new Map<number, OrderItemRow[]>();
+  /** An order's items when a page read them already; else undefined, and itemsByOrderId loads them. */
+  const itemsOf = (orderId: number): OrderItemRow[] | undefined => itemsRead.get(orderId);
 
   const pageByUser = new DataLoader<UserPageKey, OrderRow[], string>(
     async (keys) => {
@@ -74,6 +84,16 @@ export function createOrderLoaders(repository: OrderRepository) {
           const rows = await repository.pagesByUser({ userIds: group.map((key) => key.userId), limit, after, status });
           for (const row of rows) byUser.get(row.userId)?.push(row);
           remember(rows);
+          if (group.some((key) => key.withItems)) {
+            // The orders each page shows (not the extra row that only tells whether a next page exists).
+            const shown = [...byUser.values()].flatMap((page) => page.slice(0, limit - 1).map((row) => row.id)).filter((id) => !itemsRead.has(id));
+            try {
+              if (shown.length > 0) for (const [id, items] of await readItems(shown)) itemsRead.set(id, items);
+            } catch {
+              // The page stands without them: each order's items are then loaded, and fail, as they would have
+              // without this read ahead (an error per order's items, not one for the page).
+            }
+          }
         }),
       );
       return keys.map((key) => results.get(pageSignature(key))?.get(key.userId) ?? []);
@@ -102,7 +122,7 @@ export function createOrderLoaders(repository: OrderRepository) {
     return userIds.map((userId) => found.get(userId) ?? { userId, orderCount: 0, spentCents: 0 });
   });
 
-  return { byId, remember, itemsByOrderId, pageByUser, countByUser, statsByUser };
+  return { byId, remember, itemsByOrderId, itemsOf, pageByUser, countByUser, statsByUser };
 }
 
 export type OrderLoaders = ReturnType<typeof createOrderLoaders>;

@@ -14,9 +14,13 @@ import type { OrdersContext } from '../context.ts';
 import { ErrorCode } from '../errors.ts';
 import type { Resolvers } from '../generated/resolvers.ts';
 import type { OrderConnectionModel } from '../graphql/models.ts';
+import { selectsPath } from '../graphql/selection.ts';
 import type { OrderRow } from './repository.ts';
 
 const CURSOR_KIND = 'order';
+
+// A user's page reads its orders' items with it when the query selects them (the gateway's nested fetches do).
+const selectsItems = selectsPath('edges', 'node', 'items');
 
 /** A page of orders with its deferred count, in one object (no spread of a connection into another). */
 function orderPage(rows: readonly OrderRow[], size: number, countTotal: () => Promise<number>): OrderConnectionModel {
@@ -72,20 +76,21 @@ export const orderResolvers = {
       if (parsed === undefined) return null;
       return isAdmin(context.viewer) ? context.loaders.byId.load(parsed) : ownedOrder(parsed, context, 'read this order');
     },
-    items: (order, _args, { loaders }) => loaders.itemsByOrderId.load(order.id),
+    // Read with the order's page when there was one: no load, no promise.
+    items: (order, _args, { loaders }) => loaders.itemsOf(order.id) ?? loaders.itemsByOrderId.load(order.id),
     // A reference only: the gateway asks the users subgraph for the rest.
     user: (order) => ({ id: String(order.userId) }),
   },
 
   User: {
-    orders: async (user, { first, after, status }, { viewer, loaders }) => {
+    orders: async (user, { first, after, status }, { viewer, loaders }, info) => {
       assertSelfOrAdmin(viewer, user.id, "read this user's orders");
       const size = parseFirst(first);
       const cursor = decodeCursor(CURSOR_KIND, after);
       const userId = tryParseId(user.id);
       if (userId === undefined) return null;
       const filter = status ?? undefined;
-      const rows = await loaders.pageByUser.load({ userId, limit: size + 1, after: cursor, status: filter });
+      const rows = await loaders.pageByUser.load({ userId, limit: size + 1, after: cursor, status: filter, withItems: selectsItems(info) });
       return orderPage(rows, size, () => loaders.countByUser.load({ userId, status: filter }));
     },
     orderCount: async (user, _args, { viewer, loaders }) => {
