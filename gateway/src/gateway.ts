@@ -361,18 +361,25 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admission) });
     return around ? around({ ...request, admission }, execute) : execute();
   };
-  /** A live query's POST body as its runs send it (without `@live`, nothing null); undefined for any other. */
-  const liveBody = (sent: Record<string, unknown>) => {
+  /**
+   * A live query's POST body as its runs send it (without `@live`, nothing null, without the `live` request
+   * extension), and the format its client asked for there; undefined for any other request.
+   */
+  const liveRequest = (sent: Record<string, unknown>) => {
     const live = liveQueries && liveOperationOf(sent);
     if (!live) return undefined;
-    const body = Object.fromEntries(Object.entries(sent).filter(([, value]) => value !== null && value !== undefined));
-    return { ...body, query: withoutLive(live.document) };
+    const body: Record<string, unknown> = Object.fromEntries(Object.entries(sent).filter(([, value]) => value !== null && value !== undefined));
+    body.query = withoutLive(live.document);
+    const { live: asked, ...extensions } = (body.extensions ?? {}) as Record<string, unknown>;
+    if (Object.keys(extensions).length > 0) body.extensions = extensions;
+    else delete body.extensions;
+    return { body, format: (asked as { format?: unknown } | undefined)?.format === 'json-patch' ? ('json-patch' as const) : ('whole' as const) };
   };
   /** A query or mutation POSTed with `body` as `viewer`: over graphql-ws. A live query keeps answering. */
   const runOperation = async ({ body, viewer, accept }: SocketOperation): Promise<HTTPGraphQLResponse | RawHttpResponse | { live: LiveAnswers }> => {
-    const live = liveBody(body);
+    const live = liveRequest(body);
     if (live && liveQueries) {
-      const opened = await liveQueries.open(live, viewer);
+      const opened = await liveQueries.open(live.body, viewer, live.format);
       return 'refused' in opened ? opened.refused : { live: opened.answers };
     }
     const headers = new HeaderMap([['content-type', 'application/json']]);
@@ -444,8 +451,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       executePlain: (request, admitted) => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admitted) }),
       keepAliveMs: deps.subscriptions?.eventStreamKeepAliveMs,
       live: liveQueries && {
-        is: (payload) => liveBody({ ...payload }) !== undefined,
-        open: (payload, { viewer }) => liveQueries.open(liveBody({ ...payload }) ?? { ...payload }, viewer),
+        is: (payload) => liveRequest({ ...payload }) !== undefined,
+        open: (payload, { viewer }) => {
+          const live = liveRequest({ ...payload });
+          return liveQueries.open(live?.body ?? { ...payload }, viewer, live?.format);
+        },
       },
     });
   const multipartStreams =

@@ -1,6 +1,7 @@
 import type { HTTPGraphQLResponse } from '@apollo/server';
 import type { FormattedExecutionResult } from 'graphql';
 import { DOMAIN_EVENTS_CHANNEL, isDomainEvent, type DomainEvent, type Logger, type PubSub, type RawHttpResponse, type Viewer } from '@fed/platform';
+import { jsonPatch, type JsonPatchOperation } from './json-patch.ts';
 
 /** One run of a live query's operation, as a plain query: its answer, and what the answer read. */
 export interface LiveRun {
@@ -35,24 +36,49 @@ export type LiveAnswers = AsyncGenerator<FormattedExecutionResult>;
 /** A live query started: its answers; or refused by its first run (HTTP's answer, for the transport to word). */
 export type LiveOpening = { refused: HTTPGraphQLResponse | RawHttpResponse } | { answers: LiveAnswers };
 
+/**
+ * How a client takes updates: whole answers (the default), or RFC 6902 patches of `data` against the answer
+ * before, as @n1ru4l/graphql-live-query-patch-json-patch sends them: the first answer whole with `revision: 1`,
+ * then `{ patch, revision, errors? }`.
+ */
+export type LiveFormat = 'whole' | 'json-patch';
+
 const EVERYTHING = '*';
 
+/** One answer of a live query's run, for each of its clients to take in its format. */
+interface Update {
+  result: FormattedExecutionResult;
+  /** The patch from the answer before (computed once, for the clients that take patches). */
+  patch: () => JsonPatchOperation[];
+  revision: number;
+  /** Nothing follows it: the query ends (refused, forbidden, failed). */
+  final: boolean;
+}
+
+interface Client {
+  push(update: Update): void;
+  /** The live query stopped (the gateway stops): its answers end. */
+  end(): void;
+}
+
+/** One execution, shared by the clients that opened the same query as the same viewer. */
 interface Live {
+  key: string;
   body: Record<string, unknown>;
   viewer: Viewer | null;
   /** Tags of the last answer (EVERYTHING when it could not be tagged). */
   tags: ReadonlySet<string>;
   last: string;
+  lastResult: FormattedExecutionResult;
+  revision: number;
   lastRunAt: number;
   running: boolean;
   /** A commit came while it ran: run again once it is done. */
   dirty: boolean;
   timer?: NodeJS.Timeout;
   reason: 'event' | 'gap';
-  deliver(result: FormattedExecutionResult, final: boolean): void;
+  clients: Set<Client>;
   closed: boolean;
-  /** Stops it: no more runs; a client waiting for its next answer is told it ended. */
-  close(): void;
 }
 
 const bodyOf = (response: HTTPGraphQLResponse | RawHttpResponse): string | undefined =>
@@ -64,6 +90,14 @@ const isRefusal = (result: FormattedExecutionResult) => !('data' in result) && (
 /** An answer saying the viewer may not see it (any more): sent, and the live query ends. */
 const isForbidden = (result: FormattedExecutionResult) => result.errors?.some((error) => error.extensions?.code === 'FORBIDDEN' || error.extensions?.code === 'UNAUTHENTICATED') ?? false;
 
+/** An update as a client in `format` receives it. */
+const inFormat = (update: Update, format: LiveFormat, first: boolean): FormattedExecutionResult => {
+  if (format === 'whole') return update.result;
+  if (first) return { ...update.result, revision: update.revision } as FormattedExecutionResult;
+  const { errors, extensions } = update.result;
+  return { patch: update.patch(), revision: update.revision, ...(errors && { errors }), ...(extensions && { extensions }) } as FormattedExecutionResult;
+};
+
 /**
  * Live queries: each runs as a plain query, its answer tagged as the response cache tags it (the entities and
  * lists it read), and runs again when a commit on the bus names one of those tags. Runs are coalesced (at most
@@ -74,8 +108,10 @@ const isForbidden = (result: FormattedExecutionResult) => result.errors?.some((e
 export function createLiveQueries(options: LiveQueriesOptions) {
   const { events, throttleMs, logger } = options;
   const byTag = new Map<string, Set<Live>>();
+  const byKey = new Map<string, Live>();
+  /** First runs in flight, by key: a client that asks for the same meanwhile waits for it and joins. */
+  const starting = new Map<string, Promise<Live | undefined>>();
   const stats: LiveQueryStats = { open: 0, runs: { first: 0, event: 0, gap: 0 }, updates: 0 };
-  const all = new Set<Live>();
 
   const index = (live: Live, tags: ReadonlySet<string>) => {
     for (const tag of live.tags) {
@@ -92,6 +128,35 @@ export function createLiveQueries(options: LiveQueriesOptions) {
     }
   };
 
+  /** No more runs: its clients were told (or left), its tags go. */
+  const retire = (live: Live) => {
+    if (live.closed) return;
+    live.closed = true;
+    clearTimeout(live.timer);
+    index(live, new Set());
+    if (byKey.get(live.key) === live) byKey.delete(live.key);
+  };
+
+  const publish = (live: Live, result: FormattedExecutionResult, text: string, final: boolean) => {
+    const before = live.lastResult;
+    live.last = text;
+    live.lastResult = result;
+    live.revision += 1;
+    let patch: JsonPatchOperation[] | undefined;
+    const patchOnce = () => {
+      if (patch) return patch;
+      patch = jsonPatch(before.data ?? null, result.data ?? null);
+      // A list that gained an item at its head shifts every item after it: past the whole answer's size, the
+      // whole answer is the smaller patch.
+      if (JSON.stringify(patch).length > text.length) patch = [{ op: 'replace', path: '', value: result.data ?? null }];
+      return patch;
+    };
+    const update: Update = { result, revision: live.revision, final, patch: patchOnce };
+    stats.updates += 1;
+    for (const client of live.clients) client.push(update);
+    if (final) retire(live);
+  };
+
   const runAgain = async (live: Live) => {
     live.timer = undefined;
     if (live.closed) return;
@@ -105,14 +170,13 @@ export function createLiveQueries(options: LiveQueriesOptions) {
       if (live.closed || text === undefined) return;
       index(live, tags ?? new Set([EVERYTHING]));
       if (text === live.last) return;
-      live.last = text;
       const result = JSON.parse(text) as FormattedExecutionResult;
-      stats.updates += 1;
       // A refusal now (its cost grew past a limit, the viewer lost access) ends it, as it would not start.
-      live.deliver(result, isRefusal(result) || isForbidden(result));
+      publish(live, result, text, isRefusal(result) || isForbidden(result));
     } catch (error) {
       logger.error({ err: error }, 'a live query could not run again; it ends');
-      live.deliver({ errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] }, true);
+      const failed = { errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] };
+      publish(live, failed, JSON.stringify(failed), true);
     } finally {
       live.running = false;
       if (live.dirty && !live.closed) schedule(live, live.reason);
@@ -138,6 +202,61 @@ export function createLiveQueries(options: LiveQueriesOptions) {
     for (const live of touched) schedule(live, 'event');
   };
 
+  /** A client's answers: `first`, then every update, in its format, until it leaves or the query ends. */
+  const follow = (live: Live, first: Update, format: LiveFormat): LiveAnswers => {
+    const queue: Update[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const client: Client = {
+      push(update) {
+        queue.push(update);
+        wake?.();
+      },
+      end() {
+        ended = true;
+        wake?.();
+      },
+    };
+    live.clients.add(client);
+    stats.open += 1;
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      stats.open -= 1;
+      live.clients.delete(client);
+      if (live.clients.size === 0) retire(live);
+    };
+    const answers = async function* (): LiveAnswers {
+      try {
+        yield inFormat(first, format, true);
+        if (first.final) return;
+        for (;;) {
+          const next = queue.shift();
+          if (next) {
+            yield inFormat(next, format, false);
+            if (next.final) return;
+            continue;
+          }
+          if (ended) return;
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+      } finally {
+        leave();
+      }
+    };
+    const generator = answers();
+    // Returned before it started (the client completed at once): a generator that never ran skips `finally`.
+    const returnGenerator = generator.return.bind(generator);
+    generator.return = (value) => {
+      leave();
+      client.end();
+      return returnGenerator(value);
+    };
+    return generator;
+  };
+
   let stopListening: (() => Promise<void>) | undefined;
 
   return {
@@ -150,7 +269,7 @@ export function createLiveQueries(options: LiveQueriesOptions) {
       const offGap = events.onGap((state) => {
         if (state !== 'restored') return;
         options.wrote?.();
-        for (const live of all) schedule(live, 'gap');
+        for (const live of byKey.values()) schedule(live, 'gap');
       });
       stopListening = async () => {
         offGap();
@@ -158,81 +277,73 @@ export function createLiveQueries(options: LiveQueriesOptions) {
       };
     },
     /**
-     * Starts a live query (`body` without `@live`, as a POST would send it): its first run's response when it is
-     * refused (HTTP's answer, for the transport to word as it does), else its answers, until `return()`.
+     * Starts a live query (`body` without `@live`, as a POST would send it), or joins the same one of the same
+     * viewer already running here: its answers, in `format`, until `return()`; or the first run's response when
+     * it is refused (HTTP's answer, for the transport to word as it does).
      */
-    async open(body: Record<string, unknown>, viewer: Viewer | null): Promise<LiveOpening> {
-      stats.runs.first += 1;
-      const startedAt = performance.now();
-      const first = await options.run(body, viewer);
-      const text = bodyOf(first.response);
-      const result = text === undefined ? undefined : (JSON.parse(text) as FormattedExecutionResult);
-      if (text === undefined || !result || isRefusal(result)) return { refused: first.response };
-
-      const queue: { result: FormattedExecutionResult; final: boolean }[] = [];
-      let wake: (() => void) | undefined;
-      const live: Live = {
-        body,
-        viewer,
-        tags: new Set(),
-        last: text,
-        lastRunAt: startedAt,
-        running: false,
-        dirty: false,
-        reason: 'event',
-        closed: false,
-        deliver(next, final) {
-          queue.push({ result: next, final });
-          wake?.();
-        },
-        close() {
-          if (live.closed) return;
-          live.closed = true;
-          clearTimeout(live.timer);
-          index(live, new Set());
-          all.delete(live);
-          stats.open -= 1;
-          wake?.();
-        },
-      };
-      const close = () => live.close();
-      all.add(live);
-      stats.open += 1;
-      index(live, first.tags ?? new Set([EVERYTHING]));
-      const answers = async function* (): LiveAnswers {
-        try {
-          yield result;
-          // The first answer says the viewer may not see it: nothing to keep current.
-          if (isForbidden(result)) return;
-          for (;;) {
-            const next = queue.shift();
-            if (next) {
-              yield next.result;
-              if (next.final) return;
-              continue;
-            }
-            if (live.closed) return;
-            await new Promise<void>((resolve) => (wake = resolve));
-            wake = undefined;
-          }
-        } finally {
-          close();
-        }
-      };
-      const generator = answers();
-      // Returned before it started (the client completed at once): a generator that never ran skips `finally`.
-      const returnGenerator = generator.return.bind(generator);
-      generator.return = (value) => {
-        close();
-        return returnGenerator(value);
-      };
-      return { answers: generator };
+    async open(body: Record<string, unknown>, viewer: Viewer | null, format: LiveFormat = 'whole'): Promise<LiveOpening> {
+      const key = JSON.stringify([viewer, body.query, body.operationName ?? null, body.variables ?? null, body.extensions ?? null]);
+      // Running, or being started by another client of the same viewer (joined once its first answer is in):
+      // its last answer is current, kept so by the same commits that would run a new one. No await before the
+      // start is registered, so clients that arrive together start it once.
+      for (let pending = starting.get(key); ; pending = starting.get(key)) {
+        const running = byKey.get(key);
+        if (running && !running.closed) return { answers: follow(running, { result: running.lastResult, revision: running.revision, final: false, patch: () => [] }, format) };
+        if (!pending) break;
+        await pending;
+      }
+      let started!: (live: Live | undefined) => void;
+      starting.set(key, new Promise((resolve) => (started = resolve)));
+      let live: Live | undefined;
+      try {
+        const opening = await start(key, body, viewer, format);
+        live = opening.live;
+        return opening;
+      } finally {
+        starting.delete(key);
+        started(live);
+      }
     },
     async stop(): Promise<void> {
       await stopListening?.();
-      for (const live of [...all]) live.close();
+      for (const live of [...byKey.values()]) {
+        for (const client of live.clients) client.end();
+        retire(live);
+      }
     },
   };
+
+  /** The first run of a live query nobody here runs yet, and its first client's answers (and the execution, when it goes on). */
+  async function start(key: string, body: Record<string, unknown>, viewer: Viewer | null, format: LiveFormat): Promise<LiveOpening & { live?: Live }> {
+    stats.runs.first += 1;
+    const startedAt = performance.now();
+    const first = await options.run(body, viewer);
+    const text = bodyOf(first.response);
+    const result = text === undefined ? undefined : (JSON.parse(text) as FormattedExecutionResult);
+    if (text === undefined || !result || isRefusal(result)) return { refused: first.response };
+    // The first answer says the viewer may not see it: sent, and nothing to keep current.
+    const final = isForbidden(result);
+    const live: Live = {
+      key,
+      body,
+      viewer,
+      tags: new Set(),
+      last: text,
+      lastResult: result,
+      revision: 1,
+      lastRunAt: startedAt,
+      running: false,
+      dirty: false,
+      reason: 'event',
+      clients: new Set(),
+      closed: final,
+    };
+    if (!final) {
+      byKey.set(key, live);
+      index(live, first.tags ?? new Set([EVERYTHING]));
+    }
+    return { answers: follow(live, { result, revision: 1, final, patch: () => [] }, format), ...(!final && { live }) };
+  }
 }
 
 export type LiveQueries = ReturnType<typeof createLiveQueries>;

@@ -3,6 +3,7 @@
 // this one; every new answer equals what a plain query answers right after. Real sockets and HTTP on loopback.
 import { IDENTITY_HEADER, signIdentity } from '@fed/platform';
 import { waitFor } from '@fed/platform/testing';
+import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import type { GraphQLFormattedError } from 'graphql';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
@@ -47,10 +48,10 @@ describe('live queries over graphql-ws', () => {
     return client;
   };
 
-  const watch = (client: Client | SseClient, query: string, variables?: Record<string, unknown>): Watch => {
+  const watch = (client: Client | SseClient, query: string, variables?: Record<string, unknown>, extensions?: Record<string, unknown>): Watch => {
     const state: Watch = { answers: [], completed: false, stop: () => {} };
     state.stop = (client as Client).subscribe<Data>(
-      { query, variables },
+      { query, variables, ...(extensions && { extensions }) },
       {
         next: (result) => state.answers.push(result),
         error: (error) => (state.error = error as GraphQLFormattedError[]),
@@ -209,5 +210,56 @@ describe('live queries over graphql-ws', () => {
     expect(await settled(live, 2)).toBe(2);
     expect(live.answers[1]).toEqual(await plain(PLAIN_USER, { id: '4' }));
     expect(live.completed || live.error !== undefined).toBe(false);
+  });
+
+  it('shares one execution between identical live queries of one viewer, and runs another for another viewer', async () => {
+    const runs = () => metric(stack.urls.gateway, 'live_query_runs_total', { reason: 'first' });
+    const before = await runs();
+    const one = watch(await connect(), LIVE_USER, { id: '6' });
+    const two = watch(await connect(), LIVE_USER, { id: '6' });
+    await until(() => one.answers.length === 1 && two.answers.length === 1);
+    expect(await runs()).toBe(before + 1);
+    expect(two.answers[0]).toEqual(one.answers[0]);
+    // Another viewer (user 6 reading their own profile) gets an execution of their own.
+    const own = watch(await connect(stack.urls.gateway, '6', 'user'), LIVE_USER, { id: '6' });
+    await until(() => own.answers.length === 1);
+    expect(await runs()).toBe(before + 2);
+
+    await stack.request('mutation { updateUser(id: "6", input: { name: "Shared Rename" }) { id } }');
+    await until(() => one.answers.length === 2 && two.answers.length === 2 && own.answers.length === 2, 30_000);
+    expect(two.answers[1]).toEqual(one.answers[1]);
+    expect(one.answers[1]).toEqual(await plain(PLAIN_USER, { id: '6' }));
+    // One leaving does not end the other's.
+    one.stop();
+    await stack.request('mutation { updateUser(id: "6", input: { name: "After One Left" }) { id } }');
+    await until(() => two.answers.length === 3, 30_000);
+    expect(two.answers[2]).toEqual(await plain(PLAIN_USER, { id: '6' }));
+  });
+
+  it('sends RFC 6902 patches of data when the client asks (extensions.live.format), which apply to give the current answer', async () => {
+    const live = watch(await connect(), LIVE_USER, { id: '1' }, { live: { format: 'json-patch' } });
+    await until(() => live.answers.length === 1);
+    const first = live.answers[0] as { data: Data; revision: number };
+    expect(first.revision).toBe(1);
+    expect({ data: first.data }).toEqual(await plain(PLAIN_USER, { id: '1' }));
+
+    /** The first answer with every patch since applied, in order. */
+    const applied = () => {
+      let data = structuredClone(first.data);
+      for (const answer of live.answers.slice(1) as { patch: Operation[] }[]) data = fastJsonPatch.applyPatch(data, answer.patch, true, false).newDocument;
+      return { data };
+    };
+    await stack.request('mutation { placeOrder(input: { userId: "1", items: [{ sku: "PATCH-1", quantity: 1, unitPriceCents: 99 }] }) { id } }');
+    const withOrder = await plain(PLAIN_USER, { id: '1' });
+    await until(() => JSON.stringify(applied()) === JSON.stringify(withOrder), 30_000);
+
+    await stack.request('mutation { updateUser(id: "1", input: { name: "Patched Name" }) { id } }');
+    const current = await plain(PLAIN_USER, { id: '1' });
+    await until(() => JSON.stringify(applied()) === JSON.stringify(current), 30_000);
+    expect(applied()).toEqual(current);
+    const revisions = live.answers.map((answer) => (answer as { revision: number }).revision);
+    expect(revisions).toEqual(revisions.map((_, index) => index + 1));
+    // A rename is one small operation, not the whole answer again.
+    expect((live.answers.at(-1) as { patch: Operation[] }).patch).toEqual([{ op: 'replace', path: '/user/name', value: 'Patched Name' }]);
   });
 });
