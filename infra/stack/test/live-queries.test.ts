@@ -10,7 +10,8 @@ import { createClient, type Client, type FormattedExecutionResult } from 'graphq
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
-import { signedInAs, startTestStack, tokenFor, type TestStack } from './harness.ts';
+import type { TcpProxy } from '@fed/platform/testing';
+import { signedInAs, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
 
 type Data = Record<string, unknown>;
 
@@ -261,5 +262,42 @@ describe('live queries over graphql-ws', () => {
     expect(revisions).toEqual(revisions.map((_, index) => index + 1));
     // A rename is one small operation, not the whole answer again.
     expect((live.answers.at(-1) as { patch: Operation[] }).patch).toEqual([{ op: 'replace', path: '/user/name', value: 'Patched Name' }]);
+  });
+});
+
+describe('live queries across a Redis outage', () => {
+  let stack: TestStack;
+  let redis: TcpProxy;
+  let teardown: () => Promise<void>;
+  let client: Client | undefined;
+  beforeAll(async () => {
+    ({ stack, redis, teardown } = await startStackBehindRedisProxy({ users: 3, ordersPerUser: 1 }));
+  });
+  afterAll(async () => {
+    await client?.dispose();
+    await teardown?.();
+  });
+
+  it('runs every live query again once the bus is back, so a write made while it was away is not missed', async () => {
+    client = createClient({ url: stack.urls.gateway.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: { authorization: `Bearer ${await tokenFor('1000000', 'admin')}` } });
+    const answers: FormattedExecutionResult<Data>[] = [];
+    const stop = client.subscribe<Data>({ query: LIVE_USER, variables: { id: '3' } }, { next: (result) => answers.push(result), error: () => {}, complete: () => {} });
+    try {
+      await until(() => answers.length === 1);
+      await redis.setListening(false);
+      // The write commits; its event waits in the outbox, and the bus cannot tell the gateway anything.
+      const renamed = await stack.request('mutation { updateUser(id: "3", input: { name: "Renamed In The Dark" }) { id } }');
+      expect(renamed.errors).toBeUndefined();
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await redis.setListening(true);
+      const current = await stack.request<Data>(PLAIN_USER, { id: '3' });
+      await until(() => JSON.stringify(answers.at(-1)) === JSON.stringify({ data: current.data }), 30_000);
+      expect((answers.at(-1)?.data?.user as { name: string }).name).toBe('Renamed In The Dark');
+      // It ran because the bus came back, whatever the outbox relay sends later.
+      const metrics = await (await fetch(new URL('/metrics', stack.urls.gateway))).text();
+      expect(metrics).toMatch(/^live_query_runs_total\{[^}]*reason="gap"[^}]*\} [1-9]/m);
+    } finally {
+      stop();
+    }
   });
 });
