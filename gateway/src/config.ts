@@ -161,6 +161,11 @@ export const gatewayConfigShape = z.object({
   /** With read replicas under the subgraphs: repeat each purge this long after it (0: never). */
   RESPONSE_CACHE_REPLICA_LAG_MS: z.coerce.number().int().min(0).max(60_000).default(0),
 
+  /** Live queries (`query @live` over graphql-ws and server-sent events): `off` refuses them. */
+  LIVE_QUERIES: z.enum(['on', 'off']).default('on'),
+  /** At most one run of each live query per this many ms, however many commits touch it. */
+  LIVE_QUERY_THROTTLE_MS: z.coerce.number().int().min(0).max(60_000).default(100),
+
   /** Each subgraph's circuit breaker: `off` calls subgraphs whatever happens. */
   SUBGRAPH_BREAKER: z.enum(['on', 'off']).default('on'),
   /** A run of this many failed calls in a row to one subgraph opens its breaker. */
@@ -272,5 +277,7 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
     config.RESPONSE_CACHE === 'on'
       ? { maxTtlSeconds: config.RESPONSE_CACHE_MAX_TTL_S, typeTtlSeconds: config.RESPONSE_CACHE_TYPE_TTL_S, replicaLagMs: config.RESPONSE_CACHE_REPLICA_LAG_MS }
       : null;
-  return { auth, gateway, responseCache };
+  // The event bus comes from the composition root's infrastructure too.
+  const liveQueries = config.LIVE_QUERIES === 'on' ? { throttleMs: config.LIVE_QUERY_THROTTLE_MS } : null;
+  return { auth, gateway, responseCache, liveQueries };
 }

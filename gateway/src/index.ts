@@ -39,6 +39,7 @@ await startOrExit(async () => {
       store: infrastructure.createResponseStore({ maxTtlSeconds: settings.responseCache.maxTtlSeconds }),
       events: infrastructure.pubsub,
     },
+    liveQueries: settings.liveQueries && { ...settings.liveQueries, events: infrastructure.pubsub },
     rateLimiter: infrastructure.rateLimiter,
     telemetry,
     drain: observability.drain,

@@ -13,7 +13,7 @@ const config = loadConfigOrExit(stackConfigSchema, process.env);
 const logger = createLogger({ name: 'stack', level: config.LOG_LEVEL });
 const databases = locationsFrom(config);
 
-const { auth, gateway, responseCache } = gatewaySettings({ ...config, SUBGRAPH_URLS: {} });
+const { auth, gateway, responseCache, liveQueries } = gatewaySettings({ ...config, SUBGRAPH_URLS: {} });
 const { tracing, knownOperations, drain } = observabilityFrom(config);
 
 await startOrExit(async () => {
@@ -29,6 +29,7 @@ await startOrExit(async () => {
     mode: gateway.mode,
     gateway,
     responseCache,
+    liveQueries,
     auth,
     secrets: { users: config.USERS_SUBGRAPH_SECRET, orders: config.ORDERS_SUBGRAPH_SECRET, ordersToUsers: config.ORDERS_TO_USERS_SECRET },
     usersTimeoutMs: config.USERS_TIMEOUT_MS,

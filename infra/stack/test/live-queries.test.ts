@@ -17,7 +17,7 @@ type Data = Record<string, unknown>;
 
 /** A live query over the socket: every answer it got, and how it ended. */
 interface Watch {
-  answers: FormattedExecutionResult<Data>[];
+  answers: FormattedExecutionResult<Data, unknown>[];
   error?: GraphQLFormattedError[];
   completed: boolean;
   stop(): void;
@@ -280,7 +280,7 @@ describe('live queries across a Redis outage', () => {
 
   it('runs every live query again once the bus is back, so a write made while it was away is not missed', async () => {
     client = createClient({ url: stack.urls.gateway.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: { authorization: `Bearer ${await tokenFor('1000000', 'admin')}` } });
-    const answers: FormattedExecutionResult<Data>[] = [];
+    const answers: FormattedExecutionResult<Data, unknown>[] = [];
     const stop = client.subscribe<Data>({ query: LIVE_USER, variables: { id: '3' } }, { next: (result) => answers.push(result), error: () => {}, complete: () => {} });
     try {
       await until(() => answers.length === 1);
