@@ -228,6 +228,20 @@ describe('RedisResponseStore on a Redis Cluster', () => {
     expect(await bodyAt(a, 'spread:0')).toBe('again');
   });
 
+  it('serves an entry numbered by a purge that has not reached its bucket yet (the fan-out still on its way)', async () => {
+    const prefix = `${RUN_PREFIX}${++storeCounter}:`;
+    const store = new RedisResponseStore(clusterRedis, prefix, { maxTtlSeconds: 300 });
+    await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
+    await store.invalidate(['users/Query.users']);
+    // A purge's first step, alone: bucket 0 numbers it; the other buckets have not heard of it yet.
+    const primaries = (clusterRedis as Cluster).nodes('master');
+    const [sequence] = (await Promise.all(primaries.map((node) => node.keys(`${prefix}{rc0.*}:seq`)))).flat();
+    await clusterRedis.incr(sequence as string);
+    const keys = Array.from({ length: 12 }, (_, index) => `list:${index}`);
+    for (const key of keys) await fill(store, key, key, ['users/Query.users']);
+    for (const key of keys) expect(await bodyAt(store, key)).toBe(key);
+  });
+
   it('answers from the first valid key when the keys live in different buckets', async () => {
     const store = new RedisResponseStore(clusterRedis, `${RUN_PREFIX}${++storeCounter}:`, { maxTtlSeconds: 300 });
     await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());

@@ -26,12 +26,17 @@ end
 `;
 
 /**
- * KEYS: seq, floor, stamps, then the entries asked for, in order. Returns `{ meta, body, index }` for the first
- * valid entry (index into the entries, from 1), deleting invalid ones on the way; else `{ seq }`.
+ * KEYS: seq, floor, stamps, then the entries asked for, in order. ARGV: '1' where `seq` is the sequence itself
+ * (bucket 0), so that an entry numbered past it can only come from before the sequence went back. Another
+ * bucket hears of a purge a moment after bucket 0 numbered it, and may already hold entries numbered after it:
+ * there the check would throw good entries away (a purge stamps one past what the bucket heard instead). Returns
+ * `{ meta, body, index }` for the first valid entry (index into the entries, from 1), deleting invalid ones on
+ * the way; else `{ seq }`.
  */
 export const LOOKUP = `${STALE}
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+local authoritative = ARGV[1] == '1'
 for i = 4, #KEYS do
   local value = redis.call('GET', KEYS[i])
   if value then
@@ -40,7 +45,7 @@ for i = 4, #KEYS do
     local meta = string.sub(value, 1, a - 1)
     local seq = cjson.decode(meta).s
     -- An entry from "the future" means the sequence went back (a failover): no purge could reach it.
-    local valid = seq >= floor and seq <= current and not stale(KEYS[3], cjson.decode(string.sub(value, a + 1, b - 1)), seq)
+    local valid = seq >= floor and (seq <= current or not authoritative) and not stale(KEYS[3], cjson.decode(string.sub(value, a + 1, b - 1)), seq)
     if valid then return { meta, string.sub(value, b + 1), tostring(i - 3) } end
     redis.call('DEL', KEYS[i])
   end

@@ -198,7 +198,7 @@ export class RedisResponseStore implements ResponseStore {
     const epoch = this.epoch;
     if (this.buckets.length === 1) {
       const { seq, floor, stamps, entry } = this.bucket(0);
-      const reply = await this.tripping(() => this.redis.responseCacheLookupBuffer(3 + keys.length, seq, floor, stamps, ...keys.map((key) => entry + key)));
+      const reply = await this.tripping(() => this.redis.responseCacheLookupBuffer(3 + keys.length, seq, floor, stamps, ...keys.map((key) => entry + key), 1));
       return reply.length === 3 ? { hit: hitOf(reply) } : { ticket: { seq: Number(String(reply[0])), epoch, issuedAt: Date.now() } };
     }
     return this.tripping(() => this.lookupInBuckets(keys, epoch));
@@ -214,7 +214,7 @@ export class RedisResponseStore implements ResponseStore {
     const replies = await Promise.all(
       [...asked].map(async ([bucket, indexes]) => {
         const { seq, floor, stamps, entry } = this.bucket(bucket);
-        const reply = await this.redis.responseCacheLookupBuffer(3 + indexes.length, seq, floor, stamps, ...indexes.map((index) => entry + keys[index]));
+        const reply = await this.redis.responseCacheLookupBuffer(3 + indexes.length, seq, floor, stamps, ...indexes.map((index) => entry + keys[index]), bucket === 0 ? 1 : 0);
         return { bucket, indexes, reply };
       }),
     );
