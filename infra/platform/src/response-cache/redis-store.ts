@@ -225,10 +225,11 @@ export class RedisResponseStore implements ResponseStore {
       if (!best || index < best.index) best = { index, reply };
     }
     if (best) return { hit: hitOf(best.reply) };
-    // Bucket 0's sequence is the one tickets are numbered by; when no key was in it, it is asked now.
-    const fromFirst = replies.find(({ bucket }) => bucket === 0)?.reply[0];
-    const seq = fromFirst === undefined ? await this.redis.get(this.bucket(0).seq) : String(fromFirst);
-    return { ticket: { seq: Number(seq ?? '0'), epoch, issuedAt: Date.now() } };
+    // Any bucket's sequence numbers a ticket safely: it has heard of every purge that has resolved (each
+    // resolves once all buckets have it), and of none numbered after this lookup. One it has not heard of yet
+    // stamps past the ticket, and spoils the answer at worst. So a miss costs no trip to bucket 0.
+    const seq = Math.max(...replies.map(({ reply }) => Number(String(reply[0]))));
+    return { ticket: { seq, epoch, issuedAt: Date.now() } };
   }
 
   async store(key: string, response: CachedResponse, tags: readonly string[], ticket: StoreTicket): Promise<void> {
