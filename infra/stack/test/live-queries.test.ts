@@ -1,7 +1,7 @@
 // Live queries (issue 23): `query @live` over graphql-ws keeps its answer current. Two gateways on one Redis, both
 // subgraphs on real Postgres: writes through the other gateway, and straight to a subgraph, reach a live query on
 // this one; every new answer equals what a plain query answers right after. Real sockets and HTTP on loopback.
-import { IDENTITY_HEADER, signIdentity } from '@fed/platform';
+import { IDENTITY_HEADER, MemoryPubSub, signIdentity } from '@fed/platform';
 import { waitFor } from '@fed/platform/testing';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import type { GraphQLFormattedError } from 'graphql';
@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
 import type { TcpProxy } from '@fed/platform/testing';
-import { signedInAs, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
+import { signedInAs, startGatewayTo, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
 
 type Data = Record<string, unknown>;
 
@@ -44,7 +44,15 @@ describe('live queries over graphql-ws', () => {
   const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 
   const connect = async (url = stack.urls.gateway, sub = '1000000', role: 'user' | 'admin' = 'admin') => {
-    const client = createClient({ url: wsUrl(url), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: { authorization: `Bearer ${await tokenFor(sub, role)}` } });
+    const client = createClient({
+      url: wsUrl(url),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      lazy: false,
+      connectionParams: { authorization: `Bearer ${await tokenFor(sub, role)}` },
+      // A socket a test closes (terminate, a gateway stopped) is expected: graphql-ws would log it.
+      onNonLazyError: () => {},
+    });
     clients.push(client);
     return client;
   };
@@ -262,6 +270,38 @@ describe('live queries over graphql-ws', () => {
     expect(revisions).toEqual(revisions.map((_, index) => index + 1));
     // A rename is one small operation, not the whole answer again.
     expect((live.answers.at(-1) as { patch: Operation[] }).patch).toEqual([{ op: 'replace', path: '/user/name', value: 'Patched Name' }]);
+  });
+
+  it('counts live queries against the subscription caps: past the per-socket cap, TOO_MANY_SUBSCRIPTIONS', async () => {
+    const capped = await startGatewayTo(stack, stack.urls.users, { liveQueries: { events: new MemoryPubSub() }, subscriptions: { limits: { subscriptionsPerSocket: 2 } } });
+    try {
+      const client = await connect(capped.url);
+      const first = watch(client, LIVE_USER, { id: '1' });
+      const second = watch(client, LIVE_USER, { id: '2' });
+      await until(() => first.answers.length === 1 && second.answers.length === 1);
+      const third = watch(client, LIVE_USER, { id: '3' });
+      await until(() => third.error !== undefined);
+      expect(third.error?.[0]?.extensions?.code).toBe('TOO_MANY_SUBSCRIPTIONS');
+      // One ends: the next one is let in.
+      first.stop();
+      const fourth = watch(client, LIVE_USER, { id: '3' });
+      await until(() => fourth.answers.length === 1);
+    } finally {
+      for (const state of watches.splice(0)) state.stop();
+      await capped.stop();
+    }
+  });
+
+  it('answers a client that lost its connection with the current answer when it comes back', async () => {
+    const before = await connect();
+    const live = watch(before, LIVE_USER, { id: '2' });
+    await until(() => live.answers.length === 1);
+    before.terminate();
+    await stack.request('mutation { updateUser(id: "2", input: { name: "Renamed While Away" }) { id } }');
+    const current = await plain(PLAIN_USER, { id: '2' });
+    const again = watch(await connect(), LIVE_USER, { id: '2' });
+    await until(() => JSON.stringify(again.answers.at(-1)) === JSON.stringify(current));
+    expect((again.answers.at(-1)?.data?.user as { name: string }).name).toBe('Renamed While Away');
   });
 });
 
