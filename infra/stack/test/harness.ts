@@ -27,6 +27,8 @@ import {
   type TcpProxy,
   type TestDatabase,
 } from '@fed/platform/testing';
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
 import { startStack, type RunningStack, type StackOptions } from '../src/stack.ts';
 
@@ -37,6 +39,21 @@ export const TEST_AUTH = DEVELOPMENT_AUTH;
 
 /** A bearer token for `sub`, as `npm run token` would mint it. */
 export const tokenFor = (sub: string, role: Role = 'user', ttlSeconds?: number) => mintToken({ ...TEST_AUTH, sub, role, ttlSeconds });
+
+/**
+ * graphql-ws's own client on one socket, signed in as `sub`, open until disposed (a lazy client would sign in
+ * again for each operation), never retrying: what a test closes stays closed.
+ */
+export const socketClient = async (url: string, sub: string, role: Role): Promise<Client> =>
+  createClient({
+    url: url.replace(/^http/, 'ws'),
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    lazy: false,
+    connectionParams: { authorization: `Bearer ${await tokenFor(sub, role)}` },
+    // A socket a test closes (terminate, a gateway stopped) is expected: graphql-ws would log it.
+    onNonLazyError: () => {},
+  });
 
 /** Request headers that sign in as `sub`. */
 export const signedInAs = async (sub: string, role: Role = 'user') => ({ authorization: `Bearer ${await tokenFor(sub, role)}` });

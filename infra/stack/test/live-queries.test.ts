@@ -6,12 +6,11 @@ import { waitFor } from '@fed/platform/testing';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import type { GraphQLFormattedError } from 'graphql';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
-import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import type { Client, FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
 import type { TcpProxy } from '@fed/platform/testing';
-import { signedInAs, startGatewayTo, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
+import { signedInAs, socketClient, startGatewayTo, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
 
 type Data = Record<string, unknown>;
 
@@ -41,18 +40,9 @@ describe('live queries over graphql-ws', () => {
   let other: string;
   const clients: (Client | SseClient)[] = [];
   const watches: Watch[] = [];
-  const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 
   const connect = async (url = stack.urls.gateway, sub = '1000000', role: 'user' | 'admin' = 'admin') => {
-    const client = createClient({
-      url: wsUrl(url),
-      webSocketImpl: WebSocket,
-      retryAttempts: 0,
-      lazy: false,
-      connectionParams: { authorization: `Bearer ${await tokenFor(sub, role)}` },
-      // A socket a test closes (terminate, a gateway stopped) is expected: graphql-ws would log it.
-      onNonLazyError: () => {},
-    });
+    const client = await socketClient(url, sub, role);
     clients.push(client);
     return client;
   };
@@ -319,7 +309,7 @@ describe('live queries across a Redis outage', () => {
   });
 
   it('runs every live query again once the bus is back, so a write made while it was away is not missed', async () => {
-    client = createClient({ url: stack.urls.gateway.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, connectionParams: { authorization: `Bearer ${await tokenFor('1000000', 'admin')}` } });
+    client = await socketClient(stack.urls.gateway, '1000000', 'admin');
     const answers: FormattedExecutionResult<Data, unknown>[] = [];
     const stop = client.subscribe<Data>({ query: LIVE_USER, variables: { id: '3' } }, { next: (result) => answers.push(result), error: () => {}, complete: () => {} });
     try {

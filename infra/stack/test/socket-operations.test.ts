@@ -10,11 +10,11 @@ import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { addTypenameToDocument } from '@apollo/client/utilities';
 import { recordStream, waitFor, type RecordedStream } from '@fed/platform/testing';
 import { parse, print, visit, type DocumentNode, type GraphQLFormattedError } from 'graphql';
-import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
+import type { Client, FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
-import { signedInAs, startGatewayTo, startTestStack, subgraphRequestsDuring as requestsDuring, tokenFor, type TestStack } from './harness.ts';
+import { signedInAs, socketClient, startGatewayTo, startTestStack, subgraphRequestsDuring as requestsDuring, type TestStack } from './harness.ts';
 import { startHttpFaultProxy } from './http-proxy.ts';
 import { mergedData, type Data } from './incremental.ts';
 
@@ -74,18 +74,10 @@ describe('queries and mutations over graphql-ws, answered as over HTTP', () => {
   let stack: TestStack;
   const clients: Client[] = [];
   const cleanups: (() => unknown)[] = [];
-  const wsUrl = (url = stack.urls.gateway) => url.replace(/^http/, 'ws');
 
   /** graphql-ws's own client, signed in as `sub` (admin: the stack's admin, who may read anything). */
-  const connect = async (sub = '1000000', role: 'user' | 'admin' = 'admin', url?: string) => {
-    const client = createClient({
-      url: wsUrl(url),
-      webSocketImpl: WebSocket,
-      retryAttempts: 0,
-      // One socket for every operation, open until disposed (a lazy client would sign in again after each).
-      lazy: false,
-      connectionParams: { authorization: `Bearer ${await tokenFor(sub, role)}` },
-    });
+  const connect = async (sub = '1000000', role: 'user' | 'admin' = 'admin', url = stack.urls.gateway) => {
+    const client = await socketClient(url, sub, role);
     clients.push(client);
     return client;
   };
