@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryPubSub, RedisPubSub, type Listener, type PubSub } from '../src/pubsub/index.ts';
-import { createRedis, waitForRedis } from '../src/redis.ts';
+import { createRedis, slotOf, waitForRedis, type Cluster } from '../src/redis.ts';
 import { clusterForThisFile } from './cluster.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
 import { startTcpProxy, waitFor } from './support.ts';
@@ -539,5 +539,36 @@ describe('RedisPubSub against a real Redis', () => {
         await proxy.close();
       }
     });
+  });
+});
+
+describe('RedisPubSub on a Redis Cluster', () => {
+  it('keeps a sharded channel on the primary owning its slot only, and hears it again after that connection drops', async () => {
+    const publisher = (await cluster.client()) as Cluster;
+    const pubsub = new RedisPubSub(publisher, RUN_PREFIX, (channel) => channel);
+    try {
+      const channel = freshChannel('sharded');
+      const { received, listener } = recorder();
+      const unsubscribe = await pubsub.subscribe(channel, listener);
+      const name = `${RUN_PREFIX}{${channel}}:${channel}`;
+      const owner = publisher.slots[slotOf(name)]?.[0];
+      const primaries = publisher.nodes('master');
+      const shardChannels = await Promise.all(primaries.map(async (node) => [`${node.options.host}:${node.options.port}`, (await node.call('PUBSUB', 'SHARDCHANNELS')) as string[]] as const));
+      expect(shardChannels.filter(([, channels]) => channels.includes(name)).map(([node]) => node)).toEqual([owner]);
+
+      const gaps: string[] = [];
+      pubsub.onGap((state) => gaps.push(state));
+      const ownerNode = primaries.find(({ options }) => `${options.host}:${options.port}` === owner);
+      await ownerNode?.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      // At-most-once: publish until one arrives over the new connection.
+      await waitFor(async () => {
+        await pubsub.publish(channel, 'after the drop');
+        expect(received).toContain('after the drop');
+      }, 10_000, 100);
+      await waitFor(() => expect(gaps).toEqual(['lost', 'restored']));
+      await unsubscribe();
+    } finally {
+      await pubsub.close();
+    }
   });
 });
