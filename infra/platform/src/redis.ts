@@ -5,7 +5,7 @@ export type { Redis, Cluster };
 /**
  * What every Redis user in the platform takes: one server (standalone, or the primary Sentinel names) or a
  * Redis Cluster. Both speak the same commands; where a cluster needs more care (keys of one script in one
- * slot, pipelines within one node, sharded pub/sub), the callers check `isCluster`.
+ * slot, pipelines within one node, sharded pub/sub), callers ask `instanceof Cluster`.
  */
 export type RedisClient = Redis | Cluster;
 
@@ -28,7 +28,7 @@ export type RedisTarget =
   | { mode: 'cluster'; nodes: RedisNode[]; tls: boolean; username?: string; password?: string }
   | { mode: 'sentinel'; sentinels: RedisNode[]; name: string; db: number; tls: boolean; username?: string; password?: string };
 
-const URL_FORM = /^(rediss?)(\+cluster|\+sentinel)?:\/\/(?:([^@/]*)@)?([^/?#]+)(?:\/([^?#]*))?$/;
+const URL_FORM = /^(rediss?)(\+cluster|\+sentinel)?:\/\/(?:([^@/]*)@)?([^/?#]+)(?:\/([^?#]*))?(\?[^#]*)?$/;
 
 const parseNode = (text: string, defaultPort: number): RedisNode | undefined => {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(text.trim());
@@ -50,15 +50,17 @@ const credentials = (userinfo: string | undefined): { username?: string; passwor
 export function parseRedisTarget(url: string): RedisTarget | string {
   const match = URL_FORM.exec(url.trim());
   if (!match) return 'must be redis://host:port, redis+cluster://host:port,host:port or redis+sentinel://host:port,host:port/mastername (or rediss…)';
-  const [, scheme, variant, userinfo, hostList, path = ''] = match as unknown as [string, string, string | undefined, string | undefined, string, string | undefined];
+  const [, scheme, variant, userinfo, hostList, path = '', query] = match as unknown as [string, string, string | undefined, string | undefined, string, string | undefined, string | undefined];
   const tls = scheme === 'rediss';
   const hosts = hostList.split(',').filter((host) => host.trim() !== '');
   if (!variant) {
     if (hosts.length !== 1) return `a list of nodes needs ${scheme}+cluster:// (a Redis Cluster) or ${scheme}+sentinel:// (Sentinels)`;
     if (!parseNode(hosts[0] as string, 6379)) return 'has an invalid host or port';
     if (path !== '' && !/^\d{1,2}$/.test(path)) return 'the path must be a database number';
+    // ioredis reads options from the query (`?family=6`): the URL goes to it whole.
     return { mode: 'standalone', url: url.trim() };
   }
+  if (query !== undefined) return `${scheme}${variant}:// takes no query string`;
   const nodes = hosts.map((host) => parseNode(host, variant === '+sentinel' ? 26379 : 6379));
   if (nodes.length === 0 || nodes.some((node) => node === undefined)) return 'has an invalid host or port';
   const valid = nodes as RedisNode[];

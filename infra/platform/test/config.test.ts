@@ -159,6 +159,7 @@ describe('REDIS_URL', () => {
   it('keeps one server as the URL ioredis reads, TLS and database included', () => {
     expect(parse('redis://127.0.0.1:6379/0')).toEqual({ mode: 'standalone', url: 'redis://127.0.0.1:6379/0' });
     expect(parse('rediss://user:p%40ss@cache:6380')).toEqual({ mode: 'standalone', url: 'rediss://user:p%40ss@cache:6380' });
+    expect(parse('redis://cache:6379/0?family=6')).toEqual({ mode: 'standalone', url: 'redis://cache:6379/0?family=6' });
   });
 
   it('reads a cluster as its seed nodes, with credentials and TLS', () => {
@@ -201,6 +202,7 @@ describe('REDIS_URL', () => {
     const issue = (url: string) => configError({ REDIS_URL: url }).issues[0] ?? '';
     expect(issue('redis://a:7000,b:7001')).toContain('redis+cluster://');
     expect(issue('redis+cluster://a:7000/1')).toContain('no databases');
+    expect(issue('redis+cluster://a:7000?tls=1')).toContain('no query string');
     expect(issue('redis+sentinel://:hunter2@a:26379')).toContain('mastername');
     expect(issue('redis+sentinel://:hunter2@a:26379')).not.toContain('hunter2');
     expect(issue('redis://cache:99999')).toContain('invalid host or port');
