@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createRedis, waitForRedis, type Cluster, type RedisClient } from '../src/redis.ts';
+import { createRedis, waitForRedis, type Cluster, type RedisClient, type RedisNode } from '../src/redis.ts';
+import { askRedisNode } from '../src/testing/redis-node.ts';
 import {
   MemoryResponseStore,
   PURGE_WAIT_MS,
@@ -240,6 +241,29 @@ describe('RedisResponseStore on a Redis Cluster', () => {
     const keys = Array.from({ length: 12 }, (_, index) => `list:${index}`);
     for (const key of keys) await fill(store, key, key, ['users/Query.users']);
     for (const key of keys) expect(await bodyAt(store, key)).toBe(key);
+  });
+
+  it('after a node connection drops, serves nothing until a full invalidation has landed on every bucket', async () => {
+    const client = await cluster.client();
+    const store = new RedisResponseStore(client, `${RUN_PREFIX}${++storeCounter}:`, { maxTtlSeconds: 300 });
+    await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
+    const keys = Array.from({ length: 12 }, (_, index) => `before:${index}`);
+    for (const key of keys) await fill(store, key, key, []);
+    const inFlight = await ticketOf(store, 'in-flight');
+
+    // Every client connection to one primary goes (a restart would look the same to this replica), killed from a
+    // connection of its own.
+    const dropped = new Promise((resolve) => client.once('-node', resolve));
+    await askRedisNode((await cluster.cluster()).nodes[0] as RedisNode, ['CLIENT', 'KILL', 'TYPE', 'normal']);
+    await dropped;
+    // Purges heard while the node was away may be lost: nothing from before may be served, and nothing computed
+    // since is stored with its old ticket.
+    await waitFor(async () => expect(await bodyAt(store, 'probe')).toBeUndefined());
+    for (const key of keys) expect(await bodyAt(store, key)).toBeUndefined();
+    await store.store('in-flight', response('stale'), [], inFlight);
+    expect(await bodyAt(store, 'in-flight')).toBeUndefined();
+    await fill(store, 'after', 'after', []);
+    expect(await bodyAt(store, 'after')).toBe('after');
   });
 
   it('answers from the first valid key when the keys live in different buckets', async () => {
