@@ -289,17 +289,19 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       observabilityPlugin(telemetry),
       explorer.plugin,
       rejectSubscriptionsOverHttp(),
-      rejectLiveQueriesOverHttp(!!deps.liveQueries),
+      rejectLiveQueriesOverHttp(!!deps.liveQueries && deps.execution !== 'apollo'),
       operationLimitsPlugin(limits, readListSizes(supergraphSdl)),
       ...(responseCache ? [responseCache.plugin] : []),
     ],
   });
   await apollo.start();
   await responseCache?.start();
-  const liveQueries = deps.liveQueries
+  // Apollo's executor validates against a schema without @live: live queries need the own one.
+  const liveQueries = deps.liveQueries && deps.execution !== 'apollo'
     ? createLiveQueries({
         events: deps.liveQueries.events,
         throttleMs: deps.liveQueries.throttleMs ?? 100,
+        replicaLagMs: deps.responseCache?.replicaLagMs,
         logger,
         wrote: () => writes.wrote(),
         // Each run a plain query, past the response cache (it runs because what it read changed), its reads tagged.
@@ -370,7 +372,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     if (!live) return undefined;
     const body: Record<string, unknown> = Object.fromEntries(Object.entries(sent).filter(([, value]) => value !== null && value !== undefined));
     body.query = withoutLive(live.document);
-    const { live: asked, ...extensions } = (body.extensions ?? {}) as Record<string, unknown>;
+    // The text is the document now (admission resolved a persisted one): a hash of the text with @live would not match it.
+    const { live: asked, persistedQuery: _hash, ...extensions } = (body.extensions ?? {}) as Record<string, unknown>;
     if (Object.keys(extensions).length > 0) body.extensions = extensions;
     else delete body.extensions;
     return { body, format: (asked as { format?: unknown } | undefined)?.format === 'json-patch' ? ('json-patch' as const) : ('whole' as const) };

@@ -15,9 +15,9 @@ const pointer = (path: string, key: string | number) => `${path}/${String(key).r
 export function jsonPatch(before: unknown, after: unknown, path = '', operations: JsonPatchOperation[] = []): JsonPatchOperation[] {
   if (before === after) return operations;
   if (isObject(before) && isObject(after)) {
-    for (const key of Object.keys(before)) if (!(key in after)) operations.push({ op: 'remove', path: pointer(path, key) });
+    for (const key of Object.keys(before)) if (!Object.hasOwn(after, key)) operations.push({ op: 'remove', path: pointer(path, key) });
     for (const [key, value] of Object.entries(after)) {
-      if (key in before) jsonPatch(before[key], value, pointer(path, key), operations);
+      if (Object.hasOwn(before, key)) jsonPatch(before[key], value, pointer(path, key), operations);
       else operations.push({ op: 'add', path: pointer(path, key), value });
     }
     return operations;

@@ -45,11 +45,12 @@ export function registerGatewayMetrics(metrics: Metrics, { cache, sockets, event
     });
   }
   if (live) {
-    metrics.gauge({ name: 'live_queries_open', help: 'Live queries running (over graphql-ws)', collect: (gauge) => gauge.set(live.open) });
-    metrics.counterFrom({ name: 'live_query_runs_total', help: 'Live query runs by why they ran (first: the first answer; event: a commit touched what it read; gap: the bus was away)', labelNames: ['reason'] as const }, () => [
+    metrics.gauge({ name: 'live_queries_open', help: 'Clients following a live query (graphql-ws and server-sent events)', collect: (gauge) => gauge.set(live.open) });
+    metrics.counterFrom({ name: 'live_query_runs_total', help: 'Live query runs by why they ran (first: the first answer; event: a commit touched what it read; gap: the bus was away; retry: the run before failed for a passing reason)', labelNames: ['reason'] as const }, () => [
       [{ reason: 'first' }, live.runs.first],
       [{ reason: 'event' }, live.runs.event],
       [{ reason: 'gap' }, live.runs.gap],
+      [{ reason: 'retry' }, live.runs.retry],
     ]);
     metrics.counterFrom({ name: 'live_query_updates_total', help: 'Live query answers sent after the first (runs whose answer changed)' }, () => [[{}, live.updates]]);
   }

@@ -262,6 +262,8 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
           cleanup();
           return writeResponse(res, opening.refused);
         }
+        // The client left during the first run: cleanup ran before there was anything to end.
+        if (ended) return void opening.answers.return(undefined);
         answers = opening.answers;
       } else if (!('errors' in verdict)) {
         const admitted = protocol.resume ? protocol.resume(req, verdict.admitted) : verdict.admitted;
@@ -302,7 +304,8 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
       if (!next || ended) break;
       const written = res.write(next.bytes);
       if (protocol.isLast?.(next.result)) break;
-      // Backpressure: the engine keeps this client's queue (bounded: EVENTS_OVERFLOW) while the socket drains.
+      // Backpressure: the engine keeps this client's queue (bounded: EVENTS_OVERFLOW), a live query the newest
+      // answers (past 16, the newest only), while the socket drains.
       if (!written) {
         await new Promise<void>((resolve) => {
           const go = () => {
