@@ -101,8 +101,9 @@ try {
     for (const transport of transports) {
       for (const side of sides) {
         const runs = results.filter(({ side: name, result }) => name === side.name && result.subscribers === size && result.transport === transport).map(({ result }) => result);
-        const of = (pick: (result: FanOut) => number | undefined) => median(runs.map((result) => pick(result) ?? NaN));
-        lines.push(`| ${side.name} | ${size} | ${transport} | ${of((r) => r.p50Ms)} | ${of((r) => r.p99Ms)} | ${of((r) => r.minMs)} | ${of((r) => r.gatewayCpuMsPerEvent)} | ${of((r) => r.clientCpuMsPerEvent)} | ${of((r) => r.kbPerSubscriber)} |`);
+        const of = (pick: (result: FanOut) => number | undefined) => Number(median(runs.map((result) => pick(result) ?? NaN)).toFixed(1));
+        // Memory from the first run only: later ones start before the collector has returned the last run's.
+        lines.push(`| ${side.name} | ${size} | ${transport} | ${of((r) => r.p50Ms)} | ${of((r) => r.p99Ms)} | ${of((r) => r.minMs)} | ${of((r) => r.gatewayCpuMsPerEvent)} | ${of((r) => r.clientCpuMsPerEvent)} | ${runs[0]?.kbPerSubscriber ?? NaN} |`);
       }
     }
   }
