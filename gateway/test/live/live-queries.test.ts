@@ -12,7 +12,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What the stand-in HTTP path answers: the state (a name), the tags it read, and whether its next run fails. */
 function world() {
-  const state = { name: 'Ada', failing: false, tags: new Set(['users/User:1']) };
+  const state = { name: 'Ada', failing: false, forbidden: false, tags: new Set(['users/User:1']) };
   let runs = 0;
   /** Resolved when a run starts, to let a test act while that run is reading. */
   let onRun: (() => Promise<void>) | undefined;
@@ -24,7 +24,9 @@ function world() {
       onRun = undefined;
       await hook();
     }
-    const body = state.failing
+    const body = state.forbidden
+      ? { data: { user: null }, errors: [{ message: 'Only the user it belongs to or an admin may read it', extensions: { code: 'FORBIDDEN' } }] }
+      : state.failing
       ? { data: { user: null }, errors: [{ message: 'users is unavailable', extensions: { code: 'SUBGRAPH_UNAVAILABLE' } }] }
       : { data: { user: { name: read, bio: 'A long biography that does not change. '.repeat(4) } } };
     return {
@@ -138,6 +140,21 @@ describe('live queries (scheduler)', () => {
     w.state.name = 'After';
     await commit(bus, 'User:1');
     await until(() => client.names().at(-1) === 'After', 'the answer after recovery');
+  });
+
+  it('ends a live query whose viewer lost access: the FORBIDDEN answer, then nothing more', async () => {
+    const { bus, w, live, open } = await setUp();
+    const client = await open();
+    await until(() => client.got.length === 1, 'the first answer');
+    w.state.forbidden = true;
+    await commit(bus, 'User:1');
+    await until(() => client.done(), 'the end');
+    expect(client.got.at(-1)?.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    expect(live.stats.open).toBe(0);
+    const runs = w.runs();
+    await commit(bus, 'User:1');
+    await sleep(100);
+    expect(w.runs()).toBe(runs);
   });
 
   it('coalesces a burst into a few runs, ending on the newest state', async () => {
