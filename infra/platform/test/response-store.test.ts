@@ -257,13 +257,21 @@ describe('RedisResponseStore on a Redis Cluster', () => {
     await askRedisNode((await cluster.cluster()).nodes[0] as RedisNode, ['CLIENT', 'KILL', 'TYPE', 'normal']);
     await dropped;
     // Purges heard while the node was away may be lost: nothing from before may be served, and nothing computed
-    // since is stored with its old ticket.
+    // since is stored with its old ticket. Serving nothing includes refusing to answer at all: the client's
+    // reconnection can drop and restore the node more than once (a busy machine), and each time the store stays
+    // unusable until its full invalidation lands.
+    const served = (key: string) => bodyAt(store, key).catch((error: unknown) => (error instanceof ResponseStoreUnavailableError ? undefined : Promise.reject(error)));
     await waitFor(async () => expect(await bodyAt(store, 'probe')).toBeUndefined());
-    for (const key of keys) expect(await bodyAt(store, key)).toBeUndefined();
-    await store.store('in-flight', response('stale'), [], inFlight);
-    expect(await bodyAt(store, 'in-flight')).toBeUndefined();
-    await fill(store, 'after', 'after', []);
-    expect(await bodyAt(store, 'after')).toBe('after');
+    for (const key of keys) expect(await served(key)).toBeUndefined();
+    await store.store('in-flight', response('stale'), [], inFlight).catch((error: unknown) => {
+      if (!(error instanceof ResponseStoreUnavailableError)) throw error;
+    });
+    expect(await served('in-flight')).toBeUndefined();
+    // Then it serves again what is stored after.
+    await waitFor(async () => {
+      await fill(store, 'after', 'after', []);
+      expect(await bodyAt(store, 'after')).toBe('after');
+    });
   });
 
   it('answers from the first valid key when the keys live in different buckets', async () => {
