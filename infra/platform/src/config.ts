@@ -63,6 +63,23 @@ export const replicaUrls = z
   .pipe(z.array(postgresUrl))
   .default([]);
 
+/**
+ * `*_DATABASE_PREPARE`: `on` (default) keeps each statement prepared on its server connection (parsed and planned
+ * once); `off` sends every statement unnamed, which a pooler in transaction mode needs (PgBouncer before 1.21
+ * cannot follow named statements across server connections). See PostgresConnectionSettings.prepare.
+ */
+export const databasePrepare = z
+  .enum(['on', 'off'], { message: 'must be on or off' })
+  .default('on')
+  .transform((value) => value === 'on');
+
+/**
+ * `*_DATABASE_MIGRATION_URL`: a direct Postgres URL for migrations, when the database URL goes through a
+ * transaction-mode pooler. Migrations hold a session-level advisory lock, which needs one server connection
+ * throughout. Unset: the database URL.
+ */
+export const migrationUrl = postgresUrl.optional();
+
 /** Read replicas of what? A replica needs the primary it follows to be set too (PGlite has none). */
 export const replicasNeedPrimary =
   (primary: string, replicas: string) =>

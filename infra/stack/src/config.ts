@@ -1,8 +1,17 @@
 import { gatewayConfigRules, gatewayConfigShape } from '@fed/gateway/config';
 import { ordersConfigShape } from '@fed/orders/config';
-import { dataDir, productionRules, replicasNeedPrimary, distinctSecrets, isDevelopmentSecret, logLevel, nodeEnv, postgresUrl } from '@fed/platform';
+import { databasePrepare, dataDir, productionRules, replicasNeedPrimary, distinctSecrets, isDevelopmentSecret, logLevel, migrationUrl, nodeEnv, postgresUrl } from '@fed/platform';
 import { usersConfigShape } from '@fed/users/config';
 import { z } from 'zod';
+
+/**
+ * Where migrations connect when the database URLs go through PgBouncer in transaction mode: this process migrates
+ * at start, under a session-level advisory lock that needs a direct connection. Unset: the database URL.
+ */
+const migrationSettings = {
+  USERS_DATABASE_MIGRATION_URL: migrationUrl,
+  ORDERS_DATABASE_MIGRATION_URL: migrationUrl,
+};
 
 const SUBGRAPH_SECRETS = ['USERS_SUBGRAPH_SECRET', 'ORDERS_SUBGRAPH_SECRET', 'ORDERS_TO_USERS_SECRET'] as const;
 
@@ -14,6 +23,7 @@ export const stackConfigSchema = usersConfigShape
   // start-up unless USERS_SUBGRAPH_SECRET / ORDERS_SUBGRAPH_SECRET are set.
   .omit({ USERS_URL: true, SUBGRAPH_URLS: true, SUBGRAPH_SECRETS: true })
   .extend({
+    ...migrationSettings,
     /** Seed a small dataset when the users database is empty (the first start). */
     SEED_ON_FIRST_START: z
       .enum(['true', 'false'])
@@ -43,6 +53,10 @@ export const databaseToolsConfigSchema = z
   .object({
     USERS_DATABASE_URL: postgresUrl.optional(),
     ORDERS_DATABASE_URL: postgresUrl.optional(),
+    // Seeding through PgBouncer in transaction mode needs prepared statements off, as the services do.
+    USERS_DATABASE_PREPARE: databasePrepare,
+    ORDERS_DATABASE_PREPARE: databasePrepare,
+    ...migrationSettings,
     DATA_DIR: dataDir,
     LOG_LEVEL: logLevel,
     NODE_ENV: nodeEnv,

@@ -19,11 +19,21 @@ export function locationsFrom(config: {
   ORDERS_DATABASE_URL?: string;
   USERS_DATABASE_REPLICA_URLS?: string[];
   ORDERS_DATABASE_REPLICA_URLS?: string[];
+  USERS_DATABASE_PREPARE?: boolean;
+  ORDERS_DATABASE_PREPARE?: boolean;
+  USERS_DATABASE_MIGRATION_URL?: string;
+  ORDERS_DATABASE_MIGRATION_URL?: string;
   DATA_DIR: string;
 }): DatabaseLocations {
   return {
-    users: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users', config.USERS_DATABASE_REPLICA_URLS),
-    orders: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders', config.ORDERS_DATABASE_REPLICA_URLS),
+    users: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users', config.USERS_DATABASE_REPLICA_URLS, {
+      prepare: config.USERS_DATABASE_PREPARE,
+      migrationUrl: config.USERS_DATABASE_MIGRATION_URL,
+    }),
+    orders: databaseLocation(config.ORDERS_DATABASE_URL, config.DATA_DIR, 'orders', config.ORDERS_DATABASE_REPLICA_URLS, {
+      prepare: config.ORDERS_DATABASE_PREPARE,
+      migrationUrl: config.ORDERS_DATABASE_MIGRATION_URL,
+    }),
   };
 }
 

@@ -1,4 +1,4 @@
-import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret, subgraphExecution } from '@fed/platform';
+import { databasePrepare, replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, milliseconds, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret, subgraphExecution } from '@fed/platform';
 import { z } from 'zod';
 
 export const ordersConfigShape = z.object({
@@ -8,6 +8,11 @@ export const ordersConfigShape = z.object({
   ORDERS_DATABASE_URL: postgresUrl.optional(),
   /** Streaming replicas of ORDERS_DATABASE_URL (comma-separated): queries read from them, writes never do. */
   ORDERS_DATABASE_REPLICA_URLS: replicaUrls,
+  /**
+   * `off` behind a pooler in transaction mode (PgBouncer before 1.21): no statement is kept prepared on the
+   * server. Default `on`. Applies to the replicas' connections too.
+   */
+  ORDERS_DATABASE_PREPARE: databasePrepare,
   DATA_DIR: dataDir,
   /** The users subgraph, asked for every user id once, when a new deployment builds its projection of users. */
   USERS_URL: z.string().url().default('http://localhost:4001/graphql'),

@@ -1,4 +1,4 @@
-import { replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret, subgraphExecution } from '@fed/platform';
+import { databasePrepare, replicasNeedPrimary, replicaUrls, dataDir, eventRetentionSettings, observabilitySettings, distinctSecrets, logLevel, nodeEnv, port, postgresUrl, productionRules, redisKeyPrefix, redisUrl, secret, subgraphExecution } from '@fed/platform';
 import { z } from 'zod';
 
 export const usersConfigShape = z.object({
@@ -8,6 +8,11 @@ export const usersConfigShape = z.object({
   USERS_DATABASE_URL: postgresUrl.optional(),
   /** Streaming replicas of USERS_DATABASE_URL (comma-separated): queries read from them, writes never do. */
   USERS_DATABASE_REPLICA_URLS: replicaUrls,
+  /**
+   * `off` behind a pooler in transaction mode (PgBouncer before 1.21): no statement is kept prepared on the
+   * server. Default `on`. Applies to the replicas' connections too.
+   */
+  USERS_DATABASE_PREPARE: databasePrepare,
   DATA_DIR: dataDir,
   /**
    * Unset: in-memory pub/sub, which only reaches services in the same process.

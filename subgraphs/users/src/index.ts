@@ -29,10 +29,11 @@ await startOrExit(async () => {
   const database = await createDatabase({
     telemetry,
     name: 'users',
-    location: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users', config.USERS_DATABASE_REPLICA_URLS),
+    location: databaseLocation(config.USERS_DATABASE_URL, config.DATA_DIR, 'users', config.USERS_DATABASE_REPLICA_URLS, { prepare: config.USERS_DATABASE_PREPARE }),
     schema,
   });
-  // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`.
+  // Embedded PGlite has no separate migrate step to run; Postgres is migrated once with `npm run db:migrate`
+  // (which takes *_DATABASE_MIGRATION_URL, a direct connection, when this URL goes through PgBouncer).
   if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
   const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX, logger, retention: retentionFrom(config) });
   const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger, metrics: telemetry.metrics });

@@ -15,14 +15,51 @@ import type { Telemetry } from '../observability/telemetry.ts';
 export type Database<TSchema extends Record<string, unknown>> = PgDatabase<PgQueryResultHKT, TSchema>;
 
 /**
- * Where a database lives: a Postgres URL (with optional streaming read replicas of it), or a directory for an
- * embedded PGlite ("memory://" keeps it in RAM).
+ * How a service reaches its Postgres, beyond the URL. Both matter behind a pooler in transaction mode
+ * (PgBouncer's `pool_mode = transaction`), where each transaction may run on a different server connection.
  */
-export type DatabaseLocation = { url: string; replicaUrls?: readonly string[] } | { dataDir: string };
+export interface PostgresConnectionSettings {
+  /**
+   * false: every statement is sent unnamed (parse, bind and execute in one go), none is kept on the server as a
+   * named prepared statement. PgBouncer before 1.21 (Debian's is 1.18) does not track protocol-level prepared
+   * statements in transaction mode: a statement prepared on one server connection would be executed on another
+   * that never saw it ("prepared statement does not exist"). Default true: named statements, parsed and planned
+   * once per connection.
+   */
+  prepare?: boolean;
+  /**
+   * A direct connection for migrations, which hold a session-level advisory lock (`pg_advisory_lock`) from
+   * before the first migration to after the last: through a transaction-mode pooler, the lock and its unlock
+   * could land on different server connections, leaving the lock held on a pooled connection. Unset: `url`.
+   */
+  migrationUrl?: string;
+}
 
-/** A URL means real Postgres; without one the service gets an embedded PGlite in `dataDir/name`. */
-export const databaseLocation = (url: string | undefined, dataDir: string, name: string, replicaUrls: readonly string[] = []): DatabaseLocation =>
-  url ? { url, ...(replicaUrls.length > 0 && { replicaUrls }) } : { dataDir: join(dataDir, name) };
+/**
+ * Where a database lives: a Postgres URL (with optional streaming read replicas of it, and how to connect, see
+ * PostgresConnectionSettings), or a directory for an embedded PGlite ("memory://" keeps it in RAM).
+ */
+export type DatabaseLocation = ({ url: string; replicaUrls?: readonly string[] } & PostgresConnectionSettings) | { dataDir: string };
+
+/**
+ * A URL means real Postgres; without one the service gets an embedded PGlite in `dataDir/name` (which has no
+ * pooler to mind, so `settings` apply to a URL only).
+ */
+export const databaseLocation = (
+  url: string | undefined,
+  dataDir: string,
+  name: string,
+  replicaUrls: readonly string[] = [],
+  settings: PostgresConnectionSettings = {},
+): DatabaseLocation =>
+  url
+    ? {
+        url,
+        ...(replicaUrls.length > 0 && { replicaUrls }),
+        ...(settings.prepare === false && { prepare: false }),
+        ...(settings.migrationUrl && { migrationUrl: settings.migrationUrl }),
+      }
+    : { dataDir: join(dataDir, name) };
 
 export interface DatabaseOptions<TSchema extends Record<string, unknown>> {
   location: DatabaseLocation;
@@ -75,6 +112,10 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
         connect_timeout: 5,
         idle_timeout: 30,
         backoff: reconnectDelaySeconds,
+        // The pool's setting wins over any statement's own: postgres.js sends a statement named only when both
+        // the pool and the statement ask for it, so `false` here also covers drizzle's `.prepare()` and
+        // preparedRows (which ask with `prepare: true`), and transactions.
+        prepare: location.prepare ?? true,
         onnotice: () => {},
       });
       const watched = options.telemetry && (role === 'primary' ? observed : observeDatabase(options.telemetry, `${options.name ?? 'db'}_${role}`, maxConnections));

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { PgliteDatabase } from 'drizzle-orm/pglite';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import type { PostgresJsDatabase } from 'drizzle-orm/postgres-js';
-import { createDatabase, type DatabaseHandle } from './index.ts';
+import { createDatabase, type DatabaseHandle, type DatabaseLocation } from './index.ts';
 
 // drizzle's migrator takes no lock, so two replicas starting together would race. Any constant works as
 // long as every migrator of the same database agrees on it.
@@ -22,8 +22,12 @@ export async function migrateDatabase(
     await migratePglite(handle.db as unknown as PgliteDatabase, { migrationsFolder });
     return;
   }
-  // A session-level lock must be taken and released on the same connection, so use a dedicated one.
-  const session = await createDatabase({ location: handle.location, schema: {}, maxConnections: 1 });
+  // A session-level lock must be taken and released on the same connection, so use a dedicated one, and a direct
+  // one when the service goes through a transaction-mode pooler (migrationUrl): a pooler would hand each
+  // transaction its own server connection, and the lock could outlive this run on one of its pooled connections.
+  const { location } = handle;
+  const direct: DatabaseLocation = 'url' in location && location.migrationUrl ? { url: location.migrationUrl } : location;
+  const session = await createDatabase({ location: direct, schema: {}, maxConnections: 1 });
   try {
     await session.db.execute(sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
     try {

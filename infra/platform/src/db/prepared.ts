@@ -26,6 +26,8 @@ export type ColumnConversion = 'int8' | 'timestamptz';
 export type RowReader<TRow> = (params: readonly unknown[]) => Promise<TRow[]>;
 
 interface PostgresJsClient {
+  /** The pool's parsed options (postgres.js keeps them on the pool's `sql`, not on a transaction's). */
+  options?: { prepare?: boolean };
   unsafe(text: string, params: unknown[], options: { prepare: boolean }): PromiseLike<Record<string, unknown>[]>;
 }
 interface PgliteClient {
@@ -63,7 +65,10 @@ export function preparedRows<TRow extends object>(db: object, text: string, conv
   for (const [column, conversion] of Object.entries(conversions)) (conversion === 'int8' ? ints : dates).push(column);
 
   if ('unsafe' in client) {
-    const options = { prepare: true };
+    // Named, unless the pool has prepared statements off (see PostgresConnectionSettings.prepare): then this
+    // asks for none either. A transaction's client carries no options of its own; there the pool's setting,
+    // which postgres.js applies over every statement's, keeps it unnamed all the same.
+    const options = { prepare: client.options?.prepare !== false };
     return async (params) => {
       const values = params as unknown[];
       logger.logQuery(text, values);

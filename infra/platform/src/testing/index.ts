@@ -10,3 +10,4 @@ export * from './stats.ts';
 export * from './redis-server.ts';
 export * from './redis-cluster.ts';
 export * from './redis-sentinel.ts';
+export * from './pgbouncer.ts';
