@@ -32,7 +32,8 @@ export const IMAGE_SERVICES = {
     entry: 'infra/stack/dist/index.js',
     port: 4000,
     config: stackConfigSchema,
-    keys: [...new Set([...keysOf(usersConfigShape), ...keysOf(ordersConfigShape), ...keysOf(gatewayConfigShape), 'SEED_ON_FIRST_START'])],
+    // It migrates at start: a direct connection for that when the databases sit behind PgBouncer.
+    keys: [...new Set([...keysOf(usersConfigShape), ...keysOf(ordersConfigShape), ...keysOf(gatewayConfigShape), 'SEED_ON_FIRST_START', 'USERS_DATABASE_MIGRATION_URL', 'ORDERS_DATABASE_MIGRATION_URL'])],
   },
 } as const satisfies Record<string, ImageService>;
 
