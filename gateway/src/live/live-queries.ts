@@ -71,6 +71,8 @@ interface Live {
   due?: number;
   /** Runs in a row that failed for a passing reason (a subgraph down, a timeout). */
   failures: number;
+  /** After such a run: how long until it is tried again (unless a commit runs it sooner). */
+  retryInMs?: number;
   followers: Set<Follower>;
   closed: boolean;
 }
@@ -160,6 +162,7 @@ export function createLiveQueries(options: LiveQueriesOptions) {
       live.dirty = true;
       return;
     }
+    live.dirty = false;
     const due = Math.max(live.lastRunAt + throttleMs, performance.now() + delayMs);
     // A commit does not wait behind a retry's backoff.
     if (live.timer && live.due !== undefined && live.due <= due) return;
@@ -198,12 +201,16 @@ export function createLiveQueries(options: LiveQueriesOptions) {
     index(live, read);
     const missed = cameDuring(mark, read);
     if (missed) schedule(live, missed);
-    if (transient) {
-      live.failures += 1;
-      schedule(live, 'retry', Math.min(MAX_RETRY_MS, 1_000 * 2 ** (live.failures - 1)));
-    } else {
-      live.failures = 0;
-    }
+    live.failures = transient ? live.failures + 1 : 0;
+    live.retryInMs = transient ? Math.min(MAX_RETRY_MS, 1_000 * 2 ** (live.failures - 1)) : undefined;
+    if (!live.running) next(live);
+  };
+
+  /** Once a run is over: again soon if something came meanwhile, and after its backoff if it failed. */
+  const next = (live: Live) => {
+    if (live.closed) return;
+    if (live.dirty) schedule(live, live.reason ?? 'event');
+    if (live.retryInMs !== undefined) schedule(live, 'retry', live.retryInMs);
   };
 
   const publish = (live: Live, result: FormattedExecutionResult, text: string, final: boolean) => {
@@ -253,7 +260,7 @@ export function createLiveQueries(options: LiveQueriesOptions) {
       publish(live, failed, JSON.stringify(failed), true);
     } finally {
       live.running = false;
-      if (live.dirty && !live.closed) schedule(live, live.reason ?? 'event');
+      next(live);
     }
   };
 

@@ -131,6 +131,10 @@ describe('live queries (scheduler)', () => {
     await commit(bus, 'User:1');
     await until(() => client.got.length === 2, 'the failed answer');
     expect(client.got[1]?.errors?.[0]?.extensions?.code).toBe('SUBGRAPH_UNAVAILABLE');
+    // The retry waits its backoff (1 s first), not the throttle: a subgraph that is down is not hammered.
+    const failedRuns = w.runs();
+    await sleep(500);
+    expect(w.runs()).toBe(failedRuns);
     // The subgraph is back: the retry (after 1 s) answers again, without any commit.
     w.state.failing = false;
     w.state.name = 'Back';
