@@ -2,6 +2,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { cpuMs, percentile } from '@fed/platform/testing';
 import { rssMb, type BenchProcess } from './processes.ts';
+import { sleep, until } from './wait.ts';
 
 // One user's name: every write renames a user, and each answer says which write it shows.
 const LIVE_QUERY = 'query LiveUser($id: ID!) @live { user(id: $id) { id name } }';
@@ -33,17 +34,8 @@ export interface LiveSteadyLoad {
   updates: number;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 // A hang detector, not a speed bound: thousands of handshakes on a busy 2-core machine take a while.
 const BOUND_MS = 300_000;
-
-async function until(check: () => boolean, what: string, timeoutMs = BOUND_MS) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 interface Watcher {
   userId: string;
@@ -74,7 +66,7 @@ async function openLiveQueries(gateway: BenchProcess, authorization: string, cou
     watchers.push(watcher);
     // Paced, as the fan-out's handshakes: each batch has its first answers before the next opens.
     if (index % 200 === 199 || index === count - 1) {
-      await until(() => watchers.every((each) => each.names.length > 0 || each.failure !== undefined), 'the first answers');
+      await until(() => watchers.every((each) => each.names.length > 0 || each.failure !== undefined), 'the first answers', BOUND_MS);
       const failed = watchers.find((each) => each.failure !== undefined);
       if (failed) throw new Error(`a live query failed: ${failed.failure}`);
     }
@@ -112,7 +104,7 @@ export async function liveUpdateLatency(gateway: BenchProcess, authorization: st
       const watching = watchers.filter((watcher) => watcher.userId === userId);
       const sentAt = Date.now();
       await rename(gateway, authorization, userId, name);
-      await until(() => watching.every((watcher) => watcher.names.some((entry) => entry.name === name)), `write ${write} at every live query of user ${userId}`);
+      await until(() => watching.every((watcher) => watcher.names.some((entry) => entry.name === name)), `write ${write} at every live query of user ${userId}`, BOUND_MS);
       for (const watcher of watching) latencies.push(watcher.names.find((entry) => entry.name === name)!.at - sentAt);
       await sleep(300);
     }

@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { cpuMs, percentile } from '@fed/platform/testing';
 import { rssMb, type BenchProcess } from './processes.ts';
 import { SseReader } from './sse.ts';
+import { sleep, until } from './wait.ts';
 
 // Fields from both subgraphs: every event is completed by an _entities fetch to users and one to orders.
 const SUBSCRIPTION = 'subscription { userEvents(userId: "1") { kind occurredAt user { name orders(first: 3) { totalCount } } } }';
@@ -28,18 +29,8 @@ export interface FanOut {
   kbPerSubscriber: number;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 // Bounds that catch a hang, not a slow machine: 10 000 handshakes on a busy 2-core machine take a while.
 const LIVE_BOUND_MS = 300_000;
-
-async function until(check: () => boolean, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** How the subscribers reach the gateway: graphql-ws sockets, or graphql-sse (distinct connections). */
 export type Transport = 'graphql-ws' | 'sse';
@@ -146,7 +137,7 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
       );
       // Paced handshakes: a burst of 10 000 at once measures the accept queue, not the gateway (past its backlog
       // the kernel resets connections). Each batch of 200 is acknowledged, or has failed, before the next opens.
-      if (i % 200 === 199) await until(() => connected + failures.length > i, LIVE_BOUND_MS, 'the handshakes');
+      if (i % 200 === 199) await until(() => connected + failures.length > i, 'the handshakes', LIVE_BOUND_MS);
     }
     // Every subscriber is live once a probe write reaches all of them.
     const deadline = Date.now() + LIVE_BOUND_MS;
@@ -154,7 +145,7 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
       if (failures.length > 0) throw new Error(`${failures.length} ${transport} subscribers failed, e.g. ${failures[0]}`);
       await write();
       try {
-        await until(() => received.every((count) => count > 0), 3_000, 'the probe event');
+        await until(() => received.every((count) => count > 0), 'the probe event', 3_000);
         break;
       } catch (error) {
         if (Date.now() > deadline) throw error;
@@ -170,7 +161,7 @@ export async function fanOut(gateway: BenchProcess, authorization: string, size:
       await write();
       await sleep(200);
     }
-    await until(() => received.every((count, i) => count >= target[i]!), LIVE_BOUND_MS, 'every event at every subscriber');
+    await until(() => received.every((count, i) => count >= target[i]!), 'every event at every subscriber', LIVE_BOUND_MS);
     measuring = false;
     const client = process.cpuUsage(cpuBefore.client);
     const gatewayCpuMsPerEvent = Number(((cpuMs(gateway.pid) - cpuBefore.gateway) / events).toFixed(1));

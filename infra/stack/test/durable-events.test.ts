@@ -7,7 +7,7 @@ import { createClient, type Client, type FormattedExecutionResult } from 'graphq
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
-import { signedInAs, startGatewayTo, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
+import { increasing, signedInAs, startGatewayTo, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
 
 const EVENTS = `subscription Follow($userId: ID, $after: ID) {
   userEvents(userId: $userId, after: $after) { id kind user { name } order { status } }
@@ -42,14 +42,6 @@ async function follow(gatewayUrl: string, sub: string, variables: Record<string,
 const events = (stream: Stream) => stream.results.map((result) => result.data?.userEvents).filter((event): event is UserEvent => !!event);
 const codes = (stream: Stream) => stream.results.flatMap((result) => result.errors ?? []).map((error) => error.extensions?.code);
 
-/** Positions as the stream hands them out: `<ms>-<seq>`, strictly increasing. */
-const increasing = (ids: string[]) =>
-  ids.every((id, index) => {
-    if (index === 0) return true;
-    const [am, as] = (ids[index - 1] as string).split('-').map(Number) as [number, number];
-    const [bm, bs] = id.split('-').map(Number) as [number, number];
-    return bm > am || (bm === am && bs > as);
-  });
 
 describe('resuming a subscription with `after`', () => {
   let stack: TestStack;

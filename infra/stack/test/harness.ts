@@ -55,6 +55,27 @@ export const socketClient = async (url: string, sub: string, role: Role): Promis
     onNonLazyError: () => {},
   });
 
+/** The nested list (users → their orders → items, with counts): the query whose statements per request stay flat in N. */
+export const NESTED_QUERY = /* GraphQL */ `
+  query Nested($users: Int!, $orders: Int!) {
+    users(first: $users) {
+      edges { node { id orders(first: $orders) { edges { node { id items { sku } } } } orderCount } }
+    }
+  }
+`;
+export interface NestedResult {
+  users: { edges: { node: { id: string; orderCount: number; orders: { edges: { node: { id: string; items: { sku: string }[] } }[] } } }[] };
+}
+
+/** Positions as the event stream hands them out (`<ms>-<seq>`), strictly increasing. */
+export const increasing = (ids: readonly string[]) =>
+  ids.every((id, index) => {
+    if (index === 0) return true;
+    const [am, as] = (ids[index - 1] as string).split('-').map(Number) as [number, number];
+    const [bm, bs] = id.split('-').map(Number) as [number, number];
+    return bm > am || (bm === am && bs > as);
+  });
+
 /** Request headers that sign in as `sub`. */
 export const signedInAs = async (sub: string, role: Role = 'user') => ({ authorization: `Bearer ${await tokenFor(sub, role)}` });
 

@@ -1,18 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
-import { startTestStack, type TestStack } from './harness.ts';
-
-const QUERY = /* GraphQL */ `
-  query Nested($users: Int!, $orders: Int!) {
-    users(first: $users) {
-      edges { node { id orders(first: $orders) { edges { node { id items { sku } } } } orderCount } }
-    }
-  }
-`;
-
-interface Result {
-  users: { edges: { node: { id: string; orderCount: number; orders: { edges: { node: { id: string; items: { sku: string }[] } }[] } } }[] };
-}
+import { NESTED_QUERY, startTestStack, type NestedResult, type TestStack } from './harness.ts';
 
 describe('N+1: SQL statements per gateway request', () => {
   let stack: TestStack;
@@ -26,9 +14,9 @@ describe('N+1: SQL statements per gateway request', () => {
 
   const run = async (users: number, orders: number) => {
     stack.resetStatements();
-    const response = await stack.request<Result>(QUERY, { users, orders });
+    const response = await stack.request<NestedResult>(NESTED_QUERY, { users, orders });
     expect(response.errors).toBeUndefined();
-    return { data: response.data as Result, users: stack.statements.users.length, orders: stack.statements.orders.length };
+    return { data: response.data as NestedResult, users: stack.statements.users.length, orders: stack.statements.orders.length };
   };
 
   it('does not grow with the number of users or orders in the response', async () => {
