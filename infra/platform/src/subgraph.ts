@@ -22,7 +22,7 @@ import {
   type CallerIdentity,
   type TrustedCaller,
 } from './identity/internal-token.ts';
-import { EVENTS_EXTENSION, scopeMutationFields, type DomainEvent } from './events/index.ts';
+import { EVENTS_EXTENSION, REQUEST_WRITES, scopeMutationFields, type DomainEvent, type RequestWrites } from './events/index.ts';
 import type { Logger } from './logger.ts';
 import type { RateLimiter } from './rate-limit/index.ts';
 import { serveSubgraphSubscriptions } from './subscriptions/subgraph-ws.ts';
@@ -51,10 +51,11 @@ export interface SubgraphAppOptions<TContext extends BaseContext> {
   /** The subgraph's resolver map, checked at compile time against the types generated from its SDL. */
   resolvers: Record<string, object>;
   /**
-   * Per-request state, built from the identity the caller signed (the viewer it acts for, if any). Writes hand
-   * the events they committed to `committed`; the response lists them for the gateway.
+   * Per-request state, built from the identity the caller signed (the viewer it acts for, if any). The request's
+   * unit of work takes `writes`: it hands them the events it committed, which the response lists for the
+   * gateway, and learns from them which mutation field it writes for.
    */
-  context: (identity: CallerIdentity, committed: (events: DomainEvent[]) => void) => Promise<TContext>;
+  context: (identity: CallerIdentity, writes: RequestWrites) => Promise<TContext>;
   /**
    * Who may call this subgraph, each with a secret of its own: every request must carry an identity signed
    * by one of them; anything else, `_service` and `_entities` included, is refused with 401.
@@ -101,7 +102,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
   const firstUse = createReplayGuard(replayStore, name);
   // Resolver maps are checked against types generated from the SDL (`satisfies Resolvers`), which are stricter
   // than @apollo/subgraph's loose map; hence the cast.
-  // Every mutation field runs in a scope that tells the unit of work which field it writes for (idempotency keys).
+  // Every mutation field tells the request's unit of work which field it writes for (idempotency keys).
   const buildSchema = () => buildSubgraphSchema([{ typeDefs, resolvers: scopeMutationFields(resolvers) }] as Parameters<typeof buildSubgraphSchema>[0]);
   const schema = buildSchema();
   // Compiled queries run on a second instance of the schema: Apollo wraps every resolver of the one it executes
@@ -178,7 +179,8 @@ export async function createSubgraphApp<TContext extends BaseContext>(
       },
       context: async (_req, identity) => {
         const events: DomainEvent[] = [];
-        return Object.assign(await context(identity, (committed) => events.push(...committed)), { [IDENTITY]: identity, [EVENTS]: events });
+        const writes: RequestWrites = { committed: (committed) => events.push(...committed) };
+        return Object.assign(await context(identity, writes), { [IDENTITY]: identity, [EVENTS]: events, [REQUEST_WRITES]: writes });
       },
       ready: async () => {
         if (draining) return { ready: false, status: 'draining' };
@@ -201,7 +203,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
         schema,
         verify,
         // A subscription commits nothing, so nobody reads what it would record.
-        context: async (identity) => Object.assign(await context(identity, () => {}), { [IDENTITY]: identity }),
+        context: async (identity) => Object.assign(await context(identity, { committed: () => {} }), { [IDENTITY]: identity }),
         formatError,
         // Signatures are single-use here as for writes: a captured one cannot open a second feed.
         firstUse,

@@ -116,7 +116,7 @@ const change = (userId: string, n: number): NewDomainEvent => ({ kind: 'ORDER_PL
 /** Commits `count` events in as many transactions, without sending them: a service that died after its commits. */
 async function commitUnsent(count: number, userOf = (i: number) => `u${i % 3}`): Promise<DomainEvent[]> {
   const committed: DomainEvent[] = [];
-  const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: { flush: async () => {} } })((events) => committed.push(...events));
+  const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: { flush: async () => {} } })({ committed: (events) => committed.push(...events) });
   for (let i = 0; i < count; i++) {
     await transact(async (tx, emit) => {
       await tx.execute(sql`insert into notes (user_id, body) values (${userOf(i)}, ${`note ${i}`})`);
@@ -129,7 +129,7 @@ async function commitUnsent(count: number, userOf = (i: number) => `u${i % 3}`):
 describe('a unit of work', () => {
   it('writes its events with its changes when it commits, and hands them over', async () => {
     const handedOver: DomainEvent[][] = [];
-    const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: relay() })((events) => handedOver.push(events));
+    const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: relay() })({ committed: (events) => handedOver.push(events) });
 
     const result = await transact(async (tx, emit) => {
       await tx.execute(sql`insert into notes (user_id, body) values ('u1', 'placed')`);
@@ -154,7 +154,7 @@ describe('a unit of work', () => {
 
   it('writes no event, and hands none over, when the work throws', async () => {
     const handedOver: DomainEvent[][] = [];
-    const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: relay() })((events) => handedOver.push(events));
+    const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: relay() })({ committed: (events) => handedOver.push(events) });
 
     await expect(
       transact(async (tx, emit) => {
@@ -217,9 +217,9 @@ describe('the outbox relay', () => {
       users.map(async (user, u) => {
         for (let i = 0; i < 30; i++) {
           const { handle, sender } = replicas[(u + i) % 3]!;
-          const transact = createUnitOfWork({ db: handle.db, source: 'orders', relay: sender })((events) =>
-            commitOrder.get(user)!.push(...events.map((event) => event.id)),
-          );
+          const transact = createUnitOfWork({ db: handle.db, source: 'orders', relay: sender })({
+            committed: (events) => commitOrder.get(user)!.push(...events.map((event) => event.id)),
+          });
           await transact(async (tx, emit) => {
             await tx.execute(sql`insert into notes (user_id, body) values (${user}, ${`write ${i}`})`);
             emit(change(user, u * 100 + i));
@@ -297,7 +297,7 @@ describe('the outbox relay', () => {
       const { logger, lines } = captureLogger();
       const sender = relay({ stream: new RedisEventStream(viaProxy, prefix), logger });
       const handedOver: DomainEvent[] = [];
-      const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: sender, flushTimeoutMs: 300 })((events) => handedOver.push(...events));
+      const transact = createUnitOfWork({ db: main.db, source: 'orders', relay: sender, flushTimeoutMs: 300 })({ committed: (events) => handedOver.push(...events) });
 
       await proxy.setListening(false);
       await waitFor(() => expect(viaProxy.status).not.toBe('ready'));

@@ -72,14 +72,14 @@ export async function createOrdersServer({ db, reader = db, events, userSnapshot
     name: 'orders',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...orderResolvers } satisfies Resolvers,
-    context: async ({ viewer, readPrimary, idempotency }, committed) => {
+    context: async ({ viewer, readPrimary, idempotency }, writes) => {
       const orders = readPrimary ? repositories.primary : repositories.replica;
       return {
         viewer,
         loaders: createOrderLoaders(orders),
         orders,
         // The signed idempotency key (if any) makes each mutation field's write run once per key.
-        orderService: createOrderService(unitOfWork(committed, { viewer, idempotency }), userProjection),
+        orderService: createOrderService(unitOfWork(writes, { viewer, idempotency }), userProjection),
       };
     },
     callers: { gateway: { secret: secrets.gateway, actsForViewers: true } },

@@ -65,14 +65,14 @@ export async function createUsersServer({ db, reader = db, events, logger, secre
     name: 'users',
     typeDefs: loadTypeDefs(new URL('../schema.graphql', import.meta.url)),
     resolvers: { DateTime: DateTimeScalar, ...userResolvers, ...userEventResolvers } satisfies Resolvers,
-    context: async ({ viewer, readPrimary, idempotency }, committed) => {
+    context: async ({ viewer, readPrimary, idempotency }, writes) => {
       const users = readPrimary ? repositories.primary : repositories.replica;
       return {
         viewer,
         loaders: createUserLoaders(users),
         users,
         // The signed idempotency key (if any) makes each mutation field's write run once per key.
-        userService: createUserService(unitOfWork(committed, { viewer, idempotency })),
+        userService: createUserService(unitOfWork(writes, { viewer, idempotency })),
         events: { stream: events.stream, pubsub: events.pubsub },
       };
     },

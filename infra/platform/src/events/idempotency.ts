@@ -1,9 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { and, eq, lt, ne, sql } from 'drizzle-orm';
 import { index, jsonb, pgTable, primaryKey, text, timestamp } from 'drizzle-orm/pg-core';
 import type { GraphQLFieldResolver, GraphQLResolveInfo } from 'graphql';
 import type { Database } from '../db/index.ts';
+import type { DomainEvent } from './index.ts';
 
 /**
  * Idempotency keys: a client sends `Idempotency-Key` with a mutation; the gateway checks it and signs it into
@@ -93,13 +93,22 @@ export interface MutationField {
   claimed: boolean;
 }
 
-const mutationFields = new AsyncLocalStorage<MutationField>();
+/**
+ * One request's writes: where the events they commit go, and the mutation field resolving now. Root mutation
+ * fields run one after another, so one slot per request is enough; it lives in the request's context rather
+ * than in async context, whose promise hooks would tax every promise of the process.
+ */
+export interface RequestWrites {
+  committed(events: DomainEvent[]): void;
+  field?: MutationField;
+}
 
-export const currentMutationField = (): MutationField | undefined => mutationFields.getStore();
+// Where createSubgraphApp puts each request's writes in its context, under a key no resolver can name.
+export const REQUEST_WRITES = Symbol('requestWrites');
 
 /**
  * Wraps each root Mutation resolver so that the unit of work knows which field it writes for. Done once for every
- * subgraph by createSubgraphApp, so no mutation can be left out. Root mutation fields run one after another.
+ * subgraph by createSubgraphApp, so no mutation can be left out.
  */
 export function scopeMutationFields(resolvers: Record<string, object>): Record<string, object> {
   const mutation = resolvers.Mutation as Record<string, GraphQLFieldResolver<unknown, unknown>> | undefined;
@@ -107,8 +116,25 @@ export function scopeMutationFields(resolvers: Record<string, object>): Record<s
   const scoped = Object.fromEntries(
     Object.entries(mutation).map(([name, resolve]) => [
       name,
-      (parent: unknown, args: Record<string, unknown>, context: unknown, info: GraphQLResolveInfo) =>
-        mutationFields.run({ field: String(info.path.key), name: info.fieldName, args, claimed: false }, () => resolve(parent, args, context, info)),
+      (parent: unknown, args: Record<string, unknown>, context: unknown, info: GraphQLResolveInfo) => {
+        const writes = (context as { [REQUEST_WRITES]?: RequestWrites })[REQUEST_WRITES];
+        if (!writes) return resolve(parent, args, context, info);
+        const field: MutationField = { field: String(info.path.key), name: info.fieldName, args, claimed: false };
+        writes.field = field;
+        // The field's scope ends with its resolver; what the executor resolves below it writes for no field.
+        const done = () => {
+          if (writes.field === field) writes.field = undefined;
+        };
+        try {
+          const result = resolve(parent, args, context, info);
+          if (result instanceof Promise) return result.finally(done);
+          done();
+          return result;
+        } catch (error) {
+          done();
+          throw error;
+        }
+      },
     ]),
   );
   return { ...resolvers, Mutation: scoped };

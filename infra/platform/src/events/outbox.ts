@@ -10,7 +10,6 @@ import type { DomainEvent, NewDomainEvent } from './index.ts';
 import type { CausalFence, EventStream } from './stream.ts';
 import {
   createIdempotencyRepository,
-  currentMutationField,
   decodeResult,
   encodeResult,
   fieldFingerprint,
@@ -19,6 +18,8 @@ import {
   IDEMPOTENCY_WAIT_MS,
   type IdempotencyClaim,
   type IdempotentWrite,
+  type MutationField,
+  type RequestWrites,
 } from './idempotency.ts';
 
 /**
@@ -64,8 +65,7 @@ export interface WriteIdentity {
 }
 
 /** The key, the viewer and the mutation field a write is for; undefined when the write is not idempotent. */
-function idempotentWrite(identity: WriteIdentity | undefined): IdempotentWrite | undefined {
-  const field = currentMutationField();
+function idempotentWrite(identity: WriteIdentity | undefined, field: MutationField | undefined): IdempotentWrite | undefined {
   if (!identity?.idempotency || !identity.viewer || !field) return undefined;
   // One key row per field, taken by the field's transaction: a second transaction of the same field would find
   // the first one's row and replay it instead of writing. No mutation does that; one that did is a bug here.
@@ -135,9 +135,9 @@ export function createUnitOfWork<TDatabase extends AnyDatabase>({ db, source, re
     // Expired keys are already ignored; deleting them only reclaims space, so a failure waits for the next try.
     void createIdempotencyRepository(db).prune().catch(() => {});
   };
-  return (committed: (events: DomainEvent[]) => void = () => {}, identity?: WriteIdentity): Transact<TDatabase> =>
+  return (writes?: RequestWrites, identity?: WriteIdentity): Transact<TDatabase> =>
     async <T>(work: (tx: TDatabase, emit: Emit) => Promise<T>) => {
-      const write = idempotentWrite(identity);
+      const write = idempotentWrite(identity, writes?.field);
       const events: DomainEvent[] = [];
       const emit: Emit = (change) => events.push({ id: randomUUID(), occurredAt: new Date().toISOString(), source, ...change });
       const outcome = await db.transaction(async (tx): Promise<{ value: T; replayed: boolean }> => {
@@ -151,7 +151,7 @@ export function createUnitOfWork<TDatabase extends AnyDatabase>({ db, source, re
         if (write) await createIdempotencyRepository(tx).complete(write, encodeResult(value));
         return { value, replayed: false };
       });
-      if (events.length > 0) committed(events);
+      if (events.length > 0) writes?.committed(events);
       if (write) pruneKeys();
       // A replay answers for the first request's write: its events may still be waiting in the outbox.
       if (events.length > 0 || outcome.replayed) await relay.flush(flushTimeoutMs);
