@@ -10,7 +10,7 @@ import {
   httpServerOptions,
   observabilityPlugin,
   probeRequestId,
-  runInRequestScope,
+  withRequestScope,
   trackHttpDrain,
   type Metrics,
   type Telemetry,
@@ -23,6 +23,7 @@ import {
   type RawHttpResponse,
   type RateLimiter,
   type RateLimitPolicy,
+  type RequestScope,
   type Viewer,
 } from '@fed/platform';
 import type { Authenticator } from './auth/authenticate.ts';
@@ -88,6 +89,8 @@ interface GatewayAdmission {
   idempotencyKey?: string;
   responseCache?: ResponseCacheRequest;
   incremental?: IncrementalSlot;
+  /** The request's id and what its access line reports; unset for a live query's runs. */
+  scope?: RequestScope;
 }
 
 export interface GatewayDeps {
@@ -205,9 +208,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     ...deps.readiness,
     probe: async (name) => {
       // The request kind's enum is not exported; its value is the string Apollo's own health checks use.
-      const healthCheck = { kind: 'health check', request: { query: HEALTH_CHECK_QUERY }, context: {} };
-      const scope = { requestId: probeRequestId(), errorCodes: new Set<string>() };
-      await runInRequestScope(scope, () => dataSources[name]?.process(healthCheck as unknown as GraphQLDataSourceProcessOptions<GatewayContext>));
+      const context = withRequestScope({}, { requestId: probeRequestId(), errorCodes: new Set<string>() });
+      const healthCheck = { kind: 'health check', request: { query: HEALTH_CHECK_QUERY }, context };
+      await dataSources[name]?.process(healthCheck as unknown as GraphQLDataSourceProcessOptions<GatewayContext>);
     },
   });
   const responseCache = deps.responseCache
@@ -336,7 +339,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
   // Before anything is parsed: who is asking, and whether they may ask again so soon. A refused token still
   // counts against its address, so a flood of bad tokens is rate limited too. HTTP requests and event streams alike.
-  const admitRequest = async (req: IncomingMessage): Promise<GatewayAdmission> => {
+  const admitRequest = async (req: IncomingMessage, _body: string, scope?: RequestScope): Promise<GatewayAdmission> => {
     let viewer: Viewer | null = null;
     let refusal: unknown;
     try {
@@ -346,14 +349,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
     await limitRate?.(req, viewer);
     if (refusal) throw refusal;
-    return { viewer, idempotencyKey: idempotencyKeyOf(req) };
+    return { viewer, idempotencyKey: idempotencyKeyOf(req), scope };
   };
-  const context = async (_req: IncomingMessage | undefined, { viewer, idempotencyKey, responseCache: cacheState, incremental }: GatewayAdmission): Promise<GatewayContext> => ({
-    viewer,
-    idempotencyKey,
-    responseCache: cacheState,
-    incremental,
-  });
+  const context = async (_req: IncomingMessage | undefined, { viewer, idempotencyKey, responseCache: cacheState, incremental, scope }: GatewayAdmission): Promise<GatewayContext> =>
+    withRequestScope({ viewer, idempotencyKey, responseCache: cacheState, incremental }, scope);
 
   // @defer's multipart answers around the response cache, which sees (and never stores) only a first part.
   const around = deps.execution === 'apollo' ? responseCache?.around : createIncrementalDelivery<GatewayAdmission>({ formatError, inner: responseCache?.around, metrics: telemetry.metrics });
@@ -361,7 +360,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   /** A request as the HTTP front runs it after admission (the response cache, @defer's parts): for other routes. */
   const runHttp = (request: PlainRequest, admission: GatewayAdmission) => {
     const execute = () => apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => context(undefined, admission) });
-    return around ? around({ ...request, admission }, execute) : execute();
+    return around ? around({ ...request, admission, scope: admission.scope }, execute) : execute();
   };
   /**
    * A live query's POST body as its runs send it (without `@live`, nothing null, without the `live` request
@@ -379,7 +378,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     return { body, format: (asked as { format?: unknown } | undefined)?.format === 'json-patch' ? ('json-patch' as const) : ('whole' as const) };
   };
   /** A query or mutation POSTed with `body` as `viewer`: over graphql-ws. A live query keeps answering. */
-  const runOperation = async ({ body, viewer, accept }: SocketOperation): Promise<HTTPGraphQLResponse | RawHttpResponse | { live: LiveAnswers }> => {
+  const runOperation = async ({ body, viewer, accept, scope }: SocketOperation): Promise<HTTPGraphQLResponse | RawHttpResponse | { live: LiveAnswers }> => {
     const live = liveRequest(body);
     if (live && liveQueries) {
       const opened = await liveQueries.open(live.body, viewer, live.format);
@@ -387,7 +386,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
     const headers = new HeaderMap([['content-type', 'application/json']]);
     if (accept) headers.set('accept', accept);
-    return runHttp({ method: 'POST', headers, search: '', body }, { viewer });
+    return runHttp({ method: 'POST', headers, search: '', body }, { viewer, scope });
   };
 
   // Subscriptions over graphql-ws and over server-sent events, on the same server and path, when the supergraph
@@ -479,7 +478,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       inspect: admission.http,
       around,
       context,
-      routes: async (req, res, url) => (await eventStreams?.handle(req, res, url)) || (await multipartStreams?.handle(req, res, url)) || explorer.handle(req, res, url),
+      routes: async (req, res, url, scope) =>
+        (await eventStreams?.handle(req, res, url, scope)) || (await multipartStreams?.handle(req, res, url, scope)) || explorer.handle(req, res, url),
       ready: () => readiness.check(),
       draining: () => readiness.isDraining(),
       telemetry,

@@ -1,5 +1,5 @@
 import { unwrapResolverError } from '@apollo/server/errors';
-import { APOLLO_CLIENT_CODES, maskedShape, publicShape, type Logger } from '@fed/platform';
+import { APOLLO_CLIENT_CODES, maskedShape, publicShape, requestFields, type Logger } from '@fed/platform';
 import type { GraphQLFormattedError } from 'graphql';
 import { DOWNSTREAM_PUBLIC_CODES, ErrorCode } from './codes.ts';
 
@@ -29,7 +29,7 @@ export function createGatewayErrorFormatter(logger: Logger, downstreamCodes: Ite
     const code = formatted.extensions?.code;
     if (typeof code === 'string' && known.has(code)) return publicShape({ ...formatted, message: clientMessage(code, formatted.message) });
     const serviceName = formatted.extensions?.serviceName;
-    logger.error({ err: unwrapResolverError(error), path: formatted.path, serviceName, code }, 'unexpected error (masked)');
+    logger.error({ ...requestFields(error), err: unwrapResolverError(error), path: formatted.path, serviceName, code }, 'unexpected error (masked)');
     return maskedShape(formatted, typeof serviceName === 'string' ? { serviceName } : {});
   };
 }

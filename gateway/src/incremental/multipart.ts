@@ -1,7 +1,7 @@
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
 import type { GraphQLError, GraphQLFormattedError } from 'graphql';
 import Negotiator from 'negotiator';
-import { currentRequestScope, type GraphQLExchange, type Metrics, type RawHttpResponse } from '@fed/platform';
+import { markErrors, type GraphQLExchange, type RequestScope, type Metrics, type RawHttpResponse } from '@fed/platform';
 import type { AnswerInParts } from '../response-cache/response-cache.ts';
 import type { IncrementalItem } from './defer.ts';
 import type { IncrementalSlot } from './run.ts';
@@ -55,8 +55,10 @@ export function createIncrementalDelivery<TAdmission extends { incremental?: Inc
   const errorsTotal = options.metrics?.counter({ name: 'graphql_errors_total', help: 'Errors in GraphQL responses, by extensions.code', labelNames: ['code'] as const });
 
   // As Apollo Server formats the first part's errors; counted and added to the request's access-log line too.
-  const formatErrors = (errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
-    errors.map((error) => {
+  const formatErrors = (errors: readonly GraphQLError[], scope: RequestScope | undefined): GraphQLFormattedError[] => {
+    // As Apollo's pipeline does before formatting: a masked error's log line names its request.
+    markErrors(errors, scope);
+    return errors.map((error) => {
       const { http: _http, ...extensions } = { ...error.extensions, code: error.extensions.code ?? 'INTERNAL_SERVER_ERROR' } as Record<string, unknown>;
       let formatted: GraphQLFormattedError;
       try {
@@ -66,31 +68,32 @@ export function createIncrementalDelivery<TAdmission extends { incremental?: Inc
       }
       const code = typeof formatted.extensions?.code === 'string' ? formatted.extensions.code : 'UNKNOWN';
       errorsTotal?.inc({ code });
-      currentRequestScope()?.errorCodes.add(code);
+      scope?.errorCodes.add(code);
       return formatted;
     });
+  };
 
-  const formatItems = (items: IncrementalItem[], hasNext: boolean) => ({
-    incremental: items.map(({ errors, ...item }) => (errors ? { ...item, errors: formatErrors(errors) } : item)),
+  const formatItems = (items: IncrementalItem[], hasNext: boolean, scope: RequestScope | undefined) => ({
+    incremental: items.map(({ errors, ...item }) => (errors ? { ...item, errors: formatErrors(errors, scope) } : item)),
     hasNext,
   });
 
-  async function* parts(first: string, subsequent: AsyncIterable<IncrementalItem[]>): AsyncGenerator<string> {
+  async function* parts(first: string, subsequent: AsyncIterable<IncrementalItem[]>, scope: RequestScope | undefined): AsyncGenerator<string> {
     yield `\r\n---\r\n${PART_HEAD}${withHasNext(first)}\r\n---`;
     for await (const items of subsequent) {
-      if (items.length > 0) yield part(formatItems(items, true));
+      if (items.length > 0) yield part(formatItems(items, true, scope));
     }
     // Whether a part is the last is known only once every part ran: a last part of its own says so.
     yield `${part({ hasNext: false }).slice(0, -'\r\n---'.length)}\r\n-----\r\n`;
   }
 
-  const streamed = (response: HTTPGraphQLResponse, { subsequent, whole }: IncrementalSlot): AnswerInParts => {
+  const streamed = (response: HTTPGraphQLResponse, { subsequent, whole }: IncrementalSlot, scope: RequestScope | undefined): AnswerInParts => {
     if (response.body.kind !== 'complete' || !subsequent) return response;
     const headers = new HeaderMap(response.headers);
     headers.set('content-type', CONTENT_TYPE);
     // Parts of one answer, each incomplete on its own: no shared cache may keep them.
     headers.set('cache-control', 'no-store');
-    return { status: response.status, headers, body: { kind: 'chunked', asyncIterator: parts(response.body.string, subsequent) }, whole };
+    return { status: response.status, headers, body: { kind: 'chunked', asyncIterator: parts(response.body.string, subsequent, scope) }, whole };
   };
 
   const onePart = (hit: RawHttpResponse): RawHttpResponse => {
@@ -105,7 +108,7 @@ export function createIncrementalDelivery<TAdmission extends { incremental?: Inc
     exchange.admission.incremental = slot;
     const run = async () => {
       const response = await execute();
-      return slot.subsequent ? streamed(response, slot) : response;
+      return slot.subsequent ? streamed(response, slot, exchange.scope) : response;
     };
     const response = inner ? await inner(exchange, run) : await run();
     if ('bytes' in response && response.status === 200 && mentionsDefer(exchange.body, exchange.search)) return onePart(response);

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GraphQLError, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
-import { applyCors, BodyTooLarge, HttpError, readBody, type Logger, type RawHttpResponse, type Viewer } from '@fed/platform';
+import { applyCors, BodyTooLarge, HttpError, readBody, type Logger, type RawHttpResponse, type RequestScope, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 import { addressKey, clientAddress } from '../limits/rate-limit.ts';
 import type { LiveOpening } from '../live/live-queries.ts';
@@ -30,7 +30,7 @@ export interface HttpStreamOptions<TAdmission extends { viewer: Viewer | null }>
    * The HTTP path's own admission: the bearer token, then the rate limit (one request per stream). Throws an
    * HttpError to refuse.
    */
-  admit: (req: IncomingMessage) => Promise<TAdmission>;
+  admit: (req: IncomingMessage, body: string, scope?: RequestScope) => Promise<TAdmission>;
   /** Runs a query or mutation through the HTTP path, for clients that send those here too. */
   executePlain: (request: PlainRequest, admission: TAdmission) => Promise<HTTPGraphQLResponse | RawHttpResponse>;
   formatError: (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
@@ -194,7 +194,7 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
     res.end(JSON.stringify({ errors: errors.map(format) }));
   };
 
-  async function stream(req: IncomingMessage, res: ServerResponse, url: URL) {
+  async function stream(req: IncomingMessage, res: ServerResponse, url: URL, scope?: RequestScope) {
     const method = req.method === 'POST' ? 'POST' : 'GET';
     let raw = '';
     try {
@@ -205,7 +205,7 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
     }
     let admission: TAdmission;
     try {
-      admission = await options.admit(req);
+      admission = await options.admit(req, raw, scope);
     } catch (error) {
       if (error instanceof HttpError) throw refusal(error.status, error.code, error.message, error.headers);
       throw error;
@@ -325,11 +325,11 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
   logger.debug({ path, protocol: protocol.name }, 'serving subscriptions over HTTP streams');
   return {
     /** The `routes` hook of the HTTP front: answers GET and POST on GraphQL's path that ask for this protocol. */
-    async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+    async handle(req: IncomingMessage, res: ServerResponse, url: URL, scope?: RequestScope): Promise<boolean> {
       if (url.pathname !== path || (req.method !== 'GET' && req.method !== 'POST') || !protocol.accepts(req)) return false;
       applyCors(req, res, options.corsOrigins);
       try {
-        await stream(req, res, url);
+        await stream(req, res, url, scope);
       } catch (error) {
         if (!(error instanceof Refusal)) throw error;
         if (res.headersSent) return true;

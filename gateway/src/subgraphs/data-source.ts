@@ -3,7 +3,7 @@ import type { GatewayGraphQLResponse } from '@apollo/server-gateway-interface';
 import type { FetcherResponse } from '@apollo/utils.fetcher';
 import { GraphQLError } from 'graphql';
 import {
-  currentRequestId,
+  requestScopeOf,
   IDENTITY_HEADER,
   injectTraceContext,
   REQUEST_ID_HEADER,
@@ -59,6 +59,7 @@ interface Handoff {
   viewer: Viewer | null;
   readPrimary: boolean;
   idempotency?: IdempotencyClaim;
+  requestId?: string;
 }
 
 const causes = (error: unknown, test: (error: Error) => boolean) =>
@@ -133,13 +134,12 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       if (response.ok) onAnswer?.();
       return response;
     };
-    this.fetch = async ({ viewer, readPrimary, idempotency }, body) => {
+    this.fetch = async ({ viewer, readPrimary, idempotency, requestId }, body) => {
       const headers: Record<string, string> = {
         'content-type': 'application/json',
         [IDENTITY_HEADER]: signIdentity({ secret, caller: 'gateway', audience: name, viewer, readPrimary, idempotency, body }),
       };
       // The subgraph logs under the same request id, and its spans join the same trace.
-      const requestId = currentRequestId();
       if (requestId) headers[REQUEST_ID_HEADER] = requestId;
       injectTraceContext(headers);
       const started = performance.now();
@@ -186,7 +186,7 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     // earlier one wrote), and the fetches that complete a subscription event must see the write it announces
     // (the upstream subscription itself is signed the same way, in the subscription client).
     const operation = incoming?.incomingRequestContext.operation?.operation;
-    const handoff: Handoff = { viewer: context?.viewer ?? null, readPrimary: !!incoming && operation !== 'query' };
+    const handoff: Handoff = { viewer: context?.viewer ?? null, readPrimary: !!incoming && operation !== 'query', requestId: requestScopeOf(options.context)?.requestId };
     // A mutation's key goes with a fingerprint of the client's whole request: a retry must be the same request.
     if (operation === 'mutation' && context?.idempotencyKey) {
       const { queryHash, operationName, request: clientRequest } = incoming!.incomingRequestContext;
@@ -207,7 +207,7 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       if (!isObject(parsed)) throw new Error('The subgraph answered with JSON that is not an object');
       response = { ...parsed, http: answer } as SubgraphResponse;
     } catch (error) {
-      return this.didEncounterError(error as Error);
+      return this.didEncounterError(error as Error, handoff.requestId);
     }
     this.observer?.didReceive(this.name, request, response, context);
     const policy = incoming?.incomingRequestContext.overallCachePolicy;
@@ -216,11 +216,11 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     return response;
   }
 
-  private didEncounterError(error: Error): never {
+  private didEncounterError(error: Error, requestId: string | undefined): never {
     const serviceName = this.name;
     // Clients get a safe summary; operators need the real cause (refused, reset, HTTP 502 with a body...).
     // An open circuit was logged once, when it opened.
-    if (!isOpenCircuit(error)) this.logger.warn({ err: error, serviceName }, 'subgraph request failed');
+    if (!isOpenCircuit(error)) this.logger.warn({ requestId, err: error, serviceName }, 'subgraph request failed');
     if (isTimeout(error)) {
       throw new GraphQLError(`The ${serviceName} service did not answer in time`, {
         extensions: { code: ErrorCode.SubgraphTimeout, serviceName },

@@ -5,7 +5,7 @@ import type { Context, FormattedExecutionResult } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { HTTPGraphQLResponse } from '@apollo/server';
-import { HttpError, runInRequestScope, type Logger, type RawHttpResponse, type RequestScope, type Viewer } from '@fed/platform';
+import { HttpError, type Logger, type RawHttpResponse, type RequestScope, type Viewer } from '@fed/platform';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { ErrorCode } from '../errors/codes.ts';
 import { addressKey, clientAddress } from '../limits/rate-limit.ts';
@@ -53,6 +53,8 @@ export interface SocketOperation {
   viewer: Viewer | null;
   /** The Accept header the HTTP front would see (multipart for @defer's parts); unset: application/json. */
   accept?: string;
+  /** The operation's own id and access-line fields, as each HTTP request has. */
+  scope: RequestScope;
 }
 
 /** Closes the socket when the token it was opened with expires; the client reconnects with a fresh one. */
@@ -271,24 +273,23 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
     const started = performance.now();
     let answer: HttpAnswer | undefined;
     try {
-      answer = readHttpAnswer(await runInRequestScope(scope, () => run({ body, viewer, accept })));
+      answer = readHttpAnswer(await run({ body, viewer, accept, scope }));
     } catch (error) {
-      runInRequestScope(scope, () => logger.error({ err: error }, 'a query or mutation over graphql-ws could not be answered'));
+      logger.error({ requestId: scope.requestId, err: error }, 'a query or mutation over graphql-ws could not be answered');
       scope.errorCodes.add('INTERNAL_SERVER_ERROR');
       return [new GraphQLError('Internal server error', { extensions: { code: 'INTERNAL_SERVER_ERROR' } })];
     } finally {
       for (const error of answer && 'refused' in answer ? answer.refused : []) if (typeof error.extensions?.code === 'string') scope.errorCodes.add(error.extensions.code);
       // One line per operation, like the HTTP front's access log (until its answer, or its first part, is ready).
-      runInRequestScope(scope, () =>
-        logger.info(
-          {
-            transport: 'graphql-ws',
-            operationName: scope.operationName,
-            durationMs: Math.round(performance.now() - started),
-            errorCodes: scope.errorCodes.size > 0 ? [...scope.errorCodes] : undefined,
-          },
-          'socket operation',
-        ),
+      logger.info(
+        {
+          requestId: scope.requestId,
+          transport: 'graphql-ws',
+          operationName: scope.operationName,
+          durationMs: Math.round(performance.now() - started),
+          errorCodes: scope.errorCodes.size > 0 ? [...scope.errorCodes] : undefined,
+        },
+        'socket operation',
       );
     }
     if ('refused' in answer) {

@@ -1,6 +1,7 @@
 import { ApolloServerErrorCode, unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from './logger.ts';
+import { requestFields } from './observability/request-scope.ts';
 
 export const INTERNAL_SERVER_ERROR = ApolloServerErrorCode.INTERNAL_SERVER_ERROR;
 /** The service's own database could not be reached; the request changed nothing and may be retried. */
@@ -85,7 +86,7 @@ export function createErrorFormatter({ knownCodes, logger }: ErrorFormatterOptio
     if (typeof code === 'string' && known.has(code)) return publicShape(formatted);
     const original = unwrapResolverError(error);
     if (isConnectionFailure(original)) {
-      logger.warn({ err: original, path: formatted.path }, 'database unavailable');
+      logger.warn({ ...requestFields(error), err: original, path: formatted.path }, 'database unavailable');
       return {
         message: 'The database is unavailable. Try again shortly.',
         locations: formatted.locations,
@@ -93,7 +94,7 @@ export function createErrorFormatter({ knownCodes, logger }: ErrorFormatterOptio
         extensions: { code: DATABASE_UNAVAILABLE },
       };
     }
-    logger.error({ err: original, path: formatted.path }, 'unexpected error (masked)');
+    logger.error({ ...requestFields(error), err: original, path: formatted.path }, 'unexpected error (masked)');
     return maskedShape(formatted);
   };
 }

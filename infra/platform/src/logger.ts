@@ -1,6 +1,5 @@
 import { pino, type Logger } from 'pino';
 import { IDENTITY_HEADER } from './identity/internal-token.ts';
-import { currentRequestId } from './observability/request-scope.ts';
 
 export type { Logger };
 
@@ -33,11 +32,6 @@ export function createLogger({ name, level = 'info', destination }: LoggerOption
       name,
       level,
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-      // Every line written while a request runs carries its id, in every service it reaches.
-      mixin: () => {
-        const requestId = currentRequestId();
-        return requestId ? { requestId } : {};
-      },
     },
     destination ?? process.stdout,
   );

@@ -10,6 +10,7 @@ import { GraphQLError, parse, type DocumentNode } from 'graphql';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createErrorFormatter } from './errors.ts';
 import { observabilityPlugin } from './observability/graphql-plugin.ts';
+import { requestFields } from './observability/request-scope.ts';
 import { createTelemetry, type Telemetry } from './observability/telemetry.ts';
 import { FORBIDDEN } from './identity/viewer.ts';
 import { trackHttpDrain } from './http/drain.ts';
@@ -140,7 +141,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
               if (operation?.operation !== 'mutation') return;
               const identity = (contextValue as { [IDENTITY]?: CallerIdentity })[IDENTITY];
               if (identity && (await firstUse(identity.tokenId))) return;
-              logger.warn({ caller: identity?.caller }, 'refused a replayed signature for a mutation');
+              logger.warn({ ...requestFields(contextValue), caller: identity?.caller }, 'refused a replayed signature for a mutation');
               throw new GraphQLError('This signature was already used for a write', {
                 extensions: { code: UNAUTHENTICATED, http: { status: 401 } },
               });
@@ -164,7 +165,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
     'request',
     graphqlRequestListener<TContext, CallerIdentity>({
       apollo,
-      admit: (req: IncomingMessage, body: string) => {
+      admit: (req: IncomingMessage, body: string, scope) => {
         try {
           // Only POST carries a body the signature covers; a signed GET could be replayed with any query.
           if (req.method !== 'POST') throw new InvalidIdentityError(`${req.method ?? 'no'} method`);
@@ -173,7 +174,7 @@ export async function createSubgraphApp<TContext extends BaseContext>(
         } catch (error) {
           if (!(error instanceof InvalidIdentityError)) throw error;
           // Inside the network someone is calling a subgraph directly: operators want to know.
-          logger.warn({ reason: error.message, remoteAddress: req.socket.remoteAddress }, 'refused a request without a valid identity signature');
+          logger.warn({ requestId: scope.requestId, reason: error.message, remoteAddress: req.socket.remoteAddress }, 'refused a request without a valid identity signature');
           throw new HttpError(401, UNAUTHENTICATED, 'This service only answers requests signed by the gateway');
         }
       },

@@ -4,6 +4,9 @@ import type * as graphqlModule from 'graphql';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { createErrorFormatter, INTERNAL_SERVER_ERROR, publicError } from '../src/errors.ts';
+import { observabilityPlugin } from '../src/observability/graphql-plugin.ts';
+import { withRequestScope, type RequestScope } from '../src/observability/request-scope.ts';
+import { createTelemetry } from '../src/observability/telemetry.ts';
 import { captureLogger } from './support.ts';
 
 const KNOWN_CODES = ['NOT_FOUND', 'FORBIDDEN'];
@@ -117,9 +120,9 @@ describe('createErrorFormatter', () => {
 });
 
 describe('createErrorFormatter as Apollo formatError', () => {
-  it('masks a resolver error and keeps a deliberate one, end to end', async () => {
+  it('masks a resolver error and keeps a deliberate one, end to end, naming the request in the log and its access line', async () => {
     const { logger, lines } = captureLogger();
-    const apollo = new ApolloServer({
+    const apollo = new ApolloServer<object>({
       typeDefs: 'type Query { broken: String, missing: String }',
       resolvers: {
         Query: {
@@ -133,20 +136,24 @@ describe('createErrorFormatter as Apollo formatError', () => {
       },
       includeStacktraceInErrorResponses: true,
       formatError: createErrorFormatter({ knownCodes: KNOWN_CODES, logger }),
+      plugins: [observabilityPlugin(createTelemetry({ service: 'test' }))],
     });
     await apollo.start();
     try {
-      const response = await apollo.executeOperation({ query: '{ broken missing }' });
+      const scope: RequestScope = { requestId: 'req-1', errorCodes: new Set() };
+      const response = await apollo.executeOperation({ query: 'query Both { broken missing }' }, { contextValue: withRequestScope({}, scope) });
       expect(response.body.kind).toBe('single');
       const result = response.body.kind === 'single' ? response.body.singleResult : undefined;
       expect(result?.data).toEqual({ broken: null, missing: null });
       expect(result?.errors).toEqual([
-        { message: 'Internal server error', locations: [{ line: 1, column: 3 }], path: ['broken'], extensions: { code: 'INTERNAL_SERVER_ERROR' } },
-        { message: 'Nothing here', locations: [{ line: 1, column: 10 }], path: ['missing'], extensions: { code: 'NOT_FOUND' } },
+        { message: 'Internal server error', locations: [{ line: 1, column: 14 }], path: ['broken'], extensions: { code: 'INTERNAL_SERVER_ERROR' } },
+        { message: 'Nothing here', locations: [{ line: 1, column: 21 }], path: ['missing'], extensions: { code: 'NOT_FOUND' } },
       ]);
       const masked = lines.filter((line) => line.msg === 'unexpected error (masked)');
       expect(masked).toHaveLength(1);
-      expect(masked[0]).toMatchObject({ path: ['broken'], err: { type: 'Error', message: 'Failed query: select * from users' } });
+      expect(masked[0]).toMatchObject({ requestId: 'req-1', path: ['broken'], err: { type: 'Error', message: 'Failed query: select * from users' } });
+      // What the access line will say: the operation, and every code the response carried.
+      expect(scope).toEqual({ requestId: 'req-1', operationName: 'Both', errorCodes: new Set(['INTERNAL_SERVER_ERROR', 'NOT_FOUND']) });
     } finally {
       await apollo.stop();
     }

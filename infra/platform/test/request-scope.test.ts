@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { IDENTITY_HEADER } from '../src/identity/internal-token.ts';
 import { createLogger } from '../src/logger.ts';
-import { acceptRequestId, isProbeRequest, probeRequestId, runInRequestScope } from '../src/observability/request-scope.ts';
+import { acceptRequestId, isProbeRequest, probeRequestId } from '../src/observability/request-scope.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -40,22 +40,6 @@ describe('createLogger', () => {
     });
     return { logger: createLogger({ name: 'test', level: 'info', destination }), lines };
   }
-
-  it('adds the request id to every line written while a request runs, and none outside', async () => {
-    const { logger, lines } = capture();
-    const child = logger.child({ service: 'users' });
-    await runInRequestScope({ requestId: 'req-1', errorCodes: new Set() }, async () => {
-      child.info('inside');
-      await new Promise((resolve) => setTimeout(resolve, 1));
-      child.info('after an await');
-    });
-    child.info('outside');
-    expect(lines.map(({ msg, requestId, service }) => ({ msg, requestId, service }))).toEqual([
-      { msg: 'inside', requestId: 'req-1', service: 'users' },
-      { msg: 'after an await', requestId: 'req-1', service: 'users' },
-      { msg: 'outside', requestId: undefined, service: 'users' },
-    ]);
-  });
 
   it('redacts credentials wherever a log call puts them', () => {
     const { logger, lines } = capture();

@@ -10,7 +10,6 @@ import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type S
 import { operationFromDocument } from '@apollo/federation-internals';
 import { parse } from 'graphql';
 import { createExecutionEngine } from '@fed/gateway/execution';
-import { runInRequestScope } from '@fed/platform';
 import { median } from '@fed/platform/testing';
 import { QUERIES, startSeededStack } from './queries.ts';
 
@@ -82,8 +81,7 @@ try {
     };
     const ours = async (services: ServiceMap) => JSON.stringify(await engine.execute(requestContext() as never, services));
 
-    const scope = { requestId: 'bench', errorCodes: new Set<string>() };
-    const expected = await runInRequestScope(scope, () => apollo(recording));
+    const expected = await apollo(recording);
     const [apolloAnswer, ourAnswer] = [await apollo(replaying), await ours(replaying)];
     if (apolloAnswer !== expected || ourAnswer !== expected) {
       const at = [...expected].findIndex((char, index) => char !== (apolloAnswer === expected ? ourAnswer : apolloAnswer)[index]);

@@ -13,10 +13,10 @@ export interface StackProcess {
  * Starts `npm start`'s entry (src/index.ts of the stack in `tree`) as its own process with only `env`, and
  * resolves once its banner says it is ready. Tests and benchmarks run it this way; the banner is printed by
  * src/index.ts. `timeoutMs` only detects a hang: a first start migrates and seeds PGlite, which takes minutes on a
- * busy 2-core machine.
+ * busy 2-core machine. `imports` are modules the process loads first (`--import`), as a test's probes.
  */
-export async function startStackProcess(tree: string, env: Record<string, string | undefined>, timeoutMs = 300_000): Promise<StackProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/index.ts'], { cwd: `${tree}/infra/stack`, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startStackProcess(tree: string, env: Record<string, string | undefined>, timeoutMs = 300_000, imports: string[] = []): Promise<StackProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...imports.flatMap((module) => ['--import', module]), 'src/index.ts'], { cwd: `${tree}/infra/stack`, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));

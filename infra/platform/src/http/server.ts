@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { HeaderMap, type ApolloServer, type BaseContext, type HTTPGraphQLResponse } from '@apollo/server';
 import type { Logger } from '../logger.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics, type Metrics } from '../observability/metrics.ts';
-import { acceptRequestId, isProbeRequest, REQUEST_ID_HEADER, runInRequestScope, type RequestScope } from '../observability/request-scope.ts';
+import { acceptRequestId, isProbeRequest, REQUEST_ID_HEADER, withRequestScope, type RequestScope } from '../observability/request-scope.ts';
 import type { Telemetry } from '../observability/telemetry.ts';
 import { withServerSpan } from '../observability/tracing.ts';
 
@@ -23,15 +23,18 @@ export interface GraphQLExchange<TAdmission> {
   /** The parsed JSON body of a POST; undefined for GET. */
   body: unknown;
   admission: TAdmission;
+  /** The request's id, operation name and error codes, for its log lines and access line. */
+  scope?: RequestScope;
 }
 
 export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = undefined> {
   apollo: ApolloServer<TContext>;
   /**
    * Runs before GraphQL parses anything (authentication, rate limits), with the raw body ('' for GET). Throw
-   * an HttpError to refuse the request; what it returns is handed to `context`.
+   * an HttpError to refuse the request; what it returns is handed to `context`. `scope` names the request in
+   * log lines.
    */
-  admit?: (req: IncomingMessage, body: string) => Promise<TAdmission> | TAdmission;
+  admit?: (req: IncomingMessage, body: string, scope: RequestScope) => Promise<TAdmission> | TAdmission;
   /**
    * The first look at the parsed request (a POST's JSON body, a GET's query string), before `around` and
    * GraphQL: throw an HttpError to refuse it, or return it, rewritten if need be (variables it does not need).
@@ -42,7 +45,10 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
    * before it is sent. It may also add to the admission, before `execute` builds the context from it.
    */
   around?: (exchange: GraphQLExchange<TAdmission>, execute: () => Promise<HTTPGraphQLResponse>) => Promise<HTTPGraphQLResponse | RawHttpResponse>;
-  /** Builds per-request state (DataLoaders, the viewer) from the incoming request and its admission. */
+  /**
+   * Builds per-request state (DataLoaders, the viewer) from the incoming request and its admission. The
+   * request's scope is added to it (see requestScopeOf).
+   */
   context: (req: IncomingMessage, admission: TAdmission) => Promise<TContext>;
   path?: string;
   /** Request bodies above this are refused with 413 before they are parsed. */
@@ -67,7 +73,7 @@ export interface GraphQLHttpOptions<TContext extends BaseContext, TAdmission = u
    * Other routes on the same port (the explorer's assets, /metrics), tried before GraphQL's path: returns
    * true when it answered the request.
    */
-  routes?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>;
+  routes?: (req: IncomingMessage, res: ServerResponse, url: URL, scope: RequestScope) => boolean | Promise<boolean>;
   /** Where failures outside GraphQL (a broken socket, a bug here) are reported. */
   logger?: Logger;
 }
@@ -176,7 +182,7 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
       res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE });
       return res.end(page);
     }
-    if (routes && (await routes(req, res, url))) return;
+    if (routes && (await routes(req, res, url, scope))) return;
     if (url.pathname !== path) return httpError(res, 404, 'NOT_FOUND', `Not found; GraphQL is served at ${path}`);
 
     applyCors(req, res, corsOrigins);
@@ -209,7 +215,7 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
 
     let admission: TAdmission;
     try {
-      admission = admit ? await admit(req, raw) : (undefined as TAdmission);
+      admission = admit ? await admit(req, raw, scope) : (undefined as TAdmission);
     } catch (error) {
       if (error instanceof HttpError) return httpError(res, error.status, error.code, error.message, error.headers);
       throw error;
@@ -248,9 +254,9 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
     const execute = () =>
       apollo.executeHTTPGraphQLRequest({
         httpGraphQLRequest: { method, headers, search, body },
-        context: () => context(req, admission),
+        context: async () => withRequestScope(await context(req, admission), scope),
       });
-    const result = around ? await around({ method, headers, search, body, admission }, execute) : await execute();
+    const result = around ? await around({ method, headers, search, body, admission, scope }, execute) : await execute();
 
     for (const [key, value] of result.headers) res.setHeader(key, value);
     res.statusCode = result.status ?? 200;
@@ -263,7 +269,7 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
   const serve = (req: IncomingMessage, res: ServerResponse, scope: RequestScope) =>
     handle(req, res, scope).catch((error: unknown) => {
       // Apollo turns every GraphQL failure into a response; reaching here means the socket or this code failed.
-      logger?.error({ err: error, method: req.method }, 'HTTP request failed outside GraphQL');
+      logger?.error({ requestId: scope.requestId, err: error, method: req.method }, 'HTTP request failed outside GraphQL');
       if (!res.headersSent) httpError(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
       else res.destroy();
     });
@@ -284,35 +290,31 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
       durations?.observe({ method: methodLabel(req.method), route, status: String(status()) }, seconds);
       const refusal = (res as Refusable)[REFUSAL];
       if (refusal) scope.errorCodes.add(refusal);
-      // One line per request, written in its scope so that it carries the request id. Probes would drown
-      // the log at info.
-      runInRequestScope(scope, () =>
-        logger?.[isProbe(pathname, scope) ? 'debug' : 'info'](
-          {
-            method: req.method,
-            path: pathname.slice(0, 200),
-            status: status(),
-            durationMs: Math.round(seconds * 10_000) / 10,
-            operationName: scope.operationName,
-            errorCodes: scope.errorCodes.size > 0 ? [...scope.errorCodes] : undefined,
-            // The client went away before the whole response was written.
-            aborted: res.writableFinished ? undefined : true,
-          },
-          'request',
-        ),
+      // One line per request. Probes would drown the log at info.
+      logger?.[isProbe(pathname, scope) ? 'debug' : 'info'](
+        {
+          requestId: scope.requestId,
+          method: req.method,
+          path: pathname.slice(0, 200),
+          status: status(),
+          durationMs: Math.round(seconds * 10_000) / 10,
+          operationName: scope.operationName,
+          errorCodes: scope.errorCodes.size > 0 ? [...scope.errorCodes] : undefined,
+          // The client went away before the whole response was written.
+          aborted: res.writableFinished ? undefined : true,
+        },
+        'request',
       );
     });
-    runInRequestScope(scope, () => {
-      if (!telemetry?.tracer) return void serve(req, res, scope);
-      withServerSpan(telemetry.tracer, `${methodLabel(req.method)} ${route}`, req.headers, (span) => {
-        span.setAttributes({ 'http.request.method': req.method ?? '', 'url.path': pathname.slice(0, 200), 'http.route': route });
-        res.once('close', () => {
-          if (res.headersSent) span.setAttribute('http.response.status_code', res.statusCode);
-          if (!res.headersSent || res.statusCode >= 500) span.setStatus({ code: 2 });
-          span.end();
-        });
-        void serve(req, res, scope);
+    if (!telemetry?.tracer) return void serve(req, res, scope);
+    withServerSpan(telemetry.tracer, `${methodLabel(req.method)} ${route}`, req.headers, (span) => {
+      span.setAttributes({ 'http.request.method': req.method ?? '', 'url.path': pathname.slice(0, 200), 'http.route': route });
+      res.once('close', () => {
+        if (res.headersSent) span.setAttribute('http.response.status_code', res.statusCode);
+        if (!res.headersSent || res.statusCode >= 500) span.setStatus({ code: 2 });
+        span.end();
       });
+      void serve(req, res, scope);
     });
   };
 }

@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import { currentRequestScope } from './request-scope.ts';
+import { markErrors, requestScopeOf } from './request-scope.ts';
 import type { Telemetry } from './telemetry.ts';
 
 /**
@@ -21,12 +21,16 @@ export function observabilityPlugin<TContext extends BaseContext>({ metrics }: T
     async requestDidStart() {
       const started = performance.now();
       return {
-        async didResolveOperation({ operationName }) {
-          const scope = currentRequestScope();
+        async didResolveOperation({ operationName, contextValue }) {
+          const scope = requestScopeOf(contextValue);
           if (scope && operationName) scope.operationName = operationName;
         },
-        async willSendResponse({ response, operation, operationName }) {
-          const scope = currentRequestScope();
+        // Before formatError, which logs what it masks and sees only the error.
+        async didEncounterErrors({ errors, contextValue }) {
+          markErrors(errors, requestScopeOf(contextValue));
+        },
+        async willSendResponse({ response, operation, operationName, contextValue }) {
+          const scope = requestScopeOf(contextValue);
           const result = response.body.kind === 'single' ? response.body.singleResult : response.body.initialResult;
           for (const error of result.errors ?? []) {
             const code = typeof error.extensions?.code === 'string' ? error.extensions.code : 'UNKNOWN';
