@@ -173,11 +173,15 @@ export function productionRules(keys: readonly string[]) {
 export const eventRetentionSettings = {
   EVENTS_RETENTION_PER_USER: z.coerce.number().int().min(1).default(1_000),
   EVENTS_RETENTION_LOG: z.coerce.number().int().min(100).default(100_000),
+  /** Partitions new users' events are spread over, each its own cluster slot (see events/PARTITIONS.md). */
+  EVENT_STREAM_PARTITIONS: z.coerce.number().int().min(1).max(64).default(1),
 };
 
-export const retentionFrom = (config: { EVENTS_RETENTION_PER_USER: number; EVENTS_RETENTION_LOG: number }) => ({
+// The partition count travels with the retention: both are the stream's shape, set once per deployment.
+export const retentionFrom = (config: { EVENTS_RETENTION_PER_USER: number; EVENTS_RETENTION_LOG: number; EVENT_STREAM_PARTITIONS?: number }) => ({
   perUser: config.EVENTS_RETENTION_PER_USER,
   log: config.EVENTS_RETENTION_LOG,
+  partitions: config.EVENT_STREAM_PARTITIONS ?? 1,
 });
 
 /**

@@ -27,8 +27,8 @@ export interface InfrastructureOptions {
   logger: Logger;
   /** Namespaces keys and channels, so several deployments (or test runs) can share one Redis. */
   keyPrefix?: string;
-  /** How many events the stream keeps, per user and overall. */
-  retention?: Retention;
+  /** How many events the stream keeps, per user and overall, and over how many partitions (Redis only). */
+  retention?: Retention & { partitions?: number };
 }
 
 export async function createInfrastructure({ redisUrl, logger, keyPrefix = '', retention }: InfrastructureOptions): Promise<Infrastructure> {
@@ -54,7 +54,7 @@ export async function createInfrastructure({ redisUrl, logger, keyPrefix = '', r
   // logged) and let ioredis reconnect, rather than refuse to serve during a Redis restart.
   await waitForRedis(redis).catch((error: unknown) => logger.warn({ err: error }, 'redis not ready; starting without it'));
   const pubsub = new RedisPubSub(redis, keyPrefix, eventChannelShard);
-  const events = new RedisEventStream(redis, keyPrefix, retention);
+  const events = new RedisEventStream(redis, keyPrefix, retention && { perUser: retention.perUser, log: retention.log }, { partitions: retention?.partitions });
   return {
     kind: 'redis',
     pubsub,

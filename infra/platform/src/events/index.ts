@@ -1,3 +1,5 @@
+import { partitionOfChannel } from './partitions.ts';
+
 export type DomainEventKind =
   | 'USER_CREATED'
   | 'USER_UPDATED'
@@ -34,9 +36,11 @@ export const userEventsChannel = (userId: string) => `user-events:${userId}`;
  * script rings belong to it too, so on a cluster they are sharded channels in that slot.
  */
 export const EVENTS_KEY_SPACE = 'events';
-/** For RedisPubSub: the event channels belong to the stream's key space; no other channel does. */
-export const eventChannelShard = (channel: string): string | undefined =>
-  channel === DOMAIN_EVENTS_CHANNEL || channel.startsWith('user-events:') ? EVENTS_KEY_SPACE : undefined;
+/**
+ * For RedisPubSub: the event channels belong to their partition's key space (`events` for partition 0, whose
+ * channels keep their names); no other channel does.
+ */
+export const eventChannelShard = (channel: string): string | undefined => partitionOfChannel(channel);
 /** Where a subgraph's response lists the events its request committed, for the gateway that called it. */
 export const EVENTS_EXTENSION = 'domainEvents';
 
@@ -56,6 +60,7 @@ export function isDomainEvent(value: unknown): value is DomainEvent {
 }
 
 export * from './stream.ts';
+export * from './partitions.ts';
 export * from './redis-stream.ts';
 export * from './follow.ts';
 export * from './outbox.ts';

@@ -1,10 +1,23 @@
 import { Cluster } from 'ioredis';
 import { duplicateRedis, slotTag, waitForRedis, type RedisClient } from '../redis.ts';
-import { DOMAIN_EVENTS_CHANNEL, EVENTS_KEY_SPACE, userEventsChannel, type DomainEvent } from './index.ts';
+import { DOMAIN_EVENTS_CHANNEL, type DomainEvent } from './index.ts';
+import {
+  compareIds,
+  formatVector,
+  hashPartition,
+  locate,
+  MAX_PARTITIONS,
+  parseVector,
+  partitionDomainChannel,
+  partitionKeySpace,
+  partitionUserChannel,
+  qualify,
+  type Located,
+  type Vector,
+} from './partitions.ts';
 import {
   stampOf,
   type CausalFence,
-  comparePositions,
   CursorExpiredError,
   DEDUPLICATION_SECONDS,
   DEFAULT_RETENTION,
@@ -23,8 +36,11 @@ import {
 // remembers the newest position it removed from each stream (Redis itself only tracks XDEL), so a reader can
 // tell "nothing after my cursor was lost" from "some was".
 //
-// Every key it touches is in KEYS: the log, the trimmed and sources hashes, the clearances, then each event's user
-// stream and id record. On a cluster they all carry the stream's hash tag, so they share one slot.
+// Every key it touches is in KEYS: the log, the trimmed and sources hashes, the clearances, the recorded partition
+// count, then each event's user stream and id record. On a cluster they all carry the partition's hash tag, so they
+// share one slot. Positions it returns are stream ids; the doorbell's carry the partition (ARGV[13]: `<p>:` or '').
+// Guarded (ARGV[14]), it refuses once the stream is partitioned: a writer that still thinks it is not would put a
+// new user's events where the other writers do not (see RedisEventStream).
 //
 // With a fence (ARGV[7..12], see CausalFence), each relay instance's clearance lives in the clearance hash
 // (field 'source/instance'); a new event that another source's clearance does not cover stops the batch there.
@@ -35,6 +51,10 @@ local logMax, userMax, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local source, instance = ARGV[7], ARGV[8]
 local fenced = source ~= ''
 local log, trimmed, sources, clearances = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local qualifier, guarded = ARGV[13], ARGV[14] == '1'
+if guarded and tonumber(redis.call('GET', KEYS[5]) or '1') > 1 then
+  return redis.error_reply('EVENTS_RELAYOUT the stream is partitioned now')
+end
 local covering = {}
 if fenced then
   local now, reachableSince, maxStall = tonumber(ARGV[9]), tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -69,9 +89,9 @@ local function add(key, max, id, json)
 end
 local positions = {}
 local heldFrom = nil
-for i = 13, #ARGV, 5 do
+for i = 15, #ARGV, 5 do
   local id, user, from, json, stamp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local k = 4 + (i - 13) / 5 * 2
+  local k = 5 + (i - 15) / 5 * 2
   local userStream, seen = KEYS[k + 1], KEYS[k + 2]
   local known = heldFrom == nil and redis.call('GET', seen)
   if heldFrom ~= nil then
@@ -85,7 +105,7 @@ for i = 13, #ARGV, 5 do
     add(userStream, userMax, position, json)
     redis.call('SET', seen, position, 'EX', ttl)
     redis.call('HSET', sources, from, position)
-    local stored = '{"position":"' .. position .. '",' .. string.sub(json, 2)
+    local stored = '{"position":"' .. qualifier .. position .. '",' .. string.sub(json, 2)
     redis.call(publish, userChannel .. user, stored)
     redis.call(publish, domainChannel, stored)
     positions[#positions + 1] = position
@@ -129,12 +149,190 @@ end
 return {'ok', redis.call('XRANGE', KEYS[1], after == '' and '-' or '(' .. after, '+', 'COUNT', ARGV[2])}
 `;
 
+// Where each user's events go, once the stream has more than one partition: the recorded assignment, or, for a
+// user who has none yet, partition 0 if the user already has events there (from before the stream was
+// partitioned), else the hash the writer proposes. Recorded once (HSET only when absent, in one script), so a
+// user's events never move, whatever N later processes run with. It also raises the recorded partition count to
+// the writer's, which readers of every user's events go by. KEYS: the count, the assignments, then each user's
+// stream in partition 0; ARGV: the writer's partition count, then (user, proposed partition) pairs.
+const LAYOUT = `
+local configured = tonumber(ARGV[1])
+local count = tonumber(redis.call('GET', KEYS[1]) or '1')
+if configured > count then
+  redis.call('SET', KEYS[1], configured)
+  count = configured
+end
+local out = {count}
+for i = 2, #ARGV, 2 do
+  local p = '0'
+  if count > 1 then
+    p = redis.call('HGET', KEYS[2], ARGV[i])
+    if not p then
+      if redis.call('EXISTS', KEYS[2 + i / 2]) == 1 then p = '0' else p = ARGV[i + 1] end
+      redis.call('HSET', KEYS[2], ARGV[i], p)
+    end
+  end
+  out[#out + 1] = tonumber(p)
+end
+return out
+`;
+
 type Entry = [string, string[]];
 
 /** The longest a group read blocks; longer requests are cut to it (and return empty, as on a timeout). */
 const MAX_BLOCK_MS = 5_000;
+/** With several partitions a group read blocks on each in slices this long, so an event on any wakes it soon. */
+const PARTITIONED_BLOCK_SLICE_MS = 50;
+/** How long a process trusts the partition count it last read (a writer learns a change at once, see APPEND). */
+const LAYOUT_TTL_MS = 1_000;
+/** Assignments remembered per process; they never change, so forgetting them only costs a round trip. */
+const MAX_CACHED_ASSIGNMENTS = 100_000;
 
-const toEvent = ([position, fields]: Entry): StoredEvent => ({ ...(JSON.parse(fields[1] as string) as DomainEvent), position });
+const parseEntry = (qualifier: string, [id, fields]: Entry): StoredEvent => ({ ...(JSON.parse(fields[1] as string) as DomainEvent), position: qualifier + id });
+
+type Run = (...args: (string | number)[]) => Promise<unknown>;
+
+/**
+ * One partition: its log, its users' streams, its id records, bookkeeping and clearances, all under one key space
+ * (`events` for partition 0, `events:<p>` after it; a hash tag on a cluster). Positions it takes and returns are
+ * the partition's stream ids; the stream qualifies them.
+ */
+class Partition {
+  readonly space: string;
+  readonly qualifier: string;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+    readonly index: number,
+    private readonly retention: Retention,
+  ) {
+    this.space = prefix + slotTag(redis, partitionKeySpace(index));
+    this.qualifier = index === 0 ? '' : `${index}:`;
+  }
+
+  get log(): string {
+    return `${this.space}:log`;
+  }
+
+  userKey(userId: string): string {
+    return `${this.space}:user:${userId}`;
+  }
+
+  /** Where the append rings a channel, named as RedisPubSub names it (in the partition's slot on a cluster). */
+  channel(name: string): string {
+    return this.redis instanceof Cluster ? `${this.space}:${name}` : this.prefix + name;
+  }
+
+  private script(name: 'eventsAppend' | 'eventsRead'): Run {
+    const run = (this.redis as unknown as Record<string, Run>)[name] as Run;
+    return run.bind(this.redis);
+  }
+
+  /** Stream ids of the prefix of `events` that went in; `guard`: refuse if the stream became partitioned. */
+  async append(events: readonly DomainEvent[], fence: CausalFence | undefined, guard: boolean): Promise<string[]> {
+    const keys = [this.log, `${this.space}:trimmed`, `${this.space}:sources`, `${this.space}:clearance`, `${this.space}:partitions`];
+    for (const event of events) keys.push(this.userKey(event.userId), `${this.space}:id:${event.id}`);
+    const args = events.flatMap((event) => [event.id, event.userId, event.source, JSON.stringify(event), stampOf(event)]);
+    const fenceArgs = fence
+      ? [fence.source, fence.instance, fence.now, Math.floor(fence.clearance), fence.reachableSince, fence.maxStallMs]
+      : ['', '', 0, 0, 0, 0];
+    const channels = [
+      this.channel(partitionUserChannel(this.index, '')),
+      this.channel(partitionDomainChannel(this.index)),
+      this.redis instanceof Cluster ? 'SPUBLISH' : 'PUBLISH',
+    ];
+    const limits = [this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS];
+    return (await this.script('eventsAppend')(keys.length, ...keys, ...channels, ...limits, ...fenceArgs, this.qualifier, guard ? 1 : 0, ...args)) as string[];
+  }
+
+  async withdraw(field: string): Promise<void> {
+    await this.redis.hdel(`${this.space}:clearance`, field);
+  }
+
+  /** Entries of `key` after stream id `after` ('' : from the oldest), checked against what was handed out and trimmed. */
+  async read(key: string, after: string, limit: number): Promise<StoredEvent[]> {
+    const [status, entries = []] = (await this.script('eventsRead')(key, this.log, `${this.space}:trimmed`, after, limit)) as [string, Entry[]?];
+    if (status === 'invalid') throw new InvalidCursorError(`unknown position ${this.qualifier}${after}`);
+    if (status === 'expired') throw new CursorExpiredError(`events after ${this.qualifier}${after} are no longer retained`);
+    return entries.map((entry) => parseEntry(this.qualifier, entry));
+  }
+
+  /** The newest stream id of `key`, '0-0' when it has none. */
+  async last(key: string): Promise<string> {
+    const [entry] = (await this.redis.xrevrange(key, '+', '-', 'COUNT', 1)) as Entry[];
+    return entry?.[0] ?? '0-0';
+  }
+
+  async lastFrom(source: string): Promise<string> {
+    return (await this.redis.hget(`${this.space}:sources`, source)) ?? '0-0';
+  }
+}
+
+/** The events of one consumer group on one partition's log (stream ids in, qualified positions out). */
+function partitionGroup(redis: RedisClient, partition: Partition, name: string, blocking: () => RedisClient) {
+  const log = partition.log;
+  const entries = (reply: unknown): StoredEvent[] => {
+    const streams = reply as [string, (Entry | null)[]][] | null;
+    return (streams?.[0]?.[1] ?? []).filter((entry): entry is Entry => entry !== null && entry[1] !== null).map((entry) => parseEntry(partition.qualifier, entry));
+  };
+  const create = async (from: string) => {
+    try {
+      await redis.xgroup('CREATE', log, name, from, 'MKSTREAM');
+      return true;
+    } catch (error) {
+      if (/BUSYGROUP/.test((error as Error).message)) return false;
+      throw error;
+    }
+  };
+  return {
+    ensure: create,
+    reset: async (from: string) => {
+      if (await create(from)) return;
+      // SETID would keep the old pending entries; a rebuilt projection must not be handed them again.
+      await redis.xgroup('DESTROY', log, name);
+      await create(from);
+    },
+    read: async (consumer: string, count: number, blockMs: number) => {
+      const connection = blocking();
+      // It has no offline queue (a read queued during an outage would hang its consumer's shutdown): wait for it.
+      await waitForRedis(connection, Math.max(blockMs, 1_000));
+      // BLOCK 0 would wait forever; no BLOCK at all returns at once, as the contract says for 0.
+      return entries(
+        blockMs > 0
+          ? await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'BLOCK', Math.min(blockMs, MAX_BLOCK_MS), 'STREAMS', log, '>')
+          : await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'STREAMS', log, '>'),
+      );
+    },
+    ack: async (ids: readonly string[]) => {
+      if (ids.length > 0) await redis.xack(log, name, ...ids);
+    },
+    claim: async (consumer: string, minIdleMs: number, count: number) => {
+      const [, claimed] = (await redis.xautoclaim(log, name, consumer, minIdleMs, '0-0', 'COUNT', count)) as [string, (Entry | null)[]];
+      return entries([[log, claimed]]);
+    },
+    caughtUp: async (id: string) => {
+      // One round trip: writers ask this before each placeOrder.
+      const replies = await redis.pipeline().xinfo('GROUPS', log).xpending(log, name).exec();
+      const [[groupsError, groups] = [], [pendingError, summary] = []] = replies ?? [];
+      if (groupsError || pendingError) throw groupsError ?? pendingError;
+      const fields = (groups as (string | number)[][]).find((group) => group[group.indexOf('name') + 1] === name);
+      if (!fields) return false;
+      const lastDelivered = String(fields[fields.indexOf('last-delivered-id') + 1]);
+      if (compareIds(lastDelivered, id) < 0) return false;
+      const [pending, oldest] = summary as [number, string | null];
+      return Number(pending) === 0 || compareIds(oldest as string, id) > 0;
+    },
+  };
+}
+
+export interface RedisEventStreamOptions {
+  /**
+   * How many partitions new users' events are spread over (EVENT_STREAM_PARTITIONS). 1, the default, keeps the
+   * stream exactly as it was before partitions. A user's events stay in the partition they first went to.
+   */
+  partitions?: number;
+}
 
 /**
  * Redis Streams: `events:log` holds every event (consumer groups read it), `events:user:<id>` each user's
@@ -144,136 +342,332 @@ const toEvent = ([position, fields]: Entry): StoredEvent => ({ ...(JSON.parse(fi
  * On a cluster every key is under the `{events}` hash tag (`{events}:log`, `{events}:user:<id>`, ...): one slot,
  * because one script writes the log and the user's stream together, and the channels are sharded channels in
  * that slot (see eventChannelShard). On one server the names are as they always were.
+ *
+ * Partitioned (PARTITIONS.md), partition p > 0 has the same keys under `events:<p>` (`{events:<p>}` on a cluster,
+ * a slot of its own), so appends spread over the cluster's primaries. Each user's events go to one partition,
+ * recorded in partition 0 on the user's first event; positions outside partition 0 carry their partition
+ * (`3:<ms>-<seq>`), and readers of every user's events read every partition, with vector cursors.
  */
 export class RedisEventStream implements EventStream {
-  private blocking: RedisClient | undefined;
-  /** `events`, or `{events}` on a cluster, after the prefix: every key and channel of the stream starts with it. */
-  private readonly space: string;
+  private readonly blocking = new Map<number, RedisClient>();
+  private readonly parts: Partition[] = [];
+  private readonly configured: number;
+  /** The partition count recorded in Redis as last read, and when (see LAYOUT_TTL_MS). */
+  private recorded = { count: 1, at: -Infinity };
+  private readonly assignments = new Map<string, number>();
 
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix = '',
     private readonly retention: Retention = DEFAULT_RETENTION,
+    options: RedisEventStreamOptions = {},
   ) {
     redis.defineCommand('eventsAppend', { lua: APPEND });
     redis.defineCommand('eventsRead', { numberOfKeys: 3, lua: READ });
-    this.space = prefix + slotTag(redis, EVENTS_KEY_SPACE);
+    redis.defineCommand('eventsLayout', { lua: LAYOUT });
+    const partitions = options.partitions ?? 1;
+    if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) throw new Error(`partitions must be 1 to ${MAX_PARTITIONS}`);
+    this.configured = partitions;
   }
 
-  private key(feed: Feed): string {
-    return feed.userId === undefined ? `${this.space}:log` : `${this.space}:user:${feed.userId}`;
+  private partition(index: number): Partition {
+    for (let next = this.parts.length; next <= index; next++) this.parts.push(new Partition(this.redis, this.prefix, next, this.retention));
+    return this.parts[index] as Partition;
   }
 
-  /** Where the append rings a channel, named as RedisPubSub names it (in the stream's slot on a cluster). */
-  private channel(name: string): string {
-    return this.redis instanceof Cluster ? `${this.space}:${name}` : this.prefix + name;
+  private get zero(): Partition {
+    return this.partition(0);
+  }
+
+  private learn(count: number): void {
+    this.recorded = { count: Math.max(count, this.recorded.count), at: Date.now() };
+  }
+
+  /** The recorded partition count, read again once it is LAYOUT_TTL_MS old. */
+  private async count(): Promise<number> {
+    if (Date.now() - this.recorded.at > LAYOUT_TTL_MS) this.learn(Number((await this.redis.get(`${this.zero.space}:partitions`)) ?? 1));
+    return this.recorded.count;
+  }
+
+  /** Partitioned: new users are assigned (recorded), not simply put in partition 0. */
+  private async partitioned(): Promise<boolean> {
+    return this.configured > 1 || (await this.count()) > 1;
+  }
+
+  /** The partition of each user, assigning those that have none (see LAYOUT). */
+  private async assign(userIds: readonly string[]): Promise<Map<string, number>> {
+    const found = new Map<string, number>();
+    const missing: string[] = [];
+    for (const userId of userIds) {
+      const known = this.assignments.get(userId);
+      if (known === undefined) {
+        if (!missing.includes(userId)) missing.push(userId);
+      } else {
+        found.set(userId, known);
+      }
+    }
+    if (missing.length === 0) return found;
+    const keys = [`${this.zero.space}:partitions`, `${this.zero.space}:partition-of`, ...missing.map((userId) => this.zero.userKey(userId))];
+    const args = missing.flatMap((userId) => [userId, hashPartition(userId, this.configured)]);
+    const run = (this.redis as unknown as Record<string, Run>).eventsLayout as Run;
+    const [count, ...partitions] = (await run.call(this.redis, keys.length, ...keys, this.configured, ...args)) as number[];
+    this.learn(count as number);
+    if (this.assignments.size > MAX_CACHED_ASSIGNMENTS) this.assignments.clear();
+    missing.forEach((userId, i) => {
+      const partition = partitions[i] as number;
+      found.set(userId, partition);
+      // Unpartitioned, a user without events has no assignment yet: only a partitioned stream's answers are final.
+      if ((count as number) > 1) this.assignments.set(userId, partition);
+    });
+    return found;
+  }
+
+  /** The partition holding `userId`'s events (partition 0 while the stream is not partitioned). */
+  private async partitionOf(userId: string): Promise<Partition> {
+    if (!(await this.partitioned())) return this.zero;
+    return this.partition((await this.assign([userId])).get(userId) ?? 0);
   }
 
   async append(events: readonly DomainEvent[], fence?: CausalFence): Promise<string[]> {
     // Without a fence there is nothing to record; with one, even an empty batch renews the clearance.
     if (events.length === 0 && !fence) return [];
-    const keys = [this.key({}), `${this.space}:trimmed`, `${this.space}:sources`, `${this.space}:clearance`];
-    for (const event of events) keys.push(this.key({ userId: event.userId }), `${this.space}:id:${event.id}`);
-    const args = events.flatMap((event) => [event.id, event.userId, event.source, JSON.stringify(event), stampOf(event)]);
-    const fenceArgs = fence
-      ? [fence.source, fence.instance, fence.now, Math.floor(fence.clearance), fence.reachableSince, fence.maxStallMs]
-      : ['', '', 0, 0, 0, 0];
-    const channels = [this.channel(userEventsChannel('')), this.channel(DOMAIN_EVENTS_CHANNEL), this.redis instanceof Cluster ? 'SPUBLISH' : 'PUBLISH'];
-    const run = (this.redis as unknown as { eventsAppend(...args: (string | number)[]): Promise<string[]> }).eventsAppend;
-    return run.call(this.redis, keys.length, ...keys, ...channels, this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS, ...fenceArgs, ...args);
-  }
-
-  async withdraw(source: string, instance: string): Promise<void> {
-    await this.redis.hdel(`${this.space}:clearance`, `${source}/${instance}`);
-  }
-
-  async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {
-    if (after !== null && !parsePosition(after)) throw new InvalidCursorError(`malformed position ${after}`);
-    const run = (this.redis as unknown as { eventsRead(...args: (string | number)[]): Promise<[string, Entry[]?]> }).eventsRead;
-    const [status, entries = []] = await run.call(this.redis, this.key(feed), this.key({}), `${this.space}:trimmed`, after ?? '', limit);
-    if (status === 'invalid') throw new InvalidCursorError(`unknown position ${after}`);
-    if (status === 'expired') throw new CursorExpiredError(`events after ${after} are no longer retained`);
-    return entries.map(toEvent);
-  }
-
-  async last(feed: Feed): Promise<string> {
-    const [entry] = (await this.redis.xrevrange(this.key(feed), '+', '-', 'COUNT', 1)) as Entry[];
-    return entry?.[0] ?? '0-0';
-  }
-
-  async lastFrom(source: string): Promise<string> {
-    return (await this.redis.hget(`${this.space}:sources`, source)) ?? '0-0';
+    if (!(await this.partitioned())) {
+      try {
+        return await this.zero.append(events, fence, true);
+      } catch (error) {
+        if (!/EVENTS_RELAYOUT/.test((error as Error).message)) throw error;
+        this.recorded.at = -Infinity;
+        await this.count();
+      }
+    }
+    return this.appendPartitioned(events, fence);
   }
 
   /**
-   * XREADGROUP BLOCK holds its connection, so group reads get one of their own, with a timeout above any block
-   * (a read on a link that went silent must still end, or its consumer could never stop).
+   * Each partition's share of the batch in one script of its own, in parallel. A fenced append runs on every
+   * partition, those without events too: a relay's clearance must stay fresh on each, or it would hold the
+   * other sources back there once it is stale (see CausalFence). Each partition appends a prefix of its share;
+   * the answer is the batch's prefix up to the first event held back. Events after it that did go in (other
+   * users', in other partitions) are sent again with the rest and found by their id.
    */
-  private blockingConnection(): RedisClient {
-    if (!this.blocking) {
-      this.blocking = duplicateRedis(this.redis, { commandTimeout: MAX_BLOCK_MS + 2_000 });
-      this.blocking.on('error', () => {}); // reconnects by itself; the consumer loop retries
+  private async appendPartitioned(events: readonly DomainEvent[], fence: CausalFence | undefined): Promise<string[]> {
+    const placed = await this.assign(events.map((event) => event.userId));
+    const count = Math.max(this.recorded.count, ...[...placed.values()].map((partition) => partition + 1));
+    const shares = new Map<number, DomainEvent[]>();
+    if (fence) for (let partition = 0; partition < count; partition++) shares.set(partition, []);
+    const where = events.map((event) => {
+      const partition = placed.get(event.userId) ?? 0;
+      const share = shares.get(partition) ?? [];
+      shares.set(partition, share);
+      share.push(event);
+      return { partition, index: share.length - 1 };
+    });
+    const appended = new Map<number, string[]>();
+    await Promise.all(
+      [...shares].map(async ([partition, share]) => {
+        appended.set(partition, await this.partition(partition).append(share, fence, false));
+      }),
+    );
+    const positions: string[] = [];
+    for (const { partition, index } of where) {
+      const id = appended.get(partition)?.[index];
+      if (id === undefined) break;
+      positions.push(qualify(partition, id));
     }
-    return this.blocking;
+    await this.announce(events.slice(0, positions.length), positions);
+    return positions;
+  }
+
+  /**
+   * Events outside partition 0 rang their own partition's channels; whoever listens to every event on the
+   * unpartitioned channel (the gateway's cache purges, live queries) hears them here too, after the append. That
+   * one is not atomic with it: a process that dies in between leaves those listeners unaware of the event (the
+   * doorbells the stream's own readers follow are rung by the append itself).
+   */
+  private async announce(events: readonly DomainEvent[], positions: readonly string[]): Promise<void> {
+    const messages = events.flatMap((event, i) => {
+      const position = positions[i] as string;
+      return locate(position)?.partition ? [JSON.stringify({ position, ...event })] : [];
+    });
+    if (messages.length === 0) return;
+    const channel = this.zero.channel(DOMAIN_EVENTS_CHANNEL);
+    const pipeline = this.redis.pipeline();
+    for (const message of messages) {
+      if (this.redis instanceof Cluster) pipeline.spublish(channel, message);
+      else pipeline.publish(channel, message);
+    }
+    await pipeline.exec();
+  }
+
+  async withdraw(source: string, instance: string): Promise<void> {
+    const count = (await this.partitioned()) ? await this.count() : 1;
+    await Promise.all(Array.from({ length: count }, (_, partition) => this.partition(partition).withdraw(`${source}/${instance}`)));
+  }
+
+  /** The stream id in `partition` that `after` names for a feed within that partition; throws when it names another. */
+  private idIn(partition: Partition, after: string): string {
+    if (after === '0-0') return after;
+    const vector = parseVector(after);
+    if (!vector) throw new InvalidCursorError(`malformed position ${after}`);
+    const id = vector.get(partition.index);
+    // A single position of another partition says nothing about this one.
+    if (id === undefined) {
+      if (vector.size === 1) throw new InvalidCursorError(`position ${after} is not one of this feed's`);
+      return '0-0';
+    }
+    return id;
+  }
+
+  async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {
+    if (after !== null && !parseVector(after)) throw new InvalidCursorError(`malformed position ${after}`);
+    if (feed.userId !== undefined) {
+      const partition = await this.partitionOf(feed.userId);
+      return partition.read(partition.userKey(feed.userId), after === null ? '' : this.idIn(partition, after), limit);
+    }
+    if (feed.partition !== undefined) {
+      const partition = this.partition(feed.partition);
+      return partition.read(partition.log, after === null ? '' : this.idIn(partition, after), limit);
+    }
+    const count = await this.count();
+    if (count <= 1) {
+      if (after !== null && !parsePosition(after)) throw new InvalidCursorError(`position ${after} is not one of this stream's`);
+      return this.zero.read(this.zero.log, after ?? '', limit);
+    }
+    return this.readAll(count, after, limit);
+  }
+
+  /**
+   * Every user's events over `count` partitions: up to `limit` from each, merged by stream id (an order only
+   * within each partition; across them, a fair interleaving), each with the cursor that resumes after it.
+   */
+  private async readAll(count: number, after: string | null, limit: number): Promise<StoredEvent[]> {
+    const vector = after === null ? new Map<number, string>() : (parseVector(after) as Vector);
+    for (const partition of vector.keys()) if (partition >= count) throw new InvalidCursorError(`position ${after} names a partition this stream does not have`);
+    const pages = await Promise.all(
+      Array.from({ length: count }, (_, index) => {
+        const partition = this.partition(index);
+        const from = vector.get(index);
+        return partition.read(partition.log, after === null ? '' : (from ?? '0-0'), limit);
+      }),
+    );
+    const merged = pages
+      .flatMap((page, partition) => page.map((event) => ({ event, partition, id: (locate(event.position) as Located).id })))
+      .sort((a, b) => compareIds(a.id, b.id) || a.partition - b.partition)
+      .slice(0, limit);
+    const cursor: Vector = new Map(Array.from({ length: count }, (_, partition) => [partition, vector.get(partition) ?? '0-0']));
+    return merged.map(({ event, partition, id }) => {
+      cursor.set(partition, id);
+      return { ...event, cursor: formatVector(cursor, count) };
+    });
+  }
+
+  async last(feed: Feed): Promise<string> {
+    if (feed.userId !== undefined) {
+      const partition = await this.partitionOf(feed.userId);
+      const id = await partition.last(partition.userKey(feed.userId));
+      return id === '0-0' ? id : qualify(partition.index, id);
+    }
+    if (feed.partition !== undefined) return qualify(feed.partition, await this.partition(feed.partition).last(this.partition(feed.partition).log));
+    return this.vectorOf((partition) => partition.last(partition.log));
+  }
+
+  /** A cursor over every partition, each component from `of`: a plain position while there is one partition. */
+  private async vectorOf(of: (partition: Partition) => Promise<string>): Promise<string> {
+    const count = await this.count();
+    const ids = await Promise.all(Array.from({ length: count }, (_, partition) => of(this.partition(partition))));
+    return formatVector(new Map(ids.map((id, partition) => [partition, id])), count);
+  }
+
+  async lastFrom(source: string): Promise<string> {
+    return this.vectorOf((partition) => partition.lastFrom(source));
+  }
+
+  async partitions(): Promise<number> {
+    return this.count();
+  }
+
+  async channel(feed: Feed): Promise<string> {
+    if (feed.userId !== undefined) return partitionUserChannel((await this.partitionOf(feed.userId)).index, feed.userId);
+    return partitionDomainChannel(feed.partition ?? 0);
+  }
+
+  /**
+   * XREADGROUP BLOCK holds its connection, so group reads get one of their own per partition, with a timeout
+   * above any block (a read on a link that went silent must still end, or its consumer could never stop).
+   */
+  private blockingConnection(partition: number): RedisClient {
+    let connection = this.blocking.get(partition);
+    if (!connection) {
+      connection = duplicateRedis(this.redis, { commandTimeout: MAX_BLOCK_MS + 2_000 });
+      connection.on('error', () => {}); // reconnects by itself; the consumer loop retries
+      this.blocking.set(partition, connection);
+    }
+    return connection;
   }
 
   group(name: string): ConsumerGroup {
-    const log = this.key({});
-    const entries = (reply: unknown): StoredEvent[] => {
-      const streams = reply as [string, (Entry | null)[]][] | null;
-      return (streams?.[0]?.[1] ?? []).filter((entry): entry is Entry => entry !== null && entry[1] !== null).map(toEvent);
+    const on = (partition: number) => partitionGroup(this.redis, this.partition(partition), name, () => this.blockingConnection(partition));
+    const all = async () => Array.from({ length: await this.count() }, (_, partition) => on(partition));
+    /** `from` as a stream id per partition: '$' for each, or a cursor's components (0-0 where it names none). */
+    const ids = (from: string, count: number): string[] => {
+      if (from === '$') return Array.from({ length: count }, () => '$');
+      const vector = parseVector(from);
+      if (!vector) throw new InvalidCursorError(`malformed position ${from}`);
+      return Array.from({ length: count }, (_, partition) => vector.get(partition) ?? '0-0');
     };
-    const create = async (from: string) => {
-      try {
-        await this.redis.xgroup('CREATE', log, name, from, 'MKSTREAM');
-        return true;
-      } catch (error) {
-        if (/BUSYGROUP/.test((error as Error).message)) return false;
-        throw error;
+    const byPartition = (positions: readonly string[]) => {
+      const grouped = new Map<number, string[]>();
+      for (const position of positions) {
+        const located = locate(position);
+        if (!located) continue;
+        grouped.set(located.partition, [...(grouped.get(located.partition) ?? []), located.id]);
       }
+      return grouped;
     };
     return {
-      ensure: create,
+      ensure: async (from) => {
+        const groups = await all();
+        const starts = ids(from, groups.length);
+        const created = await Promise.all(groups.map((group, partition) => group.ensure(starts[partition] as string)));
+        return created.some(Boolean);
+      },
       reset: async (from) => {
-        if (await create(from)) return;
-        // SETID would keep the old pending entries; a rebuilt projection must not be handed them again.
-        await this.redis.xgroup('DESTROY', log, name);
-        await create(from);
+        const groups = await all();
+        const starts = ids(from, groups.length);
+        await Promise.all(groups.map((group, partition) => group.reset(starts[partition] as string)));
       },
       read: async (consumer, count, blockMs) => {
-        const connection = this.blockingConnection();
-        // It has no offline queue (a read queued during an outage would hang its consumer's shutdown): wait for it.
-        await waitForRedis(connection, Math.max(blockMs, 1_000));
-        // BLOCK 0 would wait forever; no BLOCK at all returns at once, as the contract says for 0.
-        return entries(
-          blockMs > 0
-            ? await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'BLOCK', Math.min(blockMs, MAX_BLOCK_MS), 'STREAMS', log, '>')
-            : await connection.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'STREAMS', log, '>'),
-        );
+        const groups = await all();
+        if (groups.length === 1) return (groups[0] as ReturnType<typeof on>).read(consumer, count, blockMs);
+        const share = Math.max(1, Math.ceil(count / groups.length));
+        // A blocking read on one partition would not see the others': each blocks briefly, until any has events.
+        const deadline = Date.now() + Math.min(blockMs, MAX_BLOCK_MS);
+        for (;;) {
+          const remaining = deadline - Date.now();
+          const slice = remaining > 0 ? Math.min(remaining, PARTITIONED_BLOCK_SLICE_MS) : 0;
+          const events = (await Promise.all(groups.map((group) => group.read(consumer, share, slice)))).flat();
+          if (events.length > 0 || slice === 0) return events;
+        }
       },
       ack: async (positions) => {
-        if (positions.length > 0) await this.redis.xack(log, name, ...positions);
+        await Promise.all([...byPartition(positions)].map(([partition, partitionIds]) => on(partition).ack(partitionIds)));
       },
       claim: async (consumer, minIdleMs, count) => {
-        const [, claimed] = (await this.redis.xautoclaim(log, name, consumer, minIdleMs, '0-0', 'COUNT', count)) as [string, (Entry | null)[]];
-        return entries([[log, claimed]]);
+        const groups = await all();
+        const share = Math.max(1, Math.ceil(count / groups.length));
+        return (await Promise.all(groups.map((group) => group.claim(consumer, minIdleMs, share)))).flat();
       },
       caughtUp: async (position) => {
-        // One round trip: writers ask this before each placeOrder.
-        const replies = await this.redis.pipeline().xinfo('GROUPS', log).xpending(log, name).exec();
-        const [[groupsError, groups] = [], [pendingError, summary] = []] = replies ?? [];
-        if (groupsError || pendingError) throw groupsError ?? pendingError;
-        const fields = (groups as (string | number)[][]).find((group) => group[group.indexOf('name') + 1] === name);
-        if (!fields) return false;
-        const lastDelivered = String(fields[fields.indexOf('last-delivered-id') + 1]);
-        if (comparePositions(lastDelivered, position) < 0) return false;
-        const [pending, oldest] = summary as [number, string | null];
-        return Number(pending) === 0 || comparePositions(oldest as string, position) > 0;
+        const groups = await all();
+        const targets = ids(position, groups.length);
+        const answers = await Promise.all(groups.map((group, partition) => group.caughtUp(targets[partition] as string)));
+        return answers.every(Boolean);
       },
     };
   }
 
   async close(): Promise<void> {
-    this.blocking?.disconnect();
+    for (const connection of this.blocking.values()) connection.disconnect();
+    this.blocking.clear();
   }
 }

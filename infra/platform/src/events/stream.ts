@@ -1,15 +1,22 @@
 import { DOMAIN_EVENTS_CHANNEL, userEventsChannel, type DomainEvent } from './index.ts';
 import type { PubSub } from '../pubsub/index.ts';
+import { compareIds, locate, partitionDomainChannel } from './partitions.ts';
 
 /** An event as the durable stream holds it: `position` orders it among every event, and so within its user's. */
 export interface StoredEvent extends DomainEvent {
   /** `<ms>-<seq>`, like a Redis stream id. Assigned once, when the event first reaches the stream. */
   position: string;
+  /**
+   * Read from every user's events over several partitions: the cursor (see partitions.ts) that resumes right
+   * after this event. Absent where `position` itself is that cursor.
+   */
+  cursor?: string;
 }
 
-/** Which events a reader follows: one user's, or every user's. */
+/** Which events a reader follows: one user's, every user's, or (inside the stream) one partition's log. */
 export interface Feed {
   userId?: string;
+  partition?: number;
 }
 
 /** How many events the stream keeps: per user (what `after` can resume from) and overall (the consumers' log). */
@@ -89,6 +96,13 @@ export interface EventStream {
   lastFrom(source: string): Promise<string>;
   /** A consumer group on the whole log: each event goes to one consumer, and stays pending until acknowledged. */
   group(name: string): ConsumerGroup;
+  /**
+   * How many partitions the log is split into (1 in memory and by default). Every user's events are in one of
+   * them; a reader of every user's events reads them all.
+   */
+  partitions(): Promise<number>;
+  /** The pub/sub channel whose doorbell announces the events of `feed` (a user's, or one partition's log). */
+  channel(feed: Feed): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -109,7 +123,9 @@ export interface ConsumerGroup {
   caughtUp(position: string): Promise<boolean>;
 }
 
-export const channelOf = (feed: Feed) => (feed.userId === undefined ? DOMAIN_EVENTS_CHANNEL : userEventsChannel(feed.userId));
+/** The channel of an unpartitioned stream's feed (and of partition 0's). */
+export const channelOf = (feed: Feed) =>
+  feed.userId !== undefined ? userEventsChannel(feed.userId) : feed.partition ? partitionDomainChannel(feed.partition) : DOMAIN_EVENTS_CHANNEL;
 
 const POSITION = /^(\d{1,15})-(\d{1,15})$/;
 
@@ -119,11 +135,14 @@ export function parsePosition(position: string): [number, number] | undefined {
   return match ? [Number(match[1]), Number(match[2])] : undefined;
 }
 
-/** Orders two well-formed positions: negative, zero or positive. */
+/**
+ * Orders two well-formed positions: negative, zero or positive. Positions of one partition (all of one user's
+ * are) compare in stream order; across partitions the order means nothing beyond being total.
+ */
 export function comparePositions(a: string, b: string): number {
-  const [am, as] = parsePosition(a) ?? [0, 0];
-  const [bm, bs] = parsePosition(b) ?? [0, 0];
-  return am !== bm ? am - bm : as - bs;
+  const la = locate(a) ?? { partition: 0, id: '0-0' };
+  const lb = locate(b) ?? { partition: 0, id: '0-0' };
+  return la.partition !== lb.partition ? la.partition - lb.partition : compareIds(la.id, lb.id);
 }
 
 export function isStoredEvent(value: unknown): value is StoredEvent {
@@ -235,7 +254,7 @@ export class MemoryEventStream implements EventStream {
   }
 
   async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {
-    const events = feed.userId === undefined ? this.log : (this.users.get(feed.userId) ?? []);
+    const events = this.eventsOf(feed);
     if (after !== null) {
       if (!parsePosition(after) || comparePositions(after, this.lastPosition) > 0) throw new InvalidCursorError(`unknown position ${after}`);
       const trimmed = feed.userId === undefined ? this.trimmed.log : (this.trimmed.users.get(feed.userId) ?? '0-0');
@@ -245,13 +264,27 @@ export class MemoryEventStream implements EventStream {
     return start < 0 ? [] : events.slice(start, start + limit).map((event) => structuredClone(event));
   }
 
+  /** One partition here: partition 0's log is the log, any other is empty. */
+  private eventsOf(feed: Feed): StoredEvent[] {
+    if (feed.userId !== undefined) return this.users.get(feed.userId) ?? [];
+    return feed.partition ? [] : this.log;
+  }
+
   async last(feed: Feed): Promise<string> {
-    const events = feed.userId === undefined ? this.log : (this.users.get(feed.userId) ?? []);
-    return events.at(-1)?.position ?? (feed.userId === undefined ? this.lastPosition : '0-0');
+    const events = this.eventsOf(feed);
+    return events.at(-1)?.position ?? (feed.userId === undefined && !feed.partition ? this.lastPosition : '0-0');
   }
 
   async lastFrom(source: string): Promise<string> {
     return this.sources.get(source) ?? '0-0';
+  }
+
+  async partitions(): Promise<number> {
+    return 1;
+  }
+
+  async channel(feed: Feed): Promise<string> {
+    return channelOf(feed);
   }
 
   group(name: string): ConsumerGroup {

@@ -82,7 +82,9 @@ export function createUserProjection({ db, stream, transact, snapshot, logger, b
       // Events after this position may be missing from the snapshot; the group delivers exactly those.
       const position = await stream.last({});
       const userIds = await snapshot();
-      await projection.replaceAll(userIds, position);
+      // Over several partitions the position is a cursor naming each; a row compares with its own user's events
+      // only, every one of which the group delivers after the snapshot, so the start of the stream stands for it.
+      await projection.replaceAll(userIds, position.includes(',') ? '0-0' : position);
       await projection.markBuilt(USER_PROJECTION, position);
       await group.reset(position);
       logger.info({ users: userIds.length, position }, 'built the user projection from a snapshot');

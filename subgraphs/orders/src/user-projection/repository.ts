@@ -8,8 +8,14 @@ export interface KnownUser {
   position: string;
 }
 
-/** A stream position (`<ms>-<seq>`) as a row value that compares in stream order. */
-const position = (column: SQL) => sql`(split_part(${column}, '-', 1)::bigint, split_part(${column}, '-', 2)::bigint)`;
+/**
+ * A stream position (`<ms>-<seq>`, or `<p>:<ms>-<seq>` outside partition 0) as a row value that compares in stream
+ * order. A user's events are all in one partition, so the partition can be dropped.
+ */
+const position = (column: SQL) => {
+  const id = sql`split_part(${column}, ':', -1)`;
+  return sql`(split_part(${id}, '-', 1)::bigint, split_part(${id}, '-', 2)::bigint)`;
+};
 
 /** SQL only: orders' projection of which users exist, and which projections were built. */
 export function createKnownUserRepository(db: OrdersDatabase) {

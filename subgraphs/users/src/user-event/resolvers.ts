@@ -55,14 +55,15 @@ export const userEventResolvers = {
         // A reader that fell further behind than the retention window gets this once, and the stream ends.
         if (event instanceof CursorExpiredError) throw expired();
         context.loaders.byId.clearAll();
-        recordSubscriptionCursor(context, event.position);
+        recordSubscriptionCursor(context, event.cursor ?? event.position);
         return event;
       },
     },
   },
 
   UserEvent: {
-    id: (event) => event.position,
+    // Every user's events over several partitions resume from a cursor naming them all, not one position.
+    id: (event) => event.cursor ?? event.position,
     occurredAt: (event) => new Date(event.occurredAt),
     // The user as they are now: null once deleted.
     user: (event, _args, { loaders }) => {
