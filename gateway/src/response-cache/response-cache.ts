@@ -113,6 +113,8 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
   const schemaId = schemaIdOf(options.supergraphSdl, options.variant);
   const stats: ResponseCacheStats = { hits: 0, misses: 0, coalesced: 0, stored: 0, invalidations: 0, errors: 0 };
   const flights = new Map<string, Flight>();
+  /** Store lookups under way: a flight whose answer was just stored waits for them before it closes. */
+  const lookups = new Set<Promise<unknown>>();
   /** Bumped by every purge this replica hears of: a request started before it must not be shared after it. */
   let generation = 0;
   const applied = new Set<string>();
@@ -291,7 +293,10 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
 
     let ticket: StoreTicket | undefined;
     try {
-      const found = await store.lookup(keys.private ? [keys.private, keys.public] : [keys.public]);
+      const lookup = store.lookup(keys.private ? [keys.private, keys.public] : [keys.public]);
+      lookups.add(lookup);
+      void lookup.catch(() => {}).finally(() => lookups.delete(lookup));
+      const found = await lookup;
       if (found.hit) {
         stats.hits += 1;
         return hit(found.hit, request.contentType);
@@ -345,9 +350,12 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
       finished({ shareable: false });
       throw error;
     } finally {
-      void stored.then(() => {
-        if (flight && flights.get(flightKey) === flight) flights.delete(flightKey);
-      });
+      // A lookup sent before the answer was stored misses it, and must still find the flight to join.
+      void stored
+        .then(() => Promise.allSettled([...lookups]))
+        .then(() => {
+          if (flight && flights.get(flightKey) === flight) flights.delete(flightKey);
+        });
     }
   };
 
