@@ -67,6 +67,11 @@ export async function startTopology(
     /** Before every Redis key of this run, so that nothing it caches or publishes meets another run's. */
     redisPrefix: string;
     wanted: readonly GatewayName[];
+    /**
+     * More settings for one subgraph, over the ones above (`USERS_DATABASE_PREPARE=off` and a migration URL, behind
+     * PgBouncer).
+     */
+    subgraphEnv?: { users?: Record<string, string>; orders?: Record<string, string> };
   },
   log: (line: string) => void,
 ): Promise<Topology> {
@@ -88,7 +93,7 @@ export async function startTopology(
         inherited,
         nodeArgs: profiled('users'),
         entry: entry('subgraphs/users/dist/index.js'),
-        env: { ...shared, USERS_PORT: String(port), USERS_DATABASE_URL: usersDatabaseUrl },
+        env: { ...shared, USERS_PORT: String(port), USERS_DATABASE_URL: usersDatabaseUrl, ...options.subgraphEnv?.users },
         url: `http://127.0.0.1:${port}/graphql`,
         ready: httpOk(`http://127.0.0.1:${port}/readyz`),
       }),
@@ -100,7 +105,7 @@ export async function startTopology(
         inherited,
         nodeArgs: profiled('orders'),
         entry: entry('subgraphs/orders/dist/index.js'),
-        env: { ...shared, ORDERS_PORT: String(port), ORDERS_DATABASE_URL: ordersDatabaseUrl, USERS_URL: users.url },
+        env: { ...shared, ORDERS_PORT: String(port), ORDERS_DATABASE_URL: ordersDatabaseUrl, USERS_URL: users.url, ...options.subgraphEnv?.orders },
         url: `http://127.0.0.1:${port}/graphql`,
         ready: httpOk(`http://127.0.0.1:${port}/readyz`),
       }),
