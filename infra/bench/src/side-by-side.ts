@@ -131,7 +131,9 @@ export function sideBySideTables(sides: readonly Side[], targets: readonly Targe
       const ratios = medians.slice(1).map((value) => (medians[0]! > 0 ? `${(value / medians[0]!).toFixed(2)}×` : ''));
       return `| ${label} | ${medians.map((value) => value.toFixed(digits)).join(' | ')} | ${ratios.join(' | ')} |`;
     };
-    const parts = PROCESSES.filter((part) => runsOf(first!).some((run) => part in run.cpuMsPerRequestOf));
+    // The bench's processes in their usual order, then whatever only some sides run (a PgBouncer).
+    const seen = new Set(sides.flatMap((side) => runsOf(side).flatMap((run) => Object.keys(run.cpuMsPerRequestOf))));
+    const parts = [...PROCESSES.filter((part) => seen.has(part)), ...[...seen].filter((part) => !(PROCESSES as readonly string[]).includes(part))];
     lines.push(
       `## ${target.scenario}`,
       '',
