@@ -4,8 +4,11 @@ import {
   comparePositions,
   CursorExpiredError,
   DOMAIN_EVENTS_CHANNEL,
+  formatVector,
   InvalidCursorError,
+  locate,
   parsePosition,
+  qualify,
   userEventsChannel,
   type DomainEvent,
   type StoredEvent,
@@ -37,24 +40,77 @@ const positions = (events: readonly StoredEvent[]) => events.map((stored) => sto
 const ids = (events: readonly { id: string }[]) => events.map((stored) => stored.id);
 const stored = (source: DomainEvent, position: string): StoredEvent => ({ ...source, position });
 
+/** The positions of each partition, in the order given (one partition: all of them). */
+const byPartition = (list: readonly string[]) => {
+  const partitions = new Map<number, string[]>();
+  for (const position of list) {
+    const { partition } = locate(position)!;
+    partitions.set(partition, [...(partitions.get(partition) ?? []), position]);
+  }
+  return [...partitions.values()];
+};
+
+/** Increasing within each partition: with one, in the order appended; over several, each user's in theirs. */
 function expectIncreasing(list: readonly string[]) {
-  for (const position of list) expect(parsePosition(position), position).toBeDefined();
-  for (let i = 1; i < list.length; i++) expect(comparePositions(list[i - 1]!, list[i]!), `${list[i - 1]} < ${list[i]}`).toBeLessThan(0);
+  for (const position of list) expect(locate(position), position).toBeDefined();
+  for (const partition of byPartition(list)) {
+    for (let i = 1; i < partition.length; i++) expect(comparePositions(partition[i - 1]!, partition[i]!), `${partition[i - 1]} < ${partition[i]}`).toBeLessThan(0);
+  }
 }
 
-/** A position strictly after `position` that the stream never handed out. */
+/** A position strictly after `position`, in its partition, that the stream never handed out. */
 const beyond = (position: string) => {
-  const [ms, seq] = parsePosition(position)!;
-  return `${ms}-${seq + 1}`;
+  const { partition, id } = locate(position)!;
+  const [ms, seq] = parsePosition(id)!;
+  return qualify(partition, `${ms}-${seq + 1}`);
 };
+
+/** The partition-wise cursor just after `list` (no events: the start of each). */
+const cursorAfter = (list: readonly string[], partitions: number) =>
+  formatVector(new Map(byPartition(list).map((partition) => [locate(partition.at(-1)!)!.partition, locate(partition.at(-1)!)!.id])), partitions);
+
+const withoutCursor = ({ cursor: _cursor, ...event }: StoredEvent): StoredEvent => event;
 
 /** A read that should not wait for anything: blockMs 0 has its own test below, so it cannot hang these. */
 const BRIEF = 20;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe.each(implementations)('EventStream contract: $name', ({ name, create }) => {
+describe.each(implementations)('EventStream contract: $name', ({ name, create, partitions }) => {
+  const partitioned = partitions > 1;
   const harnesses: Harness[] = [];
+
+  /**
+   * The whole log as read. One partition: exactly `expected`, in append order. Several: the same events, each
+   * user's in their order (the partitions interleave), each carrying the cursor that resumes after it.
+   */
+  const expectLog = (log: readonly StoredEvent[], expected: readonly StoredEvent[]) => {
+    if (!partitioned) return expect(log).toEqual(expected);
+    for (const event of log) expect(event.cursor, event.id).toMatch(/,/);
+    const sorted = (list: readonly StoredEvent[]) => [...list].sort((a, b) => comparePositions(a.position, b.position));
+    expect(sorted(log.map(withoutCursor))).toEqual(sorted(expected));
+    for (const userId of new Set(expected.map((event) => event.userId))) {
+      expect(ids(log.filter((event) => event.userId === userId)), userId).toEqual(ids(expected.filter((event) => event.userId === userId)));
+    }
+  };
+  /**
+   * What a group handed out, against the positions expected. One partition: exactly those, in order. Several:
+   * the same ones, each partition's in order (the group reads the partitions in turn).
+   */
+  const expectDelivered = (events: readonly StoredEvent[], expected: readonly string[]) => {
+    if (!partitioned) return expect(positions(events)).toEqual(expected);
+    expect(positions(events).sort(comparePositions)).toEqual([...expected].sort(comparePositions));
+    expectIncreasing(positions(events));
+  };
+  /** As expectLog, for events known by their ids. */
+  const expectLogIds = (log: readonly StoredEvent[], expected: readonly DomainEvent[]) => {
+    if (!partitioned) return expect(ids(log)).toEqual(ids(expected));
+    expect(log).toHaveLength(expected.length);
+    expect([...ids(log)].sort()).toEqual([...ids(expected)].sort());
+    for (const userId of new Set(expected.map((event) => event.userId))) {
+      expect(ids(log.filter((event) => event.userId === userId)), userId).toEqual(ids(expected.filter((event) => event.userId === userId)));
+    }
+  };
   const open = async (options?: CreateOptions) => {
     const harness = await create(options);
     harnesses.push(harness);
@@ -77,7 +133,7 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
     expect(await stream.append([])).toEqual([]);
 
     const log = await stream.read({}, null, 100);
-    expect(log).toEqual([...first, ...second].map((source, i) => stored(source, [...p1, ...p2][i]!)));
+    expectLog(log, [...first, ...second].map((source, i) => stored(source, [...p1, ...p2][i]!)));
   });
 
   it('drops a re-appended event id: same position back, no second entry, no second doorbell', async () => {
@@ -98,14 +154,14 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
     const twice = await stream.append([d, { ...d }]);
     expect(twice[0]).toBe(twice[1]);
 
-    expect(ids(await stream.read({}, null, 100))).toEqual([a.id, b.id, c.id, d.id]);
+    expectLogIds(await stream.read({}, null, 100), [a, b, c, d]);
     expect(ids(await stream.read({ userId: 'u1' }, null, 100))).toEqual([a.id, c.id, d.id]);
     expect(ids(await stream.read({ userId: 'u2' }, null, 100))).toEqual([b.id]);
 
     const marker = event('u9');
     await stream.append([marker]);
-    await waitFor(() => expect(heard.at(-1)).toMatchObject({ id: marker.id }));
-    expect(ids(heard as StoredEvent[])).toEqual([a.id, b.id, c.id, d.id, marker.id]);
+    await waitFor(() => expect(ids(heard as StoredEvent[])).toContain(marker.id));
+    expectLogIds(heard as StoredEvent[], [a, b, c, d, marker]);
   });
 
   it("reads one user's events or the whole log, after a position (exclusive), up to a limit", async () => {
@@ -119,17 +175,32 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
     expect(positions(await stream.read({ userId: 'u1' }, p1, 1))).toEqual([p3]);
     expect(positions(await stream.read({ userId: 'u1' }, p3, 10))).toEqual([p4]);
     expect(await stream.read({ userId: 'u1' }, p4, 10)).toEqual([]);
-    // Positions are shared by the log and every user's stream: any of them works as a cursor on a feed.
-    expect(positions(await stream.read({ userId: 'u2' }, p1, 10))).toEqual([p2, p5]);
-    expect(positions(await stream.read({ userId: 'u2' }, p3, 10))).toEqual([p5]);
     expect(await stream.read({ userId: 'nobody' }, null, 10)).toEqual([]);
-    expect(await stream.read({ userId: 'nobody' }, p2, 10)).toEqual([]);
+    if (!partitioned) {
+      // Positions are shared by the log and every user's stream: any of them works as a cursor on a feed.
+      expect(positions(await stream.read({ userId: 'u2' }, p1, 10))).toEqual([p2, p5]);
+      expect(positions(await stream.read({ userId: 'u2' }, p3, 10))).toEqual([p5]);
+      expect(await stream.read({ userId: 'nobody' }, p2, 10)).toEqual([]);
 
-    expect(positions(await stream.read({}, null, 2))).toEqual([p1, p2]);
-    expect(positions(await stream.read({}, p2, 2))).toEqual([p3, p4]);
-    expect(positions(await stream.read({}, p4, 100))).toEqual([p5]);
-    expect(await stream.read({}, p5, 100)).toEqual([]);
-    expect(await stream.read({}, null, 100)).toEqual(e.map((source, i) => stored(source, p[i]!)));
+      expect(positions(await stream.read({}, null, 2))).toEqual([p1, p2]);
+      expect(positions(await stream.read({}, p2, 2))).toEqual([p3, p4]);
+      expect(positions(await stream.read({}, p4, 100))).toEqual([p5]);
+      expect(await stream.read({}, p5, 100)).toEqual([]);
+      expect(await stream.read({}, null, 100)).toEqual(e.map((source, i) => stored(source, p[i]!)));
+      return;
+    }
+    // u1 and u2 live in different partitions: one's position says nothing about where the other's feed is.
+    expect(locate(p1)!.partition).not.toBe(locate(p2)!.partition);
+    await expect(stream.read({ userId: 'u2' }, p1, 10)).rejects.toBeInstanceOf(InvalidCursorError);
+    expect(positions(await stream.read({ userId: 'u2' }, p2, 10))).toEqual([p5]);
+    // The whole log page by page, each page after the cursor of the last event of the one before.
+    const first = await stream.read({}, null, 2);
+    const second = await stream.read({}, first.at(-1)!.cursor!, 2);
+    const rest = await stream.read({}, second.at(-1)!.cursor!, 100);
+    expect([first.length, second.length, rest.length]).toEqual([2, 2, 1]);
+    expectLog([...first, ...second, ...rest], e.map((source, i) => stored(source, p[i]!)));
+    expect(await stream.read({}, rest[0]!.cursor!, 100)).toEqual([]);
+    expect(rest[0]!.cursor).toBe(cursorAfter(p, partitions));
   });
 
   it('reads an empty stream as empty, from the start or from 0-0', async () => {
@@ -142,10 +213,11 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
 
   it('tells the newest position of the log and of each user, 0-0 when there is none', async () => {
     const { stream } = await open();
-    expect(await stream.last({})).toBe('0-0');
+    expect(await stream.last({})).toBe(cursorAfter([], partitions));
     expect(await stream.last({ userId: 'u1' })).toBe('0-0');
     const [p1, p2, p3] = await stream.append([event('u1'), event('u2'), event('u1')]);
-    expect(await stream.last({})).toBe(p3);
+    // Over several partitions, a cursor naming each one's newest.
+    expect(await stream.last({})).toBe(cursorAfter([p1!, p2!, p3!], partitions));
     expect(await stream.last({ userId: 'u1' })).toBe(p3);
     expect(await stream.last({ userId: 'u2' })).toBe(p2);
     expect(await stream.last({ userId: 'nobody' })).toBe('0-0');
@@ -154,10 +226,11 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
 
   it('tells the newest position of each source, so a consumer of one source knows how far it must have got', async () => {
     const { stream } = await open();
-    expect(await stream.lastFrom('users')).toBe('0-0');
+    expect(await stream.lastFrom('users')).toBe(cursorAfter([], partitions));
     const [fromUsers, fromOrders] = await stream.append([event('u1', { source: 'users', kind: 'USER_UPDATED' }), event('u1')]);
-    expect(await stream.lastFrom('users')).toBe(fromUsers);
-    expect(await stream.lastFrom('orders')).toBe(fromOrders);
+    // Over several partitions, a cursor naming each one's newest of that source.
+    expect(await stream.lastFrom('users')).toBe(cursorAfter([fromUsers!], partitions));
+    expect(await stream.lastFrom('orders')).toBe(cursorAfter([fromOrders!], partitions));
   });
 
   it("keeps only the retained events of a user: a cursor before the trimmed ones expires, the newest trimmed one still works", async () => {
@@ -172,14 +245,14 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
     expect(positions(await stream.read({ userId: 'u1' }, null, 10))).toEqual([p3, p4, p5]);
     // ...so a reader at p1 has missed p2 for good and must be told so, not handed p3 as if nothing was lost.
     await expect(stream.read({ userId: 'u1' }, p1, 10)).rejects.toBeInstanceOf(CursorExpiredError);
-    await expect(stream.read({ userId: 'u1' }, '0-1', 10)).rejects.toBeInstanceOf(CursorExpiredError);
+    await expect(stream.read({ userId: 'u1' }, qualify(locate(p1)!.partition, '0-1'), 10)).rejects.toBeInstanceOf(CursorExpiredError);
     // p2 was trimmed, but everything after it is still there.
     expect(positions(await stream.read({ userId: 'u1' }, p2, 10))).toEqual([p3, p4, p5]);
     expect(positions(await stream.read({ userId: 'u1' }, p3, 10))).toEqual([p4, p5]);
     // Another user's stream and the log are not trimmed by u1's retention.
     expect(ids(await stream.read({ userId: 'u2' }, null, 10))).toEqual([theirs.id]);
     expect(await stream.read({}, null, 10)).toHaveLength(6);
-    expect(await stream.read({ userId: 'u2' }, p1, 10)).toHaveLength(1);
+    if (!partitioned) expect(await stream.read({ userId: 'u2' }, p1, 10)).toHaveLength(1);
   });
 
   it('rejects a malformed cursor, and one beyond the newest position, as invalid', async () => {
@@ -188,15 +261,21 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
       // Nothing was handed out yet: any position but 0-0 is one the stream never gave.
       await expect(stream.read({}, after, 10), after).rejects.toBeInstanceOf(InvalidCursorError);
     }
-    await stream.append([event('u1'), event('u2')]);
-    const newest = await stream.last({});
-    const [ms] = parsePosition(newest)!;
-    for (const after of ['', 'abc', '12', '1-2-3', '-1-0', '1-x', ' 1-0', '1234567890123456-0', beyond(newest), `${ms + 60_000}-0`]) {
+    const [ofU1] = await stream.append([event('u1'), event('u2')]);
+    // Over several partitions, the log's newest is a cursor naming them all; u1's newest is in u1's partition.
+    const newest = partitioned ? ofU1! : await stream.last({});
+    const { partition, id } = locate(newest)!;
+    const [ms] = parsePosition(id)!;
+    const invalid = ['', 'abc', '12', '1-2-3', '-1-0', '1-x', ' 1-0', '1234567890123456-0', beyond(newest), qualify(partition, `${ms + 60_000}-0`)];
+    // Partitions the stream does not have, partition 0 spelled with a prefix (never handed out), one named twice.
+    if (partitioned) invalid.push('7:1-0', '99:1-0', '0:1-0', `${newest},${newest}`);
+    for (const after of invalid) {
       await expect(stream.read({}, after, 10), JSON.stringify(after)).rejects.toBeInstanceOf(InvalidCursorError);
       await expect(stream.read({ userId: 'u1' }, after, 10), JSON.stringify(after)).rejects.toBeInstanceOf(InvalidCursorError);
     }
-    // The newest position itself is a fine cursor, also for a user whose newest it is not.
+    // The newest position itself is a fine cursor, also for a user whose newest it is not (one partition).
     expect(await stream.read({ userId: 'u1' }, newest, 10)).toEqual([]);
+    expect(await stream.read({}, await stream.last({}), 10)).toEqual([]);
   });
 
   it("rings the doorbell: a subscriber of the user's channel (and of the domain channel) gets the stored event with its position", async () => {
@@ -204,8 +283,12 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
     const forU1: unknown[] = [];
     const forU2: unknown[] = [];
     const all: unknown[] = [];
-    await pubsub.subscribe(userEventsChannel('u1'), (message) => forU1.push(message));
-    await pubsub.subscribe(userEventsChannel('u2'), (message) => forU2.push(message));
+    // One partition keeps the channel names of old; over several, a user's channel is their partition's.
+    const [channelU1, channelU2] = [await stream.channel({ userId: 'u1' }), await stream.channel({ userId: 'u2' })];
+    if (!partitioned) expect([channelU1, channelU2]).toEqual([userEventsChannel('u1'), userEventsChannel('u2')]);
+    await pubsub.subscribe(channelU1, (message) => forU1.push(message));
+    await pubsub.subscribe(channelU2, (message) => forU2.push(message));
+    // Whoever listens to every event (the gateway's cache purges) hears them on the domain channel, partitioned or not.
     await pubsub.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => all.push(message));
 
     const mine = event('u1');
@@ -249,13 +332,19 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
       const first = await group.read('a', 4, BRIEF);
       const second = await group.read('b', 100, BRIEF);
       const third = await group.read('a', 100, 50);
-      expect(positions(first)).toEqual(appended.slice(0, 4));
-      expect(positions(second)).toEqual(appended.slice(4));
+      if (partitioned) {
+        // Four of them, whichever partitions they came from, then the rest: each once, each partition's in order.
+        expect(first).toHaveLength(4);
+        expectDelivered([...first, ...second], appended);
+      } else {
+        expect(positions(first)).toEqual(appended.slice(0, 4));
+        expect(positions(second)).toEqual(appended.slice(4));
+      }
       expect(third).toEqual([]);
 
       const more = await stream.append([event('u1'), event('u2')]);
       const [x, y] = await Promise.all([group.read('a', 1, BRIEF), group.read('b', 1, BRIEF)]);
-      expect([...positions(x!), ...positions(y!)].sort(comparePositions)).toEqual(more);
+      expect([...positions(x!), ...positions(y!)].sort(comparePositions)).toEqual([...more].sort(comparePositions));
       expect(await group.read('b', 10, BRIEF)).toEqual([]);
     });
 
@@ -267,7 +356,7 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
 
       // Not yet delivered.
       expect(await group.caughtUp(p1)).toBe(false);
-      expect(positions(await group.read('a', 2, BRIEF))).toEqual([p1, p2]);
+      expectDelivered(await group.read('a', 2, BRIEF), [p1, p2]);
       // Delivered, but pending.
       expect(await group.caughtUp(p1)).toBe(false);
       expect(await group.caughtUp(p2)).toBe(false);
@@ -322,7 +411,7 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
       await group.ensure('0-0');
       const appended = await stream.append([event('u1'), event('u2')]);
       const taken = await group.read('dies', 10, BRIEF);
-      expect(positions(taken)).toEqual(appended);
+      expectDelivered(taken, appended);
 
       // Not idle long enough yet.
       expect(await group.claim('rescuer', 400, 10)).toEqual([]);
@@ -331,7 +420,8 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
         expect(events.length).toBeGreaterThan(0);
         return events;
       }, 3_000, 50);
-      expect(claimed).toEqual(taken);
+      expectDelivered(claimed, positions(taken));
+      expect([...claimed].sort((a, b) => comparePositions(a.position, b.position))).toEqual([...taken].sort((a, b) => comparePositions(a.position, b.position)));
       // Claimed anew: idle again only after another minIdleMs.
       expect(await group.claim('third', 400, 10)).toEqual([]);
       // Still pending until the new owner acknowledges.
@@ -348,7 +438,7 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
       const group = stream.group('rebuild');
       await group.ensure('0-0');
       const [p1, p2, p3] = (await stream.append([event('u1'), event('u2'), event('u3')])) as [string, string, string];
-      expect(positions(await group.read('a', 10, BRIEF))).toEqual([p1, p2, p3]);
+      expectDelivered(await group.read('a', 10, BRIEF), [p1, p2, p3]);
       await group.ack([p1]);
       expect(await group.caughtUp(p1)).toBe(true);
 
@@ -358,13 +448,13 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create })
       // The old pending entries (p2, p3 held by `a`) are not handed out by claim...
       expect(await group.claim('b', 0, 10)).toEqual([]);
       // ...they come again, once each, as fresh reads after p1.
-      expect(positions(await group.read('b', 10, BRIEF))).toEqual([p2, p3]);
+      expectDelivered(await group.read('b', 10, BRIEF), [p2, p3]);
       await group.ack([p2, p3]);
       expect(await group.caughtUp(p3)).toBe(true);
 
       // Back to the start.
       await group.reset('0-0');
-      expect(positions(await group.read('c', 10, BRIEF))).toEqual([p1, p2, p3]);
+      expectDelivered(await group.read('c', 10, BRIEF), [p1, p2, p3]);
     });
 
     it(`serves a consumer's very first read on a freshly created stream (${name})`, async () => {

@@ -16,6 +16,8 @@ export interface StreamHarness {
 
 export interface CreateOptions {
   retention?: Retention;
+  /** Redis only: the partition count new users are spread over (the implementation's own by default). */
+  partitions?: number;
   /**
    * Redis only: wait until a consumer group read works before handing the stream out (like the response store
    * tests wait for their store to be usable). `false` hands out a stream exactly as a fresh process has it.
@@ -25,13 +27,15 @@ export interface CreateOptions {
 
 export interface Implementation {
   name: string;
+  /** How many partitions its stream spreads users over: every-user reads and groups merge them. */
+  partitions: number;
   create(options?: CreateOptions): Promise<StreamHarness>;
 }
 
 /** A stream and its pub/sub on `redis` under a namespace of their own, warmed as CreateOptions says. */
-async function redisHarness(redis: RedisClient, prefix: string, { retention, warm = true }: CreateOptions, closeClient: () => void): Promise<StreamHarness> {
+async function redisHarness(redis: RedisClient, prefix: string, { retention, warm = true, partitions }: CreateOptions, closeClient: () => void): Promise<StreamHarness> {
   const pubsub = new RedisPubSub(redis, prefix, eventChannelShard);
-  const stream = new RedisEventStream(redis, prefix, retention);
+  const stream = new RedisEventStream(redis, prefix, retention, { partitions });
   if (warm) {
     const probe = stream.group('__probe');
     await probe.ensure('0-0');
@@ -70,6 +74,7 @@ export function eventStreams(label: string) {
   const implementations: Implementation[] = [
     {
       name: 'MemoryEventStream',
+      partitions: 1,
       create: async ({ retention } = {}) => {
         const pubsub = new MemoryPubSub();
         const stream = new MemoryEventStream(pubsub, retention);
@@ -85,6 +90,7 @@ export function eventStreams(label: string) {
     },
     {
       name: 'RedisEventStream',
+      partitions: 1,
       create: async (options = {}) => {
         const redis = await connectedRedis();
         return redisHarness(redis, `${runPrefix}${++namespaceCounter}:`, options, () => redis.disconnect());
@@ -92,9 +98,26 @@ export function eventStreams(label: string) {
     },
     {
       name: 'RedisEventStream on a Redis Cluster',
+      partitions: 1,
       create: async (options = {}) => {
         const redis = await cluster.client();
         return redisHarness(redis, `${runPrefix}${++namespaceCounter}:`, options, () => redis.disconnect());
+      },
+    },
+    {
+      name: 'RedisEventStream in 4 partitions',
+      partitions: 4,
+      create: async (options = {}) => {
+        const redis = await connectedRedis();
+        return redisHarness(redis, `${runPrefix}${++namespaceCounter}:`, { partitions: 4, ...options }, () => redis.disconnect());
+      },
+    },
+    {
+      name: 'RedisEventStream in 4 partitions on a Redis Cluster',
+      partitions: 4,
+      create: async (options = {}) => {
+        const redis = await cluster.client();
+        return redisHarness(redis, `${runPrefix}${++namespaceCounter}:`, { partitions: 4, ...options }, () => redis.disconnect());
       },
     },
   ];

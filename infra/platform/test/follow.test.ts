@@ -5,8 +5,9 @@ import {
   CursorExpiredError,
   followEvents,
   InvalidCursorError,
+  locate,
+  qualify,
   RedisEventStream,
-  userEventsChannel,
   type DomainEvent,
   type Followed,
   type Retention,
@@ -75,7 +76,7 @@ async function take(iterator: AsyncIterator<Followed>, count: number, ms = 3_000
  */
 async function settleDoorbells(harness: Harness, userId: string, marker: DomainEvent) {
   const heard: string[] = [];
-  const unsubscribe = await harness.pubsub.subscribe(userEventsChannel(userId), (message) => heard.push((message as StoredEvent).id));
+  const unsubscribe = await harness.pubsub.subscribe(await harness.stream.channel({ userId }), (message) => heard.push((message as StoredEvent).id));
   try {
     await harness.stream.append([marker]);
     await waitFor(() => expect(heard).toContain(marker.id));
@@ -84,7 +85,7 @@ async function settleDoorbells(harness: Harness, userId: string, marker: DomainE
   }
 }
 
-describe.each(implementations)('followEvents on $name', ({ create }) => {
+describe.each(implementations)('followEvents on $name', ({ create, partitions }) => {
   const cleanups: (() => Promise<unknown>)[] = [];
   const open = async (retention?: Retention) => {
     const harness = await create({ retention });
@@ -112,7 +113,8 @@ describe.each(implementations)('followEvents on $name', ({ create }) => {
     const got = await take(iterator, 2);
     expect(idsOf(got)).toEqual(later.map((e) => e.id));
     // Each comes as stored, with its position.
-    expect(got[0]).toMatchObject({ ...later[0], position: expect.stringMatching(/^\d+-\d+$/) });
+    // Outside partition 0 a position names its partition.
+    expect(got[0]).toMatchObject({ ...later[0], position: expect.stringMatching(partitions === 1 ? /^\d+-\d+$/ : /^(\d+:)?\d+-\d+$/) });
 
     const live = event('u1');
     await harness.stream.append([live]);
@@ -168,14 +170,14 @@ describe.each(implementations)('followEvents on $name', ({ create }) => {
   it('refuses a bad cursor at once, and leaves no subscription behind', async () => {
     const harness = await open({ perUser: 3, log: 1_000 });
     const [p1] = await harness.stream.append(events('u1', 6));
-    const newest = await harness.stream.last({});
-    const [ms] = newest.split('-').map(Number) as [number, number];
+    const { partition, id } = locate(await harness.stream.last({ userId: 'u1' }))!;
+    const [ms] = id.split('-').map(Number) as [number, number];
 
     await expect(followEvents(harness.stream, harness.pubsub, { userId: 'u1' }, 'not-a-position')).rejects.toBeInstanceOf(InvalidCursorError);
-    await expect(followEvents(harness.stream, harness.pubsub, { userId: 'u1' }, `${ms + 60_000}-0`)).rejects.toBeInstanceOf(InvalidCursorError);
+    await expect(followEvents(harness.stream, harness.pubsub, { userId: 'u1' }, qualify(partition, `${ms + 60_000}-0`))).rejects.toBeInstanceOf(InvalidCursorError);
     // Events after p1 were trimmed: the client must refetch, not silently skip them.
     await expect(followEvents(harness.stream, harness.pubsub, { userId: 'u1' }, p1!)).rejects.toBeInstanceOf(CursorExpiredError);
-    expect(await harness.pubsub.subscribers(userEventsChannel('u1'))).toBe(0);
+    expect(await harness.pubsub.subscribers(await harness.stream.channel({ userId: 'u1' }))).toBe(0);
   });
 
   it('tells a reader that fell out of the retention window, once, and ends', async () => {
@@ -203,7 +205,42 @@ describe.each(implementations)('followEvents on $name', ({ create }) => {
 
     await harness.stream.append(events('u1', 2));
     expect(await nextWithin(iterator, 500)).toEqual({ value: undefined, done: true });
-    expect(await harness.pubsub.subscribers(userEventsChannel('u1'))).toBe(0);
+    expect(await harness.pubsub.subscribers(await harness.stream.channel({ userId: 'u1' }))).toBe(0);
+  });
+
+  it("follows every user's events across the partitions, and resumes from an event's cursor with no gap and no repeat", async () => {
+    const harness = await open();
+    const users = ['u0', 'u1', 'u2', 'u3'];
+    // With four partitions these four users live in four different ones.
+    const placed = await harness.stream.append(users.map((userId) => event(userId)));
+    expect(new Set(placed.map((position) => locate(position)!.partition)).size).toBe(partitions);
+    const all = await followEvents(harness.stream, harness.pubsub, {}, null, 10);
+    cleanups.unshift(() => all.return!());
+
+    const first = users.flatMap((userId) => events(userId, 3));
+    for (let i = 0; i < first.length; i += 4) await harness.stream.append(first.slice(i, i + 4));
+    const got = (await take(all, first.length)) as StoredEvent[];
+    expect(new Set(idsOf(got))).toEqual(new Set(first.map((e) => e.id)));
+    for (const userId of users) {
+      expect(idsOf(got.filter((e) => e.userId === userId)), userId).toEqual(first.filter((e) => e.userId === userId).map((e) => e.id));
+    }
+    // With one partition the position is the cursor; with several, each event says where every partition is.
+    for (const item of got) expect(item.cursor ?? item.position).toMatch(partitions === 1 ? /^\d+-\d+$/ : /,/);
+    await all.return!();
+
+    // A client that handled the first five resumes after the fifth, while more are appended.
+    const resumeFrom = got[4]!;
+    const resumed = await followEvents(harness.stream, harness.pubsub, {}, resumeFrom.cursor ?? resumeFrom.position, 10);
+    cleanups.unshift(() => resumed.return!());
+    const second = users.flatMap((userId) => events(userId, 2));
+    await harness.stream.append(second);
+    const rest = (await take(resumed, first.length - 5 + second.length)) as StoredEvent[];
+    expect(new Set(idsOf(rest))).toEqual(new Set([...got.slice(5), ...second].map((e) => e.id)));
+    expect(rest).toHaveLength(first.length - 5 + second.length);
+    for (const userId of users) {
+      const expected = [...got.slice(5), ...second].filter((e) => e.userId === userId).map((e) => e.id);
+      expect(idsOf(rest.filter((e) => e.userId === userId)), userId).toEqual(expected);
+    }
   });
 });
 

@@ -38,7 +38,8 @@ import {
 //
 // Every key it touches is in KEYS: the log, the trimmed and sources hashes, the clearances, the recorded partition
 // count, then each event's user stream and id record. On a cluster they all carry the partition's hash tag, so they
-// share one slot. Positions it returns are stream ids; the doorbell's carry the partition (ARGV[13]: `<p>:` or '').
+// share one slot. Positions it returns are stream ids, `=`-prefixed for an event it already had; the doorbell's
+// carry the partition (ARGV[13]: `<p>:` or '').
 // Guarded (ARGV[14]), it refuses once the stream is partitioned: a writer that still thinks it is not would put a
 // new user's events where the other writers do not (see RedisEventStream).
 //
@@ -97,7 +98,7 @@ for i = 15, #ARGV, 5 do
   if heldFrom ~= nil then
     if stamp < heldFrom then heldFrom = stamp end
   elseif known then
-    positions[#positions + 1] = known
+    positions[#positions + 1] = '=' .. known
   elseif not covered(stamp) then
     heldFrom = stamp
   else
@@ -229,8 +230,11 @@ class Partition {
     return run.bind(this.redis);
   }
 
-  /** Stream ids of the prefix of `events` that went in; `guard`: refuse if the stream became partitioned. */
-  async append(events: readonly DomainEvent[], fence: CausalFence | undefined, guard: boolean): Promise<string[]> {
+  /**
+   * The prefix of `events` that is in the partition now: each one's stream id, and whether this append put it
+   * there (not a repeat). `guard`: refuse if the stream became partitioned.
+   */
+  async append(events: readonly DomainEvent[], fence: CausalFence | undefined, guard: boolean): Promise<{ id: string; fresh: boolean }[]> {
     const keys = [this.log, `${this.space}:trimmed`, `${this.space}:sources`, `${this.space}:clearance`, `${this.space}:partitions`];
     for (const event of events) keys.push(this.userKey(event.userId), `${this.space}:id:${event.id}`);
     const args = events.flatMap((event) => [event.id, event.userId, event.source, JSON.stringify(event), stampOf(event)]);
@@ -243,7 +247,8 @@ class Partition {
       this.redis instanceof Cluster ? 'SPUBLISH' : 'PUBLISH',
     ];
     const limits = [this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS];
-    return (await this.script('eventsAppend')(keys.length, ...keys, ...channels, ...limits, ...fenceArgs, this.qualifier, guard ? 1 : 0, ...args)) as string[];
+    const reply = (await this.script('eventsAppend')(keys.length, ...keys, ...channels, ...limits, ...fenceArgs, this.qualifier, guard ? 1 : 0, ...args)) as string[];
+    return reply.map((id) => (id.startsWith('=') ? { id: id.slice(1), fresh: false } : { id, fresh: true }));
   }
 
   async withdraw(field: string): Promise<void> {
@@ -293,10 +298,12 @@ function partitionGroup(redis: RedisClient, partition: Partition, name: string, 
       await redis.xgroup('DESTROY', log, name);
       await create(from);
     },
-    read: async (consumer: string, count: number, blockMs: number) => {
+    read: async (consumer: string, count: number, blockMs: number, shared = false, readyWithinMs = blockMs) => {
+      // Reads that do not block can share the stream's connection (the partitioned group's first pass).
+      if (shared) return entries(await redis.xreadgroup('GROUP', name, consumer, 'COUNT', count, 'STREAMS', log, '>'));
       const connection = blocking();
       // It has no offline queue (a read queued during an outage would hang its consumer's shutdown): wait for it.
-      await waitForRedis(connection, Math.max(blockMs, 1_000));
+      await waitForRedis(connection, Math.max(readyWithinMs, 1_000));
       // BLOCK 0 would wait forever; no BLOCK at all returns at once, as the contract says for 0.
       return entries(
         blockMs > 0
@@ -383,9 +390,16 @@ export class RedisEventStream implements EventStream {
     this.recorded = { count: Math.max(count, this.recorded.count), at: Date.now() };
   }
 
-  /** The recorded partition count, read again once it is LAYOUT_TTL_MS old. */
+  /**
+   * The recorded partition count, read again once it is LAYOUT_TTL_MS old. A process configured for more
+   * partitions than recorded raises it first: its clearances, groups and readers must cover all of them before
+   * its first event goes to one.
+   */
   private async count(): Promise<number> {
-    if (Date.now() - this.recorded.at > LAYOUT_TTL_MS) this.learn(Number((await this.redis.get(`${this.zero.space}:partitions`)) ?? 1));
+    if (Date.now() - this.recorded.at > LAYOUT_TTL_MS) {
+      if (this.configured > this.recorded.count) await this.assign([], true);
+      else this.learn(Number((await this.redis.get(`${this.zero.space}:partitions`)) ?? 1));
+    }
     return this.recorded.count;
   }
 
@@ -395,7 +409,7 @@ export class RedisEventStream implements EventStream {
   }
 
   /** The partition of each user, assigning those that have none (see LAYOUT). */
-  private async assign(userIds: readonly string[]): Promise<Map<string, number>> {
+  private async assign(userIds: readonly string[], raise = false): Promise<Map<string, number>> {
     const found = new Map<string, number>();
     const missing: string[] = [];
     for (const userId of userIds) {
@@ -406,7 +420,7 @@ export class RedisEventStream implements EventStream {
         found.set(userId, known);
       }
     }
-    if (missing.length === 0) return found;
+    if (missing.length === 0 && !raise) return found;
     const keys = [`${this.zero.space}:partitions`, `${this.zero.space}:partition-of`, ...missing.map((userId) => this.zero.userKey(userId))];
     const args = missing.flatMap((userId) => [userId, hashPartition(userId, this.configured)]);
     const run = (this.redis as unknown as Record<string, Run>).eventsLayout as Run;
@@ -433,7 +447,7 @@ export class RedisEventStream implements EventStream {
     if (events.length === 0 && !fence) return [];
     if (!(await this.partitioned())) {
       try {
-        return await this.zero.append(events, fence, true);
+        return (await this.zero.append(events, fence, true)).map(({ id }) => id);
       } catch (error) {
         if (!/EVENTS_RELAYOUT/.test((error as Error).message)) throw error;
         this.recorded.at = -Infinity;
@@ -452,7 +466,7 @@ export class RedisEventStream implements EventStream {
    */
   private async appendPartitioned(events: readonly DomainEvent[], fence: CausalFence | undefined): Promise<string[]> {
     const placed = await this.assign(events.map((event) => event.userId));
-    const count = Math.max(this.recorded.count, ...[...placed.values()].map((partition) => partition + 1));
+    const count = Math.max(await this.count(), ...[...placed.values()].map((partition) => partition + 1));
     const shares = new Map<number, DomainEvent[]>();
     if (fence) for (let partition = 0; partition < count; partition++) shares.set(partition, []);
     const where = events.map((event) => {
@@ -462,19 +476,24 @@ export class RedisEventStream implements EventStream {
       share.push(event);
       return { partition, index: share.length - 1 };
     });
-    const appended = new Map<number, string[]>();
+    const appended = new Map<number, { id: string; fresh: boolean }[]>();
     await Promise.all(
       [...shares].map(async ([partition, share]) => {
         appended.set(partition, await this.partition(partition).append(share, fence, false));
       }),
     );
     const positions: string[] = [];
-    for (const { partition, index } of where) {
-      const id = appended.get(partition)?.[index];
-      if (id === undefined) break;
-      positions.push(qualify(partition, id));
+    const fresh: StoredEvent[] = [];
+    let prefix = true;
+    for (const [i, { partition, index }] of where.entries()) {
+      const outcome = appended.get(partition)?.[index];
+      prefix &&= outcome !== undefined;
+      if (!outcome) continue;
+      if (prefix) positions.push(qualify(partition, outcome.id));
+      // Past the prefix too: sent again later, it would be a repeat, and nobody would announce it.
+      if (outcome.fresh && partition > 0) fresh.push({ position: qualify(partition, outcome.id), ...(events[i] as DomainEvent) });
     }
-    await this.announce(events.slice(0, positions.length), positions);
+    await this.announce(fresh);
     return positions;
   }
 
@@ -484,12 +503,9 @@ export class RedisEventStream implements EventStream {
    * one is not atomic with it: a process that dies in between leaves those listeners unaware of the event (the
    * doorbells the stream's own readers follow are rung by the append itself).
    */
-  private async announce(events: readonly DomainEvent[], positions: readonly string[]): Promise<void> {
-    const messages = events.flatMap((event, i) => {
-      const position = positions[i] as string;
-      return locate(position)?.partition ? [JSON.stringify({ position, ...event })] : [];
-    });
-    if (messages.length === 0) return;
+  private async announce(events: readonly StoredEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const messages = events.map((event) => JSON.stringify(event));
     const channel = this.zero.channel(DOMAIN_EVENTS_CHANNEL);
     const pipeline = this.redis.pipeline();
     for (const message of messages) {
@@ -624,6 +640,21 @@ export class RedisEventStream implements EventStream {
       }
       return grouped;
     };
+    /**
+     * A partition added after the group was made has no group yet: it starts at the partition's beginning, since
+     * all of it came after the group's position. Partition 0 always has the group; if it is gone (Redis lost it),
+     * NOGROUP reaches the consumer, which knows where to start again.
+     */
+    let rotation = 0;
+    const readOrJoin = async (group: ReturnType<typeof on>, partition: number, consumer: string, count: number, blockMs: number, shared = false, readyWithinMs = blockMs) => {
+      try {
+        return await group.read(consumer, count, blockMs, shared, readyWithinMs);
+      } catch (error) {
+        if (partition === 0 || !/NOGROUP/.test((error as Error).message)) throw error;
+        await group.ensure('0-0');
+        return group.read(consumer, count, 0, true);
+      }
+    };
     return {
       ensure: async (from) => {
         const groups = await all();
@@ -637,25 +668,40 @@ export class RedisEventStream implements EventStream {
         await Promise.all(groups.map((group, partition) => group.reset(starts[partition] as string)));
       },
       read: async (consumer, count, blockMs) => {
-        const groups = await all();
-        if (groups.length === 1) return (groups[0] as ReturnType<typeof on>).read(consumer, count, blockMs);
-        const share = Math.max(1, Math.ceil(count / groups.length));
-        // A blocking read on one partition would not see the others': each blocks briefly, until any has events.
+        const first = await all();
+        if (first.length === 1 && this.configured === 1) return (first[0] as ReturnType<typeof on>).read(consumer, count, blockMs);
         const deadline = Date.now() + Math.min(blockMs, MAX_BLOCK_MS);
         for (;;) {
+          const groups = await all();
+          // Partition by partition, from a different one each time so that none starves the others, up to `count`.
+          const events: StoredEvent[] = [];
+          const from = rotation++;
+          for (let i = 0; i < groups.length && events.length < count; i++) {
+            const partition = (from + i) % groups.length;
+            events.push(...(await readOrJoin(groups[partition] as ReturnType<typeof on>, partition, consumer, count - events.length, 0, true)));
+          }
           const remaining = deadline - Date.now();
-          const slice = remaining > 0 ? Math.min(remaining, PARTITIONED_BLOCK_SLICE_MS) : 0;
-          const events = (await Promise.all(groups.map((group) => group.read(consumer, share, slice)))).flat();
-          if (events.length > 0 || slice === 0) return events;
+          if (events.length > 0 || remaining <= 0) return events;
+          // Nothing yet. A blocking read on one partition would not see the others': each blocks briefly, until
+          // any has events. Then each hands over at most its share, so `count` holds unless it is below the
+          // partition count (one each, then).
+          const share = Math.max(1, Math.floor(count / groups.length));
+          const slice = Math.min(remaining, PARTITIONED_BLOCK_SLICE_MS);
+          // A partition's connection opening under load may take longer than a slice: the whole wait is its to use.
+          const woken = (await Promise.all(groups.map((group, partition) => readOrJoin(group, partition, consumer, share, slice, false, remaining)))).flat();
+          if (woken.length > 0) return woken;
         }
       },
       ack: async (positions) => {
         await Promise.all([...byPartition(positions)].map(([partition, partitionIds]) => on(partition).ack(partitionIds)));
       },
       claim: async (consumer, minIdleMs, count) => {
-        const groups = await all();
-        const share = Math.max(1, Math.ceil(count / groups.length));
-        return (await Promise.all(groups.map((group) => group.claim(consumer, minIdleMs, share)))).flat();
+        const claimed: StoredEvent[] = [];
+        for (const group of await all()) {
+          if (claimed.length >= count) break;
+          claimed.push(...(await group.claim(consumer, minIdleMs, count - claimed.length)));
+        }
+        return claimed;
       },
       caughtUp: async (position) => {
         const groups = await all();
