@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, type DatabaseHandle } from '../src/db/index.ts';
-import { createOutboxRelay, createUnitOfWork, outbox, RedisEventStream, type OutboxRelay } from '../src/events/index.ts';
+import { createOutboxRelay, createUnitOfWork, outbox, RedisEventStream, type OutboxRelay, type StoredEvent } from '../src/events/index.ts';
 import { createRedis, waitForRedis } from '../src/redis.ts';
 import { createTestDatabase, testRedisUrl, uniqueName, type TestDatabase } from '../src/testing/services.ts';
 import { captureLogger, deleteRedisKeys, startTcpProxy, waitFor } from './support.ts';
@@ -23,7 +23,7 @@ const clients: Redis[] = [];
 const relays: OutboxRelay[] = [];
 let counter = 0;
 
-async function source(name: 'users' | 'orders', redisUrl: string, prefix: string, ackWaitMs = 300) {
+async function source(name: 'users' | 'orders', redisUrl: string, prefix: string, partitions: number, ackWaitMs = 300) {
   const database = await createTestDatabase(`platform_fence_${name}`);
   databases.push(database);
   const handle = await createDatabase({ location: { url: database.url }, schema });
@@ -33,7 +33,7 @@ async function source(name: 'users' | 'orders', redisUrl: string, prefix: string
   redis.on('error', () => {});
   clients.push(redis);
   await waitForRedis(redis);
-  const relay = createOutboxRelay({ db: handle.db, stream: new RedisEventStream(redis, prefix), logger: captureLogger().logger });
+  const relay = createOutboxRelay({ db: handle.db, stream: new RedisEventStream(redis, prefix, undefined, { partitions }), logger: captureLogger().logger });
   relays.push(relay);
   const transact = createUnitOfWork({ db: handle.db, source: name, relay, flushTimeoutMs: ackWaitMs })();
   relay.start();
@@ -58,14 +58,22 @@ afterAll(async () => {
   await deleteRedisKeys(RUN_PREFIX);
 });
 
-describe('relays of two sources on one stream', () => {
+/** Each user's event kinds, in their order. */
+const timelines = (events: readonly StoredEvent[]) => {
+  const byUser: Record<string, string[]> = {};
+  for (const event of events) (byUser[event.userId] ??= []).push(event.kind);
+  return byUser;
+};
+
+// With several partitions, u1 and u2 live in different ones (3 and 2 of 4): a relay's clearance must hold in each.
+describe.each([1, 4])('relays of two sources on one stream in %i partition(s)', (partitions) => {
   it("keeps a source's events behind a write another source acknowledged while it could not reach the stream", async () => {
     const prefix = `${RUN_PREFIX}${++counter}:`;
     const proxy = await startTcpProxy(testRedisUrl());
     try {
-      const users = await source('users', proxy.url, prefix);
-      const orders = await source('orders', testRedisUrl(), prefix);
-      const stream = new RedisEventStream(redis, prefix);
+      const users = await source('users', proxy.url, prefix, partitions);
+      const orders = await source('orders', testRedisUrl(), prefix, partitions);
+      const stream = new RedisEventStream(redis, prefix, undefined, { partitions });
       await users.write('u1');
       await orders.write('u1');
       await waitFor(async () => expect(await stream.read({ userId: 'u1' }, null, 10)).toHaveLength(2));
@@ -81,13 +89,18 @@ describe('relays of two sources on one stream', () => {
       await proxy.setListening(true);
       await waitFor(async () => expect(await stream.read({}, null, 10)).toHaveLength(5), 60_000);
       const log = await stream.read({}, null, 10);
-      expect(log.map((event) => [event.kind, event.userId])).toEqual([
-        ['USER_UPDATED', 'u1'],
-        ['ORDER_PLACED', 'u1'],
-        ['USER_UPDATED', 'u1'],
-        ['ORDER_PLACED', 'u1'],
-        ['ORDER_PLACED', 'u2'],
-      ]);
+      if (partitions === 1) {
+        expect(log.map((event) => [event.kind, event.userId])).toEqual([
+          ['USER_UPDATED', 'u1'],
+          ['ORDER_PLACED', 'u1'],
+          ['USER_UPDATED', 'u1'],
+          ['ORDER_PLACED', 'u1'],
+          ['ORDER_PLACED', 'u2'],
+        ]);
+      }
+      // Partitions interleave in the log; each user's timeline is in causal order.
+      expect(timelines(log)).toEqual({ u1: ['USER_UPDATED', 'ORDER_PLACED', 'USER_UPDATED', 'ORDER_PLACED'], u2: ['ORDER_PLACED'] });
+      expect(timelines(await stream.read({ userId: 'u1' }, null, 10))).toEqual({ u1: ['USER_UPDATED', 'ORDER_PLACED', 'USER_UPDATED', 'ORDER_PLACED'] });
     } finally {
       await proxy.close();
     }
@@ -95,18 +108,39 @@ describe('relays of two sources on one stream', () => {
 
   it('holds nobody back once a relay stopped after sending everything', async () => {
     const prefix = `${RUN_PREFIX}${++counter}:`;
-    const users = await source('users', testRedisUrl(), prefix);
-    const orders = await source('orders', testRedisUrl(), prefix);
+    const users = await source('users', testRedisUrl(), prefix, partitions);
+    const orders = await source('orders', testRedisUrl(), prefix, partitions);
     await users.write('u1');
-    const clearances = () => redis.hkeys(`${prefix}events:clearance`);
-    await waitFor(async () => expect((await clearances()).map((key) => key.split('/')[0]).sort()).toEqual(['orders', 'users']));
+    // Every partition's clearances, as `<partition> <source>`.
+    const clearances = async () => {
+      const keys = Array.from({ length: partitions }, (_, partition) => `${prefix}events${partition === 0 ? '' : `:${partition}`}:clearance`);
+      return (await Promise.all(keys.map(async (key, partition) => (await redis.hkeys(key)).map((field) => `${partition} ${field.split('/')[0]}`)))).flat().sort();
+    };
+    const everywhere = (...sources: string[]) => Array.from({ length: partitions }, (_, partition) => sources.map((name) => `${partition} ${name}`)).flat().sort();
+    await waitFor(async () => expect(await clearances()).toEqual(everywhere('orders', 'users')));
 
     await users.relay.stop();
-    expect((await clearances()).map((key) => key.split('/')[0])).toEqual(['orders']);
+    expect(await clearances()).toEqual(everywhere('orders'));
     // Long after users' last clearance would have lapsed, orders' events still go in at once.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(await orders.relay.flush()).toBe(true);
     await orders.write('u1');
-    expect((await new RedisEventStream(redis, prefix).read({ userId: 'u1' }, null, 10)).map((event) => event.kind)).toEqual(['USER_UPDATED', 'ORDER_PLACED']);
+    expect((await new RedisEventStream(redis, prefix, undefined, { partitions }).read({ userId: 'u1' }, null, 10)).map((event) => event.kind)).toEqual([
+      'USER_UPDATED',
+      'ORDER_PLACED',
+    ]);
+  });
+
+  it('keeps its clearance fresh on every partition, also those it has not written to for a while', async () => {
+    const prefix = `${RUN_PREFIX}${++counter}:`;
+    const users = await source('users', testRedisUrl(), prefix, partitions);
+    const orders = await source('orders', testRedisUrl(), prefix, partitions);
+    const stream = new RedisEventStream(redis, prefix, undefined, { partitions });
+    // users writes u2's partition once, then only u1's, for longer than its clearance there would last unrenewed.
+    await users.write('u2');
+    for (const end = Date.now() + 1_500; Date.now() < end; ) await users.write('u1');
+    // orders' write for u2 answers with its event in the stream: users holds it back nowhere.
+    await orders.write('u2');
+    expect((await stream.read({ userId: 'u2' }, null, 10)).map((event) => event.kind)).toEqual(['USER_UPDATED', 'ORDER_PLACED']);
   });
 });
