@@ -157,3 +157,33 @@ export const loadAverage = () => loadavg().map((value) => value.toFixed(2)).join
 
 /** `rev`'s short hash, which names the result directory and the report: a name like HEAD moves. */
 export const shortCommit = (rev: string) => execFileSync('git', ['rev-parse', '--short', `${rev}^{commit}`], { cwd: REPO, encoding: 'utf8' }).trim();
+
+/** When a side-by-side run began and the machine's load then, for its report. */
+export const beginning = () => ({ at: new Date().toISOString(), load: loadAverage() });
+
+/**
+ * The whole report: what ran, the load average at the start and the end, a table per target, then every run's
+ * line (markdown).
+ */
+export function sideBySideReport(
+  { title, summary, began }: { title: string; summary: string; began: ReturnType<typeof beginning> },
+  sides: readonly Side[],
+  targets: readonly Target[],
+  results: ReadonlyMap<string, LoadResult[]>,
+): string {
+  const ended = beginning();
+  return `${[
+    `# ${title}`,
+    '',
+    summary,
+    '',
+    `Started ${began.at}, load average ${began.load}; ended ${ended.at}, load average ${ended.load} (1, 5, 15 min; 2 cores shared with other work).`,
+    '',
+    ...sideBySideTables(sides, targets, results),
+    '## Runs',
+    '',
+    '```',
+    ...rawRunLines(sides, targets, results),
+    '```',
+  ].join('\n')}\n`;
+}

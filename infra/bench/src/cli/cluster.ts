@@ -26,7 +26,7 @@ import { pickLoadGenerator } from '../load.ts';
 import { REPO } from '../processes.ts';
 import { isRedisKind, startBenchRedis, type BenchRedis } from '../redis-servers.ts';
 import { httpScenarios } from '../scenarios.ts';
-import { alternate, checkAlike, loadAverage, rawRunLines, shortCommit, sideBySideTables, type Side, type Target } from '../side-by-side.ts';
+import { alternate, beginning, checkAlike, shortCommit, sideBySideReport, type Side, type Target } from '../side-by-side.ts';
 import { startTopology } from '../topology.ts';
 
 const { values } = parseArgs({
@@ -50,8 +50,7 @@ const gateways = [...(wanted.has('mix') ? (['ours'] as const) : []), ...(wanted.
 if (kinds.length < 2 || !kinds.every(isRedisKind)) throw new Error('--sides takes two or more of redis, cluster, shared');
 
 const commit = shortCommit(values.rev);
-const startLoad = loadAverage();
-const started = new Date().toISOString();
+const began = beginning();
 const scratch = join(REPO, `.bench/cluster-${process.pid}`);
 const redises: BenchRedis[] = [];
 // Keys left on the machine's Redis (the private ones are stopped with everything in them).
@@ -113,22 +112,14 @@ try {
   await checkAlike(sides, targets);
   const results = await alternate(sides, targets, { generator, runs, seconds, connections, log });
 
-  const lines = [
-    `# Issue 25: the gateway on ${kinds.join(' against ')}`,
-    '',
-    `${runs} alternating runs of ${seconds} s per side and scenario at ${connections} connections (${generator}), after one warm-up each, medians; ${dataset.counts.users} users, ${dataset.counts.orders} orders. ` +
+  const report = {
+    title: `Issue 25: the gateway on ${kinds.join(' against ')}`,
+    summary:
+      `${runs} alternating runs of ${seconds} s per side and scenario at ${connections} connections (${generator}), after one warm-up each, medians; ${dataset.counts.users} users, ${dataset.counts.orders} orders. ` +
       `Every side: its own users and orders processes and ${gateways.join(' and ')} gateway processes, compiled from ${commit}, with REDIS_URL on its Redis, on one seeded dataset. CPU per request: each process (Redis: every server of the side, replicas included), Postgres: the bench databases' backends.`,
-    '',
-    `Started ${started}, load average ${startLoad}; ended ${new Date().toISOString()}, load average ${loadAverage()} (1, 5, 15 min; 2 cores shared with other work).`,
-    '',
-    ...sideBySideTables(sides, targets, results),
-    '## Runs',
-    '',
-    '```',
-    ...rawRunLines(sides, targets, results),
-    '```',
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+    began,
+  };
+  process.stdout.write(sideBySideReport(report, sides, targets, results));
 } finally {
   for (const side of sides) await side.topology.stop().catch((error: unknown) => log(`stopping ${side.name}: ${String(error)}`));
   for (const redis of redises) await redis.stop().catch((error: unknown) => log(`stopping ${redis.label}: ${String(error)}`));

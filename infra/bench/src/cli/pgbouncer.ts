@@ -26,7 +26,7 @@ import { seedDataset, type Dataset } from '../dataset.ts';
 import { pickLoadGenerator } from '../load.ts';
 import { REPO } from '../processes.ts';
 import { nestedQuery, subgraphScenarios } from '../scenarios.ts';
-import { alternate, checkAlike, loadAverage, rawRunLines, shortCommit, sideBySideTables, type Side, type Target } from '../side-by-side.ts';
+import { alternate, beginning, checkAlike, shortCommit, sideBySideReport, type Side, type Target } from '../side-by-side.ts';
 import { startTopology } from '../topology.ts';
 
 const { values } = parseArgs({
@@ -64,8 +64,7 @@ function listenerPid(port: number): number {
 }
 
 const commit = shortCommit(values.rev);
-const startLoad = loadAverage();
-const started = new Date().toISOString();
+const began = beginning();
 const scratch = join(REPO, `.bench/pgbouncer-${process.pid}`);
 const redisPrefix = `${uniqueName('bench-pgbouncer')}:`;
 const sides: Side[] = [];
@@ -129,23 +128,15 @@ try {
   await checkAlike(sides, targets);
   const results = await alternate(sides, targets, { generator, runs, seconds, connections, log });
 
-  const lines = [
-    `# Issue 25: the subgraphs ${kinds.map((kind) => KINDS[kind as Kind]).join(' against ')}`,
-    '',
-    `${runs} alternating runs of ${seconds} s per side and scenario at ${connections} connections (${generator}), after one warm-up each, medians; ${dataset.counts.users} users, ${dataset.counts.orders} orders. ` +
+  const report = {
+    title: `Issue 25: the subgraphs ${kinds.map((kind) => KINDS[kind as Kind]).join(' against ')}`,
+    summary:
+      `${runs} alternating runs of ${seconds} s per side and scenario at ${connections} connections (${generator}), after one warm-up each, medians; ${dataset.counts.users} users, ${dataset.counts.orders} orders. ` +
       `Every side: its own users, orders and gateway processes, compiled from ${commit}, on one seeded dataset; "unnamed" is *_DATABASE_PREPARE=off; PgBouncer 1.18 in transaction mode, pool ${values.pool} per database. ` +
       `CPU per request: each process; postgres: the bench databases' backends; redis: the machine's Redis, shared (an upper bound); pgbouncer: its process.`,
-    '',
-    `Started ${started}, load average ${startLoad}; ended ${new Date().toISOString()}, load average ${loadAverage()} (1, 5, 15 min; 2 cores shared with other work).`,
-    '',
-    ...sideBySideTables(sides, targets, results),
-    '## Runs',
-    '',
-    '```',
-    ...rawRunLines(sides, targets, results),
-    '```',
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+    began,
+  };
+  process.stdout.write(sideBySideReport(report, sides, targets, results));
 } finally {
   for (const side of sides) await side.topology.stop().catch((error: unknown) => log(`stopping ${side.name}: ${String(error)}`));
   await bouncer?.stop();
