@@ -1,0 +1,139 @@
+// Changing EVENT_STREAM_PARTITIONS between deployments (PARTITIONS.md): processes with the old and the new count
+// share one stream, on one Redis and on a cluster. Nothing a reader was promised is lost or repeated: users keep
+// their partition, old cursors keep their meaning, consumer groups and the firehose cover partitions added later.
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { followEvents, locate, RedisEventStream, type DomainEvent, type Followed, type StoredEvent } from '../src/events/index.ts';
+import { RedisPubSub } from '../src/pubsub/index.ts';
+import { eventChannelShard } from '../src/events/index.ts';
+import type { RedisClient } from '../src/redis.ts';
+import { eventStreams } from './event-streams.ts';
+import { clusterForThisFile } from './cluster.ts';
+import { waitFor } from './support.ts';
+
+const { runPrefix, connectedRedis, cleanup } = eventStreams('platform_partition_layout_test');
+const cluster = clusterForThisFile();
+afterAll(cleanup);
+
+let counter = 0;
+const event = (userId: string): DomainEvent => ({
+  id: randomUUID(),
+  kind: 'ORDER_PLACED',
+  userId,
+  orderId: `order-${++counter}`,
+  occurredAt: new Date().toISOString(),
+  source: 'orders',
+  changed: [`User:${userId}`],
+});
+const ids = (events: readonly { id: string }[]) => events.map((stored) => stored.id);
+const partitionOf = (position: string) => locate(position)!.partition;
+const sorted = (list: readonly string[]) => [...list].sort();
+
+const targets: { name: string; client(): Promise<RedisClient> }[] = [
+  { name: 'one Redis', client: () => connectedRedis() },
+  { name: 'a Redis Cluster', client: () => cluster.client() },
+];
+
+describe.each(targets)('changing the partition count on $name', ({ client }) => {
+  const streams: RedisEventStream[] = [];
+  const open = async (prefix: string, partitions: number) => {
+    const stream = new RedisEventStream(await client(), prefix, undefined, { partitions });
+    streams.push(stream);
+    return stream;
+  };
+  afterAll(async () => {
+    for (const stream of streams) await stream.close();
+  });
+
+  it('from 1 to 4: existing users stay in partition 0 with their cursors, new users spread, and readers of every user miss nothing', async () => {
+    const prefix = `${runPrefix}${++counter}:`;
+    const before = await open(prefix, 1);
+    const group = before.group('projection');
+    await group.ensure('0-0');
+    const [a1] = await before.append([event('a'), event('b')]);
+    // A firehose reader and the group, each at its place under the old layout.
+    const firehose = await before.last({});
+    expect(firehose).toMatch(/^\d+-\d+$/);
+    const delivered = await group.read('c1', 10, 20);
+    expect(delivered).toHaveLength(2);
+    await group.ack(delivered.map((stored) => stored.position));
+
+    const after = await open(prefix, 4);
+    const newUsers = Array.from({ length: 8 }, (_, i) => `new-${i}`);
+    const later = [event('a'), event('b'), ...newUsers.map(event)];
+    const positions = await after.append(later);
+    // a and b had events in partition 0: they stay there, unprefixed, and a cursor of theirs from before still works.
+    expect(positions.slice(0, 2).map(partitionOf)).toEqual([0, 0]);
+    expect(ids(await after.read({ userId: 'a' }, a1!, 10))).toEqual([later[0]!.id]);
+    // New users go to the four partitions.
+    expect(new Set(positions.slice(2).map(partitionOf)).size).toBeGreaterThan(1);
+    expect(await after.partitions()).toBe(4);
+
+    // A process still configured for 1 partition puts a new user's events where the others would: it learns the
+    // layout from its append, which refuses to treat the stream as unpartitioned any more.
+    const latecomer = event('late-user');
+    const [latePosition] = await before.append([latecomer]);
+    expect(ids(await after.read({ userId: 'late-user' }, null, 10))).toEqual([latecomer.id]);
+    expect(partitionOf((await after.read({ userId: 'late-user' }, null, 10))[0]!.position)).toBe(partitionOf(latePosition!));
+    expect(await before.partitions()).toBe(4);
+
+    // The firehose cursor from before resumes over every partition: exactly the events since.
+    const since = await after.read({}, firehose, 100);
+    expect(sorted(ids(since))).toEqual(sorted(ids([...later, latecomer])));
+    // The group made before the change takes each later event once, from every partition.
+    const taken: StoredEvent[] = [];
+    await waitFor(async () => {
+      taken.push(...(await after.group('projection').read('c2', 100, 20)));
+      expect(taken).toHaveLength(later.length + 1);
+    });
+    expect(sorted(ids(taken))).toEqual(sorted(ids([...later, latecomer])));
+    await after.group('projection').ack(taken.map((stored) => stored.position));
+    expect(await after.group('projection').caughtUp(await after.last({}))).toBe(true);
+    expect(await after.group('projection').read('c2', 100, 20)).toEqual([]);
+  });
+
+  it('from 4 to 2: nobody moves, and readers still read all four partitions', async () => {
+    const prefix = `${runPrefix}${++counter}:`;
+    const four = await open(prefix, 4);
+    const users = Array.from({ length: 8 }, (_, i) => `user-${i}`);
+    const first = await four.append(users.map(event));
+    const placed = new Map(users.map((user, i) => [user, partitionOf(first[i]!)]));
+    expect(Math.max(...placed.values())).toBeGreaterThanOrEqual(2);
+
+    const two = await open(prefix, 2);
+    const again = users.map(event);
+    const second = await two.append(again);
+    expect(second.map(partitionOf)).toEqual(users.map((user) => placed.get(user)));
+    for (const [i, user] of users.entries()) expect(ids(await two.read({ userId: user }, first[i]!, 10))).toEqual([again[i]!.id]);
+    // A user new to the stream goes to one of the two partitions now configured.
+    const [fresh] = await two.append([event('brand-new')]);
+    expect(partitionOf(fresh!)).toBeLessThan(2);
+    expect(await two.partitions()).toBe(4);
+    expect(await two.read({}, null, 100)).toHaveLength(users.length * 2 + 1);
+  });
+
+  it("a follower of every user's events started before the change also follows the partitions added after it", async () => {
+    const prefix = `${runPrefix}${++counter}:`;
+    const redis = await client();
+    const pubsub = new RedisPubSub(redis, prefix, eventChannelShard);
+    const before = new RedisEventStream(redis, prefix);
+    streams.push(before);
+    try {
+      const iterator = await followEvents(before, pubsub, {}, null, 10);
+      const after = await open(prefix, 4);
+      const appended = Array.from({ length: 8 }, (_, i) => event(`grown-${i}`));
+      const positions = await after.append(appended);
+      expect(new Set(positions.map(partitionOf)).size).toBeGreaterThan(1);
+      const got: Followed[] = [];
+      while (got.length < appended.length) {
+        const next = await Promise.race([iterator.next(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`only ${got.length} events came`)), 10_000))]);
+        if (next.done) break;
+        got.push(next.value);
+      }
+      expect(sorted(ids(got as StoredEvent[]))).toEqual(sorted(ids(appended)));
+      await iterator.return?.();
+    } finally {
+      await pubsub.close();
+    }
+  });
+});
