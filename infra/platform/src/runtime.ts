@@ -28,7 +28,7 @@ export interface InfrastructureOptions {
   /** Namespaces keys and channels, so several deployments (or test runs) can share one Redis. */
   keyPrefix?: string;
   /** How many events the stream keeps, per user and overall, and over how many partitions (Redis only). */
-  retention?: Retention & { partitions?: number };
+  retention?: Retention;
 }
 
 export async function createInfrastructure({ redisUrl, logger, keyPrefix = '', retention }: InfrastructureOptions): Promise<Infrastructure> {
@@ -54,7 +54,7 @@ export async function createInfrastructure({ redisUrl, logger, keyPrefix = '', r
   // logged) and let ioredis reconnect, rather than refuse to serve during a Redis restart.
   await waitForRedis(redis).catch((error: unknown) => logger.warn({ err: error }, 'redis not ready; starting without it'));
   const pubsub = new RedisPubSub(redis, keyPrefix, eventChannelShard);
-  const events = new RedisEventStream(redis, keyPrefix, retention && { perUser: retention.perUser, log: retention.log }, { partitions: retention?.partitions });
+  const events = new RedisEventStream(redis, keyPrefix, retention);
   return {
     kind: 'redis',
     pubsub,

@@ -294,3 +294,79 @@ describe('the projection across an orders restart', () => {
     expect(read.data?.order.user.name).toBe('New');
   });
 });
+
+describe('in four stream partitions (EVENT_STREAM_PARTITIONS=4)', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ retention: { perUser: 1_000, log: 100_000, partitions: 4 } });
+    await seed(stack.databases, { users: 6, ordersPerUser: 0 });
+  });
+  afterAll(() => stack?.teardown());
+
+  const rename = async (id: string, name: string) => {
+    const response = await stack.request('mutation ($id: ID!, $name: String!) { updateUser(id: $id, input: { name: $name }) { id } }', { id, name });
+    expect(response.errors).toBeUndefined();
+  };
+  const users = ['1', '2', '3', '4', '5', '6'];
+
+  it("resumes every user's events from the id of the last one seen: each missed event once, each user's in order", async () => {
+    const admin = await follow(stack.urls.gateway, '1000000', {}, 'admin');
+    await waitFor(() => expect(stack.usersSubscriptions()).toBe(1));
+    for (const id of users) await rename(id, `First ${id}`);
+    await waitFor(() => expect(events(admin)).toHaveLength(users.length));
+    // The id of an event of every user's stream names where each partition is.
+    const lastSeen = events(admin).at(-1)!.id;
+    expect(lastSeen.split(',')).toHaveLength(4);
+    admin.stop();
+    await Promise.all(clients.splice(0).map((client) => client.dispose()));
+
+    for (const round of ['Second', 'Third']) for (const id of users) await rename(id, `${round} ${id}`);
+    const resumed = await follow(stack.urls.gateway, '1000000', { after: lastSeen }, 'admin');
+    await waitFor(() => expect(events(resumed)).toHaveLength(users.length * 2));
+    expect(new Set(events(resumed).map((event) => event.id)).size).toBe(users.length * 2);
+    // Each user's two, fetched as they are now.
+    const names = events(resumed).map((event) => event.user?.name);
+    for (const id of users) expect(names.filter((name) => name === `Third ${id}`), id).toHaveLength(2);
+    await rename('4', 'Live');
+    await waitFor(() => expect(events(resumed)).toHaveLength(users.length * 2 + 1));
+    expect(events(resumed).at(-1)).toMatchObject({ kind: 'USER_UPDATED', user: { name: 'Live' } });
+    expect(codes(resumed)).toEqual([]);
+  });
+
+  it("resumes one user's events from their last id, in order", async () => {
+    const first = await follow(stack.urls.gateway, '4', { userId: '4' });
+    await waitFor(() => expect(stack.usersSubscriptions()).toBeGreaterThan(0));
+    await rename('4', 'Before');
+    await waitFor(() => expect(events(first)).toHaveLength(1));
+    const lastSeen = events(first)[0]!.id;
+    first.stop();
+    for (let index = 0; index < 5; index++) await rename('4', `Missed ${index}`);
+    const resumed = await follow(stack.urls.gateway, '4', { userId: '4', after: lastSeen });
+    await waitFor(() => expect(events(resumed)).toHaveLength(5));
+    // Outside partition 0 an id names its partition; the user's ids are all in one, in increasing order.
+    const ids = [lastSeen, ...events(resumed).map((event) => event.id)];
+    // User 4's events went to partition 3 of 4.
+    expect(new Set(ids.map((id) => id.split(':')[0]))).toEqual(new Set(['3']));
+    expect(increasing(ids.map((id) => id.split(':').at(-1)!))).toBe(true);
+    expect(codes(resumed)).toEqual([]);
+  });
+
+  it('orders knows users created or deleted a moment ago, whichever partition their events went to', async () => {
+    const created: string[] = [];
+    for (let index = 0; index < 6; index++) {
+      const response = await stack.request<{ createUser: { id: string } }>('mutation ($email: String!) { createUser(input: { email: $email, name: "Fresh" }) { id } }', {
+        email: `fresh.${index}@example.com`,
+      });
+      expect(response.errors).toBeUndefined();
+      const id = response.data!.createUser.id;
+      created.push(id);
+      const placed = await placeOrder(stack, id);
+      expect(placed.errors, id).toBeUndefined();
+      expect(placed.data?.placeOrder.status).toBe('PENDING');
+    }
+    for (const id of created.slice(0, 3)) {
+      expect((await stack.request('mutation ($id: ID!) { deleteUser(id: $id) }', { id })).errors).toBeUndefined();
+      expect((await placeOrder(stack, id)).errors?.[0]?.extensions?.code, id).toBe('USER_NOT_FOUND');
+    }
+  });
+});

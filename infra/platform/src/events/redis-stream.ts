@@ -372,7 +372,7 @@ export class RedisEventStream implements EventStream {
     redis.defineCommand('eventsAppend', { lua: APPEND });
     redis.defineCommand('eventsRead', { numberOfKeys: 3, lua: READ });
     redis.defineCommand('eventsLayout', { lua: LAYOUT });
-    const partitions = options.partitions ?? 1;
+    const partitions = options.partitions ?? retention.partitions ?? 1;
     if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) throw new Error(`partitions must be 1 to ${MAX_PARTITIONS}`);
     this.configured = partitions;
   }

@@ -22,7 +22,13 @@ export interface Feed {
 /** How many events the stream keeps: per user (what `after` can resume from) and overall (the consumers' log). */
 export interface Retention {
   perUser: number;
+  /** Per partition, when there are several (see `partitions`). */
   log: number;
+  /**
+   * Redis only, and a shape rather than a retention, but set in the same place for a deployment: how many
+   * partitions new users' events are spread over (EVENT_STREAM_PARTITIONS, see PARTITIONS.md). Default 1.
+   */
+  partitions?: number;
 }
 
 export const DEFAULT_RETENTION: Retention = { perUser: 1_000, log: 100_000 };
