@@ -12,6 +12,13 @@ export interface PrivateRedisCluster {
   /** REDIS_URL for it: `redis+cluster://` with every node as a seed. */
   url: string;
   nodes: RedisNode[];
+  /** The node serving `slot` as a primary, as `asking` (any live node) sees the cluster now. */
+  primaryOf(slot: number, asking?: RedisNode): Promise<RedisNode>;
+  /**
+   * SIGKILL for the node on `node`'s port, as a crash would. Resolves once the process has exited; its replica
+   * takes over once the others have marked it failing (`cluster-node-timeout`, 5 s here).
+   */
+  crash(node: RedisNode): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,6 +50,7 @@ export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 
   const processes: ChildProcess[] = [];
   const exits: Promise<void>[] = [];
   const nodes: RedisNode[] = [];
+  const byPort = new Map<number, { child: ChildProcess; exited: Promise<void> }>();
   const stop = async () => {
     for (const child of processes) child.kill('SIGKILL');
     await Promise.all(exits);
@@ -59,9 +67,13 @@ export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 
         '--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1',
         '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000',
         '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--logfile', join(nodeDir, 'redis.log'),
+        // A replica's first sync otherwise waits 5 s for more replicas to share the transfer.
+        '--repl-diskless-sync-delay', '0',
       ], { stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       processes.push(child);
-      exits.push(new Promise((resolve) => child.once('exit', () => resolve())));
+      exits.push(exited);
+      byPort.set(port, { child, exited });
       nodes.push({ host: '127.0.0.1', port });
     }
     await Promise.all(nodes.map((node) => waitFor(() => askRedisNode(node, ['PING']), 10_000, 25)));
@@ -80,6 +92,10 @@ export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 
           if (roles.filter((flags) => flags.includes('slave')).length !== primaries * replicasPerPrimary) {
             throw new Error(`node ${node.port} does not see every replica yet`);
           }
+          // A replica that has never synced cannot be promoted (its data counts as too old): a failover test
+          // started before then would wait for a promotion that never comes.
+          const replication = String(await askRedisNode(node, ['INFO', 'replication']));
+          if (/role:slave/.test(replication) && !/master_link_status:up/.test(replication)) throw new Error(`replica ${node.port} not in sync yet`);
         }
       },
       60_000,
@@ -89,5 +105,17 @@ export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 
     await stop();
     throw error;
   }
-  return { url: `redis+cluster://${nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`, nodes, stop };
+  const primaryOf = async (slot: number, asking: RedisNode = nodes[0] as RedisNode): Promise<RedisNode> => {
+    const ranges = (await askRedisNode(asking, ['CLUSTER', 'SLOTS'])) as [number, number, [string, number, ...unknown[]], ...unknown[]][];
+    const range = ranges.find(([from, to]) => from <= slot && slot <= to);
+    if (!range) throw new Error(`no node of the cluster serves slot ${slot} now`);
+    return { host: range[2][0], port: Number(range[2][1]) };
+  };
+  const crash = async ({ port }: RedisNode) => {
+    const node = byPort.get(port);
+    if (!node) throw new Error(`no node of this cluster listens on ${port}`);
+    node.child.kill('SIGKILL');
+    await node.exited;
+  };
+  return { url: `redis+cluster://${nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`, nodes, primaryOf, crash, stop };
 }

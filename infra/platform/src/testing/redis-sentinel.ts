@@ -15,6 +15,13 @@ export interface PrivateRedisSentinel {
   primary: RedisNode;
   replicas: RedisNode[];
   sentinels: RedisNode[];
+  /** The data node every Sentinel names as the primary now; rejects while they disagree or mid-failover. */
+  currentPrimary(): Promise<RedisNode>;
+  /**
+   * SIGKILL for the data node on `node`'s port, as a crash would: no shutdown, no last replication. Resolves once
+   * the process has exited. Sentinels notice after `down-after-milliseconds` and promote a replica.
+   */
+  crash(node: RedisNode): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -33,6 +40,8 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
   const dir = await mkdtemp(join(tmpdir(), 'redis-sentinel-'));
   const processes: ChildProcess[] = [];
   const exits: Promise<void>[] = [];
+  const spawnErrors: string[] = [];
+  const dataProcesses = new Map<number, { child: ChildProcess; exited: Promise<void> }>();
   const stop = async () => {
     for (const child of processes) child.kill('SIGKILL');
     await Promise.all(exits);
@@ -40,15 +49,25 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
   };
   const start = (command: string, args: string[]) => {
     const child = spawn(command, args, { stdio: 'ignore' });
+    // A binary that is missing never starts, so never exits: its spawn error ends it instead (and fails the
+    // readiness wait below with the reason), or stop() would wait forever.
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', (error) => {
+        spawnErrors.push(`${command}: ${error.message}`);
+        resolve();
+      });
+    });
     processes.push(child);
-    exits.push(new Promise((resolve) => child.once('exit', () => resolve())));
+    exits.push(exited);
+    return { child, exited };
   };
   const server = async (extra: string[]): Promise<RedisNode> => {
     const port = await freePort();
     const nodeDir = join(dir, String(port));
     await mkdir(nodeDir);
     // prettier-ignore
-    start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--logfile', join(nodeDir, 'redis.log'), ...extra]);
+    dataProcesses.set(port, start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--logfile', join(nodeDir, 'redis.log'), ...extra]));
     return { host: '127.0.0.1', port };
   };
   try {
@@ -78,6 +97,7 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
     }
     await waitFor(
       async () => {
+        if (spawnErrors.length > 0) throw new Error(`cannot start the set-up: ${spawnErrors.join('; ')}`);
         for (const sentinel of sentinelNodes) {
           const fields = (await askRedisNode(sentinel, ['SENTINEL', 'MASTER', name])) as string[];
           const field = (key: string) => fields[fields.indexOf(key) + 1];
@@ -93,7 +113,23 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
       100,
     );
     const url = `redis+sentinel://${sentinelNodes.map(({ host, port }) => `${host}:${port}`).join(',')}/${name}`;
-    return { url, name, primary, replicas: replicaNodes, sentinels: sentinelNodes, stop };
+    const currentPrimary = async (): Promise<RedisNode> => {
+      const named = new Set<string>();
+      for (const sentinel of sentinelNodes) {
+        const [host, port] = (await askRedisNode(sentinel, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name])) as [string, string];
+        named.add(`${host}:${port}`);
+      }
+      if (named.size !== 1) throw new Error(`the Sentinels disagree on the primary: ${[...named].join(', ')}`);
+      const [host, port] = [...named][0]!.split(':') as [string, string];
+      return { host, port: Number(port) };
+    };
+    const crash = async ({ port }: RedisNode) => {
+      const node = dataProcesses.get(port);
+      if (!node) throw new Error(`no data node of this set-up listens on ${port}`);
+      node.child.kill('SIGKILL');
+      await node.exited;
+    };
+    return { url, name, primary, replicas: replicaNodes, sentinels: sentinelNodes, currentPrimary, crash, stop };
   } catch (error) {
     await stop();
     throw error;
