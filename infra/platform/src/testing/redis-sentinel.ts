@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { RedisNode } from '../redis.ts';
 import { askRedisNode } from './redis-node.ts';
 import { freePort } from './services.ts';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
 import { waitFor } from './wait.ts';
 
 /** A primary with replicas, watched by Sentinels, all of a test file's own on loopback. */
@@ -22,6 +23,12 @@ export interface PrivateRedisSentinel {
    * the process has exited. Sentinels notice after `down-after-milliseconds` and promote a replica.
    */
   crash(node: RedisNode): Promise<void>;
+  /**
+   * With `replicationProxy`: the link the replicas replicate through. Taking it down (setUp(false), then
+   * dropConnections()) leaves them without the primary's next writes, which the primary still acknowledges:
+   * the window asynchronous replication leaves open, held open for as long as a test needs.
+   */
+  replication?: TcpProxy;
   stop(): Promise<void>;
 }
 
@@ -29,6 +36,8 @@ export interface RedisSentinelOptions {
   replicas?: number;
   sentinels?: number;
   name?: string;
+  /** Replicas follow the primary through a TCP proxy of their own (see `replication`). */
+  replicationProxy?: boolean;
 }
 
 /**
@@ -36,13 +45,15 @@ export interface RedisSentinelOptions {
  * majority) in a temp dir, and resolves once every Sentinel names the primary and sees every replica and every
  * other Sentinel. Debian's `redis-sentinel` package provides the binary.
  */
-export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = 'fedprimary' }: RedisSentinelOptions = {}): Promise<PrivateRedisSentinel> {
+export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = 'fedprimary', replicationProxy = false }: RedisSentinelOptions = {}): Promise<PrivateRedisSentinel> {
   const dir = await mkdtemp(join(tmpdir(), 'redis-sentinel-'));
   const processes: ChildProcess[] = [];
   const exits: Promise<void>[] = [];
   const spawnErrors: string[] = [];
   const dataProcesses = new Map<number, { child: ChildProcess; exited: Promise<void> }>();
+  let replication: TcpProxy | undefined;
   const stop = async () => {
+    await replication?.close();
     for (const child of processes) child.kill('SIGKILL');
     await Promise.all(exits);
     await rm(dir, { recursive: true, force: true });
@@ -72,8 +83,12 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
   };
   try {
     const primary = await server([]);
+    if (replicationProxy) replication = await startTcpProxy(`redis://${primary.host}:${primary.port}`);
+    const upstream = replication ? new URL(replication.url) : undefined;
     const replicaNodes: RedisNode[] = [];
-    for (let index = 0; index < replicas; index += 1) replicaNodes.push(await server(['--replicaof', primary.host, String(primary.port)]));
+    for (let index = 0; index < replicas; index += 1) {
+      replicaNodes.push(await server(['--replicaof', upstream?.hostname ?? primary.host, upstream?.port ?? String(primary.port)]));
+    }
     const sentinelNodes: RedisNode[] = [];
     for (let index = 0; index < sentinels; index += 1) {
       const port = await freePort();
@@ -129,7 +144,7 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
       node.child.kill('SIGKILL');
       await node.exited;
     };
-    return { url, name, primary, replicas: replicaNodes, sentinels: sentinelNodes, currentPrimary, crash, stop };
+    return { url, name, primary, replicas: replicaNodes, sentinels: sentinelNodes, currentPrimary, crash, ...(replication && { replication }), stop };
   } catch (error) {
     await stop();
     throw error;
