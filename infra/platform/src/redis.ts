@@ -90,6 +90,16 @@ export interface PatientClient {
 
 const backoff = (attempt: number) => Math.min(attempt * 100, 2_000);
 
+/**
+ * A primary demoted under a live connection answers every write READONLY, and ioredis would keep that connection
+ * forever: a managed Redis whose primary endpoint (a DNS name, a virtual IP) moved to the promoted replica, or a
+ * Sentinel switchover that reached the old primary before its clients were dropped. Reconnecting reaches whatever
+ * the address, or the Sentinels, name now. The command that met READONLY fails (`true`, not 2: with no offline
+ * queue a resend during the reconnect would fail anyway) and its caller's own retry lands on the new primary.
+ * Scripts that write fail with the same word in their message.
+ */
+const reconnectOnReadonly = (error: Error) => /\bREADONLY\b/.test(error.message);
+
 /** The one place a Redis client is made: a Redis for a server or a Sentinel-named primary, a Cluster for a cluster. */
 export function createRedisClient(target: RedisTarget | string, tuning?: PatientClient): RedisClient {
   const parsed = typeof target === 'string' ? parseRedisTarget(target) : target;
@@ -98,12 +108,13 @@ export function createRedisClient(target: RedisTarget | string, tuning?: Patient
   const offlineQueue = tuning?.patient === true;
   switch (parsed.mode) {
     case 'standalone':
-      return new Redis(parsed.url, { ...timeouts, enableOfflineQueue: offlineQueue, retryStrategy: backoff });
+      return new Redis(parsed.url, { ...timeouts, enableOfflineQueue: offlineQueue, retryStrategy: backoff, reconnectOnError: reconnectOnReadonly });
     case 'sentinel':
       return new Redis({
         ...timeouts,
         enableOfflineQueue: offlineQueue,
         retryStrategy: backoff,
+        reconnectOnError: reconnectOnReadonly,
         sentinels: parsed.sentinels,
         name: parsed.name,
         db: parsed.db,
@@ -125,6 +136,7 @@ export function createRedisClient(target: RedisTarget | string, tuning?: Patient
         shardedSubscribers: true,
         redisOptions: {
           ...timeouts,
+          reconnectOnError: reconnectOnReadonly,
           username: parsed.username,
           password: parsed.password,
           ...(parsed.tls ? { tls: {} } : {}),

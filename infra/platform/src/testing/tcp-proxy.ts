@@ -13,6 +13,11 @@ export interface TcpProxy {
    * `true` listens again on the same port.
    */
   setListening(listening: boolean): Promise<void>;
+  /**
+   * New connections go to `target` from now on; open ones stay where they are, as with a DNS name or a virtual
+   * IP moved to another server (a managed Redis's primary endpoint after a failover).
+   */
+  retarget(target: string): void;
   close(): Promise<void>;
 }
 
@@ -21,7 +26,7 @@ export interface TcpProxy {
  * Given several targets (replicas), it is a round-robin load balancer: each new connection goes to the next.
  */
 export async function startTcpProxy(target: string | readonly string[]): Promise<TcpProxy> {
-  const targets = (typeof target === 'string' ? [target] : target).map((url) => new URL(url));
+  let targets = (typeof target === 'string' ? [target] : target).map((url) => new URL(url));
   const targetUrl = targets[0]!;
   let turn = 0;
   const sockets = new Set<Socket>();
@@ -74,6 +79,9 @@ export async function startTcpProxy(target: string | readonly string[]): Promise
     },
     dropConnections,
     setListening,
+    retarget: (next) => {
+      targets = [new URL(next)];
+    },
     close: () => setListening(false),
   };
 }
