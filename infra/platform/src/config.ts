@@ -175,13 +175,24 @@ export const eventRetentionSettings = {
   EVENTS_RETENTION_LOG: z.coerce.number().int().min(100).default(100_000),
   /** Partitions new users' events are spread over, each its own cluster slot (see events/PARTITIONS.md). */
   EVENT_STREAM_PARTITIONS: z.coerce.number().int().min(1).max(64).default(1),
+  /**
+   * With replicas: an append waits this long for one to confirm it (WAIT 1), else the relay sends it again. Below
+   * the Redis client's 200 ms command timeout, which the WAIT shares.
+   */
+  EVENT_STREAM_REPLICA_WAIT_MS: z.coerce.number().int().min(0).max(150).default(0),
 };
 
 // The partition count travels with the retention: both are the stream's shape, set once per deployment.
-export const retentionFrom = (config: { EVENTS_RETENTION_PER_USER: number; EVENTS_RETENTION_LOG: number; EVENT_STREAM_PARTITIONS?: number }) => ({
+export const retentionFrom = (config: {
+  EVENTS_RETENTION_PER_USER: number;
+  EVENTS_RETENTION_LOG: number;
+  EVENT_STREAM_PARTITIONS?: number;
+  EVENT_STREAM_REPLICA_WAIT_MS?: number;
+}) => ({
   perUser: config.EVENTS_RETENTION_PER_USER,
   log: config.EVENTS_RETENTION_LOG,
   partitions: config.EVENT_STREAM_PARTITIONS ?? 1,
+  replicaWaitMs: config.EVENT_STREAM_REPLICA_WAIT_MS ?? 0,
 });
 
 /**

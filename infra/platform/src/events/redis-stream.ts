@@ -1,5 +1,5 @@
-import { Cluster } from 'ioredis';
-import { duplicateRedis, slotTag, waitForRedis, type RedisClient } from '../redis.ts';
+import { Cluster, type Redis } from 'ioredis';
+import { duplicateRedis, slotOf, slotTag, waitForRedis, type RedisClient } from '../redis.ts';
 import { DOMAIN_EVENTS_CHANNEL, type DomainEvent } from './index.ts';
 import {
   compareIds,
@@ -37,7 +37,7 @@ import {
 // tell "nothing after my cursor was lost" from "some was".
 //
 // Every key it touches is in KEYS: the log, the trimmed and sources hashes, the clearances, the recorded partition
-// count, then each event's user stream and id record. On a cluster they all carry the partition's hash tag, so they
+// count, the epoch (see READ), then each event's user stream and id record. On a cluster they all carry the partition's hash tag, so they
 // share one slot. Positions it returns are stream ids, `=`-prefixed for an event it already had; the doorbell's
 // carry the partition (ARGV[13]: `<p>:` or '').
 // Guarded (ARGV[14]), it refuses once the stream is partitioned: a writer that still thinks it is not would put a
@@ -55,6 +55,15 @@ local log, trimmed, sources, clearances = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local qualifier, guarded = ARGV[13], ARGV[14] == '1'
 if guarded and tonumber(redis.call('GET', KEYS[5]) or '1') > 1 then
   return redis.error_reply('EVENTS_RELAYOUT the stream is partitioned now')
+end
+-- A log without entries is a new stream (or one Redis lost): its epoch starts at its first event. One that has
+-- entries but no epoch predates epochs, and none of its cursors can be from before a loss it knows of.
+local epoch = KEYS[6]
+local needsEpoch = redis.call('EXISTS', epoch) == 0
+local newStream = needsEpoch and redis.call('XLEN', log) == 0
+if needsEpoch and not newStream then
+  redis.call('SET', epoch, '0-0')
+  needsEpoch = false
 end
 local covering = {}
 if fenced then
@@ -92,7 +101,7 @@ local positions = {}
 local heldFrom = nil
 for i = 15, #ARGV, 5 do
   local id, user, from, json, stamp = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4])
-  local k = 5 + (i - 15) / 5 * 2
+  local k = 6 + (i - 15) / 5 * 2
   local userStream, seen = KEYS[k + 1], KEYS[k + 2]
   local known = heldFrom == nil and redis.call('GET', seen)
   if heldFrom ~= nil then
@@ -103,6 +112,10 @@ for i = 15, #ARGV, 5 do
     heldFrom = stamp
   else
     local position = add(log, logMax, '*', json)
+    if needsEpoch then
+      redis.call('SET', epoch, position)
+      needsEpoch = false
+    end
     add(userStream, userMax, position, json)
     redis.call('SET', seen, position, 'EX', ttl)
     redis.call('HSET', sources, from, position)
@@ -124,6 +137,11 @@ return positions
 
 // Checks the cursor against what the stream handed out and what it trimmed, then reads: one round trip, and no
 // trim can slip between the check and the read.
+//
+// The epoch is the position of the first event of the stream as Redis has it now. If Redis loses the stream (a
+// FLUSHALL, a new server, keys evicted), the outbox relays and the projection write it anew and its epoch is the
+// first new event's: every position handed out before the loss is older (positions are times), so a reader
+// resuming from one is told its cursor expired instead of silently missing what was lost.
 const READ = `
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -136,6 +154,9 @@ local function before(a, b)
 end
 local after = ARGV[1]
 if after ~= '' then
+  -- A cursor from before the stream's epoch was handed out by a stream Redis has since lost.
+  local epoch = redis.call('GET', KEYS[4])
+  if after ~= '0-0' and epoch and before(after, epoch) then return {'expired'} end
   local last = '0-0'
   if redis.call('EXISTS', KEYS[2]) == 1 then
     local fields = redis.call('XINFO', 'STREAM', KEYS[2])
@@ -207,6 +228,7 @@ class Partition {
     private readonly prefix: string,
     readonly index: number,
     private readonly retention: Retention,
+    private readonly replicaWaitMs: number,
   ) {
     this.space = prefix + slotTag(redis, partitionKeySpace(index));
     this.qualifier = index === 0 ? '' : `${index}:`;
@@ -235,7 +257,7 @@ class Partition {
    * there (not a repeat). `guard`: refuse if the stream became partitioned.
    */
   async append(events: readonly DomainEvent[], fence: CausalFence | undefined, guard: boolean): Promise<{ id: string; fresh: boolean }[]> {
-    const keys = [this.log, `${this.space}:trimmed`, `${this.space}:sources`, `${this.space}:clearance`, `${this.space}:partitions`];
+    const keys = [this.log, `${this.space}:trimmed`, `${this.space}:sources`, `${this.space}:clearance`, `${this.space}:partitions`, `${this.space}:epoch`];
     for (const event of events) keys.push(this.userKey(event.userId), `${this.space}:id:${event.id}`);
     const args = events.flatMap((event) => [event.id, event.userId, event.source, JSON.stringify(event), stampOf(event)]);
     const fenceArgs = fence
@@ -248,7 +270,26 @@ class Partition {
     ];
     const limits = [this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS];
     const reply = (await this.script('eventsAppend')(keys.length, ...keys, ...channels, ...limits, ...fenceArgs, this.qualifier, guard ? 1 : 0, ...args)) as string[];
+    if (reply.length > 0 && this.replicaWaitMs > 0) await this.confirmReplicated();
     return reply.map((id) => (id.startsWith('=') ? { id: id.slice(1), fresh: false } : { id, fresh: true }));
+  }
+
+  /** The connection the partition's scripts run on: on a cluster, the one to the primary owning its slot. */
+  private primary(): RedisClient | Redis {
+    if (!(this.redis instanceof Cluster)) return this.redis;
+    const owner = this.redis.slots[slotOf(this.log)]?.[0];
+    return this.redis.nodes('master').find(({ options }) => `${options.host}:${options.port}` === owner) ?? this.redis;
+  }
+
+  /**
+   * WAIT 1: the append's writes (everything this connection sent before) are on a replica, or this throws. The
+   * relay then leaves its rows unsent and sends them again later (the stream drops the repeats): a failover to
+   * that replica cannot lose an event the relay marked sent. Asynchronous replication otherwise acknowledges
+   * writes a replica may never get.
+   */
+  private async confirmReplicated(): Promise<void> {
+    const acknowledged = Number(await this.primary().call('WAIT', 1, this.replicaWaitMs));
+    if (acknowledged < 1) throw new Error(`no replica confirmed the events within ${this.replicaWaitMs} ms`);
   }
 
   async withdraw(field: string): Promise<void> {
@@ -257,7 +298,7 @@ class Partition {
 
   /** Entries of `key` after stream id `after` ('' : from the oldest), checked against what was handed out and trimmed. */
   async read(key: string, after: string, limit: number): Promise<StoredEvent[]> {
-    const [status, entries = []] = (await this.script('eventsRead')(key, this.log, `${this.space}:trimmed`, after, limit)) as [string, Entry[]?];
+    const [status, entries = []] = (await this.script('eventsRead')(key, this.log, `${this.space}:trimmed`, `${this.space}:epoch`, after, limit)) as [string, Entry[]?];
     if (status === 'invalid') throw new InvalidCursorError(`unknown position ${this.qualifier}${after}`);
     if (status === 'expired') throw new CursorExpiredError(`events after ${this.qualifier}${after} are no longer retained`);
     return entries.map((entry) => parseEntry(this.qualifier, entry));
@@ -339,6 +380,12 @@ export interface RedisEventStreamOptions {
    * stream exactly as it was before partitions. A user's events stay in the partition they first went to.
    */
   partitions?: number;
+  /**
+   * When the primaries have replicas: how long an append waits for one to confirm it (WAIT 1), failing
+   * otherwise, so that what the relay marks sent survives a failover. 0 (the default): no wait. The WAIT runs on
+   * the connection that appended, so it must end within that client's command timeout (200 ms, see redis.ts).
+   */
+  replicaWaitMs?: number;
 }
 
 /**
@@ -359,6 +406,7 @@ export class RedisEventStream implements EventStream {
   private readonly blocking = new Map<number, RedisClient>();
   private readonly parts: Partition[] = [];
   private readonly configured: number;
+  private readonly replicaWaitMs: number;
   /** The partition count recorded in Redis as last read, and when (see LAYOUT_TTL_MS). */
   private recorded = { count: 1, at: -Infinity };
   private readonly assignments = new Map<string, number>();
@@ -370,15 +418,16 @@ export class RedisEventStream implements EventStream {
     options: RedisEventStreamOptions = {},
   ) {
     redis.defineCommand('eventsAppend', { lua: APPEND });
-    redis.defineCommand('eventsRead', { numberOfKeys: 3, lua: READ });
+    redis.defineCommand('eventsRead', { numberOfKeys: 4, lua: READ });
     redis.defineCommand('eventsLayout', { lua: LAYOUT });
     const partitions = options.partitions ?? retention.partitions ?? 1;
     if (!Number.isInteger(partitions) || partitions < 1 || partitions > MAX_PARTITIONS) throw new Error(`partitions must be 1 to ${MAX_PARTITIONS}`);
     this.configured = partitions;
+    this.replicaWaitMs = options.replicaWaitMs ?? retention.replicaWaitMs ?? 0;
   }
 
   private partition(index: number): Partition {
-    for (let next = this.parts.length; next <= index; next++) this.parts.push(new Partition(this.redis, this.prefix, next, this.retention));
+    for (let next = this.parts.length; next <= index; next++) this.parts.push(new Partition(this.redis, this.prefix, next, this.retention, this.replicaWaitMs));
     return this.parts[index] as Partition;
   }
 

@@ -29,6 +29,8 @@ export interface Retention {
    * partitions new users' events are spread over (EVENT_STREAM_PARTITIONS, see PARTITIONS.md). Default 1.
    */
   partitions?: number;
+  /** Redis only: how long an append waits for a replica to confirm it (EVENT_STREAM_REPLICA_WAIT_MS; 0: no wait). */
+  replicaWaitMs?: number;
 }
 
 export const DEFAULT_RETENTION: Retention = { perUser: 1_000, log: 100_000 };
@@ -175,6 +177,11 @@ export class MemoryEventStream implements EventStream {
   /** `source/instance` → clearance (ms), as CausalFence describes. */
   private readonly clearances = new Map<string, number>();
   private lastPosition = '0-0';
+  /**
+   * The first position this stream handed out. A cursor older than it comes from an earlier stream (the process
+   * restarted): whatever that one held after it is gone, so the cursor has expired (see RedisEventStream's READ).
+   */
+  private epoch: string | undefined;
 
   constructor(
     private readonly pubsub: PubSub,
@@ -208,6 +215,7 @@ export class MemoryEventStream implements EventStream {
         continue;
       }
       const stored: StoredEvent = { ...event, position: this.nextPosition() };
+      this.epoch ??= stored.position;
       this.seen.set(event.id, { position: stored.position, at: Date.now() });
       this.sources.set(event.source, stored.position);
       this.log.push(stored);
@@ -262,6 +270,9 @@ export class MemoryEventStream implements EventStream {
   async read(feed: Feed, after: string | null, limit: number): Promise<StoredEvent[]> {
     const events = this.eventsOf(feed);
     if (after !== null) {
+      if (parsePosition(after) && after !== '0-0' && this.epoch && comparePositions(after, this.epoch) < 0) {
+        throw new CursorExpiredError(`position ${after} is from before this stream began`);
+      }
       if (!parsePosition(after) || comparePositions(after, this.lastPosition) > 0) throw new InvalidCursorError(`unknown position ${after}`);
       const trimmed = feed.userId === undefined ? this.trimmed.log : (this.trimmed.users.get(feed.userId) ?? '0-0');
       if (comparePositions(after, trimmed) < 0) throw new CursorExpiredError(`events after ${after} are no longer retained`);
