@@ -182,7 +182,7 @@ export const eventRetentionSettings = {
   EVENT_STREAM_REPLICA_WAIT_MS: z.coerce.number().int().min(0).max(150).default(0),
 };
 
-// The partition count travels with the retention: both are the stream's shape, set once per deployment.
+// The partition count and the replica wait travel with the retention: the stream's shape and durability, set per deployment.
 export const retentionFrom = (config: {
   EVENTS_RETENTION_PER_USER: number;
   EVENTS_RETENTION_LOG: number;
