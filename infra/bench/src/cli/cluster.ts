@@ -14,6 +14,7 @@
 //   --runs N --seconds S    alternating runs per side and scenario (5 × 5 s), after one warm-up each
 //   --connections C         concurrent connections (50, the bench's)
 //   --users N               seeded users, 10 orders each (10 000)
+//   --cpu-prof DIR          every process's CPU profile, written when it stops, to DIR/<side> (redis, cluster, shared)
 // Progress goes to stderr, the tables (markdown, with every run's line after them) to stdout. Needs Postgres.
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '50' },
     users: { type: 'string', default: '10000' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -81,6 +83,7 @@ try {
         redisUrl: redis.url,
         redisPrefix,
         wanted: gateways,
+        ...(values['cpu-prof'] && { profileDir: join(values['cpu-prof'], kind) }),
       },
       log,
     );
