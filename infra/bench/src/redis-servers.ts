@@ -52,7 +52,7 @@ export async function startBenchRedis(kind: RedisKind, { replicasPerPrimary = 1 
   if (kind === 'cluster') {
     const cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary });
     try {
-      return { label: `cluster (3 primaries × ${1 + replicasPerPrimary} nodes)`, url: cluster.url, cpu: await serversCpu(cluster.nodes), stop: cluster.stop };
+      return { label: `cluster (3 primaries${replicasPerPrimary ? ` + ${3 * replicasPerPrimary} replicas` : ', no replicas'})`, url: cluster.url, cpu: await serversCpu(cluster.nodes), stop: cluster.stop };
     } catch (error) {
       await cluster.stop();
       throw error;

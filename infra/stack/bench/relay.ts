@@ -130,7 +130,7 @@ async function startTarget(kind: string): Promise<Target> {
   if (kind === 'cluster') {
     const replicasPerPrimary = Number(values.replicas);
     const cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary });
-    return { label: `cluster (3 primaries × ${1 + replicasPerPrimary} nodes)`, url: cluster.url, pids: await serverPids(cluster.nodes), stop: cluster.stop };
+    return { label: `cluster (3 primaries${replicasPerPrimary ? ` + ${3 * replicasPerPrimary} replicas` : ', no replicas'})`, url: cluster.url, pids: await serverPids(cluster.nodes), stop: cluster.stop };
   }
   if (kind !== 'redis' && kind !== 'shared') throw new Error(`unknown Redis ${kind}: redis, cluster or shared`);
   const server = kind === 'redis' ? await startRedisServer() : undefined;
