@@ -127,22 +127,32 @@ async function followFeed(stream: EventStream, pubsub: PubSub, feed: Feed, after
     throw error;
   }
 
-  const iterator: AsyncIterableIterator<Followed> = {
-    [Symbol.asyncIterator]: () => iterator,
-    async next() {
+  return iteratorOf(
+    async () => {
       if (buffer.length === 0 && behind && !finished && !retry) await serial(catchUp);
       if (buffer.length > 0) return { value: buffer.shift() as Followed, done: false };
       if (finished) return { value: undefined, done: true };
       return new Promise<IteratorResult<Followed>>((resolve) => (waiting = resolve));
     },
-    async return() {
+    async () => {
       buffer.length = 0;
       await end();
       waiting?.({ value: undefined, done: true });
+    },
+  );
+}
+
+/** A follower's iterator: `stop` ends it, by return() or throw() alike. */
+function iteratorOf(next: () => Promise<IteratorResult<Followed>>, stop: () => Promise<void>): AsyncIterableIterator<Followed> {
+  const iterator: AsyncIterableIterator<Followed> = {
+    [Symbol.asyncIterator]: () => iterator,
+    next,
+    async return() {
+      await stop();
       return { value: undefined, done: true };
     },
     async throw(error?: unknown) {
-      await iterator.return?.();
+      await stop();
       throw error;
     },
   };
@@ -234,9 +244,8 @@ async function followAll(stream: EventStream, pubsub: PubSub, after: string | nu
     throw error;
   }
 
-  const iterator: AsyncIterableIterator<Followed> = {
-    [Symbol.asyncIterator]: () => iterator,
-    async next() {
+  return iteratorOf(
+    async () => {
       for (;;) {
         const next = buffer.shift();
         if (next) {
@@ -254,15 +263,9 @@ async function followAll(stream: EventStream, pubsub: PubSub, after: string | nu
         await new Promise<void>((resolve) => (waiting = resolve));
       }
     },
-    async return() {
+    async () => {
       buffer.length = 0;
       await end();
-      return { value: undefined, done: true };
     },
-    async throw(error?: unknown) {
-      await iterator.return?.();
-      throw error;
-    },
-  };
-  return iterator;
+  );
 }
