@@ -2,7 +2,7 @@
 // of the asynchronous-replication window (replication-loss.ts): the stack on a Redis that replicates, a write load
 // through the gateway (updateUser and placeOrder by turns, one writer per user) with resuming subscribers on those
 // users, and the primary holding the event stream killed with SIGKILL. It measures; the callers judge.
-import { createLogger, createRedisClient, RedisEventStream, slotOf, waitForRedis, type RedisClient, type RedisNode } from '@fed/platform';
+import { createLogger, createRedisClient, RedisEventStream, slotOf, waitForRedis, type RedisClient, type RedisNode, type Retention } from '@fed/platform';
 import { startRedisCluster, startRedisSentinel, waitFor, type PrivateRedisCluster, type PrivateRedisSentinel } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { analyseStream, type StreamFindings, type Write } from '../../chaos/src/analysis.ts';
@@ -125,14 +125,17 @@ export interface FailoverStack {
   teardown(): Promise<void>;
 }
 
-/** The stack on `topology`, seeded with the followed users and the probe user. */
-export async function startFailoverStack(topology: Topology): Promise<FailoverStack> {
+/**
+ * The stack on `topology`, seeded with the followed users and the probe user. `retention` adds to the stream's
+ * settings (a replica wait, partitions).
+ */
+export async function startFailoverStack(topology: Topology, retention: Partial<Retention> = {}): Promise<FailoverStack> {
   const stack = await startTestStack({
     redisUrl: topology.url,
     // The load sends far more than the default 600 a minute from one address; the limiter still runs on Redis.
     gateway: { rateLimit: { limit: 1_000_000, windowMs: 60_000 } },
     // The load's events stay in the replay window whatever it ends up writing.
-    retention: { perUser: 100_000, log: 1_000_000 },
+    retention: { perUser: 100_000, log: 1_000_000, ...retention },
   });
   await seed(stack.databases, { users: 6, ordersPerUser: 0 });
   const streamReader: RedisClient = createRedisClient(topology.url, { patient: true });
