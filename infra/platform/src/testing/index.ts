@@ -11,3 +11,4 @@ export * from './redis-server.ts';
 export * from './redis-cluster.ts';
 export * from './redis-sentinel.ts';
 export * from './pgbouncer.ts';
+export * from './redis-tls.ts';
