@@ -27,7 +27,7 @@ export interface Failure {
 
 export interface Figures {
   scenario: string;
-  writes: { sent: number; acknowledged: number; failed: number; failedByCode: Record<string, number> };
+  writes: { sent: number; acknowledged: number; failed: number; failedByCode: Record<string, number>; slowestMs: number };
   /** New subscriptions refused while the stream was away (the probe's), by code. */
   subscriptionsRefused: Record<string, number>;
   /** From the kill to the replica's promotion (as the Sentinels or the cluster report it). */
@@ -165,6 +165,8 @@ export async function startFailoverStack(topology: Topology, retention: Partial<
 
     state.writing = true;
     let sequence = 0;
+    // A write whose events cannot reach the stream answers after its flush wait: the outage shows here.
+    let slowestMs = 0;
     const writer = async (user: string) => {
       const mine = writes.get(user) as Write[];
       while (state.writing) {
@@ -173,6 +175,7 @@ export async function startFailoverStack(topology: Topology, retention: Partial<
         const kind = mine.length % 2 === 0 ? 'USER_UPDATED' : 'ORDER_PLACED';
         const write: Write = { userId: user, kind, outcome: 'unknown', gateway: 'gateway' };
         mine.push(write);
+        const sentAt = Date.now();
         try {
           const answer =
             kind === 'USER_UPDATED'
@@ -191,6 +194,7 @@ export async function startFailoverStack(topology: Topology, retention: Partial<
           failures.push({ code: undefined, message: (error as Error).message });
           write.error = (error as Error).message;
         }
+        slowestMs = Math.max(slowestMs, Date.now() - sentAt);
       }
     };
     const acked = (user: string) => (writes.get(user) as Write[]).filter((write) => write.outcome === 'acked').length;
@@ -295,7 +299,7 @@ export async function startFailoverStack(topology: Topology, retention: Partial<
     const all = [...writes.values()].flat();
     const figures: Figures = {
       scenario: topology.name,
-      writes: { sent: all.length, acknowledged: all.filter((write) => write.outcome === 'acked').length, failed: all.filter((write) => write.outcome !== 'acked').length, failedByCode: tally(failures.map((failure) => failure.code ?? 'none')) },
+      writes: { sent: all.length, acknowledged: all.filter((write) => write.outcome === 'acked').length, failed: all.filter((write) => write.outcome !== 'acked').length, failedByCode: tally(failures.map((failure) => failure.code ?? 'none')), slowestMs },
       subscriptionsRefused: tally(probeRefusals),
       promotedAfterMs,
       recoveredAfterMs,
