@@ -137,10 +137,16 @@ export async function startFailoverStack(topology: Topology, retention: Partial<
     // The load's events stay in the replay window whatever it ends up writing.
     retention: { perUser: 100_000, log: 1_000_000, ...retention },
   });
-  await seed(stack.databases, { users: 6, ordersPerUser: 0 });
   const streamReader: RedisClient = createRedisClient(topology.url, { patient: true });
   streamReader.on('error', () => {});
-  await waitForRedis(streamReader, 30_000);
+  try {
+    await seed(stack.databases, { users: 6, ordersPerUser: 0 });
+    await waitForRedis(streamReader, 30_000);
+  } catch (error) {
+    streamReader.disconnect();
+    await stack.teardown();
+    throw error;
+  }
   const subscribers: Subscriber[] = [];
   // A run that fails mid-load must not leave its writers hammering a stack that is being torn down.
   const state = { writing: false };

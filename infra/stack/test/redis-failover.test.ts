@@ -20,8 +20,12 @@ function describeFailover(topologyName: string, start: () => Promise<Topology>) 
     });
 
     afterAll(async () => {
-      await failover?.teardown();
-      await topology?.stop();
+      // The Redis processes outlive this one unless stopped: a stack that fails to stop must not leave them behind.
+      try {
+        await failover?.teardown();
+      } finally {
+        await topology?.stop();
+      }
     });
 
     it('loses, repeats and reorders no acknowledged event; the services reconnect; failed requests say why with a code', async () => {

@@ -43,6 +43,9 @@ try {
   process.stdout.write(`writes acknowledged while the replicas were cut off: ${acknowledgedInWindow}\n`);
   process.stdout.write(`events lost, repeated or reordered (${problems.length}):\n${problems.map((line) => `  ${line}`).join('\n')}\n`);
 } finally {
-  await failover.teardown();
-  await topology.stop();
+  try {
+    await failover.teardown();
+  } finally {
+    await topology.stop();
+  }
 }
