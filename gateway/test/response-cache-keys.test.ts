@@ -3,11 +3,12 @@
 // changes what a subgraph is asked for), it is cached, and a write to such an entity purges it. Real subgraphs
 // over HTTP on loopback; the writes are announced on the bus, as a subgraph's event is.
 import { randomUUID } from 'node:crypto';
-import { createMemoryCache, DOMAIN_EVENTS_CHANNEL, listen, MemoryPubSub, MemoryRateLimiter, MemoryResponseStore, type DomainEvent } from '@fed/platform';
+import { createMemoryCache, DOMAIN_EVENTS_CHANNEL, listen, MemoryPubSub, MemoryRateLimiter, MemoryResponseStore, slotOf, type DomainEvent } from '@fed/platform';
 import { graphql, waitFor, type GraphQLResponse } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEVELOPMENT_AUTH } from '../src/config.ts';
 import { createAuthenticator, createGateway, type Gateway } from '../src/gateway.ts';
+import { cacheKeys } from '../src/response-cache/request-key.ts';
 import { accountKey, shipmentKey, startKeyedGraph, type KeyedGraph } from './fixtures/keyed-entities-graph.ts';
 import { silentLogger } from './fixtures/subgraph-fetch-graph.ts';
 
@@ -123,5 +124,23 @@ describe('the response cache on entities with @external, compound and nested key
       graph.data.accounts.get(accountKey('o1', 'ada'))!.displayName = 'Ada L.';
       await announce('catalog', 'Account:o1,ada');
     });
+  });
+});
+
+describe('cache keys', () => {
+  const request = { documentHash: 'a'.repeat(64), operationName: 'Q', variables: '{}', contentType: 'application/json' };
+  const admin = { userId: '1', role: 'admin' } as const;
+
+  it("puts a viewer's private key in its public twin's cluster slot, and tells viewers apart", () => {
+    const keys = cacheKeys('schema', request, admin);
+    // One slot: on a Redis Cluster both sit in one bucket, so the lookup of the two is one script on one node.
+    expect(slotOf(keys.private ?? '')).toBe(slotOf(keys.public));
+    expect(keys.private).not.toBe(keys.public);
+    expect(cacheKeys('schema', request, { userId: '2', role: 'admin' }).private).not.toBe(keys.private);
+    expect(cacheKeys('schema', request, { userId: '1', role: 'user' }).private).not.toBe(keys.private);
+    expect(cacheKeys('schema', request, null)).toEqual({ public: keys.public, private: undefined });
+    // Other requests spread over the slots.
+    const slots = new Set(Array.from({ length: 16 }, (_, index) => slotOf(cacheKeys('schema', { ...request, variables: `{"n":${index}}` }, admin).public)));
+    expect(slots.size).toBeGreaterThan(8);
   });
 });

@@ -274,6 +274,29 @@ describe('RedisResponseStore on a Redis Cluster', () => {
     });
   });
 
+  it('keeps keys that share a hash tag in one bucket (a viewer’s private key with its public twin: one script per lookup)', async () => {
+    const prefix = `${RUN_PREFIX}${++storeCounter}:`;
+    const store = new RedisResponseStore(clusterRedis, prefix, { maxTtlSeconds: 300 });
+    await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
+    const tags = Array.from({ length: 8 }, (_, index) => `request-${index}`);
+    for (const tag of tags) {
+      await fill(store, `private:{${tag}}:viewer`, 'mine', []);
+      await fill(store, `public:{${tag}}`, 'everyone', []);
+    }
+    const stored = (await Promise.all((clusterRedis as Cluster).nodes('master').map((node) => node.keys(`${prefix}*entry:*`)))).flat();
+    const bucketOf = (key: string) => /^[^{]*\{(rc[^}]*)\}/.exec(key)?.[1];
+    const buckets = new Set<string | undefined>();
+    for (const tag of tags) {
+      const pair = stored.filter((key) => key.includes(`{${tag}}`));
+      expect(pair).toHaveLength(2);
+      expect(bucketOf(pair[0] ?? '')).toBe(bucketOf(pair[1] ?? ''));
+      buckets.add(bucketOf(pair[0] ?? ''));
+      expect(await bodyAt(store, `private:{${tag}}:viewer`, `public:{${tag}}`)).toBe('mine');
+    }
+    // The pairs themselves still spread.
+    expect(buckets.size).toBeGreaterThan(1);
+  });
+
   it('answers from the first valid key when the keys live in different buckets', async () => {
     const store = new RedisResponseStore(clusterRedis, `${RUN_PREFIX}${++storeCounter}:`, { maxTtlSeconds: 300 });
     await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
