@@ -173,7 +173,7 @@ export function productionRules(keys: readonly string[]) {
 export const eventRetentionSettings = {
   EVENTS_RETENTION_PER_USER: z.coerce.number().int().min(1).default(1_000),
   EVENTS_RETENTION_LOG: z.coerce.number().int().min(100).default(100_000),
-  /** Partitions new users' events are spread over, each its own cluster slot (see events/PARTITIONS.md). */
+  /** Partitions new users' events are spread over, each its own cluster slot (see the README, "A partitioned event stream"). */
   EVENT_STREAM_PARTITIONS: z.coerce.number().int().min(1).max(64).default(1),
   /**
    * With replicas: an append waits this long for one to confirm it (WAIT 1), else the relay sends it again. Below

@@ -1,4 +1,4 @@
-// Changing EVENT_STREAM_PARTITIONS between deployments (PARTITIONS.md): processes with the old and the new count
+// Changing EVENT_STREAM_PARTITIONS between deployments (the README, "A partitioned event stream"): processes with the old and the new count
 // share one stream, on one Redis and on a cluster. Nothing a reader was promised is lost or repeated: users keep
 // their partition, old cursors keep their meaning, consumer groups and the firehose cover partitions added later.
 import { randomUUID } from 'node:crypto';

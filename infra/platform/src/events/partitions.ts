@@ -1,4 +1,4 @@
-// Positions and cursors of a stream split into partitions (see PARTITIONS.md).
+// Positions and cursors of a stream split into partitions (see the README, "A partitioned event stream").
 //
 // A *position* names one event: `<ms>-<seq>` in partition 0 (what every position was before partitions, so old
 // cursors keep their meaning), `<p>:<ms>-<seq>` in partition p > 0. A user's events all live in one partition,

@@ -423,7 +423,7 @@ export interface RedisEventStreamOptions {
  * because one script writes the log and the user's stream together, and the channels are sharded channels in
  * that slot (see eventChannelShard). On one server the names are as they always were.
  *
- * Partitioned (PARTITIONS.md), partition p > 0 has the same keys under `events:<p>` (`{events:<p>}` on a cluster,
+ * Partitioned (the README's "A partitioned event stream"), partition p > 0 has the same keys under `events:<p>` (`{events:<p>}` on a cluster,
  * a slot of its own), so appends spread over the cluster's primaries. Each user's events go to one partition,
  * recorded in partition 0 on the user's first event; positions outside partition 0 carry their partition
  * (`3:<ms>-<seq>`), and readers of every user's events read every partition, with vector cursors.
