@@ -26,7 +26,7 @@ export interface Retention {
   log: number;
   /**
    * Redis only, and a shape rather than a retention, but set in the same place for a deployment: how many
-   * partitions new users' events are spread over (EVENT_STREAM_PARTITIONS, see PARTITIONS.md). Default 1.
+   * partitions new users' events are spread over (EVENT_STREAM_PARTITIONS; see the README, "A partitioned event stream"). Default 1.
    */
   partitions?: number;
   /** Redis only: how long an append waits for a replica to confirm it (EVENT_STREAM_REPLICA_WAIT_MS; 0: no wait). */
