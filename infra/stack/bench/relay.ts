@@ -10,10 +10,11 @@
 // counts its failed passes.
 //   --redis URL        REDIS_URL (TEST_REDIS_URL's by default; redis+cluster://… for a cluster)
 //   --partitions N     EVENT_STREAM_PARTITIONS of the stream (1)
+//   --replica-wait MS  EVENT_STREAM_REPLICA_WAIT_MS: each append waits for a replica (0, off; needs replicas)
 // Results go to stdout as JSON, progress to stderr.
 //
 // Side by side (issue 25: 4 partitions on a 3-primary cluster against 1 on one Redis, at least 1.5×):
-//   --compare A,B      each side REDIS:PARTITIONS, REDIS one of redis (a private redis-server), cluster (a private
+//   --compare A,B      each side REDIS:PARTITIONS[:REPLICA_WAIT_MS], REDIS one of redis (a private redis-server), cluster (a private
 //                      cluster of 3 primaries, each with --replicas replicas) or shared (the machine's Redis):
 //                      `--compare redis:1,cluster:4`. Both cases run on each side in turn, --runs times, the sides'
 //                      order alternating; every run on a fresh key prefix and an emptied outbox. Medians and the
@@ -49,6 +50,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     redis: { type: 'string' },
     partitions: { type: 'string', default: '1' },
+    'replica-wait': { type: 'string', default: '0' },
     compare: { type: 'string' },
     runs: { type: 'string', default: '5' },
     replicas: { type: 'string', default: '1' },
@@ -169,10 +171,11 @@ const event = (userId: number): DomainEvent => ({
 });
 
 /** Both cases once, on `redis` with `partitions`, under `prefix`, on an outbox emptied first. */
-async function measure(handles: readonly Handle[], redis: RedisClient, pids: readonly number[], partitions: number, prefix: string): Promise<Measured> {
+async function measure(handles: readonly Handle[], redis: RedisClient, pids: readonly number[], stream: { partitions: number; replicaWaitMs: number }, prefix: string): Promise<Measured> {
   const [primary] = handles as [Handle];
   await primary.db.delete(outbox);
-  const stream = new RedisEventStream(redis, prefix, DEFAULT_RETENTION, { partitions });
+  const { partitions } = stream;
+  const events = new RedisEventStream(redis, prefix, DEFAULT_RETENTION, stream);
   const redisMs = () => pids.reduce((sum, pid) => sum + cpuMs(pid), 0);
   const sentCount = async () => ((await primary.db.execute(sql`select count(*)::int as n from outbox where sent_at is not null`)) as unknown as [{ n: number }])[0].n;
 
@@ -184,7 +187,7 @@ async function measure(handles: readonly Handle[], redis: RedisClient, pids: rea
   // One relay passes at a time (an advisory lock), so the time in its appends is the stream's share of the drain.
   let [appendMs, appendStarted] = [0, 0];
   const hooks = { beforeAppend: () => void (appendStarted = performance.now()), afterAppend: () => void (appendMs += performance.now() - appendStarted) };
-  const drain = createOutboxRelay({ db: primary.db, stream, logger, hooks });
+  const drain = createOutboxRelay({ db: primary.db, stream: events, logger, hooks });
   let [redisBefore, benchBefore, failedBefore] = [redisMs(), processMs(), failures.count];
   let started = performance.now();
   // Started, so that it polls: a flush answers only once a pass drained the outbox, and after a failed pass
@@ -199,7 +202,7 @@ async function measure(handles: readonly Handle[], redis: RedisClient, pids: rea
   const unsent = backlog - drained;
 
   // Steady: concurrent writers, three relays.
-  const relays = handles.map((handle) => createOutboxRelay({ db: handle.db, stream, logger }));
+  const relays = handles.map((handle) => createOutboxRelay({ db: handle.db, stream: events, logger }));
   for (const relay of relays) relay.start();
   const writers = Number(values.writers);
   const deadline = Date.now() + Number(values.seconds) * 1_000;
@@ -298,12 +301,12 @@ try {
     // The CPU of the servers only where they run on this machine.
     const nodes = redis instanceof Cluster ? redis.nodes('all').map((node) => ({ host: node.options.host!, port: node.options.port! })) : [{ host: new URL(url).hostname, port: Number(new URL(url).port || 6379) }];
     const pids = (await serverPids(nodes).catch(() => [])).filter((pid) => Number.isInteger(pid) && pid > 0);
-    const measured = await measure(handles, redis, pids, Number(values.partitions), prefix);
+    const measured = await measure(handles, redis, pids, { partitions: Number(values.partitions), replicaWaitMs: Number(values['replica-wait']) }, prefix);
     process.stdout.write(`${JSON.stringify({ machine: machine(), redis: url.replace(/\/\/[^@/]*@/, '//'), partitions: Number(values.partitions), ...measured }, null, 2)}\n`);
   } else {
     const sides = values.compare.split(',').map((side) => {
-      const [kind = '', partitions = '1'] = side.split(':');
-      return { kind, partitions: Number(partitions), runs: [] as Measured[], name: '', target: undefined as Target | undefined, client: undefined as RedisClient | undefined };
+      const [kind = '', partitions = '1', replicaWaitMs = '0'] = side.split(':');
+      return { kind, partitions: Number(partitions), replicaWaitMs: Number(replicaWaitMs), runs: [] as Measured[], name: '', target: undefined as Target | undefined, client: undefined as RedisClient | undefined };
     });
     if (sides.length < 2) throw new Error('--compare takes two or more sides: redis:1,cluster:4');
     const atStart = machine();
@@ -313,14 +316,14 @@ try {
       targets.push(side.target);
       side.client = await connect(side.target.url);
       clients.push(side.client);
-      side.name = `${side.target.label}, ${side.partitions} partition${side.partitions === 1 ? '' : 's'}`;
+      side.name = `${side.target.label}, ${side.partitions} partition${side.partitions === 1 ? '' : 's'}${side.replicaWaitMs ? `, WAIT ${side.replicaWaitMs} ms` : ''}`;
     }
     const runs = Number(values.runs);
     for (let run = 1; run <= runs; run += 1) {
       for (const side of run % 2 ? sides : [...sides].reverse()) {
         const prefix = `${uniqueName('bench')}:`;
         if (side.kind === 'shared') written.push({ client: side.client!, prefix });
-        const measured = await measure(handles, side.client!, side.target!.pids, side.partitions, prefix);
+        const measured = await measure(handles, side.client!, side.target!.pids, side, prefix);
         side.runs.push(measured);
         log(`  run ${run} [${side.name}]: ${JSON.stringify(measured)}`);
         if (measured.backlog.failedPasses + measured.steady.failedPasses > 0) log(`    a pass failed: ${failures.last}`);
