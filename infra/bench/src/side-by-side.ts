@@ -118,6 +118,19 @@ export function rawRunLines(sides: readonly Side[], targets: readonly Target[], 
 }
 
 /**
+ * Each other side's req/s over the first's in the same round, the median of those: the machine's load drifts
+ * from round to round, and within one round both sides ran seconds apart.
+ */
+function pairedRow(sides: readonly Side[], runsOf: (side: Side) => LoadResult[]): string {
+  const first = runsOf(sides[0]!);
+  const ratios = sides.slice(1).map((side) => {
+    const paired = runsOf(side).flatMap((run, index) => (first[index] && first[index].rps > 0 ? [run.rps / first[index].rps] : []));
+    return paired.length > 0 ? `${median(paired).toFixed(2)}×` : '';
+  });
+  return `| req/s, same round: median ratio | ${sides.map(() => '').join(' | ')} | ${ratios.join(' | ')} |`;
+}
+
+/**
  * Per target: medians of every side's req/s, p50, p99 and CPU per request of each part, with every other side's
  * ratio to the first.
  */
@@ -142,6 +155,7 @@ export function sideBySideTables(sides: readonly Side[], targets: readonly Targe
       `| | ${sides.map((side) => side.name).join(' | ')} | ${others.map((side) => `${side.name} / ${first!.name}`).join(' | ')} |`,
       `|---|${sides.map(() => '---:').join('|')}|${others.map(() => '---:').join('|')}|`,
       row('req/s', (run) => run.rps, 0),
+      pairedRow(sides, runsOf),
       row('p50 ms', (run) => run.p50Ms, 1),
       row('p99 ms', (run) => run.p99Ms, 1),
       ...parts.map((part) => row(`CPU ms/req: ${part}`, (run) => run.cpuMsPerRequestOf[part] ?? 0, 3)),

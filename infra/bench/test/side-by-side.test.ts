@@ -31,6 +31,8 @@ describe('side-by-side tables', () => {
   it('gives every side its median and every other side its ratio to the first', () => {
     expect(lines).toContain('| | one Redis | cluster | cluster / one Redis |');
     expect(row('req/s')).toEqual(['req/s', '200', '100', '0.50×']);
+    // Round by round: 100/300, 50/100, 150/200.
+    expect(row('req/s, same round: median ratio')).toEqual(['req/s, same round: median ratio', '', '', '0.50×']);
     expect(row('CPU ms/req: gateway')).toEqual(['CPU ms/req: gateway', '0.300', '0.300', '1.00×']);
   });
 
