@@ -88,6 +88,14 @@ export interface PatientClient {
   patient: true;
 }
 
+/**
+ * For tests of what Redis answers (not of how fast): the services' fail-fast client with a longer command
+ * timeout, since a script on a cluster sharing two busy cores with a test run can take longer than 200 ms.
+ */
+export interface UnhurriedClient {
+  commandTimeoutMs: number;
+}
+
 const backoff = (attempt: number) => Math.min(attempt * 100, 2_000);
 
 /**
@@ -101,11 +109,12 @@ const backoff = (attempt: number) => Math.min(attempt * 100, 2_000);
 const reconnectOnReadonly = (error: Error) => /\bREADONLY\b/.test(error.message);
 
 /** The one place a Redis client is made: a Redis for a server or a Sentinel-named primary, a Cluster for a cluster. */
-export function createRedisClient(target: RedisTarget | string, tuning?: PatientClient): RedisClient {
+export function createRedisClient(target: RedisTarget | string, tuning?: PatientClient | UnhurriedClient): RedisClient {
   const parsed = typeof target === 'string' ? parseRedisTarget(target) : target;
   if (typeof parsed === 'string') throw new Error(`Invalid Redis URL: ${parsed}`);
-  const timeouts: RedisOptions = tuning?.patient ? { connectTimeout: 5_000 } : FAIL_FAST;
-  const offlineQueue = tuning?.patient === true;
+  const patient = tuning !== undefined && 'patient' in tuning;
+  const timeouts: RedisOptions = patient ? { connectTimeout: 5_000 } : tuning ? { ...FAIL_FAST, commandTimeout: tuning.commandTimeoutMs } : FAIL_FAST;
+  const offlineQueue = patient;
   switch (parsed.mode) {
     case 'standalone':
       return new Redis(parsed.url, { ...timeouts, enableOfflineQueue: offlineQueue, retryStrategy: backoff, reconnectOnError: reconnectOnReadonly });
