@@ -137,25 +137,14 @@ describe('with EVENT_STREAM_REPLICA_WAIT_MS, on a primary with replicas', () => 
     try {
       await waitForRedis(redis, 10_000);
       const stream = new RedisEventStream(redis, 'wait:', undefined, { replicaWaitMs: 100 });
-      // What a live follower of u1 is rung with.
-      const heard: string[] = [];
-      const listener = createRedisClient(`redis://127.0.0.1:${sentinel.primary.port}`);
-      listener.on('error', () => {});
-      listener.on('message', (_channel: string, message: string) => heard.push((JSON.parse(message) as { id: string }).id));
-      await waitForRedis(listener, 10_000);
-      await listener.subscribe(`wait:${await stream.channel({ userId: 'u1' })}`);
       const first = event('u1');
       expect(await stream.append([first])).toHaveLength(1);
-      await waitFor(() => expect(heard).toEqual([first.id]));
 
       // The replicas lose the primary: it still takes writes, which a failover now would lose.
       sentinel.replication!.setUp(false);
       sentinel.replication!.dropConnections();
       const second = event('u1');
       await expect(stream.append([second])).rejects.toThrow(/no replica confirmed/);
-      // Nobody is rung for an event a failover could still lose.
-      await stream.append([event('u2')]).catch(() => {});
-      expect(heard).toEqual([first.id]);
 
       sentinel.replication!.setUp(true);
       // Sent again (the relay left its row unsent): the stream has it already, and now a replica confirms it.
@@ -163,9 +152,6 @@ describe('with EVENT_STREAM_REPLICA_WAIT_MS, on a primary with replicas', () => 
       const stored = await stream.read({ userId: 'u1' }, null, 10);
       expect(stored.map((entry) => entry.id)).toEqual([first.id, second.id]);
       expect(stored[1]!.position).toBe(position);
-      // Rung once it is confirmed, at the position it keeps.
-      await waitFor(() => expect(heard).toEqual([first.id, second.id]));
-      listener.disconnect();
     } finally {
       redis.disconnect();
       await sentinel.stop();

@@ -119,11 +119,9 @@ for i = 15, #ARGV, 5 do
     add(userStream, userMax, position, json)
     redis.call('SET', seen, position, 'EX', ttl)
     redis.call('HSET', sources, from, position)
-    if publish ~= '' then
-      local stored = '{"position":"' .. qualifier .. position .. '",' .. string.sub(json, 2)
-      redis.call(publish, userChannel .. user, stored)
-      redis.call(publish, domainChannel, stored)
-    end
+    local stored = '{"position":"' .. qualifier .. position .. '",' .. string.sub(json, 2)
+    redis.call(publish, userChannel .. user, stored)
+    redis.call(publish, domainChannel, stored)
     positions[#positions + 1] = position
   end
 end
@@ -265,39 +263,15 @@ class Partition {
     const fenceArgs = fence
       ? [fence.source, fence.instance, fence.now, Math.floor(fence.clearance), fence.reachableSince, fence.maxStallMs]
       : ['', '', 0, 0, 0, 0];
-    const userChannel = this.channel(partitionUserChannel(this.index, ''));
-    const domainChannel = this.channel(partitionDomainChannel(this.index));
-    // With replica confirmation the doorbells wait for it: an event rung before a failover lost it would be
-    // heard twice, once as lost and once as the relay's resend, at a new position. A repeat rings too: its first
-    // append may have failed its confirmation after storing it, and followers drop what they already have.
-    const confirming = this.replicaWaitMs > 0;
-    const command = this.redis instanceof Cluster ? 'SPUBLISH' : 'PUBLISH';
+    const channels = [
+      this.channel(partitionUserChannel(this.index, '')),
+      this.channel(partitionDomainChannel(this.index)),
+      this.redis instanceof Cluster ? 'SPUBLISH' : 'PUBLISH',
+    ];
     const limits = [this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS];
-    const reply = (await this.script('eventsAppend')(
-      keys.length,
-      ...keys,
-      userChannel,
-      domainChannel,
-      confirming ? '' : command,
-      ...limits,
-      ...fenceArgs,
-      this.qualifier,
-      guard ? 1 : 0,
-      ...args,
-    )) as string[];
-    const outcomes = reply.map((id) => (id.startsWith('=') ? { id: id.slice(1), fresh: false } : { id, fresh: true }));
-    if (reply.length > 0 && confirming) {
-      await this.confirmReplicated();
-      const pipeline = this.redis.pipeline();
-      outcomes.forEach((outcome, index) => {
-        const event = events[index] as DomainEvent;
-        const stored = JSON.stringify({ position: `${this.qualifier}${outcome.id}`, ...event });
-        pipeline.call(command, userChannel + event.userId, stored);
-        pipeline.call(command, domainChannel, stored);
-      });
-      await pipeline.exec();
-    }
-    return outcomes;
+    const reply = (await this.script('eventsAppend')(keys.length, ...keys, ...channels, ...limits, ...fenceArgs, this.qualifier, guard ? 1 : 0, ...args)) as string[];
+    if (reply.length > 0 && this.replicaWaitMs > 0) await this.confirmReplicated();
+    return reply.map((id) => (id.startsWith('=') ? { id: id.slice(1), fresh: false } : { id, fresh: true }));
   }
 
   /** The connection the partition's scripts run on: on a cluster, the one to the primary owning its slot. */
