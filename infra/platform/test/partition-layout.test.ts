@@ -3,10 +3,10 @@
 // their partition, old cursors keep their meaning, consumer groups and the firehose cover partitions added later.
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { followEvents, locate, RedisEventStream, type DomainEvent, type Followed, type StoredEvent } from '../src/events/index.ts';
+import { DOMAIN_EVENTS_CHANNEL, followEvents, locate, partitionKeySpace, RedisEventStream, type DomainEvent, type Followed, type StoredEvent } from '../src/events/index.ts';
 import { RedisPubSub } from '../src/pubsub/index.ts';
 import { eventChannelShard } from '../src/events/index.ts';
-import type { RedisClient } from '../src/redis.ts';
+import { slotTag, type RedisClient } from '../src/redis.ts';
 import { eventStreams } from './event-streams.ts';
 import { clusterForThisFile } from './cluster.ts';
 import { waitFor } from './support.ts';
@@ -43,6 +43,37 @@ describe.each(targets)('changing the partition count on $name', ({ client }) => 
   };
   afterAll(async () => {
     for (const stream of streams) await stream.close();
+  });
+
+  it('announces on the domain channel what partitions past 0 stored, when another partition failed and again when it is sent again', async () => {
+    const prefix = `${runPrefix}${++counter}:`;
+    const redis = await client();
+    const stream = await open(prefix, 4);
+    const pubsub = new RedisPubSub(redis, prefix, eventChannelShard);
+    const heard: string[] = [];
+    await pubsub.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => heard.push((message as DomainEvent).id));
+    // Two users in two different partitions past 0 (reading a user's channel assigns their partition).
+    const users = new Map<number, string>();
+    for (let n = 0; users.size < 2; n++) {
+      const partition = Number(/^p(\d+):/.exec(await stream.channel({ userId: `spread-${n}` }))?.[1] ?? 0);
+      if (partition > 0 && !users.has(partition)) users.set(partition, `spread-${n}`);
+    }
+    const [[healthy, ok], [broken, unlucky]] = [...users] as [[number, string], [number, string]];
+    // The broken partition's log is not a stream: its append fails, as a timed-out script or a failed WAIT would.
+    const brokenLog = `${prefix}${slotTag(redis, partitionKeySpace(broken))}:log`;
+    await redis.set(brokenLog, 'not a stream');
+    const batch = [event(ok), event(unlucky)];
+    await expect(stream.append(batch)).rejects.toThrow();
+    // What the healthy partition stored is announced though the relay will send the whole batch again.
+    await waitFor(() => expect(heard).toContain(batch[0]!.id));
+    expect(partitionOf((await stream.read({ userId: ok }, null, 10))[0]!.position)).toBe(healthy);
+
+    await redis.del(brokenLog);
+    await stream.append(batch);
+    // The resend: the healthy partition's event is a repeat now, the other one new; both are announced.
+    await waitFor(() => expect(heard.filter((id) => id === batch[1]!.id)).toHaveLength(1));
+    expect(heard.filter((id) => id === batch[0]!.id)).toHaveLength(2);
+    await pubsub.close();
   });
 
   it('from 1 to 4: existing users stay in partition 0 with their cursors, new users spread, and readers of every user miss nothing', async () => {

@@ -526,23 +526,26 @@ export class RedisEventStream implements EventStream {
       return { partition, index: share.length - 1 };
     });
     const appended = new Map<number, { id: string; fresh: boolean }[]>();
-    await Promise.all(
+    const settled = await Promise.allSettled(
       [...shares].map(async ([partition, share]) => {
         appended.set(partition, await this.partition(partition).append(share, fence, false));
       }),
     );
     const positions: string[] = [];
-    const fresh: StoredEvent[] = [];
+    const stored: StoredEvent[] = [];
     let prefix = true;
     for (const [i, { partition, index }] of where.entries()) {
       const outcome = appended.get(partition)?.[index];
       prefix &&= outcome !== undefined;
       if (!outcome) continue;
       if (prefix) positions.push(qualify(partition, outcome.id));
-      // Past the prefix too: sent again later, it would be a repeat, and nobody would announce it.
-      if (outcome.fresh && partition > 0) fresh.push({ position: qualify(partition, outcome.id), ...(events[i] as DomainEvent) });
+      // Past the prefix, and repeats too: an append that failed in another partition is sent again, and what
+      // this one stored then comes back as repeats. Listeners drop what they already heard (by event id).
+      if (partition > 0) stored.push({ position: qualify(partition, outcome.id), ...(events[i] as DomainEvent) });
     }
-    await this.announce(fresh);
+    await this.announce(stored);
+    const failed = settled.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
     return positions;
   }
 
