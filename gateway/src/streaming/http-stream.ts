@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GraphQLError, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql';
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
-import { applyCors, BodyTooLarge, HttpError, readBody, type Logger, type RawHttpResponse, type RequestScope, type Viewer } from '@fed/platform';
+import { applyCors, BodyTooLarge, HttpError, readBody, withRequestScope, type Logger, type RawHttpResponse, type RequestScope, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 import { addressKey, clientAddress } from '../limits/rate-limit.ts';
 import type { LiveOpening } from '../live/live-queries.ts';
@@ -267,7 +267,8 @@ export function serveHttpStreams<TAdmission extends { viewer: Viewer | null }>(o
         answers = opening.answers;
       } else if (!('errors' in verdict)) {
         const admitted = protocol.resume ? protocol.resume(req, verdict.admitted) : verdict.admitted;
-        const contextValue = { viewer };
+        // The stream's request id goes with every fetch its events cause, as a query's does.
+        const contextValue = withRequestScope({ viewer }, scope);
         iterator = engine.subscribe({ document: admitted.document, operationName: admitted.operationName, variables: admitted.variables, viewer, contextValue });
       }
     } catch (error) {

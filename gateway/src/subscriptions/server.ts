@@ -5,7 +5,7 @@ import type { Context, FormattedExecutionResult } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { HTTPGraphQLResponse } from '@apollo/server';
-import { HttpError, type Logger, type RawHttpResponse, type RequestScope, type Viewer } from '@fed/platform';
+import { HttpError, withRequestScope, type Logger, type RawHttpResponse, type RequestScope, type Viewer } from '@fed/platform';
 import type { Authenticator } from '../auth/authenticate.ts';
 import { ErrorCode } from '../errors/codes.ts';
 import { addressKey, clientAddress } from '../limits/rate-limit.ts';
@@ -399,7 +399,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
           return verdict.notSubscription ? [badRequest('Only subscriptions are served over graphql-ws; send queries and mutations over HTTP')] : [...verdict.errors];
         }
         const { document, variables } = verdict.admitted;
-        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: variables, contextValue: { viewer: viewers.get(ctx) ?? null } };
+        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: variables, contextValue: withRequestScope({ viewer: viewers.get(ctx) ?? null }, { requestId: randomUUID(), errorCodes: new Set() }) };
       },
       subscribe: (args) => {
         const contextValue = args.contextValue as { viewer: Viewer | null };

@@ -1,6 +1,7 @@
 // Subscriptions over server-sent events (graphql-sse's distinct-connections mode) through the real gateway:
 // the graphql-sse client, raw HTTP for the wire format and error codes, durable resume by Last-Event-ID across
 // two gateway replicas. Real Postgres, real Redis, real subgraphs on loopback.
+import type { IncomingMessage } from 'node:http';
 import { recordStream, startTcpProxy, waitFor, type RecordedStream, type TcpProxy } from '@fed/platform/testing';
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
@@ -157,6 +158,22 @@ describe('subscriptions over server-sent events', () => {
     // The client left: the upstream subscription goes with it.
     await waitFor(() => expect(stack.usersSubscriptions()).toBe(0));
     expect(stream.error).toBeUndefined();
+  });
+
+  it('sends the stream’s x-request-id with the subgraph fetches its events cause', async () => {
+    const seen: string[] = [];
+    const record = (req: IncomingMessage) => void seen.push(String(req.headers['x-request-id']));
+    stack.httpServers.orders.on('request', record);
+    try {
+      const stream = await follow('2', { 'x-request-id': 'sse-stream-1' });
+      await waitFor(() => expect(stack.usersSubscriptions()).toBeGreaterThan(0));
+      await rename('Traced Over SSE');
+      await waitFor(() => expect(nexts(stream)).toHaveLength(1));
+      // The event's orders { totalCount } came from the orders subgraph, fetched for this stream.
+      expect(seen).toContain('sse-stream-1');
+    } finally {
+      stack.httpServers.orders.off('request', record);
+    }
   });
 
   it('carries each event’s cursor as its SSE id, though the client did not select `id`, and resumes after a Last-Event-ID', async () => {
