@@ -278,7 +278,11 @@ class Partition {
   private primary(): RedisClient | Redis {
     if (!(this.redis instanceof Cluster)) return this.redis;
     const owner = this.redis.slots[slotOf(this.log)]?.[0];
-    return this.redis.nodes('master').find(({ options }) => `${options.host}:${options.port}` === owner) ?? this.redis;
+    const node = this.redis.nodes('master').find(({ options }) => `${options.host}:${options.port}` === owner);
+    // WAIT on any other node would confirm nothing (it has no writes outstanding) and answer at once: fail the
+    // append instead, and the relay sends it again once the slot's owner is known.
+    if (!node) throw new Error("the partition's primary is not known yet");
+    return node;
   }
 
   /**
