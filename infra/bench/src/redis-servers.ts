@@ -1,6 +1,4 @@
-import { existsSync } from 'node:fs';
-import { Redis } from 'ioredis';
-import { startRedisCluster, startRedisServer, testRedisUrl } from '@fed/platform/testing';
+import { redisServerPids, startRedisCluster, startRedisServer, testRedisUrl } from '@fed/platform/testing';
 import { processCpu, type CpuWatch } from './cpu.ts';
 
 /** A Redis the bench runs against: its REDIS_URL, and the CPU of every server process behind it. */
@@ -22,26 +20,9 @@ export type RedisKind = 'redis' | 'cluster' | 'shared';
 
 export const isRedisKind = (kind: string): kind is RedisKind => kind === 'redis' || kind === 'cluster' || kind === 'shared';
 
-/** The pids of `nodes`' redis-server processes (INFO server), which must run on this machine. */
-async function serverPids(nodes: readonly { host: string; port: number }[]): Promise<number[]> {
-  return Promise.all(
-    nodes.map(async ({ host, port }) => {
-      const client = new Redis({ host, port, lazyConnect: true, maxRetriesPerRequest: 1 });
-      try {
-        await client.connect();
-        const pid = Number(/process_id:(\d+)/.exec(await client.info('server'))?.[1]);
-        if (!Number.isInteger(pid) || !existsSync(`/proc/${pid}/stat`)) throw new Error(`Redis at ${host}:${port} is not a process of this machine`);
-        return pid;
-      } finally {
-        client.disconnect();
-      }
-    }),
-  );
-}
-
 /** Every server's CPU, summed under the name `redis` (the bench's reports call it that). */
 async function serversCpu(nodes: readonly { host: string; port: number }[]): Promise<CpuWatch> {
-  const watches = (await serverPids(nodes)).map((pid) => processCpu('redis', pid));
+  const watches = (await redisServerPids(nodes)).map((pid) => processCpu('redis', pid));
   return {
     name: 'redis',
     sample: async () => new Map((await Promise.all(watches.map((watch) => watch.sample()))).flatMap((sampled) => [...sampled])),

@@ -25,7 +25,7 @@ import { randomUUID } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import {
   createDatabase,
   createLogger,
@@ -39,7 +39,7 @@ import {
   type DomainEvent,
   type RedisClient,
 } from '@fed/platform';
-import { cpuMs, createTestDatabase, median, percentile, startRedisCluster, startRedisServer, testRedisUrl, uniqueName } from '@fed/platform/testing';
+import { cpuMs, createTestDatabase, median, percentile, redisServerPids, startRedisCluster, startRedisServer, testRedisUrl, uniqueName } from '@fed/platform/testing';
 import { migrationsFolder, schema } from '@fed/users/db';
 import { sql } from 'drizzle-orm';
 
@@ -123,32 +123,17 @@ const processMs = () => {
   return (user + system) / 1_000;
 };
 
-/** The pid of each server behind `url` (INFO server): one, or every node of a cluster. */
-async function serverPids(nodes: readonly { host: string; port: number }[]): Promise<number[]> {
-  return Promise.all(
-    nodes.map(async ({ host, port }) => {
-      const client = new Redis({ host, port, lazyConnect: true, maxRetriesPerRequest: 1 });
-      try {
-        await client.connect();
-        return Number(/process_id:(\d+)/.exec(await client.info('server'))?.[1]);
-      } finally {
-        client.disconnect();
-      }
-    }),
-  );
-}
-
 async function startTarget(kind: string): Promise<Target> {
   if (kind === 'cluster') {
     const replicasPerPrimary = Number(values.replicas);
     const cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary });
-    return { label: `cluster (3 primaries${replicasPerPrimary ? ` + ${3 * replicasPerPrimary} replicas` : ', no replicas'})`, url: cluster.url, pids: await serverPids(cluster.nodes), stop: cluster.stop };
+    return { label: `cluster (3 primaries${replicasPerPrimary ? ` + ${3 * replicasPerPrimary} replicas` : ', no replicas'})`, url: cluster.url, pids: await redisServerPids(cluster.nodes), stop: cluster.stop };
   }
   if (kind !== 'redis' && kind !== 'shared') throw new Error(`unknown Redis ${kind}: redis, cluster or shared`);
   const server = kind === 'redis' ? await startRedisServer() : undefined;
   const url = server?.url ?? testRedisUrl();
   const { hostname, port } = new URL(url);
-  return { label: kind === 'redis' ? 'one Redis' : 'the shared Redis', url, pids: await serverPids([{ host: hostname, port: Number(port || 6379) }]), stop: async () => server?.stop() };
+  return { label: kind === 'redis' ? 'one Redis' : 'the shared Redis', url, pids: await redisServerPids([{ host: hostname, port: Number(port || 6379) }]), stop: async () => server?.stop() };
 }
 
 /** Services connect without an offline queue: the bench waits until the client is ready before it sends. */
@@ -300,7 +285,7 @@ try {
     log(`relaying into ${url} with ${values.partitions} partition(s)`);
     // The CPU of the servers only where they run on this machine.
     const nodes = redis instanceof Cluster ? redis.nodes('all').map((node) => ({ host: node.options.host!, port: node.options.port! })) : [{ host: new URL(url).hostname, port: Number(new URL(url).port || 6379) }];
-    const pids = (await serverPids(nodes).catch(() => [])).filter((pid) => Number.isInteger(pid) && pid > 0);
+    const pids = (await redisServerPids(nodes).catch(() => [])).filter((pid) => Number.isInteger(pid) && pid > 0);
     const measured = await measure(handles, redis, pids, { partitions: Number(values.partitions), replicaWaitMs: Number(values['replica-wait']) }, prefix);
     process.stdout.write(`${JSON.stringify({ machine: machine(), redis: url.replace(/\/\/[^@/]*@/, '//'), partitions: Number(values.partitions), ...measured }, null, 2)}\n`);
   } else {

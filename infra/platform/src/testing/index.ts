@@ -12,3 +12,4 @@ export * from './redis-cluster.ts';
 export * from './redis-sentinel.ts';
 export * from './pgbouncer.ts';
 export * from './redis-tls.ts';
+export { redisServerPids } from './redis-node.ts';

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { RedisNode } from '../redis.ts';
 
@@ -14,4 +15,16 @@ export async function askRedisNode({ host, port }: RedisNode, command: [string, 
   } finally {
     client.disconnect();
   }
+}
+
+/** The pid of each Redis server at `nodes` (INFO server), for benches that read their CPU: each must run on this machine. */
+export async function redisServerPids(nodes: readonly RedisNode[]): Promise<number[]> {
+  return Promise.all(
+    nodes.map(async (node) => {
+      const info = String(await askRedisNode(node, ['INFO', 'server']));
+      const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+      if (!Number.isInteger(pid) || !existsSync(`/proc/${pid}/stat`)) throw new Error(`Redis at ${node.host}:${node.port} is not a process of this machine`);
+      return pid;
+    }),
+  );
 }
