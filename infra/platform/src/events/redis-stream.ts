@@ -543,9 +543,11 @@ export class RedisEventStream implements EventStream {
       prefix &&= outcome !== undefined;
       if (!outcome) continue;
       if (prefix) positions.push(qualify(partition, outcome.id));
-      // Past the prefix, and repeats too: an append that failed in another partition is sent again, and what
-      // this one stored then comes back as repeats. Listeners drop what they already heard (by event id).
-      if (partition > 0) stored.push({ position: qualify(partition, outcome.id), ...(events[i] as DomainEvent) });
+      // Past the prefix too: an append that failed in another partition is sent again, and what this one stored
+      // then comes back as a repeat, already announced here. With replica confirmation, a repeat may be an event
+      // whose first append failed its WAIT before this announcement: it is announced again (listeners drop what
+      // they already heard, by event id).
+      if (partition > 0 && (outcome.fresh || this.replicaWaitMs > 0)) stored.push({ position: qualify(partition, outcome.id), ...(events[i] as DomainEvent) });
     }
     await this.announce(stored);
     const failed = settled.find((result) => result.status === 'rejected');
