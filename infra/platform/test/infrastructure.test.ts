@@ -1,15 +1,14 @@
 // createInfrastructure as each service's composition root calls it, on every REDIS_URL form: one server, a Redis
 // Cluster and a Sentinel-watched primary (each a real set-up on loopback). Every edge is used once end to end, so
 // what the factory builds, and how the stream's script and the pub/sub name the channels, agree on each.
-import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DOMAIN_EVENTS_CHANNEL, userEventsChannel, type DomainEvent } from '../src/events/index.ts';
+import { DOMAIN_EVENTS_CHANNEL, userEventsChannel } from '../src/events/index.ts';
 import { createLogger } from '../src/logger.ts';
 import { createInfrastructure, type Infrastructure } from '../src/runtime.ts';
 import { startRedisSentinel, type PrivateRedisSentinel } from '../src/testing/redis-sentinel.ts';
 import { testRedisUrl, uniqueName } from '../src/testing/services.ts';
 import { clusterForThisFile } from './cluster.ts';
-import { deleteRedisKeys, waitFor } from './support.ts';
+import { deleteRedisKeys, userEvent, waitFor } from './support.ts';
 
 const RUN_PREFIX = `${uniqueName('platform_infrastructure_test')}:`;
 const cluster = clusterForThisFile();
@@ -28,14 +27,7 @@ const targets: { name: string; url: () => Promise<string> }[] = [
   { name: 'Sentinels (redis+sentinel://)', url: async () => (await (sentinel ??= startRedisSentinel())).url },
 ];
 
-const event = (userId: string): DomainEvent => ({
-  id: randomUUID(),
-  kind: 'USER_UPDATED',
-  userId,
-  occurredAt: new Date().toISOString(),
-  source: 'users',
-  changed: [`User:${userId}`],
-});
+const event = userEvent;
 
 describe.each(targets)('createInfrastructure on $name', ({ url }) => {
   let counter = 0;

@@ -1,7 +1,6 @@
 // Changing EVENT_STREAM_PARTITIONS between deployments (the README, "A partitioned event stream"): processes with the old and the new count
 // share one stream, on one Redis and on a cluster. Nothing a reader was promised is lost or repeated: users keep
 // their partition, old cursors keep their meaning, consumer groups and the firehose cover partitions added later.
-import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DOMAIN_EVENTS_CHANNEL, followEvents, locate, partitionKeySpace, RedisEventStream, type DomainEvent, type Followed, type StoredEvent } from '../src/events/index.ts';
 import { RedisPubSub } from '../src/pubsub/index.ts';
@@ -9,22 +8,14 @@ import { eventChannelShard } from '../src/events/index.ts';
 import { slotTag, type RedisClient } from '../src/redis.ts';
 import { eventStreams } from './event-streams.ts';
 import { clusterForThisFile } from './cluster.ts';
-import { waitFor } from './support.ts';
+import { userEvent, waitFor } from './support.ts';
 
 const { runPrefix, connectedRedis, cleanup } = eventStreams('platform_partition_layout_test');
 const cluster = clusterForThisFile();
 afterAll(cleanup);
 
 let counter = 0;
-const event = (userId: string): DomainEvent => ({
-  id: randomUUID(),
-  kind: 'ORDER_PLACED',
-  userId,
-  orderId: `order-${++counter}`,
-  occurredAt: new Date().toISOString(),
-  source: 'orders',
-  changed: [`User:${userId}`],
-});
+const event = userEvent;
 const ids = (events: readonly { id: string }[]) => events.map((stored) => stored.id);
 const partitionOf = (position: string) => locate(position)!.partition;
 const sorted = (list: readonly string[]) => [...list].sort();

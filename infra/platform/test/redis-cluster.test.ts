@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from 'ioredis';
-import { eventChannelShard, RedisEventStream, userEventsChannel, type DomainEvent } from '../src/events/index.ts';
+import { eventChannelShard, RedisEventStream, userEventsChannel } from '../src/events/index.ts';
 import { RedisPubSub } from '../src/pubsub/index.ts';
-import { waitFor } from '../src/testing/wait.ts';
+import { userEvent, waitFor } from './support.ts';
 import { createRedisClient, groupByNode, slotOf, waitForRedis, type RedisClient } from '../src/redis.ts';
 import { startRedisCluster, type PrivateRedisCluster } from '../src/testing/redis-cluster.ts';
 
@@ -61,7 +60,7 @@ describe('the durable stream on a cluster', () => {
     const heard: unknown[] = [];
     const unsubscribe = await pubsub.subscribe(userEventsChannel('7'), (message) => heard.push(message));
     try {
-      const event = (userId: string): DomainEvent => ({ id: randomUUID(), kind: 'USER_UPDATED', userId, occurredAt: new Date().toISOString(), source: 'users', changed: [`User:${userId}`] });
+      const event = userEvent;
       await stream.append([event('7'), event('8'), event('9')]);
       await stream.group('projection').ensure('0-0');
 

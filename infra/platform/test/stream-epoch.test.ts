@@ -1,7 +1,6 @@
 // When Redis loses the stream (a FLUSHALL, a new server, a failover to a replica that never got the writes), a
 // cursor from before the loss is reported as expired, never silently resumed past what was lost; and with
 // EVENT_STREAM_REPLICA_WAIT_MS an append the relay would mark sent is confirmed by a replica first.
-import { randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -10,7 +9,6 @@ import {
   followEvents,
   MemoryEventStream,
   RedisEventStream,
-  type DomainEvent,
   type EventStream,
 } from '../src/events/index.ts';
 import { MemoryPubSub, RedisPubSub, type PubSub } from '../src/pubsub/index.ts';
@@ -18,21 +16,14 @@ import { createRedisClient, waitForRedis, type RedisClient } from '../src/redis.
 import { startRedisSentinel } from '../src/testing/redis-sentinel.ts';
 import { clusterForThisFile } from './cluster.ts';
 import { eventStreams } from './event-streams.ts';
-import { waitFor } from './support.ts';
+import { userEvent, waitFor } from './support.ts';
 
 const { runPrefix, connectedRedis, cleanup } = eventStreams('platform_stream_epoch_test');
 const cluster = clusterForThisFile();
 afterAll(cleanup);
 
 let counter = 0;
-const event = (userId: string): DomainEvent => ({
-  id: randomUUID(),
-  kind: 'USER_UPDATED',
-  userId,
-  occurredAt: new Date().toISOString(),
-  source: 'users',
-  changed: [`User:${userId}`],
-});
+const event = userEvent;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Every key under `prefix`, on every primary: what Redis losing the stream's data looks like to it. */

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import type { DomainEvent } from '../src/events/index.ts';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 
@@ -32,3 +34,13 @@ export function captureLogger(): { logger: Logger; lines: CapturedLog[] } {
 }
 
 export { startTcpProxy, type TcpProxy } from '../src/testing/tcp-proxy.ts';
+
+/** A committed change of one user, as the users subgraph announces it: for tests that only need some event. */
+export const userEvent = (userId: string): DomainEvent => ({
+  id: randomUUID(),
+  kind: 'USER_UPDATED',
+  userId,
+  occurredAt: new Date().toISOString(),
+  source: 'users',
+  changed: [`User:${userId}`],
+});
