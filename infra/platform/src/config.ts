@@ -180,6 +180,11 @@ export const eventRetentionSettings = {
    * the Redis client's 200 ms command timeout, which the WAIT shares.
    */
   EVENT_STREAM_REPLICA_WAIT_MS: z.coerce.number().int().min(0).max(150).default(0),
+  /**
+   * Passes each outbox relay runs at once, each over its own lanes of the outbox (users): 0 means one per
+   * partition of EVENT_STREAM_PARTITIONS. Postgres only (the embedded database runs one).
+   */
+  EVENT_RELAY_PASSES: z.coerce.number().int().min(0).max(16).default(0),
 };
 
 // The partition count and the replica wait travel with the retention: the stream's shape and durability, set per deployment.

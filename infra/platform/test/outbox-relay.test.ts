@@ -99,13 +99,14 @@ const unsentCount = async () => (await outboxRows()).filter((row) => !row.sent).
 /** What a consumer of the stream sees: the whole log, oldest first. */
 const logOf = async (stream = new RedisEventStream(redis, prefix)) => stream.read({}, null, 100_000);
 
-function relay(options: { db?: Db; stream?: RedisEventStream; batchSize?: number; pollMs?: number; logger?: ReturnType<typeof captureLogger>['logger'] } = {}) {
+function relay(options: { db?: Db; stream?: RedisEventStream; batchSize?: number; pollMs?: number; passes?: number; logger?: ReturnType<typeof captureLogger>['logger'] } = {}) {
   const created = createOutboxRelay({
     db: options.db ?? main.db,
     stream: options.stream ?? new RedisEventStream(redis, prefix),
     logger: options.logger ?? captureLogger().logger,
     batchSize: options.batchSize,
     pollMs: options.pollMs,
+    passes: options.passes,
   });
   relays.push(created);
   return created;
@@ -124,6 +125,28 @@ async function commitUnsent(count: number, userOf = (i: number) => `u${i % 3}`):
     });
   }
   return committed;
+}
+
+/**
+ * A relay process (test/fixtures/relay-crash.ts) that SIGKILLs itself at `killAt`; `settings` are its other
+ * variables (PARTITIONS, PASSES, BATCH, KILL_ON).
+ */
+function runCrashingRelay(killAt: 'beforeAppend' | 'afterAppend', settings: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/relay-crash.ts'], {
+      cwd: PLATFORM_DIR,
+      env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: testRedisUrl(), KEY_PREFIX: prefix, KILL_AT: killAt, ...settings },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGTERM'), 20_000);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr });
+    });
+  });
 }
 
 describe('a unit of work', () => {
@@ -242,24 +265,6 @@ describe('the outbox relay', () => {
   });
 
   describe('killed in the middle of a pass', () => {
-    function runCrashingRelay(killAt: 'beforeAppend' | 'afterAppend') {
-      return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/relay-crash.ts'], {
-          cwd: PLATFORM_DIR,
-          env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: testRedisUrl(), KEY_PREFIX: prefix, KILL_AT: killAt },
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-        let stderr = '';
-        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-        const timer = setTimeout(() => child.kill('SIGTERM'), 20_000);
-        child.on('error', reject);
-        child.on('exit', (code, signal) => {
-          clearTimeout(timer);
-          resolve({ code, signal, stderr });
-        });
-      });
-    }
-
     it('before the append: nothing reached the stream, and a relay later sends every event once', async () => {
       const committed = await commitUnsent(12);
       const crash = await runCrashingRelay('beforeAppend');
@@ -359,5 +364,106 @@ describe('the outbox relay over four partitions', () => {
     await relay({ stream: partitioned(), batchSize: 50 }).flush();
     expect(await unsentCount()).toBe(0);
     expect(await logOf(partitioned())).toHaveLength(120);
+  });
+});
+
+describe('the outbox relay in concurrent lane passes', () => {
+  const partitioned = (client: Redis = redis, partitions = 4) => new RedisEventStream(client, prefix, undefined, { partitions });
+  const users = Array.from({ length: 24 }, (_, i) => `lane-user-${i}`);
+  const ofUser = (events: readonly { id: string; userId: string }[], user: string) => events.filter((event) => event.userId === user).map((event) => event.id);
+
+  /** Everything a consumer group is handed, read to the end (a group made now starts at the beginning). */
+  async function consumed(stream: RedisEventStream, name: string): Promise<DomainEvent[]> {
+    const taken: DomainEvent[] = [];
+    await stream.group(name).ensure('0-0');
+    for (let page = await stream.group(name).read('c1', 1_000, 0); page.length > 0; page = await stream.group(name).read('c1', 1_000, 0)) taken.push(...page);
+    return taken;
+  }
+
+  /** The stream holds each committed event once, each user's in commit order, in the log, in each feed and in the group. */
+  async function expectExactlyOnceInOrder(stream: RedisEventStream, committed: readonly DomainEvent[], group: string) {
+    const log = await logOf(stream);
+    expect(log.map((event) => event.id).sort()).toEqual(committed.map((event) => event.id).sort());
+    const taken = await consumed(stream, group);
+    expect(taken.map((event) => event.id).sort()).toEqual(committed.map((event) => event.id).sort());
+    for (const user of new Set(committed.map((event) => event.userId))) {
+      const expected = ofUser(committed, user);
+      expect(ofUser(log, user), user).toEqual(expected);
+      expect(ofUser(taken, user), user).toEqual(expected);
+      expect((await stream.read({ userId: user }, null, 1_000)).map((event) => event.id), user).toEqual(expected);
+    }
+    expect(await unsentCount()).toBe(0);
+  }
+
+  it("drains a backlog in concurrent passes while relays with 1, 2 and 4 passes (N changed between deployments) relay live writes: each event once, each user's in commit order", async () => {
+    await partitioned().group('projection').ensure('0-0');
+    const backlog = await commitUnsent(600, (i) => users[i % users.length]!);
+    // The previous deployment: one partition, one pass. The new one: four partitions, two and four passes.
+    const replicas = await Promise.all(
+      [
+        { partitions: 1, passes: 1 },
+        { partitions: 4, passes: 2 },
+        { partitions: 4, passes: 4 },
+      ].map(async ({ partitions, passes }) => {
+        const handle = await openDatabase();
+        const sender = relay({ db: handle.db, stream: partitioned(await connectedRedis(), partitions), batchSize: 25, passes });
+        sender.start();
+        return { handle, sender };
+      }),
+    );
+    const live: DomainEvent[] = [];
+    // Each user's writes one after another, spread over the three replicas; the users' writes all at once.
+    await Promise.all(
+      users.map(async (user, u) => {
+        for (let i = 0; i < 8; i++) {
+          const { handle, sender } = replicas[(u + i) % 3]!;
+          const transact = createUnitOfWork({ db: handle.db, source: 'orders', relay: sender })({ committed: (events) => live.push(...events) });
+          await transact(async (tx, emit) => {
+            await tx.execute(sql`insert into notes (user_id, body) values (${user}, ${`live ${i}`})`);
+            emit(change(user, 1_000 + u * 100 + i));
+          });
+        }
+      }),
+    );
+    await Promise.all(replicas.map(({ sender }) => sender.flush()));
+    await waitFor(async () => expect(await unsentCount()).toBe(0), 10_000, 50);
+    // A user's backlog was committed before any of their live writes.
+    await expectExactlyOnceInOrder(partitioned(), [...backlog, ...live], 'projection');
+  });
+
+  it.each(['beforeAppend', 'afterAppend'] as const)(
+    'killed %s in its third concurrent append: a relay with other passes later sends the rest, and consumers get every event once, in order',
+    async (killAt) => {
+      await partitioned().group('projection').ensure('0-0');
+      const committed = await commitUnsent(400, (i) => users[i % users.length]!);
+      // The first append is the pass over the whole outbox; the lane groups' passes follow, four at once.
+      const crash = await runCrashingRelay(killAt, { PARTITIONS: '4', PASSES: '4', BATCH: '20', KILL_ON: '3' });
+      expect(crash, crash.stderr).toMatchObject({ code: null, signal: 'SIGKILL' });
+      expect(await unsentCount()).toBeGreaterThan(0);
+
+      await relay({ stream: partitioned(), batchSize: 30, passes: 3 }).flush();
+      await expectExactlyOnceInOrder(partitioned(), committed, 'projection');
+    },
+  );
+
+  it('runs no pass beside a relay of the previous version (its exclusive lock), and sends once that one is done', async () => {
+    const committed = await commitUnsent(40, (i) => users[i % users.length]!);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const locked = new Promise<void>((resolve) => {
+      // The previous version's pass: the relay lock, taken exclusively for the length of its transaction.
+      void main.db.transaction(async (tx) => {
+        await tx.execute(sql`select pg_advisory_xact_lock(727002)`);
+        resolve();
+        await released;
+      });
+    });
+    await locked;
+    const sender = relay({ stream: partitioned(), batchSize: 10, passes: 4 });
+    expect(await sender.flush(300)).toBe(false);
+    expect(await unsentCount()).toBe(40);
+    release();
+    expect(await sender.flush()).toBe(true);
+    await expectExactlyOnceInOrder(partitioned(), committed, 'lanes');
   });
 });

@@ -11,10 +11,12 @@
 //   --redis URL        REDIS_URL (TEST_REDIS_URL's by default; redis+cluster://… for a cluster)
 //   --partitions N     EVENT_STREAM_PARTITIONS of the stream (1)
 //   --replica-wait MS  EVENT_STREAM_REPLICA_WAIT_MS: each append waits for a replica (0, off; needs replicas)
+//   --passes N         EVENT_RELAY_PASSES: passes each relay runs at once (0: as many as the partitions, the default)
+// The backlog case also reports where a pass's time goes (lock, claim: select and mark sent, append, commit; ms per pass).
 // Results go to stdout as JSON, progress to stderr.
 //
 // Side by side (issue 25: 4 partitions on a 3-primary cluster against 1 on one Redis, at least 1.5×):
-//   --compare A,B      each side REDIS:PARTITIONS[:REPLICA_WAIT_MS], REDIS one of redis (a private redis-server), cluster (a private
+//   --compare A,B      each side REDIS:PARTITIONS[:REPLICA_WAIT_MS[:PASSES]], REDIS one of redis (a private redis-server), cluster (a private
 //                      cluster of 3 primaries, each with --replicas replicas) or shared (the machine's Redis):
 //                      `--compare redis:1,cluster:4`. Both cases run on each side in turn, --runs times, the sides'
 //                      order alternating; every run on a fresh key prefix and an emptied outbox. Medians and the
@@ -37,6 +39,7 @@ import {
   outbox,
   RedisEventStream,
   type DomainEvent,
+  type PassPhase,
   type RedisClient,
 } from '@fed/platform';
 import { cpuMs, createTestDatabase, median, percentile, redisServerPids, startRedisCluster, startRedisServer, testRedisUrl, uniqueName } from '@fed/platform/testing';
@@ -51,6 +54,7 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     partitions: { type: 'string', default: '1' },
     'replica-wait': { type: 'string', default: '0' },
+    passes: { type: 'string', default: '0' },
     compare: { type: 'string' },
     runs: { type: 'string', default: '5' },
     replicas: { type: 'string', default: '1' },
@@ -97,8 +101,13 @@ interface Measured {
     eventsPerSecond: number;
     unsent: number;
     failedPasses: number;
-    /** Of the drain's time, how much went to the stream's append (the rest: Postgres, and the relay's own work). */
+    /**
+     * Of the drain's time, how much went to the stream's append, summed over the passes (concurrent passes
+     * overlap, so with several it can pass 1).
+     */
     appendShare: number;
+    /** Where a pass's time goes (see PassPhase): ms per pass of each step, and events per pass. */
+    profile: Profile;
     redisCpuMsPerEvent: number;
     benchCpuMsPerEvent: number;
   };
@@ -115,6 +124,26 @@ interface Measured {
   };
   /** Where each partition's key space lives on a cluster: the primary serving its slot. */
   placement?: string[];
+}
+
+/** Per step of a pass, its mean ms per pass; `events` per pass; `passes` run; `concurrency` the relay's passes. */
+type Profile = Record<PassPhase, number> & { passes: number; events: number; concurrency: number };
+
+function profiler(concurrency: number) {
+  const totals: Record<PassPhase, number> = { lock: 0, claim: 0, append: 0, commit: 0 };
+  let [passes, events] = [0, 0];
+  return {
+    phase: (name: PassPhase, ms: number, count: number) => {
+      totals[name] += ms;
+      // Every pass that sends ends in a commit with its count: one per pass that moved events.
+      if (name === 'commit') [passes, events] = [passes + 1, events + count];
+    },
+    appendMs: () => totals.append,
+    profile: (): Profile => {
+      const per = (ms: number) => round(ms / Math.max(1, passes), 2);
+      return { lock: per(totals.lock), claim: per(totals.claim), append: per(totals.append), commit: per(totals.commit), passes, events: round(events / Math.max(1, passes)), concurrency };
+    },
+  };
 }
 
 const round = (value: number, digits = 0) => Number(value.toFixed(digits));
@@ -156,7 +185,7 @@ const event = (userId: number): DomainEvent => ({
 });
 
 /** Both cases once, on `redis` with `partitions`, under `prefix`, on an outbox emptied first. */
-async function measure(handles: readonly Handle[], redis: RedisClient, pids: readonly number[], stream: { partitions: number; replicaWaitMs: number }, prefix: string): Promise<Measured> {
+async function measure(handles: readonly Handle[], redis: RedisClient, pids: readonly number[], stream: { partitions: number; replicaWaitMs: number; passes: number }, prefix: string): Promise<Measured> {
   const [primary] = handles as [Handle];
   await primary.db.delete(outbox);
   const { partitions } = stream;
@@ -169,10 +198,10 @@ async function measure(handles: readonly Handle[], redis: RedisClient, pids: rea
   for (let start = 0; start < backlog; start += 1_000) {
     await primary.db.insert(outbox).values(Array.from({ length: Math.min(1_000, backlog - start) }, (_, index) => ({ event: event((start + index) % USERS) })));
   }
-  // One relay passes at a time (an advisory lock), so the time in its appends is the stream's share of the drain.
-  let [appendMs, appendStarted] = [0, 0];
-  const hooks = { beforeAppend: () => void (appendStarted = performance.now()), afterAppend: () => void (appendMs += performance.now() - appendStarted) };
-  const drain = createOutboxRelay({ db: primary.db, stream: events, logger, hooks });
+  // The relay runs `passes` passes at once (0: as many as the stream has partitions, the services' default).
+  const passes = stream.passes || partitions;
+  const profile = profiler(passes);
+  const drain = createOutboxRelay({ db: primary.db, stream: events, logger, hooks: { phase: profile.phase }, passes });
   let [redisBefore, benchBefore, failedBefore] = [redisMs(), processMs(), failures.count];
   let started = performance.now();
   // Started, so that it polls: a flush answers only once a pass drained the outbox, and after a failed pass
@@ -187,7 +216,7 @@ async function measure(handles: readonly Handle[], redis: RedisClient, pids: rea
   const unsent = backlog - drained;
 
   // Steady: concurrent writers, three relays.
-  const relays = handles.map((handle) => createOutboxRelay({ db: handle.db, stream: events, logger }));
+  const relays = handles.map((handle) => createOutboxRelay({ db: handle.db, stream: events, logger, passes }));
   for (const relay of relays) relay.start();
   const writers = Number(values.writers);
   const deadline = Date.now() + Number(values.seconds) * 1_000;
@@ -225,7 +254,8 @@ async function measure(handles: readonly Handle[], redis: RedisClient, pids: rea
       eventsPerSecond: Math.round((backlog / drainMs) * 1_000),
       unsent,
       failedPasses: drainFailures,
-      appendShare: round(appendMs / drainMs, 2),
+      appendShare: round(profile.appendMs() / drainMs, 2),
+      profile: profile.profile(),
       redisCpuMsPerEvent: round(drainCpu.redis / Math.max(1, drained), 4),
       benchCpuMsPerEvent: round(drainCpu.bench / Math.max(1, drained), 4),
     },
@@ -286,12 +316,12 @@ try {
     // The CPU of the servers only where they run on this machine.
     const nodes = redis instanceof Cluster ? redis.nodes('all').map((node) => ({ host: node.options.host!, port: node.options.port! })) : [{ host: new URL(url).hostname, port: Number(new URL(url).port || 6379) }];
     const pids = (await redisServerPids(nodes).catch(() => [])).filter((pid) => Number.isInteger(pid) && pid > 0);
-    const measured = await measure(handles, redis, pids, { partitions: Number(values.partitions), replicaWaitMs: Number(values['replica-wait']) }, prefix);
+    const measured = await measure(handles, redis, pids, { partitions: Number(values.partitions), replicaWaitMs: Number(values['replica-wait']), passes: Number(values.passes) }, prefix);
     process.stdout.write(`${JSON.stringify({ machine: machine(), redis: url.replace(/\/\/[^@/]*@/, '//'), partitions: Number(values.partitions), ...measured }, null, 2)}\n`);
   } else {
     const sides = values.compare.split(',').map((side) => {
-      const [kind = '', partitions = '1', replicaWaitMs = '0'] = side.split(':');
-      return { kind, partitions: Number(partitions), replicaWaitMs: Number(replicaWaitMs), runs: [] as Measured[], name: '', target: undefined as Target | undefined, client: undefined as RedisClient | undefined };
+      const [kind = '', partitions = '1', replicaWaitMs = '0', passes = values.passes] = side.split(':');
+      return { kind, partitions: Number(partitions), replicaWaitMs: Number(replicaWaitMs), passes: Number(passes), runs: [] as Measured[], name: '', target: undefined as Target | undefined, client: undefined as RedisClient | undefined };
     });
     if (sides.length < 2) throw new Error('--compare takes two or more sides: redis:1,cluster:4');
     const atStart = machine();
@@ -301,7 +331,8 @@ try {
       targets.push(side.target);
       side.client = await connect(side.target.url);
       clients.push(side.client);
-      side.name = `${side.target.label}, ${side.partitions} partition${side.partitions === 1 ? '' : 's'}${side.replicaWaitMs ? `, WAIT ${side.replicaWaitMs} ms` : ''}`;
+      const passes = side.passes || side.partitions;
+      side.name = `${side.target.label}, ${side.partitions} partition${side.partitions === 1 ? '' : 's'}${side.replicaWaitMs ? `, WAIT ${side.replicaWaitMs} ms` : ''}${passes === side.partitions ? '' : `, ${passes} pass${passes === 1 ? '' : 'es'}`}`;
     }
     const runs = Number(values.runs);
     for (let run = 1; run <= runs; run += 1) {
@@ -320,6 +351,8 @@ try {
       ['backlog: share of the drain in the stream append', (run) => run.backlog.appendShare, 2],
       ['backlog: Redis CPU ms/event', (run) => run.backlog.redisCpuMsPerEvent, 4],
       ['backlog: bench process CPU ms/event', (run) => run.backlog.benchCpuMsPerEvent, 4],
+      ...(['lock', 'claim', 'append', 'commit'] as const).map((phase): [string, (run: Measured) => number, number] => [`backlog: per pass, ms in ${phase}`, (run) => run.backlog.profile[phase], 2]),
+      ['backlog: per pass, events', (run) => run.backlog.profile.events, 0],
       ['steady: events/s committed and relayed', (run) => run.steady.eventsPerSecond, 0],
       ['steady: write + relay p50 ms', (run) => run.steady.writeWithRelayMs.p50, 1],
       ['steady: write + relay p99 ms', (run) => run.steady.writeWithRelayMs.p99, 1],

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, gt, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, inArray, isNull, sql } from 'drizzle-orm';
 import { bigint, index, jsonb, pgTable, timestamp } from 'drizzle-orm/pg-core';
 import { pgErrorCode, type Database } from '../db/index.ts';
 import { publicError } from '../errors.ts';
@@ -186,8 +186,11 @@ export interface OutboxRelayOptions {
   pollMs?: number;
   /** How long sent rows are kept (for inspection) before they are deleted. */
   keepSentMs?: number;
-  /** Called inside a pass, around the append: crash tests stop the process at these points. */
-  hooks?: { beforeAppend?(): Promise<void> | void; afterAppend?(): Promise<void> | void };
+  /**
+   * Called inside a pass, around the append: crash tests stop the process at these points. `phase` hears how
+   * long each step of a pass took (the bench's per-pass profile).
+   */
+  hooks?: { beforeAppend?(): Promise<void> | void; afterAppend?(): Promise<void> | void; phase?(name: PassPhase, ms: number, events: number): void };
   /** Counts events relayed (`events_relayed_total`) and failed passes. */
   metrics?: Metrics;
   /** The most two services' clocks may differ by (ms): a clearance is claimed that much shorter, twice over. */
@@ -196,12 +199,31 @@ export interface OutboxRelayOptions {
   maxStallMs?: number;
   /** While the stream holds events back, how often the relay tries them again. */
   holdRetryMs?: number;
+  /**
+   * How many passes run at once, each over its share of the outbox's lanes (1 to MAX_RELAY_PASSES;
+   * EVENT_RELAY_PASSES). Default: the partitions the stream spreads new users over.
+   */
+  passes?: number;
 }
 
-// Any constant works as long as every relay of the same database agrees on it.
+// Any constants work as long as every relay of the same database agrees on them. Relays before lanes took
+// RELAY_LOCK_KEY exclusively for each pass; lane passes take it shared, so a relay of either kind never runs a
+// pass beside one of the other during a rolling upgrade.
 const RELAY_LOCK_KEY = 727_002;
+const RELAY_LANE_LOCK_CLASS = 727_003;
+/**
+ * Every outbox row belongs to one of this many lanes, by a hash of its user id that Postgres computes
+ * (`hashtext(userId) & 63`), so every relay of a database agrees on it whatever its own settings. A pass takes
+ * the locks of the lanes it serves: one user's rows are only ever sent by one pass at a time, in order.
+ */
+export const RELAY_LANES = 64;
+/** The most passes one relay runs at once (each holds a database connection while it runs). */
+export const MAX_RELAY_PASSES = 16;
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/** The steps of a pass, as `hooks.phase` hears them. */
+export type PassPhase = 'lock' | 'claim' | 'append' | 'commit';
 
 /** One pass's outcome: events that went in, whether the stream held some back, whether more rows wait. */
 interface Pass {
@@ -211,19 +233,28 @@ interface Pass {
 }
 
 /**
- * Moves outbox rows to the stream, oldest first, then marks them sent, in one transaction that holds an
- * advisory lock: with several replicas one relays at a time, which keeps each user's events in commit order.
- * A crash anywhere rolls the transaction back and releases the lock; the rows are sent again, and the stream
- * drops the repeats by event id. So every committed event reaches the stream exactly once.
+ * Moves outbox rows to the stream, oldest first, then marks them sent, in one transaction that holds advisory
+ * locks: with several replicas one pass at a time sends a given user's rows, which keeps each user's events in
+ * commit order. A crash anywhere rolls the transaction back and releases the locks; the rows are sent again, and
+ * the stream drops the repeats by event id. So every committed event reaches the stream exactly once.
+ *
+ * Concurrent passes (`passes`, by default the stream's partition count): the outbox's rows fall into
+ * RELAY_LANES lanes by user, and pass g of `passes` serves the lanes l with l % passes = g, taking each one's lock
+ * (in ascending order, so relays with other `passes` wait on each other and never deadlock). Each pass runs in a
+ * transaction of its own and drains its lanes at its own pace, so Postgres and the stream's partitions work on
+ * several batches at once. Relays of one database may run with different `passes` (a deployment changing it):
+ * lanes are the database's, not the relay's, so they still exclude each other user by user.
  *
  * Causal order across sources (once a unit of work called `serve`): a write is acknowledged either with its
  * events in the stream, or, when they could not get there, only `ackWaitMs` after its commit. So a pass that
- * started at `p` and sent every row it found vouches that every event of its source acknowledged before
- * `p + ackWaitMs` is in the stream: that is its clearance (less the clock skew allowance), renewed by every pass,
- * idle ones included (they run at least three times per `ackWaitMs`). The stream appends an event of another
- * source stamped `t` only once this source's clearance reaches `t`, so a write acknowledged here before another
- * was sent anywhere is in every timeline first. While the stream or this database is unreachable the clearance
- * stops moving and other sources' newer events wait; see CausalFence for how long.
+ * started at `p` and sent every row of its lanes it found vouches that every event of its source in those lanes
+ * acknowledged before `p + ackWaitMs` is in the stream. The relay's clearance is the least of its passes' latest
+ * vouchers (less the clock skew allowance), claimed by each pass, idle ones included (they run at least three
+ * times per `ackWaitMs`); the first pass renews it on every partition, the others only where they append. The
+ * stream appends an event of another source stamped `t` only once this source's clearance reaches `t`, so a
+ * write acknowledged here before another was sent anywhere is in every timeline first. While the stream or this
+ * database is unreachable the clearance stops moving and other sources' newer events wait; see CausalFence for
+ * how long.
  */
 export function createOutboxRelay({
   db,
@@ -237,7 +268,9 @@ export function createOutboxRelay({
   maxClockSkewMs = 50,
   maxStallMs = 10_000,
   holdRetryMs = 100,
+  passes = stream.writerPartitions ?? 1,
 }: OutboxRelayOptions): OutboxRelay {
+  if (!Number.isInteger(passes) || passes < 1 || passes > MAX_RELAY_PASSES) throw new Error(`passes must be 1 to ${MAX_RELAY_PASSES}`);
   const relayed = metrics?.counter({ name: 'events_relayed_total', help: 'Events moved from the outbox to the event stream (committed)' });
   const failures = metrics?.counter({ name: 'events_relay_failures_total', help: 'Outbox relay passes that failed (events stay in the outbox)' });
   const holds = metrics?.counter({
@@ -257,6 +290,8 @@ export function createOutboxRelay({
   let retry: NodeJS.Timeout | undefined;
   let prunedAt = 0;
   const waiters = new Set<{ ticket: number; resolve(sent: boolean): void }>();
+  /** Per pass (lane group), what its latest complete pass vouched for; undefined until it has passed once. */
+  const vouched: (number | undefined)[] = Array.from({ length: passes }, () => undefined);
 
   const release = (upTo: number, sent: boolean) => {
     for (const waiter of [...waiters]) {
@@ -266,61 +301,114 @@ export function createOutboxRelay({
     }
   };
 
-  /**
-   * One batch. It waits for the lock rather than trying it: the holder's pass is a few milliseconds, and the
-   * rows this call was asked for are then either sent by the holder or found by this pass. lock_timeout bounds
-   * the wait behind a holder that hangs.
-   */
-  const pass = (): Promise<Pass> => {
-    // Before the transaction's first snapshot: every row committed before this instant is seen by this pass.
-    const startedAt = Date.now();
-    return db.transaction(async (tx) => {
-      await tx.execute(sql`set local lock_timeout = '2s'`);
-      await tx.execute(sql`select pg_advisory_xact_lock(${RELAY_LOCK_KEY})`);
-      const rows = await tx.select({ seq: outbox.seq, event: outbox.event }).from(outbox).where(isNull(outbox.sentAt)).orderBy(asc(outbox.seq)).limit(batchSize);
-      if (rows.length === 0 && !fenced) return { sent: 0, held: false, more: false };
-      let fence: CausalFence | undefined;
-      if (fenced) {
-        let clearance = startedAt + fenced.ackWaitMs - 2 * maxClockSkewMs;
-        if (rows.length === batchSize) {
-          // Rows beyond this batch are not sent yet: the clearance cannot pass the oldest stamp among them.
-          const [oldest] = await tx
-            .select({ stamp: sql<string | null>`min(${outbox.event}->>'occurredAt')` })
-            .from(outbox)
-            .where(and(isNull(outbox.sentAt), gt(outbox.seq, (rows.at(-1) as { seq: number }).seq)));
-          if (oldest?.stamp) clearance = Math.min(clearance, Date.parse(oldest.stamp));
-        }
-        fence = { source: fenced.source, instance, now: Date.now(), clearance, reachableSince: reachableSince ?? Date.now(), maxStallMs };
-      }
-      await hooks?.beforeAppend?.();
-      const positions = await stream.append(
-        rows.map((row) => row.event),
-        fence,
-      );
-      await hooks?.afterAppend?.();
-      const sent = rows.slice(0, positions.length);
-      if (sent.length > 0) {
-        await tx
-          .update(outbox)
-          .set({ sentAt: sql`now()` })
-          .where(inArray(outbox.seq, sent.map((row) => row.seq)));
-      }
-      if (Date.now() - prunedAt > 60_000) {
-        prunedAt = Date.now();
-        await tx.delete(outbox).where(sql`${outbox.sentAt} < now() - make_interval(secs => ${keepSentMs / 1000})`);
-      }
-      return { sent: sent.length, held: sent.length < rows.length, more: rows.length === batchSize };
-    });
+  const timed = async <T>(phase: PassPhase, events: number, step: () => Promise<T>): Promise<T> => {
+    if (!hooks?.phase) return step();
+    const started = performance.now();
+    const value = await step();
+    hooks.phase(phase, performance.now() - started, events);
+    return value;
   };
 
-  /** Passes until the outbox is drained (true), the stream holds events back, or a pass fails (false). */
-  const drain = async (): Promise<boolean> => {
+  /** The lanes of group `group` of `of`: every row when `of` is 1 (no filter at all). */
+  const lanes = (group: number, of: number) => (of === 1 ? sql`true` : sql`(hashtext(${outbox.event}->>'userId') & ${RELAY_LANES - 1}) % ${of} = ${group}`);
+
+  /**
+   * One batch of lane group `group` of `of` (0 of 1: the whole outbox). It waits for the locks rather than trying
+   * them: a holder's pass is a few milliseconds, and the rows this call was asked for are then either sent by the
+   * holder or found by this pass. lock_timeout bounds the wait behind a holder that hangs.
+   *
+   * It marks its batch sent as it selects it (one statement), then appends it, and unmarks what the stream held
+   * back; all in its transaction, so a crash or a failed append leaves every row unsent.
+   */
+  const pass = (group: number, of: number): Promise<Pass> => {
+    // Before the transaction's first snapshot: every row committed before this instant is seen by this pass.
+    const startedAt = Date.now();
+    let committing = 0;
+    return db
+      .transaction(async (tx) => {
+        // One round trip: the timeout, then the old relays' lock (shared), then this group's lanes in ascending order.
+        await timed('lock', 0, () =>
+          tx.execute(
+            sql`select set_config('lock_timeout', '2s', true), pg_advisory_xact_lock_shared(${RELAY_LOCK_KEY}), (select count(pg_advisory_xact_lock(${RELAY_LANE_LOCK_CLASS}, lane)) from generate_series(${group}::int, ${RELAY_LANES - 1}, ${of}::int) as lane)`,
+          ),
+        );
+        const mine = and(isNull(outbox.sentAt), lanes(group, of));
+        const claimed = await timed('claim', 0, async () => {
+          const oldest = tx.select({ seq: outbox.seq }).from(outbox).where(mine).orderBy(asc(outbox.seq)).limit(batchSize);
+          return tx.update(outbox).set({ sentAt: sql`now()` }).where(inArray(outbox.seq, oldest)).returning({ seq: outbox.seq, event: outbox.event });
+        });
+        const rows = claimed.sort((a, b) => a.seq - b.seq);
+        let clearance = fenced ? startedAt + fenced.ackWaitMs - 2 * maxClockSkewMs : undefined;
+        // Nothing to send: only a pass over every lane or the first lane group appends anyway, to renew the
+        // relay's clearance in every partition.
+        const renews = group === 0;
+        if (rows.length === 0 && !(fenced && renews)) return { sent: 0, held: false, more: false, clearance };
+        let fence: CausalFence | undefined;
+        if (fenced && clearance !== undefined) {
+          if (rows.length === batchSize) {
+            // Rows beyond this batch are not sent yet: the clearance cannot pass the oldest stamp among them.
+            const [beyond] = await tx.select({ stamp: sql<string | null>`min(${outbox.event}->>'occurredAt')` }).from(outbox).where(mine);
+            if (beyond?.stamp) clearance = Math.min(clearance, Date.parse(beyond.stamp));
+          }
+          // The relay vouches only for what all its lane groups have: the others' latest, and this one's.
+          const others = of === 1 ? [] : vouched.filter((_, g) => g !== group);
+          const claim = others.some((value) => value === undefined) ? -1 : Math.min(clearance, ...(others as number[]));
+          fence = { source: fenced.source, instance, now: Date.now(), clearance: claim, reachableSince: reachableSince ?? Date.now(), maxStallMs, everywhere: renews };
+        }
+        await hooks?.beforeAppend?.();
+        const positions = await timed('append', rows.length, () =>
+          stream.append(
+            rows.map((row) => row.event),
+            fence,
+          ),
+        );
+        await hooks?.afterAppend?.();
+        const unsent = rows.slice(positions.length);
+        if (unsent.length > 0) {
+          // Held back: unsent again, and this group vouches no further than its oldest event among them.
+          await tx.execute(sql`update ${outbox} set sent_at = null where ${outbox.seq} = any(${`{${unsent.map((row) => row.seq).join(',')}}`}::bigint[])`);
+          if (clearance !== undefined) clearance = Math.min(clearance, ...unsent.map((row) => Date.parse(row.event.occurredAt)));
+        }
+        if (group === 0 && Date.now() - prunedAt > 60_000) {
+          prunedAt = Date.now();
+          await tx.delete(outbox).where(sql`${outbox.sentAt} < now() - make_interval(secs => ${keepSentMs / 1000})`);
+        }
+        committing = performance.now();
+        return { sent: positions.length, held: unsent.length > 0, more: rows.length === batchSize, clearance };
+      })
+      .then(({ clearance, ...outcome }) => {
+        if (committing) hooks?.phase?.('commit', performance.now() - committing, outcome.sent);
+        if (clearance !== undefined) {
+          if (of === 1) vouched.fill(clearance);
+          else vouched[group] = clearance;
+        }
+        return outcome;
+      });
+  };
+
+  /** Passes of one lane group until its lanes are drained (true), the stream holds events back, or a pass fails (false). */
+  const drainGroup = async (group: number, of: number): Promise<Pass> => {
     let outcome: Pass;
     do {
-      outcome = await pass();
+      outcome = await pass(group, of);
       relayed?.inc(outcome.sent);
     } while (outcome.more && !outcome.held && !stopped);
-    return !outcome.held && !outcome.more;
+    return outcome;
+  };
+
+  /**
+   * Drains the outbox (true), unless the stream holds events back or a pass fails (false). Passes over the whole
+   * outbox first: one transaction per flush while writes trickle in. Once one finds a full batch (a backlog), the
+   * lane groups' passes drain the rest at once, each at its own pace; it throws the first failure once all settled.
+   */
+  const drain = async (): Promise<boolean> => {
+    const whole = passes === 1 ? await drainGroup(0, 1) : await pass(0, 1);
+    if (passes > 1) relayed?.inc(whole.sent);
+    if (!whole.more || whole.held || stopped) return !whole.held && !whole.more;
+    const settled = await Promise.allSettled(Array.from({ length: passes }, (_, group) => drainGroup(group, passes)));
+    const failed = settled.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    return settled.every((result) => result.status === 'fulfilled' && !result.value.held && !result.value.more);
   };
 
   const run = async () => {

@@ -69,6 +69,11 @@ export interface CausalFence {
    */
   reachableSince: number;
   maxStallMs: number;
+  /**
+   * A partitioned stream renews the clearance in every partition (true, the default), or only in those this
+   * batch has events for (false: another pass of the same relay renews it everywhere).
+   */
+  everywhere?: boolean;
 }
 
 /** The time (ms) an event's causal position is judged by: when its write stamped it, on its source's clock. */
@@ -109,6 +114,11 @@ export interface EventStream {
    * them; a reader of every user's events reads them all.
    */
   partitions(): Promise<number>;
+  /**
+   * How many partitions this process spreads new users over (its configuration; `partitions()` is what the
+   * stream has): how many passes a relay runs at once by default.
+   */
+  readonly writerPartitions?: number;
   /** The pub/sub channel whose doorbell announces the events of `feed` (a user's, or one partition's log). */
   channel(feed: Feed): Promise<string>;
   close(): Promise<void>;
@@ -229,7 +239,8 @@ export class MemoryEventStream implements EventStream {
     if (fence) {
       const key = `${fence.source}/${fence.instance}`;
       const claim = Math.min(fence.clearance, heldFrom ?? Infinity);
-      if (claim > (this.clearances.get(key) ?? -Infinity)) this.clearances.set(key, claim);
+      // As in Redis: a claim of -1 (a relay whose passes have not all vouched yet) records nothing.
+      if (claim > (this.clearances.get(key) ?? -1)) this.clearances.set(key, claim);
     }
     for (const wake of [...this.waiters]) wake();
     await Promise.all(notify);
