@@ -12,7 +12,8 @@
 //   --partitions N     EVENT_STREAM_PARTITIONS of the stream (1)
 //   --replica-wait MS  EVENT_STREAM_REPLICA_WAIT_MS: each append waits for a replica (0, off; needs replicas)
 //   --passes N         EVENT_RELAY_PASSES: passes each relay runs at once (0: as many as the partitions, the default)
-// The backlog case also reports where a pass's time goes (lock, claim: select and mark sent, append, commit; ms per pass).
+// The backlog case also reports where the relay's time goes: per round, the read of which rows are unsent (select);
+// per pass, its locks, the claim (rows marked sent and read), the append and the commit.
 // Results go to stdout as JSON, progress to stderr.
 //
 // Side by side (issue 25: 4 partitions on a 3-primary cluster against 1 on one Redis, at least 1.5×):
@@ -126,22 +127,36 @@ interface Measured {
   placement?: string[];
 }
 
-/** Per step of a pass, its mean ms per pass; `events` per pass; `passes` run; `concurrency` the relay's passes. */
-type Profile = Record<PassPhase, number> & { passes: number; events: number; concurrency: number };
+/**
+ * Per step, its mean ms per call (`select` once per round, the others once per pass); `rounds` and `passes` run,
+ * `events` per pass, `concurrency` the relay's passes.
+ */
+type Profile = Record<PassPhase, number> & { rounds: number; passes: number; events: number; concurrency: number };
+
+const PHASES = ['select', 'lock', 'claim', 'append', 'commit'] as const satisfies readonly PassPhase[];
 
 function profiler(concurrency: number) {
-  const totals: Record<PassPhase, number> = { lock: 0, claim: 0, append: 0, commit: 0 };
-  let [passes, events] = [0, 0];
+  const totals = new Map<PassPhase, { ms: number; calls: number }>(PHASES.map((phase) => [phase, { ms: 0, calls: 0 }]));
+  let events = 0;
   return {
     phase: (name: PassPhase, ms: number, count: number) => {
-      totals[name] += ms;
-      // Every pass that sends ends in a commit with its count: one per pass that moved events.
-      if (name === 'commit') [passes, events] = [passes + 1, events + count];
+      const total = totals.get(name)!;
+      total.ms += ms;
+      total.calls += 1;
+      // Every pass ends in a commit with its count.
+      if (name === 'commit') events += count;
     },
-    appendMs: () => totals.append,
+    appendMs: () => totals.get('append')!.ms,
     profile: (): Profile => {
-      const per = (ms: number) => round(ms / Math.max(1, passes), 2);
-      return { lock: per(totals.lock), claim: per(totals.claim), append: per(totals.append), commit: per(totals.commit), passes, events: round(events / Math.max(1, passes)), concurrency };
+      const mean = (phase: PassPhase) => round(totals.get(phase)!.ms / Math.max(1, totals.get(phase)!.calls), 2);
+      const passes = totals.get('commit')!.calls;
+      return {
+        ...(Object.fromEntries(PHASES.map((phase) => [phase, mean(phase)])) as Record<PassPhase, number>),
+        rounds: totals.get('select')!.calls,
+        passes,
+        events: round(events / Math.max(1, passes)),
+        concurrency,
+      };
     },
   };
 }
@@ -351,7 +366,9 @@ try {
       ['backlog: share of the drain in the stream append', (run) => run.backlog.appendShare, 2],
       ['backlog: Redis CPU ms/event', (run) => run.backlog.redisCpuMsPerEvent, 4],
       ['backlog: bench process CPU ms/event', (run) => run.backlog.benchCpuMsPerEvent, 4],
-      ...(['lock', 'claim', 'append', 'commit'] as const).map((phase): [string, (run: Measured) => number, number] => [`backlog: per pass, ms in ${phase}`, (run) => run.backlog.profile[phase], 2]),
+      ...PHASES.map((phase): [string, (run: Measured) => number, number] => [`backlog: ms in ${phase} (per ${phase === 'select' ? 'round' : 'pass'})`, (run) => run.backlog.profile[phase], 2]),
+      ['backlog: rounds', (run) => run.backlog.profile.rounds, 0],
+      ['backlog: passes', (run) => run.backlog.profile.passes, 0],
       ['backlog: per pass, events', (run) => run.backlog.profile.events, 0],
       ['steady: events/s committed and relayed', (run) => run.steady.eventsPerSecond, 0],
       ['steady: write + relay p50 ms', (run) => run.steady.writeWithRelayMs.p50, 1],

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, isNull, sql } from 'drizzle-orm';
 import { bigint, index, jsonb, pgTable, timestamp } from 'drizzle-orm/pg-core';
 import { pgErrorCode, type Database } from '../db/index.ts';
 import { publicError } from '../errors.ts';
@@ -222,10 +222,10 @@ export const MAX_RELAY_PASSES = 16;
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
-/** The steps of a pass, as `hooks.phase` hears them. */
-export type PassPhase = 'lock' | 'claim' | 'append' | 'commit';
+/** The steps of a round, as `hooks.phase` hears them: `select` once per round, the others once per pass. */
+export type PassPhase = 'select' | 'lock' | 'claim' | 'append' | 'commit';
 
-/** One pass's outcome: events that went in, whether the stream held some back, whether more rows wait. */
+/** A round's or a pass's outcome: events that went in, whether the stream held some back, whether more rows wait. */
 interface Pass {
   sent: number;
   held: boolean;
@@ -233,28 +233,32 @@ interface Pass {
 }
 
 /**
- * Moves outbox rows to the stream, oldest first, then marks them sent, in one transaction that holds advisory
- * locks: with several replicas one pass at a time sends a given user's rows, which keeps each user's events in
- * commit order. A crash anywhere rolls the transaction back and releases the locks; the rows are sent again, and
- * the stream drops the repeats by event id. So every committed event reaches the stream exactly once.
+ * Moves outbox rows to the stream, oldest first, in rounds. A round reads which rows are unsent (the oldest, by
+ * `seq`, and each one's lane), then sends them in passes. A pass claims its rows (marks them sent if they still
+ * are unsent), appends them and commits, in one transaction that holds advisory locks on their lanes: with several
+ * replicas one pass at a time sends a given user's rows, which keeps each user's events in commit order. A crash
+ * anywhere rolls the transaction back and releases the locks; the rows are sent again, and the stream drops the
+ * repeats by event id. So every committed event reaches the stream exactly once.
  *
- * Concurrent passes (`passes`, by default the stream's partition count): the outbox's rows fall into
- * RELAY_LANES lanes by user, and pass g of `passes` serves the lanes l with l % passes = g, taking each one's lock
- * (in ascending order, so relays with other `passes` wait on each other and never deadlock). Each pass runs in a
- * transaction of its own and drains its lanes at its own pace, so Postgres and the stream's partitions work on
- * several batches at once. Relays of one database may run with different `passes` (a deployment changing it):
- * lanes are the database's, not the relay's, so they still exclude each other user by user.
+ * Lanes: every row falls into one of RELAY_LANES lanes by its user, and a pass over lane group g of `of` locks
+ * the lanes l with l % of = g, in ascending order, so relays with any `of` wait on each other and never deadlock.
+ * A round's first pass covers every lane (one transaction per flush while writes trickle in); once a round finds
+ * a full batch (a backlog), the next rounds read `passes` batches at once and send each lane group's share in a
+ * pass of its own, at once, so Postgres and the stream's partitions work on several batches together. A round
+ * reads a user's rows in `seq` order, and a row its read missed committed after the ones it saw, so a pass never
+ * sends a user's row before an older one. Relays of one database may run with different `passes` (a deployment
+ * changing it): lanes are the database's, not the relay's.
  *
  * Causal order across sources (once a unit of work called `serve`): a write is acknowledged either with its
- * events in the stream, or, when they could not get there, only `ackWaitMs` after its commit. So a pass that
- * started at `p` and sent every row of its lanes it found vouches that every event of its source in those lanes
- * acknowledged before `p + ackWaitMs` is in the stream. The relay's clearance is the least of its passes' latest
- * vouchers (less the clock skew allowance), claimed by each pass, idle ones included (they run at least three
- * times per `ackWaitMs`); the first pass renews it on every partition, the others only where they append. The
- * stream appends an event of another source stamped `t` only once this source's clearance reaches `t`, so a
- * write acknowledged here before another was sent anywhere is in every timeline first. While the stream or this
- * database is unreachable the clearance stops moving and other sources' newer events wait; see CausalFence for
- * how long.
+ * events in the stream, or, when they could not get there, only `ackWaitMs` after its commit. So a round that
+ * started at `p` and sent every row of a lane group it found vouches that every event of its source in those
+ * lanes acknowledged before `p + ackWaitMs` is in the stream. The relay's clearance is the least of its lane
+ * groups' latest vouchers (less the clock skew allowance), claimed with every append; an idle round renews it in
+ * every partition (idle rounds run at least three times per `ackWaitMs`), and so does every round's pass over all
+ * lanes or over group 0. The stream appends an event of another source stamped `t` only once this source's
+ * clearance reaches `t`, so a write acknowledged here before another was sent anywhere is in every timeline first.
+ * While the stream or this database is unreachable the clearance stops moving and other sources' newer events
+ * wait; see CausalFence for how long.
  */
 export function createOutboxRelay({
   db,
@@ -309,52 +313,35 @@ export function createOutboxRelay({
     return value;
   };
 
-  /** The lanes of group `group` of `of`: every row when `of` is 1 (no filter at all). */
-  const lanes = (group: number, of: number) => (of === 1 ? sql`true` : sql`(hashtext(${outbox.event}->>'userId') & ${RELAY_LANES - 1}) % ${of} = ${group}`);
+  const seqList = (rows: readonly { seq: number }[]) => `{${rows.map((row) => row.seq).join(',')}}`;
 
   /**
-   * One batch of lane group `group` of `of` (0 of 1: the whole outbox). It waits for the locks rather than trying
-   * them: a holder's pass is a few milliseconds, and the rows this call was asked for are then either sent by the
-   * holder or found by this pass. lock_timeout bounds the wait behind a holder that hangs.
-   *
-   * It marks its batch sent as it selects it (one statement), then appends it, and unmarks what the stream held
+   * One pass: lane group `group` of `of` (0 of 1: every lane) sends `seqs`, those of them still unsent once it
+   * holds the lanes' locks, claiming `claim` as the relay's clearance. It waits for the locks rather than trying
+   * them: a holder's pass is a few milliseconds. lock_timeout bounds the wait behind a holder that hangs.
+   * It marks the rows sent as it reads them (one statement), then appends them, and unmarks what the stream held
    * back; all in its transaction, so a crash or a failed append leaves every row unsent.
    */
-  const pass = (group: number, of: number): Promise<Pass> => {
-    // Before the transaction's first snapshot: every row committed before this instant is seen by this pass.
-    const startedAt = Date.now();
+  const pass = (group: number, of: number, seqs: string, fence: CausalFence | undefined): Promise<Pass & { heldFrom?: number }> => {
     let committing = 0;
     return db
       .transaction(async (tx) => {
-        // One round trip: the timeout, then the old relays' lock (shared), then this group's lanes in ascending order.
+        // One round trip: the timeout, then the old relays' lock (shared), then the group's lanes in ascending order.
         await timed('lock', 0, () =>
           tx.execute(
             sql`select set_config('lock_timeout', '2s', true), pg_advisory_xact_lock_shared(${RELAY_LOCK_KEY}), (select count(pg_advisory_xact_lock(${RELAY_LANE_LOCK_CLASS}, lane)) from generate_series(${group}::int, ${RELAY_LANES - 1}, ${of}::int) as lane)`,
           ),
         );
-        const mine = and(isNull(outbox.sentAt), lanes(group, of));
-        const claimed = await timed('claim', 0, async () => {
-          const oldest = tx.select({ seq: outbox.seq }).from(outbox).where(mine).orderBy(asc(outbox.seq)).limit(batchSize);
-          return tx.update(outbox).set({ sentAt: sql`now()` }).where(inArray(outbox.seq, oldest)).returning({ seq: outbox.seq, event: outbox.event });
-        });
+        const claimed = await timed('claim', 0, () =>
+          tx
+            .update(outbox)
+            .set({ sentAt: sql`now()` })
+            .where(and(sql`${outbox.seq} = any(${seqs}::bigint[])`, isNull(outbox.sentAt)))
+            .returning({ seq: outbox.seq, event: outbox.event }),
+        );
         const rows = claimed.sort((a, b) => a.seq - b.seq);
-        let clearance = fenced ? startedAt + fenced.ackWaitMs - 2 * maxClockSkewMs : undefined;
-        // Nothing to send: only a pass over every lane or the first lane group appends anyway, to renew the
-        // relay's clearance in every partition.
-        const renews = group === 0;
-        if (rows.length === 0 && !(fenced && renews)) return { sent: 0, held: false, more: false, clearance };
-        let fence: CausalFence | undefined;
-        if (fenced && clearance !== undefined) {
-          if (rows.length === batchSize) {
-            // Rows beyond this batch are not sent yet: the clearance cannot pass the oldest stamp among them.
-            const [beyond] = await tx.select({ stamp: sql<string | null>`min(${outbox.event}->>'occurredAt')` }).from(outbox).where(mine);
-            if (beyond?.stamp) clearance = Math.min(clearance, Date.parse(beyond.stamp));
-          }
-          // The relay vouches only for what all its lane groups have: the others' latest, and this one's.
-          const others = of === 1 ? [] : vouched.filter((_, g) => g !== group);
-          const claim = others.some((value) => value === undefined) ? -1 : Math.min(clearance, ...(others as number[]));
-          fence = { source: fenced.source, instance, now: Date.now(), clearance: claim, reachableSince: reachableSince ?? Date.now(), maxStallMs, everywhere: renews };
-        }
+        // Another relay sent them all meanwhile; only a renewal has to append anyway.
+        if (rows.length === 0 && !fence?.everywhere) return { sent: 0, held: false, more: false };
         await hooks?.beforeAppend?.();
         const positions = await timed('append', rows.length, () =>
           stream.append(
@@ -364,51 +351,87 @@ export function createOutboxRelay({
         );
         await hooks?.afterAppend?.();
         const unsent = rows.slice(positions.length);
-        if (unsent.length > 0) {
-          // Held back: unsent again, and this group vouches no further than its oldest event among them.
-          await tx.execute(sql`update ${outbox} set sent_at = null where ${outbox.seq} = any(${`{${unsent.map((row) => row.seq).join(',')}}`}::bigint[])`);
-          if (clearance !== undefined) clearance = Math.min(clearance, ...unsent.map((row) => Date.parse(row.event.occurredAt)));
-        }
-        if (group === 0 && Date.now() - prunedAt > 60_000) {
+        // Held back: unsent again.
+        if (unsent.length > 0) await tx.execute(sql`update ${outbox} set sent_at = null where ${outbox.seq} = any(${seqList(unsent)}::bigint[])`);
+        if (of === 1 && Date.now() - prunedAt > 60_000) {
           prunedAt = Date.now();
           await tx.delete(outbox).where(sql`${outbox.sentAt} < now() - make_interval(secs => ${keepSentMs / 1000})`);
         }
         committing = performance.now();
-        return { sent: positions.length, held: unsent.length > 0, more: rows.length === batchSize, clearance };
+        const heldFrom = unsent.length > 0 ? Math.min(...unsent.map((row) => Date.parse(row.event.occurredAt))) : undefined;
+        return { sent: positions.length, held: unsent.length > 0, more: false, heldFrom };
       })
-      .then(({ clearance, ...outcome }) => {
+      .then((outcome) => {
         if (committing) hooks?.phase?.('commit', performance.now() - committing, outcome.sent);
-        if (clearance !== undefined) {
-          if (of === 1) vouched.fill(clearance);
-          else vouched[group] = clearance;
-        }
+        relayed?.inc(outcome.sent);
         return outcome;
       });
   };
 
-  /** Passes of one lane group until its lanes are drained (true), the stream holds events back, or a pass fails (false). */
-  const drainGroup = async (group: number, of: number): Promise<Pass> => {
-    let outcome: Pass;
-    do {
-      outcome = await pass(group, of);
-      relayed?.inc(outcome.sent);
-    } while (outcome.more && !outcome.held && !stopped);
-    return outcome;
+  /**
+   * One round over the oldest `of` × batchSize unsent rows, in a pass per lane group of `of` that has any (with
+   * `of` 1, one pass over every lane). Throws the first failure once every pass settled.
+   */
+  const round = async (of: number): Promise<Pass> => {
+    // Before the read's snapshot: every row committed before this instant is seen by this round.
+    const startedAt = Date.now();
+    const window = of * batchSize;
+    const lane = sql<number>`hashtext(${outbox.event}->>'userId') & ${RELAY_LANES - 1}`.mapWith(Number);
+    const rows = await timed('select', 0, () => db.select({ seq: outbox.seq, lane }).from(outbox).where(isNull(outbox.sentAt)).orderBy(asc(outbox.seq)).limit(window));
+    const more = rows.length === window;
+    let clearance: number | undefined;
+    if (fenced) {
+      clearance = startedAt + fenced.ackWaitMs - 2 * maxClockSkewMs;
+      if (more) {
+        // Rows beyond this round are not sent yet: the clearance cannot pass the oldest stamp among them.
+        const [beyond] = await db
+          .select({ stamp: sql<string | null>`min(${outbox.event}->>'occurredAt')` })
+          .from(outbox)
+          .where(and(isNull(outbox.sentAt), sql`${outbox.seq} > ${(rows.at(-1) as { seq: number }).seq}`));
+        if (beyond?.stamp) clearance = Math.min(clearance, Date.parse(beyond.stamp));
+      }
+    }
+    const groups = Array.from({ length: of }, () => [] as { seq: number }[]);
+    for (const row of rows) groups[row.lane % of]?.push(row);
+    const outcomes = await Promise.allSettled(
+      groups.map(async (share, group) => {
+        // The pass over every lane, or group 0's, renews the clearance in every partition, also when idle.
+        const renews = group === 0 && fenced !== undefined && clearance !== undefined;
+        if (share.length === 0 && !renews) return undefined;
+        let fence: CausalFence | undefined;
+        if (fenced && clearance !== undefined) {
+          // The relay vouches only for what all its lane groups have: the others' latest, and this one's.
+          const others = of === 1 ? [] : vouched.filter((_, g) => g !== group);
+          const claim = others.some((value) => value === undefined) ? -1 : Math.min(clearance, ...(others as number[]));
+          fence = { source: fenced.source, instance, now: Date.now(), clearance: claim, reachableSince: reachableSince ?? Date.now(), maxStallMs, everywhere: renews };
+        }
+        // Idle: nothing to claim, so no transaction; the round's read saw every row this renewal vouches for.
+        if (share.length === 0) return { sent: (await stream.append([], fence)).length, held: false, more: false };
+        return pass(group, of, seqList(share), fence);
+      }),
+    );
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
+    const passes = outcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : undefined));
+    if (clearance !== undefined) {
+      for (let group = 0; group < of; group++) {
+        // A group without rows in this round vouches as far as the round; one held back, to its oldest held event.
+        const voucher = Math.min(clearance, passes[group]?.heldFrom ?? Infinity);
+        if (of === 1) vouched.fill(voucher);
+        else vouched[group] = voucher;
+      }
+    }
+    return { sent: passes.reduce((sum, outcome) => sum + (outcome?.sent ?? 0), 0), held: passes.some((outcome) => outcome?.held), more };
   };
 
   /**
-   * Drains the outbox (true), unless the stream holds events back or a pass fails (false). Passes over the whole
-   * outbox first: one transaction per flush while writes trickle in. Once one finds a full batch (a backlog), the
-   * lane groups' passes drain the rest at once, each at its own pace; it throws the first failure once all settled.
+   * Rounds until the outbox is drained (true), the stream holds events back, or a pass fails (false). A round over
+   * every lane first; after a full one, rounds of `passes` lane groups.
    */
   const drain = async (): Promise<boolean> => {
-    const whole = passes === 1 ? await drainGroup(0, 1) : await pass(0, 1);
-    if (passes > 1) relayed?.inc(whole.sent);
-    if (!whole.more || whole.held || stopped) return !whole.held && !whole.more;
-    const settled = await Promise.allSettled(Array.from({ length: passes }, (_, group) => drainGroup(group, passes)));
-    const failed = settled.find((result) => result.status === 'rejected');
-    if (failed) throw failed.reason;
-    return settled.every((result) => result.status === 'fulfilled' && !result.value.held && !result.value.more);
+    let outcome = await round(1);
+    while (outcome.more && !outcome.held && !stopped) outcome = await round(passes);
+    return !outcome.held && !outcome.more;
   };
 
   const run = async () => {
