@@ -70,6 +70,11 @@ interface ValueSelection {
   guard?: Guard;
   responseName: string;
   inherited: boolean;
+  /**
+   * No other selection of the same object (through its fragments) writes this response name, and no prototype
+   * has it: the output never holds a value for it yet, and nothing needs merging.
+   */
+  fresh: boolean;
   type: Shape;
   selections?: Selections;
 }
@@ -93,10 +98,11 @@ const enum ShapeKind {
   Leaf,
 }
 
+type CompositeShape = { kind: ShapeKind.Composite; type: CompositeType; label: string };
 type Shape =
   | { kind: ShapeKind.NonNull; of: Shape; label: string }
   | { kind: ShapeKind.List; of: Shape; label: string }
-  | { kind: ShapeKind.Composite; type: CompositeType; label: string }
+  | CompositeShape
   | { kind: ShapeKind.Leaf; valid: (value: unknown) => boolean; label: string };
 
 export class UnsupportedOperation extends Error {}
@@ -167,7 +173,9 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
     return skip || include ? { skip, include } : undefined;
   };
 
-  const compile = (selectionSet: SelectionSet): Selections =>
+  const compile = (selectionSet: SelectionSet): Selections => markFresh(compileLevel(selectionSet), true);
+
+  const compileLevel = (selectionSet: SelectionSet): Selections =>
     selectionSet.selections().map((selection): Selection => {
       if (selection.kind === 'FieldSelection') {
         const field = selection.element;
@@ -185,6 +193,7 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
           guard,
           responseName,
           inherited,
+          fresh: false,
           type: shapeOf(field.definition.type!),
           selections: selection.selectionSet ? compile(selection.selectionSet) : undefined,
         };
@@ -193,10 +202,34 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
         kind: Kind.Fragment,
         guard: guardOf(selection.element),
         typeCondition: selection.element.typeCondition,
-        selections: compile(selection.selectionSet),
+        selections: compileLevel(selection.selectionSet),
         applies: new Map(),
       };
     });
+
+  /**
+   * Marks the value selections of one object's level (its fragments included) whose response name is written
+   * once. Below a name written twice, the second writer merges into what the first wrote: nothing there is fresh.
+   */
+  const markFresh = (selections: Selections, objectFresh: boolean): Selections => {
+    const counts = new Map<string, number>();
+    const values: ValueSelection[] = [];
+    const count = (level: Selections) => {
+      for (const selection of level) {
+        if (selection.kind === Kind.Fragment) count(selection.selections);
+        else {
+          counts.set(selection.responseName, (counts.get(selection.responseName) ?? 0) + 1);
+          if (selection.kind === Kind.Value) values.push(selection);
+        }
+      }
+    };
+    count(selections);
+    for (const selection of values) {
+      selection.fresh = objectFresh && !selection.inherited && counts.get(selection.responseName) === 1;
+      if (selection.selections) markFresh(selection.selections, selection.fresh);
+    }
+    return selections;
+  };
 
   const root = compile(selectionSet);
 
@@ -279,6 +312,14 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
       }
 
       const { responseName, inherited } = selection;
+      if (selection.kind === Kind.Value && selection.fresh) {
+        path.push(responseName);
+        const value = input[responseName];
+        output[responseName] = complete(undefined, selection.type, value === undefined ? null : value, selection.selections, path, parentType);
+        path.pop();
+        if (invalid) return true;
+        continue;
+      }
       const outputValue = own(output, responseName, inherited);
       let inputValue = own(input, responseName, inherited) ?? null;
 
@@ -302,8 +343,9 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
     return false;
   }
 
+  // The assertions test first and build their message only when they fail: this runs once per value.
   function complete(outputValue: unknown, shape: Shape, inputValue: unknown, selections: Selections | undefined, path: Path, parentType: CompositeType): unknown {
-    assert(inputValue !== undefined, 'Should not pass undefined for `inputValue` to this method');
+    if (inputValue === undefined) assert(false, 'Should not pass undefined for `inputValue` to this method');
 
     if (outputValue === null || (outputValue !== undefined && !selections)) {
       invalid = errored = false;
@@ -332,16 +374,18 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
 
     switch (shape.kind) {
       case ShapeKind.List: {
-        assert(Array.isArray(inputValue), () => `Invalid non-list value ${inputValue} returned by subgraph for list type ${shape.label}`);
-        assert(outputValue === undefined || Array.isArray(outputValue), () => `Invalid non-list value ${outputValue} returned by subgraph for list type ${shape.label}`);
-        const list = outputValue === undefined ? new Array<unknown>(inputValue.length).fill(undefined) : (outputValue as unknown[]);
-        assert(inputValue.length === list.length, () => `[${inputValue}].length (${inputValue.length}) !== [${list}].length (${list.length})`);
+        if (!Array.isArray(inputValue)) assert(false, `Invalid non-list value ${inputValue} returned by subgraph for list type ${shape.label}`);
+        if (outputValue !== undefined && !Array.isArray(outputValue)) assert(false, `Invalid non-list value ${outputValue} returned by subgraph for list type ${shape.label}`);
+        // What an earlier selection of the same response name wrote (through a fragment), merged into here.
+        const list = outputValue as unknown[] | undefined;
+        const length = inputValue.length;
+        if (list && length !== list.length) assert(false, `[${inputValue}].length (${length}) !== [${list}].length (${list.length})`);
         let nullify = false;
         let anyErrors = false;
-        const updated = new Array<unknown>(list.length);
-        for (let index = 0; index < list.length; index++) {
+        const updated = new Array<unknown>(length);
+        for (let index = 0; index < length; index++) {
           path.push(index);
-          updated[index] = complete(list[index], shape.of, inputValue[index], selections, path, parentType);
+          updated[index] = complete(list?.[index], shape.of, inputValue[index], selections, path, parentType);
           path.pop();
           nullify ||= invalid;
           anyErrors ||= errored;
@@ -350,33 +394,10 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
         errored = anyErrors;
         return nullify ? null : updated;
       }
-      case ShapeKind.Composite: {
-        assert(selections, () => `Invalid empty selection set for composite type ${shape.label}`);
-        assert(typeof inputValue === 'object', () => `Invalid non-object value ${inputValue} returned by subgraph for composite type ${shape.label}`);
-        assert(outputValue === undefined || typeof outputValue === 'object', () => `Invalid non-object value ${inputValue} returned by subgraph for composite type ${shape.label}`);
-        const object = inputValue as Record<string, unknown>;
-        const typename = object[typenameFieldName];
-        assert(typename === undefined || typeof typename === 'string', () => `Invalid non-string value ${typename} for __typename at ${path}`);
-        let objectType: CompositeType = shape.type;
-        if (typename) {
-          const named = schema.type(typename);
-          if (!named || !isCompositeType(named)) {
-            // Never the subgraph's typename in the message: it may name an @inaccessible type.
-            errors.push(ERRORS.INVALID_GRAPHQL.err(`Invalid __typename found for object at ${describe(path, shape, parentType)}.`, { path: Array.from(path) }));
-            invalid = false;
-            errored = true;
-            return null;
-          }
-          objectType = named;
-        }
-        const target = outputValue === undefined ? {} : (outputValue as Record<string, unknown>);
-        const bubbled = applySelections(object, selections, target, path, objectType);
-        invalid = false;
-        errored = bubbled;
-        return bubbled ? null : target;
-      }
+      case ShapeKind.Composite:
+        return completeObject(shape, outputValue, inputValue, selections, path, parentType);
       case ShapeKind.Leaf: {
-        assert(outputValue === undefined, () => `Excepted output to be undefined but got ${shape.label} for type ${shape.label}`);
+        if (outputValue !== undefined) assert(false, `Excepted output to be undefined but got ${shape.label} for type ${shape.label}`);
         const valid = shape.valid(inputValue);
         if (!valid) errors.push(ERRORS.INVALID_GRAPHQL.err(`Invalid value found for ${describe(path, shape, parentType)}.`, { path: Array.from(path) }));
         invalid = false;
@@ -386,6 +407,32 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
       default:
         throw new Error('unreachable');
     }
+  }
+
+  function completeObject(shape: CompositeShape, outputValue: unknown, inputValue: unknown, selections: Selections | undefined, path: Path, parentType: CompositeType): unknown {
+    if (!selections) assert(false, `Invalid empty selection set for composite type ${shape.label}`);
+    if (typeof inputValue !== 'object') assert(false, `Invalid non-object value ${inputValue} returned by subgraph for composite type ${shape.label}`);
+    if (outputValue !== undefined && typeof outputValue !== 'object') assert(false, `Invalid non-object value ${inputValue} returned by subgraph for composite type ${shape.label}`);
+    const object = inputValue as Record<string, unknown>;
+    const typename = object[typenameFieldName];
+    if (typename !== undefined && typeof typename !== 'string') assert(false, `Invalid non-string value ${typename} for __typename at ${path}`);
+    let objectType: CompositeType = shape.type;
+    if (typename) {
+      const named = schema.type(typename);
+      if (!named || !isCompositeType(named)) {
+        // Never the subgraph's typename in the message: it may name an @inaccessible type.
+        errors.push(ERRORS.INVALID_GRAPHQL.err(`Invalid __typename found for object at ${describe(path, shape, parentType)}.`, { path: Array.from(path) }));
+        invalid = false;
+        errored = true;
+        return null;
+      }
+      objectType = named;
+    }
+    const target = outputValue === undefined ? {} : (outputValue as Record<string, unknown>);
+    const bubbled = applySelections(object, selections!, target, path, objectType);
+    invalid = false;
+    errored = bubbled;
+    return bubbled ? null : target;
   }
 
   return { applySelections };
