@@ -377,6 +377,10 @@ try {
       ['steady: Redis CPU ms/event', (run) => run.steady.redisCpuMsPerEvent, 4],
       ['steady: bench process CPU ms/event', (run) => run.steady.benchCpuMsPerEvent, 4],
     ];
+    const sameRound: [string, (run: Measured) => number][] = [
+      ['backlog: events/s', (run) => run.backlog.eventsPerSecond],
+      ['steady: events/s', (run) => run.steady.eventsPerSecond],
+    ];
     const [first, ...others] = sides;
     const lines = [
       `# Outbox relay: ${sides.map((side) => side.name).join(' against ')}`,
@@ -391,6 +395,11 @@ try {
       ...rows.map(([label, pick, digits]) => {
         const medians = sides.map((side) => median(side.runs.map(pick)));
         return `| ${label} | ${medians.map((value) => value.toFixed(digits)).join(' | ')} | ${medians.slice(1).map((value) => (medians[0]! > 0 ? `${(value / medians[0]!).toFixed(2)}×` : '')).join(' | ')} |`;
+      }),
+      // The machine's load drifts between rounds more than between the sides of one: each round's ratio, then their median.
+      ...sameRound.map(([label, pick]) => {
+        const ratios = others.map((side) => median(side.runs.map((run, index) => pick(run) / Math.max(1, pick(first!.runs[index]!)))));
+        return `| ${label}, over the first side's in the same round (median) | ${sides.map(() => '').join(' | ')} | ${ratios.map((ratio) => `${ratio.toFixed(2)}×`).join(' | ')} |`;
       }),
       '',
       ...sides.flatMap((side) => (side.runs[0]?.placement ? [`Partitions on the cluster's primaries (${side.name}): ${side.runs[0].placement.join(', ')}.`, ''] : [])),
