@@ -10,10 +10,9 @@ import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { createAuthenticator, createGateway, mintToken, type GatewayDeps } from '@fed/gateway';
 import { gatewayConfigSchema, gatewaySettings } from '@fed/gateway/config';
-import { createInfrastructure, createLogger, IDENTITY_HEADER, isProbeRequest, listen, signIdentity } from '@fed/platform';
-import { deleteRedisKeys, recordStream, testRedisUrl, uniqueName, waitFor } from '@fed/platform/testing';
+import { createInfrastructure, createLogger, createRedisClient, IDENTITY_HEADER, isProbeRequest, listen, signIdentity, waitForRedis, type RedisClient } from '@fed/platform';
+import { deleteRedisKeys, recordStream, redisKeys, testRedisUrl, uniqueName, waitFor } from '@fed/platform/testing';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
-import { Redis } from 'ioredis';
 import { UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
@@ -329,11 +328,13 @@ describe('22. the rate limit holds across two gateway replicas sharing Redis', (
 describe('23–25. automatic persisted queries are bounded in Redis (a TTL, a size per document, a budget of registrations)', () => {
   const keyPrefix = `${uniqueName('apq')}:`;
   const apqKey = (hash: string) => `${keyPrefix}cache:apq:${hash}`;
-  let redis: Redis;
+  let redis: RedisClient;
   let replica: Awaited<ReturnType<typeof startReplica>>;
 
   beforeAll(async () => {
-    redis = new Redis(testRedisUrl());
+    // Of the topology TEST_REDIS_URL names (one server, Sentinels or a cluster); it only reads what the gateway wrote.
+    redis = createRedisClient(testRedisUrl(), { patient: true });
+    await waitForRedis(redis, 30_000);
     replica = await startReplica(keyPrefix, { persistedDocuments: { mode: 'apq', policy: { ttlSeconds: 120, maxBytes: 2048, maxEntries: 3 } } });
   });
   afterAll(async () => {
@@ -370,16 +371,7 @@ describe('23–25. automatic persisted queries are bounded in Redis (a TTL, a si
   it('25. past APQ_MAX_ENTRIES registrations per TTL nothing more is stored, whoever sends them; every stored entry expires', async () => {
     const queries = Array.from({ length: 12 }, (_, i) => `query Flood${i} { __typename }`);
     for (const query of queries) expect((await register(query)).status).toBe(200);
-    const stored = async () => {
-      const keys: string[] = [];
-      let cursor = '0';
-      do {
-        const [next, found] = await redis.scan(cursor, 'MATCH', `${keyPrefix}cache:apq:*`, 'COUNT', 1000);
-        keys.push(...found);
-        cursor = next;
-      } while (cursor !== '0');
-      return keys;
-    };
+    const stored = () => redisKeys(redis, `${keyPrefix}cache:apq:*`);
     // Apq1 (row 23) and two of the flood: the budget of 3 is shared by every document and client.
     await waitFor(async () => expect((await stored()).length).toBe(3));
     for (const key of await stored()) {

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { startTcpProxy, testRedisUrl, waitFor, type TcpProxy } from '@fed/platform/testing';
+import { startRedisBehindProxies, waitFor, type RedisBehindProxies } from '@fed/platform/testing';
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -160,7 +160,7 @@ const readyz = async (base: string): Promise<ReadyzAnswer> => {
 describe('a gateway process drains on SIGTERM under load', () => {
   let stack: TestStack;
   let slowOrders: HttpFaultProxy;
-  let redis: TcpProxy;
+  let redis: RedisBehindProxies;
   let gateway: GatewayProcess;
   let admin: Record<string, string>;
   const outcomes: Outcome[] = [];
@@ -179,7 +179,7 @@ describe('a gateway process drains on SIGTERM under load', () => {
     stack = await startTestStack();
     await seed(stack.databases, { users: 10, ordersPerUser: 5 });
     slowOrders = await startHttpFaultProxy(stack.urls.orders);
-    redis = await startTcpProxy(testRedisUrl());
+    redis = await startRedisBehindProxies();
     admin = await signedInAs('1000000', 'admin');
     gateway = await spawnGateway({
       NODE_ENV: 'test',
@@ -208,7 +208,7 @@ describe('a gateway process drains on SIGTERM under load', () => {
       await gateway.exit;
     }
     await slowOrders?.close();
-    await redis?.close();
+    await redis?.stop();
     await stack?.teardown();
   });
 

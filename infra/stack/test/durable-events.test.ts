@@ -1,7 +1,7 @@
 // Durable events end to end: every committed change reaches the stream exactly once through each subgraph's
 // outbox, clients resume with `after` through the gateway, and orders keeps its own projection of users.
 // Real Postgres, real Redis (behind a proxy where a test takes it away), real graphql-ws clients.
-import { graphql, recordStream, startTcpProxy, waitFor, type RecordedStream, type TcpProxy } from '@fed/platform/testing';
+import { graphql, recordStream, startTcpProxy, waitFor, type RecordedStream, type RedisBehindProxies } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -172,7 +172,7 @@ describe('the gateway loses its connection to the users subgraph', () => {
 
 describe('a Redis outage while mutations go on', () => {
   let stack: TestStack;
-  let redis: TcpProxy;
+  let redis: RedisBehindProxies;
   let teardown: () => Promise<void>;
   beforeAll(async () => {
     ({ stack, redis, teardown } = await startStackBehindRedisProxy({ users: 3, ordersPerUser: 1 }));

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAuthenticator, createGateway } from '@fed/gateway';
 import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
-import { graphql, type TcpProxy } from '@fed/platform/testing';
+import { graphql, type RedisBehindProxies } from '@fed/platform/testing';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
@@ -174,7 +174,7 @@ describe('a database goes away and comes back', () => {
 
 describe('Redis goes away', () => {
   let stack: TestStack;
-  let redis: TcpProxy;
+  let redis: RedisBehindProxies;
   let teardown: (() => Promise<void>) | undefined;
   beforeAll(async () => {
     ({ stack, redis, teardown } = await startStackBehindRedisProxy({ users: 3, ordersPerUser: 1 }));

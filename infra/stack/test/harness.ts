@@ -19,10 +19,12 @@ import {
   createTestDatabase,
   graphql,
   isRelayStatement,
+  startRedisBehindProxies,
   startTcpProxy,
   testRedisUrl,
   uniqueName,
   type GraphQLResponse,
+  type RedisBehindProxies,
   type StreamingReplica,
   type TcpProxy,
   type TestDatabase,
@@ -165,19 +167,36 @@ export async function startTestStack(overrides: Partial<StackOptions> = {}, { re
   }
 }
 
-/** A seeded stack whose Redis sits behind a proxy, so a test can take Redis away and bring it back. */
-export async function startStackBehindRedisProxy(size: { users: number; ordersPerUser: number }): Promise<{ stack: TestStack; redis: TcpProxy; teardown(): Promise<void> }> {
-  const redis = await startTcpProxy(testRedisUrl());
-  const stack = await startTestStack({ redisUrl: redis.url });
-  await seed(stack.databases, size);
-  return {
-    stack,
-    redis,
-    teardown: async () => {
+/**
+ * A seeded stack whose Redis sits behind proxies, so a test can take Redis away and bring it back: the test
+ * Redis behind one, or, when TEST_REDIS_URL names a cluster or Sentinels, a private set-up of that shape behind
+ * one per node (see startRedisBehindProxies).
+ */
+export async function startStackBehindRedisProxy(size: { users: number; ordersPerUser: number }): Promise<{ stack: TestStack; redis: RedisBehindProxies; teardown(): Promise<void> }> {
+  const redis = await startRedisBehindProxies();
+  try {
+    const stack = await startTestStack({ redisUrl: redis.url });
+    try {
+      await seed(stack.databases, size);
+    } catch (error) {
       await stack.teardown();
-      await redis.close();
-    },
-  };
+      throw error;
+    }
+    return {
+      stack,
+      redis,
+      teardown: async () => {
+        try {
+          await stack.teardown();
+        } finally {
+          await redis.stop();
+        }
+      },
+    };
+  } catch (error) {
+    await redis.stop();
+    throw error;
+  }
 }
 
 /**

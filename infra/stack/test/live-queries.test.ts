@@ -9,7 +9,7 @@ import { createClient as createSseClient, type Client as SseClient } from 'graph
 import type { Client, FormattedExecutionResult } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
-import type { TcpProxy } from '@fed/platform/testing';
+import type { RedisBehindProxies } from '@fed/platform/testing';
 import { signedInAs, socketClient, startGatewayTo, startStackBehindRedisProxy, startTestStack, tokenFor, type TestStack } from './harness.ts';
 
 type Data = Record<string, unknown>;
@@ -321,7 +321,7 @@ describe('live queries over graphql-ws', () => {
 
 describe('live queries across a Redis outage', () => {
   let stack: TestStack;
-  let redis: TcpProxy;
+  let redis: RedisBehindProxies;
   let teardown: () => Promise<void>;
   let client: Client | undefined;
   beforeAll(async () => {

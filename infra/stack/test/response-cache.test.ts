@@ -3,9 +3,9 @@
 // requests that reach each subgraph's HTTP server.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
-import { isProbeRequest } from '@fed/platform';
-import { graphql, signedGraphql, startRedisServer, waitFor, type GraphQLResponse, type PrivateRedis, type TcpProxy } from '@fed/platform/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisClient, isProbeRequest, RedisEventStream, waitForRedis, type RedisClient } from '@fed/platform';
+import { graphql, signedGraphql, startRedisServer, testRedisUrl, waitFor, type GraphQLResponse, type PrivateRedis, type RedisBehindProxies } from '@fed/platform/testing';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { seed } from '../src/seed.ts';
 import { signedInAs, startStackBehindRedisProxy, startTestStack, type TestStack } from './harness.ts';
 
@@ -28,7 +28,10 @@ const isHit = (response: GraphQLResponse<unknown>) => response.headers.get('age'
 describe('the response cache across two gateway replicas on one Redis', () => {
   let stack: TestStack;
   let replicaB: string;
+  let gatewayB: TestStack['gateway'];
   let subgraphs: ReturnType<typeof countRequests>;
+  let streamReader: RedisClient;
+  let stream: RedisEventStream;
   /** Through replica A (the stack's own gateway) or B. */
   const viaA = <T = Record<string, unknown>>(query: string, headers?: Record<string, string>, variables?: Record<string, unknown>) =>
     stack.request<T>(query, variables, headers);
@@ -38,10 +41,30 @@ describe('the response cache across two gateway replicas on one Redis', () => {
   beforeAll(async () => {
     stack = await startTestStack({ responseCache: { maxTtlSeconds: 300, typeTtlSeconds: { OrderItem: 7 } } });
     await seed(stack.databases, { users: 6, ordersPerUser: 2 });
-    replicaB = (await stack.addGateway()).url;
+    ({ url: replicaB, gateway: gatewayB } = await stack.addGateway());
     subgraphs = countRequests(stack.httpServers);
+    streamReader = createRedisClient(testRedisUrl(), { patient: true });
+    await waitForRedis(streamReader, 30_000);
+    stream = new RedisEventStream(streamReader, stack.keyPrefix);
   });
-  afterAll(() => stack?.teardown());
+  afterAll(async () => {
+    streamReader?.disconnect();
+    await stack?.teardown();
+  });
+
+  /**
+   * Waits until both replicas have applied the purge of every event committed so far: a replica applies its own
+   * writes' events before answering them, and the other's when it hears them on the bus, once each. That later
+   * purge drops whatever matching answer the replica stored in between (it was fresh: the writer's purge came
+   * first), so a test expecting the next read to be a hit waits for it. On a cluster the bus is often slower
+   * than a read.
+   */
+  const purgesLanded = async () => {
+    const committed = (await stream.read({}, null, 10_000)).length;
+    const applied = () => [stack.gateway.responseCache?.stats.invalidations, gatewayB.responseCache?.stats.invalidations];
+    await waitFor(() => expect(applied()).toEqual([committed, committed]));
+  };
+  beforeEach(purgesLanded);
 
   it('answers a repeated query from the cache, with Age and the public policy, without asking a subgraph', async () => {
     const query = '{ user(id: "1") { name } }';
@@ -95,6 +118,8 @@ describe('the response cache across two gateway replicas on one Redis', () => {
     const withNew = await viaA<List>(list);
     expect(withNew.data?.users.totalCount).toBe(before.data!.users.totalCount + 1);
     expect(withNew.data?.users.edges.map((edge) => edge.node.name)).toContain('Cache New');
+    await purgesLanded();
+    await viaA(list);
     expect(isHit(await viaA(list))).toBe(true);
 
     await viaB(`mutation { deleteUser(id: "${id}") }`);
@@ -120,6 +145,8 @@ describe('the response cache across two gateway replicas on one Redis', () => {
     expect(afterPlace.data?.user.orderCount).toBe(before.data!.user.orderCount + 1);
     expect(afterPlace.data?.user.totalSpentCents).toBe(before.data!.user.totalSpentCents + 1_000);
     expect(afterPlace.data?.user.orders.totalCount).toBe(before.data!.user.orders.totalCount + 1);
+    await purgesLanded();
+    await viaA(query, owner);
     expect(isHit(await viaA(query, owner))).toBe(true);
 
     await viaB(`mutation { cancelOrder(id: "${orderId}") { status } }`, owner);
@@ -276,7 +303,7 @@ describe('the response cache across two gateway replicas on one Redis', () => {
 
 describe('the response cache when Redis goes away', () => {
   let stack: TestStack;
-  let redis: TcpProxy;
+  let redis: RedisBehindProxies;
   let teardown: (() => Promise<void>) | undefined;
   beforeAll(async () => {
     ({ stack, redis, teardown } = await startStackBehindRedisProxy({ users: 3, ordersPerUser: 1 }));

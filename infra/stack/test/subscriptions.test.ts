@@ -2,10 +2,9 @@
 // users subgraph over graphql-ws and completes every event from orders through _entities; real Redis pub/sub
 // between the subgraphs and Postgres underneath.
 import { createAuthenticator, createGateway } from '@fed/gateway';
-import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
+import { createInfrastructure, createMemoryCache, listen, MemoryRateLimiter, type Infrastructure } from '@fed/platform';
 import { graphql, recordStream, signedGraphql, startTcpProxy, testRedisUrl, waitFor, type RecordedStream } from '@fed/platform/testing';
 import { createClient, type Client, type FormattedExecutionResult } from 'graphql-ws';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { seed } from '../src/seed.ts';
@@ -24,7 +23,8 @@ type Stream = RecordedStream<FormattedExecutionResult<Record<string, unknown>, u
 
 describe('federated subscriptions through the gateway', () => {
   let stack: TestStack;
-  let redis: Redis;
+  /** The stack's bus as another process of it sees it: a client of whatever topology TEST_REDIS_URL names. */
+  let bus: Infrastructure;
   const clients: Client[] = [];
   const wsUrl = () => stack.urls.gateway.replace(/^http/, 'ws');
 
@@ -46,20 +46,17 @@ describe('federated subscriptions through the gateway', () => {
     return stream;
   };
 
-  /** Subscriptions Redis holds for a user's channel, across every process. */
-  const listeners = async (channel: string) => {
-    const [, count] = (await redis.pubsub('NUMSUB', `${stack.keyPrefix}${channel}`)) as [string, number];
-    return Number(count);
-  };
+  /** Subscriptions Redis holds for a user's channel, across every process (on a cluster, on the node the channel lives on). */
+  const listeners = (channel: string) => bus.pubsub.subscribers(channel);
 
   beforeAll(async () => {
     stack = await startTestStack();
     await seed(stack.databases, { users: 4, ordersPerUser: 1 });
-    redis = new Redis(testRedisUrl());
+    bus = await createInfrastructure({ redisUrl: testRedisUrl(), logger: silentLogger(), keyPrefix: stack.keyPrefix });
   });
   afterAll(async () => {
     for (const client of clients) await client.dispose();
-    redis?.disconnect();
+    await bus?.close();
     await stack?.teardown();
   });
 

@@ -12,4 +12,5 @@ export * from './redis-cluster.ts';
 export * from './redis-sentinel.ts';
 export * from './pgbouncer.ts';
 export * from './redis-tls.ts';
+export * from './redis-outage.ts';
 export { redisServerPids } from './redis-node.ts';

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { RedisNode } from '../redis.ts';
 import { askRedisNode } from './redis-node.ts';
 import { freePort } from './services.ts';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
 import { waitFor } from './wait.ts';
 
 /** A Redis Cluster of a test file's own, on loopback: primaries first in `nodes`, then their replicas. */
@@ -19,12 +20,22 @@ export interface PrivateRedisCluster {
    * takes over once the others have marked it failing (`cluster-node-timeout`, 5 s here).
    */
   crash(node: RedisNode): Promise<void>;
+  /**
+   * With `clientProxies`: the loopback proxy in front of each node, in the order of `nodes`. Every address the
+   * cluster gives out (CLUSTER SLOTS, MOVED, a replica's link to its primary) is its proxy's, while the nodes
+   * talk to each other on their bus ports directly: with every proxy down, clients cannot reach the cluster,
+   * yet the cluster itself stays whole (no node is marked failing, nothing fails over), as in a network outage
+   * between the services and Redis.
+   */
+  proxies?: TcpProxy[];
   stop(): Promise<void>;
 }
 
 export interface RedisClusterOptions {
   primaries?: number;
   replicasPerPrimary?: number;
+  /** Put a TCP proxy in front of each node and make the node announce it (see `proxies`). */
+  clientProxies?: boolean;
 }
 
 /** Runs a command to its end; rejects with its output when it fails. */
@@ -45,13 +56,15 @@ function run(command: string, args: string[]): Promise<string> {
  * 16384 slots assigned. Each node's cluster bus gets a free port of its own (`--cluster-port`), so no fixed
  * port can collide with the machine's Redis on 6379 or with another test file's cluster.
  */
-export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 }: RedisClusterOptions = {}): Promise<PrivateRedisCluster> {
+export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1, clientProxies = false }: RedisClusterOptions = {}): Promise<PrivateRedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'redis-cluster-'));
   const processes: ChildProcess[] = [];
   const exits: Promise<void>[] = [];
   const nodes: RedisNode[] = [];
+  const proxies: TcpProxy[] = [];
   const byPort = new Map<number, { child: ChildProcess; exited: Promise<void> }>();
   const stop = async () => {
+    await Promise.all(proxies.map((proxy) => proxy.close()));
     for (const child of processes) child.kill('SIGKILL');
     await Promise.all(exits);
     await rm(dir, { recursive: true, force: true });
@@ -62,6 +75,10 @@ export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 
       const busPort = await freePort();
       const nodeDir = join(dir, String(port));
       await mkdir(nodeDir);
+      const proxy = clientProxies ? await startTcpProxy(`redis://127.0.0.1:${port}`) : undefined;
+      if (proxy) proxies.push(proxy);
+      // The address clients are told (its proxy's, with clientProxies); the bus stays direct.
+      const announced = proxy ? Number(new URL(proxy.url).port) : port;
       // prettier-ignore
       const child = spawn('redis-server', [
         '--port', String(port), '--cluster-port', String(busPort), '--bind', '127.0.0.1',
@@ -69,12 +86,13 @@ export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 
         '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--logfile', join(nodeDir, 'redis.log'),
         // A replica's first sync otherwise waits 5 s for more replicas to share the transfer.
         '--repl-diskless-sync-delay', '0',
+        ...(proxy ? ['--cluster-announce-ip', '127.0.0.1', '--cluster-announce-port', String(announced), '--cluster-announce-bus-port', String(busPort)] : []),
       ], { stdio: 'ignore' });
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       processes.push(child);
       exits.push(exited);
-      byPort.set(port, { child, exited });
-      nodes.push({ host: '127.0.0.1', port });
+      byPort.set(announced, { child, exited });
+      nodes.push({ host: '127.0.0.1', port: announced });
     }
     await Promise.all(nodes.map((node) => waitFor(() => askRedisNode(node, ['PING']), 10_000, 25)));
     await run('redis-cli', ['--cluster', 'create', ...nodes.map(({ host, port }) => `${host}:${port}`), '--cluster-replicas', String(replicasPerPrimary), '--cluster-yes']);
@@ -117,5 +135,5 @@ export async function startRedisCluster({ primaries = 3, replicasPerPrimary = 1 
     node.child.kill('SIGKILL');
     await node.exited;
   };
-  return { url: `redis+cluster://${nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`, nodes, primaryOf, crash, stop };
+  return { url: `redis+cluster://${nodes.map(({ host, port }) => `${host}:${port}`).join(',')}`, nodes, primaryOf, crash, ...(clientProxies && { proxies }), stop };
 }

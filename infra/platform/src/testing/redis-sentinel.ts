@@ -29,6 +29,14 @@ export interface PrivateRedisSentinel {
    * the window asynchronous replication leaves open, held open for as long as a test needs.
    */
   replication?: TcpProxy;
+  /**
+   * With `clientProxies`: the loopback proxy in front of each data node, the primary's first. The Sentinels name
+   * the nodes by their proxies (the primary is monitored through its own; replicas announce theirs), while the
+   * replicas follow the primary directly: with every proxy down, neither the services nor the Sentinels reach a
+   * data node, so nothing can be promoted, and the set-up is whole again when they are back, as in a network
+   * outage between Redis and everyone else.
+   */
+  proxies?: TcpProxy[];
   stop(): Promise<void>;
 }
 
@@ -38,6 +46,8 @@ export interface RedisSentinelOptions {
   name?: string;
   /** Replicas follow the primary through a TCP proxy of their own (see `replication`). */
   replicationProxy?: boolean;
+  /** Put a TCP proxy in front of each data node and name the nodes by them (see `proxies`). */
+  clientProxies?: boolean;
 }
 
 /**
@@ -45,15 +55,17 @@ export interface RedisSentinelOptions {
  * majority) in a temp dir, and resolves once every Sentinel names the primary and sees every replica and every
  * other Sentinel. Debian's `redis-sentinel` package provides the binary.
  */
-export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = 'fedprimary', replicationProxy = false }: RedisSentinelOptions = {}): Promise<PrivateRedisSentinel> {
+export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = 'fedprimary', replicationProxy = false, clientProxies = false }: RedisSentinelOptions = {}): Promise<PrivateRedisSentinel> {
   const dir = await mkdtemp(join(tmpdir(), 'redis-sentinel-'));
   const processes: ChildProcess[] = [];
   const exits: Promise<void>[] = [];
   const spawnErrors: string[] = [];
   const dataProcesses = new Map<number, { child: ChildProcess; exited: Promise<void> }>();
   let replication: TcpProxy | undefined;
+  const proxies: TcpProxy[] = [];
   const stop = async () => {
     await replication?.close();
+    await Promise.all(proxies.map((proxy) => proxy.close()));
     for (const child of processes) child.kill('SIGKILL');
     await Promise.all(exits);
     await rm(dir, { recursive: true, force: true });
@@ -73,21 +85,26 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
     exits.push(exited);
     return { child, exited };
   };
-  const server = async (extra: string[]): Promise<RedisNode> => {
+  /** A data node: its own address, and the one everyone else is told (its proxy's, with clientProxies). */
+  const server = async (extra: string[]): Promise<{ own: RedisNode; announced: RedisNode }> => {
     const port = await freePort();
     const nodeDir = join(dir, String(port));
     await mkdir(nodeDir);
+    const proxy = clientProxies ? await startTcpProxy(`redis://127.0.0.1:${port}`) : undefined;
+    if (proxy) proxies.push(proxy);
+    const announced = proxy ? Number(new URL(proxy.url).port) : port;
+    const announce = proxy && extra.length > 0 ? ['--replica-announce-ip', '127.0.0.1', '--replica-announce-port', String(announced)] : [];
     // prettier-ignore
-    dataProcesses.set(port, start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--logfile', join(nodeDir, 'redis.log'), ...extra]));
-    return { host: '127.0.0.1', port };
+    dataProcesses.set(announced, start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', nodeDir, '--save', '', '--appendonly', 'no', '--logfile', join(nodeDir, 'redis.log'), ...extra, ...announce]));
+    return { own: { host: '127.0.0.1', port }, announced: { host: '127.0.0.1', port: announced } };
   };
   try {
-    const primary = await server([]);
-    if (replicationProxy) replication = await startTcpProxy(`redis://${primary.host}:${primary.port}`);
-    const upstream = replication ? new URL(replication.url) : undefined;
+    const { own, announced: primary } = await server([]);
+    if (replicationProxy) replication = await startTcpProxy(`redis://${own.host}:${own.port}`);
+    const upstream = new URL(replication?.url ?? `redis://${own.host}:${own.port}`);
     const replicaNodes: RedisNode[] = [];
     for (let index = 0; index < replicas; index += 1) {
-      replicaNodes.push(await server(['--replicaof', upstream?.hostname ?? primary.host, upstream?.port ?? String(primary.port)]));
+      replicaNodes.push((await server(['--replicaof', upstream.hostname, upstream.port])).announced);
     }
     const sentinelNodes: RedisNode[] = [];
     for (let index = 0; index < sentinels; index += 1) {
@@ -144,7 +161,7 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
       node.child.kill('SIGKILL');
       await node.exited;
     };
-    return { url, name, primary, replicas: replicaNodes, sentinels: sentinelNodes, currentPrimary, crash, ...(replication && { replication }), stop };
+    return { url, name, primary, replicas: replicaNodes, sentinels: sentinelNodes, currentPrimary, crash, ...(replication && { replication }), ...(clientProxies && { proxies }), stop };
   } catch (error) {
     await stop();
     throw error;

@@ -2,7 +2,7 @@ import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { Cluster, type Redis } from 'ioredis';
-import { createRedisClient, slotOf, waitForRedis } from '../redis.ts';
+import { createRedisClient, slotOf, waitForRedis, type RedisClient } from '../redis.ts';
 
 /**
  * Tests find Postgres and Redis at the standard loopback ports unless these variables point elsewhere.
@@ -98,23 +98,31 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Every key matching `pattern` (SCAN's MATCH), on each primary of a cluster (SCAN sees one node's keys). */
+export async function redisKeys(client: RedisClient, pattern: string): Promise<string[]> {
+  const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
+  const keys: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      keys.push(...found);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  return keys;
+}
+
 /** Deletes the keys a test file (or a bench run) wrote under its prefix. Never FLUSHDB: other runs share this Redis. */
 export async function deleteRedisKeys(prefix: string): Promise<void> {
   const cleaner = createRedisClient(testRedisUrl(), { patient: true });
   cleaner.on('error', () => {});
   try {
     await waitForRedis(cleaner);
-    // SCAN sees one node's keys: on a cluster, each primary is scanned.
-    const nodes: Redis[] = cleaner instanceof Cluster ? cleaner.nodes('master') : [cleaner];
-    for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        // A DEL of many keys must stay in one slot on a cluster: one DEL per slot there.
-        for (const group of cleaner instanceof Cluster ? groupBySlot(keys) : [keys]) if (group.length > 0) await node.del(...group);
-        cursor = next;
-      } while (cursor !== '0');
-    }
+    const keys = await redisKeys(cleaner, `${prefix}*`);
+    // A DEL of many keys must stay in one slot on a cluster: one DEL per slot there.
+    const groups = cleaner instanceof Cluster ? groupBySlot(keys) : [keys];
+    for (const group of groups) for (let at = 0; at < group.length; at += 1000) await cleaner.del(...group.slice(at, at + 1000));
   } finally {
     cleaner.disconnect();
   }
