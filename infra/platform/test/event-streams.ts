@@ -132,3 +132,8 @@ export function eventStreams(label: string) {
     },
   };
 }
+
+/** The partition a user's events go to (reading the user's channel assigns it, as a first event would). */
+export async function partitionOfUser(stream: EventStream, userId: string): Promise<number> {
+  return Number(/^p(\d+):/.exec(await stream.channel({ userId }))?.[1] ?? 0);
+}

@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DOMAIN_EVENTS_CHANNEL, followEvents, locate, partitionKeySpace, RedisEventStream, type DomainEvent, type Followed, type StoredEvent } from '../src/events/index.ts';
 import { RedisPubSub } from '../src/pubsub/index.ts';
 import { eventChannelShard } from '../src/events/index.ts';
-import { slotTag, type RedisClient } from '../src/redis.ts';
+import { slotOf, slotTag, type RedisClient } from '../src/redis.ts';
+import type { Cluster } from 'ioredis';
 import { eventStreams } from './event-streams.ts';
 import { clusterForThisFile } from './cluster.ts';
 import { userEvent, waitFor } from './support.ts';
@@ -156,6 +157,26 @@ describe.each(targets)('changing the partition count on $name', ({ client }) => 
       await iterator.return?.();
     } finally {
       await pubsub.close();
+    }
+  });
+});
+
+describe('new users on a Redis Cluster', () => {
+  it("spread evenly over the primaries serving the partitions, not over the partitions (4 partitions sit 1/2/1 on 3 primaries)", async () => {
+    const redis = (await cluster.client()) as Cluster;
+    const prefix = `${runPrefix}${++counter}:`;
+    const stream = new RedisEventStream(redis, prefix, undefined, { partitions: 4 });
+    try {
+      const positions = await stream.append(Array.from({ length: 900 }, (_, i) => event(`spread-${i}`)));
+      const ownerOf = (partition: number) => redis.slots[slotOf(`${prefix}${slotTag(redis, partitionKeySpace(partition))}:log`)]?.[0] as string;
+      const owners = new Set(Array.from({ length: 4 }, (_, partition) => ownerOf(partition)));
+      const perOwner = new Map<string, number>();
+      for (const position of positions) perOwner.set(ownerOf(partitionOf(position)), (perOwner.get(ownerOf(partitionOf(position))) ?? 0) + 1);
+      expect(new Set(perOwner.keys())).toEqual(owners);
+      // Each primary's share is its fair one (a third with three), give or take what a hash of 900 ids leaves.
+      for (const [owner, count] of perOwner) expect(count / positions.length, owner).toBeCloseTo(1 / owners.size, 1);
+    } finally {
+      await stream.close();
     }
   });
 });

@@ -70,13 +70,32 @@ export function formatVector(vector: Vector, count: number): string {
  * asking anyone. Only a user's first event consults it; the stream records the answer (see RedisEventStream).
  */
 export function hashPartition(userId: string, count: number): number {
-  if (count <= 1) return 0;
+  return count <= 1 ? 0 : fnv1a(userId) % count;
+}
+
+function fnv1a(value: string): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < userId.length; i++) {
-    hash ^= userId.charCodeAt(i);
+  for (let i = 0; i < value.length; i++) {
+    hash ^= value.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  return hash % count;
+  return hash;
+}
+
+/**
+ * Where a new user's events go when the partitions' owners are known (a cluster's primaries, `owners[p]` the one
+ * serving partition p): first an owner, evenly by the hash, then one of its partitions. Four partitions on three
+ * primaries sit 1/2/1 whatever their hash tags; this gives each primary a third of new users rather than a quarter,
+ * a half and a quarter. A process that sees the owners differently (a slot moving) only proposes otherwise: the
+ * stream records the first proposal, so users still never move.
+ */
+export function spreadPartition(userId: string, owners: readonly string[]): number {
+  const hosts = [...new Set(owners)].sort();
+  if (hosts.length <= 1) return hashPartition(userId, owners.length);
+  const hash = fnv1a(userId);
+  const host = hosts[hash % hosts.length];
+  const mine = owners.flatMap((owner, partition) => (owner === host ? [partition] : []));
+  return mine[Math.floor(hash / hosts.length) % mine.length] as number;
 }
 
 /** The key space (cluster hash tag) of a partition: `events` for partition 0, as before partitions, then `events:<p>`. */

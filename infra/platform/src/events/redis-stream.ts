@@ -6,6 +6,7 @@ import {
   formatVector,
   hashPartition,
   locate,
+  spreadPartition,
   MAX_PARTITIONS,
   parseVector,
   partitionDomainChannel,
@@ -467,6 +468,17 @@ export class RedisEventStream implements EventStream {
     return this.recorded.count;
   }
 
+  /**
+   * On a cluster, the primary serving each of the configured partitions, as the client's slot map has it (new
+   * users are spread evenly over those primaries, see spreadPartition); undefined elsewhere, or while unknown.
+   */
+  private owners(): string[] | undefined {
+    const cluster = this.redis;
+    if (!(cluster instanceof Cluster) || this.configured <= 1) return undefined;
+    const owners = Array.from({ length: this.configured }, (_, partition) => cluster.slots[slotOf(this.partition(partition).log)]?.[0]);
+    return owners.every((owner) => owner !== undefined) ? owners : undefined;
+  }
+
   /** Partitioned: new users are assigned (recorded), not simply put in partition 0. */
   private async partitioned(): Promise<boolean> {
     return this.configured > 1 || (await this.count()) > 1;
@@ -486,7 +498,8 @@ export class RedisEventStream implements EventStream {
     }
     if (missing.length === 0 && !raise) return found;
     const keys = [`${this.zero.space}:partitions`, `${this.zero.space}:partition-of`, ...missing.map((userId) => this.zero.userKey(userId))];
-    const args = missing.flatMap((userId) => [userId, hashPartition(userId, this.configured)]);
+    const owners = this.owners();
+    const args = missing.flatMap((userId) => [userId, owners ? spreadPartition(userId, owners) : hashPartition(userId, this.configured)]);
     const run = (this.redis as unknown as Record<string, Run>).eventsLayout as Run;
     const [count, ...partitions] = (await run.call(this.redis, keys.length, ...keys, this.configured, ...args)) as number[];
     this.learn(count as number);
