@@ -7,6 +7,8 @@ export const TEST_TIMEOUT_MS = 300_000;
 export const HOOK_TIMEOUT_MS = 600_000;
 
 const globalSetup = fileURLToPath(new URL('./global-setup.ts', import.meta.url));
+const topologySetup = fileURLToPath(new URL('./redis-topology-setup.ts', import.meta.url));
+const topologyEnv = fileURLToPath(new URL('./redis-topology-env.ts', import.meta.url));
 
 /**
  * Every package's vitest config. With VITEST_REPORT_DIR set (as .ci/run does) each package also writes a JSON
@@ -32,4 +34,20 @@ export function serviceTestConfig(name: string, { needsServices = true } = {}) {
       outputFile: reportDir ? { json: join(reportDir, `${name}.json`) } : undefined,
     },
   });
+}
+
+/**
+ * Test files run on a Redis Cluster of 6 nodes (3 primaries, 3 replicas) and on Sentinel (1 primary, 2 replicas,
+ * 3 Sentinels): a project for each, `cluster` and `sentinel`, that starts its set-up once for all its files and
+ * points TEST_REDIS_URL at it. The files are the ordinary suites, which take every Redis they use from
+ * TEST_REDIS_URL; `files` names them for each set-up.
+ */
+export function redisTopologiesTestConfig(name: string, files: Record<'cluster' | 'sentinel', string[]>) {
+  const base = serviceTestConfig(name);
+  const { include: _all, globalSetup: _check, reporters: _reporters, outputFile: _output, ...shared } = base.test ?? {};
+  const project = (topology: 'cluster' | 'sentinel') => ({
+    resolve: base.resolve,
+    test: { ...shared, name: topology, include: files[topology], globalSetup: [globalSetup, topologySetup], setupFiles: [topologyEnv] },
+  });
+  return defineConfig({ test: { reporters: base.test?.reporters, outputFile: base.test?.outputFile, projects: [project('cluster'), project('sentinel')] } });
 }
