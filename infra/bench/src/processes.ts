@@ -22,7 +22,7 @@ export interface StartOptions {
   entry: string;
   args?: string[];
   /** Node's own flags, before the entry (`--cpu-prof`). */
-  nodeArgs?: string[];
+  nodeArgs?: readonly string[];
   /** On top of `inherited` and production defaults: nothing else from the harness's shell reaches the process. */
   env?: Record<string, string>;
   /** What the process inherits from the harness's shell (PATH, HOME). */

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { mintToken } from '@fed/gateway';
 import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { IDENTITY_HEADER, signIdentity } from '@fed/platform';
@@ -115,8 +117,12 @@ export async function startTopology(
 
     // `--name=value`: a base64url secret may start with '-', which parseArgs would take for an option.
     const reference = [`--supergraph=${DEFAULT_SUPERGRAPH_PATH}`, `--users=${usersUrl}`, `--users-secret=${secrets.users}`, `--orders=${ordersUrl}`, `--orders-secret=${secrets.orders}`];
+    const gatewayFlags = await shippedGatewayFlags(options.tree);
     const ours = (port: number, cache: 'on' | 'off', dedupe: 'on' | 'off') => ({
       entry: entry('gateway/dist/index.js'),
+      // As the image, compose and Kubernetes start it: with the flags of the tree's own build (bench:ab may
+      // compare a commit from before they existed).
+      nodeArgs: gatewayFlags,
       env: {
         GATEWAY_PORT: String(port),
         HOST: '127.0.0.1',
@@ -147,7 +153,7 @@ export async function startTopology(
       url: `http://127.0.0.1:${port}/graphql`,
       ready: graphqlOk(`http://127.0.0.1:${port}/graphql`),
     });
-    const how: Record<GatewayName, (port: number) => Omit<Parameters<typeof startProcess>[0], 'name' | 'inherited' | 'nodeArgs'>> = {
+    const how: Record<GatewayName, (port: number) => Omit<Parameters<typeof startProcess>[0], 'name' | 'inherited'>> = {
       ours: (port) => ours(port, 'off', 'off'),
       'ours-dedupe': (port) => ours(port, 'off', 'on'),
       'ours-cached': (port) => ours(port, 'on', 'on'),
@@ -159,7 +165,10 @@ export async function startTopology(
     };
     // Side by side: each start is mostly loading modules, and one after the other eight of them took half a minute.
     const starts = await Promise.allSettled(
-      wanted.map((name) => onFreePort((port) => startProcess({ name, inherited, nodeArgs: profiled(name), ...how[name](port) }))),
+      wanted.map((name) => onFreePort((port) => {
+        const { nodeArgs = [], ...start } = how[name](port);
+        return startProcess({ name, inherited, nodeArgs: [...nodeArgs, ...profiled(name)], ...start });
+      })),
     );
     const gateways = new Map<GatewayName, BenchProcess>();
     for (const [index, start] of starts.entries()) {
@@ -182,4 +191,11 @@ export async function startTopology(
     await stop();
     throw error;
   }
+}
+
+/** The Node flags a compiled tree's gateway ships with (none before `gateway/dist/runtime.js` existed). */
+async function shippedGatewayFlags(tree: string): Promise<readonly string[]> {
+  const runtime = join(tree, 'gateway/dist/runtime.js');
+  if (!existsSync(runtime)) return [];
+  return ((await import(pathToFileURL(runtime).href)) as { GATEWAY_NODE_FLAGS: readonly string[] }).GATEWAY_NODE_FLAGS;
 }

@@ -1,12 +1,15 @@
 import { gatewayConfigSchema, gatewayConfigShape } from '@fed/gateway/config';
+import { GATEWAY_NODE_FLAGS } from '@fed/gateway/runtime';
 import { ordersConfigSchema, ordersConfigShape } from '@fed/orders/config';
 import { databaseToolsConfigSchema, stackConfigSchema } from '@fed/stack/config';
 import { usersConfigSchema, usersConfigShape } from '@fed/users/config';
 import type { z } from 'zod';
 
 interface ImageService {
-  /** The compiled entry point inside the image, relative to its WORKDIR (/app): `node <entry>`. */
+  /** The compiled entry point inside the image, relative to its WORKDIR (/app): `node <flags> <entry>`. */
   entry: string;
+  /** Node flags it is tuned for, which every command that starts it passes. */
+  nodeFlags?: readonly string[];
   /** The port it serves GraphQL, /healthz, /readyz and /metrics on; none for one-shot jobs. */
   port?: number;
   /** The schema its composition root parses the environment with. */
@@ -22,7 +25,7 @@ const keysOf = (shape: { shape: Record<string, unknown> }) => Object.keys(shape.
  * these, and their tests check each deployment's environment against the same schemas the services parse.
  */
 export const IMAGE_SERVICES = {
-  gateway: { entry: 'gateway/dist/index.js', port: 4000, config: gatewayConfigSchema, keys: keysOf(gatewayConfigShape) },
+  gateway: { entry: 'gateway/dist/index.js', nodeFlags: GATEWAY_NODE_FLAGS, port: 4000, config: gatewayConfigSchema, keys: keysOf(gatewayConfigShape) },
   users: { entry: 'subgraphs/users/dist/index.js', port: 4001, config: usersConfigSchema, keys: keysOf(usersConfigShape) },
   orders: { entry: 'subgraphs/orders/dist/index.js', port: 4002, config: ordersConfigSchema, keys: keysOf(ordersConfigShape) },
   migrate: { entry: 'infra/stack/dist/cli/migrate.js', config: databaseToolsConfigSchema, keys: keysOf(databaseToolsConfigSchema) },
@@ -30,6 +33,8 @@ export const IMAGE_SERVICES = {
   /** The embedded default (`npm start`): all three in one process; the image's default command. */
   stack: {
     entry: 'infra/stack/dist/index.js',
+    // The gateway runs in it.
+    nodeFlags: GATEWAY_NODE_FLAGS,
     port: 4000,
     config: stackConfigSchema,
     // It migrates at start: a direct connection for that when the databases sit behind PgBouncer.
@@ -39,11 +44,26 @@ export const IMAGE_SERVICES = {
 
 export type ImageServiceName = keyof typeof IMAGE_SERVICES;
 
-/** Which service a container command (`["node", "gateway/dist/index.js", ...]`) starts, if any. */
+/** The command that starts a service as shipped: `node`, its flags, its entry. */
+export function serviceCommand(name: ImageServiceName): string[] {
+  const service: ImageService = IMAGE_SERVICES[name];
+  return ['node', ...(service.nodeFlags ?? []), service.entry];
+}
+
+/** Which service a container command (`["node", "--flag", "gateway/dist/index.js", ...]`) starts, if any. */
 export function serviceForCommand(command: readonly string[]): ImageServiceName | undefined {
-  const [program, entry] = command;
+  const [program, ...rest] = command;
+  const entry = rest.find((arg) => !arg.startsWith('-'));
   if (program !== 'node' || !entry) return undefined;
   return (Object.keys(IMAGE_SERVICES) as ImageServiceName[]).find((name) => IMAGE_SERVICES[name].entry === entry);
+}
+
+/** What is wrong with a command that starts `name`: the Node flags it ships with that the command leaves out. */
+export function checkServiceCommand(name: ImageServiceName, command: readonly string[]): string[] {
+  const service: ImageService = IMAGE_SERVICES[name];
+  const flags = command.slice(1, command.indexOf(service.entry));
+  const missing = (service.nodeFlags ?? []).filter((flag) => !flags.includes(flag));
+  return missing.length > 0 ? [`${JSON.stringify(command)} starts ${name} without ${missing.join(' ')}`] : [];
 }
 
 /**

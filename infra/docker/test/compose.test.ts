@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { checkServiceEnv, IMAGE_SERVICES, serviceForCommand, type ImageServiceName } from '../src/services.ts';
+import { checkServiceCommand, checkServiceEnv, IMAGE_SERVICES, serviceForCommand, type ImageServiceName } from '../src/services.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DOCKER_COMPOSE = '/usr/bin/docker-compose';
@@ -62,7 +62,7 @@ function imageServices(config: ComposeConfig) {
     .filter(([, service]) => service.build !== undefined)
     .map(([composeName, service]) => {
       const command = typeof service.command === 'string' ? service.command.split(/\s+/) : (service.command ?? []);
-      return { composeName, service, name: serviceForCommand(command), env: service.environment ?? {} };
+      return { composeName, service, command, name: serviceForCommand(command), env: service.environment ?? {} };
     });
 }
 
@@ -96,11 +96,12 @@ function composeProblems(config: ComposeConfig): string[] {
     else if (Number(port) !== target || pathname !== '/graphql') problems.push(`${where}: ${url}, but ${hostname} serves http://${hostname}:${target}/graphql`);
   };
 
-  for (const { composeName, service, name, env } of services) {
+  for (const { composeName, service, command, name, env } of services) {
     if (!name) {
       problems.push(`${composeName}: command ${JSON.stringify(service.command)} starts none of the image's services`);
       continue;
     }
+    problems.push(...checkServiceCommand(name, command).map((problem) => `${composeName}: ${problem}`));
     // The services read an empty variable (`${X:-}`) as unset, as parseConfig does.
     const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
     problems.push(...checkServiceEnv(name, set).map((problem) => `${composeName} (${problem})`));
@@ -189,6 +190,7 @@ describe.skipIf(!HAVE_COMPOSE)(
       ['a secret the subgraph does not share', (c: ComposeConfig) => { c.services.users!.environment!.USERS_SUBGRAPH_SECRET = 'x'.repeat(40) }, /users USERS_SUBGRAPH_SECRET: the signer's and the verifier's secrets differ/],
       ['a drain longer than the grace period', (c: ComposeConfig) => { c.services.gateway!.environment!.DRAIN_DELAY_MS = '5000' }, /gateway: stop_grace_period 15s does not cover a drain of 15000 ms/],
       ['a command the image does not have', (c: ComposeConfig) => { c.services.migrate!.command = ['npm', 'run', 'db:migrate'] }, /migrate: command .* starts none/],
+      ['a gateway without its Node flags', (c: ComposeConfig) => { c.services.gateway!.command = ['node', 'gateway/dist/index.js'] }, /gateway: .* starts gateway without --max-semi-space-size=64 --heap-growing-percent=50/],
     ])('reports %s', (_what, breakIt, expected) => {
       const broken = clone();
       breakIt(broken);

@@ -5,7 +5,7 @@ import type { IService } from 'kubernetes-models/v1/Service';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { observabilitySettings } from '@fed/platform';
-import { checkServiceEnv, IMAGE_SERVICES, serviceForCommand, type ImageServiceName } from '../../docker/src/services.ts';
+import { checkServiceCommand, checkServiceEnv, IMAGE_SERVICES, serviceForCommand, type ImageServiceName } from '../../docker/src/services.ts';
 import { manifestId, type Manifest } from './kustomize.ts';
 import { find, ofKind, selected, workloads, type Workload } from './objects.ts';
 
@@ -141,6 +141,7 @@ export function environmentProblems(objects: readonly Manifest[], provided: read
       problems.push(`${where}: ${JSON.stringify(argv)} starts none of the services a cluster runs one per container`);
       continue;
     }
+    problems.push(...checkServiceCommand(service, argv).map((problem) => `${where}: ${problem}`));
     problems.push(...checkServiceEnv(service, env).map((problem) => `${where}: ${problem}`));
     for (const key of REQUIRED_IN_CLUSTER[service] ?? []) if (!env[key]) problems.push(`${where}: ${key} is not set`);
     if (env.NODE_ENV !== undefined && env.NODE_ENV !== 'production') problems.push(`${where}: NODE_ENV is ${env.NODE_ENV}, not production`);

@@ -188,7 +188,7 @@ const BREAKAGES: Record<string, Breakage[]> = {
     [
       'the image default (the embedded stack)',
       (o) => delete container(o, 'users').args,
-      /\["node","infra\/stack\/dist\/index\.js"\] starts none of the services/,
+      /\["node",("--[^"]*",)*"infra\/stack\/dist\/index\.js"\] starts none of the services/,
     ],
     [
       'a command that replaces tini',
@@ -201,6 +201,7 @@ const BREAKAGES: Record<string, Breakage[]> = {
       /users listens on 4001, but its http port is 4101/,
     ],
     ['development mode', (o) => set(config(o, 'federated-graph-shared'), { NODE_ENV: 'development' }), /NODE_ENV is development, not production/],
+    ['a gateway without its Node flags', (o) => set(container(o, 'gateway'), { args: ['node', 'gateway/dist/index.js'] }), /starts gateway without --max-semi-space-size=64 --heap-growing-percent=50/],
   ],
   wiring: [
     [

@@ -1,4 +1,4 @@
-// `npm run -s bench:gateway-cpu -w @fed/stack -- [--rounds 3] [--duration 5] [--connections 20] [--only own]`:
+// `npm run -s bench:gateway-cpu -w @fed/stack -- [--rounds 3] [--duration 5] [--connections 20] [--latency 0] [--only own]`:
 // the gateway's CPU per request over HTTP, with every default layer on (auth, limits, rate limit, signing,
 // breaker, dedupe) but the response cache off, for our executor against @apollo/gateway's, side by side.
 // The subgraphs' answers are recorded once from the real one-process stack (PGlite) and then served by
@@ -22,8 +22,12 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '20' },
     only: { type: 'string' },
+    // Each replayed subgraph answer waits this long, as a real subgraph's would: requests stay in flight, and
+    // what they hold lives through collections as it does in production.
+    latency: { type: 'string', default: '0' },
   },
 });
+const latencyMs = Number(values.latency);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const autocannon = fileURLToPath(new URL('../../../node_modules/.bin/autocannon', import.meta.url));
 
@@ -43,6 +47,7 @@ async function replaying(target: string) {
       answer = { status: response.status, headers: { 'content-type': response.headers.get('content-type') ?? 'application/json', 'cache-control': response.headers.get('cache-control') ?? '' }, body: await response.text() };
       if (response.ok) answers.set(body, answer);
     }
+    if (latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, latencyMs));
     res.writeHead(answer.status, answer.headers).end(answer.body);
   });
   await listen(server, 0, '127.0.0.1');

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { mintToken } from '@fed/gateway';
 import { createTestDatabase, freePort, graphql, testPostgresUrl, testRedisUrl, waitFor, type TestDatabase } from '@fed/platform/testing';
 import { dockerEngine } from '../engine.ts';
-import { IMAGE_SERVICES, type ImageServiceName } from '../services.ts';
+import { serviceCommand, type ImageServiceName } from '../services.ts';
 
 const HERE = import.meta.dirname;
 const ROOT = join(HERE, '../../../..');
@@ -39,7 +39,7 @@ async function start(image: string, service: ImageServiceName, env: Record<strin
   // On the host's network: loopback only, as nothing outside this machine needs to reach the check's services.
   const envArgs = Object.entries({ LOG_LEVEL: 'warn', HOST: '127.0.0.1', ...env }).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
   const started = performance.now();
-  dockerOut('run', '-d', '--name', name, '--network', 'host', ...envArgs, image, ...(command ?? ['node', IMAGE_SERVICES[service].entry]));
+  dockerOut('run', '-d', '--name', name, '--network', 'host', ...envArgs, image, ...(command ?? serviceCommand(service)));
   containers.push(name);
   if (port === undefined) return { name, readyMs: 0 };
   await waitFor(async () => {
@@ -56,7 +56,7 @@ async function start(image: string, service: ImageServiceName, env: Record<strin
 /** A one-shot job (migrate, seed): runs to completion, and must succeed. */
 function job(image: string, service: ImageServiceName, env: Record<string, string>, extra: string[] = []): void {
   const envArgs = Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`]);
-  const result = spawnSync(docker, ['run', '--rm', '--network', 'host', ...envArgs, image, 'node', IMAGE_SERVICES[service].entry, ...extra], { encoding: 'utf8' });
+  const result = spawnSync(docker, ['run', '--rm', '--network', 'host', ...envArgs, image, ...serviceCommand(service), ...extra], { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`${service} failed (${result.status}):\n${result.stdout}${result.stderr}`);
   log(`  ${service}: ${result.stderr.trim().split('\n').join('; ')}`);
 }
