@@ -173,9 +173,7 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
     return skip || include ? { skip, include } : undefined;
   };
 
-  const compile = (selectionSet: SelectionSet): Selections => markFresh(compileLevel(selectionSet), true);
-
-  const compileLevel = (selectionSet: SelectionSet): Selections =>
+  const compile = (selectionSet: SelectionSet): Selections =>
     selectionSet.selections().map((selection): Selection => {
       if (selection.kind === 'FieldSelection') {
         const field = selection.element;
@@ -202,7 +200,7 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
         kind: Kind.Fragment,
         guard: guardOf(selection.element),
         typeCondition: selection.element.typeCondition,
-        selections: compileLevel(selection.selectionSet),
+        selections: compile(selection.selectionSet),
         applies: new Map(),
       };
     });
@@ -231,7 +229,7 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
     return selections;
   };
 
-  const root = compile(selectionSet);
+  const root = markFresh(compile(selectionSet), true);
 
   return (input, provided, path, parentType) => {
     const variables: Record<string, unknown> = { __proto__: null, ...defaults, ...provided };
@@ -268,7 +266,7 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
   const holds = (condition: Condition): boolean => {
     if (condition.variable === undefined) return condition.literal!;
     const value = variables[condition.variable];
-    assert(value !== undefined && typeof value === 'boolean', () => `Unexpected value ${value} for variable $${condition.variable} of ${condition.directive}`);
+    if (typeof value !== 'boolean') assert(false, `Unexpected value ${value} for variable $${condition.variable} of ${condition.directive}`);
     return value;
   };
   const skipped = (guard: Guard) => (guard.skip !== undefined && holds(guard.skip)) || (guard.include !== undefined && !holds(guard.include));
@@ -304,7 +302,7 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
 
       if (selection.kind === Kind.Fragment) {
         const typename = input[typenameFieldName];
-        assert(!typename || typeof typename === 'string', () => `Got unexpected value for __typename: ${typename}`);
+        if (typename && typeof typename !== 'string') assert(false, `Got unexpected value for __typename: ${typename}`);
         if (fragmentApplies(selection, typename as string | undefined, parentType)) {
           if (applySelections(input, selection.selections, output, path, selection.typeCondition ?? parentType)) return true;
         }

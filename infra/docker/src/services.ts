@@ -33,8 +33,6 @@ export const IMAGE_SERVICES = {
   /** The embedded default (`npm start`): all three in one process; the image's default command. */
   stack: {
     entry: 'infra/stack/dist/index.js',
-    // The gateway runs in it.
-    nodeFlags: GATEWAY_NODE_FLAGS,
     port: 4000,
     config: stackConfigSchema,
     // It migrates at start: a direct connection for that when the databases sit behind PgBouncer.
@@ -58,11 +56,15 @@ export function serviceForCommand(command: readonly string[]): ImageServiceName 
   return (Object.keys(IMAGE_SERVICES) as ImageServiceName[]).find((name) => IMAGE_SERVICES[name].entry === entry);
 }
 
-/** What is wrong with a command that starts `name`: the Node flags it ships with that the command leaves out. */
+/**
+ * What is wrong with a command that starts `name`: a Node flag it ships with that the command leaves out, or
+ * gives another value later (Node takes the last one).
+ */
 export function checkServiceCommand(name: ImageServiceName, command: readonly string[]): string[] {
   const service: ImageService = IMAGE_SERVICES[name];
   const flags = command.slice(1, command.indexOf(service.entry));
-  const missing = (service.nodeFlags ?? []).filter((flag) => !flags.includes(flag));
+  const nameOf = (flag: string) => flag.split('=', 1)[0]!;
+  const missing = (service.nodeFlags ?? []).filter((flag) => flags.findLast((given) => nameOf(given) === nameOf(flag)) !== flag);
   return missing.length > 0 ? [`${JSON.stringify(command)} starts ${name} without ${missing.join(' ')}`] : [];
 }
 

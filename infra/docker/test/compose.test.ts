@@ -191,6 +191,7 @@ describe.skipIf(!HAVE_COMPOSE)(
       ['a drain longer than the grace period', (c: ComposeConfig) => { c.services.gateway!.environment!.DRAIN_DELAY_MS = '5000' }, /gateway: stop_grace_period 15s does not cover a drain of 15000 ms/],
       ['a command the image does not have', (c: ComposeConfig) => { c.services.migrate!.command = ['npm', 'run', 'db:migrate'] }, /migrate: command .* starts none/],
       ['a gateway without its Node flags', (c: ComposeConfig) => { c.services.gateway!.command = ['node', 'gateway/dist/index.js'] }, /gateway: .* starts gateway without --max-semi-space-size=64 --heap-growing-percent=50/],
+      ['a gateway flag given again with another value', (c: ComposeConfig) => { c.services.gateway!.command = ['node', '--max-semi-space-size=64', '--heap-growing-percent=50', '--max-semi-space-size=16', 'gateway/dist/index.js'] }, /gateway: .* starts gateway without --max-semi-space-size=64$/m],
     ])('reports %s', (_what, breakIt, expected) => {
       const broken = clone();
       breakIt(broken);
