@@ -44,7 +44,11 @@ export function exceededLimit(
   operation: OperationDefinitionNode,
   variables: Record<string, unknown>,
 ): GraphQLError | undefined {
-  const measured = measureOperation(schema, document, operation, variables, listSizes);
+  return limitExceeded(limits, measureOperation(schema, document, operation, variables, listSizes));
+}
+
+/** The first limit `measured` exceeds, as the error to answer with; undefined when it is within them all. */
+function limitExceeded(limits: OperationLimits, measured: OperationMeasure): GraphQLError | undefined {
   for (const { measure, limit, code, what } of CHECKS) {
     if (measured[measure] > limits[limit]) {
       return new GraphQLError(`${what} ${measured[measure]} exceeds the limit of ${limits[limit]}`, {
@@ -56,12 +60,20 @@ export function exceededLimit(
 }
 
 export function operationLimitsPlugin(limits: OperationLimits, listSizes: ListSizes): ApolloServerPlugin<BaseContext> {
+  // Apollo hands back the same parsed document (and operation node) for the same text: an operation without
+  // variables measures the same every time, so it is measured once.
+  const measuredOnce = new WeakMap<OperationDefinitionNode, OperationMeasure>();
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ schema, document, operation, request }) {
           if (!operation) return;
-          const exceeded = exceededLimit(limits, listSizes, schema, document, operation, request.variables ?? {});
+          let measured = measuredOnce.get(operation);
+          if (!measured) {
+            measured = measureOperation(schema, document, operation, request.variables ?? {}, listSizes);
+            if (!operation.variableDefinitions?.length) measuredOnce.set(operation, measured);
+          }
+          const exceeded = limitExceeded(limits, measured);
           if (exceeded) throw exceeded;
         },
       };
