@@ -446,6 +446,14 @@ describe('the outbox relay in concurrent lane passes', () => {
     },
   );
 
+  it('starts on a stream of more partitions than passes can run (one per partition, up to the bound), and sends everything', async () => {
+    const stream = partitioned(redis, 32);
+    const committed = await commitUnsent(40, (i) => users[i % users.length]!);
+    const started = relay({ stream });
+    await started.flush();
+    await expectExactlyOnceInOrder(stream, committed, 'wide');
+  });
+
   it('runs no pass beside a relay of the previous version (its exclusive lock), and sends once that one is done', async () => {
     const committed = await commitUnsent(40, (i) => users[i % users.length]!);
     let release!: () => void;

@@ -272,7 +272,8 @@ export function createOutboxRelay({
   maxClockSkewMs = 50,
   maxStallMs = 10_000,
   holdRetryMs = 100,
-  passes = stream.writerPartitions ?? 1,
+  // One per partition by default, within the bound: a stream of up to 64 partitions must still start its relay.
+  passes = Math.min(stream.writerPartitions ?? 1, MAX_RELAY_PASSES),
 }: OutboxRelayOptions): OutboxRelay {
   if (!Number.isInteger(passes) || passes < 1 || passes > MAX_RELAY_PASSES) throw new Error(`passes must be 1 to ${MAX_RELAY_PASSES}`);
   const relayed = metrics?.counter({ name: 'events_relayed_total', help: 'Events moved from the outbox to the event stream (committed)' });
