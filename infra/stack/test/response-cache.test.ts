@@ -63,7 +63,8 @@ describe('the response cache across two gateway replicas on one Redis', () => {
     waitFor(async () => {
       // Read each time: a write whose event was slow to reach the stream has already been applied by its writer.
       const committed = (await stream.read({}, null, 10_000)).length;
-      expect([stack.gateway.responseCache?.stats.invalidations, gatewayB.responseCache?.stats.invalidations]).toEqual([committed, committed]);
+      // At least: a replica can purge more than the events (a full invalidation after Sentinel's client reconnects).
+      for (const gateway of [stack.gateway, gatewayB]) expect(gateway.responseCache?.stats.invalidations ?? 0).toBeGreaterThanOrEqual(committed);
     });
   beforeEach(purgesLanded);
 
