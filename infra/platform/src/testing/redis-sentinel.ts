@@ -86,12 +86,8 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
     return { child, exited };
   };
   /** A data node: its own address, and the one everyone else is told (its proxy's, with clientProxies). */
-  const taken = new Set<number>();
   const server = async (extra: string[]): Promise<{ own: RedisNode; announced: RedisNode }> => {
-    // A port is free until its server listens: one handed out to an earlier node still starting is not.
-    let port = await freePort();
-    while (taken.has(port)) port = await freePort();
-    taken.add(port);
+    const port = await freePort();
     const nodeDir = join(dir, String(port));
     await mkdir(nodeDir);
     const proxy = clientProxies ? await startTcpProxy(`redis://127.0.0.1:${port}`) : undefined;
@@ -112,9 +108,7 @@ export async function startRedisSentinel({ replicas = 2, sentinels = 3, name = '
     }
     const sentinelNodes: RedisNode[] = [];
     for (let index = 0; index < sentinels; index += 1) {
-      let port = await freePort();
-      while (taken.has(port)) port = await freePort();
-      taken.add(port);
+      const port = await freePort();
       const config = join(dir, `sentinel-${port}.conf`);
       // Sentinel rewrites its config file as it learns the set-up, so each gets a writable one of its own.
       await writeFile(

@@ -90,12 +90,21 @@ export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase>
 export const isRelayStatement = (sql: string) => /pg_advisory_xact_lock|lock_timeout|"outbox"/.test(sql);
 
 /** A TCP port nothing listens on right now, on loopback: for a server a test starts in another process. */
+// A port is free only until whoever asked for it listens: one handed to a server still starting is not handed
+// out again in this process (a set-up of several nodes asks for its ports one after another).
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  for (;;) {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise((resolve) => server.close(resolve));
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** Every key matching `pattern` (SCAN's MATCH), on each primary of a cluster (SCAN sees one node's keys). */
