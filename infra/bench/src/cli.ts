@@ -13,6 +13,7 @@
 //                           defer: the nested query with its orders deferred against the complete one, on ours
 //                           alone (time to the first part; as many alternating runs as the others, of at least
 //                           8 s unless --seconds is given)
+//   --reference-flags       start bare Apollo and Hive with this gateway's Node flags too (like for like)
 //   --cpu-prof              write each process's CPU profile (gateways and subgraphs) to OUT/profiles when it stops
 //   --out DIR               where bench.md, bench.json and bench.svg go (infra/bench/results)
 // Progress goes to stderr; the report's path and the goals to stdout. Needs Postgres and Redis (TEST_DATABASE_URL,
@@ -46,6 +47,7 @@ const { values } = parseArgs({
     gateways: { type: 'string' },
     scenarios: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    'reference-flags': { type: 'boolean', default: false },
     users: { type: 'string', default: '10000' },
     'orders-per-user': { type: 'string', default: '10' },
     out: { type: 'string', default: join(REPO, 'infra/bench/results') },
@@ -105,6 +107,7 @@ try {
     tree,
     inherited: { PATH: process.env.PATH, HOME: process.env.HOME },
     ...(values['cpu-prof'] && { profileDir: join(values.out, 'profiles') }),
+    referencesGetGatewayFlags: values['reference-flags'],
     usersDatabaseUrl: dataset.users.url, ordersDatabaseUrl: dataset.orders.url, redisUrl: testRedisUrl(), redisPrefix, wanted }, log);
   const { gateways, adminToken } = topology;
   const gateway = (name: GatewayName) => gateways.get(name)!;

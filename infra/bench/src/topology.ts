@@ -74,6 +74,8 @@ export async function startTopology(
      * PgBouncer).
      */
     subgraphEnv?: { users?: Record<string, string>; orders?: Record<string, string> };
+    /** Start bare Apollo and Hive with this gateway's Node flags too, to compare like for like. */
+    referencesGetGatewayFlags?: boolean;
   },
   log: (line: string) => void,
 ): Promise<Topology> {
@@ -149,6 +151,7 @@ export async function startTopology(
     });
     const bare = (path: string, port: number, extra: string[]) => ({
       entry: entry(path),
+      nodeArgs: options.referencesGetGatewayFlags ? gatewayFlags : [],
       args: ['--port', String(port), ...reference, ...extra],
       url: `http://127.0.0.1:${port}/graphql`,
       ready: graphqlOk(`http://127.0.0.1:${port}/graphql`),
