@@ -20,6 +20,7 @@ import {
   type SelectionSet,
 } from '@apollo/federation-internals';
 import type { GraphQLError } from 'graphql';
+import { BUBBLE, compileLevel, isPlainLevel, type Level, type LevelRun } from './compiled-level.ts';
 
 /**
  * Shapes what the fetches gathered into the client's answer: only the fields asked for, in the order asked,
@@ -46,12 +47,12 @@ interface Condition {
   variable?: string;
 }
 
-interface Guard {
+export interface Guard {
   skip?: Condition;
   include?: Condition;
 }
 
-const enum Kind {
+export const enum Kind {
   Typename,
   Value,
   Fragment,
@@ -77,6 +78,8 @@ interface ValueSelection {
   fresh: boolean;
   type: Shape;
   selections?: Selections;
+  /** The generated projection of `selections`, when they are plain (see compiled-level.ts). */
+  level?: Level;
 }
 
 interface FragmentSelection {
@@ -89,9 +92,9 @@ interface FragmentSelection {
 }
 
 type Selection = TypenameSelection | ValueSelection | FragmentSelection;
-type Selections = readonly Selection[];
+export type Selections = readonly Selection[];
 
-const enum ShapeKind {
+export const enum ShapeKind {
   NonNull,
   List,
   Composite,
@@ -99,7 +102,7 @@ const enum ShapeKind {
 }
 
 type CompositeShape = { kind: ShapeKind.Composite; type: CompositeType; label: string };
-type Shape =
+export type Shape =
   | { kind: ShapeKind.NonNull; of: Shape; label: string }
   | { kind: ShapeKind.List; of: Shape; label: string }
   | CompositeShape
@@ -231,10 +234,30 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
 
   const root = markFresh(compile(selectionSet), true);
 
+  // Bottom-up, so that a level's code can call the levels below it directly.
+  const levels = new Map<Selections, Level>();
+  const levelOf = (selections: Selections) => levels.get(selections);
+  const generate = (selections: Selections): Level | undefined => {
+    for (const selection of selections) {
+      if (selection.kind === Kind.Fragment) generate(selection.selections);
+      else if (selection.kind === Kind.Value && selection.selections) selection.level = generate(selection.selections);
+    }
+    if (!isPlainLevel(selections)) return undefined;
+    const level = compileLevel(selections, levelOf);
+    levels.set(selections, level);
+    return level;
+  };
+  const rootLevel = generate(root);
+  const compositeTypes = new Map<string, CompositeType>();
+
   return (input, provided, path, parentType) => {
     const variables: Record<string, unknown> = { __proto__: null, ...defaults, ...provided };
     const errors: GraphQLError[] = [];
-    const run = createRun(schema, variables, errors);
+    const run = createRun(schema, variables, errors, compositeTypes);
+    if (rootLevel) {
+      const data = rootLevel(run.levelRun, input, [...path], parentType);
+      return { data: data === BUBBLE ? null : data, errors };
+    }
     const data: Record<string, unknown> = {};
     const bubbled = run.applySelections(input, root, data, [...path], parentType);
     return { data: bubbled ? null : data, errors };
@@ -257,7 +280,7 @@ function builtInLeafCheck(schema: Schema, type: NamedType): (value: unknown) => 
   return (value) => isValidLeafValue(schema, value, leaf);
 }
 
-function createRun(schema: Schema, variables: Record<string, unknown>, errors: GraphQLError[]) {
+function createRun(schema: Schema, variables: Record<string, unknown>, errors: GraphQLError[], compositeTypes: Map<string, CompositeType>) {
   // What the last `complete` call reports besides its value: a null that must bubble up past a non-null
   // position, and whether an error was already recorded for it (so that only one is).
   let invalid = false;
@@ -313,7 +336,7 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
       if (selection.kind === Kind.Value && selection.fresh) {
         path.push(responseName);
         const value = input[responseName];
-        output[responseName] = complete(undefined, selection.type, value === undefined ? null : value, selection.selections, path, parentType);
+        output[responseName] = complete(undefined, selection.type, value === undefined ? null : value, selection.selections, selection.level, path, parentType);
         path.pop();
         if (invalid) return true;
         continue;
@@ -333,7 +356,7 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
       }
 
       path.push(responseName);
-      const updated = complete(outputValue, selection.type, inputValue, selection.selections, path, parentType);
+      const updated = complete(outputValue, selection.type, inputValue, selection.selections, selection.level, path, parentType);
       output[responseName] = updated;
       path.pop();
       if (invalid) return true;
@@ -342,7 +365,7 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
   }
 
   // The assertions test first and build their message only when they fail: this runs once per value.
-  function complete(outputValue: unknown, shape: Shape, inputValue: unknown, selections: Selections | undefined, path: Path, parentType: CompositeType): unknown {
+  function complete(outputValue: unknown, shape: Shape, inputValue: unknown, selections: Selections | undefined, level: Level | undefined, path: Path, parentType: CompositeType): unknown {
     if (inputValue === undefined) assert(false, 'Should not pass undefined for `inputValue` to this method');
 
     if (outputValue === null || (outputValue !== undefined && !selections)) {
@@ -352,7 +375,7 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
 
     switch (shape.kind) {
       case ShapeKind.NonNull: {
-        const updated = complete(outputValue, shape.of, inputValue, selections, path, parentType);
+        const updated = complete(outputValue, shape.of, inputValue, selections, level, path, parentType);
         if (updated === null) {
           if (!errored) {
             errors.push(ERRORS.INVALID_GRAPHQL.err(`Cannot return null for non-nullable ${describe(path, shape.of, parentType)}.`, { path: Array.from(path) }));
@@ -383,7 +406,7 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
         const updated = new Array<unknown>(length);
         for (let index = 0; index < length; index++) {
           path.push(index);
-          updated[index] = complete(list?.[index], shape.of, inputValue[index], selections, path, parentType);
+          updated[index] = complete(list?.[index], shape.of, inputValue[index], selections, level, path, parentType);
           path.pop();
           nullify ||= invalid;
           anyErrors ||= errored;
@@ -393,7 +416,7 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
         return nullify ? null : updated;
       }
       case ShapeKind.Composite:
-        return completeObject(shape, outputValue, inputValue, selections, path, parentType);
+        return completeObject(shape, outputValue, inputValue, selections, level, path, parentType);
       case ShapeKind.Leaf: {
         if (outputValue !== undefined) assert(false, `Excepted output to be undefined but got ${shape.label} for type ${shape.label}`);
         const valid = shape.valid(inputValue);
@@ -407,7 +430,7 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
     }
   }
 
-  function completeObject(shape: CompositeShape, outputValue: unknown, inputValue: unknown, selections: Selections | undefined, path: Path, parentType: CompositeType): unknown {
+  function completeObject(shape: CompositeShape, outputValue: unknown, inputValue: unknown, selections: Selections | undefined, level: Level | undefined, path: Path, parentType: CompositeType): unknown {
     if (!selections) assert(false, `Invalid empty selection set for composite type ${shape.label}`);
     if (typeof inputValue !== 'object') assert(false, `Invalid non-object value ${inputValue} returned by subgraph for composite type ${shape.label}`);
     if (outputValue !== undefined && typeof outputValue !== 'object') assert(false, `Invalid non-object value ${inputValue} returned by subgraph for composite type ${shape.label}`);
@@ -426,6 +449,12 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
       }
       objectType = named;
     }
+    if (level !== undefined && outputValue === undefined) {
+      const generated = level(levelRun, object, path, objectType);
+      invalid = false;
+      errored = generated === BUBBLE;
+      return errored ? null : generated;
+    }
     const target = outputValue === undefined ? {} : (outputValue as Record<string, unknown>);
     const bubbled = applySelections(object, selections!, target, path, objectType);
     invalid = false;
@@ -433,5 +462,42 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
     return bubbled ? null : target;
   }
 
-  return { applySelections };
+  const levelRun: LevelRun = {
+    skipped,
+    fallback(shape, input, selections, level, path, parentType) {
+      const value = complete(undefined, shape, input, selections, level, path, parentType);
+      levelRun.invalid = invalid;
+      levelRun.errored = errored;
+      return value;
+    },
+    invalid: false,
+    errored: false,
+    nonNull(path, last, description) {
+      const at = last === undefined ? Array.from(path) : [...path, last];
+      errors.push(ERRORS.INVALID_GRAPHQL.err(`Cannot return null for non-nullable ${description}.`, { path: at }));
+    },
+    invalidValue(path, last, description) {
+      const at = last === undefined ? Array.from(path) : [...path, last];
+      errors.push(ERRORS.INVALID_GRAPHQL.err(`Invalid value found for ${description}.`, { path: at }));
+    },
+    compositeType(typename) {
+      let type = compositeTypes.get(typename);
+      if (type === undefined) {
+        const named = schema.type(typename);
+        // Only names the schema has are kept: a subgraph sending made-up ones cannot grow the map.
+        if (!named || !isCompositeType(named)) return undefined;
+        type = named;
+        compositeTypes.set(typename, type);
+      }
+      return type;
+    },
+    typename(input, responseName, parentType) {
+      let value = input[responseName] ?? null;
+      if (value === null && responseName !== typenameFieldName) value = input[typenameFieldName] ?? null;
+      const type = value !== null && typeof value === 'string' ? (schema.type(value) ?? parentType) : parentType;
+      return isObjectType(type) ? type.name : null;
+    },
+  };
+
+  return { applySelections, levelRun };
 }

@@ -1,0 +1,156 @@
+import type { CompositeType } from '@apollo/federation-internals';
+import { Kind, ShapeKind, type Guard, type Selections, type Shape } from './projection.ts';
+
+/**
+ * The projection of one object's selections, generated as JavaScript once per operation: each response name a
+ * constant property read and an object literal (or constant stores), each leaf check and null check inline. The
+ * interpreter in `projection.ts` reads response names from data, so every read and store there is a
+ * megamorphic keyed access; here each one has its own inline cache.
+ *
+ * It covers only what a level reached fresh looks like: fields each written once (no fragments to merge, no
+ * name a prototype also has). Anything unusual in the data (a non-list where a list belongs, a non-object or an
+ * unknown `__typename` where an object belongs) goes back to the interpreter, which reports it exactly as Apollo
+ * does; so do the levels below that are not plain.
+ */
+export type Level = (run: LevelRun, input: Record<string, unknown>, path: (string | number)[], parentType: CompositeType) => Record<string, unknown> | typeof BUBBLE;
+
+/** What a level answers when a null must replace its whole object (Apollo's NULL_BUBBLE_UP). */
+export const BUBBLE: unique symbol = Symbol('bubble');
+
+/** The per-request side of a level: errors, variables, and the interpreter for what the level hands back. */
+export interface LevelRun {
+  skipped(guard: Guard): boolean;
+  /** The interpreter's completion of a value at a fresh position, with its flags left in `invalid` and `errored`. */
+  fallback(shape: Shape, input: unknown, selections: Selections | undefined, level: Level | undefined, path: (string | number)[], parentType: CompositeType): unknown;
+  invalid: boolean;
+  errored: boolean;
+  /** Records "Cannot return null for non-nullable …" at `path` (plus `last`, when the path does not hold it yet). */
+  nonNull(path: (string | number)[], last: string | number | undefined, description: string): void;
+  /** Records "Invalid value found for …". */
+  invalidValue(path: (string | number)[], last: string | number | undefined, description: string): void;
+  /** A composite type by runtime `__typename`, undefined when the schema has none. */
+  compositeType(typename: string): CompositeType | undefined;
+  /** A `__typename` selection's value, or null when it must bubble (not an object type). */
+  typename(input: Record<string, unknown>, responseName: string, parentType: CompositeType): string | null;
+}
+
+/** Whether a level's selections are plain enough to generate: fields each written once, no fragment. */
+export function isPlainLevel(selections: Selections): boolean {
+  const names = new Set<string>();
+  for (const selection of selections) {
+    if (selection.kind === Kind.Fragment || selection.inherited || names.has(selection.responseName)) return false;
+    if (selection.kind === Kind.Value && !selection.fresh) return false;
+    names.add(selection.responseName);
+  }
+  return true;
+}
+
+const isLeafish = (shape: Shape) => shape.kind === ShapeKind.Leaf || (shape.kind === ShapeKind.NonNull && shape.of.kind === ShapeKind.Leaf);
+
+/**
+ * Generates the level of `selections`, which must be plain (`isPlainLevel`). `levelOf` gives the levels already
+ * generated for the composite fields below (undefined where the interpreter runs).
+ */
+export function compileLevel(selections: Selections, levelOf: (selections: Selections) => Level | undefined): Level {
+  const constants: unknown[] = [];
+  const constant = (value: unknown) => `K[${constants.push(value) - 1}]`;
+  let names = 0;
+  const name = (prefix: string) => `${prefix}${names++}`;
+  const named = <T extends string[]>(...prefixes: T) => prefixes.map(name) as { [K in keyof T]: string };
+  const lines: string[] = [];
+
+  /** A description of the position `last` names, for error messages, as a JavaScript expression. */
+  const describe = (field: string | undefined, index: string | undefined, shape: Shape) =>
+    field !== undefined
+      ? `"field " + parentType + ${JSON.stringify(`.${field}`)}`
+      : `${JSON.stringify(`array element of type ${shape.label} at index `)} + ${index}`;
+
+  /**
+   * Completes `input` (never undefined) at a fresh position into `output`, leaving `inv` and `err` as the
+   * interpreter's `complete` leaves `invalid` and `errored`. `pushed`: the path already ends with the position.
+   */
+  const emit = (shape: Shape, input: string, output: string, field: string | undefined, index: string | undefined, pushed: boolean, selections: Selections | undefined) => {
+    const last = pushed ? 'undefined' : (index ?? JSON.stringify(field));
+    const fallback = () =>
+      `${output} = run.fallback(${constant(shape)}, ${input}, ${constant(selections)}, ${constant(selections && levelOf(selections))}, path, parentType); inv = run.invalid; err = run.errored;`;
+    switch (shape.kind) {
+      case ShapeKind.NonNull:
+        emit(shape.of, input, output, field, index, pushed, selections);
+        lines.push(`if (${output} === null) { if (!err) run.nonNull(path, ${last}, ${describe(field, index, shape.of)}); inv = err = true; } else { inv = err = false; }`);
+        return;
+      case ShapeKind.Leaf:
+        lines.push(
+          `if (${input} === null) { ${output} = null; inv = err = false; }`,
+          `else if (${constant(shape.valid)}(${input})) { ${output} = ${input}; inv = err = false; }`,
+          `else { run.invalidValue(path, ${last}, ${describe(field, index, shape)}); ${output} = null; inv = false; err = true; }`,
+        );
+        return;
+      case ShapeKind.List: {
+        const [length, list, nullify, anyErrors, i, element, completed] = named('n', 'l', 'z', 'e', 'i', 'x', 'c');
+        const elementPushed = !isLeafish(shape.of);
+        lines.push(
+          `if (${input} === null) { ${output} = null; inv = err = false; }`,
+          `else if (!Array.isArray(${input})) { ${fallback()} }`,
+          `else { const ${length} = ${input}.length; const ${list} = new Array(${length}); let ${nullify} = false, ${anyErrors} = false;`,
+          `for (let ${i} = 0; ${i} < ${length}; ${i}++) { const ${element} = ${input}[${i}]; let ${completed};`,
+        );
+        if (elementPushed) lines.push(`path.push(${i});`);
+        // An undefined element cannot come from JSON; the interpreter asserts on it.
+        lines.push(`if (${element} === undefined) { ${completed} = run.fallback(${constant(shape.of)}, ${element}, ${constant(selections)}, undefined, path, parentType); inv = run.invalid; err = run.errored; } else {`);
+        emit(shape.of, element, completed, undefined, i, elementPushed, selections);
+        lines.push('}');
+        if (elementPushed) lines.push('path.pop();');
+        lines.push(
+          `${list}[${i}] = ${completed}; if (inv) ${nullify} = true; if (err) ${anyErrors} = true; }`,
+          `inv = false; err = ${anyErrors}; ${output} = ${nullify} ? null : ${list}; }`,
+        );
+        return;
+      }
+      case ShapeKind.Composite: {
+        const level = selections && levelOf(selections);
+        if (!level) {
+          lines.push(fallback());
+          return;
+        }
+        const [typename, type, object] = named('t', 'y', 'o');
+        lines.push(
+          `if (${input} === null) { ${output} = null; inv = err = false; }`,
+          `else { let ${typename}, ${type} = ${constant(shape.type)};`,
+          `if (typeof ${input} !== 'object' || ((${typename} = ${input}.__typename) !== undefined && typeof ${typename} !== 'string') || (${typename} && (${type} = run.compositeType(${typename})) === undefined)) { ${fallback()} }`,
+          `else { const ${object} = ${constant(level)}(run, ${input}, path, ${type}); inv = false; err = ${object} === BUBBLE; ${output} = err ? null : ${object}; } }`,
+        );
+        return;
+      }
+    }
+  };
+
+  const entries: string[] = [];
+  const guarded = selections.some((selection) => selection.guard);
+  if (guarded) lines.push('const out = {};');
+  for (const selection of selections) {
+    if (selection.kind === Kind.Fragment) throw new Error('not a plain level');
+    const key = JSON.stringify(selection.responseName);
+    const value = name('v');
+    if (selection.guard) lines.push(`if (!run.skipped(${constant(selection.guard)})) {`);
+    if (selection.kind === Kind.Typename) {
+      lines.push(`const ${value} = run.typename(input, ${key}, parentType); if (${value} === null) return BUBBLE;`);
+    } else {
+      const input = name('r');
+      const pushed = !isLeafish(selection.type);
+      lines.push(`let ${input} = input[${key}]; if (${input} === undefined) ${input} = null; let ${value};`);
+      if (pushed) lines.push(`path.push(${key});`);
+      emit(selection.type, input, value, selection.responseName, undefined, pushed, selection.selections);
+      if (pushed) lines.push('path.pop();');
+      lines.push('if (inv) return BUBBLE;');
+    }
+    if (selection.guard) lines.push(`out[${key}] = ${value}; }`);
+    else if (guarded) lines.push(`out[${key}] = ${value};`);
+    else entries.push(`${key}: ${value}`);
+  }
+  lines.push(guarded ? 'return out;' : `return { ${entries.join(', ')} };`);
+
+  // Response names are GraphQL names (letters, digits, underscores) and are written as JSON string literals;
+  // everything else the code uses is passed in as a constant.
+  const source = `return function level(run, input, path, parentType) {\nlet inv = false, err = false;\n${lines.join('\n')}\n};`;
+  return new Function('K', 'BUBBLE', source)(constants, BUBBLE) as Level;
+}
