@@ -12,6 +12,7 @@ import {
   type DomainEvent,
   type NewDomainEvent,
   type OutboxRelay,
+  type OutboxRelayOptions,
 } from '../src/events/index.ts';
 import { createRedis, waitForRedis } from '../src/redis.ts';
 import { createTestDatabase, testRedisUrl, uniqueName, type TestDatabase } from '../src/testing/services.ts';
@@ -99,7 +100,9 @@ const unsentCount = async () => (await outboxRows()).filter((row) => !row.sent).
 /** What a consumer of the stream sees: the whole log, oldest first. */
 const logOf = async (stream = new RedisEventStream(redis, prefix)) => stream.read({}, null, 100_000);
 
-function relay(options: { db?: Db; stream?: RedisEventStream; batchSize?: number; pollMs?: number; passes?: number; logger?: ReturnType<typeof captureLogger>['logger'] } = {}) {
+function relay(
+  options: { db?: Db; stream?: RedisEventStream; batchSize?: number; pollMs?: number; passes?: number; logger?: ReturnType<typeof captureLogger>['logger']; hooks?: OutboxRelayOptions['hooks'] } = {},
+) {
   const created = createOutboxRelay({
     db: options.db ?? main.db,
     stream: options.stream ?? new RedisEventStream(redis, prefix),
@@ -107,6 +110,7 @@ function relay(options: { db?: Db; stream?: RedisEventStream; batchSize?: number
     batchSize: options.batchSize,
     pollMs: options.pollMs,
     passes: options.passes,
+    hooks: options.hooks,
   });
   relays.push(created);
   return created;
@@ -445,6 +449,18 @@ describe('the outbox relay in concurrent lane passes', () => {
       await expectExactlyOnceInOrder(partitioned(), committed, 'projection');
     },
   );
+
+  it("sends one user's backlog (one lane) in appends of at most a batch each, in order, however many passes the relay runs", async () => {
+    const stream = partitioned();
+    await stream.group('one-lane').ensure('0-0');
+    const committed = await commitUnsent(90, () => 'u0');
+    const appended: number[] = [];
+    const sender = relay({ stream, batchSize: 10, passes: 4, hooks: { phase: (name, _ms, events) => name === 'append' && appended.push(events) } });
+    expect(await sender.flush()).toBe(true);
+    expect(appended.reduce((sum, events) => sum + events, 0)).toBe(90);
+    expect(Math.max(...appended)).toBeLessThanOrEqual(10);
+    await expectExactlyOnceInOrder(stream, committed, 'one-lane');
+  });
 
   it('starts on a stream of more partitions than passes can run (one per partition, up to the bound), and sends everything', async () => {
     const stream = partitioned(redis, 32);

@@ -378,12 +378,25 @@ export function createOutboxRelay({
     const startedAt = Date.now();
     const window = of * batchSize;
     const lane = sql<number>`hashtext(${outbox.event}->>'userId') & ${RELAY_LANES - 1}`.mapWith(Number);
-    const rows = await timed('select', 0, () => db.select({ seq: outbox.seq, lane }).from(outbox).where(isNull(outbox.sentAt)).orderBy(asc(outbox.seq)).limit(window));
-    const more = rows.length === window;
+    const stamp = sql<string | null>`${outbox.event}->>'occurredAt'`;
+    const rows = await timed('select', 0, () => db.select({ seq: outbox.seq, lane, stamp }).from(outbox).where(isNull(outbox.sentAt)).orderBy(asc(outbox.seq)).limit(window));
+    const full = rows.length === window;
+    // Each pass appends at most a batch, in one stream script: a backlog in few lanes (one busy user) waits for
+    // the next rounds rather than making one script of `of` batches that blocks the stream's Redis.
+    const groups = Array.from({ length: of }, () => [] as { seq: number }[]);
+    let deferredFrom = Infinity;
+    for (const row of rows) {
+      const share = groups[row.lane % of]!;
+      if (share.length < batchSize) share.push(row);
+      else if (row.stamp) deferredFrom = Math.min(deferredFrom, Date.parse(row.stamp));
+    }
+    const more = full || rows.length > groups.reduce((sum, share) => sum + share.length, 0);
     let clearance: number | undefined;
     if (fenced) {
       clearance = startedAt + fenced.ackWaitMs - 2 * maxClockSkewMs;
-      if (more) {
+      // The rows a share left for later are not sent yet either.
+      clearance = Math.min(clearance, deferredFrom);
+      if (full) {
         // Rows beyond this round are not sent yet: the clearance cannot pass the oldest stamp among them.
         const [beyond] = await db
           .select({ stamp: sql<string | null>`min(${outbox.event}->>'occurredAt')` })
@@ -392,8 +405,6 @@ export function createOutboxRelay({
         if (beyond?.stamp) clearance = Math.min(clearance, Date.parse(beyond.stamp));
       }
     }
-    const groups = Array.from({ length: of }, () => [] as { seq: number }[]);
-    for (const row of rows) groups[row.lane % of]?.push(row);
     const outcomes = await Promise.allSettled(
       groups.map(async (share, group) => {
         // The pass over every lane, or group 0's, renews the clearance in every partition, also when idle.
