@@ -101,7 +101,7 @@ const unsentCount = async () => (await outboxRows()).filter((row) => !row.sent).
 const logOf = async (stream = new RedisEventStream(redis, prefix)) => stream.read({}, null, 100_000);
 
 function relay(
-  options: { db?: Db; stream?: RedisEventStream; batchSize?: number; pollMs?: number; passes?: number; logger?: ReturnType<typeof captureLogger>['logger']; hooks?: OutboxRelayOptions['hooks'] } = {},
+  options: Pick<OutboxRelayOptions, 'batchSize' | 'pollMs' | 'passes' | 'poolSize' | 'hooks'> & { db?: Db; stream?: RedisEventStream; logger?: ReturnType<typeof captureLogger>['logger'] } = {},
 ) {
   const created = createOutboxRelay({
     db: options.db ?? main.db,
@@ -111,6 +111,7 @@ function relay(
     pollMs: options.pollMs,
     passes: options.passes,
     hooks: options.hooks,
+    poolSize: options.poolSize,
   });
   relays.push(created);
   return created;
@@ -460,6 +461,29 @@ describe('the outbox relay in concurrent lane passes', () => {
     expect(appended.reduce((sum, events) => sum + events, 0)).toBe(90);
     expect(Math.max(...appended)).toBeLessThanOrEqual(10);
     await expectExactlyOnceInOrder(stream, committed, 'one-lane');
+  });
+
+  it('runs at most half its database pool of passes at once, whatever passes it was given', async () => {
+    const appendsAtOnce = async (poolSize: number | undefined) => {
+      const stream = new RedisEventStream(redis, `${prefix}pool-${poolSize}:`, undefined, { partitions: 4 });
+      const committed = await commitUnsent(160, (i) => users[i % users.length]!);
+      let inFlight = 0;
+      let most = 0;
+      const hooks = {
+        beforeAppend: async () => {
+          most = Math.max(most, ++inFlight);
+          // Long enough that passes started together overlap, on a busy machine too.
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        },
+        afterAppend: () => void inFlight--,
+      };
+      expect(await relay({ stream, batchSize: 10, passes: 4, poolSize, hooks }).flush()).toBe(true);
+      await expectExactlyOnceInOrder(stream, committed, `pool-${poolSize}`);
+      return most;
+    };
+    expect(await appendsAtOnce(undefined)).toBe(4);
+    await main.db.execute(sql`delete from outbox`);
+    expect(await appendsAtOnce(5)).toBe(2);
   });
 
   it('starts on a stream of more partitions than passes can run (one per partition, up to the bound), and sends everything', async () => {

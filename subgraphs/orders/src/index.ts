@@ -36,9 +36,9 @@ await startOrExit(async () => {
   // (which takes *_DATABASE_MIGRATION_URL, a direct connection, when this URL goes through PgBouncer).
   if (database.kind === 'pglite') await migrateDatabase(database, migrationsFolder);
   const infrastructure = await createInfrastructure({ redisUrl: config.REDIS_URL, keyPrefix: config.REDIS_KEY_PREFIX, logger, retention: retentionFrom(config) });
-  // EVENT_RELAY_PASSES 0: as many as the stream's partitions. PGlite is one connection: one pass.
-  const passes = database.kind === 'pglite' ? 1 : config.EVENT_RELAY_PASSES || undefined;
-  const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger, metrics: telemetry.metrics, passes });
+  // EVENT_RELAY_PASSES 0: as many as the stream's partitions, within half the pool (PGlite's one connection: one pass).
+  const passes = config.EVENT_RELAY_PASSES || undefined;
+  const relay = createOutboxRelay({ db: database.db, stream: infrastructure.events, logger, metrics: telemetry.metrics, passes, poolSize: database.maxConnections });
 
   const app = await createOrdersServer({
     db: database.db,

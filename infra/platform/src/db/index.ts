@@ -83,6 +83,8 @@ export interface DatabaseHandle<TSchema extends Record<string, unknown>> {
   reader: Database<TSchema>;
   kind: 'postgres' | 'pglite';
   location: DatabaseLocation;
+  /** The primary's pool size (1 for PGlite). */
+  maxConnections: number;
   close(): Promise<void>;
 }
 
@@ -131,6 +133,7 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
       reader: reader as unknown as Database<TSchema>,
       kind: 'postgres',
       location,
+      maxConnections,
       close: async () => {
         await Promise.all([primary, ...replicas].map(({ client }) => client.end({ timeout: 5 })));
       },
@@ -156,6 +159,7 @@ export async function createDatabase<TSchema extends Record<string, unknown>>(
     reader: db as unknown as Database<TSchema>,
     kind: 'pglite',
     location,
+    maxConnections,
     close: async () => {
       await client.close();
       release();

@@ -204,6 +204,11 @@ export interface OutboxRelayOptions {
    * EVENT_RELAY_PASSES). Default: the partitions the stream spreads new users over.
    */
   passes?: number;
+  /**
+   * The connections of the pool `db` draws on. Each pass holds one for its transaction, so the relay runs at most
+   * half as many passes: during a backlog the service's requests still get connections.
+   */
+  poolSize?: number;
 }
 
 // Any constants work as long as every relay of the same database agrees on them. Relays before lanes took
@@ -273,9 +278,12 @@ export function createOutboxRelay({
   maxStallMs = 10_000,
   holdRetryMs = 100,
   // One per partition by default, within the bound: a stream of up to 64 partitions must still start its relay.
-  passes = Math.min(stream.writerPartitions ?? 1, MAX_RELAY_PASSES),
+  passes: asked = Math.min(stream.writerPartitions ?? 1, MAX_RELAY_PASSES),
+  poolSize,
 }: OutboxRelayOptions): OutboxRelay {
-  if (!Number.isInteger(passes) || passes < 1 || passes > MAX_RELAY_PASSES) throw new Error(`passes must be 1 to ${MAX_RELAY_PASSES}`);
+  if (!Number.isInteger(asked) || asked < 1 || asked > MAX_RELAY_PASSES) throw new Error(`passes must be 1 to ${MAX_RELAY_PASSES}`);
+  const passes = poolSize === undefined ? asked : Math.min(asked, Math.max(1, Math.floor(poolSize / 2)));
+  if (passes < asked) logger.info({ passes, asked, poolSize }, 'outbox relay: fewer passes at once than asked, to leave half the database pool to requests');
   const relayed = metrics?.counter({ name: 'events_relayed_total', help: 'Events moved from the outbox to the event stream (committed)' });
   const failures = metrics?.counter({ name: 'events_relay_failures_total', help: 'Outbox relay passes that failed (events stay in the outbox)' });
   const holds = metrics?.counter({
