@@ -1,5 +1,5 @@
 import type { CompositeType } from '@apollo/federation-internals';
-import { Kind, ShapeKind, type Guard, type Selections, type Shape } from './projection.ts';
+import { Kind, ShapeKind, type Guard, type Selections, type Shape } from './selections.ts';
 
 /**
  * The projection of one object's selections, generated as JavaScript once per operation: each response name a
