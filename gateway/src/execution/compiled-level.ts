@@ -48,10 +48,10 @@ export function isPlainLevel(selections: Selections): boolean {
 const isLeafish = (shape: Shape) => shape.kind === ShapeKind.Leaf || (shape.kind === ShapeKind.NonNull && shape.of.kind === ShapeKind.Leaf);
 
 /**
- * Generates the level of `selections`, which must be plain (`isPlainLevel`). `levelOf` gives the levels already
- * generated for the composite fields below (undefined where the interpreter runs).
+ * Generates the level of `selections`, which must be plain (`isPlainLevel`). The fields below carry their own
+ * levels already (`ValueSelection.level`, undefined where the interpreter runs).
  */
-export function compileLevel(selections: Selections, levelOf: (selections: Selections) => Level | undefined): Level {
+export function compileLevel(selections: Selections): Level {
   const constants: unknown[] = [];
   const constant = (value: unknown) => `K[${constants.push(value) - 1}]`;
   let names = 0;
@@ -69,13 +69,13 @@ export function compileLevel(selections: Selections, levelOf: (selections: Selec
    * Completes `input` (never undefined) at a fresh position into `output`, leaving `inv` and `err` as the
    * interpreter's `complete` leaves `invalid` and `errored`. `pushed`: the path already ends with the position.
    */
-  const emit = (shape: Shape, input: string, output: string, field: string | undefined, index: string | undefined, pushed: boolean, selections: Selections | undefined) => {
+  const emit = (shape: Shape, input: string, output: string, field: string | undefined, index: string | undefined, pushed: boolean, selections: Selections | undefined, level: Level | undefined) => {
     const last = pushed ? 'undefined' : (index ?? JSON.stringify(field));
     const fallback = () =>
-      `${output} = run.fallback(${constant(shape)}, ${input}, ${constant(selections)}, ${constant(selections && levelOf(selections))}, path, parentType); inv = run.invalid; err = run.errored;`;
+      `${output} = run.fallback(${constant(shape)}, ${input}, ${constant(selections)}, ${constant(level)}, path, parentType); inv = run.invalid; err = run.errored;`;
     switch (shape.kind) {
       case ShapeKind.NonNull:
-        emit(shape.of, input, output, field, index, pushed, selections);
+        emit(shape.of, input, output, field, index, pushed, selections, level);
         lines.push(`if (${output} === null) { if (!err) run.nonNull(path, ${last}, ${describe(field, index, shape.of)}); inv = err = true; } else { inv = err = false; }`);
         return;
       case ShapeKind.Leaf:
@@ -97,7 +97,7 @@ export function compileLevel(selections: Selections, levelOf: (selections: Selec
         if (elementPushed) lines.push(`path.push(${i});`);
         // An undefined element cannot come from JSON; the interpreter asserts on it.
         lines.push(`if (${element} === undefined) { ${completed} = run.fallback(${constant(shape.of)}, ${element}, ${constant(selections)}, undefined, path, parentType); inv = run.invalid; err = run.errored; } else {`);
-        emit(shape.of, element, completed, undefined, i, elementPushed, selections);
+        emit(shape.of, element, completed, undefined, i, elementPushed, selections, level);
         lines.push('}');
         if (elementPushed) lines.push('path.pop();');
         lines.push(
@@ -107,7 +107,6 @@ export function compileLevel(selections: Selections, levelOf: (selections: Selec
         return;
       }
       case ShapeKind.Composite: {
-        const level = selections && levelOf(selections);
         if (!level) {
           lines.push(fallback());
           return;
@@ -139,7 +138,7 @@ export function compileLevel(selections: Selections, levelOf: (selections: Selec
       const pushed = !isLeafish(selection.type);
       lines.push(`let ${input} = input[${key}]; if (${input} === undefined) ${input} = null; let ${value};`);
       if (pushed) lines.push(`path.push(${key});`);
-      emit(selection.type, input, value, selection.responseName, undefined, pushed, selection.selections);
+      emit(selection.type, input, value, selection.responseName, undefined, pushed, selection.selections, selection.level);
       if (pushed) lines.push('path.pop();');
       lines.push('if (inv) return BUBBLE;');
     }

@@ -169,8 +169,6 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
 
   // Bottom-up, so that a level's code can call the levels below it directly. Only a field's selections (and the
   // root) are levels: a fragment's body is run by the interpreter as part of its object's level.
-  const levels = new Map<Selections, Level>();
-  const levelOf = (selections: Selections) => levels.get(selections);
   let generating = true;
   const generateBelow = (selections: Selections): void => {
     for (const selection of selections) {
@@ -182,9 +180,7 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
     generateBelow(selections);
     if (!generating || !isPlainLevel(selections)) return undefined;
     try {
-      const level = compileLevel(selections, levelOf);
-      levels.set(selections, level);
-      return level;
+      return compileLevel(selections);
     } catch (error) {
       // Node run with --disallow-code-generation-from-strings: the interpreter gives the same answers.
       if (!(error instanceof EvalError)) throw error;
@@ -245,6 +241,30 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
     return typeof element === 'string' ? `field ${parentType}.${element}` : `array element of type ${shape.label} at index ${element}`;
   };
 
+  /** A composite type by runtime `__typename`, undefined when the schema has none. */
+  function compositeType(typename: string): CompositeType | undefined {
+    let type = compositeTypes.get(typename);
+    if (type === undefined) {
+      const named = schema.type(typename);
+      // Only names the schema has are kept: a subgraph sending made-up ones cannot grow the map.
+      if (!named || !isCompositeType(named)) return undefined;
+      type = named;
+      compositeTypes.set(typename, type);
+    }
+    return type;
+  }
+
+  /**
+   * A `__typename` selection's answer from what the subgraph sent for it (`value`, null when nothing), or null when
+   * the object must bubble. Root types answer with the supergraph's names, and an @interfaceObject's name is never
+   * a runtime type.
+   */
+  function runtimeTypename(input: Record<string, unknown>, responseName: string, value: unknown, parentType: CompositeType): string | null {
+    if (value === null && responseName !== typenameFieldName) value = input[typenameFieldName] ?? null;
+    const type = value !== null && typeof value === 'string' ? (schema.type(value) ?? parentType) : parentType;
+    return isObjectType(type) ? type.name : null;
+  }
+
   const fragmentApplies = (fragment: FragmentSelection, typename: string | undefined, parentType: CompositeType): boolean => {
     const condition = fragment.typeCondition;
     if (!condition) return true;
@@ -289,15 +309,13 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
         continue;
       }
       const outputValue = own(output, responseName, inherited);
-      let inputValue = own(input, responseName, inherited) ?? null;
+      const inputValue = own(input, responseName, inherited) ?? null;
 
       if (selection.kind === Kind.Typename) {
-        // Root types answer with the supergraph's names, and an @interfaceObject's name is never a runtime type.
         if (outputValue === undefined) {
-          if (inputValue === null && responseName !== typenameFieldName) inputValue = input[typenameFieldName] ?? null;
-          const type = inputValue !== null && typeof inputValue === 'string' ? (schema.type(inputValue) ?? parentType) : parentType;
-          if (!isObjectType(type)) return true;
-          output[responseName] = type.name;
+          const name = runtimeTypename(input, responseName, inputValue, parentType);
+          if (name === null) return true;
+          output[responseName] = name;
         }
         continue;
       }
@@ -386,8 +404,8 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
     if (typename !== undefined && typeof typename !== 'string') assert(false, `Invalid non-string value ${typename} for __typename at ${path}`);
     let objectType: CompositeType = shape.type;
     if (typename) {
-      const named = schema.type(typename);
-      if (!named || !isCompositeType(named)) {
+      const named = compositeType(typename);
+      if (!named) {
         // Never the subgraph's typename in the message: it may name an @inaccessible type.
         errors.push(ERRORS.INVALID_GRAPHQL.err(`Invalid __typename found for object at ${describe(path, shape, parentType)}.`, { path: Array.from(path) }));
         invalid = false;
@@ -427,23 +445,8 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
       const at = last === undefined ? Array.from(path) : [...path, last];
       errors.push(ERRORS.INVALID_GRAPHQL.err(`Invalid value found for ${description}.`, { path: at }));
     },
-    compositeType(typename) {
-      let type = compositeTypes.get(typename);
-      if (type === undefined) {
-        const named = schema.type(typename);
-        // Only names the schema has are kept: a subgraph sending made-up ones cannot grow the map.
-        if (!named || !isCompositeType(named)) return undefined;
-        type = named;
-        compositeTypes.set(typename, type);
-      }
-      return type;
-    },
-    typename(input, responseName, parentType) {
-      let value = input[responseName] ?? null;
-      if (value === null && responseName !== typenameFieldName) value = input[typenameFieldName] ?? null;
-      const type = value !== null && typeof value === 'string' ? (schema.type(value) ?? parentType) : parentType;
-      return isObjectType(type) ? type.name : null;
-    },
+    compositeType,
+    typename: (input, responseName, parentType) => runtimeTypename(input, responseName, input[responseName] ?? null, parentType),
   };
 
   return { applySelections, levelRun };

@@ -392,13 +392,17 @@ export function createOutboxRelay({
     // Each pass appends at most a batch, in one stream script: a backlog in few lanes (one busy user) waits for
     // the next rounds rather than making one script of `of` batches that blocks the stream's Redis.
     const groups = Array.from({ length: of }, () => [] as { seq: number }[]);
+    let left = 0;
     let deferredFrom = Infinity;
     for (const row of rows) {
       const share = groups[row.lane % of]!;
       if (share.length < batchSize) share.push(row);
-      else if (row.stamp) deferredFrom = Math.min(deferredFrom, Date.parse(row.stamp));
+      else {
+        left += 1;
+        if (row.stamp) deferredFrom = Math.min(deferredFrom, Date.parse(row.stamp));
+      }
     }
-    const more = full || rows.length > groups.reduce((sum, share) => sum + share.length, 0);
+    const more = full || left > 0;
     let clearance: number | undefined;
     if (fenced) {
       clearance = startedAt + fenced.ackWaitMs - 2 * maxClockSkewMs;

@@ -89,11 +89,11 @@ export async function createTestDatabase(prefix = 'test'): Promise<TestDatabase>
  */
 export const isRelayStatement = (sql: string) => /pg_advisory_xact_lock|lock_timeout|"outbox"/.test(sql);
 
-/** A TCP port nothing listens on right now, on loopback: for a server a test starts in another process. */
 // A port is free only until whoever asked for it listens: one handed to a server still starting is not handed
 // out again in this process (a set-up of several nodes asks for its ports one after another).
 const handedOut = new Set<number>();
 
+/** A TCP port nothing listens on right now, on loopback: for a server a test starts in another process. */
 export async function freePort(): Promise<number> {
   for (;;) {
     const server = createServer();
