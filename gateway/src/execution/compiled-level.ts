@@ -1,5 +1,5 @@
-import type { CompositeType } from '@apollo/federation-internals';
-import { Kind, ShapeKind, type Guard, type Selections, type Shape } from './selections.ts';
+import { isObjectType, type CompositeType } from '@apollo/federation-internals';
+import { Kind, ShapeKind, type Guard, type Selection, type Selections, type Shape } from './selections.ts';
 
 /**
  * The projection of one object's selections, generated as JavaScript once per operation: each response name a
@@ -32,6 +32,42 @@ export interface LevelRun {
   compositeType(typename: string): CompositeType | undefined;
   /** A `__typename` selection's value, or null when it must bubble (not an object type). */
   typename(input: Record<string, unknown>, responseName: string, parentType: CompositeType): string | null;
+  /** The interpreter's projection of one object reached fresh, for what a level's inlined fragments do not cover. */
+  interpret(input: Record<string, unknown>, selections: Selections, path: (string | number)[], parentType: CompositeType): Record<string, unknown> | typeof BUBBLE;
+}
+
+/** A level whose fragments were inlined because they apply to its object type: objects of any other type are interpreted. */
+export interface InlinedFragments {
+  /** The object type every inlined fragment's condition names. */
+  typename: string;
+  /** The level's selections as written, fragments included. */
+  selections: Selections;
+}
+
+/**
+ * `selections` with the fragments that always apply to an object of `parentType` written in place: no `@skip` or
+ * `@include` on them, and no type condition but `parentType` itself (an object type). Undefined when a fragment
+ * is not one of those. `typed`: a fragment had a type condition, which the level checks against `__typename`.
+ */
+export function inlineFragments(selections: Selections, parentType: CompositeType): { selections: Selections; typed: boolean } | undefined {
+  const flat: Selection[] = [];
+  let typed = false;
+  for (const selection of selections) {
+    if (selection.kind !== Kind.Fragment) {
+      flat.push(selection);
+      continue;
+    }
+    if (selection.guard) return undefined;
+    if (selection.typeCondition) {
+      if (!isObjectType(parentType) || selection.typeCondition.name !== parentType.name) return undefined;
+      typed = true;
+    }
+    const inner = inlineFragments(selection.selections, parentType);
+    if (!inner) return undefined;
+    flat.push(...inner.selections);
+    typed ||= inner.typed;
+  }
+  return { selections: flat, typed };
 }
 
 /** Whether a level's selections are plain enough to generate: fields each written once, no fragment. */
@@ -49,15 +85,22 @@ const isLeafish = (shape: Shape) => shape.kind === ShapeKind.Leaf || (shape.kind
 
 /**
  * Generates the level of `selections`, which must be plain (`isPlainLevel`). The fields below carry their own
- * levels already (`ValueSelection.level`, undefined where the interpreter runs).
+ * levels already (`ValueSelection.level`, undefined where the interpreter runs). `inlined`: `selections` came
+ * from `inlineFragments`, with type conditions to check.
  */
-export function compileLevel(selections: Selections): Level {
+export function compileLevel(selections: Selections, inlined?: InlinedFragments): Level {
   const constants: unknown[] = [];
   const constant = (value: unknown) => `K[${constants.push(value) - 1}]`;
   let names = 0;
   const name = (prefix: string) => `${prefix}${names++}`;
   const named = <T extends string[]>(...prefixes: T) => prefixes.map(name) as { [K in keyof T]: string };
   const lines: string[] = [];
+  if (inlined) {
+    // The interpreter decides a fragment's condition by the object's `__typename`, else by its parent type.
+    lines.push(
+      `{ const t = input.__typename; if ((t ? t : parentType.name) !== ${JSON.stringify(inlined.typename)}) return run.interpret(input, ${constant(inlined.selections)}, path, parentType); }`,
+    );
+  }
 
   /** A description of the position `last` names, for error messages, as a JavaScript expression. */
   const describe = (field: string | undefined, index: string | undefined, shape: Shape) =>

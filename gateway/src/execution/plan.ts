@@ -421,8 +421,9 @@ function flattenFrom(value: unknown, path: ResponsePath, from: number): Data | D
       }
       return flattened as Data[];
     }
-    assert(typeof element === 'string', () => `Unexpected ${typeof element} found in path`);
-    assert(!Array.isArray(current), () => `Unexpected array in result for path element ${element}`);
+    // Tested first: the message closures would otherwise be made for every step of every entity.
+    if (typeof element !== 'string') assert(false, `Unexpected ${typeof element} found in path`);
+    if (Array.isArray(current)) assert(false, `Unexpected array in result for path element ${element}`);
     current = getOwn(current as Data, element);
   }
   return current as Data | Data[];

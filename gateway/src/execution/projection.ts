@@ -20,7 +20,7 @@ import {
   type SelectionSet,
 } from '@apollo/federation-internals';
 import type { GraphQLError } from 'graphql';
-import { BUBBLE, compileLevel, isPlainLevel, type Level, type LevelRun } from './compiled-level.ts';
+import { BUBBLE, compileLevel, inlineFragments, isPlainLevel, type Level, type LevelRun } from './compiled-level.ts';
 import { Kind, ShapeKind, type CompositeShape, type Condition, type FragmentSelection, type Guard, type Selection, type Selections, type Shape, type ValueSelection } from './selections.ts';
 
 /**
@@ -168,19 +168,21 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
   const root = markFresh(compile(selectionSet), true);
 
   // Bottom-up, so that a level's code can call the levels below it directly. Only a field's selections (and the
-  // root) are levels: a fragment's body is run by the interpreter as part of its object's level.
+  // root) are levels: a fragment's body is part of its object's level, written in place when the fragment
+  // always applies there, and run by the interpreter otherwise.
   let generating = true;
   const generateBelow = (selections: Selections): void => {
     for (const selection of selections) {
       if (selection.kind === Kind.Fragment) generateBelow(selection.selections);
-      else if (selection.kind === Kind.Value && selection.selections) selection.level = generate(selection.selections);
+      else if (selection.kind === Kind.Value && selection.selections) selection.level = generate(selection.selections, compositeOf(selection.type));
     }
   };
-  const generate = (selections: Selections): Level | undefined => {
+  const generate = (selections: Selections, parentType: CompositeType): Level | undefined => {
     generateBelow(selections);
-    if (!generating || !isPlainLevel(selections)) return undefined;
+    const inlined = generating ? inlineFragments(selections, parentType) : undefined;
+    if (!inlined || !isPlainLevel(inlined.selections)) return undefined;
     try {
-      return compileLevel(selections);
+      return compileLevel(inlined.selections, inlined.typed ? { typename: parentType.name, selections } : undefined);
     } catch (error) {
       // Node run with --disallow-code-generation-from-strings: the interpreter gives the same answers.
       if (!(error instanceof EvalError)) throw error;
@@ -188,7 +190,7 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
       return undefined;
     }
   };
-  const rootLevel = generate(root);
+  const rootLevel = generate(root, selectionSet.parentType);
   const compositeTypes = new Map<string, CompositeType>();
 
   return (input, provided, path, parentType) => {
@@ -203,6 +205,13 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
     const bubbled = run.applySelections(input, root, data, [...path], parentType);
     return { data: bubbled ? null : data, errors };
   };
+}
+
+/** The object, interface or union type a field's values have, under its lists and non-nulls. */
+function compositeOf(shape: Shape): CompositeType {
+  while (shape.kind === ShapeKind.NonNull || shape.kind === ShapeKind.List) shape = shape.of;
+  if (shape.kind !== ShapeKind.Composite) throw new Error(`A selection set on the leaf type ${shape.label}`);
+  return shape.type;
 }
 
 const isInteger = (value: unknown) => typeof value === 'number' && Number.isInteger(value) && Number.isFinite(value);
@@ -447,6 +456,10 @@ function createRun(schema: Schema, variables: Record<string, unknown>, errors: G
     },
     compositeType,
     typename: (input, responseName, parentType) => runtimeTypename(input, responseName, input[responseName] ?? null, parentType),
+    interpret(input, selections, path, parentType) {
+      const output: Record<string, unknown> = {};
+      return applySelections(input, selections, output, path, parentType) ? BUBBLE : output;
+    },
   };
 
   return { applySelections, levelRun };

@@ -1,4 +1,4 @@
-// `npm run -s bench:gateway-cpu -w @fed/stack -- [--rounds 3] [--duration 5] [--connections 20] [--latency 0] [--only own]`:
+// `npm run -s bench:gateway-cpu -w @fed/stack -- [--rounds 3] [--duration 5] [--connections 20] [--latency 0] [--only own] [--queries deep]`:
 // the gateway's CPU per request over HTTP, with every default layer on (auth, limits, rate limit, signing,
 // breaker, dedupe) but the response cache off, for our executor against @apollo/gateway's, side by side.
 // The subgraphs' answers are recorded once from the real one-process stack (PGlite) and then served by
@@ -22,6 +22,8 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '20' },
     only: { type: 'string' },
+    // A comma-separated subset of the queries (nested, deep, ...); all of them by default.
+    queries: { type: 'string' },
     // Each replayed subgraph answer waits this long, as a real subgraph's would: requests stay in flight, and
     // what they hold lives through collections as it does in production.
     latency: { type: 'string', default: '0' },
@@ -88,7 +90,8 @@ try {
   await stack.stop();
   stopped = true;
 
-  for (const [name, query] of Object.entries(QUERIES)) {
+  const chosen = values.queries ? values.queries.split(',') : Object.keys(QUERIES);
+  for (const [name, query] of Object.entries(QUERIES).filter(([name]) => chosen.includes(name))) {
     const body = JSON.stringify({ query });
 
     const load = async (url: string) => {
