@@ -78,6 +78,8 @@ export const gatewayConfigShape = z.object({
   EXECUTOR: z.enum(['own', 'apollo']).default('own'),
   /** Our executor sends identical representations within one `_entities` fetch once. */
   DEDUPE_REPRESENTATIONS: z.enum(['on', 'off']).default('on'),
+  /** Sibling `_entities` fetches to one subgraph go out as one request, each under its own alias. */
+  MERGE_ENTITY_FETCHES: z.enum(['on', 'off']).default('on'),
   /**
    * Unset: in-memory cache and rate limits, private to this process.
    * One server (`redis://`, `rediss://`), a Redis Cluster (`redis+cluster://host:port,host:port`) or the primary
@@ -241,6 +243,7 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
     dedupe: config.SUBGRAPH_DEDUPE === 'on',
     execution: config.EXECUTOR,
     dedupeRepresentations: config.DEDUPE_REPRESENTATIONS === 'on',
+    mergeEntityFetches: config.MERGE_ENTITY_FETCHES === 'on',
     corsOrigins: config.CORS_ORIGINS,
     maxBodyBytes: config.MAX_BODY_BYTES,
     extraPublicErrorCodes: config.PUBLIC_ERROR_CODES,

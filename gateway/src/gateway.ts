@@ -154,6 +154,8 @@ export interface GatewayDeps {
   execution?: 'own' | 'apollo';
   /** The own executor sends identical representations within one `_entities` fetch once. Default: on. */
   dedupeRepresentations?: boolean;
+  /** Sibling `_entities` fetches of one request to one subgraph go out as one request. Default: on. */
+  mergeEntityFetches?: boolean;
   /**
    * On stop: how long /readyz says draining before the listener closes (for load balancers to notice), and
    * how long requests in flight then have to finish before their connections are cut.
@@ -251,6 +253,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         metrics: telemetry.metrics,
         breaker,
         dedupe: deps.dedupe ?? true,
+        mergeEntityFetches: deps.mergeEntityFetches ?? true,
         writes,
         onAnswer: () => readiness.answered(name),
       });

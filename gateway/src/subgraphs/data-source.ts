@@ -17,6 +17,7 @@ import {
 import { ErrorCode } from '../errors/codes.ts';
 import { CircuitOpenError, type SubgraphBreaker } from './circuit-breaker.ts';
 import { createInFlightDedupe, type WriteClock } from './dedupe.ts';
+import { createEntityQueryMerger, isEntitiesRequest, type BatchMember } from './entity-batch.ts';
 import { createSubgraphTransport, type SubgraphTransport } from './transport.ts';
 
 /** What the data source reads from the gateway's per-request context. */
@@ -51,6 +52,8 @@ export interface SubgraphDataSourceOptions<TContext> {
   onAnswer?: () => void;
   /** Identical reads in flight at once share one fetch (never a mutation's). Default: on. */
   dedupe?: boolean;
+  /** Sibling `_entities` fetches of one client request go out as one request (see entity-batch.ts). Default: on. */
+  mergeEntityFetches?: boolean;
   /** The gateway's count of writes: told of every mutation fetch, and no read joins a fetch from before one. */
   writes: WriteClock;
 }
@@ -80,13 +83,15 @@ class SubgraphStatusError extends Error {
 }
 
 /** The hint a subgraph's Cache-Control gives, read as Apollo's data source reads it. */
-function cacheHintOf(header: string | null): { maxAge: number; scope?: 'PUBLIC' | 'PRIVATE' } {
+type CacheHint = { maxAge: number; scope?: 'PUBLIC' | 'PRIVATE' };
+
+function cacheHintOf(header: string | null): CacheHint {
   const directives = new Map<string, string | true>();
   for (const part of header ? header.trim().split(/\s*,\s*/) : []) {
     const [name = '', value] = part.split(/\s*=\s*/, 2);
     directives.set(name, value === undefined ? true : value.replace(/^"|"$/g, ''));
   }
-  const hint: { maxAge: number; scope?: 'PUBLIC' | 'PRIVATE' } = { maxAge: 0 };
+  const hint: CacheHint = { maxAge: 0 };
   const maxAge = directives.get('max-age');
   if (typeof maxAge === 'string' && /^[0-9]+$/.test(maxAge)) hint.maxAge = Number(maxAge);
   if (directives.get('private') === true) hint.scope = 'PRIVATE';
@@ -109,8 +114,13 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
   private readonly logger: Logger;
   private readonly observer: FetchObserver<TContext> | undefined;
   private readonly fetch: (handoff: Handoff, body: string) => Promise<FetcherResponse>;
+  private readonly merge: boolean;
+  private readonly mergeQueries = createEntityQueryMerger();
+  /** Entity fetches waiting for the end of the turn, by client request. */
+  private readonly batches = new Map<object, BatchMember[]>();
+  private readonly mergedFetches: ReturnType<Metrics['counter']>;
 
-  constructor({ name, url, timeoutMs, secret, logger, observer, metrics, breaker, onAnswer, dedupe = true, writes }: SubgraphDataSourceOptions<TContext>) {
+  constructor({ name, url, timeoutMs, secret, logger, observer, metrics, breaker, onAnswer, dedupe = true, mergeEntityFetches = true, writes }: SubgraphDataSourceOptions<TContext>) {
     const durations = metrics.histogram({
       name: 'subgraph_fetch_duration_seconds',
       help: 'Gateway fetches to a subgraph, by subgraph and outcome (ok, error, timeout, open_circuit)',
@@ -126,6 +136,12 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       help: 'Subgraph fetches answered by an identical one already in flight, by subgraph',
       labelNames: ['subgraph'] as const,
     });
+    this.mergedFetches = metrics.counter({
+      name: 'subgraph_fetches_merged_total',
+      help: 'Entity fetches sent to a subgraph as part of one request with their siblings, by subgraph',
+      labelNames: ['subgraph'] as const,
+    });
+    this.merge = mergeEntityFetches;
     const inFlight = dedupe ? createInFlightDedupe<FetcherResponse>() : undefined;
     const transport = createSubgraphTransport(url);
     const send = (headers: Record<string, string>, body: string) => async () => {
@@ -172,6 +188,13 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     this.observer = observer;
   }
 
+  // A subgraph sends the same few Cache-Control values over and over: the last one is read once.
+  private lastCacheControl: { header: string | null; hint: Readonly<CacheHint> } | undefined;
+  private cacheHintOf(header: string | null): Readonly<CacheHint> {
+    if (this.lastCacheControl?.header !== header) this.lastCacheControl = { header, hint: Object.freeze(cacheHintOf(header)) };
+    return this.lastCacheControl.hint;
+  }
+
   /** Closes its keep-alive connections to the subgraph. */
   close(): void {
     this.transport.close();
@@ -194,26 +217,69 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     }
     this.observer?.willSend(this.name, request, context);
     if (!request.query) throw new Error('Missing query');
-    // The body Apollo's data source sends: the query first, then the rest of the request; never `http`.
-    const { query, http: _http, ...rest } = request;
-    const body = JSON.stringify({ query, ...rest });
 
-    let answer: FetcherResponse | undefined;
     let response: SubgraphResponse;
     try {
-      answer = await this.fetch(handoff, body);
-      if (!answer.ok) throw new SubgraphStatusError(answer.status, (await answer.text()).slice(0, 1_000));
-      const parsed: unknown = await answer.json();
-      if (!isObject(parsed)) throw new Error('The subgraph answered with JSON that is not an object');
-      response = { ...parsed, http: answer } as SubgraphResponse;
+      // Sibling entity fetches of one client request start together: they wait for the end of this turn of
+      // the event loop, and go out as one request.
+      response = await (this.merge && incoming && isEntitiesRequest(request) ? this.merged(incoming.incomingRequestContext, handoff, request) : this.send(handoff, request));
     } catch (error) {
       return this.didEncounterError(error as Error, handoff.requestId);
     }
     this.observer?.didReceive(this.name, request, response, context);
     const policy = incoming?.incomingRequestContext.overallCachePolicy;
     // The subgraph's hint restricts how long the whole answer may be cached, as with Apollo's data source.
-    if (policy && 'restrict' in policy) policy.restrict(cacheHintOf(answer.headers.get('cache-control')));
+    if (policy && 'restrict' in policy) policy.restrict(this.cacheHintOf((response.http as FetcherResponse).headers.get('cache-control')));
     return response;
+  }
+
+  /** One request to the subgraph, its answer parsed (`http`: the answer as received). */
+  private async send(handoff: Handoff, request: SubgraphRequest): Promise<SubgraphResponse> {
+    // The body Apollo's data source sends: the query first, then the rest of the request; never `http`.
+    const { query, http: _http, ...rest } = request;
+    const answer = await this.fetch(handoff, JSON.stringify({ query, ...rest }));
+    if (!answer.ok) throw new SubgraphStatusError(answer.status, (await answer.text()).slice(0, 1_000));
+    const parsed: unknown = await answer.json();
+    if (!isObject(parsed)) throw new Error('The subgraph answered with JSON that is not an object');
+    return { ...parsed, http: answer } as SubgraphResponse;
+  }
+
+  private merged(batchKey: object, handoff: Handoff, request: SubgraphRequest): Promise<SubgraphResponse> {
+    let members = this.batches.get(batchKey);
+    if (!members) {
+      const batch: BatchMember[] = (members = []);
+      this.batches.set(batchKey, batch);
+      // Every fetch of one client request carries the same handoff: the batch is signed with the first one's.
+      queueMicrotask(() => {
+        this.batches.delete(batchKey);
+        void this.sendBatch(handoff, batch);
+      });
+    }
+    return new Promise((resolve, reject) => members.push({ request, resolve, reject }));
+  }
+
+  private async sendBatch(handoff: Handoff, members: readonly BatchMember[]): Promise<void> {
+    const alone = () => {
+      for (const member of members) this.send(handoff, member.request).then(member.resolve, member.reject);
+    };
+    const merged = members.length > 1 ? this.mergeQueries(members.map((member) => member.request.query!)) : undefined;
+    const variables = merged?.variables(members.map((member) => member.request));
+    if (!merged || !variables) return alone();
+    let answers: SubgraphResponse[] | undefined;
+    try {
+      answers = merged.split(await this.send(handoff, { query: merged.query, variables, operationName: merged.operationName }));
+    } catch (error) {
+      // Refused as a whole (a body or cost limit the fetches alone stay under): they are sent alone. A subgraph
+      // that fails or does not answer would do the same to each of them, and is not asked twice.
+      if (error instanceof SubgraphStatusError && error.status < 500) return alone();
+      for (const member of members) member.reject(error);
+      return;
+    }
+    // An answer that does not split cleanly (an error of the whole request, data nulled by one fetch's error)
+    // is asked for again, fetch by fetch: each gets exactly what it would have had alone.
+    if (!answers) return alone();
+    this.mergedFetches.inc({ subgraph: this.name }, members.length);
+    members.forEach((member, index) => member.resolve(answers[index]!));
   }
 
   private didEncounterError(error: Error, requestId: string | undefined): never {

@@ -11,3 +11,4 @@ import './suites/inaccessible.ts';
 import './suites/nullability.ts';
 import './suites/mutations.ts';
 import './suites/skip-include.ts';
+import './suites/merged-fetches.ts';

@@ -149,6 +149,9 @@ export function federation(subgraphs: SubgraphDefinition[]): Federation {
         const deps: GatewayDeps = {
           supergraphSdl,
           execution,
+          // Apollo's executor is the reference, sending each fetch alone: ours, with sibling entity fetches
+          // merged, must answer byte for byte the same.
+          mergeEntityFetches: execution !== 'apollo',
           logger: createLogger({ name: `federation-${execution}`, level: 'info', destination: fallbackRecorder(fallbacks) }),
           cache: createMemoryCache(),
           rateLimiter: new MemoryRateLimiter(),

@@ -352,7 +352,7 @@ export function renderChart(report: BenchReport): string {
   const labelWidth = 120;
   const panelWidth = 330;
   const width = labelWidth + 2 * panelWidth + 60;
-  const colors: Record<string, string> = { ours: '#2563eb', 'ours-dedupe': '#60a5fa', 'ours-cached': '#1e3a8a', apollo: '#6b7280', 'apollo-cached': '#374151', hive: '#d97706', 'hive-dedupe': '#fbbf24', 'hive-router': '#b91c1c' };
+  const colors: Record<string, string> = { ours: '#2563eb', 'ours-dedupe': '#60a5fa', 'ours-unmerged': '#93c5fd', 'ours-cached': '#1e3a8a', apollo: '#6b7280', 'apollo-cached': '#374151', hive: '#d97706', 'hive-dedupe': '#fbbf24', 'hive-router': '#b91c1c' };
   const parts: string[] = [];
   let y = 40;
   parts.push(`<text x="${labelWidth}" y="24" font-weight="bold">requests/s (median)</text>`, `<text x="${labelWidth + panelWidth + 40}" y="24" font-weight="bold">p99 latency, ms (median)</text>`);

@@ -65,7 +65,7 @@ export function httpScenarios(users: number): HttpScenario[] {
     {
       name: 'deep',
       title: `Deep: users(first: ${DEEP_USERS}) → orders → user → orders → user, back and forth between the subgraphs (3 sequential fetches)`,
-      gateways: ['ours', 'apollo', 'hive', 'hive-router'],
+      gateways: ['ours', 'ours-unmerged', 'apollo', 'hive', 'hive-router'],
       minSecondsPerRun: 8,
       requests: (authorization) => [{ body: body(deepQuery(DEEP_USERS)), authorization }],
     },

@@ -13,6 +13,7 @@ import { graphqlOk, httpOk, startProcess, type BenchProcess } from './processes.
 export const GATEWAYS = {
   ours: 'This gateway, uncached: auth, limits, rate limit, metrics, breaker; dedupe off',
   'ours-dedupe': 'This gateway, uncached, with in-flight dedupe on (its default)',
+  'ours-unmerged': 'This gateway, uncached, dedupe off, sibling entity fetches sent one by one (MERGE_ENTITY_FETCHES=off)',
   'ours-cached': 'This gateway with its response cache on Redis (its default)',
   apollo: 'Bare @apollo/gateway + @apollo/server, no plugins',
   'apollo-cached': "Bare @apollo/gateway with Apollo's responseCachePlugin on the same Redis",
@@ -120,7 +121,7 @@ export async function startTopology(
     // `--name=value`: a base64url secret may start with '-', which parseArgs would take for an option.
     const reference = [`--supergraph=${DEFAULT_SUPERGRAPH_PATH}`, `--users=${usersUrl}`, `--users-secret=${secrets.users}`, `--orders=${ordersUrl}`, `--orders-secret=${secrets.orders}`];
     const gatewayFlags = await shippedGatewayFlags(options.tree);
-    const ours = (port: number, cache: 'on' | 'off', dedupe: 'on' | 'off') => ({
+    const ours = (port: number, cache: 'on' | 'off', dedupe: 'on' | 'off', merge: 'on' | 'off' = 'on') => ({
       entry: entry('gateway/dist/index.js'),
       // As the image, compose and Kubernetes start it: with the flags of the tree's own build (bench:ab may
       // compare a commit from before they existed).
@@ -136,6 +137,7 @@ export async function startTopology(
         SUBGRAPH_SECRETS: `users=${secrets.users},orders=${secrets.orders}`,
         RESPONSE_CACHE: cache,
         SUBGRAPH_DEDUPE: dedupe,
+        MERGE_ENTITY_FETCHES: merge,
         // High enough never to refuse, so that every request still pays for the check.
         RATE_LIMIT_MAX: '1000000000',
         // The fan-out's subscribers are one viewer on one address, by the thousand: the per-viewer and
@@ -159,6 +161,7 @@ export async function startTopology(
     const how: Record<GatewayName, (port: number) => Omit<Parameters<typeof startProcess>[0], 'name' | 'inherited'>> = {
       ours: (port) => ours(port, 'off', 'off'),
       'ours-dedupe': (port) => ours(port, 'off', 'on'),
+      'ours-unmerged': (port) => ours(port, 'off', 'off', 'off'),
       'ours-cached': (port) => ours(port, 'on', 'on'),
       apollo: (port) => bare('infra/bench/dist/gateways/apollo.js', port, []),
       'apollo-cached': (port) => bare('infra/bench/dist/gateways/apollo.js', port, ['--redis', redisUrl, '--redis-prefix', `${redisPrefix}apollo:`]),
