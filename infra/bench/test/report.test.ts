@@ -86,7 +86,7 @@ function report(overrides: Partial<Record<ScenarioName, Figures>> = {}, extra: P
       { subscribers: 1000, deliveries: 20_000, p50Ms: 12, p99Ms: 60, kbPerSubscriber: 14.2 },
       { subscribers: 10_000, deliveries: 200_000, p50Ms: 40, p99Ms: 90, kbPerSubscriber: 12.5 },
     ],
-    peakRssMb: { users: 180, orders: 190, ours: 210, 'ours-dedupe': 205, 'ours-cached': 230, apollo: 250, 'apollo-cached': 260, hive: 300, 'hive-dedupe': 310, 'hive-router': 290 },
+    peakRssMb: { users: 180, orders: 190, ours: 210, 'ours-dedupe': 205, 'ours-unmerged': 208, 'ours-cached': 230, apollo: 250, 'apollo-cached': 260, hive: 300, 'hive-dedupe': 310, 'hive-router': 290 },
     peakRssWithSubscribersMb: null,
     totalSeconds: 187,
     ...extra,
