@@ -99,9 +99,9 @@ describe('httpScenarios', () => {
   const scenarios = httpScenarios(1000);
   const byName = new Map(scenarios.map((scenario) => [scenario.name, scenario]));
 
-  it('compares this gateway, bare Apollo, Hive and hive-router on the deep query, one request per cycle', () => {
+  it('compares this gateway (sibling entity fetches merged, and not), bare Apollo, Hive and hive-router on the deep query, one request per cycle', () => {
     const deep = byName.get('deep')!;
-    expect(deep.gateways).toEqual(['ours', 'apollo', 'hive', 'hive-router']);
+    expect(deep.gateways).toEqual(['ours', 'ours-unmerged', 'apollo', 'hive', 'hive-router']);
     const requests = deep.requests('Bearer x');
     expect(requests).toEqual([{ body: JSON.stringify({ query: deepQuery(DEEP_USERS) }), authorization: 'Bearer x' }]);
   });
