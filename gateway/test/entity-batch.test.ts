@@ -4,7 +4,7 @@
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { execute, parse, validate } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { isEntitiesRequest, mergeEntityQueries } from '../src/subgraphs/entity-batch.ts';
+import { createEntityQueryMerger, isEntitiesRequest, mergeEntityQueries } from '../src/subgraphs/entity-batch.ts';
 
 const schema = buildSubgraphSchema({
   typeDefs: parse(`
@@ -69,6 +69,19 @@ describe('merging sibling entity fetches', () => {
     expect(merged.split({ data: { _0: [] } })).toBeUndefined();
     expect(merged.split({ data: { _0: [], _1: [] }, errors: [{ message: 'query too costly' }] })).toBeUndefined();
     expect(merged.split({ data: { _0: [], _1: [] }, errors: [{ message: 'x', path: ['_entities', 0] }] })).toBeUndefined();
+    // What a misbehaving subgraph may send instead of errors.
+    expect(merged.split({ data: { _0: [], _1: [] }, errors: [null] as never })).toBeUndefined();
+    expect(merged.split({ data: { _0: [], _1: [] }, errors: 5 as never })).toBeUndefined();
+  });
+
+  it('remembers merged queries, and never merges again fetches whose merged request a subgraph refused', () => {
+    const merger = createEntityQueryMerger();
+    const first = merger([NAMES, EMAILS]);
+    expect(first).toBeDefined();
+    expect(merger([NAMES, EMAILS])).toBe(first);
+    merger.forbid([NAMES, EMAILS]);
+    expect(merger([NAMES, EMAILS])).toBeUndefined();
+    expect(merger([EMAILS, NAMES])).toBeDefined();
   });
 
   it('merges nothing but plain `_entities` fetches whose shared variables agree', () => {

@@ -38,8 +38,8 @@ export interface LevelRun {
 
 /** A level whose fragments were inlined because they apply to its object type: objects of any other type are interpreted. */
 export interface InlinedFragments {
-  /** The object type every inlined fragment's condition names. */
-  typename: string;
+  /** The object type the inlined fragments' conditions name; undefined when none has a condition. */
+  typename: string | undefined;
   /** The level's selections as written, fragments included. */
   selections: Selections;
 }
@@ -49,9 +49,10 @@ export interface InlinedFragments {
  * `@include` on them, and no type condition but `parentType` itself (an object type). Undefined when a fragment
  * is not one of those. `typed`: a fragment had a type condition, which the level checks against `__typename`.
  */
-export function inlineFragments(selections: Selections, parentType: CompositeType): { selections: Selections; typed: boolean } | undefined {
+export function inlineFragments(selections: Selections, parentType: CompositeType): { selections: Selections; typed: boolean; inlined: boolean } | undefined {
   const flat: Selection[] = [];
   let typed = false;
+  const inlined = selections.some((selection) => selection.kind === Kind.Fragment);
   for (const selection of selections) {
     if (selection.kind !== Kind.Fragment) {
       flat.push(selection);
@@ -67,7 +68,7 @@ export function inlineFragments(selections: Selections, parentType: CompositeTyp
     flat.push(...inner.selections);
     typed ||= inner.typed;
   }
-  return { selections: flat, typed };
+  return { selections: flat, typed, inlined };
 }
 
 /** Whether a level's selections are plain enough to generate: fields each written once, no fragment. */
@@ -96,10 +97,10 @@ export function compileLevel(selections: Selections, inlined?: InlinedFragments)
   const named = <T extends string[]>(...prefixes: T) => prefixes.map(name) as { [K in keyof T]: string };
   const lines: string[] = [];
   if (inlined) {
-    // The interpreter decides a fragment's condition by the object's `__typename`, else by its parent type.
-    lines.push(
-      `{ const t = input.__typename; if ((t ? t : parentType.name) !== ${JSON.stringify(inlined.typename)}) return run.interpret(input, ${constant(inlined.selections)}, path, parentType); }`,
-    );
+    // The interpreter decides a fragment's condition by the object's `__typename`, else by its parent type, and
+    // asserts on a `__typename` that is not a string (the parent level checks that too, but not above the root).
+    const typed = inlined.typename === undefined ? '' : ` || (t ? t : parentType.name) !== ${JSON.stringify(inlined.typename)}`;
+    lines.push(`{ const t = input.__typename; if ((t && typeof t !== 'string')${typed}) return run.interpret(input, ${constant(inlined.selections)}, path, parentType); }`);
   }
 
   /** A description of the position `last` names, for error messages, as a JavaScript expression. */

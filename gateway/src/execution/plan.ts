@@ -2,6 +2,7 @@ import type { ServiceMap } from '@apollo/gateway';
 import { assert, errorCodeDef, ERRORS, type VariableDefinitions } from '@apollo/federation-internals';
 import { evaluateCondition, type DeferNode, type DeferredNode, type FetchDataRewrite, type FetchNode, type PlanNode, type QueryPlanSelectionNode } from '@apollo/query-planner';
 import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
+import type { MergeScoped } from '../subgraphs/data-source.ts';
 import { GraphQLError, isAbstractType, isInterfaceType, isObjectType, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
 
@@ -179,6 +180,9 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
       context: run.requestContext.context,
       document: fetch.operationDocumentNode,
       pathInIncomingRequest: cursor.path,
+      // Sibling fetches of one run may go out as one request; a deferred part's run is its own, so that a fast
+      // part never waits for a slow part's fetch.
+      mergeScope: run satisfies MergeScoped['mergeScope'],
     } as never);
     fanOut?.(response);
     if (response.errors) {

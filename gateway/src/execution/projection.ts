@@ -182,7 +182,7 @@ export function compileSelectionProjection(schema: Schema, selectionSet: Selecti
     const inlined = generating ? inlineFragments(selections, parentType) : undefined;
     if (!inlined || !isPlainLevel(inlined.selections)) return undefined;
     try {
-      return compileLevel(inlined.selections, inlined.typed ? { typename: parentType.name, selections } : undefined);
+      return compileLevel(inlined.selections, inlined.inlined ? { typename: inlined.typed ? parentType.name : undefined, selections } : undefined);
     } catch (error) {
       // Node run with --disallow-code-generation-from-strings: the interpreter gives the same answers.
       if (!(error instanceof EvalError)) throw error;

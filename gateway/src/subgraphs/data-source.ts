@@ -29,6 +29,14 @@ interface ViewerContext {
 export type SubgraphRequest = GraphQLDataSourceProcessOptions['request'];
 export type SubgraphResponse = GatewayGraphQLResponse;
 
+/**
+ * What a plan executor may add to a fetch's options: the fetches that may be merged into one request are those of
+ * one scope started in one turn of the event loop. Without it, the client request's context is the scope.
+ */
+export interface MergeScoped {
+  mergeScope?: object;
+}
+
 /** Sees every subgraph fetch made for an incoming operation (the response cache tags and purges from them). */
 export interface FetchObserver<TContext> {
   /** May rewrite the subgraph operation before it is signed and sent. */
@@ -72,6 +80,9 @@ const isOpenCircuit = (error: unknown) => causes(error, (e) => e instanceof Circ
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** A subgraph answered with a status that is not 2xx: for the log, with the start of its body. */
+/** Statuses of a merged request that its fetches sent alone may not get: a body, URL or cost over a limit. */
+const MERGE_REFUSALS = new Set([400, 413, 414, 422, 431]);
+
 class SubgraphStatusError extends Error {
   override name = 'SubgraphStatusError';
   constructor(
@@ -116,6 +127,8 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
   private readonly fetch: (handoff: Handoff, body: string) => Promise<FetcherResponse>;
   private readonly merge: boolean;
   private readonly mergeQueries = createEntityQueryMerger();
+  /** These fetches are not merged again (the subgraph refused or spoiled their merged request), and it is counted. */
+  private readonly mergeRefused: (queries: readonly string[]) => void;
   /** Entity fetches waiting for the end of the turn, by client request. */
   private readonly batches = new Map<object, BatchMember[]>();
   private readonly mergedFetches: ReturnType<Metrics['counter']>;
@@ -142,6 +155,15 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       labelNames: ['subgraph'] as const,
     });
     this.merge = mergeEntityFetches;
+    const refused = metrics.counter({
+      name: 'subgraph_fetch_merges_refused_total',
+      help: 'Merged entity fetches a subgraph refused (400, 413) or answered in a way that does not split, sent alone from then on, by subgraph',
+      labelNames: ['subgraph'] as const,
+    });
+    this.mergeRefused = (queries) => {
+      refused.inc({ subgraph: name });
+      this.mergeQueries.forbid(queries);
+    };
     const inFlight = dedupe ? createInFlightDedupe<FetcherResponse>() : undefined;
     const transport = createSubgraphTransport(url);
     const send = (headers: Record<string, string>, body: string) => async () => {
@@ -222,7 +244,9 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     try {
       // Sibling entity fetches of one client request start together: they wait for the end of this turn of
       // the event loop, and go out as one request.
-      response = await (this.merge && incoming && isEntitiesRequest(request) ? this.merged(incoming.incomingRequestContext, handoff, request) : this.send(handoff, request));
+      response = await (this.merge && incoming && isEntitiesRequest(request)
+        ? this.merged((options as MergeScoped).mergeScope ?? incoming.incomingRequestContext, handoff, request)
+        : this.send(handoff, request));
     } catch (error) {
       return this.didEncounterError(error as Error, handoff.requestId);
     }
@@ -252,7 +276,9 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
       // Every fetch of one client request carries the same handoff: the batch is signed with the first one's.
       queueMicrotask(() => {
         this.batches.delete(batchKey);
-        void this.sendBatch(handoff, batch);
+        this.sendBatch(handoff, batch).catch((error: unknown) => {
+          for (const member of batch) member.reject(error);
+        });
       });
     }
     return new Promise((resolve, reject) => members.push({ request, resolve, reject }));
@@ -262,22 +288,30 @@ export class SubgraphDataSource<TContext extends ViewerContext = ViewerContext> 
     const alone = () => {
       for (const member of members) this.send(handoff, member.request).then(member.resolve, member.reject);
     };
-    const merged = members.length > 1 ? this.mergeQueries(members.map((member) => member.request.query!)) : undefined;
+    const queries = members.map((member) => member.request.query!);
+    const merged = members.length > 1 ? this.mergeQueries(queries) : undefined;
     const variables = merged?.variables(members.map((member) => member.request));
     if (!merged || !variables) return alone();
     let answers: SubgraphResponse[] | undefined;
     try {
       answers = merged.split(await this.send(handoff, { query: merged.query, variables, operationName: merged.operationName }));
     } catch (error) {
-      // Refused as a whole (a body or cost limit the fetches alone stay under): they are sent alone. A subgraph
-      // that fails or does not answer would do the same to each of them, and is not asked twice.
-      if (error instanceof SubgraphStatusError && error.status < 500) return alone();
+      // Refused as a whole (a body or cost limit the fetches alone stay under): they are sent alone, and these
+      // fetches are not merged again. A subgraph that fails, does not answer, or refuses the caller (401, 403,
+      // 429) would do the same to each of them, and is not asked twice.
+      if (error instanceof SubgraphStatusError && MERGE_REFUSALS.has(error.status)) {
+        this.mergeRefused(queries);
+        return alone();
+      }
       for (const member of members) member.reject(error);
       return;
     }
     // An answer that does not split cleanly (an error of the whole request, data nulled by one fetch's error)
     // is asked for again, fetch by fetch: each gets exactly what it would have had alone.
-    if (!answers) return alone();
+    if (!answers) {
+      this.mergeRefused(queries);
+      return alone();
+    }
     this.mergedFetches.inc({ subgraph: this.name }, members.length);
     members.forEach((member, index) => member.resolve(answers[index]!));
   }

@@ -1,4 +1,4 @@
-import { Kind, parse, print, stripIgnoredCharacters, visit, type DocumentNode, type FieldNode, type OperationDefinitionNode, type VariableDefinitionNode } from 'graphql';
+import { Kind, parse, print, stripIgnoredCharacters, visit, type DocumentNode, type GraphQLFormattedError, type FieldNode, type OperationDefinitionNode, type VariableDefinitionNode } from 'graphql';
 import type { SubgraphRequest, SubgraphResponse } from './data-source.ts';
 
 /**
@@ -155,11 +155,14 @@ export function mergeEntityQueries(queries: readonly string[]): MergedQuery | un
         // The subgraph's extensions (events, traces) belong to the request: they go with the first answer alone.
         answers.push({ data: { [ENTITIES]: entities }, http: response.http, ...(index === 0 && response.extensions && { extensions: response.extensions }) });
       }
-      for (const error of response.errors ?? []) {
-        const [alias, ...rest] = error.path ?? [];
+      const errors: unknown = response.errors ?? [];
+      if (!Array.isArray(errors)) return undefined;
+      for (const error of errors as GraphQLFormattedError[]) {
+        // Anything but an error object with a path under one alias could have been any fetch's.
+        if (typeof error !== 'object' || error === null || !Array.isArray(error.path)) return undefined;
+        const [alias, ...rest] = error.path;
         const index = typeof alias === 'string' && /^_[0-9]+$/.test(alias) ? Number(alias.slice(1)) : -1;
         const answer = answers[index];
-        // An error of the whole request could have been any fetch's.
         if (!answer) return undefined;
         answer.errors = [...(answer.errors ?? []), { ...error, path: [ENTITIES, ...rest] }];
       }
@@ -168,12 +171,27 @@ export function mergeEntityQueries(queries: readonly string[]): MergedQuery | un
   };
 }
 
-/** Merged queries by the queries they merge, kept to a bound. */
-export function createEntityQueryMerger(): (queries: readonly string[]) => MergedQuery | undefined {
+export interface EntityQueryMerger {
+  (queries: readonly string[]): MergedQuery | undefined;
+  /** These queries are sent alone from now on (the subgraph refused their merged request). */
+  forbid(queries: readonly string[]): void;
+}
+
+/** Merged queries by the queries they merge, kept to a bound, the least recently used out first. */
+export function createEntityQueryMerger(): EntityQueryMerger {
   const merged = new Map<string, MergedQuery | undefined>();
-  return (queries) => {
+  const remember = (key: string, query: MergedQuery | undefined) => {
+    merged.delete(key);
+    if (merged.size >= MAX_MERGED_QUERIES) merged.delete(merged.keys().next().value!);
+    merged.set(key, query);
+  };
+  const merger = (queries: readonly string[]) => {
     const key = queries.join('\0');
-    if (merged.has(key)) return merged.get(key);
+    if (merged.has(key)) {
+      const query = merged.get(key);
+      remember(key, query);
+      return query;
+    }
     let query: MergedQuery | undefined;
     try {
       query = mergeEntityQueries(queries);
@@ -181,10 +199,10 @@ export function createEntityQueryMerger(): (queries: readonly string[]) => Merge
       // A query that does not parse is sent as it is, and the subgraph says what is wrong with it.
       query = undefined;
     }
-    if (merged.size >= MAX_MERGED_QUERIES) merged.delete(merged.keys().next().value!);
-    merged.set(key, query);
+    remember(key, query);
     return query;
   };
+  return Object.assign(merger, { forbid: (queries: readonly string[]) => remember(queries.join('\0'), undefined) });
 }
 
 /** Whether a fetch is one that may be merged: an `_entities` query with its representations. */
