@@ -68,6 +68,11 @@ export const gatewayConfigShape = z.object({
   GATEWAY_PORT: port(4000),
   HOST: z.string().optional(),
   SUPERGRAPH_PATH: z.string().default(DEFAULT_SUPERGRAPH_PATH),
+  /** A changed SUPERGRAPH_PATH is rolled out without a restart (SIGHUP reloads it either way). */
+  SUPERGRAPH_WATCH: z.enum(['on', 'off']).default('on'),
+  /** Where to fetch the supergraph instead of SUPERGRAPH_PATH (an artifact store): polled, with its ETag. */
+  SUPERGRAPH_URL: z.string().url().optional(),
+  SUPERGRAPH_POLL_MS: z.coerce.number().int().min(1_000).default(10_000),
   SUBGRAPH_URLS: namedValues(z.string().url(), 'url'),
   /** Each subgraph's secret (`users=…,orders=…`). Unset in development: fixed development values. */
   SUBGRAPH_SECRETS: namedValues(secret, 'secret of 32+ characters'),
@@ -282,5 +287,6 @@ export function gatewaySettings(config: Omit<GatewayConfig, 'SUBGRAPH_SECRETS'>)
       : null;
   // The event bus comes from the composition root's infrastructure too.
   const liveQueries = config.LIVE_QUERIES === 'on' ? { throttleMs: config.LIVE_QUERY_THROTTLE_MS } : null;
-  return { auth, gateway, responseCache, liveQueries };
+  const supergraph = { path: config.SUPERGRAPH_PATH, watch: config.SUPERGRAPH_WATCH === 'on', url: config.SUPERGRAPH_URL, pollMs: config.SUPERGRAPH_POLL_MS };
+  return { auth, gateway, responseCache, liveQueries, supergraph };
 }

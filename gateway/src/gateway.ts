@@ -30,6 +30,7 @@ import type { Authenticator } from './auth/authenticate.ts';
 import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
 import { createExplorer } from './explorer/explorer.ts';
 import { createExecutionEngine, withExecutionEngine } from './execution/engine.ts';
+import { createSupergraphReloader, type ReloadOutcome } from './supergraph/reload.ts';
 import { idempotencyKeyOf } from './idempotency/key.ts';
 import { createGatewayReadiness } from './health/readiness.ts';
 import { registerGatewayMetrics } from './observability/metrics.ts';
@@ -70,6 +71,7 @@ export { DEFAULT_BREAKER, type BreakerPolicy } from './subgraphs/circuit-breaker
 export { DEFAULT_SUBSCRIPTION_LIMITS, TOO_MANY_CLOSE_CODE, type SubscriptionLimits } from './subscriptions/admission.ts';
 export { DEFAULT_DOCUMENT_CACHE, type DocumentCacheLimits, type DocumentCacheStats } from './subscriptions/document-cache.ts';
 export type { ResponseCacheOptions, ResponseCacheStats } from './response-cache/response-cache.ts';
+export type { ReloadOutcome } from './supergraph/reload.ts';
 
 /** Per-request state every plugin and data source can rely on. */
 export interface GatewayContext extends BaseContext {
@@ -94,7 +96,7 @@ interface GatewayAdmission {
 }
 
 export interface GatewayDeps {
-  /** A composed supergraph (SDL text). Any valid supergraph works, not only this repo's. */
+  /** A composed supergraph (SDL text). Any valid supergraph works, not only this repo's; `reloadSupergraph` replaces it. */
   supergraphSdl: string;
   /** Overrides the routing URL of subgraphs by name; subgraphs not listed keep the supergraph's URL. */
   subgraphUrls?: Record<string, string>;
@@ -186,6 +188,14 @@ export interface Gateway extends GraphQLApp {
   /** Unset when live queries are off. */
   liveQueries?: LiveQueries;
   telemetry: Telemetry;
+  /**
+   * Rolls out another supergraph without a restart: built, validated and planned against the operations run
+   * most recently before it takes over; refused (logged, counted) otherwise, and the current one keeps serving.
+   * `origin` (file, signal, url) goes to the log line.
+   */
+  reloadSupergraph(sdl: string, origin?: string): Promise<ReloadOutcome>;
+  /** The hash of the supergraph served now (as /readyz and `gateway_supergraph_info` report it). */
+  supergraphHash(): string;
   /** Subscriptions running now, open sockets and the parsed-document cache; unset without a Subscription type. */
   /** `active` counts graphql-ws subscriptions and HTTP streams; `eventStreams` (SSE) and `multipartStreams` the latter by protocol. */
   subscriptions?: { active: number; sockets: number; documentCache: DocumentCacheStats; eventStreams: number; multipartStreams: number };
@@ -208,6 +218,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const writes = createWriteClock();
   const readiness = createGatewayReadiness({
     ...deps.readiness,
+    supergraph: () => reloader.served().hash,
     probe: async (name) => {
       // The request kind's enum is not exported; its value is the string Apollo's own health checks use.
       const context = withRequestScope({}, { requestId: probeRequestId(), errorCodes: new Set<string>() });
@@ -230,8 +241,35 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const fetchObserver = responseCache?.observer ?? (deps.liveQueries ? createTaggingObserver<GatewayContext>(supergraphSdl) : undefined);
   const routed = new Set<string>();
   const subscriptionClients = new Map<string, SubgraphSubscriptionClient>();
+  // Subscriptions always run on the own engine; `execution: 'apollo'` leaves queries and mutations to Apollo's.
+  const buildEngine = (sdl: string) => createExecutionEngine({ supergraphSdl: sdl, logger, tracer: telemetry.tracer, dedupeRepresentations: deps.dedupeRepresentations });
+  let listSizes = readListSizes(supergraphSdl);
+  let applyToApollo: ((sdl: string) => void) | undefined;
+  const reloader = createSupergraphReloader({
+    initial: supergraphSdl,
+    build: buildEngine,
+    // @apollo/gateway validates it again, builds data sources for new subgraphs (a subgraph without a secret
+    // throws here) and announces the schema Apollo Server swaps to.
+    apply: (next) => {
+      if (!applyToApollo) throw new Error('the gateway has not started');
+      applyToApollo(next.sdl);
+    },
+    follow: (next) => {
+      listSizes = readListSizes(next.sdl);
+      responseCache?.useSupergraph(next.sdl);
+      if (fetchObserver && 'useSupergraph' in fetchObserver && fetchObserver !== responseCache?.observer) fetchObserver.useSupergraph(next.sdl);
+      readiness.routeOnly(next.engine.supergraph.subgraphs().names());
+      const ended = subscriptionEngine?.retire(next.engine.apiSchema) ?? 0;
+      if (ended > 0) logger.info({ ended }, 'subscriptions ended: their operations do not validate against the new supergraph');
+    },
+    logger,
+    metrics: telemetry.metrics,
+  });
   const gateway = new ApolloGateway({
-    supergraphSdl,
+    supergraphSdl: async ({ update }) => {
+      applyToApollo = update;
+      return { supergraphSdl };
+    },
     logger,
     buildService: ({ name, url }) => {
       routed.add(name);
@@ -263,8 +301,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
   });
 
-  // Subscriptions always run on it; `execution: 'apollo'` leaves queries and mutations to Apollo's executor.
-  const engine = createExecutionEngine({ supergraphSdl, logger, tracer: telemetry.tracer, dedupeRepresentations: deps.dedupeRepresentations });
 
   const httpServer = createServer(httpServerOptions(deps.httpTimeouts));
   // Not Apollo's drain plugin: it can end a socket whose request is being read, and that request is lost.
@@ -274,7 +310,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const persistedDocuments = createPersistedDocuments(deps.persistedDocuments ?? { mode: 'apq' }, { cache, limiter: deps.rateLimiter, logger });
   const admission = createRequestAdmission(persistedDocuments, { ...DEFAULT_VARIABLE_LIMITS, ...deps.variableLimits });
   const apollo = new ApolloServer<GatewayContext>({
-    gateway: deps.execution === 'apollo' ? gateway : withExecutionEngine(gateway, engine, () => dataSources),
+    gateway: deps.execution === 'apollo' ? gateway : withExecutionEngine(gateway, reloader.engines, () => dataSources),
     cache,
     persistedQueries: persistedDocuments.apolloOption,
     logger,
@@ -296,7 +332,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       explorer.plugin,
       rejectSubscriptionsOverHttp(),
       rejectLiveQueriesOverHttp(!!deps.liveQueries && deps.execution !== 'apollo'),
-      operationLimitsPlugin(limits, readListSizes(supergraphSdl)),
+      operationLimitsPlugin(limits, () => listSizes),
       ...(responseCache ? [responseCache.plugin] : []),
     ],
   });
@@ -396,7 +432,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   // has any: one engine (shared upstreams), one set of checks and one budget per client for both transports.
   const subscriptionEngine = hasSubscriptionRoot(supergraphSdl)
     ? createSubscriptionEngine({
-        execution: engine,
+        execution: () => reloader.engines.current(),
         clients: (name) => subscriptionClients.get(name),
         dataSources: () => dataSources,
         maxResubscribeAttempts: deps.subscriptions?.resubscribeAttempts,
@@ -407,7 +443,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     ? createOperationAdmission({
         schema: subscriptionEngine.schema,
         limits,
-        listSizes: readListSizes(supergraphSdl),
+        listSizes: () => listSizes,
         maxTokens: deps.maxTokens ?? 10_000,
         introspection: development,
         documentCache: { ...DEFAULT_DOCUMENT_CACHE, ...deps.subscriptions?.documentCache },
@@ -501,6 +537,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     responseCache,
     liveQueries,
     telemetry,
+    reloadSupergraph: (sdl, origin = 'api') => reloader.reload(sdl, origin),
+    supergraphHash: () => reloader.served().hash,
     get subscriptions() {
       if (!subscriptions) return undefined;
       const { subscriptions: active, sockets, documentCache } = subscriptions.stats();

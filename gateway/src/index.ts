@@ -14,7 +14,7 @@ import {
 import { createAuthenticator } from './auth/authenticate.ts';
 import { gatewayConfigSchema, gatewaySettings } from './config.ts';
 import { createGateway } from './gateway.ts';
-import { readSupergraph } from './supergraph/load.ts';
+import { followSupergraph, loadSupergraph } from './supergraph/sources.ts';
 
 // @apollo/gateway reports anonymous usage hourly unless told not to.
 process.env.APOLLO_TELEMETRY_DISABLED ??= '1';
@@ -31,7 +31,7 @@ await startOrExit(async () => {
 
   const app = await createGateway({
     ...settings.gateway,
-    supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
+    supergraphSdl: await loadSupergraph(settings.supergraph),
     logger,
     cache: infrastructure.cache,
     responseCache: settings.responseCache && {
@@ -51,7 +51,10 @@ await startOrExit(async () => {
   const port = await listen(app.httpServer, config.GATEWAY_PORT, listenHost(config));
   logger.info({ port, cache: infrastructure.kind, responseCache: settings.responseCache ? 'on' : 'off', tracing: observability.tracing ? 'on' : 'off' }, `gateway ready at http://localhost:${port}/graphql`);
 
+  const stopFollowing = followSupergraph(settings.supergraph, app.reloadSupergraph, logger);
+
   onShutdown(logger, async () => {
+    stopFollowing();
     await app.stop();
     await infrastructure.close();
     await stopTelemetry();

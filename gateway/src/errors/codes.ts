@@ -39,6 +39,12 @@ export enum ErrorCode {
    */
   StreamUnavailable = 'STREAM_UNAVAILABLE',
   /**
+   * Ends a subscription stream: the gateway now serves a supergraph in which the subscription's operation no
+   * longer validates (a field it selects was removed). Subscribing again with the same document would be
+   * refused; the client needs the new schema.
+   */
+  SchemaChanged = 'SCHEMA_CHANGED',
+  /**
    * Over graphql-ws, refuses a subscription: more than WS_MAX_SUBSCRIPTIONS_PER_SOCKET on its socket, or
    * WS_MAX_SUBSCRIPTIONS_PER_VIEWER / _PER_ADDRESS, or WS_MAX_DOCUMENT_BYTES_PER_CLIENT of documents, for its
    * client on this replica. Over the rate limit it is RATE_LIMITED; either way, end one first or retry later.

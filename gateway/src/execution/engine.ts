@@ -3,7 +3,7 @@ import { buildOperationContext, type ServiceMap } from '@apollo/gateway';
 import { operationFromDocument, Supergraph, type Operation, type VariableDefinitions } from '@apollo/federation-internals';
 import { QueryPlanner, type PlanNode, type SubscriptionNode } from '@apollo/query-planner';
 import type { GatewayExecutionResult, GatewayExecutor, GatewayGraphQLRequestContext, GatewayInterface } from '@apollo/server-gateway-interface';
-import { execute as executeGraphQL, getOperationAST, getVariableValues, GraphQLError, Kind, type DocumentNode, type GraphQLSchema, type VariableDefinitionNode } from 'graphql';
+import { execute as executeGraphQL, getOperationAST, getVariableValues, GraphQLError, Kind, validate, type DocumentNode, type GraphQLSchema, type VariableDefinitionNode } from 'graphql';
 import type { Logger, Telemetry } from '@fed/platform';
 import { compileDeferredDelivery, type DeferredDelivery } from '../incremental/defer.ts';
 import { runIncrementally, type IncrementalSlot } from '../incremental/run.ts';
@@ -60,7 +60,25 @@ export interface ExecutionEngine {
   /** Compiles the projection of an operation without planning it (subscriptions plan their own way). */
   prepareProjection(document: DocumentNode, operationName: string | undefined): Extract<PreparedOperation, { kind: 'own' }>;
   stats(): OperationCacheStats;
+  /**
+   * Plans, on this engine, the operations another (the one it replaces) ran most recently: a supergraph that
+   * cannot plan what clients send now is refused before it takes over, and the first requests after a reload
+   * find their plans ready. Operations that no longer validate are skipped: their clients get validation errors.
+   */
+  warm(from: ExecutionEngine): { planned: number; failed: { operationName: string | null; reason: string }[] };
+  /** The documents of the operations prepared most recently (up to RECENT_OPERATIONS), newest last. */
+  recentOperations(): Iterable<RecentOperation>;
 }
+
+interface RecentOperation {
+  key: string;
+  document: DocumentNode;
+  operationName: string | undefined;
+}
+
+/** Operations remembered for the next supergraph to plan before it takes over. */
+const RECENT_OPERATIONS = 200;
+const UNPREPARED = 'it could not be prepared';
 
 const INTROSPECTION_FIELDS = new Set(['__schema', '__type', '__typename']);
 
@@ -103,6 +121,13 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   const types = supergraphTypes(supergraph.schema.toGraphQLJSSchema());
   const planner = new QueryPlanner(supergraph, { incrementalDelivery: { enableDefer: true } });
   const cache = createOperationCache<PreparedOperation>(options.maxCacheBytes ?? 32 * 1024 * 1024);
+  // Map order is insertion order: re-inserting keeps the most recent last, and the oldest goes first.
+  const recent = new Map<string, RecentOperation>();
+  const remember = (operation: RecentOperation) => {
+    recent.delete(operation.key);
+    recent.set(operation.key, operation);
+    if (recent.size > RECENT_OPERATIONS) recent.delete(recent.keys().next().value!);
+  };
 
   const shapingOperation = (document: DocumentNode, operationName: string | undefined) => {
     const context = buildOperationContext({ schema: apiSchemaJs, operationDocument: document, operationName });
@@ -143,7 +168,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     } catch (error) {
       if (error instanceof UnsupportedOperation) return { kind: 'fallback', reason: error.message };
       // Apollo's executor reports what planning refused, in its own words.
-      return { kind: 'fallback', reason: `it could not be prepared (${error instanceof Error ? error.message : String(error)})` };
+      return { kind: 'fallback', reason: `${UNPREPARED} (${error instanceof Error ? error.message : String(error)})` };
     }
   };
 
@@ -164,7 +189,25 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
       : prepare(document, request.operationName);
     if (entry.kind === 'fallback') logger.info({ operationName: request.operationName ?? null, reason: entry.reason }, "operation runs on Apollo's executor");
     cache.set(key, entry, estimateBytes(request.query ?? '', entry));
+    remember({ key, document, operationName: request.operationName });
     return entry;
+  };
+
+  const warm: ExecutionEngine['warm'] = (from) => {
+    const failed: { operationName: string | null; reason: string }[] = [];
+    let planned = 0;
+    for (const operation of from.recentOperations()) {
+      if (validate(apiSchemaJs, operation.document).length > 0) continue;
+      const entry = prepare(operation.document, operation.operationName);
+      if (entry.kind === 'fallback' && entry.reason.startsWith(UNPREPARED)) {
+        failed.push({ operationName: operation.operationName ?? null, reason: entry.reason });
+        continue;
+      }
+      planned += 1;
+      cache.set(operation.key, entry, estimateBytes('', entry));
+      remember(operation);
+    }
+    return { planned, failed };
   };
 
   /** The answer from what the fetches gathered (or from the primary part's, for an answer in parts). */
@@ -254,7 +297,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     });
   };
 
-  return { apiSchema: apiSchemaJs, supergraph, planner, execute, run, prepareProjection, stats: cache.stats };
+  return { apiSchema: apiSchemaJs, supergraph, planner, execute, run, prepareProjection, stats: cache.stats, warm, recentOperations: () => recent.values() };
 }
 
 /** A rough size: plans and projections grow with the document and with the subgraph operations planned. */
@@ -289,20 +332,30 @@ function estimateBytes(query: string, entry: PreparedOperation): number {
   return 2_048 + 40 * (query.length + fetched);
 }
 
+/** Which engine runs a request: the one of the schema it was validated against, so a reload never changes a request's schema mid-flight. */
+export interface EngineRouter {
+  current(): ExecutionEngine;
+  forSchema(schema: GraphQLSchema): ExecutionEngine | undefined;
+}
+
 /**
  * Apollo Server drives any `GatewayInterface`: this one is @apollo/gateway (which loads the supergraph and
- * answers what the engine does not run) with its executor replaced by the engine's.
+ * answers what the engine does not run) with its executor replaced by the engines'.
  */
-export function withExecutionEngine(gateway: GatewayInterface, engine: ExecutionEngine, serviceMap: () => ServiceMap): GatewayInterface {
+export function withExecutionEngine(gateway: GatewayInterface, engines: EngineRouter, serviceMap: () => ServiceMap): GatewayInterface {
   return {
     // The engine's API schema, which has @defer: Apollo Server validates against the schema it hears of here.
-    onSchemaLoadOrUpdate: (callback) => gateway.onSchemaLoadOrUpdate((loaded) => callback({ ...loaded, apiSchema: engine.apiSchema })),
+    // On a reload, the new engine is current before @apollo/gateway announces its schema.
+    onSchemaLoadOrUpdate: (callback) => gateway.onSchemaLoadOrUpdate((loaded) => callback({ ...loaded, apiSchema: engines.current().apiSchema })),
     stop: () => gateway.stop(),
     load: async (options) => {
       const loaded = await gateway.load(options);
       const fallback = loaded.executor;
       if (!fallback) return loaded;
-      return { schema: engine.apiSchema, executor: (requestContext) => engine.execute(requestContext, serviceMap(), fallback) };
+      return {
+        schema: engines.current().apiSchema,
+        executor: (requestContext) => (engines.forSchema(requestContext.schema) ?? engines.current()).execute(requestContext, serviceMap(), fallback),
+      };
     },
   };
 }

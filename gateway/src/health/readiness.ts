@@ -12,6 +12,8 @@ export interface SubgraphHealthOptions {
 export interface GatewayReadiness {
   /** A subgraph the supergraph routes to: the gateway is ready only while it answers. */
   track(subgraph: string): void;
+  /** The subgraphs a reloaded supergraph routes to: any other is no longer tracked. */
+  routeOnly(subgraphs: Iterable<string>): void;
   /** Any answer from a subgraph (a client's fetch or a probe). */
   answered(subgraph: string): void;
   /** The supergraph is loaded: the gateway can plan. */
@@ -28,7 +30,7 @@ export interface GatewayReadiness {
  * traffic counts as answers; a subgraph nobody asked for a while is probed, so an idle gateway stays ready.
  * Redis is not asked: the cache is optional.
  */
-export function createGatewayReadiness({ probe, intervalMs = 5_000, staleAfterMs = 15_000 }: SubgraphHealthOptions): GatewayReadiness {
+export function createGatewayReadiness({ probe, intervalMs = 5_000, staleAfterMs = 15_000, supergraph }: SubgraphHealthOptions & { supergraph?: () => string }): GatewayReadiness {
   const subgraphs = new Set<string>();
   const lastAnswer = new Map<string, number>();
   let isLoaded = false;
@@ -50,6 +52,10 @@ export function createGatewayReadiness({ probe, intervalMs = 5_000, staleAfterMs
 
   return {
     track: (subgraph) => subgraphs.add(subgraph),
+    routeOnly: (routed) => {
+      const keep = new Set(routed);
+      for (const subgraph of subgraphs) if (!keep.has(subgraph)) subgraphs.delete(subgraph);
+    },
     answered: (subgraph) => lastAnswer.set(subgraph, Date.now()),
     loaded: () => {
       isLoaded = true;
@@ -64,9 +70,11 @@ export function createGatewayReadiness({ probe, intervalMs = 5_000, staleAfterMs
       const now = Date.now();
       const checks: Record<string, boolean> = { supergraph: isLoaded };
       for (const subgraph of subgraphs) checks[subgraph] = now - (lastAnswer.get(subgraph) ?? 0) < staleAfterMs;
-      if (draining) return { ready: false, status: 'draining', checks };
+      // Which supergraph this replica serves: a roll-out is done when every replica names the new hash.
+      const info = supergraph ? { supergraph: supergraph() } : undefined;
+      if (draining) return { ready: false, status: 'draining', checks, info };
       const ready = Object.values(checks).every(Boolean);
-      return { ready, status: ready ? 'ready' : isLoaded ? 'unavailable' : 'starting', checks };
+      return { ready, status: ready ? 'ready' : isLoaded ? 'unavailable' : 'starting', checks, info };
     },
     stop: () => clearInterval(timer),
   };

@@ -59,7 +59,8 @@ function limitExceeded(limits: OperationLimits, measured: OperationMeasure): Gra
   return undefined;
 }
 
-export function operationLimitsPlugin(limits: OperationLimits, listSizes: ListSizes): ApolloServerPlugin<BaseContext> {
+/** `listSizes` is read per request: the supergraph (and its `@listSize`s) may be reloaded. */
+export function operationLimitsPlugin(limits: OperationLimits, listSizes: () => ListSizes): ApolloServerPlugin<BaseContext> {
   // Apollo hands back the same parsed document (and operation node) for the same text: an operation without
   // variables measures the same every time, so it is measured once.
   const measuredOnce = new WeakMap<OperationDefinitionNode, OperationMeasure>();
@@ -70,7 +71,7 @@ export function operationLimitsPlugin(limits: OperationLimits, listSizes: ListSi
           if (!operation) return;
           let measured = measuredOnce.get(operation);
           if (!measured) {
-            measured = measureOperation(schema, document, operation, request.variables ?? {}, listSizes);
+            measured = measureOperation(schema, document, operation, request.variables ?? {}, listSizes());
             if (!operation.variableDefinitions?.length) measuredOnce.set(operation, measured);
           }
           const exceeded = limitExceeded(limits, measured);

@@ -8,9 +8,12 @@ import { createFetchTagger } from './tags.ts';
  * `responseCache` state: the response cache keys purges by it, live queries re-run by it. Tagging asks each
  * subgraph for the keys of the entities it returns (rewriting the fetch), so only requests that collect pay.
  */
-export function createTaggingObserver<TContext extends { responseCache?: ResponseCacheRequest }>(supergraphSdl: string): FetchObserver<TContext> {
-  const tagger = createFetchTagger(supergraphSdl);
+export function createTaggingObserver<TContext extends { responseCache?: ResponseCacheRequest }>(supergraphSdl: string): FetchObserver<TContext> & { useSupergraph(sdl: string): void } {
+  let tagger = createFetchTagger(supergraphSdl);
   return {
+    useSupergraph(sdl: string) {
+      tagger = createFetchTagger(sdl);
+    },
     willSend(subgraph: string, request: SubgraphRequest, context: TContext | undefined): void {
       if (!context?.responseCache?.collecting || !request.query) return;
       const tagged = tagger.tag(subgraph, request.query);

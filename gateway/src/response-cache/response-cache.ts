@@ -110,7 +110,8 @@ const LOG_EVERY_MS = 10_000;
 export function createResponseCache(options: ResponseCacheOptions & { supergraphSdl: string; variant: string; logger: Logger; writes?: WriteClock }) {
   const { store, events, logger, maxTtlSeconds } = options;
   const typeTtl = Object.entries(options.typeTtlSeconds ?? {});
-  const schemaId = schemaIdOf(options.supergraphSdl, options.variant);
+  // Entries belong to one supergraph: a reload starts afresh without a purge (the old ones expire).
+  let schemaId = schemaIdOf(options.supergraphSdl, options.variant);
   const stats: ResponseCacheStats = { hits: 0, misses: 0, coalesced: 0, stored: 0, invalidations: 0, errors: 0 };
   const flights = new Map<string, Flight>();
   /** Store lookups under way: a flight whose answer was just stored waits for them before it closes. */
@@ -366,6 +367,11 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     plugin,
     observer,
     stats,
+    /** After a supergraph reload: new keys, and fetches tagged by the new supergraph's entity keys. */
+    useSupergraph(supergraphSdl: string): void {
+      schemaId = schemaIdOf(supergraphSdl, options.variant);
+      observer.useSupergraph(supergraphSdl);
+    },
     /**
      * Listens for commits on the bus; a gap in it (a lost connection) may have dropped some, so purge all.
      * The first replica to listen purges all too: while no replica listened, writes outside a gateway purged

@@ -28,7 +28,7 @@ export const acceptsEventStream = (req: IncomingMessage) => acceptedTypes(req).s
 function resumeAfter(engine: SubscriptionEngine, admitted: AdmittedOperation, cursor: string): AdmittedOperation {
   const { operation, document } = admitted;
   const root = operation.selectionSet.selections[0];
-  if (operation.selectionSet.selections.length !== 1 || root?.kind !== Kind.FIELD || !isResumableField(engine.schema, root.name.value)) return admitted;
+  if (operation.selectionSet.selections.length !== 1 || root?.kind !== Kind.FIELD || !isResumableField(engine.schema(), root.name.value)) return admitted;
   const given = root.arguments?.find((argument) => argument.name.value === 'after')?.value;
   if (given?.kind === Kind.VARIABLE) return { ...admitted, variables: { ...admitted.variables, [given.name.value]: cursor } };
   const variable: VariableNode = { kind: Kind.VARIABLE, name: { kind: Kind.NAME, value: LAST_EVENT_VARIABLE } };

@@ -56,6 +56,10 @@ export function createDocumentCache(limits: DocumentCacheLimits) {
       entries.set(key, { document, bytes });
       stats.bytes += bytes;
     },
+    clear(): void {
+      entries.clear();
+      stats.bytes = 0;
+    },
     stats: (): DocumentCacheStats => ({ ...stats, entries: entries.size }),
   };
 }

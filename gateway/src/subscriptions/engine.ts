@@ -1,14 +1,17 @@
 import type { GraphQLDataSource, ServiceMap } from '@apollo/gateway';
 import { operationFromDocument } from '@apollo/federation-internals';
 import type { FetchNode, PlanNode } from '@apollo/query-planner';
-import { getNamedType, GraphQLError, Kind, parse, print, type DocumentNode, type ExecutionResult, type FieldNode, type FormattedExecutionResult, type GraphQLSchema, type OperationDefinitionNode, visit } from 'graphql';
+import { getNamedType, GraphQLError, Kind, parse, print, validate, type DocumentNode, type ExecutionResult, type FieldNode, type FormattedExecutionResult, type GraphQLSchema, type OperationDefinitionNode, visit } from 'graphql';
 import { expiredSubscription, type Logger, type SubgraphSubscriptionClient, type Viewer } from '@fed/platform';
 import { ErrorCode } from '../errors/codes.ts';
 import type { ExecutionEngine, PreparedOperation } from '../execution/engine.ts';
 
 export interface SubscriptionEngineOptions {
-  /** The gateway's executor: it plans each subscription and runs each event's `rest`. */
-  execution: ExecutionEngine;
+  /**
+   * The gateway's executor of the supergraph served now: it plans each new subscription and runs its events'
+   * `rest` (a subscription keeps the executor it started on).
+   */
+  execution: () => ExecutionEngine;
   /** A signed graphql-ws client per subgraph that owns a Subscription field. */
   clients: (subgraph: string) => SubgraphSubscriptionClient | undefined;
   /** The gateway's own data sources, for the entity fetches that complete each event. */
@@ -126,6 +129,8 @@ interface Prepared {
   rest: PlanNode | undefined;
   operation: Extract<PreparedOperation, { kind: 'own' }>;
   definition: OperationDefinitionNode | undefined;
+  /** The executor it was planned on, which runs all its events. */
+  execution: ExecutionEngine;
 }
 
 /** A subgraph's answer event, handed to the plan executor as if a fetch had returned it. */
@@ -139,9 +144,6 @@ const answering = (result: FormattedExecutionResult): GraphQLDataSource => ({ pr
  * subgraphs answer through `_entities` exactly as for a query. Nothing here knows any field by name.
  */
 export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
-  const { execution } = options;
-  const apiSchema = execution.supergraph.apiSchema();
-  const apiSchemaJs: GraphQLSchema = execution.apiSchema;
   const maxQueued = options.maxQueuedEvents ?? 1_000;
   const maxAttempts = options.maxResubscribeAttempts ?? MAX_RESUBSCRIBE_ATTEMPTS;
   const stats = { overflowed: 0 };
@@ -150,13 +152,20 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   // shared by every client of an upstream, and the client may not have selected `id` at all.
   const cursors = new WeakMap<ExecutionResult, string>();
   const upstreams = new Map<string, Upstream>();
+  // A number per executor, for upstream keys: distinct supergraphs never share an upstream.
+  const executorIds = new WeakMap<ExecutionEngine, number>();
+  const supergraphOf = (execution: ExecutionEngine): number => {
+    let id = executorIds.get(execution);
+    if (id === undefined) executorIds.set(execution, (id = ++unshared));
+    return id;
+  };
 
   // The event stands in for the primary fetch only, under a name no subgraph has: later fetches in `rest` to the
   // same subgraph (an entity it owns, further down) still go to the real one.
   const EVENT_SOURCE = '__subscription_event__';
 
   const executeEvent = async (request: SubscriptionRequest, prepared: Prepared, event: FormattedExecutionResult): Promise<ExecutionResult> => {
-    const { primary, rest, operation } = prepared;
+    const { primary, rest, operation, execution } = prepared;
     const replayed: FetchNode = { ...primary, serviceName: EVENT_SOURCE };
     const serviceMap: ServiceMap = { ...options.dataSources(), [EVENT_SOURCE]: answering(event) };
     const requestContext = {
@@ -181,15 +190,34 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
 
   return {
     /** The API schema clients validate against (the same one HTTP serves). */
-    schema: apiSchemaJs,
+    schema: (): GraphQLSchema => options.execution().apiSchema,
     stats,
     /** Distinct upstream subscriptions open now. */
     upstreams: () => upstreams.size,
     /** The cursor (`after`) of an event a resumable subscription delivered: resuming after it repeats nothing. */
     cursorOf: (result: ExecutionResult): string | undefined => cursors.get(result),
 
+    /**
+     * After a supergraph reload: a subscription whose operation does not validate against `schema` ends with
+     * SCHEMA_CHANGED; the others keep running as they were planned. Returns how many ended.
+     */
+    retire(schema: GraphQLSchema): number {
+      let ended = 0;
+      for (const upstream of [...upstreams.values()]) {
+        if (validate(schema, upstream.request.document).length === 0) continue;
+        ended += 1;
+        upstream.end(
+          new GraphQLError('The schema changed and this subscription selects what it no longer has; subscribe again with an operation valid against the new schema', {
+            extensions: { code: ErrorCode.SchemaChanged },
+          }),
+        );
+      }
+      return ended;
+    },
+
     subscribe(request: SubscriptionRequest): AsyncIterableIterator<ExecutionResult> {
-      const key = JSON.stringify([print(request.document), request.operationName ?? null, request.variables ?? {}, request.viewer]);
+      // Keyed by the executor too: after a reload, new clients get an upstream planned on the new supergraph.
+      const key = JSON.stringify([supergraphOf(options.execution()), print(request.document), request.operationName ?? null, request.variables ?? {}, request.viewer]);
       const upstream = upstreams.get(key) ?? openUpstream(key, request);
       return upstream.attach();
     },
@@ -198,12 +226,13 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   /** Planned and compiled once per upstream, for all its events. */
   function prepare(request: SubscriptionRequest): Prepared {
     const operationName = request.operationName ?? undefined;
-    const node = execution.planner.buildQueryPlan(operationFromDocument(apiSchema, request.document, { operationName })).node;
+    const execution = options.execution();
+    const node = execution.planner.buildQueryPlan(operationFromDocument(execution.supergraph.apiSchema(), request.document, { operationName })).node;
     if (node?.kind !== 'Subscription') throw new Error('the operation did not plan as a subscription');
     const definition = request.document.definitions.find(
       (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION && (!operationName || definition.name?.value === operationName),
     );
-    return { primary: node.primary, rest: node.rest, operation: execution.prepareProjection(request.document, operationName), definition };
+    return { primary: node.primary, rest: node.rest, operation: execution.prepareProjection(request.document, operationName), definition, execution };
   }
 
   /**
@@ -216,7 +245,7 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     const { primary } = prepared;
     const client = options.clients(primary.serviceName);
     if (!client) throw new Error(`no subscription client for subgraph ${primary.serviceName}`);
-    const resume = resumable(apiSchemaJs, primary.operation, request.variables ?? {});
+    const resume = resumable(prepared.execution.apiSchema, primary.operation, request.variables ?? {});
     const key = resume?.from ? `${sharedKey}#${++unshared}` : sharedKey;
     let lastId = resume?.from ?? null;
 
@@ -328,6 +357,12 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     start();
 
     const upstream: Upstream = {
+      request,
+      end: (error) => {
+        broadcast({ errors: [error] });
+        // Clients hear the error before their streams end.
+        setImmediate(close);
+      },
       attach: () => {
         const sink = clientQueue(maxQueued, stats, () => {
           sinks.delete(sink);
@@ -344,8 +379,12 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
 }
 
 interface Upstream {
+  request: SubscriptionRequest;
   attach(): AsyncIterableIterator<ExecutionResult>;
+  /** Ends every client's stream with `error`. */
+  end(error: GraphQLError): void;
 }
+
 
 interface ClientQueue {
   push(result: ExecutionResult): void;

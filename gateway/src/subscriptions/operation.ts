@@ -27,9 +27,10 @@ export interface OperationPayload {
 }
 
 export interface OperationAdmissionOptions {
-  schema: GraphQLSchema;
+  /** Read per subscription: a supergraph reload changes it (and empties the document cache). */
+  schema: () => GraphQLSchema;
   limits: OperationLimits;
-  listSizes: ListSizes;
+  listSizes: () => ListSizes;
   maxTokens: number;
   introspection: boolean;
   documentCache: DocumentCacheLimits;
@@ -76,9 +77,9 @@ const coded = (error: GraphQLError, code: string) =>
  * validated documents are cached across transports: thousands of clients send the same few.
  */
 export function createOperationAdmission(options: OperationAdmissionOptions) {
-  const { schema } = options;
   const rules = options.introspection ? specifiedRules : [...specifiedRules, NoSchemaIntrospectionCustomRule];
   const documents = createDocumentCache(options.documentCache);
+  let validatedAgainst: GraphQLSchema | undefined;
 
   return {
     documentCache: () => documents.stats(),
@@ -86,6 +87,12 @@ export function createOperationAdmission(options: OperationAdmissionOptions) {
     admit(payload: OperationPayload): OperationVerdict {
       const refused = options.admitOperation?.(payload);
       if (refused) return { errors: refused };
+      const schema = options.schema();
+      // Documents were validated against the schema served when they came: another one validates them afresh.
+      if (schema !== validatedAgainst) {
+        documents.clear();
+        validatedAgainst = schema;
+      }
       const documentKey = createHash('sha256').update(payload.query).digest('base64url');
       let document = documents.get(documentKey);
       let operation: OperationDefinitionNode | null | undefined;
@@ -115,7 +122,7 @@ export function createOperationAdmission(options: OperationAdmissionOptions) {
       // Variables are coerced to their declared types first, as over HTTP: what goes upstream is what was checked.
       const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 20 });
       if (coerced.errors) return { errors: coerced.errors.map((error) => coded(error, 'BAD_USER_INPUT')) };
-      const exceeded = exceededLimit(options.limits, options.listSizes, schema, document, operation, coerced.coerced);
+      const exceeded = exceededLimit(options.limits, options.listSizes(), schema, document, operation, coerced.coerced);
       if (exceeded) return { errors: [exceeded] };
       return { admitted: { document, operation, operationName: payload.operationName, variables: coerced.coerced } };
     },

@@ -300,12 +300,12 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
       });
     }
     const contextValue: AnsweredContext = { viewer, answer: answer.answer };
-    return { schema: engine.schema, document: ANSWERED_DOCUMENT, operationName: 'SocketOperation', contextValue };
+    return { schema: engine.schema(), document: ANSWERED_DOCUMENT, operationName: 'SocketOperation', contextValue };
   }
 
   const server = useServer<Record<string, unknown>>(
     {
-      schema: engine.schema,
+      schema: engine.schema(),
       onConnect: async (ctx) => {
         const authorization = bearer(ctx.connectionParams);
         let viewer: Viewer | null;
@@ -399,7 +399,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions) {
           return verdict.notSubscription ? [badRequest('Only subscriptions are served over graphql-ws; send queries and mutations over HTTP')] : [...verdict.errors];
         }
         const { document, variables } = verdict.admitted;
-        return { schema: engine.schema, document, operationName: payload.operationName, variableValues: variables, contextValue: withRequestScope({ viewer: viewers.get(ctx) ?? null }, { requestId: randomUUID(), errorCodes: new Set() }) };
+        return { schema: engine.schema(), document, operationName: payload.operationName, variableValues: variables, contextValue: withRequestScope({ viewer: viewers.get(ctx) ?? null }, { requestId: randomUUID(), errorCodes: new Set() }) };
       },
       subscribe: (args) => {
         const contextValue = args.contextValue as { viewer: Viewer | null };

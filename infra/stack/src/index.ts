@@ -1,7 +1,7 @@
 // `npm start`: the whole product in one process. With no database or Redis URLs it needs no services at all.
 import { createLogger, listenHost, loadConfigOrExit, observabilityFrom, onShutdown, retentionFrom, startOrExit } from '@fed/platform';
 import { gatewaySettings } from '@fed/gateway/config';
-import { readSupergraph } from '@fed/gateway/supergraph';
+import { followSupergraph, loadSupergraph } from '@fed/gateway/supergraph';
 import { stackConfigSchema } from './config.ts';
 import { locationsFrom } from './databases.ts';
 import { startStack } from './stack.ts';
@@ -13,7 +13,7 @@ const config = loadConfigOrExit(stackConfigSchema, process.env);
 const logger = createLogger({ name: 'stack', level: config.LOG_LEVEL });
 const databases = locationsFrom(config);
 
-const { auth, gateway, responseCache, liveQueries } = gatewaySettings({ ...config, SUBGRAPH_URLS: {} });
+const { auth, gateway, responseCache, liveQueries, supergraph } = gatewaySettings({ ...config, SUBGRAPH_URLS: {} });
 const { tracing, knownOperations, drain } = observabilityFrom(config);
 
 await startOrExit(async () => {
@@ -22,7 +22,7 @@ await startOrExit(async () => {
     redisUrl: config.REDIS_URL,
     keyPrefix: config.REDIS_KEY_PREFIX,
     retention: retentionFrom(config),
-    supergraphSdl: readSupergraph(config.SUPERGRAPH_PATH),
+    supergraphSdl: await loadSupergraph(supergraph),
     ports: { gateway: config.GATEWAY_PORT, users: config.USERS_PORT, orders: config.ORDERS_PORT },
     host: listenHost(config),
     logger,
@@ -54,5 +54,9 @@ await startOrExit(async () => {
     ].join('\n') + '\n',
   );
 
-  onShutdown(logger, () => stack.stop());
+  const stopFollowing = followSupergraph(supergraph, stack.gateway.reloadSupergraph, logger);
+  onShutdown(logger, async () => {
+    stopFollowing();
+    await stack.stop();
+  });
 });

@@ -83,6 +83,8 @@ export interface Readiness {
   ready: boolean;
   status: 'ready' | 'starting' | 'draining' | 'unavailable';
   checks?: Record<string, boolean>;
+  /** What this replica runs (a schema's hash, say), for telling replicas apart during a roll-out. */
+  info?: Record<string, string>;
 }
 
 const json = (res: ServerResponse, status: number, body: unknown) => {
@@ -174,8 +176,8 @@ export function graphqlRequestListener<TContext extends BaseContext, TAdmission 
     }
     if (url.pathname === '/healthz') return json(res, 200, { status: 'ok' });
     if (url.pathname === '/readyz') {
-      const { ready: isReady, status, checks } = (await ready?.()) ?? { ready: true, status: 'ready' };
-      return json(res, isReady ? 200 : 503, { status, checks });
+      const { ready: isReady, status, checks, info } = (await ready?.()) ?? { ready: true, status: 'ready' };
+      return json(res, isReady ? 200 : 503, { status, checks, ...info });
     }
     if (url.pathname === '/metrics' && metrics) {
       const page = await renderMetrics(metrics());
