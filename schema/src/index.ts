@@ -22,11 +22,17 @@ export interface Composed {
   hints: string[];
 }
 
-/** Composes the subgraphs' SDL files in-process (rover downloads binaries, so it is not an option here). */
-export function composeSupergraph(): Composed {
-  const result = composeServices(
-    SUBGRAPHS.map(({ name, sdl, url }) => ({ name, url, typeDefs: parse(readFileSync(sdl, 'utf8')) })),
-  );
+/** The SDL of one of this repository's subgraphs, as its `schema.graphql` says. */
+export const subgraphSdl = (name: (typeof SUBGRAPHS)[number]['name']): string => readFileSync(SUBGRAPHS.find((subgraph) => subgraph.name === name)!.sdl, 'utf8');
+
+/** Composes subgraphs in-process (rover downloads binaries, so it is not an option here). */
+export function composeSubgraphs(subgraphs: readonly { name: string; url: string; sdl: string }[]): Composed {
+  const result = composeServices(subgraphs.map(({ name, url, sdl }) => ({ name, url, typeDefs: parse(sdl) })));
   if (result.errors) throw new CompositionError(result.errors);
   return { supergraphSdl: `${result.supergraphSdl.trimEnd()}\n`, hints: result.hints.map((hint) => hint.toString()) };
+}
+
+/** Composes this repository's subgraphs' SDL files. */
+export function composeSupergraph(): Composed {
+  return composeSubgraphs(SUBGRAPHS.map(({ name, url }) => ({ name, url, sdl: subgraphSdl(name) })));
 }

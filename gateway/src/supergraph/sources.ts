@@ -51,7 +51,11 @@ export function pollSupergraphUrl(url: string, intervalMs: number, onChange: (sd
   let etag: string | undefined;
   let stopped = false;
   let failing = false;
+  let polling = false;
   const poll = async () => {
+    // A slow answer must not overlap the next poll: both would go without the ETag and hand on the same SDL.
+    if (polling) return;
+    polling = true;
     try {
       const response = await fetch(url, { headers: etag ? { 'if-none-match': etag } : {}, signal: AbortSignal.timeout(timeoutMs) });
       if (response.status === 304) return;
@@ -64,6 +68,8 @@ export function pollSupergraphUrl(url: string, intervalMs: number, onChange: (sd
       // One line when polling starts failing, not one per interval.
       if (!failing) logger.warn({ err: { message: (error as Error).message } }, 'could not fetch the supergraph URL; still serving the current one');
       failing = true;
+    } finally {
+      polling = false;
     }
   };
   const timer = setInterval(() => void poll(), intervalMs);

@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DEFAULT_SUPERGRAPH_PATH } from '@fed/gateway/config';
 import { graphql, waitFor } from '@fed/platform/testing';
+import { composeSubgraphs, SUBGRAPHS, subgraphSdl } from '@fed/schema';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStackProcess, type StackProcess } from '../src/process.ts';
 
@@ -38,7 +40,19 @@ describe('the embedded default (npm start)', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'fed-embedded-'));
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, GATEWAY_PORT: '0', USERS_PORT: '0', ORDERS_PORT: '0', LOG_LEVEL: 'warn' };
+    // A copy of the committed supergraph, which the last test replaces; not watched, so only SIGHUP reloads it.
+    copyFileSync(DEFAULT_SUPERGRAPH_PATH, join(dataDir, 'supergraph.graphql'));
+    const env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATA_DIR: dataDir,
+      GATEWAY_PORT: '0',
+      USERS_PORT: '0',
+      ORDERS_PORT: '0',
+      LOG_LEVEL: 'warn',
+      SUPERGRAPH_PATH: join(dataDir, 'supergraph.graphql'),
+      SUPERGRAPH_WATCH: 'off',
+    };
     stack = await startStackProcess(REPO_ROOT, env, undefined, [PROMISE_HOOKS_PROBE]);
     gatewayUrl = stack.gatewayUrl;
   });
@@ -98,5 +112,21 @@ describe('the embedded default (npm start)', () => {
     stack.child.kill('SIGUSR2');
     await waitFor(() => expect(stack.output()).toMatch(/async hooks: (on|off)/));
     expect(stack.output()).toContain('async hooks: off');
+  });
+
+  it('reloads its supergraph file on SIGHUP, without a restart', async () => {
+    const readyz = async () => ((await (await fetch(gatewayUrl.replace(/\/graphql$/, '/readyz'))).json()) as { supergraph: string }).supergraph;
+    const withUpdatedAt = '{ user(id: "1") { id updatedAt } }';
+    const before = await readyz();
+    expect((await graphql(gatewayUrl, withUpdatedAt)).errors).toBeUndefined();
+    // The same subgraphs, without `User.updatedAt`.
+    const users = subgraphSdl('users').replace(/^\s*updatedAt: DateTime!\n/m, '');
+    const reduced = composeSubgraphs(SUBGRAPHS.map(({ name, url }) => ({ name, url, sdl: name === 'users' ? users : subgraphSdl(name) }))).supergraphSdl;
+    writeFileSync(join(dataDir, 'supergraph.graphql'), reduced);
+    stack.child.kill('SIGHUP');
+    await waitFor(async () => expect(await readyz()).not.toBe(before));
+    expect((await graphql(gatewayUrl, withUpdatedAt)).errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect((await graphql<Nested>(gatewayUrl, NESTED, {}, await tokenFromCli('--sub', '1', '--role', 'admin'))).errors).toBeUndefined();
+    expect(stack.child.exitCode).toBeNull();
   });
 });
