@@ -33,6 +33,16 @@ describe('HS256 tokens', () => {
     expect(await authenticate(undefined)).toBeNull();
   });
 
+  it('read the scope claim as OAuth 2 writes it (space-separated), or as an scp array; refuse any other shape', async () => {
+    expect(await authenticate(`Bearer ${await token({ scopes: ['users:admin', 'orders:read'] })}`)).toEqual({ userId: '42', role: 'user', scopes: ['users:admin', 'orders:read'] });
+    const signed = (claims: Record<string, unknown>) =>
+      new SignJWT({ role: 'user', ...claims }).setProtectedHeader({ alg: 'HS256' }).setSubject('42').setIssuer(CLAIMS.issuer).setAudience(CLAIMS.audience).setExpirationTime(now() + 60).sign(new TextEncoder().encode(SECRET));
+    expect(await authenticate(`Bearer ${await signed({ scp: ['a', 'b'] })}`)).toEqual({ userId: '42', role: 'user', scopes: ['a', 'b'] });
+    expect(await authenticate(`Bearer ${await signed({ scope: '  ' })}`)).toEqual({ userId: '42', role: 'user' });
+    await expectRefused(authenticate(`Bearer ${await signed({ scope: 7 })}`));
+    await expectRefused(authenticate(`Bearer ${await signed({ scp: ['a', 1] })}`));
+  });
+
   it('refuse an expired token, saying so, but allow a few seconds of clock skew', async () => {
     await expectRefused(authenticate(`Bearer ${await token({ issuedAt: now() - 7200, ttlSeconds: 3600 })}`), /expired/);
     expect(await authenticate(`Bearer ${await token({ issuedAt: now() - 63, ttlSeconds: 60 })}`)).toEqual({ userId: '42', role: 'user' });

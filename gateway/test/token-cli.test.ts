@@ -31,6 +31,8 @@ describe('npm run -s token', () => {
     expect(await authenticate(`Bearer ${stdout.trim()}`)).toEqual({ userId: '5', role: 'admin' });
     const { iat, exp } = decodeJwt(stdout.trim());
     expect(exp! - iat!).toBe(15 * 60);
+    const scoped = await token(['--sub', '5', '--scope', 'users:admin orders:read']);
+    expect(await authenticate(`Bearer ${scoped.stdout.trim()}`)).toEqual({ userId: '5', role: 'user', scopes: ['users:admin', 'orders:read'] });
   });
 
   it('signs with JWT_SECRET, JWT_ISSUER and JWT_AUDIENCE when they are set', async () => {

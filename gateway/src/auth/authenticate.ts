@@ -85,7 +85,13 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     if (typeof payload.sub !== 'string' || tryParseId(payload.sub) === undefined || !isRole(role)) {
       throw unauthenticated('The token is not valid');
     }
-    const viewer: Viewer = { userId: payload.sub, role };
+    // OAuth 2's `scope` is one space-separated string; some providers send `scp` as an array instead.
+    const scope = payload.scope ?? payload.scp;
+    if (scope !== undefined && typeof scope !== 'string' && !(Array.isArray(scope) && scope.every((item) => typeof item === 'string'))) {
+      throw unauthenticated('The token is not valid');
+    }
+    const scopes = typeof scope === 'string' ? scope.split(' ').filter(Boolean) : (scope as string[] | undefined);
+    const viewer: Viewer = scopes?.length ? { userId: payload.sub, role, scopes } : { userId: payload.sub, role };
     if (!remember) return viewer;
     if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!);
     // Never past its expiry, whatever the clock tolerance allowed at verification.

@@ -5,7 +5,7 @@ import { isRole, loadConfigOrExit, tryParseId } from '@fed/platform';
 import { mintToken } from '../auth/tokens.ts';
 import { gatewayConfigSchema, gatewaySettings } from '../config.ts';
 
-const USAGE = 'usage: npm run -s token -- --sub <user id> [--role user|admin] [--ttl 1h]   (ttl: 90s, 15m, 12h, 7d)';
+const USAGE = 'usage: npm run -s token -- --sub <user id> [--role user|admin] [--scope "a b"] [--ttl 1h]   (ttl: 90s, 15m, 12h, 7d)';
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n${USAGE}\n`);
@@ -21,10 +21,10 @@ function seconds(ttl: string): number {
   return value;
 }
 
-let values: { sub?: string; role?: string; ttl?: string; help?: boolean };
+let values: { sub?: string; role?: string; scope?: string; ttl?: string; help?: boolean };
 try {
   ({ values } = parseArgs({
-    options: { sub: { type: 'string' }, role: { type: 'string' }, ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { sub: { type: 'string' }, role: { type: 'string' }, scope: { type: 'string' }, ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   }));
 } catch (error) {
   fail((error as Error).message);
@@ -42,4 +42,4 @@ const config = loadConfigOrExit(gatewayConfigSchema, process.env);
 const { auth } = gatewaySettings(config);
 if (!auth.secret) fail('This gateway verifies tokens from JWKS_URL: get tokens from that identity provider instead.');
 
-process.stdout.write(`${await mintToken({ secret: auth.secret, issuer: auth.issuer, audience: auth.audience, sub: values.sub, role, ttlSeconds })}\n`);
+process.stdout.write(`${await mintToken({ secret: auth.secret, issuer: auth.issuer, audience: auth.audience, sub: values.sub, role, scopes: values.scope?.split(' ').filter(Boolean), ttlSeconds })}\n`);

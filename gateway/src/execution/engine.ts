@@ -4,7 +4,8 @@ import { operationFromDocument, Supergraph, type Operation, type VariableDefinit
 import { QueryPlanner, type PlanNode, type SubscriptionNode } from '@apollo/query-planner';
 import type { GatewayExecutionResult, GatewayExecutor, GatewayGraphQLRequestContext, GatewayInterface } from '@apollo/server-gateway-interface';
 import { execute as executeGraphQL, getOperationAST, getVariableValues, GraphQLError, Kind, validate, type DocumentNode, type GraphQLSchema, type VariableDefinitionNode } from 'graphql';
-import type { Logger, Telemetry } from '@fed/platform';
+import type { Logger, Telemetry, Viewer } from '@fed/platform';
+import { createOverrideLabels, OVERRIDE_LABELS_HEADER } from '../override/labels.ts';
 import { compileDeferredDelivery, type DeferredDelivery } from '../incremental/defer.ts';
 import { runIncrementally, type IncrementalSlot } from '../incremental/run.ts';
 import { createOperationCache, type OperationCacheStats } from './operation-cache.ts';
@@ -68,12 +69,15 @@ export interface ExecutionEngine {
   warm(from: ExecutionEngine): { planned: number; failed: { operationName: string | null; reason: string }[] };
   /** The documents of the operations prepared most recently (up to RECENT_OPERATIONS), newest last. */
   recentOperations(): Iterable<RecentOperation>;
+  /** Progressive override: which labels are on for `viewer` (undefined when the supergraph has none). */
+  overrideConditions(viewer: Viewer | null): Map<string, boolean> | undefined;
 }
 
 interface RecentOperation {
   key: string;
   document: DocumentNode;
   operationName: string | undefined;
+  overrideConditions?: Map<string, boolean>;
 }
 
 /** Operations remembered for the next supergraph to plan before it takes over. */
@@ -120,6 +124,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   const apiSchemaJs = withLiveDirective(apiSchema.toGraphQLJSSchema({ includeDefer: true }));
   const types = supergraphTypes(supergraph.schema.toGraphQLJSSchema());
   const planner = new QueryPlanner(supergraph, { incrementalDelivery: { enableDefer: true } });
+  const overrides = createOverrideLabels(supergraph);
   const cache = createOperationCache<PreparedOperation>(options.maxCacheBytes ?? 32 * 1024 * 1024);
   // Map order is insertion order: re-inserting keeps the most recent last, and the oldest goes first.
   const recent = new Map<string, RecentOperation>();
@@ -152,14 +157,14 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     };
   };
 
-  const prepare = (marked: DocumentNode, operationName: string | undefined): PreparedOperation => {
+  const prepare = (marked: DocumentNode, operationName: string | undefined, overrideConditions?: Map<string, boolean>): PreparedOperation => {
     const document = withoutLiveDirective(marked);
     const selections = getOperationAST(document, operationName)?.selectionSet.selections;
     if (selections?.every((selection) => selection.kind === Kind.FIELD && INTROSPECTION_FIELDS.has(selection.name.value)) && !selections.every((selection) => selection.kind === Kind.FIELD && selection.name.value === '__typename')) {
       return { kind: 'introspection' };
     }
     try {
-      const { node } = planner.buildQueryPlan(operationFromDocument(apiSchema, document, { operationName }));
+      const { node } = planner.buildQueryPlan(operationFromDocument(apiSchema, document, { operationName }), overrideConditions && { overrideConditions });
       if (node?.kind === 'Subscription') return { kind: 'fallback', reason: 'a subscription' };
       const unsupported = findsSubscription(node);
       if (unsupported) return { kind: 'fallback', reason: unsupported };
@@ -175,21 +180,23 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   const prepared = (requestContext: GatewayGraphQLRequestContext): PreparedOperation => {
     const { request, document } = requestContext;
     const hash = requestContext.queryHash ?? createHash('sha256').update(request.query ?? '').digest('hex');
-    const key = `${hash}\0${request.operationName ?? ''}`;
+    // Labels that are on change the plan: one entry per combination that requests actually have.
+    const override = overrides?.resolve((requestContext.context as { viewer?: Viewer | null }).viewer ?? null, request.http?.headers.get(OVERRIDE_LABELS_HEADER) ?? undefined);
+    const key = override ? `${hash}\0${request.operationName ?? ''}\0${override.key}` : `${hash}\0${request.operationName ?? ''}`;
     const cached = cache.get(key);
     if (cached) return cached;
     const entry = tracer
       ? tracer.startActiveSpan('gateway.plan', (span) => {
           try {
-            return prepare(document, request.operationName);
+            return prepare(document, request.operationName, override?.conditions);
           } finally {
             span.end();
           }
         })
-      : prepare(document, request.operationName);
+      : prepare(document, request.operationName, override?.conditions);
     if (entry.kind === 'fallback') logger.info({ operationName: request.operationName ?? null, reason: entry.reason }, "operation runs on Apollo's executor");
     cache.set(key, entry, estimateBytes(request.query ?? '', entry));
-    remember({ key, document, operationName: request.operationName });
+    remember({ key, document, operationName: request.operationName, overrideConditions: override?.conditions });
     return entry;
   };
 
@@ -198,7 +205,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     let planned = 0;
     for (const operation of from.recentOperations()) {
       if (validate(apiSchemaJs, operation.document).length > 0) continue;
-      const entry = prepare(operation.document, operation.operationName);
+      const entry = prepare(operation.document, operation.operationName, operation.overrideConditions);
       if (entry.kind === 'fallback' && entry.reason.startsWith(UNPREPARED)) {
         failed.push({ operationName: operation.operationName ?? null, reason: entry.reason });
         continue;
@@ -297,7 +304,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     });
   };
 
-  return { apiSchema: apiSchemaJs, supergraph, planner, execute, run, prepareProjection, stats: cache.stats, warm, recentOperations: () => recent.values() };
+  return { apiSchema: apiSchemaJs, supergraph, planner, execute, run, prepareProjection, stats: cache.stats, warm, recentOperations: () => recent.values(), overrideConditions: (viewer) => overrides?.resolve(viewer, undefined).conditions };
 }
 
 /** A rough size: plans and projections grow with the document and with the subgraph operations planned. */

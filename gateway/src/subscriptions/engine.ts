@@ -227,7 +227,9 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   function prepare(request: SubscriptionRequest): Prepared {
     const operationName = request.operationName ?? undefined;
     const execution = options.execution();
-    const node = execution.planner.buildQueryPlan(operationFromDocument(execution.supergraph.apiSchema(), request.document, { operationName })).node;
+    // Override labels as for the subscriber's queries (percent labels by viewer; no header over a socket).
+    const overrideConditions = execution.overrideConditions(request.viewer);
+    const node = execution.planner.buildQueryPlan(operationFromDocument(execution.supergraph.apiSchema(), request.document, { operationName }), overrideConditions && { overrideConditions }).node;
     if (node?.kind !== 'Subscription') throw new Error('the operation did not plan as a subscription');
     const definition = request.document.definitions.find(
       (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION && (!operationName || definition.name?.value === operationName),

@@ -7,6 +7,11 @@ export type Role = (typeof ROLES)[number];
 export interface Viewer {
   userId: string;
   role: Role;
+  /**
+   * The token's `scope` claim (space-separated, as OAuth 2 writes it), for the gateway's `@requiresScopes` and
+   * override labels. Not signed into subgraph fetches: subgraphs decide by role.
+   */
+  scopes?: readonly string[];
 }
 
 export const isRole = (value: unknown): value is Role => ROLES.includes(value as Role);
