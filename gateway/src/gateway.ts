@@ -31,6 +31,8 @@ import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
 import { createExplorer } from './explorer/explorer.ts';
 import { createExecutionEngine, withExecutionEngine } from './execution/engine.ts';
 import { createSupergraphReloader, type ReloadOutcome } from './supergraph/reload.ts';
+import type { Policy } from './authorization/rules.ts';
+import { forApolloGateway, usesAuthorizationDirectives } from './authorization/supergraph.ts';
 import { idempotencyKeyOf } from './idempotency/key.ts';
 import { createGatewayReadiness } from './health/readiness.ts';
 import { registerGatewayMetrics } from './observability/metrics.ts';
@@ -120,6 +122,11 @@ export interface GatewayDeps {
   extraPublicErrorCodes?: Iterable<string>;
   /** Verifies the bearer token of each request (createAuthenticator). */
   authenticate: Authenticator;
+  /**
+   * The named policies `@policy(policies:)` in the supergraph refers to: true lets the viewer read what the
+   * name guards. A name the supergraph uses without an entry here is never granted.
+   */
+  policies?: Readonly<Record<string, Policy>>;
   /** Each subgraph's own secret, by name: the gateway signs the verified viewer with it. */
   subgraphSecrets: Record<string, string>;
   /** For subgraphs without an entry in subgraphSecrets (development); without it they fail the start. */
@@ -231,6 +238,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         ...deps.responseCache,
         supergraphSdl,
         writes,
+        authorizationClass: (viewer) => reloader.served().engine.authorizationClass(viewer),
         // A hit skips validation: entries answer only under the rules that admitted them.
         variant: JSON.stringify({ limits, mode, maxTokens: deps.maxTokens, maxValidationErrors: deps.maxValidationErrors }),
         logger,
@@ -242,7 +250,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const routed = new Set<string>();
   const subscriptionClients = new Map<string, SubgraphSubscriptionClient>();
   // Subscriptions always run on the own engine; `execution: 'apollo'` leaves queries and mutations to Apollo's.
-  const buildEngine = (sdl: string) => createExecutionEngine({ supergraphSdl: sdl, logger, tracer: telemetry.tracer, dedupeRepresentations: deps.dedupeRepresentations });
+  const buildEngine = (sdl: string) => {
+    // Apollo's executor would answer every field whatever the directives say.
+    if (deps.execution === 'apollo' && usesAuthorizationDirectives(sdl)) throw new Error("the supergraph uses @authenticated, @requiresScopes or @policy, which Apollo's executor (EXECUTOR=apollo) does not enforce");
+    return createExecutionEngine({ supergraphSdl: sdl, logger, tracer: telemetry.tracer, dedupeRepresentations: deps.dedupeRepresentations, policies: deps.policies });
+  };
   let listSizes = readListSizes(supergraphSdl);
   let applyToApollo: ((sdl: string) => void) | undefined;
   const reloader = createSupergraphReloader({
@@ -252,7 +264,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     // throws here) and announces the schema Apollo Server swaps to.
     apply: (next) => {
       if (!applyToApollo) throw new Error('the gateway has not started');
-      applyToApollo(next.sdl);
+      applyToApollo(forApolloGateway(next.sdl));
     },
     follow: (next) => {
       listSizes = readListSizes(next.sdl);
@@ -268,7 +280,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const gateway = new ApolloGateway({
     supergraphSdl: async ({ update }) => {
       applyToApollo = update;
-      return { supergraphSdl };
+      return { supergraphSdl: forApolloGateway(supergraphSdl) };
     },
     logger,
     buildService: ({ name, url }) => {

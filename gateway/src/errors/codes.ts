@@ -58,6 +58,11 @@ export enum ErrorCode {
   PersistedQueryHashMismatch = 'PERSISTED_QUERY_HASH_MISMATCH',
   /** HTTP 400, trusted documents: a query whose text is not in the manifest. */
   OperationNotTrusted = 'OPERATION_NOT_TRUSTED',
+  /**
+   * A field `@authenticated`, `@requiresScopes` or `@policy` guards, and the viewer lacks what it asks: it is
+   * answered null with this error at its path (the rest of the answer still arrives), and no subgraph is asked.
+   */
+  Forbidden = 'FORBIDDEN',
   Internal = 'INTERNAL_SERVER_ERROR',
 }
 

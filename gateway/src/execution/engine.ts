@@ -6,6 +6,9 @@ import type { GatewayExecutionResult, GatewayExecutor, GatewayGraphQLRequestCont
 import { execute as executeGraphQL, getOperationAST, getVariableValues, GraphQLError, Kind, validate, type DocumentNode, type GraphQLSchema, type VariableDefinitionNode } from 'graphql';
 import type { Logger, Telemetry, Viewer } from '@fed/platform';
 import { createOverrideLabels, OVERRIDE_LABELS_HEADER } from '../override/labels.ts';
+import { forbiddenErrors, guardsOf, removedBy, withoutDenied, type OperationGuards, type Removed, type Verdict } from '../authorization/guards.ts';
+import { grantsKey, grantsOf, readAuthorizationRules, type Policy } from '../authorization/rules.ts';
+import { SUPPORTED_SUPERGRAPH_FEATURES } from '../authorization/supergraph.ts';
 import { compileDeferredDelivery, type DeferredDelivery } from '../incremental/defer.ts';
 import { runIncrementally, type IncrementalSlot } from '../incremental/run.ts';
 import { createOperationCache, type OperationCacheStats } from './operation-cache.ts';
@@ -29,6 +32,8 @@ export interface ExecutionEngineOptions {
    * that user once). Default: on; answers are the same either way, the subgraph requests are not.
    */
   dedupeRepresentations?: boolean;
+  /** The named policies `@policy` refers to; a name without a function here is never granted. */
+  policies?: Readonly<Record<string, Policy>>;
 }
 
 /** One operation, planned and compiled once, then run on every request for it. */
@@ -44,6 +49,8 @@ export type PreparedOperation =
       operation: Operation;
       /** Set when the plan defers parts that can be delivered one by one (a client reading multipart). */
       deferred?: DeferredDelivery;
+      /** What authorization removed from the plan: answered null, with FORBIDDEN at each place. */
+      forbidden?: readonly Removed[];
     }
   /** Only `__schema`, `__type` and `__typename` at the root: answered from the API schema, which has @defer. */
   | { kind: 'introspection' }
@@ -71,6 +78,13 @@ export interface ExecutionEngine {
   recentOperations(): Iterable<RecentOperation>;
   /** Progressive override: which labels are on for `viewer` (undefined when the supergraph has none). */
   overrideConditions(viewer: Viewer | null): Map<string, boolean> | undefined;
+  /**
+   * For operations that run whole or not at all (subscriptions): FORBIDDEN errors when `viewer` may not read
+   * something the operation selects; undefined (often synchronously) when it may.
+   */
+  refusal(document: DocumentNode, operationName: string | undefined, viewer: Viewer | null): Promise<GraphQLError[] | undefined> | undefined;
+  /** What the supergraph's authorization directives let `viewer` read, as a key; undefined when it has none. */
+  authorizationClass(viewer: Viewer | null): Promise<string> | undefined;
 }
 
 interface RecentOperation {
@@ -78,6 +92,7 @@ interface RecentOperation {
   document: DocumentNode;
   operationName: string | undefined;
   overrideConditions?: Map<string, boolean>;
+  verdict?: Verdict;
 }
 
 /** Operations remembered for the next supergraph to plan before it takes over. */
@@ -117,7 +132,7 @@ function findsSubscription(node: PlanNode | SubscriptionNode | undefined): strin
  */
 export function createExecutionEngine(options: ExecutionEngineOptions): ExecutionEngine {
   const { logger, tracer, dedupeRepresentations = true } = options;
-  const supergraph = Supergraph.build(options.supergraphSdl);
+  const supergraph = Supergraph.build(options.supergraphSdl, { supportedFeatures: SUPPORTED_SUPERGRAPH_FEATURES });
   const apiSchema = supergraph.apiSchema();
   // Clients validate against it, and introspection shows it: @defer and @live are part of what this gateway
   // serves (a live query's runs are plain queries: the planner never sees @live).
@@ -125,6 +140,27 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   const types = supergraphTypes(supergraph.schema.toGraphQLJSSchema());
   const planner = new QueryPlanner(supergraph, { incrementalDelivery: { enableDefer: true } });
   const overrides = createOverrideLabels(supergraph);
+  const authorization = readAuthorizationRules(options.supergraphSdl);
+  const policies = options.policies ?? {};
+  // Per parsed document (Apollo Server hands back the same one for the same text) and operation name.
+  const guardsCache = new WeakMap<DocumentNode, Map<string, OperationGuards | undefined>>();
+  const guardsFor = (document: DocumentNode, operationName: string | undefined): OperationGuards | undefined => {
+    if (!authorization) return undefined;
+    let byName = guardsCache.get(document);
+    if (!byName) guardsCache.set(document, (byName = new Map()));
+    const name = operationName ?? '';
+    if (!byName.has(name)) byName.set(name, guardsOf(apiSchemaJs, authorization, document, operationName));
+    return byName.get(name);
+  };
+  /** The guards this request's viewer fails; undefined when it fails none (or the operation touches none). */
+  const verdictFor = (document: DocumentNode, operationName: string | undefined, viewer: Viewer | null): Promise<Verdict | undefined> | undefined => {
+    const guards = guardsFor(document, operationName);
+    if (!guards || !authorization) return undefined;
+    return grantsOf(authorization, viewer, policies).then((grants) => {
+      const verdict = guards.verdict(grants);
+      return verdict.denied.length > 0 ? verdict : undefined;
+    });
+  };
   const cache = createOperationCache<PreparedOperation>(options.maxCacheBytes ?? 32 * 1024 * 1024);
   // Map order is insertion order: re-inserting keeps the most recent last, and the oldest goes first.
   const recent = new Map<string, RecentOperation>();
@@ -157,18 +193,22 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     };
   };
 
-  const prepare = (marked: DocumentNode, operationName: string | undefined, overrideConditions?: Map<string, boolean>): PreparedOperation => {
+  const prepare = (marked: DocumentNode, operationName: string | undefined, overrideConditions?: Map<string, boolean>, verdict?: Verdict): PreparedOperation => {
     const document = withoutLiveDirective(marked);
+    // Planned without what the viewer may not read (no subgraph is asked for it); shaped to the whole selection.
+    const planned = verdict ? withoutLiveDirective(withoutDenied(marked, verdict.denied)) : document;
     const selections = getOperationAST(document, operationName)?.selectionSet.selections;
     if (selections?.every((selection) => selection.kind === Kind.FIELD && INTROSPECTION_FIELDS.has(selection.name.value)) && !selections.every((selection) => selection.kind === Kind.FIELD && selection.name.value === '__typename')) {
       return { kind: 'introspection' };
     }
     try {
-      const { node } = planner.buildQueryPlan(operationFromDocument(apiSchema, document, { operationName }), overrideConditions && { overrideConditions });
+      const { node } = planner.buildQueryPlan(operationFromDocument(apiSchema, planned, { operationName }), overrideConditions && { overrideConditions });
       if (node?.kind === 'Subscription') return { kind: 'fallback', reason: 'a subscription' };
       const unsupported = findsSubscription(node);
       if (unsupported) return { kind: 'fallback', reason: unsupported };
       const prepared = prepareProjection(document, operationName);
+      // An operation with parts removed runs whole: its deferred parts were compiled for the operation as written.
+      if (verdict) return { ...prepared, node, forbidden: removedBy(verdict) };
       return { ...prepared, node, deferred: compileDeferredDelivery(prepared.operation, node) };
     } catch (error) {
       if (error instanceof UnsupportedOperation) return { kind: 'fallback', reason: error.message };
@@ -177,26 +217,27 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     }
   };
 
-  const prepared = (requestContext: GatewayGraphQLRequestContext): PreparedOperation => {
+  const prepared = (requestContext: GatewayGraphQLRequestContext, verdict: Verdict | undefined): PreparedOperation => {
     const { request, document } = requestContext;
     const hash = requestContext.queryHash ?? createHash('sha256').update(request.query ?? '').digest('hex');
     // Labels that are on change the plan: one entry per combination that requests actually have.
     const override = overrides?.resolve((requestContext.context as { viewer?: Viewer | null }).viewer ?? null, request.http?.headers.get(OVERRIDE_LABELS_HEADER) ?? undefined);
-    const key = override ? `${hash}\0${request.operationName ?? ''}\0${override.key}` : `${hash}\0${request.operationName ?? ''}`;
+    let key = override ? `${hash}\0${request.operationName ?? ''}\0${override.key}` : `${hash}\0${request.operationName ?? ''}`;
+    if (verdict) key += `\0auth:${verdict.key}`;
     const cached = cache.get(key);
     if (cached) return cached;
     const entry = tracer
       ? tracer.startActiveSpan('gateway.plan', (span) => {
           try {
-            return prepare(document, request.operationName, override?.conditions);
+            return prepare(document, request.operationName, override?.conditions, verdict);
           } finally {
             span.end();
           }
         })
-      : prepare(document, request.operationName, override?.conditions);
+      : prepare(document, request.operationName, override?.conditions, verdict);
     if (entry.kind === 'fallback') logger.info({ operationName: request.operationName ?? null, reason: entry.reason }, "operation runs on Apollo's executor");
     cache.set(key, entry, estimateBytes(request.query ?? '', entry));
-    remember({ key, document, operationName: request.operationName, overrideConditions: override?.conditions });
+    remember({ key, document, operationName: request.operationName, overrideConditions: override?.conditions, verdict });
     return entry;
   };
 
@@ -205,7 +246,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     let planned = 0;
     for (const operation of from.recentOperations()) {
       if (validate(apiSchemaJs, operation.document).length > 0) continue;
-      const entry = prepare(operation.document, operation.operationName, operation.overrideConditions);
+      const entry = prepare(operation.document, operation.operationName, operation.overrideConditions, operation.verdict);
       if (entry.kind === 'fallback' && entry.reason.startsWith(UNPREPARED)) {
         failed.push({ operationName: operation.operationName ?? null, reason: entry.reason });
         continue;
@@ -241,7 +282,11 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     if (node) {
       await executePlanNode({ requestContext, serviceMap, variableDefinitions: operation.variableDefinitions, errors, tracer, dedupeRepresentations }, types, node, rootCursor(input));
     }
-    return shape(() => operation.projection(input, requestContext.request.variables), errors);
+    return shape(() => {
+      const projected = operation.projection(input, requestContext.request.variables);
+      if (operation.forbidden) errors.push(...forbiddenErrors(projected.data, operation.forbidden));
+      return projected;
+    }, errors);
   };
 
   /** For a client reading multipart: the initial payload now, the deferred parts through the request's slot. */
@@ -272,7 +317,11 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   };
 
   const execute: ExecutionEngine['execute'] = async (requestContext, serviceMap, fallback) => {
-    const operation = prepared(requestContext);
+    const viewer = (requestContext.context as { viewer?: Viewer | null }).viewer ?? null;
+    const verdict = authorization ? await verdictFor(requestContext.document, requestContext.request.operationName, viewer) : undefined;
+    const operation = prepared(requestContext, verdict);
+    // Apollo's executor (and graphql-js on introspection) would answer all of it: nothing is answered instead.
+    if (verdict && operation.kind !== 'own') return { errors: forbiddenErrors(null, removedBy(verdict)) };
     if (operation.kind === 'introspection') {
       // As Apollo's executor answers it (graphql-js on the API schema), on the schema that has @defer.
       const { request, document } = requestContext;
@@ -304,7 +353,10 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     });
   };
 
-  return { apiSchema: apiSchemaJs, supergraph, planner, execute, run, prepareProjection, stats: cache.stats, warm, recentOperations: () => recent.values(), overrideConditions: (viewer) => overrides?.resolve(viewer, undefined).conditions };
+  return { apiSchema: apiSchemaJs, supergraph, planner, execute, run, prepareProjection, stats: cache.stats, warm, recentOperations: () => recent.values(), overrideConditions: (viewer) => overrides?.resolve(viewer, undefined).conditions,
+    authorizationClass: (viewer) => (authorization ? grantsOf(authorization, viewer, policies).then(grantsKey) : undefined),
+    refusal: (document, operationName, viewer) => verdictFor(document, operationName, viewer)?.then((verdict) => (verdict ? forbiddenErrors(null, removedBy(verdict)) : undefined)),
+  };
 }
 
 /** A rough size: plans and projections grow with the document and with the subgraph operations planned. */

@@ -107,7 +107,19 @@ const LOG_EVERY_MS = 10_000;
  * tag when the subgraphs commit. Its parts plug into the gateway's seams: `around` wraps HTTP execution,
  * `plugin` judges each response, `observer` tags the subgraph fetches and collects the events they report.
  */
-export function createResponseCache(options: ResponseCacheOptions & { supergraphSdl: string; variant: string; logger: Logger; writes?: WriteClock }) {
+export function createResponseCache(
+  options: ResponseCacheOptions & {
+    supergraphSdl: string;
+    variant: string;
+    logger: Logger;
+    writes?: WriteClock;
+    /**
+     * What the supergraph's authorization directives let `viewer` read, as a key (undefined: it has none). Entries
+     * are kept apart by it, public ones too: an answer never reaches a viewer the directives would refuse part of.
+     */
+    authorizationClass?: (viewer: Viewer | null) => Promise<string | undefined> | undefined;
+  },
+) {
   const { store, events, logger, maxTtlSeconds } = options;
   const typeTtl = Object.entries(options.typeTtlSeconds ?? {});
   // Entries belong to one supergraph: a reload starts afresh without a purge (the old ones expire).
@@ -285,7 +297,8 @@ export function createResponseCache(options: ResponseCacheOptions & { supergraph
     let keys: { public: string; private?: string } | undefined;
     try {
       request = readCacheableRequest(exchange.method, exchange.headers, exchange.search, exchange.body);
-      keys = request && cacheKeys(schemaId, request, viewer);
+      const authorization = request && (await options.authorizationClass?.(viewer));
+      keys = request && cacheKeys(authorization ? `${schemaId}\0${authorization}` : schemaId, request, viewer);
     } catch {
       // Variables too deep to key (a hostile body): Apollo answers it, uncached.
     }

@@ -216,10 +216,17 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     },
 
     subscribe(request: SubscriptionRequest): AsyncIterableIterator<ExecutionResult> {
-      // Keyed by the executor too: after a reload, new clients get an upstream planned on the new supergraph.
-      const key = JSON.stringify([supergraphOf(options.execution()), print(request.document), request.operationName ?? null, request.variables ?? {}, request.viewer]);
-      const upstream = upstreams.get(key) ?? openUpstream(key, request);
-      return upstream.attach();
+      const execution = options.execution();
+      const open = () => {
+        // Keyed by the executor too: after a reload, new clients get an upstream planned on the new supergraph.
+        const key = JSON.stringify([supergraphOf(execution), print(request.document), request.operationName ?? null, request.variables ?? {}, request.viewer]);
+        const upstream = upstreams.get(key) ?? openUpstream(key, request);
+        return upstream.attach();
+      };
+      // A subscription runs whole or not at all: one that selects what the viewer may not read is refused.
+      const refusal = execution.refusal(request.document, request.operationName ?? undefined, request.viewer);
+      if (!refusal) return open();
+      return whenSettled(refusal.then((errors) => (errors ? single({ errors }) : open())));
     },
   };
 
@@ -378,6 +385,32 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
     upstreams.set(key, upstream);
     return upstream;
   }
+}
+
+/** A stream of one result. */
+function single(result: ExecutionResult): AsyncIterableIterator<ExecutionResult> {
+  let sent = false;
+  const iterator: AsyncIterableIterator<ExecutionResult> = {
+    [Symbol.asyncIterator]: () => iterator,
+    next: async () => (sent ? { value: undefined, done: true } : ((sent = true), { value: result, done: false })),
+    return: async () => ((sent = true), { value: undefined, done: true }),
+  };
+  return iterator;
+}
+
+/** A stream that is another one once `pending` settles (a check that must finish before anything is sent). */
+function whenSettled(pending: Promise<AsyncIterableIterator<ExecutionResult>>): AsyncIterableIterator<ExecutionResult> {
+  let ended = false;
+  const iterator: AsyncIterableIterator<ExecutionResult> = {
+    [Symbol.asyncIterator]: () => iterator,
+    next: async () => (ended ? { value: undefined, done: true } : (await pending).next()),
+    return: async () => {
+      ended = true;
+      const inner = await pending.catch(() => undefined);
+      return (await inner?.return?.()) ?? { value: undefined, done: true };
+    },
+  };
+  return iterator;
 }
 
 interface Upstream {

@@ -1,0 +1,193 @@
+import {
+  getNamedType,
+  GraphQLError,
+  isAbstractType,
+  isInterfaceType,
+  isNonNullType,
+  isObjectType,
+  Kind,
+  visit,
+  type ASTNode,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type FragmentSpreadNode,
+  type GraphQLNamedType,
+  type GraphQLSchema,
+  type InlineFragmentNode,
+  type SelectionSetNode,
+} from 'graphql';
+import { ErrorCode } from '../errors/codes.ts';
+import { satisfies, type AuthorizationRules, type Condition, type Grants } from './rules.ts';
+
+type Guardable = FieldNode | InlineFragmentNode | FragmentSpreadNode;
+
+/** A response path (response keys) a guard empties, and whether its field is non-null (its null bubbles up). */
+export interface Removed {
+  path: readonly string[];
+  nonNull: boolean;
+}
+
+interface Guard {
+  node: Guardable;
+  conditions: Condition[];
+  removes: Removed[];
+}
+
+/** One request's verdict on an operation: the guards it fails (none: the operation runs as written). */
+export interface Verdict {
+  /** Names which guards failed: requests with the same key share a plan. */
+  key: string;
+  denied: readonly Guard[];
+}
+
+export interface OperationGuards {
+  verdict(grants: Grants): Verdict;
+}
+
+const TYPENAME: FieldNode = { kind: Kind.FIELD, name: { kind: Kind.NAME, value: '__typename' } };
+const MAX_ERRORS = 100;
+
+/**
+ * Where an operation touches what `@authenticated`, `@requiresScopes` or `@policy` guard: fields with the
+ * directives, fields returning a guarded type, fragments on a guarded type. Undefined when it touches none,
+ * which is most operations: they pay nothing per request.
+ */
+export function guardsOf(schema: GraphQLSchema, rules: AuthorizationRules, document: DocumentNode, operationName: string | undefined): OperationGuards | undefined {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  const operation = document.definitions.find((definition) => definition.kind === Kind.OPERATION_DEFINITION && (!operationName || definition.name?.value === operationName));
+  if (operation?.kind !== Kind.OPERATION_DEFINITION) return undefined;
+  const root = operation.operation === 'query' ? schema.getQueryType() : operation.operation === 'mutation' ? schema.getMutationType() : schema.getSubscriptionType();
+  if (!root) return undefined;
+
+  const guards = new Map<Guardable, Guard>();
+  const typeConditions = (type: GraphQLNamedType | undefined | null) => (type ? (rules.types.get(type.name) ?? []) : []);
+  const fieldConditions = (parent: GraphQLNamedType, name: string): Condition[] => {
+    const own = rules.fields.get(`${parent.name}.${name}`) ?? [];
+    // On an abstract type, what any of its object types guards: the object may be any of them.
+    if (!isAbstractType(parent)) return own;
+    return [...own, ...schema.getPossibleTypes(parent).flatMap((possible) => rules.fields.get(`${possible.name}.${name}`) ?? [])];
+  };
+  const guard = (node: Guardable, conditions: Condition[], removes: Removed[]) => {
+    const existing = guards.get(node);
+    if (existing) existing.removes.push(...removes);
+    else guards.set(node, { node, conditions, removes });
+  };
+  /** The fields a removed fragment would have answered at `path`. */
+  const fieldsOf = (selectionSet: SelectionSetNode, parent: GraphQLNamedType, path: string[], seen: Set<string>): Removed[] =>
+    selectionSet.selections.flatMap((selection): Removed[] => {
+      if (selection.kind === Kind.FIELD) {
+        const field = (isObjectType(parent) || isInterfaceType(parent)) ? parent.getFields()[selection.name.value] : undefined;
+        return [{ path: [...path, selection.alias?.value ?? selection.name.value], nonNull: !!field && isNonNullType(field.type) }];
+      }
+      if (selection.kind === Kind.INLINE_FRAGMENT) return fieldsOf(selection.selectionSet, (selection.typeCondition && schema.getType(selection.typeCondition.name.value)) || parent, path, seen);
+      const fragment = fragments.get(selection.name.value);
+      if (!fragment || seen.has(fragment.name.value)) return [];
+      return fieldsOf(fragment.selectionSet, schema.getType(fragment.typeCondition.name.value) ?? parent, path, new Set([...seen, fragment.name.value]));
+    });
+
+  const walk = (selectionSet: SelectionSetNode, parent: GraphQLNamedType, path: string[], seen: Set<string>, atRoot: boolean) => {
+    for (const selection of selectionSet.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (selection.name.value.startsWith('__')) continue;
+        const field = (isObjectType(parent) || isInterfaceType(parent)) ? parent.getFields()[selection.name.value] : undefined;
+        if (!field) continue;
+        const key = selection.alias?.value ?? selection.name.value;
+        const conditions = [...(atRoot ? typeConditions(parent) : []), ...fieldConditions(parent, selection.name.value), ...typeConditions(getNamedType(field.type))];
+        if (conditions.length > 0) guard(selection, conditions, [{ path: [...path, key], nonNull: isNonNullType(field.type) }]);
+        else if (selection.selectionSet) walk(selection.selectionSet, getNamedType(field.type), [...path, key], seen, false);
+        continue;
+      }
+      const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? fragments.get(selection.name.value) : undefined;
+      if (selection.kind === Kind.FRAGMENT_SPREAD && (!fragment || seen.has(fragment.name.value))) continue;
+      const condition = selection.kind === Kind.INLINE_FRAGMENT ? selection.typeCondition : fragment!.typeCondition;
+      const type = (condition && schema.getType(condition.name.value)) || parent;
+      const body = selection.kind === Kind.INLINE_FRAGMENT ? selection.selectionSet : fragment!.selectionSet;
+      const inner = fragment ? new Set([...seen, fragment.name.value]) : seen;
+      const conditions = condition ? typeConditions(type) : [];
+      if (conditions.length > 0) guard(selection, conditions, fieldsOf(body, type, path, inner));
+      else walk(body, type, path, inner, atRoot);
+    }
+  };
+  walk(operation.selectionSet, root, [], new Set(), true);
+  if (guards.size === 0) return undefined;
+
+  const all = [...guards.values()];
+  return {
+    verdict(grants) {
+      let key = '';
+      const denied: Guard[] = [];
+      for (const candidate of all) {
+        const allowed = candidate.conditions.every((condition) => satisfies(condition, grants));
+        key += allowed ? '1' : '0';
+        if (!allowed) denied.push(candidate);
+      }
+      return { key, denied };
+    },
+  };
+}
+
+/**
+ * The operation without what `denied` guards, for the planner: no fetch ever asks for it. A selection set
+ * left empty keeps `__typename`, and fragments no longer spread anywhere go.
+ */
+export function withoutDenied(document: DocumentNode, denied: readonly Guard[]): DocumentNode {
+  const removed = new Set<ASTNode>(denied.map((guard) => guard.node));
+  const drop = (node: ASTNode) => (removed.has(node) ? null : undefined);
+  let filtered: DocumentNode = visit(document, {
+    Field: drop,
+    InlineFragment: drop,
+    FragmentSpread: drop,
+    SelectionSet: { leave: (node) => (node.selections.length === 0 ? { ...node, selections: [TYPENAME] } : undefined) },
+  });
+  for (;;) {
+    const spread = new Set<string>();
+    visit(filtered, { FragmentSpread: (node) => void spread.add(node.name.value) });
+    const unused = filtered.definitions.filter((definition) => definition.kind === Kind.FRAGMENT_DEFINITION && !spread.has(definition.name.value));
+    if (unused.length === 0) return filtered;
+    filtered = { ...filtered, definitions: filtered.definitions.filter((definition) => !unused.includes(definition)) };
+  }
+}
+
+const forbidden = (path: readonly (string | number)[]) =>
+  new GraphQLError('Not authorized to read this field', { path, extensions: { code: ErrorCode.Forbidden } });
+
+/** FORBIDDEN at each place in the answer a denied field would have been (null there, or the ancestor its null bubbled to). */
+export function forbiddenErrors(data: unknown, removes: readonly Removed[]): GraphQLError[] {
+  const errors: GraphQLError[] = [];
+  const seen = new Set<string>();
+  const emit = (path: (string | number)[]) => {
+    const id = JSON.stringify(path);
+    if (seen.has(id) || errors.length >= MAX_ERRORS) return;
+    seen.add(id);
+    errors.push(forbidden(path));
+  };
+  const walk = (value: unknown, removed: Removed, depth: number, at: (string | number)[]) => {
+    if (value === null || value === undefined) {
+      if (removed.nonNull && depth > 0) emit(at);
+      return;
+    }
+    if (Array.isArray(value)) {
+      value.forEach((item, index) => walk(item, removed, depth, [...at, index]));
+      return;
+    }
+    if (typeof value !== 'object') return;
+    const key = removed.path[depth]!;
+    // An object of a type the selection does not apply to has no such key.
+    if (!Object.hasOwn(value, key)) return;
+    const next = (value as Record<string, unknown>)[key];
+    if (depth === removed.path.length - 1) {
+      if (next === null) emit([...at, key]);
+      return;
+    }
+    walk(next, removed, depth + 1, [...at, key]);
+  };
+  for (const removed of removes) walk(data, removed, 0, []);
+  // Everything bubbled up to `data: null`: the client still hears why.
+  if (errors.length === 0 && removes[0]) emit([...removes[0].path]);
+  return errors;
+}
+
+/** All the places a verdict's denied guards empty. */
+export const removedBy = (verdict: Verdict): Removed[] => verdict.denied.flatMap((guard) => guard.removes);

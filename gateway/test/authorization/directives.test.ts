@@ -1,0 +1,200 @@
+// @authenticated, @requiresScopes and @policy enforced at the gateway, before any fetch: what a viewer may not
+// read is removed from the plan and answered null with FORBIDDEN at its path, while the rest of the answer
+// arrives. Two real subgraphs on loopback; their resolvers count what they were asked for.
+import { composeServices } from '@apollo/composition';
+import { createMemoryCache, isAdmin, listen, MemoryPubSub, MemoryRateLimiter, MemoryResponseStore, type Role } from '@fed/platform';
+import { graphql, type GraphQLResponse } from '@fed/platform/testing';
+import { parse } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEVELOPMENT_AUTH } from '../../src/config.ts';
+import { createAuthenticator, createGateway, mintToken } from '../../src/gateway.ts';
+import { serveSubgraph } from '../fixtures/keyed-entities-graph.ts';
+import { silentLogger } from '../fixtures/subgraph-fetch-graph.ts';
+
+const HEADER = (imports: string[]) => `extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ${JSON.stringify(imports)})
+enum CacheControlScope { PUBLIC PRIVATE }
+directive @cacheControl(maxAge: Int, scope: CacheControlScope, inheritMaxAge: Boolean) on FIELD_DEFINITION | OBJECT | INTERFACE | UNION
+`;
+const ACCOUNTS_SDL = `${HEADER(['@key', '@authenticated', '@requiresScopes', '@policy'])}
+type Query @cacheControl(maxAge: 60) {
+  user(id: ID!): User @cacheControl(maxAge: 60)
+  stats: Stats @requiresScopes(scopes: [["stats:read"]]) @cacheControl(maxAge: 60)
+  audit: String @policy(policies: [["admin"]]) @cacheControl(maxAge: 60)
+  unconfigured: String @policy(policies: [["nobody-wrote-this-policy"]]) @cacheControl(maxAge: 60)
+}
+type User @key(fields: "id") @cacheControl(maxAge: 60) {
+  id: ID!
+  name: String!
+  email: String @authenticated
+  taxId: String! @authenticated
+  vault: Vault
+}
+"Any field returning it asks for both scopes, or for root."
+type Vault @requiresScopes(scopes: [["vault:read", "vault:audit"], ["root"]]) @cacheControl(maxAge: 60) {
+  code: String!
+}
+type Stats @cacheControl(maxAge: 60) {
+  users: Int!
+}
+`;
+const REVIEWS_SDL = `${HEADER(['@key', '@policy'])}
+type User @key(fields: "id") @cacheControl(maxAge: 60) {
+  id: ID!
+  reviews: [Review!]!
+}
+type Review @cacheControl(maxAge: 60) {
+  body: String!
+  moderatorNote: String @policy(policies: [["admin"]])
+}
+`;
+
+describe('authorization directives at the gateway', () => {
+  const stops: (() => Promise<unknown>)[] = [];
+  const asked = { email: 0, taxId: 0, stats: 0, audit: 0, vault: 0, moderatorNote: 0 };
+  let url: string;
+  let cachedUrl: string;
+
+  const headersFor = async (who: { sub?: string; role?: Role; scopes?: string[] }) =>
+    who.sub ? { authorization: `Bearer ${await mintToken({ ...DEVELOPMENT_AUTH, sub: who.sub, role: who.role, scopes: who.scopes })}` } : {};
+  const ask = async (query: string, who: { sub?: string; role?: Role; scopes?: string[] } = {}, target = url) => graphql(target, query, {}, await headersFor(who));
+  const forbiddenPaths = (response: GraphQLResponse) =>
+    (response.errors ?? []).filter((error) => error.extensions?.code === 'FORBIDDEN').map((error) => error.path);
+
+  beforeAll(async () => {
+    const user = (id: string) => ({ id, name: `User ${id}`, email: `u${id}@example.com`, taxId: `T-${id}`, vault: { code: `V-${id}` } });
+    const accounts = await serveSubgraph('accounts', ACCOUNTS_SDL, {
+      Query: {
+        user: (_: unknown, { id }: { id: string }) => user(id),
+        stats: () => ((asked.stats += 1), { users: 2 }),
+        audit: () => ((asked.audit += 1), 'audit trail'),
+        unconfigured: () => 'should never be read',
+      },
+      User: {
+        __resolveReference: ({ id }: { id: string }) => user(id),
+        email: (parent: { email: string }) => ((asked.email += 1), parent.email),
+        taxId: (parent: { taxId: string }) => ((asked.taxId += 1), parent.taxId),
+        vault: (parent: { vault: unknown }) => ((asked.vault += 1), parent.vault),
+      },
+    });
+    const reviews = await serveSubgraph('reviews', REVIEWS_SDL, {
+      User: {
+        __resolveReference: ({ id }: { id: string }) => ({ id }),
+        reviews: ({ id }: { id: string }) => [
+          { body: `first by ${id}`, moderatorNote: 'fine' },
+          { body: `second by ${id}`, moderatorNote: 'flagged' },
+        ],
+      },
+      Review: { moderatorNote: (parent: { moderatorNote: string }) => ((asked.moderatorNote += 1), parent.moderatorNote) },
+    });
+    stops.push(() => accounts.app.stop(), () => reviews.app.stop());
+    const composed = composeServices([
+      { name: 'accounts', url: accounts.url, typeDefs: parse(ACCOUNTS_SDL) },
+      { name: 'reviews', url: reviews.url, typeDefs: parse(REVIEWS_SDL) },
+    ]);
+    if (composed.errors) throw composed.errors[0];
+    const start = async (responseCache: boolean) => {
+      const gateway = await createGateway({
+        supergraphSdl: composed.supergraphSdl,
+        subgraphSecrets: { accounts: accounts.secret, reviews: reviews.secret },
+        readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
+        rateLimit: null,
+        logger: silentLogger(),
+        cache: createMemoryCache(),
+        rateLimiter: new MemoryRateLimiter(),
+        authenticate: createAuthenticator(DEVELOPMENT_AUTH),
+        policies: { admin: (viewer) => isAdmin(viewer) },
+        responseCache: responseCache ? { store: new MemoryResponseStore({ maxTtlSeconds: 300 }), events: new MemoryPubSub(), maxTtlSeconds: 300 } : null,
+      });
+      stops.push(() => gateway.stop());
+      return `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`;
+    };
+    url = await start(false);
+    cachedUrl = await start(true);
+  });
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+
+  it('@authenticated: anonymous viewers get null and FORBIDDEN at the field, and the subgraph is never asked for it', async () => {
+    const before = asked.email;
+    const anonymous = await ask('{ user(id: "1") { id name email } }');
+    expect(anonymous.data).toEqual({ user: { id: '1', name: 'User 1', email: null } });
+    expect(forbiddenPaths(anonymous)).toEqual([['user', 'email']]);
+    expect(asked.email).toBe(before);
+
+    const signedIn = await ask('{ user(id: "1") { id name email } }', { sub: '1' });
+    expect(signedIn).toMatchObject({ data: { user: { id: '1', name: 'User 1', email: 'u1@example.com' } } });
+    expect(signedIn.errors).toBeUndefined();
+    expect(asked.email).toBe(before + 1);
+  });
+
+  it('a denied non-null field nulls its nearest nullable parent, as a null from a subgraph would, and says why', async () => {
+    const anonymous = await ask('{ user(id: "1") { id taxId } }');
+    expect(anonymous.data).toEqual({ user: null });
+    expect(forbiddenPaths(anonymous)).toEqual([['user']]);
+    expect(anonymous.errors?.map((error) => error.extensions?.code)).toEqual(['FORBIDDEN']);
+    expect((await ask('{ user(id: "1") { id taxId } }', { sub: '1' })).data).toEqual({ user: { id: '1', taxId: 'T-1' } });
+  });
+
+  it('@requiresScopes: anonymous, a user without scopes and a wrong scope are refused; the right scope reads', async () => {
+    const before = asked.stats;
+    for (const who of [{}, { sub: '2' }, { sub: '2', scopes: ['stats:write'] }]) {
+      const refused = await ask('{ stats { users } user(id: "2") { name } }', who);
+      expect(refused.data).toEqual({ stats: null, user: { name: 'User 2' } });
+      expect(forbiddenPaths(refused)).toEqual([['stats']]);
+    }
+    expect(asked.stats).toBe(before);
+    const allowed = await ask('{ stats { users } }', { sub: '2', scopes: ['stats:read'] });
+    expect(allowed).toMatchObject({ data: { stats: { users: 2 } } });
+    expect(allowed.errors).toBeUndefined();
+  });
+
+  it('a guarded type guards every field returning it: all scopes of one alternative are needed', async () => {
+    const query = '{ user(id: "3") { name vault { code } } }';
+    for (const scopes of [undefined, ['vault:read'], ['vault:audit']]) {
+      const refused = await ask(query, { sub: '3', scopes });
+      expect(refused.data).toEqual({ user: { name: 'User 3', vault: null } });
+      expect(forbiddenPaths(refused)).toEqual([['user', 'vault']]);
+    }
+    for (const scopes of [['vault:read', 'vault:audit'], ['root']]) {
+      expect((await ask(query, { sub: '3', scopes })).data).toEqual({ user: { name: 'User 3', vault: { code: 'V-3' } } });
+    }
+    // In a fragment too.
+    const inFragment = await ask('query { user(id: "3") { ...Parts } } fragment Parts on User { name vault { code } }', { sub: '3' });
+    expect(inFragment.data).toEqual({ user: { name: 'User 3', vault: null } });
+  });
+
+  it('@policy: a named function of the config decides; FORBIDDEN at each list item of another subgraph; an unknown name is never granted', async () => {
+    const before = asked.moderatorNote;
+    const query = '{ user(id: "4") { reviews { body moderatorNote } } }';
+    const user = await ask(query, { sub: '4' });
+    expect(user.data).toEqual({ user: { reviews: [{ body: 'first by 4', moderatorNote: null }, { body: 'second by 4', moderatorNote: null }] } });
+    expect(forbiddenPaths(user)).toEqual([['user', 'reviews', 0, 'moderatorNote'], ['user', 'reviews', 1, 'moderatorNote']]);
+    expect(asked.moderatorNote).toBe(before);
+    const admin = await ask(query, { sub: '4', role: 'admin' });
+    expect(admin.data).toEqual({ user: { reviews: [{ body: 'first by 4', moderatorNote: 'fine' }, { body: 'second by 4', moderatorNote: 'flagged' }] } });
+
+    expect((await ask('{ audit }', { sub: '4' })).data).toEqual({ audit: null });
+    expect((await ask('{ audit }', { sub: '4', role: 'admin' })).data).toEqual({ audit: 'audit trail' });
+    const unconfigured = await ask('{ unconfigured }', { sub: '4', role: 'admin', scopes: ['root'] });
+    expect(unconfigured.data).toEqual({ unconfigured: null });
+    expect(forbiddenPaths(unconfigured)).toEqual([['unconfigured']]);
+  });
+
+  it('the response cache never serves a guarded field to a viewer the directives refuse', async () => {
+    const query = '{ user(id: "5") { name email vault { code } } stats { users } }';
+    const full = await ask(query, { sub: '5', scopes: ['stats:read', 'root'] }, cachedUrl);
+    expect(full.errors).toBeUndefined();
+    const again = await ask(query, { sub: '5', scopes: ['stats:read', 'root'] }, cachedUrl);
+    expect(again.headers.get('age')).not.toBeNull();
+    expect(again.data).toEqual(full.data);
+
+    // Another viewer with the same grants may share the public answer; fewer grants never do.
+    const anonymous = await ask(query, {}, cachedUrl);
+    expect(anonymous.headers.get('age')).toBeNull();
+    expect(anonymous.data).toEqual({ user: { name: 'User 5', email: null, vault: null }, stats: null });
+    const fewer = await ask(query, { sub: '6', scopes: ['stats:read'] }, cachedUrl);
+    expect(fewer.data).toEqual({ user: { name: 'User 5', email: 'u5@example.com', vault: null }, stats: { users: 2 } });
+    expect(forbiddenPaths(fewer)).toEqual([['user', 'vault']]);
+  });
+});
