@@ -31,8 +31,10 @@ import { DOWNSTREAM_PUBLIC_CODES } from './errors/codes.ts';
 import { createExplorer } from './explorer/explorer.ts';
 import { createExecutionEngine, withExecutionEngine } from './execution/engine.ts';
 import { createSupergraphReloader, type ReloadOutcome } from './supergraph/reload.ts';
+import { DEFAULT_POLICIES } from './authorization/policies.ts';
 import type { Policy } from './authorization/rules.ts';
 import { forApolloGateway, usesAuthorizationDirectives } from './authorization/supergraph.ts';
+import { OVERRIDE_LABELS_HEADER } from './override/labels.ts';
 import { idempotencyKeyOf } from './idempotency/key.ts';
 import { createGatewayReadiness } from './health/readiness.ts';
 import { registerGatewayMetrics } from './observability/metrics.ts';
@@ -67,6 +69,9 @@ import { serveSubscriptions, type SocketOperation } from './subscriptions/server
 export { DOWNSTREAM_PUBLIC_CODES, ErrorCode } from './errors/codes.ts';
 export { createAuthenticator, type Authenticator, type AuthenticatorOptions } from './auth/authenticate.ts';
 export { mintToken } from './auth/tokens.ts';
+export { DEFAULT_POLICIES } from './authorization/policies.ts';
+export { forApolloGateway, SUPPORTED_SUPERGRAPH_FEATURES } from './authorization/supergraph.ts';
+export type { Policy } from './authorization/rules.ts';
 export { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/operation-limits.ts';
 export { DEFAULT_RATE_LIMIT } from './limits/rate-limit.ts';
 export { DEFAULT_BREAKER, type BreakerPolicy } from './subgraphs/circuit-breaker.ts';
@@ -124,7 +129,7 @@ export interface GatewayDeps {
   authenticate: Authenticator;
   /**
    * The named policies `@policy(policies:)` in the supergraph refers to: true lets the viewer read what the
-   * name guards. A name the supergraph uses without an entry here is never granted.
+   * name guards. A name the supergraph uses without an entry here is never granted. Default: DEFAULT_POLICIES.
    */
   policies?: Readonly<Record<string, Policy>>;
   /** Each subgraph's own secret, by name: the gateway signs the verified viewer with it. */
@@ -238,7 +243,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         ...deps.responseCache,
         supergraphSdl,
         writes,
-        authorizationClass: (viewer) => reloader.served().engine.authorizationClass(viewer),
+        variantOf: (viewer, headers) => reloader.served().engine.cacheVariant(viewer, headers.get(OVERRIDE_LABELS_HEADER)),
         // A hit skips validation: entries answer only under the rules that admitted them.
         variant: JSON.stringify({ limits, mode, maxTokens: deps.maxTokens, maxValidationErrors: deps.maxValidationErrors }),
         logger,
@@ -253,7 +258,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const buildEngine = (sdl: string) => {
     // Apollo's executor would answer every field whatever the directives say.
     if (deps.execution === 'apollo' && usesAuthorizationDirectives(sdl)) throw new Error("the supergraph uses @authenticated, @requiresScopes or @policy, which Apollo's executor (EXECUTOR=apollo) does not enforce");
-    return createExecutionEngine({ supergraphSdl: sdl, logger, tracer: telemetry.tracer, dedupeRepresentations: deps.dedupeRepresentations, policies: deps.policies });
+    return createExecutionEngine({ supergraphSdl: sdl, logger, tracer: telemetry.tracer, dedupeRepresentations: deps.dedupeRepresentations, policies: deps.policies ?? DEFAULT_POLICIES });
   };
   let listSizes = readListSizes(supergraphSdl);
   let applyToApollo: ((sdl: string) => void) | undefined;
@@ -264,15 +269,37 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     // throws here) and announces the schema Apollo Server swaps to.
     apply: (next) => {
       if (!applyToApollo) throw new Error('the gateway has not started');
-      applyToApollo(forApolloGateway(next.sdl));
+      // Checked before @apollo/gateway builds anything: it builds data sources one subgraph at a time.
+      for (const { name, url } of next.engine.supergraph.subgraphsMetadata()) {
+        if (!subgraphUrls[name] && !url) throw new Error(`subgraph "${name}" has no URL in the supergraph and none was configured`);
+        if (!deps.subgraphSecrets[name] && !deps.defaultSubgraphSecret?.(name)) throw new Error(`subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
+      }
+      const before = { dataSources: { ...dataSources }, clients: new Map(subscriptionClients), breakers: breakers.length };
+      try {
+        applyToApollo(forApolloGateway(next.sdl));
+      } catch (error) {
+        // A refused supergraph changes nothing: what @apollo/gateway built for it before it threw goes.
+        for (const [name, source] of Object.entries(dataSources)) if (before.dataSources[name] !== source) source.close();
+        for (const name of Object.keys(dataSources)) if (!(name in before.dataSources)) delete dataSources[name];
+        Object.assign(dataSources, before.dataSources);
+        for (const [name, client] of subscriptionClients) if (before.clients.get(name) !== client) void client.dispose();
+        subscriptionClients.clear();
+        for (const [name, client] of before.clients) subscriptionClients.set(name, client);
+        for (const breaker of breakers.splice(before.breakers)) breaker.shutdown();
+        throw error;
+      }
+      // Data sources a new URL replaced: requests in flight may still use them for a while.
+      const replaced = Object.entries(before.dataSources).filter(([name, source]) => dataSources[name] !== source).map(([, source]) => source);
+      if (replaced.length > 0) setTimeout(() => replaced.forEach((source) => source.close()), 60_000).unref();
     },
     follow: (next) => {
       listSizes = readListSizes(next.sdl);
       responseCache?.useSupergraph(next.sdl);
       if (fetchObserver && 'useSupergraph' in fetchObserver && fetchObserver !== responseCache?.observer) fetchObserver.useSupergraph(next.sdl);
-      readiness.routeOnly(next.engine.supergraph.subgraphs().names());
-      const ended = subscriptionEngine?.retire(next.engine.apiSchema) ?? 0;
-      if (ended > 0) logger.info({ ended }, 'subscriptions ended: their operations do not validate against the new supergraph');
+      readiness.routeOnly(next.engine.supergraph.subgraphsMetadata().map(({ name }) => name));
+      void subscriptionEngine?.retire(next.engine).then((ended) => {
+        if (ended > 0) logger.info({ ended }, 'subscriptions ended: their operations do not validate against the new supergraph, or select what it no longer lets their viewer read');
+      });
     },
     logger,
     metrics: telemetry.metrics,

@@ -26,12 +26,16 @@ type Guardable = FieldNode | InlineFragmentNode | FragmentSpreadNode;
 export interface Removed {
   path: readonly string[];
   nonNull: boolean;
+  /** Set for a field of a fragment on an object type: only objects of that type lose it. */
+  onType?: string;
 }
 
 interface Guard {
   node: Guardable;
   conditions: Condition[];
   removes: Removed[];
+  /** The guard this one sits under, if any: denied, it removes this one's fields already. */
+  outer?: Guard;
 }
 
 /** One request's verdict on an operation: the guards it fails (none: the operation runs as written). */
@@ -69,17 +73,23 @@ export function guardsOf(schema: GraphQLSchema, rules: AuthorizationRules, docum
     if (!isAbstractType(parent)) return own;
     return [...own, ...schema.getPossibleTypes(parent).flatMap((possible) => rules.fields.get(`${possible.name}.${name}`) ?? [])];
   };
-  const guard = (node: Guardable, conditions: Condition[], removes: Removed[]) => {
+  const guard = (node: Guardable, conditions: Condition[], removes: Removed[], outer: Guard | undefined): Guard => {
     const existing = guards.get(node);
-    if (existing) existing.removes.push(...removes);
-    else guards.set(node, { node, conditions, removes });
+    if (existing) {
+      existing.removes.push(...removes);
+      return existing;
+    }
+    const created: Guard = { node, conditions, removes, outer };
+    guards.set(node, created);
+    return created;
   };
   /** The fields a removed fragment would have answered at `path`. */
   const fieldsOf = (selectionSet: SelectionSetNode, parent: GraphQLNamedType, path: string[], seen: Set<string>): Removed[] =>
     selectionSet.selections.flatMap((selection): Removed[] => {
       if (selection.kind === Kind.FIELD) {
         const field = (isObjectType(parent) || isInterfaceType(parent)) ? parent.getFields()[selection.name.value] : undefined;
-        return [{ path: [...path, selection.alias?.value ?? selection.name.value], nonNull: !!field && isNonNullType(field.type) }];
+        const onType = isObjectType(parent) ? parent.name : undefined;
+        return [{ path: [...path, selection.alias?.value ?? selection.name.value], nonNull: !!field && isNonNullType(field.type), ...(onType ? { onType } : {}) }];
       }
       if (selection.kind === Kind.INLINE_FRAGMENT) return fieldsOf(selection.selectionSet, (selection.typeCondition && schema.getType(selection.typeCondition.name.value)) || parent, path, seen);
       const fragment = fragments.get(selection.name.value);
@@ -87,7 +97,7 @@ export function guardsOf(schema: GraphQLSchema, rules: AuthorizationRules, docum
       return fieldsOf(fragment.selectionSet, schema.getType(fragment.typeCondition.name.value) ?? parent, path, new Set([...seen, fragment.name.value]));
     });
 
-  const walk = (selectionSet: SelectionSetNode, parent: GraphQLNamedType, path: string[], seen: Set<string>, atRoot: boolean) => {
+  const walk = (selectionSet: SelectionSetNode, parent: GraphQLNamedType, path: string[], seen: Set<string>, atRoot: boolean, outer: Guard | undefined) => {
     for (const selection of selectionSet.selections) {
       if (selection.kind === Kind.FIELD) {
         if (selection.name.value.startsWith('__')) continue;
@@ -95,8 +105,9 @@ export function guardsOf(schema: GraphQLSchema, rules: AuthorizationRules, docum
         if (!field) continue;
         const key = selection.alias?.value ?? selection.name.value;
         const conditions = [...(atRoot ? typeConditions(parent) : []), ...fieldConditions(parent, selection.name.value), ...typeConditions(getNamedType(field.type))];
-        if (conditions.length > 0) guard(selection, conditions, [{ path: [...path, key], nonNull: isNonNullType(field.type) }]);
-        else if (selection.selectionSet) walk(selection.selectionSet, getNamedType(field.type), [...path, key], seen, false);
+        const guarded = conditions.length > 0 ? guard(selection, conditions, [{ path: [...path, key], nonNull: isNonNullType(field.type) }], outer) : outer;
+        // Inside, whether guarded or not: a viewer who passes this guard must still pass the ones below it.
+        if (selection.selectionSet) walk(selection.selectionSet, getNamedType(field.type), [...path, key], seen, false, guarded);
         continue;
       }
       const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? fragments.get(selection.name.value) : undefined;
@@ -106,11 +117,11 @@ export function guardsOf(schema: GraphQLSchema, rules: AuthorizationRules, docum
       const body = selection.kind === Kind.INLINE_FRAGMENT ? selection.selectionSet : fragment!.selectionSet;
       const inner = fragment ? new Set([...seen, fragment.name.value]) : seen;
       const conditions = condition ? typeConditions(type) : [];
-      if (conditions.length > 0) guard(selection, conditions, fieldsOf(body, type, path, inner));
-      else walk(body, type, path, inner, atRoot);
+      const guarded = conditions.length > 0 ? guard(selection, conditions, fieldsOf(body, type, path, inner), outer) : outer;
+      walk(body, type, path, inner, atRoot, guarded);
     }
   };
-  walk(operation.selectionSet, root, [], new Set(), true);
+  walk(operation.selectionSet, root, [], new Set(), true, undefined);
   if (guards.size === 0) return undefined;
 
   const all = [...guards.values()];
@@ -153,41 +164,63 @@ export function withoutDenied(document: DocumentNode, denied: readonly Guard[]):
 const forbidden = (path: readonly (string | number)[]) =>
   new GraphQLError('Not authorized to read this field', { path, extensions: { code: ErrorCode.Forbidden } });
 
-/** FORBIDDEN at each place in the answer a denied field would have been (null there, or the ancestor its null bubbled to). */
-export function forbiddenErrors(data: unknown, removes: readonly Removed[]): GraphQLError[] {
+/** Calls `at` with each object (and its response path) where `removed` would be, in a response-shaped tree. */
+function eachHolder(tree: unknown, removed: Removed, at: (holder: Record<string, unknown>, key: string, path: (string | number)[]) => void) {
+  const walk = (value: unknown, depth: number, path: (string | number)[]) => {
+    if (value === null || value === undefined || typeof value !== 'object') return;
+    if (Array.isArray(value)) {
+      value.forEach((item, index) => walk(item, depth, [...path, index]));
+      return;
+    }
+    const holder = value as Record<string, unknown>;
+    const key = removed.path[depth]!;
+    if (!Object.hasOwn(holder, key)) return;
+    if (depth < removed.path.length - 1) return walk(holder[key], depth + 1, [...path, key]);
+    // A field of a fragment on another object type is not this object's to lose.
+    if (removed.onType && typeof holder.__typename === 'string' && holder.__typename !== removed.onType) return;
+    at(holder, key, [...path, key]);
+  };
+  walk(tree, 0, []);
+}
+
+/**
+ * Takes what the viewer may not read out of what the fetches gathered, before the answer is shaped: the plan
+ * leaves it out, but a subgraph may still have sent it (an entity key the planner needed, a field @requires).
+ */
+export function stripDenied(input: unknown, removes: readonly Removed[]): void {
+  for (const removed of removes) eachHolder(input, removed, (holder, key) => void delete holder[key]);
+}
+
+/**
+ * FORBIDDEN at each place in the shaped answer a denied field would have been: where it is null, and, for a
+ * non-null field, where the shaping reported it null (its null bubbled up; that report is replaced). Returns the
+ * shaping's other reports.
+ */
+export function forbiddenErrors(data: unknown, removes: readonly Removed[], completion: readonly GraphQLError[] = []): { errors: GraphQLError[]; completion: GraphQLError[] } {
   const errors: GraphQLError[] = [];
   const seen = new Set<string>();
-  const emit = (path: (string | number)[]) => {
+  const emit = (path: readonly (string | number)[]) => {
     const id = JSON.stringify(path);
     if (seen.has(id) || errors.length >= MAX_ERRORS) return;
     seen.add(id);
     errors.push(forbidden(path));
   };
-  const walk = (value: unknown, removed: Removed, depth: number, at: (string | number)[]) => {
-    if (value === null || value === undefined) {
-      if (removed.nonNull && depth > 0) emit(at);
-      return;
-    }
-    if (Array.isArray(value)) {
-      value.forEach((item, index) => walk(item, removed, depth, [...at, index]));
-      return;
-    }
-    if (typeof value !== 'object') return;
-    const key = removed.path[depth]!;
-    // An object of a type the selection does not apply to has no such key.
-    if (!Object.hasOwn(value, key)) return;
-    const next = (value as Record<string, unknown>)[key];
-    if (depth === removed.path.length - 1) {
-      if (next === null) emit([...at, key]);
-      return;
-    }
-    walk(next, removed, depth + 1, [...at, key]);
-  };
-  for (const removed of removes) walk(data, removed, 0, []);
-  // Everything bubbled up to `data: null`: the client still hears why.
-  if (errors.length === 0 && removes[0]) emit([...removes[0].path]);
-  return errors;
+  for (const removed of removes) eachHolder(data, removed, (holder, key, path) => holder[key] === null && emit(path));
+  const pattern = (path: readonly (string | number)[]) => path.filter((step) => typeof step === 'string').join('.');
+  const nonNull = new Set(removes.filter((removed) => removed.nonNull).map((removed) => removed.path.join('.')));
+  const rest: GraphQLError[] = [];
+  for (const error of completion) {
+    if (error.path && nonNull.has(pattern(error.path))) emit(error.path);
+    else rest.push(error);
+  }
+  // Nothing ran (a refused subscription, an operation only Apollo's executor could run): the client still hears why.
+  if (errors.length === 0 && (data === null || data === undefined)) for (const removed of removes) emit(removed.path);
+  return { errors, completion: rest };
 }
 
 /** All the places a verdict's denied guards empty. */
-export const removedBy = (verdict: Verdict): Removed[] => verdict.denied.flatMap((guard) => guard.removes);
+export function removedBy(verdict: Verdict): Removed[] {
+  const denied = new Set(verdict.denied);
+  const within = (guard: Guard): boolean => !!guard.outer && (denied.has(guard.outer) || within(guard.outer));
+  return verdict.denied.filter((guard) => !within(guard)).flatMap((guard) => guard.removes);
+}

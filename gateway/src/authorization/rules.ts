@@ -1,4 +1,4 @@
-import { Kind, parse, valueFromASTUntyped, type ConstDirectiveNode } from 'graphql';
+import { Kind, parse, valueFromASTUntyped, type ConstDirectiveNode, type DocumentNode } from 'graphql';
 import type { Viewer } from '@fed/platform';
 
 /**
@@ -20,31 +20,64 @@ export interface AuthorizationRules {
   policies: Set<string>;
 }
 
-const DIRECTIVES = new Set(['authenticated', 'requiresScopes', 'policy']);
+type Spec = 'authenticated' | 'requiresScopes' | 'policy';
+const SPECS: Record<string, Spec> = {
+  'https://specs.apollo.dev/authenticated/v0.1': 'authenticated',
+  'https://specs.apollo.dev/requiresScopes/v0.1': 'requiresScopes',
+  'https://specs.apollo.dev/policy/v0.1': 'policy',
+};
 
-function conditionOf(directive: ConstDirectiveNode): Condition | undefined {
-  const name = directive.name.value;
-  if (name === 'authenticated') return { kind: 'authenticated' };
-  const argument = directive.arguments?.find((arg) => arg.name.value === (name === 'requiresScopes' ? 'scopes' : 'policies'));
+/**
+ * The names the supergraph gives the directives: each spec's `@link` may rename it (`as:` renames the namespace,
+ * an import `{ name: "@authenticated", as: "@auth" }` the directive). Specs it does not link are absent.
+ */
+function directiveNames(document: DocumentNode): Map<string, Spec> {
+  const names = new Map<string, Spec>();
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.SCHEMA_DEFINITION && definition.kind !== Kind.SCHEMA_EXTENSION) continue;
+    for (const link of definition.directives ?? []) {
+      if (link.name.value !== 'link') continue;
+      const args = Object.fromEntries((link.arguments ?? []).map((arg) => [arg.name.value, valueFromASTUntyped(arg.value) as unknown]));
+      const spec = typeof args.url === 'string' ? SPECS[args.url] : undefined;
+      if (!spec) continue;
+      let name = typeof args.as === 'string' ? args.as : spec;
+      for (const entry of Array.isArray(args.import) ? (args.import as unknown[]) : []) {
+        if (entry === `@${spec}`) name = spec;
+        else if (entry && typeof entry === 'object' && (entry as { name?: unknown }).name === `@${spec}` && typeof (entry as { as?: unknown }).as === 'string') {
+          name = ((entry as { as: string }).as).replace(/^@/, '');
+        }
+      }
+      names.set(name, spec);
+    }
+  }
+  return names;
+}
+
+function conditionOf(spec: Spec, directive: ConstDirectiveNode): Condition {
+  if (spec === 'authenticated') return { kind: 'authenticated' };
+  const argument = directive.arguments?.find((arg) => arg.name.value === (spec === 'requiresScopes' ? 'scopes' : 'policies'));
   const value = argument ? (valueFromASTUntyped(argument.value) as unknown) : undefined;
   const anyOf = Array.isArray(value) ? value.map((all: unknown) => (Array.isArray(all) ? all.map(String) : [String(all)])) : [];
-  return name === 'requiresScopes' ? { kind: 'scopes', anyOf } : { kind: 'policies', anyOf };
+  return spec === 'requiresScopes' ? { kind: 'scopes', anyOf } : { kind: 'policies', anyOf };
 }
 
 /** The authorization directives of a supergraph; undefined when it has none (nothing to check per request). */
 export function readAuthorizationRules(supergraphSdl: string): AuthorizationRules | undefined {
   const rules: AuthorizationRules = { fields: new Map(), types: new Map(), scopes: new Set(), policies: new Set() };
+  const document = parse(supergraphSdl);
+  const names = directiveNames(document);
+  if (names.size === 0) return undefined;
   const add = (map: Map<string, Condition[]>, key: string, directives: readonly ConstDirectiveNode[] | undefined) => {
     for (const directive of directives ?? []) {
-      if (!DIRECTIVES.has(directive.name.value)) continue;
-      const condition = conditionOf(directive);
-      if (!condition) continue;
+      const spec = names.get(directive.name.value);
+      if (!spec) continue;
+      const condition = conditionOf(spec, directive);
       map.set(key, [...(map.get(key) ?? []), condition]);
       if (condition.kind === 'scopes') for (const all of condition.anyOf) for (const scope of all) rules.scopes.add(scope);
       if (condition.kind === 'policies') for (const all of condition.anyOf) for (const policy of all) rules.policies.add(policy);
     }
   };
-  for (const definition of parse(supergraphSdl).definitions) {
+  for (const definition of document.definitions) {
     switch (definition.kind) {
       case Kind.OBJECT_TYPE_DEFINITION:
       case Kind.OBJECT_TYPE_EXTENSION:

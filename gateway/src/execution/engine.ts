@@ -5,8 +5,8 @@ import { QueryPlanner, type PlanNode, type SubscriptionNode } from '@apollo/quer
 import type { GatewayExecutionResult, GatewayExecutor, GatewayGraphQLRequestContext, GatewayInterface } from '@apollo/server-gateway-interface';
 import { execute as executeGraphQL, getOperationAST, getVariableValues, GraphQLError, Kind, validate, type DocumentNode, type GraphQLSchema, type VariableDefinitionNode } from 'graphql';
 import type { Logger, Telemetry, Viewer } from '@fed/platform';
-import { createOverrideLabels, OVERRIDE_LABELS_HEADER } from '../override/labels.ts';
-import { forbiddenErrors, guardsOf, removedBy, withoutDenied, type OperationGuards, type Removed, type Verdict } from '../authorization/guards.ts';
+import { createOverrideLabels, OVERRIDE_LABELS_HEADER, OVERRIDE_LABELS_SCOPE } from '../override/labels.ts';
+import { forbiddenErrors, guardsOf, removedBy, stripDenied, withoutDenied, type OperationGuards, type Removed, type Verdict } from '../authorization/guards.ts';
 import { grantsKey, grantsOf, readAuthorizationRules, type Policy } from '../authorization/rules.ts';
 import { SUPPORTED_SUPERGRAPH_FEATURES } from '../authorization/supergraph.ts';
 import { compileDeferredDelivery, type DeferredDelivery } from '../incremental/defer.ts';
@@ -73,7 +73,7 @@ export interface ExecutionEngine {
    * cannot plan what clients send now is refused before it takes over, and the first requests after a reload
    * find their plans ready. Operations that no longer validate are skipped: their clients get validation errors.
    */
-  warm(from: ExecutionEngine): { planned: number; failed: { operationName: string | null; reason: string }[] };
+  warm(from: ExecutionEngine): Promise<{ planned: number; failed: { operationName: string | null; reason: string }[] }>;
   /** The documents of the operations prepared most recently (up to RECENT_OPERATIONS), newest last. */
   recentOperations(): Iterable<RecentOperation>;
   /** Progressive override: which labels are on for `viewer` (undefined when the supergraph has none). */
@@ -83,16 +83,18 @@ export interface ExecutionEngine {
    * something the operation selects; undefined (often synchronously) when it may.
    */
   refusal(document: DocumentNode, operationName: string | undefined, viewer: Viewer | null): Promise<GraphQLError[] | undefined> | undefined;
-  /** What the supergraph's authorization directives let `viewer` read, as a key; undefined when it has none. */
-  authorizationClass(viewer: Viewer | null): Promise<string> | undefined;
+  /**
+   * What tells apart answers to one request by who asks, beyond the viewer's own entries: what the authorization
+   * directives grant them, and override labels a trusted caller turned on by header. Undefined when neither applies.
+   */
+  cacheVariant(viewer: Viewer | null, requestedLabels: string | undefined): Promise<string | undefined> | undefined;
 }
 
 interface RecentOperation {
+  /** The cache key of its plan for a request no label or guard changes (the document's hash, the name). */
   key: string;
   document: DocumentNode;
   operationName: string | undefined;
-  overrideConditions?: Map<string, boolean>;
-  verdict?: Verdict;
 }
 
 /** Operations remembered for the next supergraph to plan before it takes over. */
@@ -237,22 +239,32 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
       : prepare(document, request.operationName, override?.conditions, verdict);
     if (entry.kind === 'fallback') logger.info({ operationName: request.operationName ?? null, reason: entry.reason }, "operation runs on Apollo's executor");
     cache.set(key, entry, estimateBytes(request.query ?? '', entry));
-    remember({ key, document, operationName: request.operationName, overrideConditions: override?.conditions, verdict });
+    // Once per document and name, whatever the labels and verdicts: the next supergraph plans it afresh.
+    remember({ key: `${hash}\0${request.operationName ?? ''}`, document, operationName: request.operationName });
     return entry;
   };
 
-  const warm: ExecutionEngine['warm'] = (from) => {
+  const warm: ExecutionEngine['warm'] = async (from) => {
     const failed: { operationName: string | null; reason: string }[] = [];
     let planned = 0;
-    for (const operation of from.recentOperations()) {
+    let sliceStart = performance.now();
+    for (const operation of [...from.recentOperations()]) {
+      // Planning takes milliseconds each: requests get the event loop between slices.
+      if (performance.now() - sliceStart > 10) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
       if (validate(apiSchemaJs, operation.document).length > 0) continue;
-      const entry = prepare(operation.document, operation.operationName, operation.overrideConditions, operation.verdict);
+      // Planned with every label off and nothing denied: what a request that no label or guard changes runs,
+      // under the key such a request looks for. Others are planned when they come, with this supergraph's
+      // labels and guards (the old engine's would not mean the same).
+      const entry = prepare(operation.document, operation.operationName);
       if (entry.kind === 'fallback' && entry.reason.startsWith(UNPREPARED)) {
         failed.push({ operationName: operation.operationName ?? null, reason: entry.reason });
         continue;
       }
       planned += 1;
-      cache.set(operation.key, entry, estimateBytes('', entry));
+      if (!overrides) cache.set(operation.key, entry, estimateBytes('', entry));
       remember(operation);
     }
     return { planned, failed };
@@ -282,10 +294,14 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     if (node) {
       await executePlanNode({ requestContext, serviceMap, variableDefinitions: operation.variableDefinitions, errors, tracer, dedupeRepresentations }, types, node, rootCursor(input));
     }
+    const { forbidden } = operation;
+    if (!forbidden) return shape(() => operation.projection(input, requestContext.request.variables), errors);
+    stripDenied(input, forbidden);
     return shape(() => {
       const projected = operation.projection(input, requestContext.request.variables);
-      if (operation.forbidden) errors.push(...forbiddenErrors(projected.data, operation.forbidden));
-      return projected;
+      const denied = forbiddenErrors(projected.data, forbidden, projected.errors);
+      errors.push(...denied.errors);
+      return { data: projected.data, errors: denied.completion };
     }, errors);
   };
 
@@ -321,7 +337,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
     const verdict = authorization ? await verdictFor(requestContext.document, requestContext.request.operationName, viewer) : undefined;
     const operation = prepared(requestContext, verdict);
     // Apollo's executor (and graphql-js on introspection) would answer all of it: nothing is answered instead.
-    if (verdict && operation.kind !== 'own') return { errors: forbiddenErrors(null, removedBy(verdict)) };
+    if (verdict && operation.kind !== 'own') return { errors: forbiddenErrors(null, removedBy(verdict)).errors };
     if (operation.kind === 'introspection') {
       // As Apollo's executor answers it (graphql-js on the API schema), on the schema that has @defer.
       const { request, document } = requestContext;
@@ -354,8 +370,13 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   };
 
   return { apiSchema: apiSchemaJs, supergraph, planner, execute, run, prepareProjection, stats: cache.stats, warm, recentOperations: () => recent.values(), overrideConditions: (viewer) => overrides?.resolve(viewer, undefined).conditions,
-    authorizationClass: (viewer) => (authorization ? grantsOf(authorization, viewer, policies).then(grantsKey) : undefined),
-    refusal: (document, operationName, viewer) => verdictFor(document, operationName, viewer)?.then((verdict) => (verdict ? forbiddenErrors(null, removedBy(verdict)) : undefined)),
+    cacheVariant: (viewer, requestedLabels) => {
+      // Percent labels split viewers, not answers: only labels named by header make an answer differ.
+      const labels = requestedLabels !== undefined && viewer?.scopes?.includes(OVERRIDE_LABELS_SCOPE) ? overrides?.resolve(viewer, requestedLabels).key : undefined;
+      if (!authorization) return labels === undefined ? undefined : Promise.resolve(`labels:${labels}`);
+      return grantsOf(authorization, viewer, policies).then((grants) => (labels === undefined ? grantsKey(grants) : `${grantsKey(grants)}|labels:${labels}`));
+    },
+    refusal: (document, operationName, viewer) => verdictFor(document, operationName, viewer)?.then((verdict) => (verdict ? forbiddenErrors(null, removedBy(verdict)).errors : undefined)),
   };
 }
 

@@ -12,7 +12,7 @@ export interface SubgraphHealthOptions {
 export interface GatewayReadiness {
   /** A subgraph the supergraph routes to: the gateway is ready only while it answers. */
   track(subgraph: string): void;
-  /** The subgraphs a reloaded supergraph routes to: any other is no longer tracked. */
+  /** The subgraphs a reloaded supergraph routes to: tracked, and any other no longer. */
   routeOnly(subgraphs: Iterable<string>): void;
   /** Any answer from a subgraph (a client's fetch or a probe). */
   answered(subgraph: string): void;
@@ -55,6 +55,8 @@ export function createGatewayReadiness({ probe, intervalMs = 5_000, staleAfterMs
     routeOnly: (routed) => {
       const keep = new Set(routed);
       for (const subgraph of subgraphs) if (!keep.has(subgraph)) subgraphs.delete(subgraph);
+      // One removed and added back keeps its data source (same URL), so nothing else would track it again.
+      for (const subgraph of keep) subgraphs.add(subgraph);
     },
     answered: (subgraph) => lastAnswer.set(subgraph, Date.now()),
     loaded: () => {

@@ -114,10 +114,10 @@ export function createResponseCache(
     logger: Logger;
     writes?: WriteClock;
     /**
-     * What the supergraph's authorization directives let `viewer` read, as a key (undefined: it has none). Entries
-     * are kept apart by it, public ones too: an answer never reaches a viewer the directives would refuse part of.
+     * What else makes answers to one request differ by who asks (see ExecutionEngine.cacheVariant). Entries are
+     * kept apart by it, public ones too: an answer never reaches a viewer the directives would refuse part of.
      */
-    authorizationClass?: (viewer: Viewer | null) => Promise<string | undefined> | undefined;
+    variantOf?: (viewer: Viewer | null, headers: HeaderMap) => Promise<string | undefined> | undefined;
   },
 ) {
   const { store, events, logger, maxTtlSeconds } = options;
@@ -297,8 +297,8 @@ export function createResponseCache(
     let keys: { public: string; private?: string } | undefined;
     try {
       request = readCacheableRequest(exchange.method, exchange.headers, exchange.search, exchange.body);
-      const authorization = request && (await options.authorizationClass?.(viewer));
-      keys = request && cacheKeys(authorization ? `${schemaId}\0${authorization}` : schemaId, request, viewer);
+      const variant = request && (await options.variantOf?.(viewer, exchange.headers));
+      keys = request && cacheKeys(variant ? `${schemaId}\0${variant}` : schemaId, request, viewer);
     } catch {
       // Variables too deep to key (a hostile body): Apollo answers it, uncached.
     }

@@ -201,26 +201,36 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
      * After a supergraph reload: a subscription whose operation does not validate against `schema` ends with
      * SCHEMA_CHANGED; the others keep running as they were planned. Returns how many ended.
      */
-    retire(schema: GraphQLSchema): number {
+    async retire(next: ExecutionEngine): Promise<number> {
       let ended = 0;
       for (const upstream of [...upstreams.values()]) {
-        if (validate(schema, upstream.request.document).length === 0) continue;
-        ended += 1;
-        upstream.end(
-          new GraphQLError('The schema changed and this subscription selects what it no longer has; subscribe again with an operation valid against the new schema', {
-            extensions: { code: ErrorCode.SchemaChanged },
-          }),
-        );
+        const { document, operationName, viewer } = upstream.request;
+        if (validate(next.apiSchema, document).length > 0) {
+          ended += 1;
+          upstream.end([
+            new GraphQLError('The schema changed and this subscription selects what it no longer has; subscribe again with an operation valid against the new schema', {
+              extensions: { code: ErrorCode.SchemaChanged },
+            }),
+          ]);
+          continue;
+        }
+        // The new supergraph's authorization directives hold for running subscriptions too.
+        const refused = await next.refusal(document, operationName ?? undefined, viewer);
+        if (refused) {
+          ended += 1;
+          upstream.end(refused);
+        }
       }
       return ended;
     },
 
     subscribe(request: SubscriptionRequest): AsyncIterableIterator<ExecutionResult> {
+      // Authorized and planned on one executor, even if a reload lands while the check runs.
       const execution = options.execution();
       const open = () => {
         // Keyed by the executor too: after a reload, new clients get an upstream planned on the new supergraph.
         const key = JSON.stringify([supergraphOf(execution), print(request.document), request.operationName ?? null, request.variables ?? {}, request.viewer]);
-        const upstream = upstreams.get(key) ?? openUpstream(key, request);
+        const upstream = upstreams.get(key) ?? openUpstream(key, request, execution);
         return upstream.attach();
       };
       // A subscription runs whole or not at all: one that selects what the viewer may not read is refused.
@@ -231,9 +241,8 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
   };
 
   /** Planned and compiled once per upstream, for all its events. */
-  function prepare(request: SubscriptionRequest): Prepared {
+  function prepare(request: SubscriptionRequest, execution: ExecutionEngine): Prepared {
     const operationName = request.operationName ?? undefined;
-    const execution = options.execution();
     // Override labels as for the subscriber's queries (percent labels by viewer; no header over a socket).
     const overrideConditions = execution.overrideConditions(request.viewer);
     const node = execution.planner.buildQueryPlan(operationFromDocument(execution.supergraph.apiSchema(), request.document, { operationName }), overrideConditions && { overrideConditions }).node;
@@ -249,8 +258,8 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
    * of clients: each event is completed once, then handed to every client's own bounded queue. A client that
    * resumes (`after`) gets an upstream of its own: one that joined a shared upstream would miss its replay.
    */
-  function openUpstream(sharedKey: string, request: SubscriptionRequest): Upstream {
-    const prepared = prepare(request);
+  function openUpstream(sharedKey: string, request: SubscriptionRequest, execution: ExecutionEngine): Upstream {
+    const prepared = prepare(request, execution);
     const { primary } = prepared;
     const client = options.clients(primary.serviceName);
     if (!client) throw new Error(`no subscription client for subgraph ${primary.serviceName}`);
@@ -260,6 +269,8 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
 
     const sinks = new Set<ClientQueue>();
     let closed = false;
+    // Ended by a reload: events still arriving are not delivered.
+    let retired = false;
     // Events are completed one after another, so clients see them in the order they were committed.
     let chain = Promise.resolve();
     const broadcast = (result: ExecutionResult) => {
@@ -304,7 +315,7 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
       stopUpstream = client.subscribe(operation, resume ? { ...variables, [RESUME_VARIABLE]: lastId } : variables, request.viewer, {
         next: (event) => {
           attempts = 0;
-          if (closed) return;
+          if (closed || retired) return;
           const expired = expiredSubscription(event);
           if (expired) {
             // Before any event, the subgraph says where the stream stood: resuming there skips nothing.
@@ -367,10 +378,14 @@ export function createSubscriptionEngine(options: SubscriptionEngineOptions) {
 
     const upstream: Upstream = {
       request,
-      end: (error) => {
-        broadcast({ errors: [error] });
-        // Clients hear the error before their streams end.
-        setImmediate(close);
+      end: (errors) => {
+        // Events already being completed go first; none after the error.
+        retired = true;
+        void chain.then(() => {
+          broadcast({ errors });
+          // Clients hear the error before their streams end.
+          setImmediate(close);
+        });
       },
       attach: () => {
         const sink = clientQueue(maxQueued, stats, () => {
@@ -416,8 +431,8 @@ function whenSettled(pending: Promise<AsyncIterableIterator<ExecutionResult>>): 
 interface Upstream {
   request: SubscriptionRequest;
   attach(): AsyncIterableIterator<ExecutionResult>;
-  /** Ends every client's stream with `error`. */
-  end(error: GraphQLError): void;
+  /** Ends every client's stream with `errors`, after the events already being completed. */
+  end(errors: readonly GraphQLError[]): void;
 }
 
 

@@ -62,7 +62,7 @@ export function createSupergraphReloader(options: SupergraphReloaderOptions) {
     },
   });
 
-  const attempt = (sdl: string, origin: string): ReloadOutcome => {
+  const attempt = async (sdl: string, origin: string): Promise<ReloadOutcome> => {
     const hash = supergraphHash(sdl);
     if (hash === served.hash) {
       outcomes.unchanged += 1;
@@ -72,7 +72,7 @@ export function createSupergraphReloader(options: SupergraphReloaderOptions) {
     let warmed = 0;
     try {
       const engine = options.build(sdl);
-      const { planned, failed } = engine.warm(previous.engine);
+      const { planned, failed } = await engine.warm(previous.engine);
       if (failed.length > 0) {
         throw new Error(`it cannot plan ${failed.length} operation(s) clients ran recently, ${failed.map((f) => f.operationName ?? '(anonymous)').join(', ')}: ${failed[0]!.reason}`);
       }

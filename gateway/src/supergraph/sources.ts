@@ -18,6 +18,8 @@ export interface SupergraphSource {
 export function watchSupergraphFile(path: string, onChange: (sdl: string) => void, logger: Logger, debounceMs = 200): SupergraphSource {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  // One read at a time, in order: two that overlapped could hand on the older file last.
+  let reading: Promise<void> = Promise.resolve();
   const read = async () => {
     try {
       const sdl = await readFile(path, 'utf8');
@@ -31,7 +33,9 @@ export function watchSupergraphFile(path: string, onChange: (sdl: string) => voi
     // Unnamed events (some platforms) and `..data` links count: only the content decides.
     if (name && name !== basename(path) && !name.startsWith('..')) return;
     clearTimeout(timer);
-    timer = setTimeout(() => void read(), debounceMs);
+    timer = setTimeout(() => {
+      reading = reading.then(read);
+    }, debounceMs);
   });
   watcher.on('error', (error) => logger.warn({ path, err: { message: error.message } }, 'the supergraph file can no longer be watched'));
   return {
@@ -58,7 +62,10 @@ export function pollSupergraphUrl(url: string, intervalMs: number, onChange: (sd
     polling = true;
     try {
       const response = await fetch(url, { headers: etag ? { 'if-none-match': etag } : {}, signal: AbortSignal.timeout(timeoutMs) });
-      if (response.status === 304) return;
+      if (response.status === 304) {
+        failing = false;
+        return;
+      }
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const sdl = await response.text();
       etag = response.headers.get('etag') ?? undefined;

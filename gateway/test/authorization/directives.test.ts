@@ -18,6 +18,7 @@ directive @cacheControl(maxAge: Int, scope: CacheControlScope, inheritMaxAge: Bo
 const ACCOUNTS_SDL = `${HEADER(['@key', '@authenticated', '@requiresScopes', '@policy'])}
 type Query @cacheControl(maxAge: 60) {
   user(id: ID!): User @cacheControl(maxAge: 60)
+  me: User @authenticated
   stats: Stats @requiresScopes(scopes: [["stats:read"]]) @cacheControl(maxAge: 60)
   audit: String @policy(policies: [["admin"]]) @cacheControl(maxAge: 60)
   unconfigured: String @policy(policies: [["nobody-wrote-this-policy"]]) @cacheControl(maxAge: 60)
@@ -27,7 +28,15 @@ type User @key(fields: "id") @cacheControl(maxAge: 60) {
   name: String!
   email: String @authenticated
   taxId: String! @authenticated
+  "A guard under another: me is @authenticated, and this needs a scope as well."
+  pii: String @requiresScopes(scopes: [["pii"]])
   vault: Vault
+  badge: Badge
+}
+"Its key is guarded: the planner fetches it to reach reviews all the same."
+type Badge @key(fields: "serial") @cacheControl(maxAge: 60) {
+  serial: String! @authenticated
+  label: String!
 }
 "Any field returning it asks for both scopes, or for root."
 type Vault @requiresScopes(scopes: [["vault:read", "vault:audit"], ["root"]]) @cacheControl(maxAge: 60) {
@@ -42,6 +51,10 @@ type User @key(fields: "id") @cacheControl(maxAge: 60) {
   id: ID!
   reviews: [Review!]!
 }
+type Badge @key(fields: "serial") @cacheControl(maxAge: 60) {
+  serial: String!
+  level: Int!
+}
 type Review @cacheControl(maxAge: 60) {
   body: String!
   moderatorNote: String @policy(policies: [["admin"]])
@@ -54,17 +67,18 @@ describe('authorization directives at the gateway', () => {
   let url: string;
   let cachedUrl: string;
 
-  const headersFor = async (who: { sub?: string; role?: Role; scopes?: string[] }) =>
+  const headersFor = async (who: { sub?: string; role?: Role; scopes?: string[] }): Promise<Record<string, string>> =>
     who.sub ? { authorization: `Bearer ${await mintToken({ ...DEVELOPMENT_AUTH, sub: who.sub, role: who.role, scopes: who.scopes })}` } : {};
   const ask = async (query: string, who: { sub?: string; role?: Role; scopes?: string[] } = {}, target = url) => graphql(target, query, {}, await headersFor(who));
   const forbiddenPaths = (response: GraphQLResponse) =>
     (response.errors ?? []).filter((error) => error.extensions?.code === 'FORBIDDEN').map((error) => error.path);
 
   beforeAll(async () => {
-    const user = (id: string) => ({ id, name: `User ${id}`, email: `u${id}@example.com`, taxId: `T-${id}`, vault: { code: `V-${id}` } });
+    const user = (id: string) => ({ id, name: `User ${id}`, email: `u${id}@example.com`, taxId: `T-${id}`, pii: `P-${id}`, vault: { code: `V-${id}` }, badge: { serial: `S-${id}`, label: 'gold' } });
     const accounts = await serveSubgraph('accounts', ACCOUNTS_SDL, {
       Query: {
         user: (_: unknown, { id }: { id: string }) => user(id),
+        me: () => user('1'),
         stats: () => ((asked.stats += 1), { users: 2 }),
         audit: () => ((asked.audit += 1), 'audit trail'),
         unconfigured: () => 'should never be read',
@@ -84,6 +98,7 @@ describe('authorization directives at the gateway', () => {
           { body: `second by ${id}`, moderatorNote: 'flagged' },
         ],
       },
+      Badge: { __resolveReference: ({ serial }: { serial: string }) => ({ serial, level: serial.length }) },
       Review: { moderatorNote: (parent: { moderatorNote: string }) => ((asked.moderatorNote += 1), parent.moderatorNote) },
     });
     stops.push(() => accounts.app.stop(), () => reviews.app.stop());
@@ -131,9 +146,30 @@ describe('authorization directives at the gateway', () => {
   it('a denied non-null field nulls its nearest nullable parent, as a null from a subgraph would, and says why', async () => {
     const anonymous = await ask('{ user(id: "1") { id taxId } }');
     expect(anonymous.data).toEqual({ user: null });
-    expect(forbiddenPaths(anonymous)).toEqual([['user']]);
+    expect(forbiddenPaths(anonymous)).toEqual([['user', 'taxId']]);
     expect(anonymous.errors?.map((error) => error.extensions?.code)).toEqual(['FORBIDDEN']);
     expect((await ask('{ user(id: "1") { id taxId } }', { sub: '1' })).data).toEqual({ user: { id: '1', taxId: 'T-1' } });
+  });
+
+  it('a guard under a guard the viewer passes is still checked', async () => {
+    const signedIn = await ask('{ me { id pii } }', { sub: '1' });
+    expect(signedIn.data).toEqual({ me: { id: '1', pii: null } });
+    expect(forbiddenPaths(signedIn)).toEqual([['me', 'pii']]);
+    expect((await ask('{ me { id pii } }', { sub: '1', scopes: ['pii'] })).data).toEqual({ me: { id: '1', pii: 'P-1' } });
+    // Denied outside, the field's own guard adds nothing more.
+    const anonymous = await ask('{ me { id pii } }');
+    expect(anonymous.data).toEqual({ me: null });
+    expect(forbiddenPaths(anonymous)).toEqual([['me']]);
+  });
+
+  it('a guarded field the plan needs anyway (an entity key) never reaches the viewer', async () => {
+    const anonymous = await ask('{ user(id: "7") { name badge { serial label level } } }');
+    expect(JSON.stringify(anonymous)).not.toContain('S-7');
+    expect(anonymous.data).toEqual({ user: { name: 'User 7', badge: null } });
+    expect(forbiddenPaths(anonymous)).toEqual([['user', 'badge', 'serial']]);
+    const aliased = await ask('{ user(id: "7") { badge { code: serial level } } }');
+    expect(JSON.stringify(aliased)).not.toContain('S-7');
+    expect((await ask('{ user(id: "7") { badge { serial level } } }', { sub: '7' })).data).toEqual({ user: { badge: { serial: 'S-7', level: 3 } } });
   });
 
   it('@requiresScopes: anonymous, a user without scopes and a wrong scope are refused; the right scope reads', async () => {

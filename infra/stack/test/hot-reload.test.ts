@@ -153,13 +153,19 @@ describe('supergraph hot reload', () => {
     expect(refused.outcome === 'refused' && refused.reason).toMatch(/no secret/);
     expect(await servedHash()).toBe(movedHash);
 
-    // 4. A field removed: the subscription that selects it ends with SCHEMA_CHANGED; the other keeps running.
+    // 4. A field removed, and email now needs a scope: the subscription that selects the removed field ends with
+    // SCHEMA_CHANGED, the one that reads email without the scope with FORBIDDEN; the other keeps running.
     const doomed: Stream = recordStream();
     doomed.stop = socket.subscribe({ query: 'subscription { userEvents(userId: "1") { kind user { updatedAt } } }' }, doomed.sink);
-    await waitFor(() => expect(stack.gateway.subscriptions?.active).toBe(2));
-    await deploy(compose(usersWithoutUpdatedAt()));
-    await waitFor(() => expect(doomed.completed).toBe(true));
+    const reading: Stream = recordStream();
+    reading.stop = socket.subscribe({ query: 'subscription { userEvents(userId: "1") { kind user { email } } }' }, reading.sink);
+    await waitFor(() => expect(stack.gateway.subscriptions?.active).toBe(3));
+    const scopedEmail = usersWithoutUpdatedAt().replace(/(email: String .*)@authenticated/, '$1@requiresScopes(scopes: [["pii"]])');
+    expect(scopedEmail).toContain('@requiresScopes(scopes: [["pii"]])\n');
+    await deploy(compose(scopedEmail));
+    await waitFor(() => expect(doomed.completed && reading.completed).toBe(true));
     expect(doomed.results.at(-1)?.errors?.[0]?.extensions?.code).toBe('SCHEMA_CHANGED');
+    expect(reading.results.at(-1)?.errors?.[0]).toMatchObject({ path: ['userEvents', 'user', 'email'], extensions: { code: 'FORBIDDEN' } });
     expect((await stack.request(withUpdatedAt)).errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
 
     running = false;
