@@ -2,12 +2,13 @@ import { readFileSync } from 'node:fs';
 import { Supergraph } from '@apollo/federation-internals';
 import { Kind, parse, validate, type OperationDefinitionNode } from 'graphql';
 import { describe, expect, it } from 'vitest';
+import { SUPPORTED_SUPERGRAPH_FEATURES } from '../src/authorization/supergraph.ts';
 import { DEFAULT_SUPERGRAPH_PATH } from '../src/config.ts';
 import { measureOperation, readListSizes, type OperationMeasure } from '../src/limits/measure.ts';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from '../src/limits/operation-limits.ts';
 
 const supergraphSdl = readFileSync(DEFAULT_SUPERGRAPH_PATH, 'utf8');
-const schema = Supergraph.build(supergraphSdl).apiSchema().toGraphQLJSSchema();
+const schema = Supergraph.build(supergraphSdl, { supportedFeatures: SUPPORTED_SUPERGRAPH_FEATURES }).apiSchema().toGraphQLJSSchema();
 const listSizes = readListSizes(supergraphSdl);
 
 function measure(source: string, variables: Record<string, unknown> = {}, name?: string): OperationMeasure {

@@ -2,6 +2,7 @@ import type { ServiceMap } from '@apollo/gateway';
 import { GraphQLError } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SUPERGRAPH_PATH } from '../../src/config.ts';
+import { DEFAULT_POLICIES } from '../../src/authorization/policies.ts';
 import { createExecutionEngine, type ExecutionEngine } from '../../src/execution/engine.ts';
 import { readSupergraph } from '../../src/supergraph/load.ts';
 import { buildCorpus, type CorpusEntry } from './corpus.ts';
@@ -25,7 +26,7 @@ const COMPOUND_VARIANTS_PER_ENTRY = 2;
 
 const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
 // The subgraph requests are compared too, so the optional optimisations are off (issue 20).
-const engine = createExecutionEngine({ supergraphSdl, logger, dedupeRepresentations: false });
+const engine = createExecutionEngine({ supergraphSdl, logger, dedupeRepresentations: false, policies: DEFAULT_POLICIES });
 // Apollo's executor runs the plans of the engine's own planner and supergraph: the same plan for both.
 const apollo = apolloExecutor(engine.supergraph, engine.planner);
 
@@ -163,7 +164,7 @@ describe("Apollo's executor and ours, on recorded answers", () => {
 });
 
 describe("Apollo's executor and ours with representations deduplicated, on recorded answers", () => {
-  const deduplicating = ours(createExecutionEngine({ supergraphSdl, logger, dedupeRepresentations: true }));
+  const deduplicating = ours(createExecutionEngine({ supergraphSdl, logger, dedupeRepresentations: true, policies: DEFAULT_POLICIES }));
   for (const entry of corpus) {
     it(entry.id, async () => {
       const recorded = recordings.get(entry.id)!;

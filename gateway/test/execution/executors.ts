@@ -8,6 +8,7 @@ import type { GatewayExecutionResult, GatewayGraphQLRequestContext } from '@apol
 import { createLogger } from '@fed/platform';
 import { getVariableValues, type GraphQLSchema } from 'graphql';
 import type { CorpusEntry } from './corpus.ts';
+import { RECORDING_VIEWER } from './subgraphs.ts';
 
 export const logger = createLogger({ name: 'differential', level: 'silent' });
 
@@ -24,7 +25,9 @@ export function requestContextFor(entry: CorpusEntry, apiSchemaJs: GraphQLSchema
     queryHash: createHash('sha256').update(entry.query).digest('hex'),
     operationName: entry.operationName ?? operationContext.operation.name?.value ?? null,
     operation: operationContext.operation,
-    context: {},
+    // The answers were recorded as this viewer; with the scopes the graph's @requiresScopes name, no
+    // authorization directive removes anything, and both executors run the same whole plan.
+    context: { viewer: { ...RECORDING_VIEWER, scopes: ['users:stats'] } },
     metrics: {},
     logger,
     cache: undefined,

@@ -2,6 +2,7 @@ import { parse, print, type DocumentNode } from 'graphql';
 import type { GatewayExecutionResult } from '@apollo/server-gateway-interface';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SUPERGRAPH_PATH } from '../../src/config.ts';
+import { DEFAULT_POLICIES } from '../../src/authorization/policies.ts';
 import { createExecutionEngine } from '../../src/execution/engine.ts';
 import type { IncrementalItem } from '../../src/incremental/defer.ts';
 import type { IncrementalSlot } from '../../src/incremental/run.ts';
@@ -18,7 +19,7 @@ import { deferVariant, mergeAt } from './variants.ts';
  * gets the same data, byte for byte, and the same errors as for the operation without @defer.
  */
 
-const engine = createExecutionEngine({ supergraphSdl: readSupergraph(DEFAULT_SUPERGRAPH_PATH), logger, dedupeRepresentations: false });
+const engine = createExecutionEngine({ supergraphSdl: readSupergraph(DEFAULT_SUPERGRAPH_PATH), logger, dedupeRepresentations: false, policies: DEFAULT_POLICIES });
 let subgraphs: RealSubgraphs;
 
 beforeAll(async () => {

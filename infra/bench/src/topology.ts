@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { mintToken } from '@fed/gateway';
+import { forApolloGateway, mintToken } from '@fed/gateway';
 import { DEFAULT_SUPERGRAPH_PATH, DEVELOPMENT_AUTH } from '@fed/gateway/config';
 import { IDENTITY_HEADER, signIdentity } from '@fed/platform';
 import { freePort } from '@fed/platform/testing';
@@ -118,8 +119,13 @@ export async function startTopology(
     started.push(orders);
     const [usersUrl, ordersUrl] = [users.url, orders.url];
 
+    // One supergraph file for every gateway: the committed one, its authorization links without `for: SECURITY`,
+    // which bare Apollo (and, in bench:ab, a commit from before they existed) would refuse. The others ignore the
+    // directives; ours still enforces them (the bench's viewer is an admin, so the answers stay the same).
+    const supergraphPath = join(mkdtempSync(join(tmpdir(), 'bench-supergraph-')), 'supergraph.graphql');
+    writeFileSync(supergraphPath, forApolloGateway(readFileSync(DEFAULT_SUPERGRAPH_PATH, 'utf8')));
     // `--name=value`: a base64url secret may start with '-', which parseArgs would take for an option.
-    const reference = [`--supergraph=${DEFAULT_SUPERGRAPH_PATH}`, `--users=${usersUrl}`, `--users-secret=${secrets.users}`, `--orders=${ordersUrl}`, `--orders-secret=${secrets.orders}`];
+    const reference = [`--supergraph=${supergraphPath}`, `--users=${usersUrl}`, `--users-secret=${secrets.users}`, `--orders=${ordersUrl}`, `--orders-secret=${secrets.orders}`];
     const gatewayFlags = await shippedGatewayFlags(options.tree);
     const ours = (port: number, cache: 'on' | 'off', dedupe: 'on' | 'off', merge: 'on' | 'off' = 'on') => ({
       entry: entry('gateway/dist/index.js'),
@@ -132,7 +138,7 @@ export async function startTopology(
         REDIS_URL: redisUrl,
         REDIS_KEY_PREFIX: redisPrefix,
         JWT_SECRET: secrets.jwt,
-        SUPERGRAPH_PATH: DEFAULT_SUPERGRAPH_PATH,
+        SUPERGRAPH_PATH: supergraphPath,
         SUBGRAPH_URLS: `users=${usersUrl},orders=${ordersUrl}`,
         SUBGRAPH_SECRETS: `users=${secrets.users},orders=${secrets.orders}`,
         RESPONSE_CACHE: cache,

@@ -3,12 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { operationFromDocument, Supergraph } from '@apollo/federation-internals';
 import { QueryPlanner, type PlanNode } from '@apollo/query-planner';
+import { SUPPORTED_SUPERGRAPH_FEATURES } from '@fed/gateway';
 import { DEFAULT_SUPERGRAPH_PATH } from '@fed/gateway/config';
 import { parse, validate, type SelectionSetNode } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { DEEP_USERS, deepQuery, httpScenarios, nestedQuery } from '../src/scenarios.ts';
 
-const supergraph = Supergraph.build(readFileSync(DEFAULT_SUPERGRAPH_PATH, 'utf8'));
+const supergraph = Supergraph.build(readFileSync(DEFAULT_SUPERGRAPH_PATH, 'utf8'), { supportedFeatures: SUPPORTED_SUPERGRAPH_FEATURES });
 const apiSchema = supergraph.apiSchema();
 const planner = new QueryPlanner(supergraph);
 

@@ -141,6 +141,16 @@ describe('who may write', () => {
     expect(await harness.countUsers()).toBe(before);
   });
 
+  it('userStats is for admins only (the gateway asks for a scope too): counts of every user, in one statement', async () => {
+    for (const viewer of [null, asAlice]) {
+      const refused = await harness.request('{ userStats { total } }', {}, viewer);
+      expect(refused.data).toEqual({ userStats: null });
+      expect(errorCodes(refused)).toEqual(['FORBIDDEN']);
+    }
+    const stats = await harness.request<{ userStats: { total: number; createdLastDay: number } }>('{ userStats { total createdLastDay } }');
+    expect(stats.data?.userStats).toEqual({ total: await harness.countUsers(), createdLastDay: await harness.countUsers() });
+  });
+
   it('updateUser is for the user themselves or an admin', async () => {
     const own = await harness.request<{ updateUser: { name: string } }>(UPDATE, { id: alice.id, name: 'Alice A.' }, asAlice);
     expect(own.data?.updateUser.name).toBe('Alice A.');

@@ -108,7 +108,10 @@ export type Query = {
   __typename?: 'Query';
   /** An order by id: its owner or an admin (null plus FORBIDDEN otherwise). Unknown ids give null plus NOT_FOUND. */
   order?: Maybe<Order>;
-  /** Every user's orders, newest first, optionally by status. Admin only (null plus FORBIDDEN otherwise). `first` must be between 0 and 100. */
+  /**
+   * Every user's orders, newest first, optionally by status. Admin only (null plus FORBIDDEN otherwise: from the
+   * gateway's `admin` policy, before any fetch, and from this subgraph). `first` must be between 0 and 100.
+   */
   orders?: Maybe<OrderConnection>;
 };
 

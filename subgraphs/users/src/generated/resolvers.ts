@@ -75,6 +75,11 @@ export type Query = {
   me?: Maybe<User>;
   /** A user by id. Anyone may ask. Unknown ids give null plus a NOT_FOUND error. */
   user?: Maybe<User>;
+  /**
+   * Counts over every user, for operators. The gateway requires the token's `users:stats` scope (null plus
+   * FORBIDDEN otherwise, asking no subgraph); this subgraph requires an admin (FORBIDDEN otherwise).
+   */
+  userStats?: Maybe<UserStats>;
   /** Users, oldest first. Anyone may list them. `first` must be between 0 and 100. */
   users: UserConnection;
 };
@@ -120,7 +125,10 @@ export type UpdateUserInput = {
 export type User = {
   __typename?: 'User';
   createdAt: Scalars['DateTime']['output'];
-  /** Private: only the user themselves or an admin. Anyone else gets null plus a FORBIDDEN error. */
+  /**
+   * Private: only the user themselves or an admin. Anyone else gets null plus a FORBIDDEN error: an anonymous
+   * viewer from the gateway (@authenticated), anyone else from this subgraph.
+   */
   email?: Maybe<Scalars['String']['output']>;
   id: Scalars['ID']['output'];
   name: Scalars['String']['output'];
@@ -160,6 +168,14 @@ export type UserEventKind =
   | 'USER_CREATED'
   | 'USER_DELETED'
   | 'USER_UPDATED';
+
+/** Counts over every user. */
+export type UserStats = {
+  __typename?: 'UserStats';
+  /** Users created in the last 24 hours. */
+  createdLastDay: Scalars['Int']['output'];
+  total: Scalars['Int']['output'];
+};
 
 
 
@@ -267,6 +283,7 @@ export type ResolversTypes = {
   UserEdge: ResolverTypeWrapper<Omit<UserEdge, 'node'> & { node: ResolversTypes['User'] }>;
   UserEvent: ResolverTypeWrapper<StoredEvent>;
   UserEventKind: UserEventKind;
+  UserStats: ResolverTypeWrapper<UserStats>;
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
 };
@@ -287,6 +304,7 @@ export type ResolversParentTypes = {
   UserConnection: Connection<UserRow>;
   UserEdge: Omit<UserEdge, 'node'> & { node: ResolversParentTypes['User'] };
   UserEvent: StoredEvent;
+  UserStats: UserStats;
   Boolean: Scalars['Boolean']['output'];
   Int: Scalars['Int']['output'];
 };
@@ -321,6 +339,7 @@ export type PageInfoResolvers<ContextType = UsersContext, ParentType extends Res
 export type QueryResolvers<ContextType = UsersContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
   me: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
   user: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType, RequireFields<QueryUserArgs, 'id'>>;
+  userStats: Resolver<Maybe<ResolversTypes['UserStats']>, ParentType, ContextType>;
   users: Resolver<ResolversTypes['UserConnection'], ParentType, ContextType, RequireFields<QueryUsersArgs, 'first'>>;
 };
 
@@ -356,6 +375,11 @@ export type UserEventResolvers<ContextType = UsersContext, ParentType extends Re
   user?: Resolver<Maybe<ResolversTypes['User']>, ParentType, ContextType>;
 };
 
+export type UserStatsResolvers<ContextType = UsersContext, ParentType extends ResolversParentTypes['UserStats'] = ResolversParentTypes['UserStats']> = {
+  createdLastDay?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  total?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export type Resolvers<ContextType = UsersContext> = {
   DateTime?: GraphQLScalarType;
   Mutation?: MutationResolvers<ContextType>;
@@ -367,6 +391,7 @@ export type Resolvers<ContextType = UsersContext> = {
   UserConnection?: UserConnectionResolvers<ContextType>;
   UserEdge?: UserEdgeResolvers<ContextType>;
   UserEvent?: UserEventResolvers<ContextType>;
+  UserStats?: UserStatsResolvers<ContextType>;
 };
 
 export type DirectiveResolvers<ContextType = UsersContext> = {

@@ -23,6 +23,13 @@ export function createUserRepository(db: UsersDatabase) {
     preparedOn(db, (target) => preparedRows<UserRow>(target, `select ${USER_COLUMNS} from users where id > $1 order by id limit $2`, USER_CONVERSIONS)),
   ] as const;
   const total = preparedOn(db, (target) => preparedRows<{ total: number }>(target, 'select count(*) as total from users', { total: 'int8' }));
+  const stats = preparedOn(db, (target) =>
+    preparedRows<{ total: number; createdLastDay: number }>(
+      target,
+      `select count(*) as total, count(*) filter (where created_at > now() - interval '1 day') as "createdLastDay" from users`,
+      { total: 'int8', createdLastDay: 'int8' },
+    ),
+  );
   return {
     findByIds: (ids: readonly number[]): Promise<UserRow[]> => byIds()([ids]),
 
@@ -32,6 +39,11 @@ export function createUserRepository(db: UsersDatabase) {
     count: async (): Promise<number> => {
       const [row] = await total()([]);
       return row?.total ?? 0;
+    },
+
+    stats: async (): Promise<{ total: number; createdLastDay: number }> => {
+      const [row] = await stats()([]);
+      return row ?? { total: 0, createdLastDay: 0 };
     },
 
     /** Returns undefined when the email is taken (the unique index decides, so concurrent creates are safe). */

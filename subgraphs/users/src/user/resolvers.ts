@@ -30,6 +30,12 @@ export const userResolvers = {
       for (const row of rows) loaders.byId.prime(row.id, row);
       return toConnection(CURSOR_KIND, rows, size);
     },
+
+    userStats: (_parent, _args, { viewer, users }) => {
+      // The gateway asks for a scope too; this subgraph trusts roles only (scopes are not signed into fetches).
+      assertAdmin(viewer, 'read user statistics');
+      return users.stats();
+    },
   },
 
   Mutation: {
