@@ -254,6 +254,19 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const fetchObserver = responseCache?.observer ?? (deps.liveQueries ? createTaggingObserver<GatewayContext>(supergraphSdl) : undefined);
   const routed = new Set<string>();
   const subscriptionClients = new Map<string, SubgraphSubscriptionClient>();
+  // What was built for each subgraph at each supergraph URL: @apollo/gateway builds once per URL, and keeps what it
+  // built for a supergraph it then refused, for the next one that names the same URL.
+  const built = new Map<string, { dataSource: SubgraphDataSource<GatewayContext>; client: SubgraphSubscriptionClient }>();
+  const builtKey = (name: string, url: string | undefined) => `${name}\0${url ?? ''}`;
+  let publishing = true;
+  const publish = (name: string, url: string | undefined) => {
+    const entry = built.get(builtKey(name, url));
+    if (!entry) return;
+    routed.add(name);
+    dataSources[name] = entry.dataSource;
+    subscriptionClients.set(name, entry.client);
+    readiness.track(name);
+  };
   // Subscriptions always run on the own engine; `execution: 'apollo'` leaves queries and mutations to Apollo's.
   const buildEngine = (sdl: string) => {
     // Apollo's executor would answer every field whatever the directives say.
@@ -274,22 +287,19 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         if (!subgraphUrls[name] && !url) throw new Error(`subgraph "${name}" has no URL in the supergraph and none was configured`);
         if (!deps.subgraphSecrets[name] && !deps.defaultSubgraphSecret?.(name)) throw new Error(`subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
       }
-      const before = { dataSources: { ...dataSources }, clients: new Map(subscriptionClients), breakers: breakers.length };
+      const before = { ...dataSources };
+      // What @apollo/gateway builds while it takes the supergraph in waits until it has: a refused one changes
+      // nothing that serves requests.
+      publishing = false;
       try {
         applyToApollo(forApolloGateway(next.sdl));
-      } catch (error) {
-        // A refused supergraph changes nothing: what @apollo/gateway built for it before it threw goes.
-        for (const [name, source] of Object.entries(dataSources)) if (before.dataSources[name] !== source) source.close();
-        for (const name of Object.keys(dataSources)) if (!(name in before.dataSources)) delete dataSources[name];
-        Object.assign(dataSources, before.dataSources);
-        for (const [name, client] of subscriptionClients) if (before.clients.get(name) !== client) void client.dispose();
-        subscriptionClients.clear();
-        for (const [name, client] of before.clients) subscriptionClients.set(name, client);
-        for (const breaker of breakers.splice(before.breakers)) breaker.shutdown();
-        throw error;
+      } finally {
+        publishing = true;
       }
+      // It builds only for subgraphs whose URL is new to it; one a refused supergraph named was built then.
+      for (const { name, url } of next.engine.supergraph.subgraphsMetadata()) publish(name, url);
       // Data sources a new URL replaced: requests in flight may still use them for a while.
-      const replaced = Object.entries(before.dataSources).filter(([name, source]) => dataSources[name] !== source).map(([, source]) => source);
+      const replaced = Object.entries(before).filter(([name, source]) => dataSources[name] !== source).map(([, source]) => source);
       if (replaced.length > 0) setTimeout(() => replaced.forEach((source) => source.close()), 60_000).unref();
     },
     follow: (next) => {
@@ -311,13 +321,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
     logger,
     buildService: ({ name, url }) => {
-      routed.add(name);
       const target = subgraphUrls[name] ?? url;
       if (!target) throw new Error(`Subgraph "${name}" has no URL in the supergraph and none was configured`);
       const secret = deps.subgraphSecrets[name] ?? deps.defaultSubgraphSecret?.(name);
       if (!secret) throw new Error(`Subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
       // The same target and secret serve this subgraph's subscriptions, over graphql-ws (opened on first use).
-      subscriptionClients.set(name, createSubgraphSubscriptionClient({ url: target, secret, caller: 'gateway', audience: name }));
+      const client = createSubgraphSubscriptionClient({ url: target, secret, caller: 'gateway', audience: name });
       const breaker = breakerPolicy ? createSubgraphBreaker(name, breakerPolicy, { metrics: telemetry.metrics, logger }) : undefined;
       if (breaker) breakers.push(breaker);
       const dataSource = new SubgraphDataSource<GatewayContext>({
@@ -334,8 +343,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         writes,
         onAnswer: () => readiness.answered(name),
       });
-      readiness.track(name);
-      dataSources[name] = dataSource;
+      built.set(builtKey(name, url), { dataSource, client });
+      if (publishing) publish(name, url);
       return dataSource;
     },
   });

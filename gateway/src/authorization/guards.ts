@@ -33,9 +33,15 @@ export interface Removed {
 interface Guard {
   node: Guardable;
   conditions: Condition[];
+  /** Each place the node is reached (a named fragment may be spread under several fields). */
+  sites: Site[];
+}
+
+interface Site {
+  guard: Guard;
   removes: Removed[];
-  /** The guard this one sits under, if any: denied, it removes this one's fields already. */
-  outer?: Guard;
+  /** The site of the guard this place sits under, if any: denied, it removes this place's fields already. */
+  outer?: Site;
 }
 
 /** One request's verdict on an operation: the guards it fails (none: the operation runs as written). */
@@ -73,15 +79,13 @@ export function guardsOf(schema: GraphQLSchema, rules: AuthorizationRules, docum
     if (!isAbstractType(parent)) return own;
     return [...own, ...schema.getPossibleTypes(parent).flatMap((possible) => rules.fields.get(`${possible.name}.${name}`) ?? [])];
   };
-  const guard = (node: Guardable, conditions: Condition[], removes: Removed[], outer: Guard | undefined): Guard => {
-    const existing = guards.get(node);
-    if (existing) {
-      existing.removes.push(...removes);
-      return existing;
-    }
-    const created: Guard = { node, conditions, removes, outer };
-    guards.set(node, created);
-    return created;
+  // A node's conditions are the same wherever it is reached (its parent type is fixed); its places are not.
+  const guard = (node: Guardable, conditions: Condition[], removes: Removed[], outer: Site | undefined): Site => {
+    let existing = guards.get(node);
+    if (!existing) guards.set(node, (existing = { node, conditions, sites: [] }));
+    const site: Site = { guard: existing, removes, outer };
+    existing.sites.push(site);
+    return site;
   };
   /** The fields a removed fragment would have answered at `path`. */
   const fieldsOf = (selectionSet: SelectionSetNode, parent: GraphQLNamedType, path: string[], seen: Set<string>): Removed[] =>
@@ -97,7 +101,7 @@ export function guardsOf(schema: GraphQLSchema, rules: AuthorizationRules, docum
       return fieldsOf(fragment.selectionSet, schema.getType(fragment.typeCondition.name.value) ?? parent, path, new Set([...seen, fragment.name.value]));
     });
 
-  const walk = (selectionSet: SelectionSetNode, parent: GraphQLNamedType, path: string[], seen: Set<string>, atRoot: boolean, outer: Guard | undefined) => {
+  const walk = (selectionSet: SelectionSetNode, parent: GraphQLNamedType, path: string[], seen: Set<string>, atRoot: boolean, outer: Site | undefined) => {
     for (const selection of selectionSet.selections) {
       if (selection.kind === Kind.FIELD) {
         if (selection.name.value.startsWith('__')) continue;
@@ -105,7 +109,10 @@ export function guardsOf(schema: GraphQLSchema, rules: AuthorizationRules, docum
         if (!field) continue;
         const key = selection.alias?.value ?? selection.name.value;
         const conditions = [...(atRoot ? typeConditions(parent) : []), ...fieldConditions(parent, selection.name.value), ...typeConditions(getNamedType(field.type))];
-        const guarded = conditions.length > 0 ? guard(selection, conditions, [{ path: [...path, key], nonNull: isNonNullType(field.type) }], outer) : outer;
+        // On an object type, only objects of that type lose it (`... on A { label }` beside `... on B { label }`);
+        // on an abstract one, every object at the place does: over-removal is the safe side.
+        const onType = isObjectType(parent) ? { onType: parent.name } : {};
+        const guarded = conditions.length > 0 ? guard(selection, conditions, [{ path: [...path, key], nonNull: isNonNullType(field.type), ...onType }], outer) : outer;
         // Inside, whether guarded or not: a viewer who passes this guard must still pass the ones below it.
         if (selection.selectionSet) walk(selection.selectionSet, getNamedType(field.type), [...path, key], seen, false, guarded);
         continue;
@@ -221,6 +228,6 @@ export function forbiddenErrors(data: unknown, removes: readonly Removed[], comp
 /** All the places a verdict's denied guards empty. */
 export function removedBy(verdict: Verdict): Removed[] {
   const denied = new Set(verdict.denied);
-  const within = (guard: Guard): boolean => !!guard.outer && (denied.has(guard.outer) || within(guard.outer));
-  return verdict.denied.filter((guard) => !within(guard)).flatMap((guard) => guard.removes);
+  const within = (site: Site): boolean => !!site.outer && (denied.has(site.outer.guard) || within(site.outer));
+  return verdict.denied.flatMap((guard) => guard.sites.filter((site) => !within(site)).flatMap((site) => site.removes));
 }

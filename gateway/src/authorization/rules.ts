@@ -116,7 +116,11 @@ export async function grantsOf(rules: AuthorizationRules, viewer: Viewer | null,
   await Promise.all(
     [...rules.policies].map(async (name) => {
       const policy = Object.hasOwn(policies, name) ? policies[name] : undefined;
-      if (policy && (await policy(viewer)) === true) granted.add(name);
+      try {
+        if (policy && (await policy(viewer)) === true) granted.add(name);
+      } catch {
+        // A policy that fails grants nothing: the field is refused, never served by accident.
+      }
     }),
   );
   return { authenticated: viewer !== null, scopes, policies: granted };

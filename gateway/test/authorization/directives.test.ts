@@ -19,6 +19,7 @@ const ACCOUNTS_SDL = `${HEADER(['@key', '@authenticated', '@requiresScopes', '@p
 type Query @cacheControl(maxAge: 60) {
   user(id: ID!): User @cacheControl(maxAge: 60)
   me: User @authenticated
+  items: [Item!]! @cacheControl(maxAge: 60)
   stats: Stats @requiresScopes(scopes: [["stats:read"]]) @cacheControl(maxAge: 60)
   audit: String @policy(policies: [["admin"]]) @cacheControl(maxAge: 60)
   unconfigured: String @policy(policies: [["nobody-wrote-this-policy"]]) @cacheControl(maxAge: 60)
@@ -41,6 +42,13 @@ type Badge @key(fields: "serial") @cacheControl(maxAge: 60) {
 "Any field returning it asks for both scopes, or for root."
 type Vault @requiresScopes(scopes: [["vault:read", "vault:audit"], ["root"]]) @cacheControl(maxAge: 60) {
   code: String!
+}
+union Item = Gem | Coin
+type Gem @cacheControl(maxAge: 60) {
+  label: String @authenticated
+}
+type Coin @cacheControl(maxAge: 60) {
+  label: String
 }
 type Stats @cacheControl(maxAge: 60) {
   users: Int!
@@ -79,6 +87,7 @@ describe('authorization directives at the gateway', () => {
       Query: {
         user: (_: unknown, { id }: { id: string }) => user(id),
         me: () => user('1'),
+        items: () => [{ __typename: 'Gem', label: 'gem' }, { __typename: 'Coin', label: 'coin' }],
         stats: () => ((asked.stats += 1), { users: 2 }),
         audit: () => ((asked.audit += 1), 'audit trail'),
         unconfigured: () => 'should never be read',
@@ -170,6 +179,21 @@ describe('authorization directives at the gateway', () => {
     const aliased = await ask('{ user(id: "7") { badge { code: serial level } } }');
     expect(JSON.stringify(aliased)).not.toContain('S-7');
     expect((await ask('{ user(id: "7") { badge { serial level } } }', { sub: '7' })).data).toEqual({ user: { badge: { serial: 'S-7', level: 3 } } });
+  });
+
+  it('a named fragment spread under a denied field and under an open one is still guarded under the open one', async () => {
+    const query = 'query { me { ...Badge } user(id: "7") { ...Badge } } fragment Badge on User { badge { serial level } }';
+    const anonymous = await ask(query);
+    expect(JSON.stringify(anonymous)).not.toContain('S-7');
+    expect(anonymous.data).toEqual({ me: null, user: { badge: null } });
+    expect(forbiddenPaths(anonymous)).toEqual([['me'], ['user', 'badge', 'serial']]);
+  });
+
+  it('a field guarded on one object type is refused there only, not where another type has a field of that name', async () => {
+    const anonymous = await ask('{ items { ... on Gem { label } ... on Coin { label } } }');
+    expect(anonymous.data).toEqual({ items: [{ label: null }, { label: 'coin' }] });
+    expect(forbiddenPaths(anonymous)).toEqual([['items', 0, 'label']]);
+    expect((await ask('{ items { ... on Gem { label } ... on Coin { label } } }', { sub: '1' })).data).toEqual({ items: [{ label: 'gem' }, { label: 'coin' }] });
   });
 
   it('@requiresScopes: anonymous, a user without scopes and a wrong scope are refused; the right scope reads', async () => {

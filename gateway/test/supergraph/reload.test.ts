@@ -38,6 +38,7 @@ describe('reloads that change plans', () => {
     gateway = await createGateway({
       supergraphSdl: compose(GUARD_A),
       subgraphSecrets: { alpha: secret },
+      defaultSubgraphSecret: () => secret,
       readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
       rateLimit: null,
       logger: silentLogger(),
@@ -66,13 +67,16 @@ describe('reloads that change plans', () => {
 
   it('a refused supergraph changes nothing: not even the URL of a subgraph it names', async () => {
     const served = gateway.supergraphHash();
-    const ghost = { name: 'ghost', url: 'http://127.0.0.1:9/graphql', typeDefs: 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])\ntype Query { ghost: String }' };
+    // It has a secret (the default), so only @apollo/gateway's building its data source refuses it: its URL is none.
+    const ghost = { name: 'ghost', url: 'not a url', typeDefs: 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])\ntype Query { ghost: String }' };
     const refused = await gateway.reloadSupergraph(compose(GUARD_B, urls.second, [ghost]), 'test');
     expect(refused).toMatchObject({ outcome: 'refused', serving: served });
+    expect(refused.outcome === 'refused' && refused.reason).toMatch(/URL/);
     expect(gateway.supergraphHash()).toBe(served);
     expect((await graphql(url, '{ a }')).data).toEqual({ a: 'A' });
 
-    // Without the ghost, the same move is loaded, and the subgraph's new URL is used.
+    // @apollo/gateway built the new URL's data source before it refused; the next supergraph naming that URL
+    // (it builds nothing for a URL it has) must still be served there.
     expect(await gateway.reloadSupergraph(compose(GUARD_B, urls.second), 'test')).toMatchObject({ outcome: 'loaded' });
     expect((await graphql(url, '{ a }')).data).toEqual({ a: 'A from the second' });
   });
