@@ -5,7 +5,8 @@
 //   --base REV              the commit to compare with (required)
 //   --head REV              a commit to compare it with instead of the working tree (others' uncommitted edits
 //                           in a shared checkout then stay out of the comparison)
-//   --scenarios a,b         nested (through each gateway) and orders-entities (straight to each orders subgraph)
+//   --scenarios a,b         nested (through each gateway) and orders-entities (straight to each orders subgraph);
+//                           also deep, entity and mix, the bench's other uncached scenarios, through each gateway
 //   --runs N --seconds S    alternating runs per side and scenario (5 × 5 s), after one warm-up each
 //   --connections C         concurrent connections (20)
 //   --users N               seeded users, 10 orders each (10 000)
@@ -21,7 +22,7 @@ import { seedDataset, type Dataset } from '../dataset.ts';
 import { headersOf, load, pickLoadGenerator, warmUp, type LoadRequest, type LoadResult } from '../load.ts';
 import { REPO, type BenchProcess } from '../processes.ts';
 import { PROCESSES } from '../report.ts';
-import { nestedQuery, subgraphScenarios } from '../scenarios.ts';
+import { httpScenarios, nestedQuery, subgraphScenarios } from '../scenarios.ts';
 import { startTopology, type Topology } from '../topology.ts';
 
 const { values } = parseArgs({
@@ -90,6 +91,9 @@ try {
   const targets: Target[] = [];
   if (wanted.has('nested')) {
     targets.push({ scenario: 'nested', process: (topology) => topology.gateways.get('ours')!, requests: (topology) => [{ body: JSON.stringify({ query: nestedQuery(20) }), authorization: topology.adminToken }] });
+  }
+  for (const scenario of httpScenarios(Number(values.users)).filter((candidate) => candidate.name !== 'nested' && candidate.name !== 'cache-hit' && wanted.has(candidate.name))) {
+    targets.push({ scenario: scenario.name, process: (topology) => topology.gateways.get('ours')!, requests: (topology) => scenario.requests(topology.adminToken) });
   }
   for (const scenario of subgraphScenarios().filter((candidate) => wanted.has(candidate.name))) {
     targets.push({ scenario: scenario.name, process: (topology) => topology[scenario.subgraph], requests: (topology) => scenario.requests((body) => topology.signAsGateway(scenario.subgraph, body)) });
