@@ -33,7 +33,7 @@ import { createExecutionEngine, withExecutionEngine } from './execution/engine.t
 import { createSupergraphReloader, type ReloadOutcome } from './supergraph/reload.ts';
 import { DEFAULT_POLICIES } from './authorization/policies.ts';
 import type { Policy } from './authorization/rules.ts';
-import { forApolloGateway, usesAuthorizationDirectives } from './authorization/supergraph.ts';
+import { forApolloGateway, needsOwnExecutor } from './authorization/supergraph.ts';
 import { OVERRIDE_LABELS_HEADER } from './override/labels.ts';
 import { idempotencyKeyOf } from './idempotency/key.ts';
 import { createGatewayReadiness } from './health/readiness.ts';
@@ -269,8 +269,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   };
   // Subscriptions always run on the own engine; `execution: 'apollo'` leaves queries and mutations to Apollo's.
   const buildEngine = (sdl: string) => {
-    // Apollo's executor would answer every field whatever the directives say.
-    if (deps.execution === 'apollo' && usesAuthorizationDirectives(sdl)) throw new Error("the supergraph uses @authenticated, @requiresScopes or @policy, which Apollo's executor (EXECUTOR=apollo) does not enforce");
+    // Apollo's executor would answer every field whatever the directives say, and ignore context rewrites.
+    if (deps.execution === 'apollo' && needsOwnExecutor(sdl)) throw new Error("the supergraph uses @authenticated, @requiresScopes, @policy or @context, which Apollo's executor (EXECUTOR=apollo) does not run");
     return createExecutionEngine({ supergraphSdl: sdl, logger, tracer: telemetry.tracer, dedupeRepresentations: deps.dedupeRepresentations, policies: deps.policies ?? DEFAULT_POLICIES });
   };
   let listSizes = readListSizes(supergraphSdl);

@@ -171,7 +171,7 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
     }
   }
 
-  const send = async (variables: Data, fanOut?: (response: SubgraphAnswer) => void): Promise<Data | null | undefined> => {
+  const send = async (variables: Data, fanOut?: (response: SubgraphAnswer) => void, positions?: number[]): Promise<Data | null | undefined> => {
     const response: SubgraphAnswer = await service.process({
       // GraphQLDataSourceRequestKind.INCOMING_OPERATION: the enum is not exported.
       kind: 'incoming operation',
@@ -187,7 +187,9 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
     fanOut?.(response);
     if (response.errors) {
       const pathOf = errorPaths(fetch, cursor);
-      run.errors.push(...response.errors.map((error) => downstreamError(error, fetch.serviceName, pathOf)));
+      // A group of a context split: its `_entities` positions are positions among all the fetch's entities.
+      const placed = positions ? response.errors.map((error) => (typeof error.path?.[1] === 'number' ? { ...error, path: [error.path[0]!, positions[error.path[1]] ?? error.path[1], ...error.path.slice(2)] } : error)) : response.errors;
+      run.errors.push(...placed.map((error) => downstreamError(error, fetch.serviceName, pathOf)));
       if (!response.extensions?.ftv1) {
         const metrics = run.requestContext.metrics as { nonFtv1ErrorPaths?: { subgraph: string; path: unknown }[] };
         const paths = response.errors.map((error) => ({ subgraph: fetch.serviceName, path: error.path }));
@@ -205,36 +207,96 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
     return;
   }
 
-  const representations: Data[] = [];
-  const representationToEntity: number[] = [];
-  for (let index = 0; index < entities.length; index++) {
-    // The supergraph's types, not the API schema's: a key may use @inaccessible fields, which subgraphs know.
-    const representation = selectRequires(types, entities[index]!, fetch.requires);
-    if (representation && representation.__typename) {
-      applyRewrites(types, fetch.inputRewrites, representation);
-      representations.push(representation);
-      representationToEntity.push(index);
+  if (!fetch.contextRewrites?.length) return fetchEntities(entities, variables);
+  // @fromContext: each entity's arguments come from its ancestors (`..`), so entities whose values differ go
+  // in fetches of their own, one per distinct set of values (sibling fetches of a run still merge into one request).
+  const groups = new Map<string, { entities: Data[]; positions: number[]; values: Data }>();
+  const withParents = flattenWithParents(cursor.fullResult, cursor.path);
+  let position = 0;
+  for (const { value, parents } of withParents) {
+    if (value === null || value === undefined) continue;
+    const values = contextValues(types, fetch.contextRewrites, value as Data, parents);
+    const key = JSON.stringify(values);
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { entities: [], positions: [], values }));
+    group.entities.push(value as Data);
+    group.positions.push(position++);
+  }
+  await Promise.all([...groups.values()].map((group) => fetchEntities(group.entities, { ...variables, ...group.values }, groups.size > 1 ? group.positions : undefined)));
+
+  async function fetchEntities(entities: Data[], variables: Data, positions?: number[]): Promise<void> {
+    const representations: Data[] = [];
+    const representationToEntity: number[] = [];
+    for (let index = 0; index < entities.length; index++) {
+      // The supergraph's types, not the API schema's: a key may use @inaccessible fields, which subgraphs know.
+      const representation = selectRequires(types, entities[index]!, fetch.requires!);
+      if (representation && representation.__typename) {
+        applyRewrites(types, fetch.inputRewrites, representation);
+        representations.push(representation);
+        representationToEntity.push(index);
+      }
+    }
+    if (representations.length < 1) return;
+    if ('representations' in variables) throw new Error(`Variables cannot contain key "representations"`);
+
+    const sent = run.dedupeRepresentations ? dedupe(representations) : undefined;
+    const received = await send({ ...variables, representations: sent ? sent.unique : representations }, sent?.fanOut, positions);
+    if (!received) return;
+    if (!(received._entities && Array.isArray(received._entities))) throw new Error(`Expected "data._entities" in response to be an array`);
+    const receivedEntities = received._entities as (Data | null)[];
+    if (receivedEntities.length !== representations.length) throw new Error(`Expected "data._entities" to contain ${representations.length} elements`);
+
+    // Apollo walks `entities`, not `representations`: past the representations' end it merges nothing into
+    // nothing, and it does the same here.
+    for (let index = 0; index < entities.length; index++) {
+      const entity = receivedEntities[index];
+      const target = entities[representationToEntity[index]!];
+      if (entity && !entity.__typename) entity.__typename = target!.__typename;
+      applyRewrites(types, fetch.outputRewrites, entity as Data);
+      deepMerge(target, entity);
     }
   }
-  if (representations.length < 1) return;
-  if ('representations' in variables) throw new Error(`Variables cannot contain key "representations"`);
+}
 
-  const sent = run.dedupeRepresentations ? dedupe(representations) : undefined;
-  const received = await send({ ...variables, representations: sent ? sent.unique : representations }, sent?.fanOut);
-  if (!received) return;
-  if (!(received._entities && Array.isArray(received._entities))) throw new Error(`Expected "data._entities" in response to be an array`);
-  const receivedEntities = received._entities as (Data | null)[];
-  if (receivedEntities.length !== representations.length) throw new Error(`Expected "data._entities" to contain ${representations.length} elements`);
+/** What `flattenFrom` finds at `path` from the root, each with the objects above it (nearest last). */
+function flattenWithParents(root: Data, path: ResponsePath): { value: unknown; parents: Data[] }[] {
+  const found: { value: unknown; parents: Data[] }[] = [];
+  const walk = (value: unknown, from: number, parents: Data[]) => {
+    if (from === path.length || value === null || value === undefined) {
+      if (Array.isArray(value) && from === path.length) for (const item of value) found.push({ value: item, parents });
+      else found.push({ value, parents });
+      return;
+    }
+    const element = path[from];
+    if (element === '@') {
+      if (!Array.isArray(value)) throw new TypeError('value.flatMap is not a function');
+      for (const item of value as unknown[]) walk(item, from + 1, parents);
+      return;
+    }
+    if (Array.isArray(value) || typeof value !== 'object') return;
+    walk(getOwn(value as Data, element as string), from + 1, [...parents, value as Data]);
+  };
+  walk(root, 0, []);
+  return found;
+}
 
-  // Apollo walks `entities`, not `representations`: past the representations' end it merges nothing into
-  // nothing, and it does the same here.
-  for (let index = 0; index < entities.length; index++) {
-    const entity = receivedEntities[index];
-    const target = entities[representationToEntity[index]!];
-    if (entity && !entity.__typename) entity.__typename = target!.__typename;
-    applyRewrites(types, fetch.outputRewrites, entity as Data);
-    deepMerge(target, entity);
+/** The variables a fetch's context rewrites give one entity: `..` is the object above, `... on T` a type check. */
+function contextValues(types: SupergraphTypes, rewrites: readonly FetchDataRewrite[], entity: Data, parents: readonly Data[]): Data {
+  const values: Data = {};
+  for (const rewrite of rewrites) {
+    if (rewrite.kind !== 'KeyRenamer' || hasOwn(values, rewrite.renameKeyTo)) continue;
+    let current: unknown = entity;
+    let above = parents.length;
+    for (const element of rewrite.path) {
+      if (current === null || current === undefined || typeof current !== 'object') break;
+      if (element === '..') current = above > 0 ? parents[--above] : undefined;
+      else if (element.startsWith('... on ')) {
+        if (!types.isObjectOfType((current as Data).__typename, element.slice('... on '.length), true)) current = undefined;
+      } else current = getOwn(current as Data, element);
+    }
+    if (current !== undefined) values[rewrite.renameKeyTo] = current;
   }
+  return values;
 }
 
 type SubgraphAnswer = { data?: Data | null; errors?: readonly GraphQLFormattedError[]; extensions?: Data };

@@ -1,0 +1,100 @@
+// @context / @fromContext (Federation 2.8), run by our executor: a field's argument comes from an ancestor in the
+// answer, which may have come from another subgraph. @apollo/gateway refuses such a supergraph. Two real
+// subgraphs on loopback; the `company` subgraph's resolvers say which argument they were given.
+import { composeServices } from '@apollo/composition';
+import type { IncomingMessage } from 'node:http';
+import { createMemoryCache, isProbeRequest, listen, MemoryRateLimiter } from '@fed/platform';
+import { graphql } from '@fed/platform/testing';
+import { parse } from 'graphql';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEVELOPMENT_AUTH } from '../../src/config.ts';
+import { createAuthenticator, createGateway } from '../../src/gateway.ts';
+import { serveSubgraph } from '../fixtures/keyed-entities-graph.ts';
+import { silentLogger } from '../fixtures/subgraph-fetch-graph.ts';
+
+const LINK = (imports: string[]) => `extend schema @link(url: "https://specs.apollo.dev/federation/v2.8", import: ${JSON.stringify(imports)})`;
+/** Sets the context (a company's currency) and reads it in Employee.salary. */
+const COMPANY_SDL = `${LINK(['@key', '@context', '@fromContext'])}
+type Query { companies: [Company!]! }
+type Company @key(fields: "id") @context(name: "company") {
+  id: ID!
+  currency: String!
+  staff: [Employee!]!
+}
+type Employee @key(fields: "id") {
+  id: ID!
+  salary(currency: String @fromContext(field: "$company { currency }")): String!
+}
+`;
+/** Owns the employees' names: the plan reaches salary from here, through _entities. */
+const PEOPLE_SDL = `${LINK(['@key'])}
+type Employee @key(fields: "id") {
+  id: ID!
+  name: String!
+}
+`;
+
+describe('@context and @fromContext', () => {
+  const stops: (() => Promise<unknown>)[] = [];
+  const entityCalls: number[] = [];
+  let url: string;
+
+  beforeAll(async () => {
+    const companies = [
+      { id: 'c1', currency: 'EUR', staff: [{ id: 'e1' }, { id: 'e2' }] },
+      { id: 'c2', currency: 'USD', staff: [{ id: 'e3' }] },
+      { id: 'c3', currency: 'EUR', staff: [{ id: 'e4' }] },
+    ];
+    const company = await serveSubgraph('company', COMPANY_SDL, {
+      Query: { companies: () => companies },
+      Employee: {
+        __resolveReference: ({ id }: { id: string }) => ({ id }),
+        salary: ({ id }: { id: string }, { currency }: { currency?: string }) => `${id} in ${currency ?? 'nothing'}`,
+      },
+    });
+    company.app.httpServer.on('request', (req: IncomingMessage) => isProbeRequest(req.headers['x-request-id']) || entityCalls.push(Date.now()));
+    const people = await serveSubgraph('people', PEOPLE_SDL, { Employee: { __resolveReference: ({ id }: { id: string }) => ({ id, name: `Employee ${id}` }) } });
+    stops.push(() => company.app.stop(), () => people.app.stop());
+    const composed = composeServices([
+      { name: 'company', url: company.url, typeDefs: parse(COMPANY_SDL) },
+      { name: 'people', url: people.url, typeDefs: parse(PEOPLE_SDL) },
+    ]);
+    if (composed.errors) throw composed.errors[0];
+    const gateway = await createGateway({
+      supergraphSdl: composed.supergraphSdl,
+      subgraphSecrets: { company: company.secret, people: people.secret },
+      readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
+      rateLimit: null,
+      logger: silentLogger(),
+      cache: createMemoryCache(),
+      rateLimiter: new MemoryRateLimiter(),
+      authenticate: createAuthenticator(DEVELOPMENT_AUTH),
+      mergeEntityFetches: false,
+    });
+    stops.push(() => gateway.stop());
+    url = `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`;
+  });
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+
+  it("passes each entity its own ancestor's value, one fetch per distinct value", async () => {
+    entityCalls.length = 0;
+    const response = await graphql(url, '{ companies { id staff { name salary } } }');
+    expect(response.errors).toBeUndefined();
+    expect(response.data).toEqual({
+      companies: [
+        { id: 'c1', staff: [{ name: 'Employee e1', salary: 'e1 in EUR' }, { name: 'Employee e2', salary: 'e2 in EUR' }] },
+        { id: 'c2', staff: [{ name: 'Employee e3', salary: 'e3 in USD' }] },
+        { id: 'c3', staff: [{ name: 'Employee e4', salary: 'e4 in EUR' }] },
+      ],
+    });
+    // The root fetch, then one _entities fetch for EUR (three employees) and one for USD.
+    expect(entityCalls).toHaveLength(3);
+  });
+
+  it('an ancestor reached through an alias still gives the value', async () => {
+    const response = await graphql(url, '{ firms: companies { staff { pay: salary } } }');
+    expect(response.data).toEqual({ firms: [{ staff: [{ pay: 'e1 in EUR' }, { pay: 'e2 in EUR' }] }, { staff: [{ pay: 'e3 in USD' }] }, { staff: [{ pay: 'e4 in EUR' }] }] });
+  });
+});
