@@ -69,7 +69,6 @@ describe('@context and @fromContext', () => {
       cache: createMemoryCache(),
       rateLimiter: new MemoryRateLimiter(),
       authenticate: createAuthenticator(DEVELOPMENT_AUTH),
-      mergeEntityFetches: false,
     });
     stops.push(() => gateway.stop());
     url = `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`;
