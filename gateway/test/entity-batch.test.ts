@@ -89,6 +89,9 @@ describe('merging sibling entity fetches', () => {
     expect(mergeEntityQueries([NAMES, 'query R($representations:[_Any!]!){a:_entities(representations:$representations){__typename}}'])).toBeUndefined();
     const merged = mergeEntityQueries([EMAILS, EMAILS])!;
     expect(merged.variables([{ query: EMAILS, variables: { representations: [], first: 1 } }, { query: EMAILS, variables: { representations: [], first: 2 } }])).toBeUndefined();
+    // One fetch uses a variable it was not given (a context value its entities lack): it would take the other's.
+    expect(merged.variables([{ query: EMAILS, variables: { representations: [], first: 1 } }, { query: EMAILS, variables: { representations: [] } }])).toBeUndefined();
+    expect(mergeEntityQueries([NAMES, EMAILS])!.variables([{ query: NAMES, variables: { representations: [] } }, { query: EMAILS, variables: { representations: [], first: 1 } }])).toBeDefined();
     expect(isEntitiesRequest({ query: NAMES, variables: { representations: users('a') } })).toBe(true);
     expect(isEntitiesRequest({ query: 'query R{me{id}}', variables: {} })).toBe(false);
   });

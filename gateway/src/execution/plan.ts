@@ -209,13 +209,15 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
 
   if (!fetch.contextRewrites?.length) return fetchEntities(entities, variables);
   // @fromContext: each entity's arguments come from its ancestors (`..`), so entities whose values differ go
-  // in fetches of their own, one per distinct set of values (sibling fetches of a run still merge into one request).
+  // in fetches of their own, one per distinct set of values (the merger sends such fetches alone).
+  // Of several rewrites for one variable (one context set at several levels), the nearest ancestor's wins.
+  const rewrites = [...fetch.contextRewrites].sort((a, b) => ups(a) - ups(b));
   const groups = new Map<string, { entities: Data[]; positions: number[]; values: Data }>();
   const withParents = flattenWithParents(cursor.fullResult, cursor.path);
   let position = 0;
   for (const { value, parents } of withParents) {
     if (value === null || value === undefined) continue;
-    const values = contextValues(types, fetch.contextRewrites, value as Data, parents);
+    const values = contextValues(types, rewrites, value as Data, parents);
     const key = JSON.stringify(values);
     let group = groups.get(key);
     if (!group) groups.set(key, (group = { entities: [], positions: [], values }));
@@ -240,7 +242,9 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
     if ('representations' in variables) throw new Error(`Variables cannot contain key "representations"`);
 
     const sent = run.dedupeRepresentations ? dedupe(representations) : undefined;
-    const received = await send({ ...variables, representations: sent ? sent.unique : representations }, sent?.fanOut, positions);
+    // A group's `_entities` positions, as positions among all the fetch's entities (for error paths).
+    const placed = positions && representationToEntity.map((entity) => positions[entity]!);
+    const received = await send({ ...variables, representations: sent ? sent.unique : representations }, sent?.fanOut, placed);
     if (!received) return;
     if (!(received._entities && Array.isArray(received._entities))) throw new Error(`Expected "data._entities" in response to be an array`);
     const receivedEntities = received._entities as (Data | null)[];
@@ -280,21 +284,30 @@ function flattenWithParents(root: Data, path: ResponsePath): { value: unknown; p
   return found;
 }
 
-/** The variables a fetch's context rewrites give one entity: `..` is the object above, `... on T` a type check. */
+const ups = (rewrite: FetchDataRewrite) => rewrite.path.filter((element) => element === '..').length;
+
+/**
+ * The variables a fetch's context rewrites give one entity: `..` is the object one field above, `... on T` a
+ * type check, then fields; a list on the way gives a list.
+ */
 function contextValues(types: SupergraphTypes, rewrites: readonly FetchDataRewrite[], entity: Data, parents: readonly Data[]): Data {
   const values: Data = {};
+  const read = (value: unknown, path: readonly string[], from: number): unknown => {
+    if (from === path.length || value === null || value === undefined) return value;
+    if (Array.isArray(value)) return value.map((item) => read(item, path, from));
+    if (typeof value !== 'object') return undefined;
+    const element = path[from]!;
+    if (element.startsWith('... on ')) return types.isObjectOfType((value as Data).__typename, element.slice('... on '.length), true) ? read(value, path, from + 1) : undefined;
+    return read(getOwn(value as Data, element), path, from + 1);
+  };
   for (const rewrite of rewrites) {
     if (rewrite.kind !== 'KeyRenamer' || hasOwn(values, rewrite.renameKeyTo)) continue;
     let current: unknown = entity;
     let above = parents.length;
-    for (const element of rewrite.path) {
-      if (current === null || current === undefined || typeof current !== 'object') break;
-      if (element === '..') current = above > 0 ? parents[--above] : undefined;
-      else if (element.startsWith('... on ')) {
-        if (!types.isObjectOfType((current as Data).__typename, element.slice('... on '.length), true)) current = undefined;
-      } else current = getOwn(current as Data, element);
-    }
-    if (current !== undefined) values[rewrite.renameKeyTo] = current;
+    let from = 0;
+    for (; from < rewrite.path.length && rewrite.path[from] === '..'; from++) current = above > 0 ? parents[--above] : undefined;
+    const value = read(current, rewrite.path, from);
+    if (value !== undefined) values[rewrite.renameKeyTo] = value;
   }
   return values;
 }

@@ -143,6 +143,13 @@ export function mergeEntityQueries(queries: readonly string[]): MergedQuery | un
           else variables[name] = value;
         }
       }
+      // A fetch that uses a variable it was not given (a context value one entity group lacks) would take
+      // another's: not merged either.
+      // (A name that only prefixes another one refuses a merge needlessly, never wrongly.)
+      const given = Object.keys(variables).filter((name) => !representationNames.includes(name));
+      for (const request of requests) {
+        for (const name of given) if (!(name in (request.variables ?? {})) && request.query?.includes(`$${name}`)) return undefined;
+      }
       return variables;
     },
     split(response) {
