@@ -1,15 +1,13 @@
 // @authenticated, @requiresScopes and @policy enforced at the gateway, before any fetch: what a viewer may not
 // read is removed from the plan and answered null with FORBIDDEN at its path, while the rest of the answer
 // arrives. Two real subgraphs on loopback; their resolvers count what they were asked for.
-import { composeServices } from '@apollo/composition';
-import { createMemoryCache, isAdmin, listen, MemoryPubSub, MemoryRateLimiter, MemoryResponseStore, type Role } from '@fed/platform';
+import { isAdmin, MemoryPubSub, MemoryResponseStore, type Role } from '@fed/platform';
 import { graphql, type GraphQLResponse } from '@fed/platform/testing';
-import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEVELOPMENT_AUTH } from '../../src/config.ts';
-import { createAuthenticator, createGateway, mintToken } from '../../src/gateway.ts';
+import { mintToken } from '../../src/gateway.ts';
+import { startComposedGateway } from '../fixtures/composed-gateway.ts';
 import { serveSubgraph } from '../fixtures/keyed-entities-graph.ts';
-import { silentLogger } from '../fixtures/subgraph-fetch-graph.ts';
 
 const HEADER = (imports: string[]) => `extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ${JSON.stringify(imports)})
 enum CacheControlScope { PUBLIC PRIVATE }
@@ -111,26 +109,13 @@ describe('authorization directives at the gateway', () => {
       Review: { moderatorNote: (parent: { moderatorNote: string }) => ((asked.moderatorNote += 1), parent.moderatorNote) },
     });
     stops.push(() => accounts.app.stop(), () => reviews.app.stop());
-    const composed = composeServices([
-      { name: 'accounts', url: accounts.url, typeDefs: parse(ACCOUNTS_SDL) },
-      { name: 'reviews', url: reviews.url, typeDefs: parse(REVIEWS_SDL) },
-    ]);
-    if (composed.errors) throw composed.errors[0];
     const start = async (responseCache: boolean) => {
-      const gateway = await createGateway({
-        supergraphSdl: composed.supergraphSdl,
-        subgraphSecrets: { accounts: accounts.secret, reviews: reviews.secret },
-        readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
-        rateLimit: null,
-        logger: silentLogger(),
-        cache: createMemoryCache(),
-        rateLimiter: new MemoryRateLimiter(),
-        authenticate: createAuthenticator(DEVELOPMENT_AUTH),
+      const { gateway, url: started } = await startComposedGateway([accounts, reviews], {
         policies: { admin: (viewer) => isAdmin(viewer) },
         responseCache: responseCache ? { store: new MemoryResponseStore({ maxTtlSeconds: 300 }), events: new MemoryPubSub(), maxTtlSeconds: 300 } : null,
       });
       stops.push(() => gateway.stop());
-      return `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`;
+      return started;
     };
     url = await start(false);
     cachedUrl = await start(true);

@@ -1,15 +1,12 @@
 // Authorization directives imported under other names (`{ name: "@authenticated", as: "@signedIn" }`, or a
 // renamed namespace): composed supergraphs name them so, and the gateway must still find and enforce them.
-import { composeServices } from '@apollo/composition';
-import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
 import { graphql } from '@fed/platform/testing';
-import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAuthorizationRules } from '../../src/authorization/rules.ts';
 import { DEVELOPMENT_AUTH } from '../../src/config.ts';
-import { createAuthenticator, createGateway, mintToken, type Gateway } from '../../src/gateway.ts';
+import { mintToken } from '../../src/gateway.ts';
+import { startComposedGateway } from '../fixtures/composed-gateway.ts';
 import { serveSubgraph } from '../fixtures/keyed-entities-graph.ts';
-import { silentLogger } from '../fixtures/subgraph-fetch-graph.ts';
 
 const SDL = `extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key", { name: "@authenticated", as: "@signedIn" }, { name: "@requiresScopes", as: "@scoped" }])
 type Query { open: String secret: String @signedIn scoped: String @scoped(scopes: [["s"]]) }
@@ -23,21 +20,9 @@ describe('renamed authorization directives', () => {
   beforeAll(async () => {
     const alpha = await serveSubgraph('alpha', SDL, { Query: { open: () => 'open', secret: () => 'secret', scoped: () => 'scoped' } });
     stops.push(() => alpha.app.stop());
-    const composed = composeServices([{ name: 'alpha', url: alpha.url, typeDefs: parse(SDL) }]);
-    if (composed.errors) throw composed.errors[0];
-    supergraphSdl = composed.supergraphSdl;
-    const gateway: Gateway = await createGateway({
-      supergraphSdl,
-      subgraphSecrets: { alpha: alpha.secret },
-      readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
-      rateLimit: null,
-      logger: silentLogger(),
-      cache: createMemoryCache(),
-      rateLimiter: new MemoryRateLimiter(),
-      authenticate: createAuthenticator(DEVELOPMENT_AUTH),
-    });
-    stops.push(() => gateway.stop());
-    url = `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`;
+    const started = await startComposedGateway([alpha]);
+    stops.push(() => started.gateway.stop());
+    ({ url, supergraphSdl } = started);
   });
   afterAll(async () => {
     for (const stop of stops.reverse()) await stop();

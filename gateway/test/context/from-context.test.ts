@@ -1,16 +1,13 @@
 // @context / @fromContext (Federation 2.8), run by our executor: a field's argument comes from an ancestor in the
 // answer, which may have come from another subgraph. @apollo/gateway refuses such a supergraph. Two real
 // subgraphs on loopback; the `company` subgraph's resolvers say which argument they were given.
-import { composeServices } from '@apollo/composition';
 import type { IncomingMessage } from 'node:http';
-import { createMemoryCache, isProbeRequest, listen, MemoryRateLimiter } from '@fed/platform';
+import { isProbeRequest } from '@fed/platform';
 import { graphql } from '@fed/platform/testing';
-import { GraphQLError, parse } from 'graphql';
+import { GraphQLError } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEVELOPMENT_AUTH } from '../../src/config.ts';
-import { createAuthenticator, createGateway } from '../../src/gateway.ts';
+import { startComposedGateway } from '../fixtures/composed-gateway.ts';
 import { serveSubgraph } from '../fixtures/keyed-entities-graph.ts';
-import { silentLogger } from '../fixtures/subgraph-fetch-graph.ts';
 
 const LINK = (imports: string[]) => `extend schema @link(url: "https://specs.apollo.dev/federation/v2.8", import: ${JSON.stringify(imports)})`;
 /** Sets the context (a company's currency) and reads it in Employee.salary. */
@@ -61,23 +58,9 @@ describe('@context and @fromContext', () => {
     company.app.httpServer.on('request', (req: IncomingMessage) => isProbeRequest(req.headers['x-request-id']) || entityCalls.push(Date.now()));
     const people = await serveSubgraph('people', PEOPLE_SDL, { Employee: { __resolveReference: ({ id }: { id: string }) => ({ id, name: `Employee ${id}` }) } });
     stops.push(() => company.app.stop(), () => people.app.stop());
-    const composed = composeServices([
-      { name: 'company', url: company.url, typeDefs: parse(COMPANY_SDL) },
-      { name: 'people', url: people.url, typeDefs: parse(PEOPLE_SDL) },
-    ]);
-    if (composed.errors) throw composed.errors[0];
-    const gateway = await createGateway({
-      supergraphSdl: composed.supergraphSdl,
-      subgraphSecrets: { company: company.secret, people: people.secret },
-      readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
-      rateLimit: null,
-      logger: silentLogger(),
-      cache: createMemoryCache(),
-      rateLimiter: new MemoryRateLimiter(),
-      authenticate: createAuthenticator(DEVELOPMENT_AUTH),
-    });
-    stops.push(() => gateway.stop());
-    url = `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`;
+    const started = await startComposedGateway([company, people]);
+    stops.push(() => started.gateway.stop());
+    url = started.url;
   });
   afterAll(async () => {
     for (const stop of stops.reverse()) await stop();

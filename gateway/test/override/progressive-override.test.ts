@@ -1,16 +1,13 @@
 // Progressive override on a running gateway: a field moving from one subgraph to another behind labels,
 // `percent(50)` split by viewer and a custom label only trusted callers may turn on. Two real subgraphs on
 // loopback, each answering with its own name, so every answer says which one served it.
-import { composeServices } from '@apollo/composition';
-import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
 import { graphql } from '@fed/platform/testing';
-import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEVELOPMENT_AUTH } from '../../src/config.ts';
-import { createAuthenticator, createGateway, mintToken, type Gateway } from '../../src/gateway.ts';
+import { mintToken, type Gateway } from '../../src/gateway.ts';
 import { OVERRIDE_LABELS_HEADER, OVERRIDE_LABELS_SCOPE } from '../../src/override/labels.ts';
+import { startComposedGateway } from '../fixtures/composed-gateway.ts';
 import { serveSubgraph } from '../fixtures/keyed-entities-graph.ts';
-import { silentLogger } from '../fixtures/subgraph-fetch-graph.ts';
 
 const FEDERATION = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key", "@override"])';
 const LEGACY_SDL = `${FEDERATION}
@@ -41,23 +38,8 @@ describe('progressive override labels', () => {
     const legacy = await serveSubgraph('legacy', LEGACY_SDL, { Query: { product: (_: unknown, { id }: { id: string }) => ({ id, price: 'legacy', stock: 'legacy' }) }, Product: product('legacy') });
     const pricing = await serveSubgraph('pricing', PRICING_SDL, { Product: product('pricing') });
     stops.push(() => legacy.app.stop(), () => pricing.app.stop());
-    const composed = composeServices([
-      { name: 'legacy', url: legacy.url, typeDefs: parse(LEGACY_SDL) },
-      { name: 'pricing', url: pricing.url, typeDefs: parse(PRICING_SDL) },
-    ]);
-    if (composed.errors) throw composed.errors[0];
-    gateway = await createGateway({
-      supergraphSdl: composed.supergraphSdl,
-      subgraphSecrets: { legacy: legacy.secret, pricing: pricing.secret },
-      readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
-      rateLimit: null,
-      logger: silentLogger(),
-      cache: createMemoryCache(),
-      rateLimiter: new MemoryRateLimiter(),
-      authenticate: createAuthenticator(DEVELOPMENT_AUTH),
-    });
+    ({ gateway, url } = await startComposedGateway([legacy, pricing]));
     stops.push(() => gateway.stop());
-    url = `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`;
   });
   afterAll(async () => {
     for (const stop of stops.reverse()) await stop();

@@ -1,15 +1,12 @@
 // Reloads that change what plans depend on: authorization guards moving between fields, an override label's
 // share, and a refused supergraph that would have repointed a subgraph. Real subgraphs on loopback; the reloads
 // go through the gateway's own reloadSupergraph, as the file watcher's do.
-import { composeServices } from '@apollo/composition';
-import { createMemoryCache, listen, MemoryRateLimiter } from '@fed/platform';
 import { graphql } from '@fed/platform/testing';
-import { parse } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEVELOPMENT_AUTH } from '../../src/config.ts';
-import { createAuthenticator, createGateway, mintToken, type Gateway } from '../../src/gateway.ts';
+import { mintToken, type Gateway } from '../../src/gateway.ts';
+import { composeSubgraphs, startComposedGateway } from '../fixtures/composed-gateway.ts';
 import { serveSubgraph } from '../fixtures/keyed-entities-graph.ts';
-import { silentLogger } from '../fixtures/subgraph-fetch-graph.ts';
 
 const sdl = (a: string, b: string) => `extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key", "@requiresScopes"])
 type Query { a: String ${a} b: String ${b} }
@@ -23,11 +20,7 @@ describe('reloads that change plans', () => {
   let url: string;
   let urls: { first: string; second: string };
   let secret: string;
-  const compose = (typeDefs: string, target = urls.first, extra: { name: string; url: string; typeDefs: string }[] = []) => {
-    const composed = composeServices([{ name: 'alpha', url: target, typeDefs: parse(typeDefs) }, ...extra.map((more) => ({ ...more, typeDefs: parse(more.typeDefs) }))]);
-    if (composed.errors) throw composed.errors[0];
-    return composed.supergraphSdl;
-  };
+  const compose = (sdl: string, target = urls.first, extra: { name: string; url: string; sdl: string }[] = []) => composeSubgraphs([{ name: 'alpha', url: target, sdl }, ...extra]);
 
   beforeAll(async () => {
     const first = await serveSubgraph('alpha', GUARD_B, { Query: { a: () => 'A', b: () => 'B' } });
@@ -35,19 +28,8 @@ describe('reloads that change plans', () => {
     stops.push(() => first.app.stop(), () => second.app.stop());
     urls = { first: first.url, second: second.url };
     secret = first.secret;
-    gateway = await createGateway({
-      supergraphSdl: compose(GUARD_A),
-      subgraphSecrets: { alpha: secret },
-      defaultSubgraphSecret: () => secret,
-      readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
-      rateLimit: null,
-      logger: silentLogger(),
-      cache: createMemoryCache(),
-      rateLimiter: new MemoryRateLimiter(),
-      authenticate: createAuthenticator(DEVELOPMENT_AUTH),
-    });
+    ({ gateway, url } = await startComposedGateway([{ ...first, sdl: GUARD_A }], { defaultSubgraphSecret: () => secret }));
     stops.push(() => gateway.stop());
-    url = `http://127.0.0.1:${await listen(gateway.httpServer, 0, '127.0.0.1')}/graphql`;
   });
   afterAll(async () => {
     for (const stop of stops.reverse()) await stop();
@@ -68,7 +50,7 @@ describe('reloads that change plans', () => {
   it('a refused supergraph changes nothing: not even the URL of a subgraph it names', async () => {
     const served = gateway.supergraphHash();
     // It has a secret (the default), so only @apollo/gateway's building its data source refuses it: its URL is none.
-    const ghost = { name: 'ghost', url: 'not a url', typeDefs: 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])\ntype Query { ghost: String }' };
+    const ghost = { name: 'ghost', url: 'not a url', sdl: 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.9", import: ["@key"])\ntype Query { ghost: String }' };
     const refused = await gateway.reloadSupergraph(compose(GUARD_B, urls.second, [ghost]), 'test');
     expect(refused).toMatchObject({ outcome: 'refused', serving: served });
     expect(refused.outcome === 'refused' && refused.reason).toMatch(/URL/);
