@@ -251,13 +251,25 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     : undefined;
 
   // What a request's answer read, for the response cache and live queries alike.
-  const fetchObserver = responseCache?.observer ?? (deps.liveQueries ? createTaggingObserver<GatewayContext>(supergraphSdl) : undefined);
+  const liveTagger = !responseCache && deps.liveQueries ? createTaggingObserver<GatewayContext>(supergraphSdl) : undefined;
+  const fetchObserver = responseCache?.observer ?? liveTagger;
   const routed = new Set<string>();
   const subscriptionClients = new Map<string, SubgraphSubscriptionClient>();
   // What was built for each subgraph at each supergraph URL: @apollo/gateway builds once per URL, and keeps what it
   // built for a supergraph it then refused, for the next one that names the same URL.
   const built = new Map<string, { dataSource: SubgraphDataSource<GatewayContext>; client: SubgraphSubscriptionClient }>();
   const builtKey = (name: string, url: string | undefined) => `${name}\0${url ?? ''}`;
+  // Where a subgraph is called and what signs the calls: checked at start, and before a reload takes over.
+  const targetOf = (name: string, url: string | undefined) => {
+    const target = subgraphUrls[name] ?? url;
+    if (!target) throw new Error(`Subgraph "${name}" has no URL in the supergraph and none was configured`);
+    return target;
+  };
+  const secretOf = (name: string) => {
+    const secret = deps.subgraphSecrets[name] ?? deps.defaultSubgraphSecret?.(name);
+    if (!secret) throw new Error(`Subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
+    return secret;
+  };
   let publishing = true;
   const publish = (name: string, url: string | undefined) => {
     const entry = built.get(builtKey(name, url));
@@ -284,8 +296,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       if (!applyToApollo) throw new Error('the gateway has not started');
       // Checked before @apollo/gateway builds anything: it builds data sources one subgraph at a time.
       for (const { name, url } of next.engine.supergraph.subgraphsMetadata()) {
-        if (!subgraphUrls[name] && !url) throw new Error(`subgraph "${name}" has no URL in the supergraph and none was configured`);
-        if (!deps.subgraphSecrets[name] && !deps.defaultSubgraphSecret?.(name)) throw new Error(`subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
+        targetOf(name, url);
+        secretOf(name);
       }
       const before = { ...dataSources };
       // What @apollo/gateway builds while it takes the supergraph in waits until it has: a refused one changes
@@ -305,7 +317,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     follow: (next) => {
       listSizes = readListSizes(next.sdl);
       responseCache?.useSupergraph(next.sdl);
-      if (fetchObserver && 'useSupergraph' in fetchObserver && fetchObserver !== responseCache?.observer) fetchObserver.useSupergraph(next.sdl);
+      liveTagger?.useSupergraph(next.sdl);
       readiness.routeOnly(next.engine.supergraph.subgraphsMetadata().map(({ name }) => name));
       void subscriptionEngine?.retire(next.engine).then((ended) => {
         if (ended > 0) logger.info({ ended }, 'subscriptions ended: their operations do not validate against the new supergraph, or select what it no longer lets their viewer read');
@@ -321,10 +333,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     },
     logger,
     buildService: ({ name, url }) => {
-      const target = subgraphUrls[name] ?? url;
-      if (!target) throw new Error(`Subgraph "${name}" has no URL in the supergraph and none was configured`);
-      const secret = deps.subgraphSecrets[name] ?? deps.defaultSubgraphSecret?.(name);
-      if (!secret) throw new Error(`Subgraph "${name}" has no secret to sign requests with (SUBGRAPH_SECRETS)`);
+      const target = targetOf(name, url);
+      const secret = secretOf(name);
       // The same target and secret serve this subgraph's subscriptions, over graphql-ws (opened on first use).
       const client = createSubgraphSubscriptionClient({ url: target, secret, caller: 'gateway', audience: name });
       const breaker = breakerPolicy ? createSubgraphBreaker(name, breakerPolicy, { metrics: telemetry.metrics, logger }) : undefined;
@@ -348,7 +358,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       return dataSource;
     },
   });
-
 
   const httpServer = createServer(httpServerOptions(deps.httpTimeouts));
   // Not Apollo's drain plugin: it can end a socket whose request is being read, and that request is lost.
