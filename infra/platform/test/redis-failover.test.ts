@@ -32,7 +32,10 @@ describe('a primary demoted behind the address the client uses', () => {
   it('reconnects after a READONLY answer and writes to the promoted replica, plain commands and scripts alike', async () => {
     await client.set('failover:before', '1');
     const [replica] = servers.replicas as [{ host: string; port: number }];
-    // A switchover as a managed service does it: promote the replica, demote the primary under it, move the address.
+    // A switchover as a managed service does it (as Redis's FAILOVER does): wait for the replica to catch up, then
+    // promote it, demote the primary under it, and move the address. Without the wait, a busy machine could
+    // promote a replica the write had not reached yet.
+    await waitFor(async () => expect(await askRedisNode(replica, ['GET', 'failover:before'])).toBe('1'));
     await askRedisNode(replica, ['REPLICAOF', 'NO', 'ONE']);
     await askRedisNode(servers.primary, ['REPLICAOF', replica.host, String(replica.port)]);
     endpoint.retarget(`redis://${replica.host}:${replica.port}`);
