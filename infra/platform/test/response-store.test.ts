@@ -243,6 +243,66 @@ describe('RedisResponseStore on a Redis Cluster', () => {
     for (const key of keys) expect(await bodyAt(store, key)).toBe(key);
   });
 
+  describe('purges whose fan-outs reach a bucket out of order (two replicas purging one event at once)', () => {
+    type Scripted = { responseCacheInvalidate(...args: (string | number)[]): Promise<number> };
+    const tag = 'users/User:1';
+    const lifetime = 600_000;
+    /** A store, one of its keys outside bucket 0, and that key's bucket's and bucket 0's key prefixes. */
+    const setUp = async () => {
+      const prefix = `${RUN_PREFIX}${++storeCounter}:`;
+      const store = new RedisResponseStore(clusterRedis, prefix, { maxTtlSeconds: 300 });
+      await waitFor(async () => expect((await store.lookup(['probe'])).hit).toBeUndefined());
+      await store.invalidate(['warm-up']);
+      const keysLike = async (pattern: string) => (await Promise.all((clusterRedis as Cluster).nodes('master').map((node) => node.keys(pattern)))).flat();
+      for (let index = 0; ; index += 1) {
+        const key = `entry-${index}`;
+        await fill(store, key, 'before', [tag]);
+        const [stored] = await keysLike(`${prefix}*entry:${key}`);
+        const space = (stored as string).slice(0, (stored as string).lastIndexOf('entry:'));
+        if (space.includes('{rc0.')) continue;
+        const [zeroSeq] = await keysLike(`${prefix}{rc0.*}:seq`);
+        return { store, key, space, zero: (zeroSeq as string).slice(0, -'seq'.length) };
+      }
+    };
+    const purge = (space: string, seq: number | '') =>
+      (clusterRedis as unknown as Scripted).responseCacheInvalidate(`${space}seq`, `${space}stamps`, `${space}stamp-expiry`, String(seq), lifetime, tag);
+
+    it('stores again right after both, and keeps the later purge in force for answers read between them', async () => {
+      const { store, key, space, zero } = await setUp();
+      const earlier = await purge(zero, '');
+      const later = await purge(zero, '');
+      expect(later).toBeGreaterThan(earlier);
+      const between = { ...(await ticketOf(store, 'elsewhere')), seq: earlier };
+      await purge(space, later);
+      await purge(space, earlier);
+      expect(await bodyAt(store, key)).toBeUndefined();
+      // Read after both purges were numbered: fresh, stored, served.
+      await fill(store, key, 'after', [tag]);
+      expect(await bodyAt(store, key)).toBe('after');
+      // Read between them: it may predate the later purge's write, so the late earlier purge must not lower its stamp.
+      await store.store(key, response('between'), [tag], between);
+      expect(await bodyAt(store, key)).toBe('after');
+    });
+
+    it('still covers every entry when the sequence went back (bucket 0 lost it): the stamp goes past what the bucket heard', async () => {
+      const { store, key, space, zero } = await setUp();
+      const heard = await purge(zero, '');
+      await purge(space, heard);
+      await fill(store, key, 'stored late', [tag]);
+      expect(await bodyAt(store, key)).toBe('stored late');
+      // A purge numbered far below what this bucket heard cannot be told from a lost sequence.
+      await purge(space, heard - 60_000);
+      expect(await bodyAt(store, key)).toBeUndefined();
+    });
+
+    it('numbers purges past every earlier number even when bucket 0 lost its sequence', async () => {
+      const { zero } = await setUp();
+      const before = await purge(zero, '');
+      await clusterRedis.del(`${zero}seq`);
+      expect(await purge(zero, '')).toBeGreaterThan(before);
+    });
+  });
+
   it('after a node connection drops, serves nothing until a full invalidation has landed on every bucket', async () => {
     const client = await cluster.client();
     const store = new RedisResponseStore(client, `${RUN_PREFIX}${++storeCounter}:`, { maxTtlSeconds: 300 });

@@ -3,8 +3,8 @@
  * touches in KEYS; a bucket's keys share one hash tag, so on a cluster each script stays in one slot.
  *
  * A bucket holds:
- * - `seq`: the newest purge sequence the bucket has heard of. Bucket 0's is the sequence itself (INCR'd by every
- *   purge); the others get each purge's number as it is fanned out to them.
+ * - `seq`: the newest purge sequence the bucket has heard of. Bucket 0's is the sequence itself (advanced by
+ *   every purge); the others get each purge's number as it is fanned out to them.
  * - `floor`: entries with a sequence below it are from before a full invalidation.
  * - `stamps`: a hash, tag → the sequence of its last purge; `stamp-expiry` a sorted set of when each stamp stops
  *   mattering (every entry it could make stale has expired), swept a little by every purge.
@@ -29,9 +29,9 @@ end
  * KEYS: seq, floor, stamps, then the entries asked for, in order. ARGV: '1' where `seq` is the sequence itself
  * (bucket 0), so that an entry numbered past it can only come from before the sequence went back. Another
  * bucket hears of a purge a moment after bucket 0 numbered it, and may already hold entries numbered after it:
- * there the check would throw good entries away (a purge stamps one past what the bucket heard instead). Returns
- * `{ meta, body, index }` for the first valid entry (index into the entries, from 1), deleting invalid ones on
- * the way; else `{ seq }`.
+ * there the check would throw good entries away (a purge numbered far behind what such a bucket heard stamps one
+ * past it instead). Returns `{ meta, body, index }` for the first valid entry (index into the entries, from 1),
+ * deleting invalid ones on the way; else `{ seq }`.
  */
 export const LOOKUP = `${STALE}
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -78,22 +78,36 @@ return 0
 `;
 
 /**
- * The sequence this bucket stamps with. '' (bucket 0): the next one, INCR'd here. Otherwise the number bucket 0
- * handed out; if this bucket has already heard of that number or a later one (purges arriving out of order, or
- * bucket 0 lost its sequence in a failover), one past the newest it heard, which still covers every entry
- * stored here before it.
+ * The sequence this bucket stamps with.
+ *
+ * '' (bucket 0): the next one, taken from the server's clock in milliseconds when that is ahead. A primary that
+ * lost the sequence in a failover then resumes past every number handed out before, unless its clock is behind
+ * the old primary's by more than the failover took.
+ *
+ * Otherwise the number bucket 0 handed out. A bucket that has already heard of a later one heard two purges'
+ * fan-outs out of order (two replicas purging at once), and stamps this one with its own number: an entry stored
+ * here with a later ticket was computed after this purge was numbered, so after its write. Only a number further
+ * behind than any fan-out takes (REORDER_WINDOW) stands for a sequence that went back; that stamps one past the
+ * newest heard, which covers every entry stored here before it, and refuses new stores with the tags until the
+ * sequence passes it.
  */
 const NEXT = `
+local REORDER_WINDOW = 1000
 local function next(seqKey, given)
+  local heard = tonumber(redis.call('GET', seqKey) or '0')
   if given == '' then
-    local seq = redis.call('INCR', seqKey)
+    local time = redis.call('TIME')
+    local seq = math.max(heard + 1, tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+    redis.call('SET', seqKey, seq)
     return seq, seq
   end
   local seq = tonumber(given)
-  local heard = tonumber(redis.call('GET', seqKey) or '0')
-  if seq <= heard then return seq, heard + 1 end
-  redis.call('SET', seqKey, seq)
-  return seq, seq
+  if seq > heard then
+    redis.call('SET', seqKey, given)
+    return seq, seq
+  end
+  if heard - seq <= REORDER_WINDOW then return seq, seq, true end
+  return seq, heard + 1
 end
 `;
 
@@ -102,20 +116,28 @@ end
  * then the tags. Returns the sequence.
  */
 export const INVALIDATE = `${NEXT}
-local seq, stamp = next(KEYS[1], ARGV[1])
+local seq, stamp, reordered = next(KEYS[1], ARGV[1])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local expires = now + tonumber(ARGV[2])
 for first = 3, #ARGV, 1000 do
   local fields, scores = {}, {}
-  for j = first, math.min(first + 999, #ARGV) do
-    fields[#fields + 1] = ARGV[j]
-    fields[#fields + 1] = stamp
-    scores[#scores + 1] = expires
-    scores[#scores + 1] = ARGV[j]
+  local last = math.min(first + 999, #ARGV)
+  -- A purge heard out of order must not lower the stamp a later purge of the same tag left.
+  local current = reordered and redis.call('HMGET', KEYS[2], unpack(ARGV, first, last)) or {}
+  for j = first, last do
+    local held = current[j - first + 1]
+    if not (held and tonumber(held) >= stamp) then
+      fields[#fields + 1] = ARGV[j]
+      fields[#fields + 1] = stamp
+      scores[#scores + 1] = expires
+      scores[#scores + 1] = ARGV[j]
+    end
   end
-  redis.call('HSET', KEYS[2], unpack(fields))
-  redis.call('ZADD', KEYS[3], unpack(scores))
+  if #fields > 0 then
+    redis.call('HSET', KEYS[2], unpack(fields))
+    redis.call('ZADD', KEYS[3], unpack(scores))
+  end
 end
 -- Stamps that protect nothing any more: a hundred per purge keeps the hash bounded without a long script.
 local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 100)
