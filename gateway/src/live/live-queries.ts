@@ -1,6 +1,6 @@
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
 import type { FormattedExecutionResult } from 'graphql';
-import { DOMAIN_EVENTS_CHANNEL, isDomainEvent, type DomainEvent, type Logger, type PubSub, type RawHttpResponse, type Viewer } from '@fed/platform';
+import { isDomainEvent, subscribeToEveryEvent, type DomainEvent, type Logger, type PubSub, type RawHttpResponse, type Viewer } from '@fed/platform';
 import { followAnswers, type Follower, type LiveAnswers, type LiveFormat, type Update } from './answers.ts';
 import { jsonPatch, type JsonPatchOperation } from './json-patch.ts';
 
@@ -327,7 +327,7 @@ export function createLiveQueries(options: LiveQueriesOptions) {
   return {
     stats,
     async start(): Promise<void> {
-      const unsubscribe = await events.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => {
+      const unsubscribe = await subscribeToEveryEvent(events, (message) => {
         if (isDomainEvent(message)) heard(message);
       });
       // Commits while the bus was away are unknown: every live query runs again, once; runs under way too.

@@ -4,6 +4,7 @@ import {
   DOMAIN_EVENTS_CHANNEL,
   isDomainEvent,
   ResponseStoreUnavailableError,
+  subscribeToEveryEvent,
   type CachedHit,
   type CachedResponse,
   type DomainEvent,
@@ -391,7 +392,7 @@ export function createResponseCache(
      * nothing. A replica joining others that listen (a deploy, a scale-out) keeps the shared cache warm.
      */
     async start(): Promise<void> {
-      const unsubscribe = await events.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => {
+      const unsubscribe = await subscribeToEveryEvent(events, (message) => {
         if (isDomainEvent(message)) void invalidate([message]);
       });
       // Subscribed first, so that two replicas starting together cannot both see the other and skip it.

@@ -3,12 +3,12 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   comparePositions,
   CursorExpiredError,
-  DOMAIN_EVENTS_CHANNEL,
   formatVector,
   InvalidCursorError,
   locate,
   parsePosition,
   qualify,
+  subscribeToEveryEvent,
   userEventsChannel,
   type DomainEvent,
   type StoredEvent,
@@ -139,7 +139,7 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create, p
   it('drops a re-appended event id: same position back, no second entry, no second doorbell', async () => {
     const { stream, pubsub } = await open();
     const heard: unknown[] = [];
-    await pubsub.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => heard.push(message));
+    await subscribeToEveryEvent(pubsub, (message) => heard.push(message));
 
     const a = event('u1');
     const b = event('u2');
@@ -288,8 +288,8 @@ describe.each(implementations)('EventStream contract: $name', ({ name, create, p
     if (!partitioned) expect([channelU1, channelU2]).toEqual([userEventsChannel('u1'), userEventsChannel('u2')]);
     await pubsub.subscribe(channelU1, (message) => forU1.push(message));
     await pubsub.subscribe(channelU2, (message) => forU2.push(message));
-    // Whoever listens to every event (the gateway's cache purges) hears them on the domain channel, partitioned or not.
-    await pubsub.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => all.push(message));
+    // Whoever listens to every event (the gateway's cache purges) hears them, rung by the append, partitioned or not.
+    await subscribeToEveryEvent(pubsub, (message) => all.push(message));
 
     const mine = event('u1');
     const [position] = await stream.append([mine]);

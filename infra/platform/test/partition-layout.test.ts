@@ -2,7 +2,7 @@
 // share one stream, on one Redis and on a cluster. Nothing a reader was promised is lost or repeated: users keep
 // their partition, old cursors keep their meaning, consumer groups and the firehose cover partitions added later.
 import { afterAll, describe, expect, it } from 'vitest';
-import { DOMAIN_EVENTS_CHANNEL, followEvents, locate, partitionKeySpace, RedisEventStream, type DomainEvent, type Followed, type StoredEvent } from '../src/events/index.ts';
+import { followEvents, locate, partitionKeySpace, RedisEventStream, subscribeToEveryEvent, type DomainEvent, type Followed, type StoredEvent } from '../src/events/index.ts';
 import { RedisPubSub } from '../src/pubsub/index.ts';
 import { eventChannelShard } from '../src/events/index.ts';
 import { slotOf, slotTag, type RedisClient } from '../src/redis.ts';
@@ -37,13 +37,13 @@ describe.each(targets)('changing the partition count on $name', ({ client }) => 
     for (const stream of streams) await stream.close();
   });
 
-  it('announces on the domain channel what partitions past 0 stored, also when another partition failed, each event once', async () => {
+  it('rings what each partition stored for whoever listens to every event, in the append itself: also when another partition failed, each event once', async () => {
     const prefix = `${runPrefix}${++counter}:`;
     const redis = await client();
     const stream = await open(prefix, 4);
     const pubsub = new RedisPubSub(redis, prefix, eventChannelShard);
     const heard: string[] = [];
-    await pubsub.subscribe(DOMAIN_EVENTS_CHANNEL, (message) => heard.push((message as DomainEvent).id));
+    await subscribeToEveryEvent(pubsub, (message) => heard.push((message as DomainEvent).id));
     // Two users in two different partitions past 0 (reading a user's channel assigns their partition).
     const users = new Map<number, string>();
     for (let n = 0; users.size < 2; n++) {
@@ -56,7 +56,7 @@ describe.each(targets)('changing the partition count on $name', ({ client }) => 
     await redis.set(brokenLog, 'not a stream');
     const batch = [event(ok), event(unlucky)];
     await expect(stream.append(batch)).rejects.toThrow();
-    // What the healthy partition stored is announced though the relay will send the whole batch again.
+    // What the healthy partition stored is heard though the relay will send the whole batch again.
     await waitFor(() => expect(heard).toContain(batch[0]!.id));
     expect(partitionOf((await stream.read({ userId: ok }, null, 10))[0]!.position)).toBe(healthy);
 

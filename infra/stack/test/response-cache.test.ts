@@ -303,6 +303,37 @@ describe('the response cache across two gateway replicas on one Redis', () => {
   });
 });
 
+describe('the response cache over four stream partitions (EVENT_STREAM_PARTITIONS=4)', () => {
+  it("purges both replicas' answers about a user whose events go to a partition past 0, from the append's own doorbell", async () => {
+    const retention = { perUser: 1_000, log: 100_000, partitions: 4 };
+    const stack = await startTestStack({ retention, responseCache: { maxTtlSeconds: 300 } });
+    const reader = createRedisClient(testRedisUrl(), { patient: true });
+    try {
+      await seed(stack.databases, { users: 6, ordersPerUser: 0 });
+      const { url: replicaB, gateway: gatewayB } = await stack.addGateway();
+      await waitForRedis(reader, 30_000);
+      const stream = new RedisEventStream(reader, stack.keyPrefix, retention);
+      let userId = '';
+      for (let id = 1; id <= 6 && !userId; id += 1) if (/^p[1-9]/.test(await stream.channel({ userId: String(id) }))) userId = String(id);
+      expect(userId).not.toBe('');
+      const query = `{ user(id: "${userId}") { name } }`;
+      await graphql(replicaB, query, undefined, stack.admin);
+      expect(isHit(await graphql(replicaB, query, undefined, stack.admin))).toBe(true);
+      const heardBefore = gatewayB.responseCache?.stats.invalidations ?? 0;
+
+      // Written through replica A: B hears of it only from the stream's partition.
+      const write = await stack.request('mutation ($id: ID!) { updateUser(id: $id, input: { name: "Partitioned" }) { id } }', { id: userId }, await signedInAs(userId));
+      expect(write.errors).toBeUndefined();
+      await waitFor(() => expect(gatewayB.responseCache?.stats.invalidations ?? 0).toBeGreaterThan(heardBefore));
+      const after = await graphql<{ user: { name: string } }>(replicaB, query, undefined, stack.admin);
+      expect(after.data?.user.name).toBe('Partitioned');
+    } finally {
+      reader.disconnect();
+      await stack.teardown();
+    }
+  });
+});
+
 describe('the response cache when Redis goes away', () => {
   let stack: TestStack;
   let redis: RedisBehindProxies;

@@ -8,6 +8,8 @@
 // joined by commas. A partition it does not name is at `0-0`: it did not exist when the cursor was made, so
 // everything in it came later. With one partition a cursor is a plain position, exactly as before.
 
+import type { Listener, PubSub, Unsubscribe } from '../pubsub/index.ts';
+
 /** The longest a partition count may be: each partition is a Redis key space, with its own scripts' round trips. */
 export const MAX_PARTITIONS = 64;
 
@@ -107,6 +109,19 @@ export const partitionKeySpace = (partition: number) => (partition === 0 ? 'even
  */
 export const partitionDomainChannel = (partition: number) => (partition === 0 ? 'domain-events' : `p${partition}:domain-events`);
 export const partitionUserChannel = (partition: number, userId: string) => (partition === 0 ? `user-events:${userId}` : `p${partition}:user-events:${userId}`);
+
+/**
+ * Hears every event of every partition, as each partition's append rings it (in the same script as the write, so
+ * no event is stored unheard). For whoever watches all users (the gateway's cache purges, live queries). Every
+ * partition a deployment may configure is listened to: the count can grow between deployments, and the listener
+ * does not read it. Partition 0's channel is the unpartitioned stream's, as the embedded one rings it.
+ */
+export async function subscribeToEveryEvent(pubsub: PubSub, listener: Listener): Promise<Unsubscribe> {
+  const unsubscribes = await Promise.all(Array.from({ length: MAX_PARTITIONS }, (_, partition) => pubsub.subscribe(partitionDomainChannel(partition), listener)));
+  return async () => {
+    await Promise.all(unsubscribes.map((unsubscribe) => unsubscribe()));
+  };
+}
 
 const PARTITION_CHANNEL = /^p(\d{1,2}):(?:domain-events$|user-events:)/;
 

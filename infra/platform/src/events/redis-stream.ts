@@ -1,6 +1,6 @@
 import { Cluster, type Redis } from 'ioredis';
 import { duplicateRedis, slotOf, slotTag, waitForRedis, type RedisClient } from '../redis.ts';
-import { DOMAIN_EVENTS_CHANNEL, type DomainEvent } from './index.ts';
+import type { DomainEvent } from './index.ts';
 import {
   compareIds,
   formatVector,
@@ -258,18 +258,13 @@ class Partition {
   }
 
   /**
-   * The prefix of `events` that is in the partition now: each one's stream id, and whether this append put it
-   * there (not a repeat). `guard`: refuse if the stream became partitioned.
+   * The prefix of `events` that is in the partition now: each one's stream id (a repeat's first one). `guard`:
+   * refuse if the stream became partitioned.
    */
-  async append(
-    events: readonly DomainEvent[],
-    fence: CausalFence | undefined,
-    guard: boolean,
-    encoded: readonly string[] = events.map((event) => JSON.stringify(event)),
-  ): Promise<{ id: string; fresh: boolean }[]> {
+  async append(events: readonly DomainEvent[], fence: CausalFence | undefined, guard: boolean): Promise<string[]> {
     const keys = [this.log, `${this.space}:trimmed`, `${this.space}:sources`, `${this.space}:clearance`, `${this.space}:partitions`, `${this.space}:epoch`];
     for (const event of events) keys.push(this.userKey(event.userId), `${this.space}:id:${event.id}`);
-    const args = events.flatMap((event, i) => [event.id, event.userId, event.source, encoded[i] as string, stampOf(event)]);
+    const args = events.flatMap((event) => [event.id, event.userId, event.source, JSON.stringify(event), stampOf(event)]);
     const fenceArgs = fence
       ? [fence.source, fence.instance, fence.now, Math.floor(fence.clearance), fence.reachableSince, fence.maxStallMs]
       : ['', '', 0, 0, 0, 0];
@@ -281,7 +276,7 @@ class Partition {
     const limits = [this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS];
     const reply = (await this.script('eventsAppend')(keys.length, ...keys, ...channels, ...limits, ...fenceArgs, this.qualifier, guard ? 1 : 0, ...args)) as string[];
     if (reply.length > 0 && this.replicaWaitMs > 0) await this.confirmReplicated();
-    return reply.map((id) => (id.startsWith('=') ? { id: id.slice(1), fresh: false } : { id, fresh: true }));
+    return reply.map((id) => (id.startsWith('=') ? id.slice(1) : id));
   }
 
   /** The connection the partition's scripts run on: on a cluster, the one to the primary owning its slot. */
@@ -524,7 +519,7 @@ export class RedisEventStream implements EventStream {
     if (events.length === 0 && !fence) return [];
     if (!(await this.partitioned())) {
       try {
-        return (await this.zero.append(events, fence, true)).map(({ id }) => id);
+        return await this.zero.append(events, fence, true);
       } catch (error) {
         if (!/EVENTS_RELAYOUT/.test((error as Error).message)) throw error;
         this.recorded.at = -Infinity;
@@ -544,59 +539,30 @@ export class RedisEventStream implements EventStream {
   private async appendPartitioned(events: readonly DomainEvent[], fence: CausalFence | undefined): Promise<string[]> {
     const placed = await this.assign(events.map((event) => event.userId));
     const count = Math.max(await this.count(), ...[...placed.values()].map((partition) => partition + 1));
-    // Each event is encoded once: for its partition's script, and again (by concatenation) for its announcement.
-    const encoded = events.map((event) => JSON.stringify(event));
-    const shares = new Map<number, { events: DomainEvent[]; encoded: string[] }>();
-    if (fence && fence.everywhere !== false) for (let partition = 0; partition < count; partition++) shares.set(partition, { events: [], encoded: [] });
-    const where = events.map((event, i) => {
+    const shares = new Map<number, DomainEvent[]>();
+    if (fence && fence.everywhere !== false) for (let partition = 0; partition < count; partition++) shares.set(partition, []);
+    const where = events.map((event) => {
       const partition = placed.get(event.userId) ?? 0;
-      const share = shares.get(partition) ?? { events: [], encoded: [] };
+      const share = shares.get(partition) ?? [];
       shares.set(partition, share);
-      share.events.push(event);
-      share.encoded.push(encoded[i] as string);
-      return { partition, index: share.events.length - 1 };
+      share.push(event);
+      return { partition, index: share.length - 1 };
     });
-    const appended = new Map<number, { id: string; fresh: boolean }[]>();
+    const appended = new Map<number, string[]>();
     const settled = await Promise.allSettled(
       [...shares].map(async ([partition, share]) => {
-        appended.set(partition, await this.partition(partition).append(share.events, fence, false, share.encoded));
+        appended.set(partition, await this.partition(partition).append(share, fence, false));
       }),
     );
     const positions: string[] = [];
-    const stored: string[] = [];
-    let prefix = true;
-    for (const [i, { partition, index }] of where.entries()) {
-      const outcome = appended.get(partition)?.[index];
-      prefix &&= outcome !== undefined;
-      if (!outcome) continue;
-      if (prefix) positions.push(qualify(partition, outcome.id));
-      // Past the prefix too: an append that failed in another partition is sent again, and what this one stored
-      // then comes back as a repeat, already announced here. With replica confirmation, a repeat may be an event
-      // whose first append failed its WAIT before this announcement: it is announced again (listeners drop what
-      // they already heard, by event id).
-      if (partition > 0 && (outcome.fresh || this.replicaWaitMs > 0)) stored.push(`{"position":"${qualify(partition, outcome.id)}",${(encoded[i] as string).slice(1)}`);
+    for (const { partition, index } of where) {
+      const id = appended.get(partition)?.[index];
+      if (id === undefined) break;
+      positions.push(qualify(partition, id));
     }
-    await this.announce(stored);
     const failed = settled.find((result) => result.status === 'rejected');
     if (failed) throw failed.reason;
     return positions;
-  }
-
-  /**
-   * Events outside partition 0 (each a StoredEvent's JSON) rang their own partition's channels; whoever listens to
-   * every event on the unpartitioned channel (the gateway's cache purges, live queries) hears them here too, after the append. That
-   * one is not atomic with it: a process that dies in between leaves those listeners unaware of the event (the
-   * doorbells the stream's own readers follow are rung by the append itself).
-   */
-  private async announce(messages: readonly string[]): Promise<void> {
-    if (messages.length === 0) return;
-    const channel = this.zero.channel(DOMAIN_EVENTS_CHANNEL);
-    const pipeline = this.redis.pipeline();
-    for (const message of messages) {
-      if (this.redis instanceof Cluster) pipeline.spublish(channel, message);
-      else pipeline.publish(channel, message);
-    }
-    await pipeline.exec();
   }
 
   async withdraw(source: string, instance: string): Promise<void> {
