@@ -2,7 +2,7 @@
 // share one stream, on one Redis and on a cluster. Nothing a reader was promised is lost or repeated: users keep
 // their partition, old cursors keep their meaning, consumer groups and the firehose cover partitions added later.
 import { afterAll, describe, expect, it } from 'vitest';
-import { followEvents, locate, partitionKeySpace, RedisEventStream, subscribeToEveryEvent, type DomainEvent, type Followed, type StoredEvent } from '../src/events/index.ts';
+import { followEvents, locate, partitionKeySpace, RedisEventStream, spreadPartition, subscribeToEveryEvent, type DomainEvent, type Followed, type StoredEvent } from '../src/events/index.ts';
 import { RedisPubSub } from '../src/pubsub/index.ts';
 import { eventChannelShard } from '../src/events/index.ts';
 import { slotOf, slotTag, type RedisClient } from '../src/redis.ts';
@@ -178,5 +178,15 @@ describe('new users on a Redis Cluster', () => {
     } finally {
       await stream.close();
     }
+  });
+
+  it('proposes the same partitions after a failover (a replica at another address serving its primary’s slots)', () => {
+    // Partition 0's primary replaced by its replica, whose address sorts last rather than first.
+    const before = ['127.0.0.1:7000', '127.0.0.1:7001', '127.0.0.1:7001', '127.0.0.1:7002'];
+    const after = ['127.0.0.1:7999', ...before.slice(1)];
+    const users = Array.from({ length: 300 }, (_, i) => `user-${i}`);
+    expect(users.map((user) => spreadPartition(user, after))).toEqual(users.map((user) => spreadPartition(user, before)));
+    // Still spread over the three primaries.
+    expect(new Set(users.map((user) => before[spreadPartition(user, before)]))).toEqual(new Set(before));
   });
 });

@@ -88,16 +88,20 @@ function fnv1a(value: string): number {
  * Where a new user's events go when the partitions' owners are known (a cluster's primaries, `owners[p]` the one
  * serving partition p): first an owner, evenly by the hash, then one of its partitions. Four partitions on three
  * primaries sit 1/2/1 whatever their hash tags; this gives each primary a third of new users rather than a quarter,
- * a half and a quarter. A process that sees the owners differently (a slot moving) only proposes otherwise: the
- * stream records the first proposal, so users still never move.
+ * a half and a quarter. The owners are told apart by the partitions they serve, in the order of their first one,
+ * never by address: a replica promoted in a failover serves what its primary did, so the proposals stay the same,
+ * and a user whose recorded assignment the failover lost is proposed the partition that holds their events. A
+ * process that sees the owners differently (a slot moving) only proposes otherwise: the stream records the first
+ * proposal, so users still never move.
  */
 export function spreadPartition(userId: string, owners: readonly string[]): number {
-  const hosts = [...new Set(owners)].sort();
-  if (hosts.length <= 1) return hashPartition(userId, owners.length);
+  const served = new Map<string, number[]>();
+  owners.forEach((owner, partition) => served.set(owner, [...(served.get(owner) ?? []), partition]));
+  if (served.size <= 1) return hashPartition(userId, owners.length);
+  const groups = [...served.values()];
   const hash = fnv1a(userId);
-  const host = hosts[hash % hosts.length];
-  const mine = owners.flatMap((owner, partition) => (owner === host ? [partition] : []));
-  return mine[Math.floor(hash / hosts.length) % mine.length] as number;
+  const mine = groups[hash % groups.length] as number[];
+  return mine[Math.floor(hash / groups.length) % mine.length] as number;
 }
 
 /** The key space (cluster hash tag) of a partition: `events` for partition 0, as before partitions, then `events:<p>`. */
