@@ -101,7 +101,7 @@ const unsentCount = async () => (await outboxRows()).filter((row) => !row.sent).
 const logOf = async (stream = new RedisEventStream(redis, prefix)) => stream.read({}, null, 100_000);
 
 function relay(
-  options: Pick<OutboxRelayOptions, 'batchSize' | 'pollMs' | 'passes' | 'poolSize' | 'hooks'> & { db?: Db; stream?: RedisEventStream; logger?: ReturnType<typeof captureLogger>['logger'] } = {},
+  options: Pick<OutboxRelayOptions, 'batchSize' | 'pollMs' | 'passes' | 'poolSize' | 'hooks' | 'keepSentMs'> & { db?: Db; stream?: RedisEventStream; logger?: ReturnType<typeof captureLogger>['logger'] } = {},
 ) {
   const created = createOutboxRelay({
     db: options.db ?? main.db,
@@ -112,6 +112,7 @@ function relay(
     passes: options.passes,
     hooks: options.hooks,
     poolSize: options.poolSize,
+    keepSentMs: options.keepSentMs,
   });
   relays.push(created);
   return created;
@@ -216,6 +217,17 @@ describe('the outbox relay', () => {
     await sender.flush();
     await relay().flush();
     expect(await logOf()).toHaveLength(120);
+  });
+
+  it('deletes the rows it sent once they are older than keepSentMs, after the pass, and never one still unsent', async () => {
+    const committed = await commitUnsent(10);
+    let late: DomainEvent[] = [];
+    // Rows committed while the pass appends are unsent when the prune that follows it runs.
+    const sender = relay({ keepSentMs: 0, hooks: { afterAppend: async () => void (late.length === 0 && (late = await commitUnsent(3))) } });
+    await sender.flush();
+    await waitFor(async () => expect(await outboxRows()).toHaveLength(3));
+    expect((await outboxRows()).map((row) => [row.id, row.sent])).toEqual(late.map((event) => [event.id, false]));
+    expect((await logOf()).map((event) => event.id)).toEqual(committed.map((event) => event.id));
   });
 
   it('once started, picks up rows committed by writers that never flushed', async () => {

@@ -112,6 +112,8 @@ async function claimOrReplay(tx: AnyDatabase, write: IdempotentWrite): Promise<{
 
 /** How often, at most, a process deletes expired idempotency keys (after one of its keyed writes). */
 const PRUNE_KEYS_EVERY_MS = 60_000;
+/** How often the relay deletes the rows it sent long ago. */
+const PRUNE_EVERY_MS = 60_000;
 
 /**
  * Transactions that write their events to the outbox. After the commit the write hands its events to
@@ -322,6 +324,19 @@ export function createOutboxRelay({
     return value;
   };
 
+  /**
+   * Deletes the rows sent more than keepSentMs ago, once a minute at most, after a drain and outside every pass:
+   * in a pass it held the lanes' locks and the appended events' commit for as long as the delete took.
+   */
+  const prune = async () => {
+    if (Date.now() - prunedAt < PRUNE_EVERY_MS) return;
+    prunedAt = Date.now();
+    await db
+      .delete(outbox)
+      .where(sql`${outbox.sentAt} < now() - make_interval(secs => ${keepSentMs / 1000})`)
+      .catch((error: unknown) => logger.warn({ err: error }, 'outbox relay: deleting sent rows failed; trying again in a minute'));
+  };
+
   const seqList = (rows: readonly { seq: number }[]) => `{${rows.map((row) => row.seq).join(',')}}`;
 
   /**
@@ -362,10 +377,6 @@ export function createOutboxRelay({
         const unsent = rows.slice(positions.length);
         // Held back: unsent again.
         if (unsent.length > 0) await tx.execute(sql`update ${outbox} set sent_at = null where ${outbox.seq} = any(${seqList(unsent)}::bigint[])`);
-        if (of === 1 && Date.now() - prunedAt > 60_000) {
-          prunedAt = Date.now();
-          await tx.delete(outbox).where(sql`${outbox.sentAt} < now() - make_interval(secs => ${keepSentMs / 1000})`);
-        }
         committing = performance.now();
         const heldFrom = unsent.length > 0 ? Math.min(...unsent.map((row) => Date.parse(row.event.occurredAt))) : undefined;
         return { sent: positions.length, held: unsent.length > 0, more: false, heldFrom };
@@ -479,6 +490,7 @@ export function createOutboxRelay({
         release(target, true);
         if (holding) logger.info('outbox relay: held events went in');
         holding = false;
+        await prune();
         continue;
       }
       if (!failing) {
