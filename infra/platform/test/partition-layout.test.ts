@@ -180,6 +180,65 @@ describe('new users on a Redis Cluster', () => {
     }
   });
 
+  describe('with EVENT_STREAM_REPLICA_WAIT_MS (each append confirmed by a replica)', () => {
+    /** A 4-partition stream and a user of each of two partitions past 0, with the primary of the first one's. */
+    const setUp = async () => {
+      const redis = (await cluster.client()) as Cluster;
+      const prefix = `${runPrefix}${++counter}:`;
+      const stream = new RedisEventStream(redis, prefix, undefined, { partitions: 4, replicaWaitMs: 2_000 });
+      const users = new Map<number, string>();
+      for (let n = 0; users.size < 2; n++) {
+        const partition = Number(/^p(\d+):/.exec(await stream.channel({ userId: `wait-${n}` }))?.[1] ?? 0);
+        if (partition > 0 && !users.has(partition)) users.set(partition, `wait-${n}`);
+      }
+      const [[partition, user], [otherPartition, other]] = [...users] as [[number, string], [number, string]];
+      const slotOfPartition = (p: number) => slotOf(`${prefix}${slotTag(redis, partitionKeySpace(p))}:log`);
+      return { redis, stream, user, other, slot: slotOfPartition(partition), otherSlot: slotOfPartition(otherPartition) };
+    };
+    /** How many WAITs each primary has run (its own count, from INFO commandstats). */
+    const waitsPerPrimary = async (redis: Cluster) =>
+      new Map<string, number>(
+        await Promise.all(
+          redis.nodes('master').map(async (node) => [`${node.options.host}:${node.options.port}`, Number(/cmdstat_wait:calls=(\d+)/.exec(await node.info('commandstats'))?.[1] ?? 0)] as const),
+        ),
+      );
+
+    it('appends to every partition, each confirmed on the primary that stored it', async () => {
+      const { redis, stream, user, other, slot, otherSlot } = await setUp();
+      try {
+        const before = await waitsPerPrimary(redis);
+        const batch = [event(user), event(other), event(user)];
+        const positions = await stream.append(batch);
+        expect(positions).toHaveLength(3);
+        const after = await waitsPerPrimary(redis);
+        const expected = new Map<string, number>([...before.keys()].map((node) => [node, 0]));
+        for (const owner of [redis.slots[slot]![0]!, redis.slots[otherSlot]![0]!]) expected.set(owner, expected.get(owner)! + 1);
+        expect(new Map([...after].map(([node, calls]) => [node, calls - before.get(node)!]))).toEqual(expected);
+        expect(ids(await stream.read({ userId: user }, null, 10))).toEqual([batch[0]!.id, batch[2]!.id]);
+        expect(ids(await stream.read({ userId: other }, null, 10))).toEqual([batch[1]!.id]);
+      } finally {
+        await stream.close();
+      }
+    });
+
+    it('with a stale slot map, fails the append on the node it picked (never confirmed by another), then sends it once', async () => {
+      const { redis, stream, user, slot } = await setUp();
+      try {
+        const owner = redis.slots[slot]![0]!;
+        const elsewhere = redis.nodes('master').map(({ options }) => `${options.host}:${options.port}`).find((node) => node !== owner)!;
+        // As after a failover this client has not heard of yet: the map names another primary for the slot.
+        redis.slots[slot] = [elsewhere];
+        const late = event(user);
+        await expect(stream.append([late])).rejects.toThrow(/MOVED/);
+        // The relay's next try finds the owner again, and the event goes in once.
+        await waitFor(() => stream.append([late]), 10_000, 100);
+        expect(ids(await stream.read({ userId: user }, null, 10))).toEqual([late.id]);
+      } finally {
+        await stream.close();
+      }
+    });
+  });
+
   it('proposes the same partitions after a failover (a replica at another address serving its primary’s slots)', () => {
     // Partition 0's primary replaced by its replica, whose address sorts last rather than first.
     const before = ['127.0.0.1:7000', '127.0.0.1:7001', '127.0.0.1:7001', '127.0.0.1:7002'];

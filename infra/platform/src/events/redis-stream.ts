@@ -206,6 +206,16 @@ return out
 
 type Entry = [string, string[]];
 
+/** An append's stream ids, a repeat's (`=`-prefixed) as the id it already had. */
+const ids = (reply: readonly string[]) => reply.map((id) => (id.startsWith('=') ? id.slice(1) : id));
+
+/** The append script on one node's own connection (a cluster's node connections do not carry its commands). */
+function appendOn(node: RedisClient | Redis, keys: readonly string[], argv: readonly (string | number)[]): Promise<string[]> {
+  if (!('eventsAppend' in node)) node.defineCommand('eventsAppend', { lua: APPEND });
+  const run = (node as unknown as Record<string, Run>).eventsAppend as Run;
+  return run.call(node, keys.length, ...keys, ...argv) as Promise<string[]>;
+}
+
 /** The longest a group read blocks; longer requests are cut to it (and return empty, as on a timeout). */
 const MAX_BLOCK_MS = 5_000;
 /** With several partitions a group read blocks on each in slices this long, so an event on any wakes it soon. */
@@ -274,9 +284,18 @@ class Partition {
       this.redis instanceof Cluster ? 'SPUBLISH' : 'PUBLISH',
     ];
     const limits = [this.retention.log, this.retention.perUser, DEDUPLICATION_SECONDS];
-    const reply = (await this.script('eventsAppend')(keys.length, ...keys, ...channels, ...limits, ...fenceArgs, this.qualifier, guard ? 1 : 0, ...args)) as string[];
-    if (reply.length > 0 && this.replicaWaitMs > 0) await this.confirmReplicated();
-    return reply.map((id) => (id.startsWith('=') ? id.slice(1) : id));
+    const argv = [...channels, ...limits, ...fenceArgs, this.qualifier, guard ? 1 : 0, ...args];
+    if (this.replicaWaitMs <= 0) return ids((await this.script('eventsAppend')(keys.length, ...keys, ...argv)) as string[]);
+    // The append and its WAIT on one connection, picked once: WAIT counts only that connection's writes, and asked
+    // of another node (a slot map refreshed in between) it would confirm nothing and answer at once.
+    const primary = this.primary();
+    const reply = await appendOn(primary, keys, argv).catch((error: unknown) => {
+      // A stale map sent it to a node that no longer owns the slot: fail, and let the next try find the owner.
+      if (this.redis instanceof Cluster && /^(MOVED|ASK) /.test((error as Error).message)) this.redis.refreshSlotsCache();
+      throw error;
+    });
+    if (reply.length > 0) await this.confirmReplicated(primary);
+    return ids(reply);
   }
 
   /** The connection the partition's scripts run on: on a cluster, the one to the primary owning its slot. */
@@ -296,8 +315,8 @@ class Partition {
    * that replica cannot lose an event the relay marked sent. Asynchronous replication otherwise acknowledges
    * writes a replica may never get.
    */
-  private async confirmReplicated(): Promise<void> {
-    const acknowledged = Number(await this.primary().call('WAIT', 1, this.replicaWaitMs));
+  private async confirmReplicated(primary: RedisClient | Redis): Promise<void> {
+    const acknowledged = Number(await primary.call('WAIT', 1, this.replicaWaitMs));
     if (acknowledged < 1) throw new Error(`no replica confirmed the events within ${this.replicaWaitMs} ms`);
   }
 
