@@ -140,7 +140,10 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   // serves (a live query's runs are plain queries: the planner never sees @live).
   const apiSchemaJs = withLiveDirective(apiSchema.toGraphQLJSSchema({ includeDefer: true }));
   const types = supergraphTypes(supergraph.schema.toGraphQLJSSchema());
-  const planner = new QueryPlanner(supergraph, { incrementalDelivery: { enableDefer: true } });
+  // Type-conditioned paths: an entity fetch under an abstract type goes only to the entities of the types that
+  // asked for it (Apollo's executor, which has no such paths, sends it every object at the path, and subgraphs
+  // then resolve fields for types that never needed them).
+  const planner = new QueryPlanner(supergraph, { incrementalDelivery: { enableDefer: true }, typeConditionedFetching: true });
   const overrides = createOverrideLabels(supergraph);
   const authorization = readAuthorizationRules(options.supergraphSdl);
   const policies = options.policies ?? {};

@@ -179,7 +179,7 @@ async function executeFetch(run: PlanRun, types: SupergraphTypes, fetch: FetchNo
       incomingRequestContext: run.requestContext,
       context: run.requestContext.context,
       document: fetch.operationDocumentNode,
-      pathInIncomingRequest: cursor.path,
+      pathInIncomingRequest: plainPath(cursor.path),
       // Sibling fetches of one run may go out as one request; a deferred part's run is its own, so that a fast
       // part never waits for a slow part's fetch.
       mergeScope: run satisfies MergeScoped['mergeScope'],
@@ -271,14 +271,19 @@ function flattenWithParents(root: Data, path: ResponsePath): { value: unknown; p
       else found.push({ value, parents });
       return;
     }
-    const element = path[from];
-    if (element === '@') {
+    const element = path[from] as string;
+    const bar = element.indexOf(CONDITION);
+    const name = bar < 0 ? element : element.slice(0, bar);
+    const types = bar < 0 ? undefined : conditionTypes(element, bar);
+    if (name === '@') {
       if (!Array.isArray(value)) throw new TypeError('value.flatMap is not a function');
-      for (const item of value as unknown[]) walk(item, from + 1, parents);
+      for (const item of value as unknown[]) if (!(types && outOfType(item, types))) walk(item, from + 1, parents);
       return;
     }
     if (Array.isArray(value) || typeof value !== 'object') return;
-    walk(getOwn(value as Data, element as string), from + 1, [...parents, value as Data]);
+    const next = name === '' ? value : getOwn(value as Data, name);
+    if (types && outOfType(next, types)) return;
+    walk(next, from + 1, name === '' ? parents : [...parents, value as Data]);
   };
   walk(root, 0, []);
   return found;
@@ -479,18 +484,38 @@ function moveIntoCursor(cursor: Cursor, pathInCursor: ResponsePath): Cursor | un
   return data ? { path: cursor.path.concat(pathInCursor), data, fullResult: cursor.fullResult } : undefined;
 }
 
+/**
+ * With type-conditioned fetching, the planner suffixes a path element with the types the value it reaches must
+ * have (`review|[UserReview]`, `@|[A,B]`) and starts the path with '' (the root, which may carry one too): an
+ * entity of another type gets nothing from that fetch, so it is left out of it, as Apollo Router does.
+ */
+const CONDITION = '|[';
+const conditionTypes = (element: string, bar: number) => element.slice(bar + CONDITION.length, -1).split(',');
+/** An object whose `__typename` is none of `types`; one without a `__typename` stays in. */
+function outOfType(value: unknown, types: readonly string[]): boolean {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const typename = (value as Data).__typename;
+  return typeof typename === 'string' && !types.includes(typename);
+}
+
 // Apollo's recursion, by index instead of by copying the rest of the path at every step.
 function flattenFrom(value: unknown, path: ResponsePath, from: number): Data | Data[] | null | undefined {
   let current = value;
   for (let index = from; index < path.length; index++) {
     if (current === undefined || current === null) return current;
     const element = path[index];
-    if (element === '@') {
+    // Tested first: the message closures would otherwise be made for every step of every entity.
+    if (typeof element !== 'string') assert(false, `Unexpected ${typeof element} found in path`);
+    const bar = element.indexOf(CONDITION);
+    const name = bar < 0 ? element : element.slice(0, bar);
+    if (name === '@') {
       // A subgraph that sent something else than a list where the plan expects one: Apollo's `flatMap` call
       // fails with this, and the request with it.
       if (!Array.isArray(current)) throw new TypeError('value.flatMap is not a function');
+      const types = bar < 0 ? undefined : conditionTypes(element, bar);
       const flattened: unknown[] = [];
       for (const item of current as unknown[]) {
+        if (types && outOfType(item, types)) continue;
         const inner = flattenFrom(item, path, index + 1);
         if (Array.isArray(inner)) {
           for (const entity of inner) flattened.push(entity);
@@ -500,10 +525,9 @@ function flattenFrom(value: unknown, path: ResponsePath, from: number): Data | D
       }
       return flattened as Data[];
     }
-    // Tested first: the message closures would otherwise be made for every step of every entity.
-    if (typeof element !== 'string') assert(false, `Unexpected ${typeof element} found in path`);
     if (Array.isArray(current)) assert(false, `Unexpected array in result for path element ${element}`);
-    current = getOwn(current as Data, element);
+    if (name !== '') current = getOwn(current as Data, name);
+    if (bar >= 0 && outOfType(current, conditionTypes(element, bar))) return undefined;
   }
   return current as Data | Data[];
 }
@@ -519,36 +543,52 @@ function errorPaths(fetch: FetchNode, cursor: Cursor) {
       }
       return [...(hydrated[path[1]] ?? []), ...path.slice(2)];
     }
-    return path ? [...cursor.path, ...path.slice()] : undefined;
+    return path ? [...plainPath(cursor.path), ...path.slice()] : undefined;
   };
 }
+
+/** A plan's path as a response path: without the root's '' and the type conditions. */
+const plainPath = (path: ResponsePath): ResponsePath =>
+  path.flatMap((element): ResponsePath => {
+    if (typeof element !== 'string') return [element];
+    const bar = element.indexOf(CONDITION);
+    const name = bar < 0 ? element : element.slice(0, bar);
+    return name === '' ? [] : [name];
+  });
 
 function hydratePaths(parent: ResponsePath, path: ResponsePath, data: unknown, result: ResponsePath[]) {
   const head = path[0];
   if (data == null) return;
   if (head == null) {
     result.push(parent.slice());
-  } else if (head === '@') {
+    return;
+  }
+  if (typeof head !== 'string') assert(false, `unknown path part "${head}"`);
+  const bar = head.indexOf(CONDITION);
+  const name = bar < 0 ? head : head.slice(0, bar);
+  const types = bar < 0 ? undefined : conditionTypes(head, bar);
+  if (name === '@') {
     assert(Array.isArray(data), 'expected array when encountering `@`');
     for (const [index, value] of data.entries()) {
+      if (types && outOfType(value, types)) continue;
       parent.push(index);
       hydratePaths(parent, path.slice(1), value, result);
       parent.pop();
     }
-  } else if (typeof head === 'string') {
-    if (Array.isArray(data)) {
-      for (const [index, value] of data.entries()) {
-        parent.push(index);
-        hydratePaths(parent, path, value, result);
-        parent.pop();
-      }
-    } else if (hasOwn(data as object, head)) {
-      parent.push(head);
-      hydratePaths(parent, path.slice(1), (data as Data)[head], result);
+  } else if (Array.isArray(data)) {
+    for (const [index, value] of data.entries()) {
+      parent.push(index);
+      hydratePaths(parent, path, value, result);
       parent.pop();
     }
-  } else {
-    assert(false, `unknown path part "${head}"`);
+  } else if (name === '') {
+    if (!(types && outOfType(data, types))) hydratePaths(parent, path.slice(1), data, result);
+  } else if (hasOwn(data as object, name)) {
+    const value = (data as Data)[name];
+    if (types && outOfType(value, types)) return;
+    parent.push(name);
+    hydratePaths(parent, path.slice(1), value, result);
+    parent.pop();
   }
 }
 
