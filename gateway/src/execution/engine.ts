@@ -126,6 +126,14 @@ function findsSubscription(node: PlanNode | SubscriptionNode | undefined): strin
   }
 }
 
+const PLANNER_CONFIG = { incrementalDelivery: { enableDefer: true } } as const;
+
+/**
+ * A planner that plans as the engine's does, but in the form Apollo's `executeQueryPlan` can run (no
+ * type-conditioned paths): for comparing the two executors on the same plans.
+ */
+export const plannerForApolloExecutor = (supergraph: Supergraph) => new QueryPlanner(supergraph, PLANNER_CONFIG);
+
 /**
  * Our own query-plan executor. @apollo/gateway still loads the supergraph and @apollo/query-planner plans; this
  * runs the plans. Each operation is planned, and its projection compiled, once (kept in a cache bounded in bytes,
@@ -143,7 +151,7 @@ export function createExecutionEngine(options: ExecutionEngineOptions): Executio
   // Type-conditioned paths: an entity fetch under an abstract type goes only to the entities of the types that
   // asked for it (Apollo's executor, which has no such paths, sends it every object at the path, and subgraphs
   // then resolve fields for types that never needed them).
-  const planner = new QueryPlanner(supergraph, { incrementalDelivery: { enableDefer: true }, typeConditionedFetching: true });
+  const planner = new QueryPlanner(supergraph, { ...PLANNER_CONFIG, typeConditionedFetching: true });
   const overrides = createOverrideLabels(supergraph);
   const authorization = readAuthorizationRules(options.supergraphSdl);
   const policies = options.policies ?? {};

@@ -1,10 +1,9 @@
 import type { ServiceMap } from '@apollo/gateway';
-import { QueryPlanner } from '@apollo/query-planner';
 import { GraphQLError } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_SUPERGRAPH_PATH } from '../../src/config.ts';
 import { DEFAULT_POLICIES } from '../../src/authorization/policies.ts';
-import { createExecutionEngine, type ExecutionEngine } from '../../src/execution/engine.ts';
+import { createExecutionEngine, plannerForApolloExecutor, type ExecutionEngine } from '../../src/execution/engine.ts';
 import { readSupergraph } from '../../src/supergraph/load.ts';
 import { buildCorpus, type CorpusEntry } from './corpus.ts';
 import { apolloExecutor, logger, observe, requestContextFor, type Executor, type Observed } from './executors.ts';
@@ -30,7 +29,7 @@ const supergraphSdl = readSupergraph(DEFAULT_SUPERGRAPH_PATH);
 const engine = createExecutionEngine({ supergraphSdl, logger, dedupeRepresentations: false, policies: DEFAULT_POLICIES });
 // Apollo's executor runs the plans of a planner configured as @apollo/gateway's is, on the engine's supergraph:
 // the same plans but for the engine's type-conditioned paths, which Apollo's executor cannot follow.
-const apollo = apolloExecutor(engine.supergraph, new QueryPlanner(engine.supergraph, { incrementalDelivery: { enableDefer: true } }));
+const apollo = apolloExecutor(engine.supergraph, plannerForApolloExecutor(engine.supergraph));
 
 /** Entries the engine handed to Apollo's executor: they prove nothing, so the corpus says which may. */
 const fellBack = new Set<string>();

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
 import { operationFromDocument } from '@apollo/federation-internals';
 import { parse } from 'graphql';
-import { createExecutionEngine } from '@fed/gateway/execution';
+import { createExecutionEngine, plannerForApolloExecutor } from '@fed/gateway/execution';
 import { median } from '@fed/platform/testing';
 import { QUERIES, startSeededStack } from './queries.ts';
 
@@ -28,6 +28,8 @@ try {
   const engine = createExecutionEngine({ supergraphSdl, logger, dedupeRepresentations: false });
   const apiSchema = engine.supergraph.apiSchema();
   const supergraphSchema = engine.supergraph.schema.toGraphQLJSSchema();
+  // Apollo's executor cannot follow the engine's type-conditioned paths: it runs the plans of Apollo's form.
+  const apolloPlanner = plannerForApolloExecutor(engine.supergraph);
   // The gateway's own data sources: signed, breaker, everything a real fetch goes through.
   const live = (stack.gateway.gateway as unknown as { serviceMap: Record<string, { dataSource: GraphQLDataSource }> }).serviceMap;
   const contextValue = { viewer: { userId: '1', role: 'admin' as const } };
@@ -73,7 +75,7 @@ try {
         },
       ]),
     );
-    const plan = engine.planner.buildQueryPlan(operationFromDocument(apiSchema, document));
+    const plan = apolloPlanner.buildQueryPlan(operationFromDocument(apiSchema, document));
     const apollo = async (services: ServiceMap) => {
       const context = requestContext();
       const operationContext = buildOperationContext({ schema: engine.apiSchema, operationDocument: document });
