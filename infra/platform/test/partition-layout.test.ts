@@ -6,6 +6,7 @@ import { followEvents, locate, partitionKeySpace, RedisEventStream, spreadPartit
 import { RedisPubSub } from '../src/pubsub/index.ts';
 import { eventChannelShard } from '../src/events/index.ts';
 import { slotOf, slotTag, type RedisClient } from '../src/redis.ts';
+import { askRedisNode } from '../src/testing/redis-node.ts';
 import type { Cluster } from 'ioredis';
 import { eventStreams } from './event-streams.ts';
 import { clusterForThisFile } from './cluster.ts';
@@ -216,6 +217,23 @@ describe('new users on a Redis Cluster', () => {
         expect(new Map([...after].map(([node, calls]) => [node, calls - before.get(node)!]))).toEqual(expected);
         expect(ids(await stream.read({ userId: user }, null, 10))).toEqual([batch[0]!.id, batch[2]!.id]);
         expect(ids(await stream.read({ userId: other }, null, 10))).toEqual([batch[1]!.id]);
+      } finally {
+        await stream.close();
+      }
+    });
+
+    it("goes on appending after the client lost its connection to the partition's primary (no other command to that slot)", async () => {
+      const { redis, stream, user, slot } = await setUp();
+      try {
+        const [host, port] = redis.slots[slot]![0]!.split(':') as [string, string];
+        const dropped = new Promise((resolve) => redis.once('-node', resolve));
+        // Every client connection to that primary goes, as when it restarts or a proxy in between times out.
+        await askRedisNode({ host, port: Number(port) }, ['CLIENT', 'KILL', 'TYPE', 'normal']);
+        await dropped;
+        // The first try: nothing else would bring the node back to the client's pool.
+        const next = event(user);
+        expect(await stream.append([next])).toHaveLength(1);
+        expect(ids(await stream.read({ userId: user }, null, 10))).toEqual([next.id]);
       } finally {
         await stream.close();
       }

@@ -288,10 +288,10 @@ class Partition {
     if (this.replicaWaitMs <= 0) return ids((await this.script('eventsAppend')(keys.length, ...keys, ...argv)) as string[]);
     // The append and its WAIT on one connection, picked once: WAIT counts only that connection's writes, and asked
     // of another node (a slot map refreshed in between) it would confirm nothing and answer at once.
-    const primary = this.primary();
+    const primary = await this.primary();
     const reply = await appendOn(primary, keys, argv).catch((error: unknown) => {
-      // A stale map sent it to a node that no longer owns the slot: fail, and let the next try find the owner.
-      if (this.redis instanceof Cluster && /^(MOVED|ASK) /.test((error as Error).message)) this.redis.refreshSlotsCache();
+      // A stale map (MOVED, ASK) or a connection that closed: fail, and let the next try find the owner afresh.
+      if (this.redis instanceof Cluster) this.redis.refreshSlotsCache();
       throw error;
     });
     if (reply.length > 0) await this.confirmReplicated(primary);
@@ -299,13 +299,21 @@ class Partition {
   }
 
   /** The connection the partition's scripts run on: on a cluster, the one to the primary owning its slot. */
-  private primary(): RedisClient | Redis {
-    if (!(this.redis instanceof Cluster)) return this.redis;
-    const owner = this.redis.slots[slotOf(this.log)]?.[0];
-    const node = this.redis.nodes('master').find(({ options }) => `${options.host}:${options.port}` === owner);
+  private async primary(): Promise<RedisClient | Redis> {
+    const cluster = this.redis;
+    if (!(cluster instanceof Cluster)) return cluster;
+    const find = () => {
+      const owner = cluster.slots[slotOf(this.log)]?.[0];
+      return cluster.nodes('master').find(({ options }) => `${options.host}:${options.port}` === owner);
+    };
+    // A node whose connection dropped leaves the client's pool until a command routed to its slot brings it back.
+    const node = find() ?? (await cluster.exists(this.log).then(find, () => undefined));
     // WAIT on any other node would confirm nothing (it has no writes outstanding) and answer at once: fail the
     // append instead, and the relay sends it again once the slot's owner is known.
-    if (!node) throw new Error("the partition's primary is not known yet");
+    if (!node) {
+      cluster.refreshSlotsCache();
+      throw new Error("the partition's primary is not known yet");
+    }
     return node;
   }
 
