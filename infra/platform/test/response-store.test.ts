@@ -290,8 +290,9 @@ describe('RedisResponseStore on a Redis Cluster', () => {
       await purge(space, heard);
       await fill(store, key, 'stored late', [tag]);
       expect(await bodyAt(store, key)).toBe('stored late');
-      // A purge numbered far below what this bucket heard cannot be told from a lost sequence.
-      await purge(space, heard - 60_000);
+      // A purge numbered far below what this bucket heard (a minute, in microseconds) cannot be told from a lost
+      // sequence.
+      await purge(space, heard - 60_000_000);
       expect(await bodyAt(store, key)).toBeUndefined();
     });
 

@@ -50,7 +50,7 @@ for i = 4, #KEYS do
     redis.call('DEL', KEYS[i])
   end
 end
-return { tostring(current) }
+return { string.format('%.0f', current) }
 `;
 
 /**
@@ -80,25 +80,26 @@ return 0
 /**
  * The sequence this bucket stamps with.
  *
- * '' (bucket 0): the next one, taken from the server's clock in milliseconds when that is ahead. A primary that
- * lost the sequence in a failover then resumes past every number handed out before, unless its clock is behind
- * the old primary's by more than the failover took.
+ * '' (bucket 0): the next one, taken from the server's clock in microseconds when that is ahead (it is, below a
+ * million purges a second). A primary that lost the newest numbers in a failover then resumes past every number
+ * handed out before, unless its clock is behind the old primary's by more than the failover took. The numbers
+ * (about 1.7e15, exact in a Lua double) are written with '%.0f': Lua's own conversion keeps 14 digits.
  *
  * Otherwise the number bucket 0 handed out. A bucket that has already heard of a later one heard two purges'
  * fan-outs out of order (two replicas purging at once), and stamps this one with its own number: an entry stored
  * here with a later ticket was computed after this purge was numbered, so after its write. Only a number further
- * behind than any fan-out takes (REORDER_WINDOW) stands for a sequence that went back; that stamps one past the
- * newest heard, which covers every entry stored here before it, and refuses new stores with the tags until the
- * sequence passes it.
+ * behind than any fan-out takes (REORDER_WINDOW, a second) stands for a sequence that went back; that stamps one
+ * past the newest heard, which covers every entry stored here before it, and refuses new stores with the tags
+ * until the sequence passes it.
  */
 const NEXT = `
-local REORDER_WINDOW = 1000
+local REORDER_WINDOW = 1000000
 local function next(seqKey, given)
   local heard = tonumber(redis.call('GET', seqKey) or '0')
   if given == '' then
     local time = redis.call('TIME')
-    local seq = math.max(heard + 1, tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
-    redis.call('SET', seqKey, seq)
+    local seq = math.max(heard + 1, tonumber(time[1]) * 1000000 + tonumber(time[2]))
+    redis.call('SET', seqKey, string.format('%.0f', seq))
     return seq, seq
   end
   local seq = tonumber(given)
@@ -129,7 +130,7 @@ for first = 3, #ARGV, 1000 do
     local held = current[j - first + 1]
     if not (held and tonumber(held) >= stamp) then
       fields[#fields + 1] = ARGV[j]
-      fields[#fields + 1] = stamp
+      fields[#fields + 1] = string.format('%.0f', stamp)
       scores[#scores + 1] = expires
       scores[#scores + 1] = ARGV[j]
     end
@@ -151,6 +152,6 @@ return seq
 /** KEYS: seq, floor. ARGV: the sequence ('' to take the next). Returns the sequence. */
 export const INVALIDATE_ALL = `${NEXT}
 local seq, floor = next(KEYS[1], ARGV[1])
-if floor > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], floor) end
+if floor > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], string.format('%.0f', floor)) end
 return seq
 `;
