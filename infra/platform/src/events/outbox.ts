@@ -325,16 +325,24 @@ export function createOutboxRelay({
   };
 
   /**
-   * Deletes the rows sent more than keepSentMs ago, once a minute at most, after a drain and outside every pass:
-   * in a pass it held the lanes' locks and the appended events' commit for as long as the delete took.
+   * Deletes the rows sent more than keepSentMs ago, once a minute at most, after a drain, beside the passes: in a
+   * pass it held the lanes' locks and the appended events' commit for as long as the delete took, and awaited
+   * between drains it would hold the next writes' flushes.
    */
-  const prune = async () => {
-    if (Date.now() - prunedAt < PRUNE_EVERY_MS) return;
+  let pruning: Promise<void> | undefined;
+  const prune = () => {
+    if (pruning || Date.now() - prunedAt < PRUNE_EVERY_MS) return;
     prunedAt = Date.now();
-    await db
+    pruning = db
       .delete(outbox)
       .where(sql`${outbox.sentAt} < now() - make_interval(secs => ${keepSentMs / 1000})`)
-      .catch((error: unknown) => logger.warn({ err: error }, 'outbox relay: deleting sent rows failed; trying again in a minute'));
+      .then(
+        () => undefined,
+        (error: unknown) => logger.warn({ err: error }, 'outbox relay: deleting sent rows failed; trying again in a minute'),
+      )
+      .finally(() => {
+        pruning = undefined;
+      });
   };
 
   const seqList = (rows: readonly { seq: number }[]) => `{${rows.map((row) => row.seq).join(',')}}`;
@@ -490,7 +498,7 @@ export function createOutboxRelay({
         release(target, true);
         if (holding) logger.info('outbox relay: held events went in');
         holding = false;
-        await prune();
+        prune();
         continue;
       }
       if (!failing) {
@@ -545,6 +553,7 @@ export function createOutboxRelay({
       clearInterval(poll);
       clearTimeout(retry);
       await running;
+      await pruning;
       if (fenced) {
         // A last drain: if everything went in, this instance vouches for nothing any more and withdraws.
         const { source } = fenced;

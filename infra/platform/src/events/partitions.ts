@@ -121,10 +121,18 @@ export const partitionUserChannel = (partition: number, userId: string) => (part
  * does not read it. Partition 0's channel is the unpartitioned stream's, as the embedded one rings it.
  */
 export async function subscribeToEveryEvent(pubsub: PubSub, listener: Listener): Promise<Unsubscribe> {
-  const unsubscribes = await Promise.all(Array.from({ length: MAX_PARTITIONS }, (_, partition) => pubsub.subscribe(partitionDomainChannel(partition), listener)));
-  return async () => {
-    await Promise.all(unsubscribes.map((unsubscribe) => unsubscribe()));
+  const settled = await Promise.allSettled(Array.from({ length: MAX_PARTITIONS }, (_, partition) => pubsub.subscribe(partitionDomainChannel(partition), listener)));
+  const unsubscribes = settled.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+  const unsubscribe = async () => {
+    await Promise.all(unsubscribes.map((each) => each()));
   };
+  const failed = settled.find((outcome) => outcome.status === 'rejected');
+  // All or nothing: a caller that sees the error has no handle on the channels that did subscribe.
+  if (failed) {
+    await unsubscribe().catch(() => undefined);
+    throw failed.reason;
+  }
+  return unsubscribe;
 }
 
 const PARTITION_CHANNEL = /^p(\d{1,2}):(?:domain-events$|user-events:)/;
