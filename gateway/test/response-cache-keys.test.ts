@@ -3,14 +3,13 @@
 // changes what a subgraph is asked for), it is cached, and a write to such an entity purges it. Real subgraphs
 // over HTTP on loopback; the writes are announced on the bus, as a subgraph's event is.
 import { randomUUID } from 'node:crypto';
-import { createMemoryCache, DOMAIN_EVENTS_CHANNEL, listen, MemoryPubSub, MemoryRateLimiter, MemoryResponseStore, slotOf, type DomainEvent } from '@fed/platform';
+import { DOMAIN_EVENTS_CHANNEL, listen, MemoryPubSub, MemoryResponseStore, slotOf, type DomainEvent } from '@fed/platform';
 import { graphql, waitFor, type GraphQLResponse } from '@fed/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEVELOPMENT_AUTH } from '../src/config.ts';
-import { createAuthenticator, createGateway, type Gateway } from '../src/gateway.ts';
+import { createGateway, type Gateway } from '../src/gateway.ts';
 import { cacheKeys } from '../src/response-cache/request-key.ts';
 import { accountKey, shipmentKey, startKeyedGraph, type KeyedGraph } from './fixtures/keyed-entities-graph.ts';
-import { silentLogger } from './fixtures/subgraph-fetch-graph.ts';
+import { testGatewayDeps } from './fixtures/composed-gateway.ts';
 
 const isHit = (response: GraphQLResponse<unknown>) => response.headers.get('age') !== null;
 
@@ -26,12 +25,7 @@ describe('the response cache on entities with @external, compound and nested key
       supergraphSdl: graph.supergraphSdl,
       subgraphUrls: graph.urls,
       subgraphSecrets: graph.secrets,
-      readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
-      rateLimit: null,
-      logger: silentLogger(),
-      cache: createMemoryCache(),
-      rateLimiter: new MemoryRateLimiter(),
-      authenticate: createAuthenticator(DEVELOPMENT_AUTH),
+      ...testGatewayDeps(),
       responseCache: responseCache ? { store: new MemoryResponseStore({ maxTtlSeconds: 300 }), events: bus, maxTtlSeconds: 300 } : null,
     });
     gateways.push(gateway);

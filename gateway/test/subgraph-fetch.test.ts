@@ -4,19 +4,19 @@
 // transport keeps the old contract (timeouts, refused connections, Cache-Control, 5xx for the breaker).
 // Everything runs over real HTTP on loopback: real subgraphs hold their resolvers at checkpoints the test opens,
 // so that requests overlap deterministically, and record the viewer each request was signed for.
-import { createMemoryCache, listen, MemoryRateLimiter, type Viewer } from '@fed/platform';
+import { listen, type Viewer } from '@fed/platform';
 import { graphql, parseExposition, waitFor, watch, type GraphQLResponse } from '@fed/platform/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEVELOPMENT_AUTH } from '../src/config.ts';
-import { createAuthenticator, createGateway, mintToken, type BreakerPolicy, type Gateway } from '../src/gateway.ts';
+import { createGateway, mintToken, type BreakerPolicy, type Gateway } from '../src/gateway.ts';
 import { createSubgraphTransport } from '../src/subgraphs/transport.ts';
+import { testGatewayDeps } from './fixtures/composed-gateway.ts';
 import {
   composeSupergraph,
   expected,
   ITEM_IDS,
   NOTICE_MAX_AGE_S,
   refusedUrl,
-  silentLogger,
   startAlpha,
   startBeta,
   startFailingSubgraph,
@@ -65,13 +65,7 @@ async function startGateway(
     subgraphTimeoutMs: options.subgraphTimeoutMs ?? 10_000,
     ...(options.dedupe === undefined ? {} : { dedupe: options.dedupe }),
     ...(options.breaker === undefined ? {} : { breaker: options.breaker }),
-    // Only the probe at start: every other request a subgraph sees is the test's.
-    readiness: { intervalMs: 600_000, staleAfterMs: 600_000 },
-    rateLimit: null,
-    logger: silentLogger(),
-    cache: createMemoryCache(),
-    rateLimiter: new MemoryRateLimiter(),
-    authenticate: createAuthenticator(DEVELOPMENT_AUTH),
+    ...testGatewayDeps(),
   });
   const port = await listen(gateway.httpServer, 0, '127.0.0.1');
   const url = `http://127.0.0.1:${port}/graphql`;

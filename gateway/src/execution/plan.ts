@@ -271,10 +271,7 @@ function flattenWithParents(root: Data, path: ResponsePath): { value: unknown; p
       else found.push({ value, parents });
       return;
     }
-    const element = path[from] as string;
-    const bar = element.indexOf(CONDITION);
-    const name = bar < 0 ? element : element.slice(0, bar);
-    const types = bar < 0 ? undefined : conditionTypes(element, bar);
+    const { name, types } = stepOf(path[from] as string);
     if (name === '@') {
       if (!Array.isArray(value)) throw new TypeError('value.flatMap is not a function');
       for (const item of value as unknown[]) if (!(types && outOfType(item, types))) walk(item, from + 1, parents);
@@ -491,6 +488,11 @@ function moveIntoCursor(cursor: Cursor, pathInCursor: ResponsePath): Cursor | un
  */
 const CONDITION = '|[';
 const conditionTypes = (element: string, bar: number) => element.slice(bar + CONDITION.length, -1).split(',');
+/** A path element's field name ('@' for a list, '' for the root) and the types its value must have, if any. */
+function stepOf(element: string): { name: string; types?: string[] } {
+  const bar = element.indexOf(CONDITION);
+  return bar < 0 ? { name: element } : { name: element.slice(0, bar), types: conditionTypes(element, bar) };
+}
 /** An object whose `__typename` is none of `types`; one without a `__typename` stays in. */
 function outOfType(value: unknown, types: readonly string[]): boolean {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
@@ -498,7 +500,8 @@ function outOfType(value: unknown, types: readonly string[]): boolean {
   return typeof typename === 'string' && !types.includes(typename);
 }
 
-// Apollo's recursion, by index instead of by copying the rest of the path at every step.
+// Apollo's recursion, by index instead of by copying the rest of the path at every step (and the path elements
+// read in place rather than through stepOf: this runs for every entity of every fetch).
 function flattenFrom(value: unknown, path: ResponsePath, from: number): Data | Data[] | null | undefined {
   let current = value;
   for (let index = from; index < path.length; index++) {
@@ -551,8 +554,7 @@ function errorPaths(fetch: FetchNode, cursor: Cursor) {
 const plainPath = (path: ResponsePath): ResponsePath =>
   path.flatMap((element): ResponsePath => {
     if (typeof element !== 'string') return [element];
-    const bar = element.indexOf(CONDITION);
-    const name = bar < 0 ? element : element.slice(0, bar);
+    const { name } = stepOf(element);
     return name === '' ? [] : [name];
   });
 
@@ -564,9 +566,7 @@ function hydratePaths(parent: ResponsePath, path: ResponsePath, data: unknown, r
     return;
   }
   if (typeof head !== 'string') assert(false, `unknown path part "${head}"`);
-  const bar = head.indexOf(CONDITION);
-  const name = bar < 0 ? head : head.slice(0, bar);
-  const types = bar < 0 ? undefined : conditionTypes(head, bar);
+  const { name, types } = stepOf(head);
   if (name === '@') {
     assert(Array.isArray(data), 'expected array when encountering `@`');
     for (const [index, value] of data.entries()) {
